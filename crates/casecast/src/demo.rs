@@ -1,0 +1,191 @@
+//! `serve --demo`: the demo project, an admin login and 500 realistic cases, made idempotently.
+
+use anyhow::Context;
+use casecast_core::sheet::Limits;
+use casecast_core::{CountryCode, Email, ProjectSlug, Role, TimeZoneName};
+use casecast_store::projects::NewProject;
+use casecast_store::{Db, StoreError};
+
+/// The login printed on the console.
+pub struct DemoLogin {
+    pub email: String,
+    pub password: String,
+}
+
+const DEMO_ADMIN: &str = "admin@demo.casecast.example";
+const CASES: usize = 500;
+
+const FIRST: [&str; 24] = [
+    "Aber",
+    "Akello",
+    "Apio",
+    "Atim",
+    "Auma",
+    "Nakato",
+    "Namubiru",
+    "Nansubuga",
+    "Babirye",
+    "Kisakye",
+    "Achieng",
+    "Lamunu",
+    "Okello",
+    "Opio",
+    "Ojok",
+    "Odongo",
+    "Mukasa",
+    "Ssempijja",
+    "Kato",
+    "Wasswa",
+    "Tumusiime",
+    "Byaruhanga",
+    "Kiggundu",
+    "Onen",
+];
+const GIVEN: [&str; 20] = [
+    "Grace",
+    "Esther",
+    "Sarah",
+    "Joan",
+    "Brenda",
+    "Harriet",
+    "Florence",
+    "Immaculate",
+    "Prossy",
+    "Winnie",
+    "Joseph",
+    "Moses",
+    "Patrick",
+    "Denis",
+    "Robert",
+    "Samuel",
+    "Ivan",
+    "Emmanuel",
+    "Geoffrey",
+    "Brian",
+];
+const DISTRICTS: [(&str, &str); 7] = [
+    ("Gulu", "ach"),
+    ("Kitgum", "ach"),
+    ("Lira", "laj"),
+    ("Kampala", "lg"),
+    ("Jinja", "lg"),
+    ("Mbarara", "nyn"),
+    ("Arua", "en"),
+];
+const PREFIXES: [&str; 7] = ["070", "071", "074", "075", "077", "078", "076"];
+
+/// A small deterministic generator, so that the demo cases are the same on every start.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+/// The demo cases as CSV, imported through the same path as a user's sheet.
+fn demo_sheet() -> String {
+    let mut rng = Lcg(2026);
+    let mut csv = String::from("external_id,name,phone_number,case_type,language_code,closed,district,study_arm,hiv_status,enrolled_on\n");
+    for i in 1..=CASES {
+        let (district, local_language) = DISTRICTS[rng.next(DISTRICTS.len())];
+        let name = format!(
+            "{} {}",
+            GIVEN[rng.next(GIVEN.len())],
+            FIRST[rng.next(FIRST.len())]
+        );
+        // Every 25th participant has no phone: broadcasts count them as excluded.
+        let phone = if i % 25 == 0 {
+            String::new()
+        } else {
+            format!(
+                "{}{} {:06}",
+                PREFIXES[rng.next(PREFIXES.len())],
+                rng.next(10),
+                rng.next(1_000_000)
+            )
+        };
+        let language = if rng.next(3) == 0 {
+            "en"
+        } else {
+            local_language
+        };
+        let arm = ["intervention", "control"][rng.next(2)];
+        let status = ["positive", "negative", "negative", "unknown"][rng.next(4)];
+        let closed = if i % 40 == 0 { "true" } else { "false" };
+        let enrolled = format!("2026-{:02}-{:02}", 1 + rng.next(10), 1 + rng.next(28));
+        let prefix = &district[..3].to_uppercase();
+        csv.push_str(&format!(
+            "{prefix}-{i:04},{name},{phone},participant,{language},{closed},{district},{arm},{status},{enrolled}\n"
+        ));
+    }
+    csv
+}
+
+/// Creates what is missing of the demo and resets the demo admin's password (printed once).
+pub async fn seed(db: &Db) -> anyhow::Result<DemoLogin> {
+    let project = match db.project_by_slug("demo").await {
+        Ok(p) => p,
+        Err(StoreError::NotFound(_)) => {
+            db.create_project(&NewProject {
+                slug: ProjectSlug::parse("demo")?,
+                name: "Demo: Gulu HIV study".into(),
+                time_zone: TimeZoneName::parse("Africa/Kampala")?,
+                country: Some(CountryCode::parse("UG")?),
+            })
+            .await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let password = casecast_store::secrets::random_hex(8);
+    db.upsert_user(
+        &Email::parse(DEMO_ADMIN)?,
+        &password,
+        project.id,
+        Role::Admin,
+    )
+    .await?;
+    let report = db
+        .import_cases(
+            project.id,
+            project.country_code(),
+            demo_sheet().into_bytes(),
+            "demo.csv",
+            Limits::default(),
+            &|_| {},
+        )
+        .await
+        .context("importing the demo cases")?;
+    anyhow::ensure!(
+        report.errors.is_empty(),
+        "demo row {} is invalid: {}",
+        report.errors[0].row,
+        report.errors[0].message
+    );
+    tracing::info!(
+        created = report.created,
+        unchanged = report.unchanged,
+        "demo cases ready"
+    );
+    Ok(DemoLogin {
+        email: DEMO_ADMIN.to_string(),
+        password,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_sheet_is_stable_and_sized() {
+        let a = demo_sheet();
+        assert_eq!(a, demo_sheet());
+        assert_eq!(a.lines().count(), CASES + 1);
+        assert!(a.contains("GUL-") && a.contains(",participant,"));
+    }
+}

@@ -1,0 +1,114 @@
+//! The `casecast` command: serve, worker, migrate, and the admin and data commands.
+
+mod admin;
+mod bench;
+mod demo;
+mod import;
+mod serve;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Casecast: SMS to case groups for health and field programs.
+#[derive(Parser)]
+#[command(name = "casecast", version, about)]
+struct Cli {
+    /// Database: a SQLite file path (created on first use) or a postgres:// URL.
+    #[arg(
+        long,
+        global = true,
+        env = "CASECAST_DB",
+        default_value = "casecast.db"
+    )]
+    db: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "CASECAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web UI, the API and the background workers.
+    Serve(serve::ServeArgs),
+    /// Run the background workers only (scale-out on PostgreSQL).
+    Worker,
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(admin::ProjectCommand),
+    /// Manage logins.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(admin::TokenCommand),
+    /// Import cases.
+    #[command(subcommand)]
+    Cases(import::CasesCommand),
+    /// Measure speed and memory (makes its own data).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CASECAST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::serve(&cli.db, args).await,
+        Command::Worker => serve::worker(&cli.db).await,
+        Command::Migrate => {
+            let db = casecast_store::Db::open(&cli.db)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+            db.close().await;
+            println!("the database is migrated");
+            Ok(())
+        }
+        Command::Project(c) => admin::project(&cli.db, c).await,
+        Command::User(c) => admin::user(&cli.db, c).await,
+        Command::Token(c) => admin::token(&cli.db, c).await,
+        Command::Cases(c) => import::cases(&cli.db, c).await,
+        Command::Bench(c) => bench::bench(&cli.db, c).await,
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the reason and its context.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Case import sheets: which column is which, and one row into a set of case changes.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::case::{self, CaseChanges, FieldError, STANDARD_FIELDS};
+use crate::ids::{CaseId, CountryCode};
+use crate::phone::PhoneNumber;
+use crate::sheet::{Headers, Row};
+
+/// Where each known column is; every other column is a property.
+#[derive(Clone, Debug)]
+pub struct ImportColumns {
+    standard: BTreeMap<&'static str, usize>,
+    properties: Vec<(usize, String)>,
+}
+
+/// One valid row: how to find the case, and what to change.
+#[derive(Clone, Debug)]
+pub struct ImportRow {
+    pub number: usize,
+    pub case_id: Option<CaseId>,
+    pub external_id: Option<String>,
+    pub changes: CaseChanges,
+}
+
+/// A row that could not be imported: where, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RowError {
+    pub row: usize,
+    pub column: String,
+    pub message: String,
+}
+
+impl ImportColumns {
+    /// Maps header names (trimmed, any case) to fields; refuses sheets without `name` or with repeated headers.
+    pub fn from_headers(headers: &Headers) -> Result<Self, String> {
+        let mut standard = BTreeMap::new();
+        let mut properties = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, raw) in headers.0.iter().enumerate() {
+            let name = raw.trim();
+            if name.is_empty() {
+                continue;
+            }
+            let lower = name.to_ascii_lowercase();
+            if !seen.insert(lower.clone()) {
+                return Err(format!(
+                    "the column '{name}' appears twice in the header row"
+                ));
+            }
+            if let Some(field) = STANDARD_FIELDS.iter().find(|f| **f == lower) {
+                standard.insert(*field, i);
+            } else {
+                let prop = case::parse_property_name(name).map_err(|e| {
+                    format!(
+                        "the column '{name}' cannot be a case property: {}",
+                        e.message
+                    )
+                })?;
+                properties.push((i, prop));
+            }
+        }
+        if !standard.contains_key("name") {
+            return Err(format!(
+                "the sheet has no 'name' column; the header row has {}",
+                if headers.0.iter().all(|h| h.trim().is_empty()) {
+                    "no names".to_string()
+                } else {
+                    headers.list()
+                }
+            ));
+        }
+        if properties.len() > case::MAX_PROPERTIES {
+            return Err(format!(
+                "the sheet has {} property columns; the limit is {}",
+                properties.len(),
+                case::MAX_PROPERTIES
+            ));
+        }
+        Ok(Self {
+            standard,
+            properties,
+        })
+    }
+
+    fn cell<'r>(&self, row: &'r Row, field: &str) -> Option<&'r str> {
+        let v = row.get(*self.standard.get(field)?).trim();
+        (!v.is_empty()).then_some(v)
+    }
+
+    /// Reads one row. Blank cells leave the case's value as it is.
+    pub fn parse_row(
+        &self,
+        row: &Row,
+        country: Option<&CountryCode>,
+    ) -> Result<ImportRow, RowError> {
+        let err = |e: FieldError| RowError {
+            row: row.number,
+            column: e.field,
+            message: e.message,
+        };
+        let mut changes = CaseChanges::default();
+        let case_id = self
+            .cell(row, "case_id")
+            .map(|v| CaseId::parse(v).map_err(|e| FieldError::new("case_id", e.0)))
+            .transpose()
+            .map_err(err)?;
+        let external_id = self
+            .cell(row, "external_id")
+            .map(case::parse_external_id)
+            .transpose()
+            .map_err(err)?;
+        if case_id.is_none() && external_id.is_none() {
+            return Err(err(FieldError::new(
+                "case_id",
+                "the row has neither a case_id nor an external_id; give one so that importing the sheet again updates this case instead of creating another",
+            )));
+        }
+        changes.external_id = external_id.clone().map(Some);
+        changes.name = self
+            .cell(row, "name")
+            .map(case::parse_name)
+            .transpose()
+            .map_err(err)?;
+        changes.case_type = self
+            .cell(row, "case_type")
+            .map(case::parse_case_type)
+            .transpose()
+            .map_err(err)?;
+        if let Some(v) = self.cell(row, "phone_number") {
+            let phone = PhoneNumber::parse(v, country)
+                .map_err(|e| err(FieldError::new("phone_number", e.to_string())))?;
+            changes.phone_number = Some(Some(phone));
+        }
+        changes.language_code = self
+            .cell(row, "language_code")
+            .map(case::parse_language_code)
+            .transpose()
+            .map_err(err)?
+            .map(Some);
+        changes.owner_id = self
+            .cell(row, "owner_id")
+            .map(case::parse_owner_id)
+            .transpose()
+            .map_err(err)?
+            .map(Some);
+        changes.closed = self
+            .cell(row, "closed")
+            .map(case::parse_closed)
+            .transpose()
+            .map_err(err)?;
+        for (col, name) in &self.properties {
+            let v = row.get(*col);
+            if !v.trim().is_empty() {
+                let value = case::parse_property_value(name, v).map_err(err)?;
+                changes.properties.insert(name.clone(), Some(value));
+            }
+        }
+        Ok(ImportRow {
+            number: row.number,
+            case_id,
+            external_id,
+            changes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(h: &[&str]) -> Headers {
+        Headers(h.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn row(number: usize, cells: &[&str]) -> Row {
+        Row {
+            number,
+            cells: cells.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn maps_columns_and_reads_a_row() {
+        let cols = ImportColumns::from_headers(&headers(&[
+            " Name ",
+            "EXTERNAL_ID",
+            "phone_number",
+            "district",
+            "closed",
+        ]))
+        .unwrap();
+        let ug = CountryCode::parse("UG").unwrap();
+        let r = cols
+            .parse_row(
+                &row(2, &["Aber Grace", "P-001", "0772 123456", "Gulu", "no"]),
+                Some(&ug),
+            )
+            .unwrap();
+        assert_eq!(r.external_id.as_deref(), Some("P-001"));
+        assert_eq!(r.changes.name.as_deref(), Some("Aber Grace"));
+        assert_eq!(
+            r.changes.phone_number.clone().flatten().unwrap().as_str(),
+            "+256772123456"
+        );
+        assert_eq!(r.changes.properties["district"].as_deref(), Some("Gulu"));
+        assert_eq!(r.changes.closed, Some(false));
+    }
+
+    #[test]
+    fn refuses_bad_headers_and_rows() {
+        let err = ImportColumns::from_headers(&headers(&["full name", "phone"])).unwrap_err();
+        assert!(
+            err.contains("no 'name' column") && err.contains("'full name'"),
+            "{err}"
+        );
+        assert!(ImportColumns::from_headers(&headers(&["name", "Name"]))
+            .unwrap_err()
+            .contains("twice"));
+        let cols = ImportColumns::from_headers(&headers(&["name", "external_id", "phone_number"]))
+            .unwrap();
+        let e = cols
+            .parse_row(&row(7, &["X", "E1", "+256 77"]), None)
+            .unwrap_err();
+        assert_eq!((e.row, e.column.as_str()), (7, "phone_number"));
+        assert!(e.message.contains("+256 77"), "{}", e.message);
+        let e = cols.parse_row(&row(8, &["X", "", ""]), None).unwrap_err();
+        assert_eq!(e.column, "case_id");
+    }
+}

@@ -1,0 +1,11 @@
+//! Casecast's domain: types and rules with no I/O.
+
+pub mod case;
+pub mod case_sheet;
+pub mod ids;
+pub mod phone;
+pub mod sheet;
+pub mod time;
+
+pub use ids::{CaseId, CountryCode, Email, InvalidValue, ProjectSlug, Role, TimeZoneName};
+pub use phone::{PhoneError, PhoneNumber};

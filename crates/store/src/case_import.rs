@@ -1,0 +1,326 @@
+//! Case imports: a sheet of rows into created and updated cases, in sets, in one transaction.
+//!
+//! The sheet is parsed on a blocking thread and handed over in batches through a bounded
+//! channel, so memory stays flat however long the sheet is. All writes happen in one
+//! transaction: a file-level error (too many rows, a corrupt file) leaves nothing half-written.
+
+use std::collections::{HashMap, HashSet};
+
+use casecast_core::case::{Case, CaseChanges};
+use casecast_core::case_sheet::{ImportColumns, ImportRow, RowError};
+use casecast_core::sheet::{self, Headers, Limits, Row, RowSink, SheetError};
+use casecast_core::CountryCode;
+use serde::Serialize;
+use sqlx::{Any, Row as _, Transaction};
+use tokio::sync::mpsc;
+
+use crate::cases::{case_from_row, insert_cases, update_case_row, CASE_COLUMNS};
+use crate::dialect::MAX_BIND_PARAMS;
+use crate::error::StoreError;
+use crate::Db;
+
+/// Rows handed from the parser to the writer at a time.
+const BATCH: usize = 2000;
+
+/// What an import did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub blank: usize,
+    pub errors: Vec<RowError>,
+}
+
+/// Why a whole import was refused; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Sheet(#[from] SheetError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ImportError {
+    fn from(e: sqlx::Error) -> Self {
+        ImportError::Store(e.into())
+    }
+}
+
+enum Parsed {
+    Blank,
+    Valid(ImportRow),
+    Invalid(RowError),
+}
+
+struct ChannelSink {
+    columns: Option<ImportColumns>,
+    country: Option<CountryCode>,
+    batch: Vec<Parsed>,
+    tx: mpsc::Sender<Vec<Parsed>>,
+}
+
+impl ChannelSink {
+    fn flush(&mut self) -> Result<(), SheetError> {
+        let batch = std::mem::take(&mut self.batch);
+        self.tx
+            .blocking_send(batch)
+            .map_err(|_| SheetError::Sink("the import was stopped".into()))
+    }
+}
+
+impl RowSink for ChannelSink {
+    fn headers(&mut self, headers: &Headers) -> Result<(), SheetError> {
+        self.columns = Some(ImportColumns::from_headers(headers).map_err(SheetError::Sink)?);
+        Ok(())
+    }
+    fn row(&mut self, row: Row) -> Result<(), SheetError> {
+        let columns = self.columns.as_ref().expect("headers come first");
+        let parsed = if row.is_blank() {
+            Parsed::Blank
+        } else {
+            match columns.parse_row(&row, self.country.as_ref()) {
+                Ok(r) => Parsed::Valid(r),
+                Err(e) => Parsed::Invalid(e),
+            }
+        };
+        self.batch.push(parsed);
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Imports a `.xlsx` or `.csv` of cases into a project; `progress` gets the rows done so far.
+    pub async fn import_cases(
+        &self,
+        project_id: i64,
+        country: Option<CountryCode>,
+        bytes: Vec<u8>,
+        file_name: &str,
+        limits: Limits,
+        progress: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<ImportReport, ImportError> {
+        let (tx, mut rx) = mpsc::channel::<Vec<Parsed>>(4);
+        let name = file_name.to_string();
+        let parser = tokio::task::spawn_blocking(move || {
+            let mut sink = ChannelSink {
+                columns: None,
+                country,
+                batch: Vec::with_capacity(BATCH),
+                tx,
+            };
+            sheet::read_sheet(&bytes, &name, &limits, &mut sink)?;
+            sink.flush()
+        });
+        let mut report = ImportReport::default();
+        let mut writer = ImportWriter {
+            project_id,
+            seen_case_ids: HashMap::new(),
+            seen_external_ids: HashMap::new(),
+        };
+        let mut db_tx = self.begin_write().await?;
+        let mut failure: Option<ImportError> = None;
+        while let Some(batch) = rx.recv().await {
+            report.rows += batch.len();
+            if let Err(e) = writer.write_batch(&mut db_tx, batch, &mut report).await {
+                failure = Some(e.into());
+                break;
+            }
+            progress(report.rows);
+        }
+        drop(rx);
+        let parsed = parser.await.map_err(|e| {
+            StoreError::Database(sqlx::Error::Protocol(format!("import parser stopped: {e}")))
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        parsed?;
+        db_tx.commit().await?;
+        tracing::info!(
+            project.id = project_id,
+            rows = report.rows,
+            created = report.created,
+            updated = report.updated,
+            errors = report.errors.len(),
+            "imported cases"
+        );
+        Ok(report)
+    }
+}
+
+struct ImportWriter {
+    project_id: i64,
+    seen_case_ids: HashMap<String, usize>,
+    seen_external_ids: HashMap<String, usize>,
+}
+
+impl ImportWriter {
+    async fn write_batch(
+        &mut self,
+        tx: &mut Transaction<'static, Any>,
+        batch: Vec<Parsed>,
+        report: &mut ImportReport,
+    ) -> Result<(), sqlx::Error> {
+        let mut rows = Vec::with_capacity(batch.len());
+        for parsed in batch {
+            match parsed {
+                Parsed::Blank => report.blank += 1,
+                Parsed::Invalid(e) => report.errors.push(e),
+                Parsed::Valid(r) => match self.first_seen(&r) {
+                    Some(e) => report.errors.push(e),
+                    None => rows.push(r),
+                },
+            }
+        }
+        let by_case_id = self
+            .existing(
+                tx,
+                "case_id",
+                rows.iter()
+                    .filter_map(|r| r.case_id.as_ref().map(|c| c.as_str().to_string())),
+            )
+            .await?;
+        let by_external_id = self
+            .existing(
+                tx,
+                "external_id",
+                rows.iter().filter_map(|r| r.external_id.clone()),
+            )
+            .await?;
+        let now = casecast_core::time::now_ms();
+        let mut new_cases = Vec::new();
+        for r in rows {
+            let matched_by_id = r
+                .case_id
+                .as_ref()
+                .and_then(|c| by_case_id.get(c.as_str()))
+                .and_then(|v| v.first());
+            let target = match matched_by_id {
+                Some(found) => Some(found),
+                None => {
+                    let live: Vec<&(i64, Case)> = r
+                        .external_id
+                        .as_ref()
+                        .and_then(|e| by_external_id.get(e))
+                        .map(|v| v.iter().filter(|(_, c)| !c.deleted).collect())
+                        .unwrap_or_default();
+                    if live.len() > 1 {
+                        report.errors.push(RowError {
+                            row: r.number,
+                            column: "external_id".into(),
+                            message: format!(
+                                "external_id '{}' matches {} cases ({}); add a case_id column to say which one",
+                                r.external_id.as_deref().unwrap_or_default(),
+                                live.len(),
+                                live.iter().map(|(_, c)| c.case_id.as_str()).collect::<Vec<_>>().join(", ")
+                            ),
+                        });
+                        continue;
+                    }
+                    live.first().copied()
+                }
+            };
+            match target {
+                Some((_, existing)) if existing.deleted => report.errors.push(RowError {
+                    row: r.number,
+                    column: "case_id".into(),
+                    message: format!("case '{}' has been deleted", existing.case_id),
+                }),
+                Some((id, existing)) => {
+                    let mut case = existing.clone();
+                    if r.changes.apply(&mut case) {
+                        if let Err(e) = CaseChanges::check_result(&case) {
+                            report.errors.push(RowError {
+                                row: r.number,
+                                column: e.field,
+                                message: e.message,
+                            });
+                            continue;
+                        }
+                        case.modified_at = now;
+                        update_case_row(tx, *id, &case).await?;
+                        report.updated += 1;
+                    } else {
+                        report.unchanged += 1;
+                    }
+                }
+                None => match r.changes.create(r.case_id.clone().unwrap_or_default(), now) {
+                    Ok(case) => {
+                        new_cases.push(case);
+                        report.created += 1;
+                    }
+                    Err(e) => report.errors.push(RowError {
+                        row: r.number,
+                        column: e.field,
+                        message: "this row creates a new case, and a new case needs a name".into(),
+                    }),
+                },
+            }
+        }
+        insert_cases(tx, self.project_id, &new_cases).await
+    }
+
+    /// Refuses a second row for the same case ID or external ID in one file.
+    fn first_seen(&mut self, r: &ImportRow) -> Option<RowError> {
+        if let Some(c) = &r.case_id {
+            if let Some(first) = self.seen_case_ids.get(c.as_str()) {
+                return Some(duplicate(r.number, "case_id", c.as_str(), *first));
+            }
+        }
+        if let Some(e) = &r.external_id {
+            if let Some(first) = self.seen_external_ids.get(e) {
+                return Some(duplicate(r.number, "external_id", e, *first));
+            }
+        }
+        if let Some(c) = &r.case_id {
+            self.seen_case_ids.insert(c.as_str().to_string(), r.number);
+        }
+        if let Some(e) = &r.external_id {
+            self.seen_external_ids.insert(e.clone(), r.number);
+        }
+        None
+    }
+
+    /// The project's cases whose `column` is one of `values`, grouped by that value.
+    async fn existing(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        column: &'static str,
+        values: impl Iterator<Item = String>,
+    ) -> Result<HashMap<String, Vec<(i64, Case)>>, sqlx::Error> {
+        let values: Vec<String> = values.collect::<HashSet<_>>().into_iter().collect();
+        let mut found: HashMap<String, Vec<(i64, Case)>> = HashMap::new();
+        for chunk in values.chunks(MAX_BIND_PARAMS - 1) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT {CASE_COLUMNS} FROM cases WHERE project_id = $1 AND {column} IN ({}) ORDER BY id",
+                placeholders.join(",")
+            );
+            let mut q = sqlx::query(&sql).bind(self.project_id);
+            for v in chunk {
+                q = q.bind(v.clone());
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let key: String = row.try_get(column)?;
+                found.entry(key).or_default().push(case_from_row(&row)?);
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn duplicate(row: usize, column: &str, value: &str, first: usize) -> RowError {
+    RowError {
+        row,
+        column: column.into(),
+        message: format!(
+            "{column} '{value}' already appears in row {first} of this file; the row was skipped"
+        ),
+    }
+}

@@ -1,0 +1,110 @@
+//! The database handle: which engine, the pool, and write transactions.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::dialect;
+
+/// Which database engine a URL selected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The embedded default: one file, one machine.
+    Sqlite,
+    /// The shared engine for many processes.
+    Postgres,
+}
+
+impl Engine {
+    /// The engine's name in logs and test names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+}
+
+/// A pool on one engine. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+/// Turns what the user gave to `--db` into a driver URL: a plain path is a SQLite file.
+pub fn normalise_url(url: &str) -> (Engine, String) {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        (Engine::Postgres, url.to_string())
+    } else if url.starts_with("sqlite:") {
+        (Engine::Sqlite, url.to_string())
+    } else {
+        (Engine::Sqlite, format!("sqlite://{url}?mode=rwc"))
+    }
+}
+
+impl Db {
+    /// Connects (creating a SQLite file if needed) without migrating.
+    pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let (engine, url) = normalise_url(url);
+        let options: AnyConnectOptions = url.parse()?;
+        let max = match engine {
+            Engine::Sqlite => 8,
+            Engine::Postgres => 16,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    for statement in dialect::connection_setup(engine) {
+                        conn.execute(*statement).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Db { pool, engine })
+    }
+
+    /// Connects and applies migrations: what every command does first.
+    pub async fn open(url: &str) -> Result<Db, sqlx::Error> {
+        let db = Db::connect(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// The engine behind this handle.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Connections open and idle, for `/metrics`.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// A transaction that will write (see `dialect::begin_write`).
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        self.pool
+            .begin_with(dialect::begin_write(self.engine))
+            .await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        self.pool.execute("SELECT 1").await.map(|_| ())
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,46 @@
+//! The few places where SQLite and PostgreSQL differ, named in one spot.
+
+use crate::db::Engine;
+
+/// The statement that opens a write transaction. SQLite takes the write lock up front
+/// (`IMMEDIATE`) so that two writers wait for each other instead of failing with SQLITE_BUSY
+/// when a read transaction tries to upgrade.
+pub(crate) fn begin_write(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "BEGIN IMMEDIATE",
+        Engine::Postgres => "BEGIN",
+    }
+}
+
+/// Session settings run on every new connection.
+pub(crate) fn connection_setup(engine: Engine) -> &'static [&'static str] {
+    match engine {
+        Engine::Sqlite => &[
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA busy_timeout = 10000",
+        ],
+        Engine::Postgres => &[],
+    }
+}
+
+/// The migration scripts of an engine, in order.
+pub(crate) fn migrations(engine: Engine) -> &'static [(i64, &'static str, &'static str)] {
+    match engine {
+        Engine::Sqlite => &[(
+            1,
+            "foundation",
+            include_str!("../migrations/sqlite/0001_foundation.sql"),
+        )],
+        Engine::Postgres => &[(
+            1,
+            "foundation",
+            include_str!("../migrations/postgres/0001_foundation.sql"),
+        )],
+    }
+}
+
+/// The largest number of bind parameters we put in one statement (SQLite allows 32766,
+/// PostgreSQL 65535); multi-row statements are chunked below this.
+pub(crate) const MAX_BIND_PARAMS: usize = 30_000;

@@ -1,0 +1,31 @@
+//! The storage layer's error: what callers map to HTTP statuses and CLI messages.
+
+use casecast_core::case::FieldError;
+
+/// A storage outcome that is not success.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing does not exist (or belongs to another project).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A unique rule was broken; `code` is machine-readable (`name_taken`, `case_id_taken`).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// A field broke a rule.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The database failed; never shown to users.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Results of storage calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Whether a database error is a unique-key violation (portable across both engines).
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation),
+        _ => false,
+    }
+}

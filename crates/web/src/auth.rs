@@ -1,0 +1,204 @@
+//! Who is asking: API tokens for `/api/v1`, session cookies for pages, CSRF tokens for forms.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Redirect, Response};
+use casecast_core::Role;
+use casecast_store::accounts::User;
+use casecast_store::projects::Project;
+use casecast_store::{secrets, StoreError};
+
+use crate::error::{ApiError, PageError};
+use crate::AppState;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "casecast_session";
+/// The cookie that carries the login form's CSRF token before there is a session.
+pub const LOGIN_CSRF_COOKIE: &str = "casecast_login_csrf";
+
+/// An API caller: a valid token whose project is the one in the path.
+#[derive(Clone, Debug)]
+pub struct ApiAuth {
+    pub project: Project,
+    pub user_id: i64,
+    pub role: Role,
+}
+
+impl ApiAuth {
+    /// Refuses viewers (403).
+    pub fn require_write(&self) -> Result<(), ApiError> {
+        if self.role.can_write() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+}
+
+async fn project_slug(parts: &mut Parts, state: &AppState) -> Option<String> {
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .ok()?;
+    params.get("project").cloned()
+}
+
+impl FromRequestParts<AppState> for ApiAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthorized)?;
+        let grant = state.db.check_token(token).await.map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::unauthorized(),
+            other => other.into(),
+        })?;
+        let slug = project_slug(parts, state)
+            .await
+            .ok_or_else(|| ApiError::not_found("project"))?;
+        let project = state.db.project_by_slug(&slug).await?;
+        if project.id != grant.project_id {
+            // Never tell a token holder that another project exists.
+            return Err(ApiError::not_found("project"));
+        }
+        state.db.touch_token(grant.token_id).await?;
+        Ok(ApiAuth {
+            project,
+            user_id: grant.user_id,
+            role: grant.role,
+        })
+    }
+}
+
+/// Reads one cookie from the request headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, path `/`, Secure when configured.
+pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> String {
+    format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// A logged-in person on a page.
+#[derive(Clone, Debug)]
+pub struct CurrentUser {
+    pub user: User,
+    pub csrf_token: String,
+    pub session_token: String,
+}
+
+impl CurrentUser {
+    /// Checks a form's CSRF token against the session's.
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), PageError> {
+        if secrets::constant_time_eq(&self.csrf_token, submitted) {
+            Ok(())
+        } else {
+            Err(PageError::forbidden("This form has expired or did not come from Casecast. Go back, reload the page and try again."))
+        }
+    }
+}
+
+/// Sends people without a session to the login page, then back.
+pub struct LoginRedirect(String);
+
+impl IntoResponse for LoginRedirect {
+    fn into_response(self) -> Response {
+        Redirect::to(&format!("/login?next={}", percent_encode(&self.0))).into_response()
+    }
+}
+
+/// Encodes a path for a query string (letters, digits and `-_./` stay).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let here = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(LoginRedirect(here).into_response());
+        };
+        match state.db.session(&token).await {
+            Ok(s) => Ok(CurrentUser {
+                user: s.user,
+                csrf_token: s.csrf_token,
+                session_token: token,
+            }),
+            Err(StoreError::NotFound(_)) => Err(LoginRedirect(here).into_response()),
+            Err(e) => Err(PageError::from(e).into_response()),
+        }
+    }
+}
+
+/// A logged-in member of the project named in the path.
+#[derive(Clone, Debug)]
+pub struct ProjectPage {
+    pub me: CurrentUser,
+    pub project: Project,
+    pub role: Role,
+}
+
+impl ProjectPage {
+    /// Refuses viewers.
+    pub fn require_write(&self) -> Result<(), PageError> {
+        if self.role.can_write() {
+            Ok(())
+        } else {
+            Err(PageError::forbidden(
+                "Your role in this project is viewer: you can look, but not change anything.",
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ProjectPage {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let me = CurrentUser::from_request_parts(parts, state).await?;
+        let not_found = || PageError::not_found().into_response();
+        let slug = project_slug(parts, state).await.ok_or_else(not_found)?;
+        let project = state
+            .db
+            .project_by_slug(&slug)
+            .await
+            .map_err(|e| PageError::from(e).into_response())?;
+        let role = state
+            .db
+            .role_in_project(me.user.id, project.id)
+            .await
+            .map_err(|e| PageError::from(e).into_response())?
+            .ok_or_else(not_found)?;
+        Ok(ProjectPage { me, project, role })
+    }
+}

@@ -1,0 +1,182 @@
+//! The HTTP layer's errors: JSON for the API (`{"error": {code, message}}`), pages for people.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use casecast_core::case::FieldError;
+use casecast_store::case_import::ImportError;
+use casecast_store::StoreError;
+use serde_json::json;
+
+/// An API error with its status and machine-readable code.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Results of API handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// Any status and code.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    /// 401: no valid token.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API token is required: send 'Authorization: Bearer <token>'",
+        )
+    }
+    /// 403: the token's role may not do this.
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "your role in this project may read but not change data",
+        )
+    }
+    /// 404: does not exist, or belongs to another project.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+    /// 422: invalid input.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        (self.status, body).into_response()
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::invalid(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            StoreError::Invalid(f) => f.into(),
+            StoreError::Database(err) => {
+                // Logged with its cause, shown to nobody.
+                tracing::error!(error = %err, "database error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong; it has been logged",
+                )
+            }
+        }
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Sheet(s)
+                if matches!(s, casecast_core::sheet::SheetError::TooLarge { .. }) =>
+            {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", s.to_string())
+            }
+            ImportError::Sheet(s) => ApiError::invalid(s.to_string()),
+            ImportError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// An error shown as a page.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+/// Results of page handlers.
+pub type PageResult<T> = Result<T, PageError>;
+
+impl PageError {
+    /// 404 page.
+    pub fn not_found() -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: "This page does not exist, or you do not have access to it.".into(),
+        }
+    }
+    /// 403 page.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
+    }
+    /// 400 page.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(_) => PageError::not_found(),
+            StoreError::Conflict { message, .. } => Self {
+                status: StatusCode::CONFLICT,
+                message,
+            },
+            StoreError::Invalid(f) => PageError::bad_request(f.to_string()),
+            StoreError::Database(err) => {
+                tracing::error!(error = %err, "database error");
+                Self {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: "Something went wrong; it has been logged.".into(),
+                }
+            }
+        }
+    }
+}
+
+impl From<askama::Error> for PageError {
+    fn from(e: askama::Error) -> Self {
+        tracing::error!(error = %e, "template error");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "Something went wrong; it has been logged.".into(),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = crate::pages::ErrorPage {
+            status: self.status.as_u16(),
+            message: &self.message,
+        };
+        let html = askama::Template::render(&page).unwrap_or_else(|_| self.message.clone());
+        (self.status, axum::response::Html(html)).into_response()
+    }
+}

@@ -1,0 +1,187 @@
+//! Logging in and out, and the list of the user's projects.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use casecast_store::accounts::{LoginOutcome, SESSION_MS};
+use casecast_store::projects::Project;
+use casecast_store::secrets;
+use serde::Deserialize;
+
+use super::{html, Chrome};
+use crate::auth::{cookie, set_cookie, CurrentUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::error::{PageError, PageResult};
+use crate::AppState;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    csrf: String,
+    next: String,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "projects.html")]
+struct ProjectsPage {
+    chrome: Chrome,
+    projects: Vec<(Project, String)>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct NextParam {
+    next: Option<String>,
+}
+
+/// Only local paths, so that a link cannot send a user elsewhere after login.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.len() < 2048 =>
+        {
+            n.to_string()
+        }
+        _ => "/".to_string(),
+    }
+}
+
+fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    next: String,
+    email: String,
+    error: Option<String>,
+) -> PageResult<Response> {
+    let csrf = secrets::random_hex(32);
+    let page = LoginPage {
+        chrome: Chrome::anonymous(),
+        csrf: csrf.clone(),
+        next,
+        email,
+        error,
+    };
+    let cookie = set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, state.config.secure_cookies);
+    Ok((status, [(header::SET_COOKIE, cookie)], html(&page)?).into_response())
+}
+
+/// `GET /login`.
+pub(super) async fn form(
+    State(state): State<AppState>,
+    Query(q): Query<NextParam>,
+) -> PageResult<Response> {
+    login_page(
+        &state,
+        StatusCode::OK,
+        safe_next(q.next.as_deref()),
+        String::new(),
+        None,
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    csrf: String,
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+/// `POST /login`.
+pub(super) async fn submit(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> PageResult<Response> {
+    let Form(form) = form.map_err(|_| {
+        PageError::bad_request("The login form was incomplete. Go back and try again.")
+    })?;
+    let next = safe_next(form.next.as_deref());
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !secrets::constant_time_eq(&expected, &form.csrf) {
+        let msg = "This login form had expired. Please try again.".to_string();
+        return login_page(&state, StatusCode::FORBIDDEN, next, form.email, Some(msg));
+    }
+    if form.email.len() > 254 || form.password.len() > 1024 {
+        return login_page(
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            next,
+            String::new(),
+            Some("The email or password is too long.".into()),
+        );
+    }
+    match state
+        .db
+        .login(&form.email, &form.password, &addr.ip().to_string())
+        .await?
+    {
+        LoginOutcome::Ok { token, user } => {
+            tracing::info!(user.id = user.id, "logged in");
+            let secure = state.config.secure_cookies;
+            let session = set_cookie(SESSION_COOKIE, &token, SESSION_MS / 1000, secure);
+            let clear = set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure);
+            Ok((
+                [(header::SET_COOKIE, session), (header::SET_COOKIE, clear)],
+                Redirect::to(&next),
+            )
+                .into_response())
+        }
+        LoginOutcome::Wrong => login_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            next,
+            form.email,
+            Some("Wrong email or password.".into()),
+        ),
+        LoginOutcome::Throttled { minutes } => login_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            next,
+            form.email,
+            Some(format!(
+                "Too many failed attempts. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST /logout`.
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Response> {
+    me.check_csrf(&form.csrf)?;
+    state.db.end_session(&me.session_token).await?;
+    let clear = set_cookie(SESSION_COOKIE, "", 0, state.config.secure_cookies);
+    Ok(([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response())
+}
+
+/// `GET /`: the projects the user belongs to.
+pub(super) async fn projects(
+    State(state): State<AppState>,
+    me: CurrentUser,
+) -> PageResult<Response> {
+    let projects = state.db.projects_of_user(me.user.id).await?;
+    Ok(html(&ProjectsPage {
+        chrome: Chrome::user(&me),
+        projects,
+    })?
+    .into_response())
+}

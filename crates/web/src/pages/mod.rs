@@ -1,0 +1,85 @@
+//! Server-rendered pages (askama templates, escaped by default): login, projects, cases.
+
+mod cases;
+mod login;
+
+use askama::Template;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::auth::{CurrentUser, ProjectPage};
+use crate::AppState;
+
+/// The page routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(login::projects))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/a/{project}/cases", get(cases::list))
+        .route("/a/{project}/cases/{case_id}", get(cases::show))
+}
+
+/// The frame around every page: who is logged in, which project, the logout form's CSRF token.
+pub struct Chrome {
+    pub email: Option<String>,
+    pub role: Option<&'static str>,
+    pub csrf: String,
+    pub project: Option<ProjectNav>,
+    pub section: &'static str,
+}
+
+/// The project shown in the header.
+pub struct ProjectNav {
+    pub slug: String,
+    pub name: String,
+}
+
+impl Chrome {
+    /// For pages outside a project.
+    pub fn user(me: &CurrentUser) -> Self {
+        Chrome {
+            email: Some(me.user.email.clone()),
+            role: None,
+            csrf: me.csrf_token.clone(),
+            project: None,
+            section: "",
+        }
+    }
+    /// For pages inside a project.
+    pub fn project(page: &ProjectPage, section: &'static str) -> Self {
+        Chrome {
+            email: Some(page.me.user.email.clone()),
+            role: Some(page.role.as_str()),
+            csrf: page.me.csrf_token.clone(),
+            project: Some(ProjectNav {
+                slug: page.project.slug.clone(),
+                name: page.project.name.clone(),
+            }),
+            section,
+        }
+    }
+    /// For the login page.
+    pub fn anonymous() -> Self {
+        Chrome {
+            email: None,
+            role: None,
+            csrf: String::new(),
+            project: None,
+            section: "",
+        }
+    }
+}
+
+/// The page shown for errors.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub status: u16,
+    pub message: &'a str,
+}
+
+/// Renders a template into an HTML response.
+pub fn html(t: &impl Template) -> crate::error::PageResult<axum::response::Html<String>> {
+    Ok(axum::response::Html(t.render()?))
+}
