@@ -51,13 +51,7 @@ impl ImportColumns {
             if let Some(field) = STANDARD_FIELDS.iter().find(|f| **f == lower) {
                 standard.insert(*field, i);
             } else {
-                let prop = case::parse_property_name(name).map_err(|e| {
-                    format!(
-                        "the column '{name}' cannot be a case property: {}",
-                        e.message
-                    )
-                })?;
-                properties.push((i, prop));
+                properties.push((i, name.to_string()));
             }
         }
         if !standard.contains_key("name") {
@@ -69,6 +63,15 @@ impl ImportColumns {
                     headers.list()
                 }
             ));
+        }
+        // Checked after the `name` column, so that a sheet of wrong headers hears about that first.
+        for (_, name) in &properties {
+            case::parse_property_name(name).map_err(|e| {
+                format!(
+                    "the column '{name}' cannot be a case property: {}",
+                    e.message
+                )
+            })?;
         }
         if properties.len() > case::MAX_PROPERTIES {
             return Err(format!(

@@ -215,7 +215,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_numbers_with_a_reason() {
-        let cases: [(&str, fn(&PhoneError) -> bool); 7] = [
+        type Check = fn(&PhoneError) -> bool;
+        let cases: [(&str, Check); 7] = [
             ("+256abc", |e| matches!(e, PhoneError::Letters(_))),
             ("12", |e| matches!(e, PhoneError::TooShort(_))),
             ("+999123456789", |e| {
