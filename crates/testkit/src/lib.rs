@@ -1,0 +1,69 @@
+//! Test support shared by the test suites: a fresh database on either engine, the
+//! `on_both_engines!` macro, a server spawned on port 0, and a small WebDriver client.
+
+mod app;
+mod browser;
+
+use casecast_store::Db;
+pub use casecast_store::Engine;
+use sqlx::{Connection, Executor};
+
+pub use app::{Fixture, TestApp};
+pub use browser::Browser;
+
+/// Runs each named `async fn(Engine)` as two tests, `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name($crate::Engine::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name($crate::Engine::Postgres).await }
+        }
+    )* };
+}
+
+/// A migrated, empty database of its own; a SQLite file lives as long as this value.
+pub struct TestDb {
+    pub db: Db,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The URL of a new, empty database on `engine` (not yet migrated), and the folder that holds it.
+pub async fn fresh_url(engine: Engine) -> (String, Option<tempfile::TempDir>) {
+    match engine {
+        Engine::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temporary folder");
+            let url = dir.path().join("casecast.db").to_string_lossy().to_string();
+            (url, Some(dir))
+        }
+        Engine::Postgres => {
+            let admin = std::env::var("CASECAST_TEST_PG").expect(
+                "CASECAST_TEST_PG is not set: run the tests with scripts/test, which starts a private PostgreSQL",
+            );
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&admin)
+                .await
+                .expect("connecting to the test PostgreSQL");
+            let name = format!("t_{}", casecast_store::secrets::random_hex(8));
+            conn.execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("creating a test database");
+            conn.close().await.ok();
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            (format!("{base}/{name}"), None)
+        }
+    }
+}
+
+impl TestDb {
+    /// A fresh, migrated database.
+    pub async fn new(engine: Engine) -> TestDb {
+        let (url, dir) = fresh_url(engine).await;
+        let db = Db::open(&url).await.expect("opening the test database");
+        assert_eq!(db.engine(), engine);
+        TestDb { db, url, _dir: dir }
+    }
+}
