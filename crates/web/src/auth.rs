@@ -76,6 +76,21 @@ impl FromRequestParts<AppState> for ApiAuth {
     }
 }
 
+/// An API caller allowed to change data (editor or admin); checked before the body is read,
+/// so a viewer gets 403 whatever it sent.
+#[derive(Clone, Debug)]
+pub struct WriteAuth(pub ApiAuth);
+
+impl FromRequestParts<AppState> for WriteAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = ApiAuth::from_request_parts(parts, state).await?;
+        auth.require_write()?;
+        Ok(WriteAuth(auth))
+    }
+}
+
 /// Reads one cookie from the request headers.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers

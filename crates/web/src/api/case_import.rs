@@ -1,5 +1,6 @@
 //! `POST /cases/import`: create and update cases from an `.xlsx` or `.csv` upload.
 
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -10,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ErrorBody;
-use crate::auth::ApiAuth;
+use crate::auth::WriteAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -60,7 +61,15 @@ impl From<ImportReport> for ImportResult {
 }
 
 /// Reads the `file` part of a multipart upload, mapping every failure to an API error.
-pub async fn file_part(mut multipart: Multipart) -> ApiResult<(String, Vec<u8>)> {
+pub async fn file_part(
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(String, Vec<u8>)> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::invalid(format!(
+            "send the file as multipart/form-data with a 'file' part ({})",
+            e.body_text()
+        ))
+    })?;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -101,10 +110,9 @@ pub async fn file_part(mut multipart: Multipart) -> ApiResult<(String, Vec<u8>)>
     responses((status = 200, body = ImportResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn import_cases(
     State(state): State<AppState>,
-    auth: ApiAuth,
-    multipart: Multipart,
+    WriteAuth(auth): WriteAuth,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Json<ImportResult>> {
-    auth.require_write()?;
     let (name, bytes) = file_part(multipart).await?;
     let report = state
         .db

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ErrorBody, PageParams};
-use crate::auth::ApiAuth;
+use crate::auth::{ApiAuth, WriteAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::json::{ApiJson, ApiQuery};
 use crate::AppState;
@@ -239,10 +239,9 @@ async fn list_cases(
     responses((status = 201, body = CaseJson), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_case(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    WriteAuth(auth): WriteAuth,
     ApiJson(body): ApiJson<NewCase>,
 ) -> ApiResult<(StatusCode, Json<CaseJson>)> {
-    auth.require_write()?;
     let case_id = body
         .case_id
         .as_deref()
@@ -289,11 +288,10 @@ async fn get_case(
     responses((status = 200, body = CaseJson), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn patch_case(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    WriteAuth(auth): WriteAuth,
     Path(path): Path<CasePath>,
     ApiJson(body): ApiJson<CasePatch>,
 ) -> ApiResult<Json<CaseJson>> {
-    auth.require_write()?;
     let changes = body.changes(auth.project.country_code())?;
     Ok(Json(
         state
@@ -309,10 +307,9 @@ async fn patch_case(
     responses((status = 200, body = CaseJson), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn close_case(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    WriteAuth(auth): WriteAuth,
     Path(path): Path<CasePath>,
 ) -> ApiResult<Json<CaseJson>> {
-    auth.require_write()?;
     Ok(Json(
         state
             .db
@@ -327,10 +324,9 @@ async fn close_case(
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete_case(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    WriteAuth(auth): WriteAuth,
     Path(path): Path<CasePath>,
 ) -> ApiResult<StatusCode> {
-    auth.require_write()?;
     state.db.delete_case(auth.project.id, &path.case_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

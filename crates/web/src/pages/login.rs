@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use askama::Template;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::Form;
 use casecast_store::accounts::{LoginOutcome, SESSION_MS};
 use casecast_store::projects::Project;
@@ -131,7 +131,7 @@ pub(super) async fn submit(
             let session = set_cookie(SESSION_COOKIE, &token, SESSION_MS / 1000, secure);
             let clear = set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure);
             Ok((
-                [(header::SET_COOKIE, session), (header::SET_COOKIE, clear)],
+                AppendHeaders([(header::SET_COOKIE, session), (header::SET_COOKIE, clear)]),
                 Redirect::to(&next),
             )
                 .into_response())

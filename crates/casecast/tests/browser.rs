@@ -1,0 +1,154 @@
+//! A person in headless Chromium against the real binary: a project and a login made with the
+//! CLI, `casecast serve` started from the CLI; log in, search the case list, open a case.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+use casecast_testkit::{Browser, Engine};
+
+casecast_testkit::on_both_engines!(browser_login_search_and_open_a_case);
+
+fn casecast(url: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_casecast"))
+        .arg("--db")
+        .arg(url)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "casecast {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts `casecast serve` on a free port and returns it with its base URL.
+fn serve(url: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_casecast"))
+        .args(["--db", url, "serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().expect("a ready line").unwrap();
+    let base = ready
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .expect("an address in the ready line");
+    (child, format!("http://{base}"))
+}
+
+async fn browser_login_search_and_open_a_case(engine: Engine) {
+    let (url, _dir) = casecast_testkit::fresh_url(engine).await;
+    casecast(
+        &url,
+        &[
+            "project",
+            "create",
+            "gulu",
+            "--name",
+            "Gulu study",
+            "--time-zone",
+            "Africa/Kampala",
+            "--country",
+            "UG",
+        ],
+        None,
+    );
+    casecast(
+        &url,
+        &[
+            "user",
+            "create",
+            "nurse@gulu.example.org",
+            "--project",
+            "gulu",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        Some("a long secret\n"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sheet = dir.path().join("cases.csv");
+    std::fs::write(
+        &sheet,
+        "external_id,name,phone_number,hiv_status\nGUL-0001,Aber Grace,0772 123456,positive\nLIR-0002,Okello Moses,0772 654321,negative\nKLA-0003,Nakato Sarah,,positive\n",
+    )
+    .unwrap();
+    casecast(
+        &url,
+        &[
+            "cases",
+            "import",
+            "--project",
+            "gulu",
+            sheet.to_str().unwrap(),
+        ],
+        None,
+    );
+    let (mut server, base) = serve(&url);
+
+    let b = Browser::start().await;
+    b.goto(&format!("{base}/a/gulu/cases")).await;
+    assert!(b.url().await.contains("/login"), "sent to the login page");
+    b.type_into(&b.find("input[name=email]").await, "nurse@gulu.example.org")
+        .await;
+    b.type_into(&b.find("input[name=password]").await, "a long secret")
+        .await;
+    b.click(&b.find("button[type=submit]").await).await;
+    assert!(
+        b.url().await.ends_with("/a/gulu/cases"),
+        "back where we started: {}",
+        b.url().await
+    );
+    let rows = b.text(&b.find("table.cases tbody").await).await;
+    assert!(
+        rows.contains("Aber Grace") && rows.contains("Nakato Sarah"),
+        "{rows}"
+    );
+
+    b.type_into(&b.find("input[name=q]").await, "okello").await;
+    b.click(&b.find("form.search button").await).await;
+    let rows = b.text(&b.find("table.cases tbody").await).await;
+    assert!(
+        rows.contains("Okello Moses") && !rows.contains("Aber Grace"),
+        "{rows}"
+    );
+
+    b.click(&b.find("table.cases tbody a").await).await;
+    assert_eq!(b.text(&b.find("h1").await).await.trim(), "Okello Moses");
+    let fields = b.text(&b.find("table.fields").await).await;
+    assert!(
+        fields.contains("LIR-0002") && fields.contains("+256772654321"),
+        "{fields}"
+    );
+    assert!(b
+        .text(&b.find("table.properties").await)
+        .await
+        .contains("negative"));
+    if let Ok(shots) = std::env::var("CASECAST_SCREENSHOTS") {
+        b.screenshot(
+            &std::path::Path::new(&shots).join(format!("case-page-{}.png", engine.name())),
+        )
+        .await;
+    }
+    b.quit().await;
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -1,0 +1,237 @@
+//! Every API route, read from the OpenAPI document: 401 without a token, 404 with another
+//! project's token, 403 for a viewer's writes.
+
+use casecast_testkit::{Engine, TestApp};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::{call, code};
+
+casecast_testkit::on_both_engines!(every_route_checks_token_project_and_role);
+
+async fn every_route_checks_token_project_and_role(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, case) = call(
+        &app,
+        Method::POST,
+        &app.api("alpha", "/cases"),
+        Some(&app.alpha_admin.token),
+        Some(json!({"name": "Aber"})),
+    )
+    .await;
+    let case_id = case["case_id"].as_str().unwrap().to_string();
+    let doc: serde_json::Value = app
+        .http
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (template, item) in paths {
+        for (method, _) in item.as_object().unwrap() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let path = |project: &str| {
+                let p = template
+                    .replace("{project}", project)
+                    .replace("{case_id}", &case_id);
+                assert!(
+                    !p.contains('{'),
+                    "the access test does not know a parameter of {template}"
+                );
+                format!("{}{p}", app.base)
+            };
+            let body = (method != Method::GET && method != Method::DELETE).then(|| json!({}));
+            let (status, err) =
+                call(&app, method.clone(), &path("alpha"), None, body.clone()).await;
+            assert_eq!(
+                (status, code(&err)),
+                (401, "unauthorized"),
+                "{method} {template} without a token"
+            );
+            let (status, _) = call(
+                &app,
+                method.clone(),
+                &path("alpha"),
+                Some("cc_not-a-token"),
+                body.clone(),
+            )
+            .await;
+            assert_eq!(status, 401, "{method} {template} with a bad token");
+            let (status, err) = call(
+                &app,
+                method.clone(),
+                &path("alpha"),
+                Some(&app.beta_admin.token),
+                body.clone(),
+            )
+            .await;
+            assert_eq!(
+                (status, code(&err)),
+                (404, "not_found"),
+                "{method} {template} with another project's token"
+            );
+            let (status, _) = call(
+                &app,
+                method.clone(),
+                &path("nowhere"),
+                Some(&app.alpha_admin.token),
+                body.clone(),
+            )
+            .await;
+            assert_eq!(
+                status, 404,
+                "{method} {template} on a project that does not exist"
+            );
+            if method != Method::GET {
+                let (status, err) = call(
+                    &app,
+                    method.clone(),
+                    &path("alpha"),
+                    Some(&app.alpha_viewer.token),
+                    body.clone(),
+                )
+                .await;
+                assert_eq!(
+                    (status, code(&err)),
+                    (403, "forbidden"),
+                    "{method} {template} as a viewer"
+                );
+            } else {
+                let (status, _) = call(
+                    &app,
+                    method.clone(),
+                    &path("alpha"),
+                    Some(&app.alpha_viewer.token),
+                    None,
+                )
+                .await;
+                assert_eq!(status, 200, "{method} {template} as a viewer");
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 7,
+        "only {checked} routes in the OpenAPI document"
+    );
+    // The case is untouched by all of that.
+    let (status, got) = call(
+        &app,
+        Method::GET,
+        &app.api("alpha", &format!("/cases/{case_id}")),
+        Some(&app.alpha_viewer.token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, got["name"].as_str(), got["deleted"].as_bool()),
+        (200, Some("Aber"), Some(false))
+    );
+}
+
+casecast_testkit::on_both_engines!(revoked_tokens_stop_working);
+
+async fn revoked_tokens_stop_working(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let url = app.api("alpha", "/cases");
+    assert_eq!(
+        call(&app, Method::GET, &url, Some(&app.alpha_editor.token), None)
+            .await
+            .0,
+        200
+    );
+    let tokens = app.db.list_tokens(app.alpha.id).await.unwrap();
+    for t in tokens
+        .iter()
+        .filter(|t| t.user_email == app.alpha_editor.email)
+    {
+        app.db.revoke_token(app.alpha.id, t.id).await.unwrap();
+    }
+    assert_eq!(
+        call(&app, Method::GET, &url, Some(&app.alpha_editor.token), None)
+            .await
+            .0,
+        401
+    );
+    // Another project's token id cannot be revoked through this project.
+    let beta_tokens = app.db.list_tokens(app.beta.id).await.unwrap();
+    assert!(app
+        .db
+        .revoke_token(app.alpha.id, beta_tokens[0].id)
+        .await
+        .is_err());
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            &app.api("beta", "/cases"),
+            Some(&app.beta_admin.token),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+}
+
+casecast_testkit::on_both_engines!(service_endpoints_answer);
+
+async fn service_endpoints_answer(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    call(
+        &app,
+        Method::GET,
+        &app.api("alpha", "/cases"),
+        Some(&app.alpha_admin.token),
+        None,
+    )
+    .await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("casecast_http_requests_total{"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"route="/api/v1/projects/{project}/cases""#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("casecast_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("casecast_db_pool_connections"),
+        "{metrics}"
+    );
+    let docs = app.http.get(app.url("/api/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("swagger"));
+    let (status, body) = call(
+        &app,
+        Method::GET,
+        &app.url("/api/v1/nothing-here"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+}

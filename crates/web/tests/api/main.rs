@@ -1,0 +1,35 @@
+//! API and page tests against a real server on port 0, on SQLite and PostgreSQL.
+
+mod access;
+mod case_import;
+mod cases;
+mod pages;
+
+use casecast_testkit::TestApp;
+use serde_json::Value;
+
+/// Sends a JSON request with a token; returns status and parsed body (Null when empty).
+pub async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = app.http.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The error code of an API error body.
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
