@@ -21,24 +21,37 @@ pub struct ServeArgs {
     secure_cookies: bool,
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when
+/// the future is first polled: call it before printing the ready line, so that a SIGTERM sent
+/// right after "ready" stops the process cleanly instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
-    tracing::info!("shutting down");
+    async move {
+        #[cfg(unix)]
+        {
+            async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! { () = recv(term.as_mut()) => {}, () = recv(int.as_mut()) => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down");
+    }
 }
 
 pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
@@ -56,6 +69,7 @@ pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let shutdown = shutdown_signal();
     let state = AppState::new(
         db.clone(),
         WebConfig {
@@ -72,7 +86,7 @@ pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
             login.email, login.password
         );
     }
-    casecast_web::serve(listener, state, shutdown_signal())
+    casecast_web::serve(listener, state, shutdown)
         .await
         .context("serving HTTP")?;
     db.close().await;
@@ -81,13 +95,14 @@ pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
 
 pub async fn worker(url: &str) -> anyhow::Result<()> {
     let db = open(url).await?;
+    let shutdown = shutdown_signal();
     // The background jobs (uploads, fan-out, dispatch) arrive with the case-group and gateway
     // work; until then the worker only holds a connection and waits to be stopped.
     println!(
         "Casecast worker is ready (database: {}); no background job kinds exist yet",
         db.engine().name()
     );
-    shutdown_signal().await;
+    shutdown.await;
     db.close().await;
     Ok(())
 }

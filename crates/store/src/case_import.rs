@@ -194,6 +194,9 @@ impl ImportWriter {
             .await?;
         let now = casecast_core::time::now_ms();
         let mut new_cases = Vec::new();
+        // Two rows may reach one case (one by case_id, one by external_id): the second row
+        // must start from the first row's result, not from the snapshot read above.
+        let mut updated: HashMap<i64, Case> = HashMap::new();
         for r in rows {
             let matched_by_id = r
                 .case_id
@@ -232,7 +235,7 @@ impl ImportWriter {
                     message: format!("case '{}' has been deleted", existing.case_id),
                 }),
                 Some((id, existing)) => {
-                    let mut case = existing.clone();
+                    let mut case = updated.get(id).unwrap_or(existing).clone();
                     if r.changes.apply(&mut case) {
                         if let Err(e) = CaseChanges::check_result(&case) {
                             report.errors.push(RowError {
@@ -244,6 +247,7 @@ impl ImportWriter {
                         }
                         case.modified_at = now;
                         update_case_row(tx, *id, &case).await?;
+                        updated.insert(*id, case);
                         report.updated += 1;
                     } else {
                         report.unchanged += 1;

@@ -2,7 +2,7 @@
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use casecast_core::sheet::Limits;
 use casecast_store::case_import::ImportReport;
@@ -60,6 +60,26 @@ impl From<ImportReport> for ImportResult {
     }
 }
 
+/// Refuses an upload whose announced size is over the limit, before reading any of it.
+pub fn check_announced_size(headers: &HeaderMap) -> ApiResult<()> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > Limits::default().max_file_bytes + ENVELOPE as u64) {
+        return Err(too_large());
+    }
+    Ok(())
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        "the file is larger than the limit of 50 MB",
+    )
+}
+
 /// Reads the `file` part of a multipart upload, mapping every failure to an API error.
 pub async fn file_part(
     multipart: Result<Multipart, MultipartRejection>,
@@ -70,13 +90,6 @@ pub async fn file_part(
             e.body_text()
         ))
     })?;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "the file is larger than the limit of 50 MB",
-        )
-    };
     loop {
         let field = multipart.next_field().await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -111,8 +124,10 @@ pub async fn file_part(
 async fn import_cases(
     State(state): State<AppState>,
     WriteAuth(auth): WriteAuth,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Json<ImportResult>> {
+    check_announced_size(&headers)?;
     let (name, bytes) = file_part(multipart).await?;
     let report = state
         .db
