@@ -58,10 +58,16 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, long_running: bool) {
     use std::io::IsTerminal;
+    // Servers log their work; one-shot commands stay quiet so that a failure is one line.
+    let default = if long_running {
+        "info,sqlx=warn"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CASECAST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -95,7 +101,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let long_running = matches!(cli.command, Command::Serve(_) | Command::Worker);
+    init_logging(cli.log_format, long_running);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

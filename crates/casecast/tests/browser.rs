@@ -112,6 +112,8 @@ async fn browser_login_search_and_open_a_case(engine: Engine) {
     b.type_into(&b.find("input[name=password]").await, "a long secret")
         .await;
     b.click(&b.find("button[type=submit]").await).await;
+    b.wait_for_url("the case list", |u| u.ends_with("/a/gulu/cases"))
+        .await;
     assert!(
         b.url().await.ends_with("/a/gulu/cases"),
         "back where we started: {}",
@@ -125,6 +127,8 @@ async fn browser_login_search_and_open_a_case(engine: Engine) {
 
     b.type_into(&b.find("input[name=q]").await, "okello").await;
     b.click(&b.find("form.search button").await).await;
+    b.wait_for_url("the search result", |u| u.contains("q=okello"))
+        .await;
     let rows = b.text(&b.find("table.cases tbody").await).await;
     assert!(
         rows.contains("Okello Moses") && !rows.contains("Aber Grace"),
@@ -132,6 +136,8 @@ async fn browser_login_search_and_open_a_case(engine: Engine) {
     );
 
     b.click(&b.find("table.cases tbody a").await).await;
+    b.wait_for_url("a case page", |u| u.contains("/a/gulu/cases/"))
+        .await;
     assert_eq!(b.text(&b.find("h1").await).await.trim(), "Okello Moses");
     let fields = b.text(&b.find("table.fields").await).await;
     assert!(

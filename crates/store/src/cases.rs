@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use casecast_core::case::{Case, CaseChanges};
-use casecast_core::{CaseId, PhoneNumber};
+use casecast_core::{CaseId, CountryCode, PhoneNumber};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -18,6 +18,8 @@ pub struct CaseFilter {
     pub phone_number: Option<PhoneNumber>,
     /// Matches a case ID, external ID or phone number exactly, or part of the name.
     pub q: Option<String>,
+    /// The project's default country, for reading a national number in `q`.
+    pub country: Option<CountryCode>,
     pub include_deleted: bool,
 }
 
@@ -215,7 +217,7 @@ impl Db {
             next(&mut sql, " AND phone_number = $?", p.as_str().to_string());
         }
         if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-            let phone = PhoneNumber::parse(q, None)
+            let phone = PhoneNumber::parse(q, filter.country.as_ref())
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_default();
             next(&mut sql, " AND (case_id = $?", q.to_string());

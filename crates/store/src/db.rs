@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 
 use crate::dialect;
 
@@ -50,6 +50,23 @@ impl Db {
         sqlx::any::install_default_drivers();
         let (engine, url) = normalise_url(url);
         let options: AnyConnectOptions = url.parse()?;
+        // One direct connection first: it fails with the real reason (refused, wrong password,
+        // no such database) where the pool would only say that it timed out.
+        match tokio::time::timeout(
+            Duration::from_secs(15),
+            AnyConnection::connect_with(&options),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn.close().await?,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the database did not answer within 15 s",
+                )))
+            }
+        }
         let max = match engine {
             Engine::Sqlite => 8,
             Engine::Postgres => 16,

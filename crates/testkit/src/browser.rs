@@ -176,6 +176,22 @@ impl Browser {
             .to_string()
     }
 
+    /// Waits up to 10 s for the current URL to satisfy `ok` (clicks do not wait for the
+    /// navigation they start); returns the URL.
+    pub async fn wait_for_url(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        for _ in 0..100 {
+            let url = self.url().await;
+            if ok(&url) {
+                return url;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the browser did not reach {what}; it is at {}",
+            self.url().await
+        );
+    }
+
     /// The page's HTML.
     pub async fn source(&self) -> String {
         self.call(reqwest::Method::GET, "/source", None)

@@ -222,6 +222,7 @@ async fn list_cases(
         external_id: query.external_id.filter(|e| !e.is_empty()),
         phone_number,
         q: query.q,
+        country: auth.project.country_code(),
         include_deleted: query.include_deleted.unwrap_or(false),
     };
     let page = state

@@ -95,6 +95,7 @@ pub(super) async fn list(
     let cursor = query.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
     let filter = CaseFilter {
         q: Some(q.clone()),
+        country: page.project.country_code(),
         ..Default::default()
     };
     let found = state

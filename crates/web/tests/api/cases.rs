@@ -164,6 +164,18 @@ async fn case_list_pages_and_filters(engine: Engine) {
     )
     .await;
     assert_eq!(by_q["cases"][0]["name"], "Person 11");
+    let (_, by_national) = call(
+        &app,
+        Method::GET,
+        &app.api("alpha", "/cases?q=0772%20000%20005"),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        by_national["cases"][0]["name"], "Person 05",
+        "a national number takes the project's country"
+    );
     let (_, by_q) = call(
         &app,
         Method::GET,
