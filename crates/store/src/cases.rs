@@ -7,9 +7,9 @@ use casecast_core::{CaseId, CountryCode, PhoneNumber};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::dialect::MAX_BIND_PARAMS;
+use crate::dialect::{Placeholders, MAX_BIND_PARAMS};
 use crate::error::{is_unique_violation, StoreError, StoreResult};
-use crate::Db;
+use crate::{Db, Engine};
 
 /// What to list.
 #[derive(Clone, Debug, Default)]
@@ -68,24 +68,20 @@ const INSERT_WIDTH: usize = 13;
 /// Inserts cases with multi-row statements, chunked under the bind-parameter limit.
 pub(crate) async fn insert_cases(
     tx: &mut Transaction<'static, Any>,
+    engine: Engine,
     project_id: i64,
     cases: &[Case],
 ) -> Result<(), sqlx::Error> {
     for chunk in cases.chunks(MAX_BIND_PARAMS / INSERT_WIDTH) {
-        let mut sql = format!("INSERT INTO cases ({INSERT_COLUMNS}) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for j in 0..INSERT_WIDTH {
-                if j > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("${}", i * INSERT_WIDTH + j + 1));
-            }
-            sql.push(')');
-        }
+        let mut params = Placeholders::new(engine);
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|_| format!("({})", params.list(INSERT_WIDTH)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO cases ({INSERT_COLUMNS}) VALUES {}",
+            rows.join(",")
+        );
         let mut q = sqlx::query(&sql);
         for c in chunk {
             q = q
@@ -167,15 +163,20 @@ impl Db {
         let case = changes.create(case_id.unwrap_or_default(), now)?;
         CaseChanges::check_result(&case)?;
         let mut tx = self.begin_write().await?;
-        insert_cases(&mut tx, project_id, std::slice::from_ref(&case))
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    case_id_taken(&case.case_id)
-                } else {
-                    e.into()
-                }
-            })?;
+        insert_cases(
+            &mut tx,
+            self.engine(),
+            project_id,
+            std::slice::from_ref(&case),
+        )
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                case_id_taken(&case.case_id)
+            } else {
+                e.into()
+            }
+        })?;
         tx.commit().await?;
         Ok(case)
     }
