@@ -16,7 +16,7 @@ use crate::{Db, Engine};
 pub struct CaseFilter {
     pub external_id: Option<String>,
     pub phone_number: Option<PhoneNumber>,
-    /// Matches a case ID, external ID or phone number exactly, or part of the name.
+    /// Matches a case ID or phone number exactly, the start of an external ID, or part of the name.
     pub q: Option<String>,
     /// The project's default country, for reading a national number in `q`.
     pub country: Option<CountryCode>,
@@ -137,17 +137,25 @@ fn case_id_taken(case_id: &CaseId) -> StoreError {
     }
 }
 
-/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+/// A LIKE pattern matching `text` anywhere, ignoring case (with `ESCAPE '\'`).
 pub(crate) fn like_contains(text: &str) -> String {
+    format!("%{}%", like_escape(text, true))
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+pub(crate) fn like_escape(text: &str, lowercase: bool) -> String {
+    let text = if lowercase {
+        text.to_lowercase()
+    } else {
+        text.to_string()
+    };
     let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.to_lowercase().chars() {
+    for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
             out.push('\\');
         }
         out.push(c);
     }
-    out.push('%');
     out
 }
 
@@ -222,7 +230,11 @@ impl Db {
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_default();
             next(&mut sql, " AND (case_id = $?", q.to_string());
-            next(&mut sql, " OR external_id = $?", q.to_string());
+            next(
+                &mut sql,
+                " OR external_id LIKE $? ESCAPE '\\'",
+                like_escape(q, false) + "%",
+            );
             next(&mut sql, " OR phone_number = $?", phone);
             next(
                 &mut sql,

@@ -194,7 +194,7 @@ pub struct CaseQuery {
     pub external_id: Option<String>,
     /// Any common way of writing the number.
     pub phone_number: Option<String>,
-    /// A case ID, external ID or phone number, or part of the name.
+    /// A case ID or phone number, the start of an external ID, or part of the name.
     pub q: Option<String>,
     /// Include soft-deleted cases.
     pub include_deleted: Option<bool>,

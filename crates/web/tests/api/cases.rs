@@ -176,6 +176,25 @@ async fn case_list_pages_and_filters(engine: Engine) {
         by_national["cases"][0]["name"], "Person 05",
         "a national number takes the project's country"
     );
+    let (_, by_prefix) = call(
+        &app,
+        Method::GET,
+        &app.api("alpha", "/cases?q=E-1"),
+        token,
+        None,
+    )
+    .await;
+    let names: Vec<&str> = by_prefix["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Person 01", "Person 10", "Person 11"],
+        "the start of an external ID"
+    );
     let (_, by_q) = call(
         &app,
         Method::GET,
