@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use casecast_store::worker::run_worker;
 use casecast_web::{AppState, WebConfig};
 use clap::Args;
 
@@ -86,23 +87,37 @@ pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
             login.email, login.password
         );
     }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let jobs = tokio::spawn(run_worker(db.clone(), worker_name("serve"), stopped));
     casecast_web::serve(listener, state, shutdown)
         .await
         .context("serving HTTP")?;
+    let _ = stop.send(true);
+    let _ = jobs.await;
     db.close().await;
     Ok(())
+}
+
+/// A name for this process's worker in job leases: role, host and process id.
+fn worker_name(role: &str) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    format!("{role}@{host}:{}", std::process::id())
 }
 
 pub async fn worker(url: &str) -> anyhow::Result<()> {
     let db = open(url).await?;
     let shutdown = shutdown_signal();
-    // The background jobs (uploads, fan-out, dispatch) arrive with the case-group and gateway
-    // work; until then the worker only holds a connection and waits to be stopped.
     println!(
-        "Casecast worker is ready (database: {}); no background job kinds exist yet",
+        "Casecast worker is ready (database: {})",
         db.engine().name()
     );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let jobs = tokio::spawn(run_worker(db.clone(), worker_name("worker"), stopped));
     shutdown.await;
+    let _ = stop.send(true);
+    let _ = jobs.await;
     db.close().await;
     Ok(())
 }

@@ -2,9 +2,11 @@
 
 pub mod case;
 pub mod case_sheet;
+pub mod identifier;
 pub mod ids;
 pub mod phone;
 pub mod sheet;
+pub mod sheet_out;
 pub mod time;
 
 pub use ids::{CaseId, CountryCode, Email, InvalidValue, ProjectSlug, Role, TimeZoneName};

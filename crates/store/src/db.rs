@@ -31,6 +31,8 @@ impl Engine {
 pub struct Db {
     pool: AnyPool,
     engine: Engine,
+    /// Wakes this process's workers when it queues a job (others poll).
+    wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Turns what the user gave to `--db` into a driver URL: a plain path is a SQLite file.
@@ -84,7 +86,11 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, engine })
+        Ok(Db {
+            pool,
+            engine,
+            wake: Default::default(),
+        })
     }
 
     /// Connects and applies migrations: what every command does first.
@@ -92,6 +98,15 @@ impl Db {
         let db = Db::connect(url).await?;
         db.migrate().await?;
         Ok(db)
+    }
+
+    /// Resolves when this process queues a job.
+    pub async fn job_queued(&self) {
+        self.wake.notified().await;
+    }
+
+    pub(crate) fn wake_workers(&self) {
+        self.wake.notify_waiters();
     }
 
     /// The engine behind this handle.

@@ -12,6 +12,15 @@ pub(crate) fn begin_write(engine: Engine) -> &'static str {
     }
 }
 
+/// The suffix that lets concurrent claimers skip rows another transaction holds. SQLite has no
+/// row locks: its write transaction (`BEGIN IMMEDIATE`) already serialises claimers.
+pub(crate) fn skip_locked(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "",
+        Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+    }
+}
+
 /// Session settings run on every new connection.
 pub(crate) fn connection_setup(engine: Engine) -> &'static [&'static str] {
     match engine {
@@ -28,16 +37,30 @@ pub(crate) fn connection_setup(engine: Engine) -> &'static [&'static str] {
 /// The migration scripts of an engine, in order.
 pub(crate) fn migrations(engine: Engine) -> &'static [(i64, &'static str, &'static str)] {
     match engine {
-        Engine::Sqlite => &[(
-            1,
-            "foundation",
-            include_str!("../migrations/sqlite/0001_foundation.sql"),
-        )],
-        Engine::Postgres => &[(
-            1,
-            "foundation",
-            include_str!("../migrations/postgres/0001_foundation.sql"),
-        )],
+        Engine::Sqlite => &[
+            (
+                1,
+                "foundation",
+                include_str!("../migrations/sqlite/0001_foundation.sql"),
+            ),
+            (
+                2,
+                "case groups",
+                include_str!("../migrations/sqlite/0002_case_groups.sql"),
+            ),
+        ],
+        Engine::Postgres => &[
+            (
+                1,
+                "foundation",
+                include_str!("../migrations/postgres/0001_foundation.sql"),
+            ),
+            (
+                2,
+                "case groups",
+                include_str!("../migrations/postgres/0002_case_groups.sql"),
+            ),
+        ],
     }
 }
 

@@ -1,15 +1,20 @@
 //! Casecast storage: one code path over SQLite and PostgreSQL (sqlx `Any`).
 
 pub mod accounts;
+pub mod case_groups;
 pub mod case_import;
 pub mod cases;
 pub mod db;
 mod dialect;
 pub mod error;
+pub mod jobs;
+pub mod membership;
 mod migrate;
 pub mod projects;
 pub mod secrets;
 pub mod tokens;
+pub mod uploads;
+pub mod worker;
 
 pub use db::{Db, Engine};
 pub use error::{StoreError, StoreResult};

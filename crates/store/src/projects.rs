@@ -90,6 +90,16 @@ impl Db {
         Ok(from_row(&row)?)
     }
 
+    /// The project with this internal id.
+    pub async fn project_by_id(&self, id: i64) -> StoreResult<Project> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM projects WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(StoreError::NotFound("project"))?;
+        Ok(from_row(&row)?)
+    }
+
     /// The project with this slug.
     pub async fn project_by_slug(&self, slug: &str) -> StoreResult<Project> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM projects WHERE slug = $1"))

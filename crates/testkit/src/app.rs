@@ -31,6 +31,8 @@ pub struct TestApp {
     pub beta_admin: Fixture,
     /// A client that does not follow redirects and keeps no cookies.
     pub http: reqwest::Client,
+    /// Stops the background worker when dropped.
+    pub _stop_worker: tokio::sync::watch::Sender<bool>,
 }
 
 async fn project(db: &Db, slug: &str, zone: &str, country: &str) -> Project {
@@ -74,6 +76,12 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = AppState::new(db.clone(), WebConfig::default());
         tokio::spawn(casecast_web::serve(listener, state, std::future::pending()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(casecast_store::worker::run_worker(
+            db.clone(),
+            "test-worker".into(),
+            stopped,
+        ));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -89,6 +97,7 @@ impl TestApp {
             alpha_viewer,
             beta_admin,
             http,
+            _stop_worker: stop,
         }
     }
 

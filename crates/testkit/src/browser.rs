@@ -144,6 +144,16 @@ impl Browser {
         .await;
     }
 
+    /// Clears a text input.
+    pub async fn clear(&self, el: &Element) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{}/clear", el.0),
+            Some(json!({})),
+        )
+        .await;
+    }
+
     /// Clicks an element.
     pub async fn click(&self, el: &Element) {
         self.call(
@@ -165,6 +175,65 @@ impl Browser {
         .as_str()
         .unwrap_or_default()
         .to_string()
+    }
+
+    /// An attribute (or property) of an element.
+    pub async fn attr(&self, el: &Element, name: &str) -> Option<String> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{}/attribute/{name}", el.0),
+            None,
+        )
+        .await
+        .as_str()
+        .map(str::to_string)
+    }
+
+    /// The value of a cookie of the current page's site.
+    pub async fn cookie(&self, name: &str) -> Option<String> {
+        let all = self.call(reqwest::Method::GET, "/cookie", None).await;
+        all.as_array()?
+            .iter()
+            .find(|c| c["name"] == name)
+            .and_then(|c| c["value"].as_str())
+            .map(str::to_string)
+    }
+
+    /// Waits up to 10 s for an element's text to satisfy `ok`; returns the text.
+    pub async fn wait_for_text(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            let found: Value = self
+                .http
+                .post(format!("{}/element", self.session))
+                .json(&json!({"using": "css selector", "value": css}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(id) = found["value"][ELEMENT_KEY].as_str() {
+                // The page may reload under us (a stale element): then just look again.
+                let resp: Value = self
+                    .http
+                    .get(format!("{}/element/{id}/text", self.session))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if let Some(text) = resp["value"].as_str() {
+                    if ok(text) {
+                        return text.to_string();
+                    }
+                    last = text.to_string();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("'{css}' never showed the expected text; last seen: '{last}'");
     }
 
     /// The current URL.

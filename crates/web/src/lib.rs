@@ -57,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::endpoint))
         .route("/static/casecast.css", get(stylesheet))
+        .route("/static/upload.js", get(upload_script))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -96,6 +97,16 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
+async fn upload_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/upload.js"),
+    )
+}
+
 async fn security_headers(request: Request, next: Next) -> Response {
     let is_docs = request.uri().path().starts_with("/api/docs");
     let mut response = next.run(request).await;
@@ -113,7 +124,9 @@ async fn security_headers(request: Request, next: Next) -> Response {
         // Swagger UI needs inline scripts; every other page runs no script.
         h.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'"),
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+            ),
         );
     }
     response

@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 /// Room for the multipart envelope around the largest accepted file.
-const ENVELOPE: usize = 64 * 1024;
+pub const ENVELOPE: usize = 64 * 1024;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     let limit = Limits::default().max_file_bytes as usize + ENVELOPE;

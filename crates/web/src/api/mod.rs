@@ -1,7 +1,9 @@
 //! The JSON API under `/api/v1/projects/{project}`, with its OpenAPI document.
 
-mod case_import;
-mod cases;
+pub mod case_groups;
+pub mod case_import;
+pub mod cases;
+pub mod uploads;
 
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -77,7 +79,9 @@ impl PageParams {
 pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     let project = OpenApiRouter::new()
         .merge(cases::router())
-        .merge(case_import::router());
+        .merge(case_import::router())
+        .merge(case_groups::router())
+        .merge(uploads::router());
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1/projects/{project}", project)
         .split_for_parts();

@@ -18,18 +18,18 @@ const PAGE_SIZE: usize = 50;
 
 /// A case as the pages show it.
 pub(crate) struct CaseView {
-    case_id: String,
-    name: String,
-    case_type: String,
-    external_id: String,
-    phone_number: String,
-    language_code: String,
-    owner_id: String,
-    closed: bool,
-    deleted: bool,
-    properties: BTreeMap<String, String>,
-    created: String,
-    modified: String,
+    pub(crate) case_id: String,
+    pub(crate) name: String,
+    pub(crate) case_type: String,
+    pub(crate) external_id: String,
+    pub(crate) phone_number: String,
+    pub(crate) language_code: String,
+    pub(crate) owner_id: String,
+    pub(crate) closed: bool,
+    pub(crate) deleted: bool,
+    pub(crate) properties: BTreeMap<String, String>,
+    pub(crate) created: String,
+    pub(crate) modified: String,
 }
 
 impl CaseView {

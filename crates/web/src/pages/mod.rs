@@ -1,14 +1,19 @@
 //! Server-rendered pages (askama templates, escaped by default): login, projects, cases.
 
+mod case_groups;
 mod cases;
 mod login;
 
 use askama::Template;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::auth::{CurrentUser, ProjectPage};
 use crate::AppState;
+
+/// The largest upload form: the 50 MB file and room for the form around it.
+const UPLOAD_BODY_LIMIT: usize = 50 * 1024 * 1024 + 64 * 1024;
 
 /// The page routes.
 pub fn router() -> Router<AppState> {
@@ -18,6 +23,66 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(login::logout))
         .route("/a/{project}/cases", get(cases::list))
         .route("/a/{project}/cases/{case_id}", get(cases::show))
+        .route(
+            "/a/{project}/messaging/case-groups",
+            get(case_groups::list).post(case_groups::create),
+        )
+        .route(
+            "/a/{project}/messaging/case-groups/example.xlsx",
+            get(case_groups::example),
+        )
+        .route(
+            "/a/{project}/messaging/case-groups/{id}",
+            get(case_groups::show),
+        )
+        .route(
+            "/a/{project}/messaging/case-groups/{id}/add",
+            post(case_groups::add),
+        )
+        .route(
+            "/a/{project}/messaging/case-groups/{id}/remove",
+            post(case_groups::remove),
+        )
+        .route(
+            "/a/{project}/messaging/case-groups/{id}/remove-all",
+            post(case_groups::remove_all),
+        )
+        .route(
+            "/a/{project}/messaging/case-groups/{id}/rename",
+            post(case_groups::rename),
+        )
+        .route(
+            "/a/{project}/messaging/case-groups/{id}/delete",
+            post(case_groups::delete),
+        )
+        .route(
+            "/a/{project}/messaging/case-groups/{id}/upload",
+            post(case_groups::upload).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
+        )
+        .route(
+            "/a/{project}/messaging/case-groups/{id}/export.csv",
+            get(case_groups::export_csv),
+        )
+        .route(
+            "/a/{project}/messaging/case-groups/{id}/export.xlsx",
+            get(case_groups::export_xlsx),
+        )
+        .route(
+            "/a/{project}/messaging/uploads/{upload_id}",
+            get(case_groups::upload_page),
+        )
+        .route(
+            "/a/{project}/messaging/uploads/{upload_id}/status.json",
+            get(case_groups::upload_status),
+        )
+        .route(
+            "/a/{project}/messaging/uploads/{upload_id}/results.csv",
+            get(case_groups::results_csv),
+        )
+        .route(
+            "/a/{project}/messaging/uploads/{upload_id}/results.xlsx",
+            get(case_groups::results_xlsx),
+        )
 }
 
 /// The frame around every page: who is logged in, which project, the logout form's CSRF token.

@@ -20,6 +20,31 @@ async fn every_route_checks_token_project_and_role(engine: Engine) {
     )
     .await;
     let case_id = case["case_id"].as_str().unwrap().to_string();
+    let (_, group) = call(
+        &app,
+        Method::POST,
+        &app.api("alpha", "/case-groups"),
+        Some(&app.alpha_admin.token),
+        Some(json!({"name": "Study"})),
+    )
+    .await;
+    let group_id = group["id"].as_i64().unwrap().to_string();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"case_identifier\nnobody\n".to_vec()).file_name("s.csv"),
+    );
+    let upload: serde_json::Value = app
+        .http
+        .post(app.api("alpha", &format!("/case-groups/{group_id}/uploads")))
+        .bearer_auth(&app.alpha_admin.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upload_id = upload["upload_id"].as_i64().unwrap().to_string();
     let doc: serde_json::Value = app
         .http
         .get(app.url("/api/v1/openapi.json"))
@@ -37,7 +62,9 @@ async fn every_route_checks_token_project_and_role(engine: Engine) {
             let path = |project: &str| {
                 let p = template
                     .replace("{project}", project)
-                    .replace("{case_id}", &case_id);
+                    .replace("{case_id}", &case_id)
+                    .replace("{id}", &group_id)
+                    .replace("{upload_id}", &upload_id);
                 assert!(
                     !p.contains('{'),
                     "the access test does not know a parameter of {template}"

@@ -1,0 +1,100 @@
+//! The work queue is the database: jobs are rows that workers claim with a lease.
+
+use sqlx::Row;
+
+use crate::dialect;
+use crate::error::StoreResult;
+use crate::Db;
+
+/// A claimed job.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub ref_id: i64,
+    pub attempts: i64,
+}
+
+/// How long a claim lasts unless renewed.
+pub const LEASE_MS: i64 = 60_000;
+
+impl Db {
+    /// Queues a job (inside the caller's transaction).
+    pub(crate) async fn enqueue_job(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        kind: &str,
+        ref_id: i64,
+    ) -> Result<i64, sqlx::Error> {
+        let now = casecast_core::time::now_ms();
+        sqlx::query_scalar("INSERT INTO jobs (kind, ref_id, run_at, created_at) VALUES ($1, $2, $3, $3) RETURNING id")
+            .bind(kind)
+            .bind(ref_id)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await
+    }
+
+    /// Claims the oldest due job not held by a live lease; several processes can call this at once.
+    pub async fn claim_job(&self, worker: &str) -> StoreResult<Option<Job>> {
+        let now = casecast_core::time::now_ms();
+        let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "UPDATE jobs SET locked_until = $1, locked_by = $2, attempts = attempts + 1
+             WHERE id = (SELECT id FROM jobs WHERE done_at IS NULL AND run_at <= $3
+                         AND (locked_until IS NULL OR locked_until < $3) ORDER BY id LIMIT 1{})
+             RETURNING id, kind, ref_id, attempts",
+            dialect::skip_locked(self.engine())
+        );
+        let row = sqlx::query(&sql)
+            .bind(now + LEASE_MS)
+            .bind(worker)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.map(|r| {
+            Ok(Job {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                ref_id: r.try_get("ref_id")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
+    /// Renews a claim; false when another worker has taken the job over.
+    pub async fn renew_job(&self, job_id: i64, worker: &str) -> StoreResult<bool> {
+        let now = casecast_core::time::now_ms();
+        let done = sqlx::query("UPDATE jobs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND done_at IS NULL")
+            .bind(now + LEASE_MS)
+            .bind(job_id)
+            .bind(worker)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks a job done.
+    pub async fn finish_job(&self, job_id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE jobs SET done_at = $1, locked_until = NULL WHERE id = $2")
+            .bind(casecast_core::time::now_ms())
+            .bind(job_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Releases a job to be tried again after `delay_ms`.
+    pub async fn retry_job(&self, job_id: i64, delay_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE jobs SET run_at = $1, locked_until = NULL, locked_by = NULL WHERE id = $2",
+        )
+        .bind(casecast_core::time::now_ms() + delay_ms)
+        .bind(job_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

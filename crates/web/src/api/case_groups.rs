@@ -1,0 +1,453 @@
+//! `/case-groups`: groups, their members, adding and removing by identifier, exports.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use casecast_core::identifier::GroupName;
+use casecast_core::sheet_out::{self, Table};
+use casecast_store::case_groups::{Actor, CaseGroup};
+use casecast_store::membership::{count_outcomes, Change, ItemResult};
+use casecast_store::Db;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::cases::{CaseJson, CaseList};
+use super::{ErrorBody, PageParams};
+use crate::auth::{ApiAuth, WriteAuth};
+use crate::error::{ApiError, ApiResult};
+use crate::json::{ApiJson, ApiQuery};
+use crate::AppState;
+
+/// The most identifiers one JSON call may carry (use an upload for more).
+pub const MAX_IDENTIFIERS: usize = 1000;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(example_sheet))
+        .routes(routes!(get_group, rename_group, delete_group))
+        .routes(routes!(list_members, add_members))
+        .routes(routes!(remove_members))
+        .routes(routes!(remove_member))
+        .routes(routes!(export_csv))
+        .routes(routes!(export_xlsx))
+}
+
+/// A case group.
+#[derive(Serialize, ToSchema)]
+pub struct GroupJson {
+    pub id: i64,
+    pub name: String,
+    /// Live (not deleted) member cases.
+    pub case_count: i64,
+    pub created_at: String,
+    pub modified_at: String,
+}
+
+impl From<CaseGroup> for GroupJson {
+    fn from(g: CaseGroup) -> Self {
+        GroupJson {
+            id: g.id,
+            name: g.name,
+            case_count: g.case_count,
+            created_at: casecast_core::time::rfc3339(g.created_at),
+            modified_at: casecast_core::time::rfc3339(g.modified_at),
+        }
+    }
+}
+
+/// A page of groups.
+#[derive(Serialize, ToSchema)]
+pub struct GroupList {
+    pub case_groups: Vec<GroupJson>,
+    pub next_cursor: Option<String>,
+}
+
+/// A group's name.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBody {
+    /// Trimmed; 1–255 characters; unique in the project ignoring case.
+    pub name: String,
+}
+
+/// Identifiers to add or remove.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifiersBody {
+    /// Case IDs, external IDs or phone numbers; at most 1,000.
+    pub identifiers: Vec<String>,
+}
+
+/// One identifier's outcome.
+#[derive(Serialize, ToSchema)]
+pub struct ResultJson {
+    pub identifier: String,
+    /// added, already_in_group, removed, not_in_group, duplicate_in_file, not_found, ambiguous, deleted, invalid, blank
+    pub outcome: String,
+    pub case_id: Option<String>,
+    pub message: String,
+}
+
+/// Outcomes of an add or remove.
+#[derive(Serialize, ToSchema)]
+pub struct ChangeResult {
+    pub results: Vec<ResultJson>,
+    pub counts: BTreeMap<String, i64>,
+}
+
+impl From<Vec<ItemResult>> for ChangeResult {
+    fn from(items: Vec<ItemResult>) -> Self {
+        let counts = count_outcomes(&items)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        ChangeResult {
+            results: items
+                .into_iter()
+                .map(|r| ResultJson {
+                    identifier: r.identifier,
+                    outcome: r.outcome.as_str().into(),
+                    case_id: r.case_id,
+                    message: r.message,
+                })
+                .collect(),
+            counts,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct GroupPath {
+    #[allow(dead_code)]
+    project: String,
+    id: i64,
+}
+
+#[derive(Deserialize)]
+pub struct MemberPath {
+    #[allow(dead_code)]
+    project: String,
+    id: i64,
+    case_id: String,
+}
+
+/// Search of the members list.
+#[derive(Deserialize, IntoParams)]
+pub struct MemberQuery {
+    /// A case ID, external ID or phone number, or part of the name.
+    pub q: Option<String>,
+}
+
+fn api_actor(auth: &ApiAuth) -> Actor {
+    Actor {
+        user_id: Some(auth.user_id),
+        via: "api",
+    }
+}
+
+fn group_name(name: &str) -> ApiResult<GroupName> {
+    GroupName::parse(name).map_err(|e| ApiError::invalid(e.0))
+}
+
+/// List the project's case groups.
+#[utoipa::path(get, path = "/case-groups", tag = "case groups", params(PageParams),
+    responses((status = 200, body = GroupList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_groups(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<GroupList>> {
+    let (limit, cursor) = page.checked()?;
+    let page = state
+        .db
+        .list_groups_page(auth.project.id, limit, cursor)
+        .await?;
+    Ok(Json(GroupList {
+        case_groups: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Create a case group.
+#[utoipa::path(post, path = "/case-groups", tag = "case groups", request_body = GroupBody,
+    responses((status = 201, body = GroupJson), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_group(
+    State(state): State<AppState>,
+    WriteAuth(auth): WriteAuth,
+    ApiJson(body): ApiJson<GroupBody>,
+) -> ApiResult<(StatusCode, Json<GroupJson>)> {
+    let group = state
+        .db
+        .create_group(auth.project.id, &group_name(&body.name)?, api_actor(&auth))
+        .await?;
+    Ok((StatusCode::CREATED, Json(group.into())))
+}
+
+/// Read a case group.
+#[utoipa::path(get, path = "/case-groups/{id}", tag = "case groups", params(("id" = i64, Path)),
+    responses((status = 200, body = GroupJson), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_group(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    Path(p): Path<GroupPath>,
+) -> ApiResult<Json<GroupJson>> {
+    Ok(Json(
+        state.db.get_group(auth.project.id, p.id).await?.into(),
+    ))
+}
+
+/// Rename a case group.
+#[utoipa::path(patch, path = "/case-groups/{id}", tag = "case groups", params(("id" = i64, Path)), request_body = GroupBody,
+    responses((status = 200, body = GroupJson), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn rename_group(
+    State(state): State<AppState>,
+    WriteAuth(auth): WriteAuth,
+    Path(p): Path<GroupPath>,
+    ApiJson(body): ApiJson<GroupBody>,
+) -> ApiResult<Json<GroupJson>> {
+    let name = group_name(&body.name)?;
+    Ok(Json(
+        state
+            .db
+            .rename_group(auth.project.id, p.id, &name, api_actor(&auth))
+            .await?
+            .into(),
+    ))
+}
+
+/// Delete a case group: its memberships go, its cases stay.
+#[utoipa::path(delete, path = "/case-groups/{id}", tag = "case groups", params(("id" = i64, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_group(
+    State(state): State<AppState>,
+    WriteAuth(auth): WriteAuth,
+    Path(p): Path<GroupPath>,
+) -> ApiResult<StatusCode> {
+    state.db.delete_group(auth.project.id, p.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List a group's cases (deleted cases are not members; closed ones are, marked `closed`).
+#[utoipa::path(get, path = "/case-groups/{id}/cases", tag = "case groups", params(("id" = i64, Path), MemberQuery, PageParams),
+    responses((status = 200, body = CaseList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn list_members(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    Path(p): Path<GroupPath>,
+    ApiQuery(query): ApiQuery<MemberQuery>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<CaseList>> {
+    let (limit, cursor) = page.checked()?;
+    let page = state
+        .db
+        .group_members(auth.project.id, p.id, query.q.as_deref(), limit, cursor)
+        .await?;
+    Ok(Json(CaseList {
+        cases: page.items.into_iter().map(CaseJson::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+async fn change(
+    state: &AppState,
+    auth: &ApiAuth,
+    group_id: i64,
+    change: Change,
+    body: IdentifiersBody,
+) -> ApiResult<Json<ChangeResult>> {
+    if body.identifiers.is_empty() {
+        return Err(ApiError::invalid(
+            "identifiers: give at least one identifier",
+        ));
+    }
+    if body.identifiers.len() > MAX_IDENTIFIERS {
+        return Err(ApiError::invalid(format!(
+            "identifiers: at most {MAX_IDENTIFIERS} per request ({} given); upload a sheet for more",
+            body.identifiers.len()
+        )));
+    }
+    let results = state
+        .db
+        .change_members(
+            auth.project.id,
+            group_id,
+            change,
+            &body.identifiers,
+            api_actor(auth),
+        )
+        .await?;
+    Ok(Json(results.into()))
+}
+
+/// Add cases by case ID, external ID or phone number.
+#[utoipa::path(post, path = "/case-groups/{id}/cases", tag = "case groups", params(("id" = i64, Path)), request_body = IdentifiersBody,
+    responses((status = 200, body = ChangeResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn add_members(
+    State(state): State<AppState>,
+    WriteAuth(auth): WriteAuth,
+    Path(p): Path<GroupPath>,
+    ApiJson(body): ApiJson<IdentifiersBody>,
+) -> ApiResult<Json<ChangeResult>> {
+    change(&state, &auth, p.id, Change::Add, body).await
+}
+
+/// Remove cases by case ID, external ID or phone number.
+#[utoipa::path(post, path = "/case-groups/{id}/cases/remove", tag = "case groups", params(("id" = i64, Path)), request_body = IdentifiersBody,
+    responses((status = 200, body = ChangeResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn remove_members(
+    State(state): State<AppState>,
+    WriteAuth(auth): WriteAuth,
+    Path(p): Path<GroupPath>,
+    ApiJson(body): ApiJson<IdentifiersBody>,
+) -> ApiResult<Json<ChangeResult>> {
+    change(&state, &auth, p.id, Change::Remove, body).await
+}
+
+/// Remove one case from the group.
+#[utoipa::path(delete, path = "/case-groups/{id}/cases/{case_id}", tag = "case groups", params(("id" = i64, Path), ("case_id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remove_member(
+    State(state): State<AppState>,
+    WriteAuth(auth): WriteAuth,
+    Path(p): Path<MemberPath>,
+) -> ApiResult<StatusCode> {
+    state
+        .db
+        .remove_member(auth.project.id, p.id, &p.case_id, api_actor(&auth))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The columns of member exports.
+pub const MEMBER_COLUMNS: [&str; 8] = [
+    "case_id",
+    "external_id",
+    "name",
+    "phone_number",
+    "case_type",
+    "language_code",
+    "owner_id",
+    "closed",
+];
+
+/// Every live member of a group as table rows.
+pub async fn member_rows(db: &Db, project_id: i64, group_id: i64) -> ApiResult<Vec<Vec<String>>> {
+    let mut rows = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = db
+            .group_members(project_id, group_id, None, 5000, cursor)
+            .await?;
+        for c in page.items {
+            rows.push(vec![
+                c.case_id.as_str().to_string(),
+                c.external_id.unwrap_or_default(),
+                c.name,
+                c.phone_number.map(String::from).unwrap_or_default(),
+                c.case_type,
+                c.language_code.unwrap_or_default(),
+                c.owner_id.unwrap_or_default(),
+                c.closed.to_string(),
+            ]);
+        }
+        match page.next_cursor.and_then(|c| c.parse().ok()) {
+            Some(c) => cursor = Some(c),
+            None => return Ok(rows),
+        }
+    }
+}
+
+/// A download response.
+pub fn download(bytes: Vec<u8>, content_type: &'static str, file_name: &str) -> Response {
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        file_name.replace(['"', '\\', '\r', '\n'], "_")
+    );
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// The content type of `.xlsx` files.
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> ApiError {
+    tracing::error!(error = %e, "writing an xlsx failed");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "something went wrong; it has been logged",
+    )
+}
+
+async fn export(
+    state: &AppState,
+    auth: &ApiAuth,
+    group_id: i64,
+    xlsx: bool,
+) -> ApiResult<Response> {
+    let group = state.db.get_group(auth.project.id, group_id).await?;
+    let table = Table {
+        headers: &MEMBER_COLUMNS,
+        rows: member_rows(&state.db, auth.project.id, group_id).await?,
+        text_columns: &[0, 1, 3],
+    };
+    let stem = format!("case-group-{}", group.id);
+    Ok(if xlsx {
+        download(
+            sheet_out::to_xlsx(&table, "members").map_err(xlsx_error)?,
+            XLSX,
+            &format!("{stem}.xlsx"),
+        )
+    } else {
+        download(
+            sheet_out::to_csv(&table),
+            "text/csv; charset=utf-8",
+            &format!("{stem}.csv"),
+        )
+    })
+}
+
+/// The group's members as CSV.
+#[utoipa::path(get, path = "/case-groups/{id}/export.csv", tag = "case groups", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn export_csv(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    Path(p): Path<GroupPath>,
+) -> ApiResult<Response> {
+    export(&state, &auth, p.id, false).await
+}
+
+/// The group's members as `.xlsx`.
+#[utoipa::path(get, path = "/case-groups/{id}/export.xlsx", tag = "case groups", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn export_xlsx(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    Path(p): Path<GroupPath>,
+) -> ApiResult<Response> {
+    export(&state, &auth, p.id, true).await
+}
+
+/// The example upload sheet, `cases_bulk_example.xlsx`.
+#[utoipa::path(get, path = "/case-groups/example.xlsx", tag = "case groups",
+    responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>), (status = 401, body = ErrorBody)))]
+async fn example_sheet(_auth: ApiAuth) -> ApiResult<Response> {
+    Ok(download(
+        sheet_out::example_sheet().map_err(xlsx_error)?,
+        XLSX,
+        "cases_bulk_example.xlsx",
+    ))
+}

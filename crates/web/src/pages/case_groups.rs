@@ -1,0 +1,759 @@
+//! Case group pages: the list, a group (members, single add, uploads, rename, remove, history),
+//! an upload's progress and results, and the downloads behind a session.
+
+use askama::Template;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use casecast_core::identifier::{GroupName, Outcome};
+use casecast_core::sheet_out::{self, Table};
+use casecast_store::case_groups::{Actor, CaseGroup};
+use casecast_store::membership::{Change, ItemResult};
+use casecast_store::uploads::{ResultRow, Upload};
+use casecast_store::StoreError;
+use serde::Deserialize;
+
+use super::cases::CaseView;
+use super::{html, Chrome};
+use crate::api::case_groups::{download, member_rows, MEMBER_COLUMNS, XLSX};
+use crate::api::uploads::{result_rows, UploadJson, RESULT_COLUMNS};
+use crate::auth::{percent_encode, ProjectPage};
+use crate::error::{PageError, PageResult};
+use crate::AppState;
+
+const PAGE_SIZE: usize = 50;
+const RESULTS_SHOWN: usize = 500;
+
+struct GroupRow {
+    id: i64,
+    name: String,
+    case_count: i64,
+    created: String,
+    modified: String,
+}
+
+fn group_row(g: CaseGroup, zone: &jiff::tz::TimeZone) -> GroupRow {
+    GroupRow {
+        id: g.id,
+        name: g.name,
+        case_count: g.case_count,
+        created: casecast_core::time::local_minute(g.created_at, zone),
+        modified: casecast_core::time::local_minute(g.modified_at, zone),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "case_groups.html")]
+struct GroupsPage {
+    chrome: Chrome,
+    slug: String,
+    can_write: bool,
+    groups: Vec<GroupRow>,
+    name: String,
+    error: Option<String>,
+}
+
+/// The outcome of a single add, as the page shows it.
+struct AddResult {
+    outcome: &'static str,
+    headline: String,
+    message: String,
+    choices: Vec<String>,
+}
+
+impl AddResult {
+    fn new(r: ItemResult, name: Option<String>) -> Self {
+        let who = match (name, &r.case_id) {
+            (Some(n), Some(id)) => format!("{n} (case ID {id})"),
+            (_, id) => format!("case {}", id.clone().unwrap_or_default()),
+        };
+        let headline = match r.outcome {
+            Outcome::Added => format!("Added {who}."),
+            Outcome::AlreadyInGroup => format!("{who} is already in this group."),
+            Outcome::NotFound => format!("No case found for “{}”.", r.identifier),
+            Outcome::Ambiguous => format!(
+                "“{}” matches several cases; nothing was added. Pick one:",
+                r.identifier
+            ),
+            Outcome::Deleted => format!(
+                "“{}” names a deleted case; nothing was added.",
+                r.identifier
+            ),
+            Outcome::Invalid => {
+                "That is not a case ID, an external ID or a phone number.".to_string()
+            }
+            Outcome::Blank => "Type a case ID, an external ID or a phone number.".to_string(),
+            other => other.as_str().to_string(),
+        };
+        let message = if r.outcome == Outcome::Ambiguous {
+            String::new()
+        } else {
+            r.message
+        };
+        AddResult {
+            outcome: r.outcome.as_str(),
+            headline,
+            message,
+            choices: r.matches,
+        }
+    }
+}
+
+struct UploadRow {
+    id: i64,
+    file_name: String,
+    mode: String,
+    status: String,
+    processed_rows: i64,
+    total_rows: i64,
+    created: String,
+}
+
+struct HistoryRow {
+    at: String,
+    who: String,
+    action: String,
+    via: String,
+    added: i64,
+    removed: i64,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "case_group.html")]
+struct GroupPage {
+    chrome: Chrome,
+    slug: String,
+    can_write: bool,
+    group: GroupRow,
+    error: Option<String>,
+    result: Option<AddResult>,
+    q: String,
+    q_encoded: String,
+    members: Vec<CaseView>,
+    cursor: Option<i64>,
+    next_cursor: Option<String>,
+    uploads: Vec<UploadRow>,
+    history: Vec<HistoryRow>,
+}
+
+#[derive(Template)]
+#[template(path = "upload.html")]
+struct UploadPage {
+    chrome: Chrome,
+    slug: String,
+    upload: Upload,
+    results: Vec<ResultRow>,
+    more_results: bool,
+}
+
+fn actor(page: &ProjectPage) -> Actor {
+    Actor {
+        user_id: Some(page.me.user.id),
+        via: "page",
+    }
+}
+
+fn group_url(page: &ProjectPage, id: i64) -> String {
+    format!("/a/{}/messaging/case-groups/{id}", page.project.slug)
+}
+
+async fn render_list(
+    state: &AppState,
+    page: &ProjectPage,
+    status: StatusCode,
+    name: String,
+    error: Option<String>,
+) -> PageResult<Response> {
+    let zone = page.project.zone();
+    let groups = state
+        .db
+        .list_groups(page.project.id)
+        .await?
+        .into_iter()
+        .map(|g| group_row(g, &zone))
+        .collect();
+    let view = GroupsPage {
+        chrome: Chrome::project(page, "case-groups"),
+        slug: page.project.slug.clone(),
+        can_write: page.role.can_write(),
+        groups,
+        name,
+        error,
+    };
+    Ok((status, html(&view)?).into_response())
+}
+
+/// `GET …/messaging/case-groups`.
+pub(super) async fn list(State(state): State<AppState>, page: ProjectPage) -> PageResult<Response> {
+    render_list(&state, &page, StatusCode::OK, String::new(), None).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct NameForm {
+    csrf: String,
+    name: String,
+}
+
+/// `POST …/messaging/case-groups`: create.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Form(form): Form<NameForm>,
+) -> PageResult<Response> {
+    page.me.check_csrf(&form.csrf)?;
+    page.require_write()?;
+    let name = match GroupName::parse(&form.name) {
+        Ok(n) => n,
+        Err(e) => {
+            return render_list(
+                &state,
+                &page,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form.name,
+                Some(e.0.trim_start_matches("name: ").to_string()),
+            )
+            .await
+        }
+    };
+    match state
+        .db
+        .create_group(page.project.id, &name, actor(&page))
+        .await
+    {
+        Ok(g) => Ok(Redirect::to(&group_url(&page, g.id)).into_response()),
+        Err(StoreError::Conflict { message, .. }) => {
+            render_list(
+                &state,
+                &page,
+                StatusCode::CONFLICT,
+                form.name,
+                Some(message),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct GroupPath {
+    #[allow(dead_code)]
+    project: String,
+    id: i64,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ShowQuery {
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn render_group(
+    state: &AppState,
+    page: &ProjectPage,
+    group_id: i64,
+    query: ShowQuery,
+    status: StatusCode,
+    result: Option<AddResult>,
+    error: Option<String>,
+) -> PageResult<Response> {
+    let zone = page.project.zone();
+    let group = state.db.get_group(page.project.id, group_id).await?;
+    let q: String = query
+        .q
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(255)
+        .collect();
+    let cursor = query.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
+    let members = state
+        .db
+        .group_members(page.project.id, group_id, Some(&q), PAGE_SIZE, cursor)
+        .await?;
+    let uploads = state
+        .db
+        .group_uploads(page.project.id, group_id, 10)
+        .await?
+        .into_iter()
+        .map(|u| UploadRow {
+            id: u.id,
+            file_name: u.file_name,
+            mode: u.mode,
+            status: u.status,
+            processed_rows: u.processed_rows,
+            total_rows: u.total_rows,
+            created: casecast_core::time::local_minute(u.created_at, &zone),
+        })
+        .collect();
+    let history = state
+        .db
+        .group_history(page.project.id, group_id, 20)
+        .await?
+        .into_iter()
+        .map(|h| HistoryRow {
+            at: casecast_core::time::local_minute(h.at, &zone),
+            who: h.user_email.unwrap_or_else(|| "command line".into()),
+            action: h.action.replace('_', " "),
+            via: h.via,
+            added: h.added,
+            removed: h.removed,
+            detail: h.detail,
+        })
+        .collect();
+    let view = GroupPage {
+        chrome: Chrome::project(page, "case-groups"),
+        slug: page.project.slug.clone(),
+        can_write: page.role.can_write(),
+        group: group_row(group, &zone),
+        error,
+        result,
+        q_encoded: percent_encode(&q),
+        q,
+        members: members
+            .items
+            .into_iter()
+            .map(|c| CaseView::new(c, &zone))
+            .collect(),
+        cursor,
+        next_cursor: members.next_cursor,
+        uploads,
+        history,
+    };
+    Ok((status, html(&view)?).into_response())
+}
+
+/// `GET …/case-groups/{id}`.
+pub(super) async fn show(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<GroupPath>,
+    Query(query): Query<ShowQuery>,
+) -> PageResult<Response> {
+    render_group(&state, &page, p.id, query, StatusCode::OK, None, None).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct AddForm {
+    csrf: String,
+    identifier: String,
+}
+
+/// `POST …/case-groups/{id}/add`: one case; the result shows at once.
+pub(super) async fn add(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<GroupPath>,
+    Form(form): Form<AddForm>,
+) -> PageResult<Response> {
+    page.me.check_csrf(&form.csrf)?;
+    page.require_write()?;
+    let identifier: String = form.identifier.chars().take(1000).collect();
+    let mut results = state
+        .db
+        .change_members(
+            page.project.id,
+            p.id,
+            Change::Add,
+            &[identifier],
+            actor(&page),
+        )
+        .await?;
+    let result = match results.pop() {
+        Some(r) => {
+            let name = match &r.case_id {
+                Some(id) => state
+                    .db
+                    .get_case(page.project.id, id)
+                    .await
+                    .ok()
+                    .map(|c| c.name),
+                None => None,
+            };
+            Some(AddResult::new(r, name))
+        }
+        None => None,
+    };
+    render_group(
+        &state,
+        &page,
+        p.id,
+        ShowQuery {
+            q: None,
+            cursor: None,
+        },
+        StatusCode::OK,
+        result,
+        None,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct RemoveForm {
+    csrf: String,
+    case_id: String,
+}
+
+/// `POST …/case-groups/{id}/remove`: one member.
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<GroupPath>,
+    Form(form): Form<RemoveForm>,
+) -> PageResult<Response> {
+    page.me.check_csrf(&form.csrf)?;
+    page.require_write()?;
+    match state
+        .db
+        .remove_member(page.project.id, p.id, &form.case_id, actor(&page))
+        .await
+    {
+        Ok(()) | Err(StoreError::NotFound("member")) => {
+            Ok(Redirect::to(&group_url(&page, p.id)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST …/case-groups/{id}/remove-all`.
+pub(super) async fn remove_all(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<GroupPath>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Response> {
+    page.me.check_csrf(&form.csrf)?;
+    page.require_write()?;
+    state
+        .db
+        .remove_all_members(page.project.id, p.id, actor(&page))
+        .await?;
+    Ok(Redirect::to(&group_url(&page, p.id)).into_response())
+}
+
+/// `POST …/case-groups/{id}/rename`.
+pub(super) async fn rename(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<GroupPath>,
+    Form(form): Form<NameForm>,
+) -> PageResult<Response> {
+    page.me.check_csrf(&form.csrf)?;
+    page.require_write()?;
+    let outcome = match GroupName::parse(&form.name) {
+        Ok(name) => state
+            .db
+            .rename_group(page.project.id, p.id, &name, actor(&page))
+            .await
+            .map(|_| ()),
+        Err(e) => Err(StoreError::Invalid(casecast_core::case::FieldError::new(
+            "name",
+            e.0.trim_start_matches("name: "),
+        ))),
+    };
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&group_url(&page, p.id)).into_response()),
+        Err(StoreError::Conflict { message, .. }) => {
+            render_group(
+                &state,
+                &page,
+                p.id,
+                ShowQuery {
+                    q: None,
+                    cursor: None,
+                },
+                StatusCode::CONFLICT,
+                None,
+                Some(message),
+            )
+            .await
+        }
+        Err(StoreError::Invalid(f)) => {
+            render_group(
+                &state,
+                &page,
+                p.id,
+                ShowQuery {
+                    q: None,
+                    cursor: None,
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some(format!("The name {}", f.message)),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST …/case-groups/{id}/delete`.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<GroupPath>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Response> {
+    page.me.check_csrf(&form.csrf)?;
+    page.require_write()?;
+    state.db.delete_group(page.project.id, p.id).await?;
+    Ok(Redirect::to(&format!("/a/{}/messaging/case-groups", page.project.slug)).into_response())
+}
+
+/// `POST …/case-groups/{id}/upload` (multipart: csrf, file, mode): queues the upload and shows its progress.
+pub(super) async fn upload(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<GroupPath>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> PageResult<Response> {
+    page.require_write()?;
+    let mut multipart = multipart.map_err(|_| {
+        PageError::bad_request("The upload form was incomplete. Go back and try again.")
+    })?;
+    let mut csrf = String::new();
+    let mut mode = Change::Add;
+    let mut file = None;
+    let too_big = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            PageError { status: StatusCode::PAYLOAD_TOO_LARGE, message: "The file is larger than the limit of 50 MB. Split it and upload the parts one by one.".into() }
+        } else {
+            PageError::bad_request("The upload could not be read. Go back and try again.")
+        }
+    };
+    while let Some(field) = multipart.next_field().await.map_err(too_big)? {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.map_err(too_big)?,
+            Some("mode") => {
+                mode = if field.text().await.map_err(too_big)? == "remove" {
+                    Change::Remove
+                } else {
+                    Change::Add
+                }
+            }
+            Some("file") => {
+                // The token comes first in the form: check it before reading the file.
+                page.me.check_csrf(&csrf)?;
+                let name = field.file_name().unwrap_or("upload").to_string();
+                file = Some((name, field.bytes().await.map_err(too_big)?.to_vec()));
+            }
+            _ => {}
+        }
+    }
+    page.me.check_csrf(&csrf)?;
+    let Some((name, bytes)) = file else {
+        return Err(PageError::bad_request("Choose a file to upload."));
+    };
+    match state
+        .db
+        .create_upload(
+            page.project.id,
+            p.id,
+            mode,
+            &name,
+            bytes,
+            Some(page.me.user.id),
+        )
+        .await
+    {
+        Ok(u) => Ok(Redirect::to(&format!(
+            "/a/{}/messaging/uploads/{}",
+            page.project.slug, u.id
+        ))
+        .into_response()),
+        Err(casecast_store::case_import::ImportError::Sheet(e)) => {
+            render_group(
+                &state,
+                &page,
+                p.id,
+                ShowQuery {
+                    q: None,
+                    cursor: None,
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some(e.to_string()),
+            )
+            .await
+        }
+        Err(casecast_store::case_import::ImportError::Store(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct UploadPath {
+    #[allow(dead_code)]
+    project: String,
+    upload_id: i64,
+}
+
+/// `GET …/messaging/uploads/{upload_id}`: progress, then counts and the per-row report.
+pub(super) async fn upload_page(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<UploadPath>,
+) -> PageResult<Response> {
+    let upload = state.db.get_upload(page.project.id, p.upload_id).await?;
+    let mut results = if upload.status == "done" {
+        state
+            .db
+            .upload_results(page.project.id, p.upload_id, 0, RESULTS_SHOWN + 1)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let more_results = results.len() > RESULTS_SHOWN;
+    results.truncate(RESULTS_SHOWN);
+    let view = UploadPage {
+        chrome: Chrome::project(&page, "case-groups"),
+        slug: page.project.slug.clone(),
+        upload,
+        results,
+        more_results,
+    };
+    Ok(html(&view)?.into_response())
+}
+
+/// `GET …/messaging/uploads/{upload_id}/status.json`: what the progress bar polls.
+pub(super) async fn upload_status(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<UploadPath>,
+) -> PageResult<Json<UploadJson>> {
+    Ok(Json(
+        state
+            .db
+            .get_upload(page.project.id, p.upload_id)
+            .await?
+            .into(),
+    ))
+}
+
+fn page_xlsx_error(e: rust_xlsxwriter::XlsxError) -> PageError {
+    tracing::error!(error = %e, "writing an xlsx failed");
+    PageError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: "Something went wrong; it has been logged.".into(),
+    }
+}
+
+fn api_to_page(e: crate::error::ApiError) -> PageError {
+    PageError {
+        status: e.status,
+        message: e.message,
+    }
+}
+
+async fn results_file(
+    state: &AppState,
+    page: &ProjectPage,
+    id: i64,
+    xlsx: bool,
+) -> PageResult<Response> {
+    state.db.get_upload(page.project.id, id).await?;
+    let table = Table {
+        headers: &RESULT_COLUMNS,
+        rows: result_rows(&state.db, page.project.id, id)
+            .await
+            .map_err(api_to_page)?,
+        text_columns: &[1, 3],
+    };
+    let stem = format!("upload-{id}-results");
+    if xlsx {
+        Ok(download(
+            sheet_out::to_xlsx(&table, "results").map_err(page_xlsx_error)?,
+            XLSX,
+            &format!("{stem}.xlsx"),
+        ))
+    } else {
+        Ok(download(
+            sheet_out::to_csv(&table),
+            "text/csv; charset=utf-8",
+            &format!("{stem}.csv"),
+        ))
+    }
+}
+
+/// `GET …/uploads/{upload_id}/results.csv`.
+pub(super) async fn results_csv(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<UploadPath>,
+) -> PageResult<Response> {
+    results_file(&state, &page, p.upload_id, false).await
+}
+
+/// `GET …/uploads/{upload_id}/results.xlsx`.
+pub(super) async fn results_xlsx(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<UploadPath>,
+) -> PageResult<Response> {
+    results_file(&state, &page, p.upload_id, true).await
+}
+
+async fn export_file(
+    state: &AppState,
+    page: &ProjectPage,
+    id: i64,
+    xlsx: bool,
+) -> PageResult<Response> {
+    let group = state.db.get_group(page.project.id, id).await?;
+    let table = Table {
+        headers: &MEMBER_COLUMNS,
+        rows: member_rows(&state.db, page.project.id, id)
+            .await
+            .map_err(api_to_page)?,
+        text_columns: &[0, 1, 3],
+    };
+    let stem = format!("case-group-{}", group.id);
+    if xlsx {
+        Ok(download(
+            sheet_out::to_xlsx(&table, "members").map_err(page_xlsx_error)?,
+            XLSX,
+            &format!("{stem}.xlsx"),
+        ))
+    } else {
+        Ok(download(
+            sheet_out::to_csv(&table),
+            "text/csv; charset=utf-8",
+            &format!("{stem}.csv"),
+        ))
+    }
+}
+
+/// `GET …/case-groups/{id}/export.csv`.
+pub(super) async fn export_csv(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<GroupPath>,
+) -> PageResult<Response> {
+    export_file(&state, &page, p.id, false).await
+}
+
+/// `GET …/case-groups/{id}/export.xlsx`.
+pub(super) async fn export_xlsx(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<GroupPath>,
+) -> PageResult<Response> {
+    export_file(&state, &page, p.id, true).await
+}
+
+/// `GET …/case-groups/example.xlsx`.
+pub(super) async fn example(_page: ProjectPage) -> PageResult<Response> {
+    Ok(download(
+        sheet_out::example_sheet().map_err(page_xlsx_error)?,
+        XLSX,
+        "cases_bulk_example.xlsx",
+    ))
+}
