@@ -29,6 +29,15 @@ pub enum BenchCommand {
         #[arg(long, value_enum, default_value_t = SheetFormat::Csv)]
         format: SheetFormat,
     },
+    /// Case-group figures: upload N identifiers, the members page, server memory.
+    Groups {
+        /// Cases in the project (and members of the big group).
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: usize,
+        /// Identifiers in the uploaded sheet.
+        #[arg(long, default_value_t = 100_000)]
+        identifiers: usize,
+    },
     /// (internal) The measured part of `bench import`.
     #[command(hide = true)]
     RunImport {
@@ -98,6 +107,9 @@ fn write_sheet(path: &Path, rows: usize, format: SheetFormat) -> anyhow::Result<
 
 pub async fn bench(url: &str, command: BenchCommand) -> anyhow::Result<()> {
     match command {
+        BenchCommand::Groups { cases, identifiers } => {
+            crate::bench_groups::run(url, cases, identifiers).await
+        }
         BenchCommand::Import { rows, format } => {
             let dir = tempfile::tempdir()?;
             let ext = match format {

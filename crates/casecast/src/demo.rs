@@ -1,8 +1,13 @@
-//! `serve --demo`: the demo project, an admin login and 500 realistic cases, made idempotently.
+//! `serve --demo`: the demo project, an admin login, 500 realistic cases and a case group,
+//! made idempotently.
 
 use anyhow::Context;
+use casecast_core::identifier::GroupName;
 use casecast_core::sheet::Limits;
 use casecast_core::{CountryCode, Email, ProjectSlug, Role, TimeZoneName};
+use casecast_store::case_groups::Actor;
+use casecast_store::cases::CaseFilter;
+use casecast_store::membership::Change;
 use casecast_store::projects::NewProject;
 use casecast_store::{Db, StoreError};
 
@@ -14,6 +19,8 @@ pub struct DemoLogin {
 
 const DEMO_ADMIN: &str = "admin@demo.casecast.example";
 const CASES: usize = 500;
+/// The demo case group: the Gulu participants who are HIV positive.
+const DEMO_GROUP: &str = "Gulu HIV+ participants";
 
 const FIRST: [&str; 24] = [
     "Aber",
@@ -171,10 +178,62 @@ pub async fn seed(db: &Db) -> anyhow::Result<DemoLogin> {
         unchanged = report.unchanged,
         "demo cases ready"
     );
+    seed_group(db, project.id)
+        .await
+        .context("creating the demo case group")?;
     Ok(DemoLogin {
         email: DEMO_ADMIN.to_string(),
         password,
     })
+}
+
+/// Creates the demo group with its members, unless a group of that name exists (then it is
+/// left as it is, with whatever members it has been given since).
+async fn seed_group(db: &Db, project_id: i64) -> anyhow::Result<()> {
+    let name = GroupName::parse(DEMO_GROUP)?;
+    let exists = db
+        .list_groups(project_id)
+        .await?
+        .iter()
+        .any(|g| g.name.to_lowercase() == name.key());
+    if exists {
+        return Ok(());
+    }
+    let actor = Actor {
+        user_id: None,
+        via: "cli",
+    };
+    let group = match db.create_group(project_id, &name, actor).await {
+        Ok(g) => g,
+        // Another process seeding the demo at the same moment made it.
+        Err(StoreError::Conflict { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut members = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = db
+            .list_cases(project_id, &CaseFilter::default(), 1000, cursor)
+            .await?;
+        members.extend(page.items.into_iter().filter_map(|c| {
+            let wanted = c.properties.get("district").map(String::as_str) == Some("Gulu")
+                && c.properties.get("hiv_status").map(String::as_str) == Some("positive");
+            c.external_id.filter(|_| wanted)
+        }));
+        match page.next_cursor.and_then(|n| n.parse().ok()) {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let results = db
+        .change_members(project_id, group.id, Change::Add, &members, actor)
+        .await?;
+    tracing::info!(
+        group.id = group.id,
+        members = results.iter().filter(|r| r.case_id.is_some()).count(),
+        "demo case group ready"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -187,5 +246,10 @@ mod tests {
         assert_eq!(a, demo_sheet());
         assert_eq!(a.lines().count(), CASES + 1);
         assert!(a.contains("GUL-") && a.contains(",participant,"));
+        assert!(
+            a.lines()
+                .any(|l| l.contains(",Gulu,") && l.contains(",positive,")),
+            "the demo group has members"
+        );
     }
 }

@@ -2,7 +2,9 @@
 
 mod admin;
 mod bench;
+mod bench_groups;
 mod demo;
+mod groups;
 mod import;
 mod serve;
 
@@ -53,6 +55,9 @@ enum Command {
     /// Import cases.
     #[command(subcommand)]
     Cases(import::CasesCommand),
+    /// Manage case groups and their members.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
     /// Measure speed and memory (makes its own data).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -95,6 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(c) => admin::user(&cli.db, c).await,
         Command::Token(c) => admin::token(&cli.db, c).await,
         Command::Cases(c) => import::cases(&cli.db, c).await,
+        Command::Groups(c) => groups::groups(&cli.db, c).await,
         Command::Bench(c) => bench::bench(&cli.db, c).await,
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::cases::{case_from_row, like_contains, Page};
+use crate::cases::{case_from_row, like_contains, like_escape, Page};
 use crate::error::{is_unique_violation, StoreError, StoreResult};
 use crate::Db;
 
@@ -42,8 +42,8 @@ pub struct HistoryEntry {
     pub detail: String,
 }
 
-const GROUP_COLUMNS: &str = "g.id, g.project_id, g.name, g.created_at, g.modified_at,
-    (SELECT COUNT(*) FROM case_group_members m JOIN cases c ON c.id = m.case_pk WHERE m.group_id = g.id AND c.deleted = 0) AS case_count";
+const GROUP_COLUMNS: &str =
+    "g.id, g.project_id, g.name, g.created_at, g.modified_at, g.member_count AS case_count";
 
 fn group_from_row(row: &AnyRow) -> Result<CaseGroup, sqlx::Error> {
     Ok(CaseGroup {
@@ -251,15 +251,15 @@ impl Db {
         cursor: Option<i64>,
     ) -> StoreResult<Page<Case>> {
         self.get_group(project_id, group_id).await?;
-        let mut sql = format!(
+        let mut sql = String::from(
             "SELECT c.id, c.case_id, c.case_type, c.name, c.external_id, c.phone_number, c.language_code, c.owner_id,
                     c.closed, c.deleted, c.properties, c.created_at, c.modified_at
              FROM case_group_members m JOIN cases c ON c.id = m.case_pk
-             WHERE m.group_id = $1 AND m.case_pk > $2 AND c.deleted = 0"
+             WHERE m.group_id = $1 AND m.case_pk > $2 AND c.deleted = 0",
         );
         let q = q.map(str::trim).filter(|q| !q.is_empty());
         if q.is_some() {
-            sql.push_str(" AND (c.case_id = $3 OR c.external_id = $3 OR c.phone_number = $4 OR LOWER(c.name) LIKE $5 ESCAPE '\\')");
+            sql.push_str(" AND (c.case_id = $3 OR c.external_id LIKE $6 ESCAPE '\\' OR c.phone_number = $4 OR LOWER(c.name) LIKE $5 ESCAPE '\\')");
         }
         sql.push_str(&format!(" ORDER BY m.case_pk LIMIT {}", limit + 1));
         let mut query = sqlx::query(&sql).bind(group_id).bind(cursor.unwrap_or(0));
@@ -268,7 +268,11 @@ impl Db {
             let phone = casecast_core::PhoneNumber::parse(q, project.country_code().as_ref())
                 .map(String::from)
                 .unwrap_or_default();
-            query = query.bind(q.to_string()).bind(phone).bind(like_contains(q));
+            query = query
+                .bind(q.to_string())
+                .bind(phone)
+                .bind(like_contains(q))
+                .bind(like_escape(q, false) + "%");
         }
         let rows = query.fetch_all(self.pool()).await?;
         let mut items = Vec::new();
@@ -298,7 +302,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "DELETE FROM case_group_members WHERE group_id = $1
-             AND case_pk = (SELECT id FROM cases WHERE project_id = $2 AND case_id = $3)",
+             AND case_pk = (SELECT id FROM cases WHERE project_id = $2 AND case_id = $3 AND deleted = 0)",
         )
         .bind(group_id)
         .bind(project_id)
@@ -308,6 +312,10 @@ impl Db {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("member"));
         }
+        sqlx::query("UPDATE case_groups SET member_count = member_count - 1 WHERE id = $1")
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
         record(&mut tx, group_id, actor, "remove", 0, 1, case_id).await?;
         tx.commit().await?;
         Ok(())
@@ -322,22 +330,21 @@ impl Db {
     ) -> StoreResult<u64> {
         self.get_group(project_id, group_id).await?;
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query("DELETE FROM case_group_members WHERE group_id = $1")
+        let live: i64 = sqlx::query_scalar("SELECT member_count FROM case_groups WHERE id = $1")
+            .bind(group_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM case_group_members WHERE group_id = $1")
             .bind(group_id)
             .execute(&mut *tx)
             .await?;
-        record(
-            &mut tx,
-            group_id,
-            actor,
-            "remove_all",
-            0,
-            done.rows_affected() as i64,
-            "",
-        )
-        .await?;
+        sqlx::query("UPDATE case_groups SET member_count = 0 WHERE id = $1")
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
+        record(&mut tx, group_id, actor, "remove_all", 0, live, "").await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(live as u64)
     }
 
     /// The group's history, newest first.

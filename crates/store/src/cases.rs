@@ -300,15 +300,29 @@ impl Db {
 
     /// Soft-deletes a case: kept for history, hidden from lists and groups.
     pub async fn delete_case(&self, project_id: i64, case_id: &str) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE cases SET deleted = 1, modified_at = $1 WHERE project_id = $2 AND case_id = $3 AND deleted = 0")
+        let mut tx = self.begin_write().await?;
+        let pk: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM cases WHERE project_id = $1 AND case_id = $2 AND deleted = 0",
+        )
+        .bind(project_id)
+        .bind(case_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let pk = pk.ok_or(StoreError::NotFound("case"))?;
+        sqlx::query("UPDATE cases SET deleted = 1, modified_at = $1 WHERE id = $2")
             .bind(casecast_core::time::now_ms())
-            .bind(project_id)
-            .bind(case_id)
-            .execute(self.pool())
+            .bind(pk)
+            .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("case"));
-        }
+        // A deleted case stops counting as a member of its groups (its memberships stay, hidden).
+        sqlx::query(
+            "UPDATE case_groups SET member_count = member_count - 1
+             WHERE id IN (SELECT group_id FROM case_group_members WHERE case_pk = $1)",
+        )
+        .bind(pk)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

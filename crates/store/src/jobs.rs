@@ -64,6 +64,44 @@ impl Db {
         .map_err(|e: sqlx::Error| e.into())
     }
 
+    /// Claims the job of one kind for one record (a CLI or benchmark processing its own upload
+    /// in-process), if no live lease holds it.
+    pub async fn claim_job_for(
+        &self,
+        kind: &str,
+        ref_id: i64,
+        worker: &str,
+    ) -> StoreResult<Option<Job>> {
+        let now = casecast_core::time::now_ms();
+        let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "UPDATE jobs SET locked_until = $1, locked_by = $2, attempts = attempts + 1
+             WHERE id = (SELECT id FROM jobs WHERE kind = $3 AND ref_id = $4 AND done_at IS NULL
+                         AND (locked_until IS NULL OR locked_until < $5) ORDER BY id LIMIT 1{})
+             RETURNING id, kind, ref_id, attempts",
+            dialect::skip_locked(self.engine())
+        );
+        let row = sqlx::query(&sql)
+            .bind(now + LEASE_MS)
+            .bind(worker)
+            .bind(kind)
+            .bind(ref_id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.map(|r| {
+            Ok(Job {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                ref_id: r.try_get("ref_id")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
     /// Renews a claim; false when another worker has taken the job over.
     pub async fn renew_job(&self, job_id: i64, worker: &str) -> StoreResult<bool> {
         let now = casecast_core::time::now_ms();

@@ -184,6 +184,7 @@ fn result(entry: &Entry, outcome: Outcome, found: Option<&Found>, message: Strin
 
 /// Resolves a batch and applies it to the group inside `tx`. `seen` holds the cases met so
 /// far in the same file (for `duplicate_in_file`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn apply_batch(
     tx: &mut Transaction<'static, Any>,
     engine: Engine,
@@ -299,8 +300,11 @@ async fn write_members(
     engine: Engine,
     group_id: i64,
     change: Change,
-    pks: Vec<i64>,
+    mut pks: Vec<i64>,
 ) -> Result<HashSet<i64>, sqlx::Error> {
+    // Always in the same order, so that two transactions writing overlapping members (two
+    // uploads of one list in different orders) wait for each other instead of deadlocking.
+    pks.sort_unstable();
     let mut changed = HashSet::new();
     let now = casecast_core::time::now_ms();
     for chunk in pks.chunks(MAX_BIND_PARAMS / 3) {
@@ -338,6 +342,15 @@ async fn write_members(
         for row in q.fetch_all(&mut **tx).await? {
             changed.insert(row.try_get::<i64, _>("case_pk")?);
         }
+    }
+    // The targets are live cases, so the stored count moves by exactly what changed.
+    let delta = changed.len() as i64 * if change == Change::Add { 1 } else { -1 };
+    if delta != 0 {
+        sqlx::query("UPDATE case_groups SET member_count = member_count + $1 WHERE id = $2")
+            .bind(delta)
+            .bind(group_id)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(changed)
 }
@@ -392,7 +405,14 @@ impl Db {
             .filter(|r| r.outcome == Outcome::Removed)
             .count() as i64;
         let detail = if identifiers.len() == 1 {
-            identifiers[0].trim().chars().take(100).collect()
+            // Control characters (NUL above all, which PostgreSQL refuses in text) stay out
+            // of the history: such an identifier is `invalid` anyway.
+            identifiers[0]
+                .trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect()
         } else {
             format!("{} identifiers", identifiers.len())
         };

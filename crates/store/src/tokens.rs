@@ -12,6 +12,8 @@ use crate::Db;
 #[derive(Clone, Debug)]
 pub struct TokenGrant {
     pub token_id: i64,
+    /// When the token was last recorded as used.
+    pub last_used_at: Option<i64>,
     pub project_id: i64,
     pub user_id: i64,
     pub role: Role,
@@ -59,7 +61,7 @@ impl Db {
     /// What a presented token grants: the token's user's current role in the token's project.
     pub async fn check_token(&self, secret: &str) -> StoreResult<TokenGrant> {
         let row = sqlx::query(
-            "SELECT t.id, t.project_id, t.user_id, m.role FROM api_tokens t
+            "SELECT t.id, t.project_id, t.user_id, t.last_used_at, m.role FROM api_tokens t
              JOIN memberships m ON m.user_id = t.user_id AND m.project_id = t.project_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         )
@@ -70,6 +72,7 @@ impl Db {
         let role: String = row.try_get("role")?;
         Ok(TokenGrant {
             token_id: row.try_get("id")?,
+            last_used_at: row.try_get("last_used_at")?,
             project_id: row.try_get("project_id")?,
             user_id: row.try_get("user_id")?,
             role: role.parse().map_err(|_| StoreError::NotFound("token"))?,

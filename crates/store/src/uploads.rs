@@ -432,21 +432,33 @@ impl Db {
                 let rows: Vec<(i64, ItemResult)> =
                     batch.iter().map(|(n, _)| *n).zip(results).collect();
                 insert_results(&mut db_tx, self.engine(), upload_id, &rows).await?;
+                let before = processed;
                 processed += rows.len() as i64;
-                sqlx::query("UPDATE uploads SET processed_rows = $1, counts = $2 WHERE id = $3")
-                    .bind(processed)
-                    .bind(serde_json::to_string(&counts).unwrap_or_default())
-                    .bind(upload_id)
-                    .execute(&mut *db_tx)
-                    .await?;
+                // Guarded by the progress this worker last wrote: if a worker that took the job
+                // over has moved on, this batch is dropped rather than counted twice.
+                let moved = sqlx::query(
+                    "UPDATE uploads SET processed_rows = $1, counts = $2 WHERE id = $3 AND processed_rows = $4",
+                )
+                .bind(processed)
+                .bind(serde_json::to_string(&counts).unwrap_or_default())
+                .bind(upload_id)
+                .bind(before)
+                .execute(&mut *db_tx)
+                .await?;
+                if moved.rows_affected() == 0 {
+                    return Ok::<bool, sqlx::Error>(false);
+                }
                 db_tx.commit().await?;
-                Ok::<(), sqlx::Error>(())
+                Ok(true)
             };
-            if let Err(e) = step.await {
-                outcome = Err(StoreError::from(e));
-                break;
-            }
-            if !self.renew_job(job_id, worker).await? {
+            let kept = match step.await {
+                Ok(kept) => kept,
+                Err(e) => {
+                    outcome = Err(StoreError::from(e));
+                    break;
+                }
+            };
+            if !kept || !self.renew_job(job_id, worker).await? {
                 outcome = Err(StoreError::Conflict {
                     code: "lease_lost",
                     message: "another worker took the upload over".into(),

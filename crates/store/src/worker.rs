@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::jobs::Job;
-use crate::Db;
+use crate::{Db, StoreError};
 
 /// Attempts before a job is given up.
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -46,6 +46,14 @@ async fn run_job(db: &Db, worker: &str, job: Job) {
     };
     let done = match result {
         Ok(()) => db.finish_job(job.id).await,
+        // Another worker holds the job now: retrying or giving up here would release its
+        // lease (or fail the upload) under it.
+        Err(StoreError::Conflict {
+            code: "lease_lost", ..
+        }) => {
+            tracing::warn!(job.id = job.id, "job taken over by another worker");
+            Ok(())
+        }
         Err(e) if job.attempts >= MAX_ATTEMPTS => {
             tracing::error!(job.id = job.id, error = %e, "job failed for good");
             if job.kind == "upload" {

@@ -67,7 +67,18 @@ impl FromRequestParts<AppState> for ApiAuth {
             // Never tell a token holder that another project exists.
             return Err(ApiError::not_found("project"));
         }
-        state.db.touch_token(grant.token_id).await?;
+        // Recorded at most once a minute and off the request's path: on SQLite a write waits
+        // for any running write transaction (an upload batch), and a read must not.
+        let now = casecast_core::time::now_ms();
+        if grant.last_used_at.is_none_or(|t| t < now - 60_000) {
+            let db = state.db.clone();
+            let token_id = grant.token_id;
+            tokio::spawn(async move {
+                if let Err(e) = db.touch_token(token_id).await {
+                    tracing::warn!(error = %e, "recording a token's use failed");
+                }
+            });
+        }
         Ok(ApiAuth {
             project,
             user_id: grant.user_id,

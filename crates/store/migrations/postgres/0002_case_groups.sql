@@ -3,6 +3,8 @@ CREATE TABLE case_groups (
   project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
   name TEXT NOT NULL,
   name_key TEXT NOT NULL,
+  -- Live (not deleted) member cases, kept by every change so that no page counts a million rows.
+  member_count BIGINT NOT NULL DEFAULT 0,
   created_at BIGINT NOT NULL,
   modified_at BIGINT NOT NULL,
   CONSTRAINT case_groups_name_key UNIQUE (project_id, name_key)

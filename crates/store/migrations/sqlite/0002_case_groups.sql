@@ -1,8 +1,11 @@
+-- AUTOINCREMENT: ids of deleted groups and uploads are never given to new ones (old links stay dead).
 CREATE TABLE case_groups (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
   name TEXT NOT NULL,
   name_key TEXT NOT NULL,
+  -- Live (not deleted) member cases, kept by every change so that no page counts a million rows.
+  member_count BIGINT NOT NULL DEFAULT 0,
   created_at BIGINT NOT NULL,
   modified_at BIGINT NOT NULL,
   CONSTRAINT case_groups_name_key UNIQUE (project_id, name_key)
@@ -15,7 +18,7 @@ CREATE TABLE case_group_members (
 );
 CREATE INDEX case_group_members_case ON case_group_members(case_pk);
 CREATE TABLE case_group_history (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   group_id BIGINT NOT NULL REFERENCES case_groups(id) ON DELETE CASCADE,
   user_id BIGINT REFERENCES users(id) ON DELETE SET NULL,
   at BIGINT NOT NULL,
@@ -27,7 +30,7 @@ CREATE TABLE case_group_history (
 );
 CREATE INDEX case_group_history_group ON case_group_history(group_id, id);
 CREATE TABLE jobs (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   kind TEXT NOT NULL,
   ref_id BIGINT NOT NULL,
   run_at BIGINT NOT NULL,
@@ -39,7 +42,7 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_due ON jobs(done_at, run_at);
 CREATE TABLE uploads (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
   group_id BIGINT REFERENCES case_groups(id) ON DELETE SET NULL,
   mode TEXT NOT NULL,

@@ -122,6 +122,32 @@ impl From<Vec<ItemResult>> for ChangeResult {
     }
 }
 
+/// Path parameters; an id that is not a number names nothing, so it is a 404 in the API's
+/// error shape (axum's own rejection is a plain-text 400).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for ApiPath<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| ApiPath(t))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("not found ({})", e.body_text()),
+                )
+            })
+    }
+}
+
 #[derive(Deserialize)]
 pub struct GroupPath {
     #[allow(dead_code)]
@@ -195,7 +221,7 @@ async fn create_group(
 async fn get_group(
     State(state): State<AppState>,
     auth: ApiAuth,
-    Path(p): Path<GroupPath>,
+    ApiPath(p): ApiPath<GroupPath>,
 ) -> ApiResult<Json<GroupJson>> {
     Ok(Json(
         state.db.get_group(auth.project.id, p.id).await?.into(),
@@ -208,7 +234,7 @@ async fn get_group(
 async fn rename_group(
     State(state): State<AppState>,
     WriteAuth(auth): WriteAuth,
-    Path(p): Path<GroupPath>,
+    ApiPath(p): ApiPath<GroupPath>,
     ApiJson(body): ApiJson<GroupBody>,
 ) -> ApiResult<Json<GroupJson>> {
     let name = group_name(&body.name)?;
@@ -227,7 +253,7 @@ async fn rename_group(
 async fn delete_group(
     State(state): State<AppState>,
     WriteAuth(auth): WriteAuth,
-    Path(p): Path<GroupPath>,
+    ApiPath(p): ApiPath<GroupPath>,
 ) -> ApiResult<StatusCode> {
     state.db.delete_group(auth.project.id, p.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -239,7 +265,7 @@ async fn delete_group(
 async fn list_members(
     State(state): State<AppState>,
     auth: ApiAuth,
-    Path(p): Path<GroupPath>,
+    ApiPath(p): ApiPath<GroupPath>,
     ApiQuery(query): ApiQuery<MemberQuery>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<CaseList>> {
@@ -291,7 +317,7 @@ async fn change(
 async fn add_members(
     State(state): State<AppState>,
     WriteAuth(auth): WriteAuth,
-    Path(p): Path<GroupPath>,
+    ApiPath(p): ApiPath<GroupPath>,
     ApiJson(body): ApiJson<IdentifiersBody>,
 ) -> ApiResult<Json<ChangeResult>> {
     change(&state, &auth, p.id, Change::Add, body).await
@@ -303,7 +329,7 @@ async fn add_members(
 async fn remove_members(
     State(state): State<AppState>,
     WriteAuth(auth): WriteAuth,
-    Path(p): Path<GroupPath>,
+    ApiPath(p): ApiPath<GroupPath>,
     ApiJson(body): ApiJson<IdentifiersBody>,
 ) -> ApiResult<Json<ChangeResult>> {
     change(&state, &auth, p.id, Change::Remove, body).await
@@ -315,7 +341,7 @@ async fn remove_members(
 async fn remove_member(
     State(state): State<AppState>,
     WriteAuth(auth): WriteAuth,
-    Path(p): Path<MemberPath>,
+    ApiPath(p): ApiPath<MemberPath>,
 ) -> ApiResult<StatusCode> {
     state
         .db
@@ -425,7 +451,7 @@ async fn export(
 async fn export_csv(
     State(state): State<AppState>,
     auth: ApiAuth,
-    Path(p): Path<GroupPath>,
+    ApiPath(p): ApiPath<GroupPath>,
 ) -> ApiResult<Response> {
     export(&state, &auth, p.id, false).await
 }
@@ -436,7 +462,7 @@ async fn export_csv(
 async fn export_xlsx(
     State(state): State<AppState>,
     auth: ApiAuth,
-    Path(p): Path<GroupPath>,
+    ApiPath(p): ApiPath<GroupPath>,
 ) -> ApiResult<Response> {
     export(&state, &auth, p.id, true).await
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::case_groups::{download, XLSX};
+use super::case_groups::{download, ApiPath, XLSX};
 use super::case_import::{check_announced_size, ENVELOPE};
 use super::ErrorBody;
 use crate::auth::{ApiAuth, WriteAuth};
@@ -155,7 +155,7 @@ pub async fn upload_form(
 async fn create_upload(
     State(state): State<AppState>,
     WriteAuth(auth): WriteAuth,
-    Path(p): Path<GroupPath>,
+    ApiPath(p): ApiPath<GroupPath>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<UploadCreated>)> {
@@ -187,7 +187,7 @@ async fn create_upload(
 async fn get_upload(
     State(state): State<AppState>,
     auth: ApiAuth,
-    Path(p): Path<UploadPath>,
+    ApiPath(p): ApiPath<UploadPath>,
 ) -> ApiResult<Json<UploadJson>> {
     Ok(Json(
         state
@@ -262,7 +262,7 @@ async fn results(
 async fn results_csv(
     State(state): State<AppState>,
     auth: ApiAuth,
-    Path(p): Path<UploadPath>,
+    ApiPath(p): ApiPath<UploadPath>,
 ) -> ApiResult<Response> {
     results(&state, &auth, p.upload_id, false).await
 }
@@ -273,7 +273,7 @@ async fn results_csv(
 async fn results_xlsx(
     State(state): State<AppState>,
     auth: ApiAuth,
-    Path(p): Path<UploadPath>,
+    ApiPath(p): ApiPath<UploadPath>,
 ) -> ApiResult<Response> {
     results(&state, &auth, p.upload_id, true).await
 }

@@ -1,9 +1,11 @@
 //! API and page tests against a real server on port 0, on SQLite and PostgreSQL.
 
 mod access;
+mod case_groups;
 mod case_import;
 mod cases;
 mod pages;
+mod uploads;
 
 use casecast_testkit::TestApp;
 use serde_json::Value;
