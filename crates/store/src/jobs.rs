@@ -16,7 +16,7 @@ pub struct Job {
 }
 
 /// How long a claim lasts unless renewed.
-pub const LEASE_MS: i64 = 60_000;
+pub const LEASE_MS: i64 = 30_000;
 
 impl Db {
     /// Queues a job (inside the caller's transaction).
