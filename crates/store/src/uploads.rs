@@ -111,16 +111,29 @@ fn entry_of(row: &Row, cols: &[(usize, IdentifierKind)]) -> Entry {
 }
 
 /// Checks the whole sheet before anything changes; counts its rows.
+/// Sheets up to this many rows are kept in memory after the check (a few MB), so they are not
+/// parsed twice; longer ones are read again, to keep memory flat.
+const KEEP_ROWS: usize = 200_000;
+
 struct Counter {
     rows: usize,
+    cols: Vec<(usize, IdentifierKind)>,
+    /// The rows' entries while there are at most `KEEP_ROWS`.
+    kept: Option<Vec<(i64, Entry)>>,
 }
 
 impl RowSink for Counter {
     fn headers(&mut self, headers: &Headers) -> Result<(), SheetError> {
-        identifier_columns(headers).map(|_| ())
+        self.cols = identifier_columns(headers)?;
+        Ok(())
     }
-    fn row(&mut self, _row: Row) -> Result<(), SheetError> {
+    fn row(&mut self, row: Row) -> Result<(), SheetError> {
         self.rows += 1;
+        if self.rows > KEEP_ROWS {
+            self.kept = None;
+        } else if let Some(kept) = &mut self.kept {
+            kept.push((row.number as i64, entry_of(&row, &self.cols)));
+        }
         Ok(())
     }
 }
@@ -369,15 +382,19 @@ impl Db {
         // Pass 1: the whole sheet is checked before anything changes.
         let (check_bytes, check_name) = (bytes.clone(), file_name.clone());
         let checked = tokio::task::spawn_blocking(move || {
-            let mut counter = Counter { rows: 0 };
+            let mut counter = Counter {
+                rows: 0,
+                cols: Vec::new(),
+                kept: Some(Vec::new()),
+            };
             sheet::read_sheet(&check_bytes, &check_name, &Limits::default(), &mut counter)
-                .map(|_| counter.rows)
+                .map(|_| (counter.rows, counter.kept))
         })
         .await
         .map_err(|e| {
             StoreError::Database(sqlx::Error::Protocol(format!("upload check stopped: {e}")))
         })?;
-        let total = match checked {
+        let (total, kept) = match checked {
             Ok(n) => n,
             Err(e) => return self.fail_upload(upload_id, &e.to_string()).await,
         };
@@ -399,6 +416,14 @@ impl Db {
         let (tx, mut rx) = mpsc::channel::<Vec<(i64, Entry)>>(4);
         let name = file_name.clone();
         let feeder = tokio::task::spawn_blocking(move || {
+            if let Some(kept) = kept {
+                let rest = &kept[(done_rows as usize).min(kept.len())..];
+                for batch in rest.chunks(BATCH) {
+                    tx.blocking_send(batch.to_vec())
+                        .map_err(|_| SheetError::Sink("the upload was stopped".into()))?;
+                }
+                return Ok(());
+            }
             let mut feeder = Feeder {
                 cols: Vec::new(),
                 skip: done_rows as usize,
