@@ -264,10 +264,20 @@ pub async fn run(url: &str, cases: usize, identifiers: usize) -> anyhow::Result<
         .context("login failed")?
         .to_string();
     let page = format!("{base}/a/{slug}/messaging/case-groups/{}", everyone.id);
-    for (label, url) in [
+    let near_end = cases - 7;
+    let pages = [
         ("first page", page.clone()),
         ("deep page", format!("{page}?cursor={deep_cursor}")),
-    ] {
+        (
+            "search by external ID",
+            format!("{page}?q=BX-{near_end:07}"),
+        ),
+        (
+            "search by part of a name",
+            format!("{page}?q=participant%20{near_end}"),
+        ),
+    ];
+    for (label, url) in pages {
         let mut times = Vec::new();
         for _ in 0..21 {
             let t = Instant::now();
