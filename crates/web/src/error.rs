@@ -71,6 +71,17 @@ impl From<FieldError> for ApiError {
     }
 }
 
+impl From<rust_xlsxwriter::XlsxError> for ApiError {
+    fn from(e: rust_xlsxwriter::XlsxError) -> Self {
+        tracing::error!(error = %e, "writing an xlsx failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong; it has been logged",
+        )
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -156,6 +167,16 @@ impl From<StoreError> for PageError {
                     message: "Something went wrong; it has been logged.".into(),
                 }
             }
+        }
+    }
+}
+
+impl From<rust_xlsxwriter::XlsxError> for PageError {
+    fn from(e: rust_xlsxwriter::XlsxError) -> Self {
+        tracing::error!(error = %e, "writing an xlsx failed");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "Something went wrong; it has been logged.".into(),
         }
     }
 }

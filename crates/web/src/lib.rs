@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod downloads;
 pub mod error;
 pub mod json;
 pub mod metrics;

@@ -3,14 +3,13 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use casecast_core::identifier::GroupName;
-use casecast_core::sheet_out::{self, Table};
+use casecast_core::sheet_out;
 use casecast_store::case_groups::{Actor, CaseGroup};
 use casecast_store::membership::{count_outcomes, Change, ItemResult};
-use casecast_store::Db;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -19,6 +18,7 @@ use utoipa_axum::routes;
 use super::cases::{CaseJson, CaseList};
 use super::{ErrorBody, PageParams};
 use crate::auth::{ApiAuth, WriteAuth};
+use crate::downloads::{download, members_table, sheet_download, XLSX};
 use crate::error::{ApiError, ApiResult};
 use crate::json::{ApiJson, ApiQuery};
 use crate::AppState;
@@ -350,73 +350,6 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The columns of member exports.
-pub const MEMBER_COLUMNS: [&str; 8] = [
-    "case_id",
-    "external_id",
-    "name",
-    "phone_number",
-    "case_type",
-    "language_code",
-    "owner_id",
-    "closed",
-];
-
-/// Every live member of a group as table rows.
-pub async fn member_rows(db: &Db, project_id: i64, group_id: i64) -> ApiResult<Vec<Vec<String>>> {
-    let mut rows = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = db
-            .group_members(project_id, group_id, None, 5000, cursor)
-            .await?;
-        for c in page.items {
-            rows.push(vec![
-                c.case_id.as_str().to_string(),
-                c.external_id.unwrap_or_default(),
-                c.name,
-                c.phone_number.map(String::from).unwrap_or_default(),
-                c.case_type,
-                c.language_code.unwrap_or_default(),
-                c.owner_id.unwrap_or_default(),
-                c.closed.to_string(),
-            ]);
-        }
-        match page.next_cursor.and_then(|c| c.parse().ok()) {
-            Some(c) => cursor = Some(c),
-            None => return Ok(rows),
-        }
-    }
-}
-
-/// A download response.
-pub fn download(bytes: Vec<u8>, content_type: &'static str, file_name: &str) -> Response {
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        file_name.replace(['"', '\\', '\r', '\n'], "_")
-    );
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        bytes,
-    )
-        .into_response()
-}
-
-/// The content type of `.xlsx` files.
-pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-
-fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> ApiError {
-    tracing::error!(error = %e, "writing an xlsx failed");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "something went wrong; it has been logged",
-    )
-}
-
 async fn export(
     state: &AppState,
     auth: &ApiAuth,
@@ -424,25 +357,13 @@ async fn export(
     xlsx: bool,
 ) -> ApiResult<Response> {
     let group = state.db.get_group(auth.project.id, group_id).await?;
-    let table = Table {
-        headers: &MEMBER_COLUMNS,
-        rows: member_rows(&state.db, auth.project.id, group_id).await?,
-        text_columns: &[0, 1, 3],
-    };
-    let stem = format!("case-group-{}", group.id);
-    Ok(if xlsx {
-        download(
-            sheet_out::to_xlsx(&table, "members").map_err(xlsx_error)?,
-            XLSX,
-            &format!("{stem}.xlsx"),
-        )
-    } else {
-        download(
-            sheet_out::to_csv(&table),
-            "text/csv; charset=utf-8",
-            &format!("{stem}.csv"),
-        )
-    })
+    let table = members_table(&state.db, auth.project.id, group.id).await?;
+    Ok(sheet_download(
+        &table,
+        xlsx,
+        &format!("case-group-{}", group.id),
+        "members",
+    )?)
 }
 
 /// The group's members as CSV.
@@ -472,7 +393,7 @@ async fn export_xlsx(
     responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>), (status = 401, body = ErrorBody)))]
 async fn example_sheet(_auth: ApiAuth) -> ApiResult<Response> {
     Ok(download(
-        sheet_out::example_sheet().map_err(xlsx_error)?,
+        sheet_out::example_sheet()?,
         XLSX,
         "cases_bulk_example.xlsx",
     ))

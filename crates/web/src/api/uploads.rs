@@ -8,19 +8,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use casecast_core::sheet::Limits;
-use casecast_core::sheet_out::{self, Table};
 use casecast_store::membership::Change;
 use casecast_store::uploads::Upload;
-use casecast_store::Db;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::case_groups::{download, ApiPath, XLSX};
+use super::case_groups::ApiPath;
 use super::case_import::{check_announced_size, ENVELOPE};
 use super::ErrorBody;
 use crate::auth::{ApiAuth, WriteAuth};
+use crate::downloads::{results_table, sheet_download};
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -198,62 +197,20 @@ async fn get_upload(
     ))
 }
 
-/// The columns of result sheets.
-pub const RESULT_COLUMNS: [&str; 5] = ["row", "identifier", "outcome", "case_id", "message"];
-
-/// Every result row of an upload, as table rows.
-pub async fn result_rows(db: &Db, project_id: i64, upload_id: i64) -> ApiResult<Vec<Vec<String>>> {
-    let mut rows = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = db
-            .upload_results(project_id, upload_id, after, 10_000)
-            .await?;
-        let Some(last) = page.last() else {
-            return Ok(rows);
-        };
-        after = last.row;
-        rows.extend(page.into_iter().map(|r| {
-            vec![
-                r.row.to_string(),
-                r.identifier,
-                r.outcome,
-                r.case_id.unwrap_or_default(),
-                r.message,
-            ]
-        }));
-    }
-}
-
 async fn results(
     state: &AppState,
     auth: &ApiAuth,
     upload_id: i64,
     xlsx: bool,
 ) -> ApiResult<Response> {
-    let table = Table {
-        headers: &RESULT_COLUMNS,
-        rows: result_rows(&state.db, auth.project.id, upload_id).await?,
-        text_columns: &[1, 3],
-    };
-    let stem = format!("upload-{upload_id}-results");
-    Ok(if xlsx {
-        let bytes = sheet_out::to_xlsx(&table, "results").map_err(|e| {
-            tracing::error!(error = %e, "writing an xlsx failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "something went wrong; it has been logged",
-            )
-        })?;
-        download(bytes, XLSX, &format!("{stem}.xlsx"))
-    } else {
-        download(
-            sheet_out::to_csv(&table),
-            "text/csv; charset=utf-8",
-            &format!("{stem}.csv"),
-        )
-    })
+    state.db.get_upload(auth.project.id, upload_id).await?;
+    let table = results_table(&state.db, auth.project.id, upload_id).await?;
+    Ok(sheet_download(
+        &table,
+        xlsx,
+        &format!("upload-{upload_id}-results"),
+        "results",
+    )?)
 }
 
 /// The per-row report as CSV: `row, identifier, outcome, case_id, message`.

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use casecast_core::identifier::{GroupName, Outcome};
-use casecast_core::sheet_out::{self, Table};
+use casecast_core::sheet_out;
 use casecast_store::case_groups::{Actor, CaseGroup};
 use casecast_store::membership::{Change, ItemResult};
 use casecast_store::uploads::{ResultRow, Upload};
@@ -17,9 +17,9 @@ use serde::Deserialize;
 
 use super::cases::CaseView;
 use super::{html, Chrome};
-use crate::api::case_groups::{download, member_rows, MEMBER_COLUMNS, XLSX};
-use crate::api::uploads::{result_rows, UploadJson, RESULT_COLUMNS};
+use crate::api::uploads::UploadJson;
 use crate::auth::{percent_encode, ProjectPage};
+use crate::downloads::{download, members_table, results_table, sheet_download, XLSX};
 use crate::error::{PageError, PageResult};
 use crate::AppState;
 
@@ -193,6 +193,7 @@ pub(super) async fn list(State(state): State<AppState>, page: ProjectPage) -> Pa
 
 #[derive(Deserialize)]
 pub(super) struct NameForm {
+    #[serde(default)]
     csrf: String,
     name: String,
 }
@@ -338,6 +339,7 @@ pub(super) async fn show(
 
 #[derive(Deserialize)]
 pub(super) struct AddForm {
+    #[serde(default)]
     csrf: String,
     identifier: String,
 }
@@ -394,6 +396,7 @@ pub(super) async fn add(
 
 #[derive(Deserialize)]
 pub(super) struct RemoveForm {
+    #[serde(default)]
     csrf: String,
     case_id: String,
 }
@@ -421,6 +424,7 @@ pub(super) async fn remove(
 
 #[derive(Deserialize)]
 pub(super) struct CsrfForm {
+    #[serde(default)]
     csrf: String,
 }
 
@@ -638,21 +642,6 @@ pub(super) async fn upload_status(
     ))
 }
 
-fn page_xlsx_error(e: rust_xlsxwriter::XlsxError) -> PageError {
-    tracing::error!(error = %e, "writing an xlsx failed");
-    PageError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        message: "Something went wrong; it has been logged.".into(),
-    }
-}
-
-fn api_to_page(e: crate::error::ApiError) -> PageError {
-    PageError {
-        status: e.status,
-        message: e.message,
-    }
-}
-
 async fn results_file(
     state: &AppState,
     page: &ProjectPage,
@@ -660,27 +649,13 @@ async fn results_file(
     xlsx: bool,
 ) -> PageResult<Response> {
     state.db.get_upload(page.project.id, id).await?;
-    let table = Table {
-        headers: &RESULT_COLUMNS,
-        rows: result_rows(&state.db, page.project.id, id)
-            .await
-            .map_err(api_to_page)?,
-        text_columns: &[1, 3],
-    };
-    let stem = format!("upload-{id}-results");
-    if xlsx {
-        Ok(download(
-            sheet_out::to_xlsx(&table, "results").map_err(page_xlsx_error)?,
-            XLSX,
-            &format!("{stem}.xlsx"),
-        ))
-    } else {
-        Ok(download(
-            sheet_out::to_csv(&table),
-            "text/csv; charset=utf-8",
-            &format!("{stem}.csv"),
-        ))
-    }
+    let table = results_table(&state.db, page.project.id, id).await?;
+    Ok(sheet_download(
+        &table,
+        xlsx,
+        &format!("upload-{id}-results"),
+        "results",
+    )?)
 }
 
 /// `GET …/uploads/{upload_id}/results.csv`.
@@ -708,27 +683,13 @@ async fn export_file(
     xlsx: bool,
 ) -> PageResult<Response> {
     let group = state.db.get_group(page.project.id, id).await?;
-    let table = Table {
-        headers: &MEMBER_COLUMNS,
-        rows: member_rows(&state.db, page.project.id, id)
-            .await
-            .map_err(api_to_page)?,
-        text_columns: &[0, 1, 3],
-    };
-    let stem = format!("case-group-{}", group.id);
-    if xlsx {
-        Ok(download(
-            sheet_out::to_xlsx(&table, "members").map_err(page_xlsx_error)?,
-            XLSX,
-            &format!("{stem}.xlsx"),
-        ))
-    } else {
-        Ok(download(
-            sheet_out::to_csv(&table),
-            "text/csv; charset=utf-8",
-            &format!("{stem}.csv"),
-        ))
-    }
+    let table = members_table(&state.db, page.project.id, group.id).await?;
+    Ok(sheet_download(
+        &table,
+        xlsx,
+        &format!("case-group-{}", group.id),
+        "members",
+    )?)
 }
 
 /// `GET …/case-groups/{id}/export.csv`.
@@ -752,7 +713,7 @@ pub(super) async fn export_xlsx(
 /// `GET …/case-groups/example.xlsx`.
 pub(super) async fn example(_page: ProjectPage) -> PageResult<Response> {
     Ok(download(
-        sheet_out::example_sheet().map_err(page_xlsx_error)?,
+        sheet_out::example_sheet()?,
         XLSX,
         "cases_bulk_example.xlsx",
     ))
