@@ -56,6 +56,30 @@ fn group_from_row(row: &AnyRow) -> Result<CaseGroup, sqlx::Error> {
     })
 }
 
+/// Live members of group `$1`, with the columns of a case.
+const MEMBER_SELECT: &str =
+    "SELECT c.id, c.case_id, c.case_type, c.name, c.external_id, c.phone_number, c.language_code,
+        c.owner_id, c.closed, c.deleted, c.properties, c.created_at, c.modified_at
+     FROM case_group_members m JOIN cases c ON c.id = m.case_pk
+     WHERE m.group_id = $1 AND c.deleted = 0";
+
+/// A page of at most `limit` members from rows fetched with one extra (which says there is more).
+fn member_page(rows: &[AnyRow], limit: usize) -> StoreResult<Page<Case>> {
+    let mut items = Vec::with_capacity(rows.len().min(limit));
+    let mut last = None;
+    for row in rows.iter().take(limit) {
+        let (id, case) = case_from_row(row)?;
+        last = Some(id);
+        items.push(case);
+    }
+    let next_cursor = if rows.len() > limit {
+        last.map(|id| id.to_string())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
 fn name_taken(name: &GroupName) -> StoreError {
     StoreError::Conflict {
         code: "name_taken",
@@ -251,43 +275,64 @@ impl Db {
         cursor: Option<i64>,
     ) -> StoreResult<Page<Case>> {
         self.get_group(project_id, group_id).await?;
-        let mut sql = String::from(
-            "SELECT c.id, c.case_id, c.case_type, c.name, c.external_id, c.phone_number, c.language_code, c.owner_id,
-                    c.closed, c.deleted, c.properties, c.created_at, c.modified_at
-             FROM case_group_members m JOIN cases c ON c.id = m.case_pk
-             WHERE m.group_id = $1 AND m.case_pk > $2 AND c.deleted = 0",
-        );
         let q = q.map(str::trim).filter(|q| !q.is_empty());
-        if q.is_some() {
-            sql.push_str(" AND (c.case_id = $3 OR c.external_id LIKE $6 ESCAPE '\\' OR c.phone_number = $4 OR LOWER(c.name) LIKE $5 ESCAPE '\\')");
-        }
-        sql.push_str(&format!(" ORDER BY m.case_pk LIMIT {}", limit + 1));
-        let mut query = sqlx::query(&sql).bind(group_id).bind(cursor.unwrap_or(0));
-        if let Some(q) = q {
-            let project = self.project_by_id(project_id).await?;
-            let phone = casecast_core::PhoneNumber::parse(q, project.country_code().as_ref())
-                .map(String::from)
-                .unwrap_or_default();
-            query = query
-                .bind(q.to_string())
-                .bind(phone)
-                .bind(like_contains(q))
-                .bind(like_escape(q, false) + "%");
-        }
-        let rows = query.fetch_all(self.pool()).await?;
-        let mut items = Vec::new();
-        let mut last = None;
-        for row in rows.iter().take(limit) {
-            let (id, case) = case_from_row(row)?;
-            last = Some(id);
-            items.push(case);
-        }
-        let next_cursor = if rows.len() > limit {
-            last.map(|id| id.to_string())
-        } else {
-            None
+        let Some(q) = q else {
+            let sql = format!(
+                "{MEMBER_SELECT} AND m.case_pk > $2 ORDER BY m.case_pk LIMIT {}",
+                limit + 1
+            );
+            let rows = sqlx::query(&sql)
+                .bind(group_id)
+                .bind(cursor.unwrap_or(0))
+                .fetch_all(self.pool())
+                .await?;
+            return member_page(&rows, limit);
         };
-        Ok(Page { items, next_cursor })
+        let project = self.project_by_id(project_id).await?;
+        let phone = casecast_core::PhoneNumber::parse(q, project.country_code().as_ref())
+            .map(String::from)
+            .unwrap_or_default();
+        // An exact case ID, external ID or phone number is found through the indexes on cases;
+        // only when nothing matches exactly is the group scanned for names and ID prefixes. The
+        // choice does not depend on the cursor, so every page of a search is the same search.
+        let exact_sql = |take: usize| {
+            format!(
+                "{MEMBER_SELECT} AND m.case_pk > $2 AND m.case_pk IN
+                   (SELECT id FROM cases WHERE project_id = $3 AND (case_id = $4 OR external_id = $4 OR phone_number = $5))
+                 ORDER BY m.case_pk LIMIT {take}"
+            )
+        };
+        let run = |sql: String, after: i64| {
+            let (q, phone, pool) = (q.to_string(), phone.clone(), self.pool().clone());
+            async move {
+                sqlx::query(&sql)
+                    .bind(group_id)
+                    .bind(after)
+                    .bind(project_id)
+                    .bind(q)
+                    .bind(phone)
+                    .fetch_all(&pool)
+                    .await
+            }
+        };
+        let rows = run(exact_sql(limit + 1), cursor.unwrap_or(0)).await?;
+        if !rows.is_empty() || (cursor.is_some() && !run(exact_sql(1), 0).await?.is_empty()) {
+            return member_page(&rows, limit);
+        }
+        let scan = format!(
+            "{MEMBER_SELECT} AND m.case_pk > $2
+               AND (c.external_id LIKE $3 ESCAPE '\\' OR LOWER(c.name) LIKE $4 ESCAPE '\\')
+             ORDER BY m.case_pk LIMIT {}",
+            limit + 1
+        );
+        let rows = sqlx::query(&scan)
+            .bind(group_id)
+            .bind(cursor.unwrap_or(0))
+            .bind(like_escape(q, false) + "%")
+            .bind(like_contains(q))
+            .fetch_all(self.pool())
+            .await?;
+        member_page(&rows, limit)
     }
 
     /// Removes one case from a group; `NotFound` when it is not a member (or not of this project).
