@@ -296,10 +296,18 @@ impl Db {
         // only when nothing matches exactly is the group scanned for names and ID prefixes. The
         // choice does not depend on the cursor, so every page of a search is the same search.
         let exact_sql = |take: usize| {
+            // One indexed lookup per kind, then the members table by its key. CROSS JOIN keeps
+            // SQLite in this order (its planner otherwise walks the whole group); PostgreSQL
+            // plans it the same way on its own.
             format!(
-                "{MEMBER_SELECT} AND m.case_pk > $2 AND m.case_pk IN
-                   (SELECT id FROM cases WHERE project_id = $3 AND (case_id = $4 OR external_id = $4 OR phone_number = $5))
-                 ORDER BY m.case_pk LIMIT {take}"
+                "SELECT c.id, c.case_id, c.case_type, c.name, c.external_id, c.phone_number, c.language_code,
+                        c.owner_id, c.closed, c.deleted, c.properties, c.created_at, c.modified_at
+                 FROM (SELECT id FROM cases WHERE project_id = $3 AND case_id = $4
+                       UNION SELECT id FROM cases WHERE project_id = $3 AND external_id = $4
+                       UNION SELECT id FROM cases WHERE project_id = $3 AND phone_number = $5) hit
+                 CROSS JOIN cases c CROSS JOIN case_group_members m
+                 WHERE c.id = hit.id AND m.group_id = $1 AND m.case_pk = c.id AND c.deleted = 0 AND c.id > $2
+                 ORDER BY c.id LIMIT {take}"
             )
         };
         let run = |sql: String, after: i64| {

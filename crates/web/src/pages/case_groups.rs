@@ -193,6 +193,8 @@ pub(super) async fn list(State(state): State<AppState>, page: ProjectPage) -> Pa
 
 #[derive(Deserialize)]
 pub(super) struct NameForm {
+    // Missing means empty (on every form here): a form without its token is refused by the
+    // CSRF check (403), not as malformed (422).
     #[serde(default)]
     csrf: String,
     name: String,

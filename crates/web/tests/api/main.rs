@@ -4,7 +4,9 @@ mod access;
 mod case_groups;
 mod case_import;
 mod cases;
+mod group_pages;
 mod pages;
+mod upload_bad_input;
 mod uploads;
 
 use casecast_testkit::TestApp;

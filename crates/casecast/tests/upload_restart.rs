@@ -1,0 +1,379 @@
+//! A large sheet upload survives the server being killed halfway: against the real binary,
+//! `casecast serve` is killed with SIGKILL while its worker is applying a 30,000-row upload,
+//! a new `serve` on the same database takes the job over once the dead worker's lease runs
+//! out, and the upload ends with exactly one result per input row and every case added once.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use casecast_core::sheet::{read_table, Limits};
+use casecast_testkit::{fresh_url, Engine};
+use serde_json::Value;
+
+casecast_testkit::on_both_engines!(upload_resumes_after_the_server_is_killed);
+
+/// Cases in the project and rows in the upload.
+const ROWS: usize = 30_000;
+/// How long the new server may take to finish the upload (a dead worker's lease lasts 30 s).
+const RESUME_WITHIN: Duration = Duration::from_secs(120);
+
+/// The binary with `--db URL`, none of the caller's `CASECAST_*` settings, in a temporary folder.
+fn casecast(url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_casecast"));
+    for var in [
+        "CASECAST_DB",
+        "CASECAST_LISTEN",
+        "CASECAST_LOG",
+        "CASECAST_LOG_FORMAT",
+        "CASECAST_SECURE_COOKIES",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.current_dir(std::env::temp_dir());
+    cmd.arg("--db").arg(url);
+    cmd
+}
+
+/// Runs a command to its end (off the async runtime); asserts success; returns stdout.
+async fn run(url: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let mut cmd = casecast(url);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let stdin = stdin.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("running casecast");
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes()).unwrap();
+        }
+        drop(pipe);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "casecast {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// A running `casecast serve`; killed (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl Server {
+    /// Starts `serve` on port 0 and waits (bounded) for its ready line.
+    async fn start(url: &str) -> Server {
+        let stderr = tempfile::NamedTempFile::new().unwrap();
+        let mut child = casecast(url)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().unwrap())
+            .spawn()
+            .expect("starting casecast serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok);
+            let _ = tx.send(first);
+            // Keep draining so that the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let ready = tokio::time::timeout(Duration::from_secs(60), rx)
+            .await
+            .expect("a ready line within a minute")
+            .unwrap()
+            .unwrap_or_else(|| {
+                panic!(
+                    "serve exited: {}",
+                    std::fs::read_to_string(stderr.path()).unwrap_or_default()
+                )
+            });
+        let addr = ready
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {ready:?}"));
+        Server {
+            child,
+            base: format!("http://{addr}"),
+            stderr,
+        }
+    }
+
+    /// SIGKILL, as `kill -9` does; waits for the process to be gone.
+    fn kill(&mut self) {
+        self.child.kill().expect("killing serve");
+        self.child.wait().unwrap();
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// GET a JSON document with the token; asserts 200.
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    let resp = http.get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{url}");
+    resp.json().await.unwrap()
+}
+
+/// GET a file with the token; asserts 200.
+async fn get_bytes(http: &reqwest::Client, url: &str, token: &str) -> Vec<u8> {
+    let resp = http.get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{url}");
+    resp.bytes().await.unwrap().to_vec()
+}
+
+fn external_id(i: usize) -> String {
+    format!("EXT-{i:06}")
+}
+
+async fn upload_resumes_after_the_server_is_killed(engine: Engine) {
+    let (url, _db_dir) = fresh_url(engine).await;
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        &url,
+        &["project", "create", "gulu", "--country", "UG"],
+        None,
+    )
+    .await;
+
+    // The cases, imported from CSV files of 10,000 rows each (far under the 50 MB limit).
+    for part in 0..ROWS.div_ceil(10_000) {
+        let mut csv = String::from("case_id,external_id,name\n");
+        for i in part * 10_000..((part + 1) * 10_000).min(ROWS) {
+            csv.push_str(&format!("case-{i:06},{},Person {i}\n", external_id(i)));
+        }
+        let file = dir.path().join(format!("cases-{part}.csv"));
+        std::fs::write(&file, csv).unwrap();
+        run(
+            &url,
+            &[
+                "cases",
+                "import",
+                "--project",
+                "gulu",
+                file.to_str().unwrap(),
+            ],
+            None,
+        )
+        .await;
+    }
+    let created = run(
+        &url,
+        &["groups", "create", "--project", "gulu", "Everyone"],
+        None,
+    )
+    .await;
+    let group: i64 = created
+        .trim()
+        .strip_prefix("created case group ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("{created:?}"));
+    run(
+        &url,
+        &[
+            "user",
+            "create",
+            "pm@gulu.example.org",
+            "--project",
+            "gulu",
+            "--role",
+            "editor",
+            "--password-stdin",
+        ],
+        Some("programme manager\n"),
+    )
+    .await;
+    let token = run(
+        &url,
+        &[
+            "token",
+            "create",
+            "--project",
+            "gulu",
+            "--user",
+            "pm@gulu.example.org",
+        ],
+        None,
+    )
+    .await
+    .trim()
+    .to_string();
+    assert!(!token.is_empty() && !token.contains(char::is_whitespace));
+
+    // Row n + 2 of the sheet names case n, by external ID or by case ID in turn.
+    let identifiers: Vec<String> = (0..ROWS)
+        .map(|i| {
+            if i % 2 == 0 {
+                external_id(i)
+            } else {
+                format!("case-{i:06}")
+            }
+        })
+        .collect();
+    let mut sheet = String::from("case_identifier\n");
+    for id in &identifiers {
+        sheet.push_str(id);
+        sheet.push('\n');
+    }
+
+    let http = reqwest::Client::new();
+    let mut server = Server::start(&url).await;
+    let api = |base: &str, path: &str| format!("{base}/api/v1/projects/gulu{path}");
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(sheet.into_bytes()).file_name("everyone.csv"),
+    );
+    let resp = http
+        .post(api(&server.base, &format!("/case-groups/{group}/uploads")))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let upload_id = resp.json::<Value>().await.unwrap()["upload_id"]
+        .as_i64()
+        .unwrap();
+
+    // Kill the server while the worker is partway through.
+    let status_path = format!("/uploads/{upload_id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let seen = loop {
+        let s = get_json(&http, &api(&server.base, &status_path), &token).await;
+        let processed = s["processed_rows"].as_i64().unwrap();
+        if processed > 0 && processed < ROWS as i64 {
+            server.kill();
+            break s;
+        }
+        assert!(
+            s["status"] != "done" && s["status"] != "failed",
+            "the upload finished before it could be interrupted; use a bigger file: {s}\n{}",
+            server.stderr()
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upload made no progress: {s}\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(seen["status"], "running", "{seen}");
+    assert_eq!(seen["total_rows"], ROWS, "{seen}");
+
+    // A new server on the same database finishes it.
+    let server = Server::start(&url).await;
+    let first = get_json(&http, &api(&server.base, &status_path), &token).await;
+    assert_ne!(
+        first["status"], "done",
+        "the kill interrupted the upload: {first}"
+    );
+    assert!(
+        first["processed_rows"].as_i64().unwrap() < ROWS as i64,
+        "{first}"
+    );
+    let deadline = tokio::time::Instant::now() + RESUME_WITHIN;
+    let done = loop {
+        let s = get_json(&http, &api(&server.base, &status_path), &token).await;
+        match s["status"].as_str().unwrap() {
+            "done" => break s,
+            "queued" | "running" => {}
+            _ => panic!("the upload did not resume: {s}\n{}", server.stderr()),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upload was not finished within {RESUME_WITHIN:?}: {s}\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(done["total_rows"], ROWS, "{done}");
+    assert_eq!(done["processed_rows"], ROWS, "{done}");
+    assert_eq!(done["error"], Value::Null, "{done}");
+    assert_eq!(
+        done["counts"],
+        serde_json::json!({ "added": ROWS }),
+        "every case was added exactly once: {done}"
+    );
+
+    // One result per input row: rows 2..=30001, each once, each naming its own case.
+    let csv = get_bytes(
+        &http,
+        &api(&server.base, &format!("/uploads/{upload_id}/results.csv")),
+        &token,
+    )
+    .await;
+    let results = read_table(&csv, "results.csv", &Limits::default()).unwrap();
+    assert_eq!(
+        results.headers.0,
+        ["row", "identifier", "outcome", "case_id", "message"]
+    );
+    assert_eq!(results.rows.len(), ROWS, "one result per input row");
+    let mut rows_seen = HashSet::new();
+    for (i, r) in results.rows.iter().enumerate() {
+        let row: usize = r.get(0).parse().unwrap();
+        assert!(rows_seen.insert(row), "row {row} appears twice");
+        assert_eq!(row, i + 2, "results are in row order without gaps");
+        let n = row - 2;
+        assert_eq!(
+            [r.get(1), r.get(2), r.get(3)],
+            [
+                identifiers[n].as_str(),
+                "added",
+                format!("case-{n:06}").as_str()
+            ],
+            "row {row}"
+        );
+    }
+    assert_eq!(rows_seen.len(), ROWS);
+
+    // The group holds exactly the 30,000 cases.
+    let g = get_json(
+        &http,
+        &api(&server.base, &format!("/case-groups/{group}")),
+        &token,
+    )
+    .await;
+    assert_eq!(g["case_count"], ROWS, "{g}");
+    let export = get_bytes(
+        &http,
+        &api(&server.base, &format!("/case-groups/{group}/export.csv")),
+        &token,
+    )
+    .await;
+    let members = read_table(&export, "export.csv", &Limits::default()).unwrap();
+    let id_col = members.headers.find("case_id").expect("a case_id column");
+    let ids: HashSet<String> = members
+        .rows
+        .iter()
+        .map(|r| r.get(id_col).to_string())
+        .collect();
+    assert_eq!(members.rows.len(), ROWS, "one export row per member");
+    let expected: HashSet<String> = (0..ROWS).map(|i| format!("case-{i:06}")).collect();
+    assert_eq!(ids, expected, "the members are exactly the project's cases");
+}
