@@ -1,57 +1,20 @@
 //! A person in headless Chromium against the real binary: a project and a login made with the
 //! CLI, `casecast serve` started from the CLI; log in, search the case list, open a case.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-
+use casecast_testkit::cli::{self, Server};
 use casecast_testkit::{Browser, Engine};
 
+const BIN: &str = env!("CARGO_BIN_EXE_casecast");
+
+/// `casecast --db URL ARGS…`, which must succeed; returns its stdout.
+async fn casecast(url: &str, args: &[&str], stdin: Option<&str>) -> String {
+    cli::run(cli::command(BIN, Some(url)), args, stdin)
+        .await
+        .ok()
+        .to_string()
+}
+
 casecast_testkit::on_both_engines!(browser_login_search_and_open_a_case);
-
-fn casecast(url: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_casecast"))
-        .arg("--db")
-        .arg(url)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "casecast {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Starts `casecast serve` on a free port and returns it with its base URL.
-fn serve(url: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_casecast"))
-        .args(["--db", url, "serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.next().expect("a ready line").unwrap();
-    let base = ready
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .expect("an address in the ready line");
-    (child, format!("http://{base}"))
-}
 
 async fn browser_login_search_and_open_a_case(engine: Engine) {
     let (url, _dir) = casecast_testkit::fresh_url(engine).await;
@@ -69,7 +32,8 @@ async fn browser_login_search_and_open_a_case(engine: Engine) {
             "UG",
         ],
         None,
-    );
+    )
+    .await;
     casecast(
         &url,
         &[
@@ -83,7 +47,8 @@ async fn browser_login_search_and_open_a_case(engine: Engine) {
             "--password-stdin",
         ],
         Some("a long secret\n"),
-    );
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let sheet = dir.path().join("cases.csv");
     std::fs::write(
@@ -101,8 +66,10 @@ async fn browser_login_search_and_open_a_case(engine: Engine) {
             sheet.to_str().unwrap(),
         ],
         None,
-    );
-    let (mut server, base) = serve(&url);
+    )
+    .await;
+    let server = Server::start(BIN, &url, &[]).await;
+    let base = server.base.clone();
 
     let b = Browser::start().await;
     b.goto(&format!("{base}/a/gulu/cases")).await;
@@ -155,6 +122,5 @@ async fn browser_login_search_and_open_a_case(engine: Engine) {
         .await;
     }
     b.quit().await;
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }

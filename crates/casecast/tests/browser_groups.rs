@@ -3,56 +3,20 @@
 //! ambiguous and not-found messages; upload the example sheet filled in and watch the progress
 //! reach the results; download the results; remove one case; remove all; rename; delete.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-
+use casecast_testkit::cli::{self, Server};
 use casecast_testkit::{Browser, Engine};
 
+const BIN: &str = env!("CARGO_BIN_EXE_casecast");
+
+/// `casecast --db URL ARGS…`, which must succeed; returns its stdout.
+async fn casecast(url: &str, args: &[&str], stdin: Option<&str>) -> String {
+    cli::run(cli::command(BIN, Some(url)), args, stdin)
+        .await
+        .ok()
+        .to_string()
+}
+
 casecast_testkit::on_both_engines!(browser_case_group_workflow);
-
-fn casecast(url: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_casecast"))
-        .arg("--db")
-        .arg(url)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "casecast {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn serve(url: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_casecast"))
-        .args(["--db", url, "serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.next().expect("a ready line").unwrap();
-    let base = ready
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .expect("an address");
-    (child, format!("http://{base}"))
-}
 
 async fn fetch(base: &str, path: &str, session: &str) -> Vec<u8> {
     let resp = reqwest::Client::new()
@@ -89,7 +53,8 @@ async fn browser_case_group_workflow(engine: Engine) {
             "UG",
         ],
         None,
-    );
+    )
+    .await;
     casecast(
         &url,
         &[
@@ -103,7 +68,8 @@ async fn browser_case_group_workflow(engine: Engine) {
             "--password-stdin",
         ],
         Some("programme manager\n"),
-    );
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let cases = dir.path().join("cases.csv");
     std::fs::write(
@@ -128,8 +94,10 @@ async fn browser_case_group_workflow(engine: Engine) {
             cases.to_str().unwrap(),
         ],
         None,
-    );
-    let (mut server, base) = serve(&url);
+    )
+    .await;
+    let server = Server::start(BIN, &url, &[]).await;
+    let base = server.base.clone();
 
     let b = Browser::start().await;
     b.goto(&format!("{base}/a/gulu/messaging/case-groups"))
@@ -314,6 +282,5 @@ async fn browser_case_group_workflow(engine: Engine) {
             .await;
     }
     b.quit().await;
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }

@@ -2,7 +2,7 @@
 //! errors on stderr, and what the commands leave in the database. Every test runs on SQLite
 //! and on PostgreSQL (`CASECAST_TEST_PG`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -11,114 +11,23 @@ use casecast_core::Role;
 use casecast_store::accounts::LoginOutcome;
 use casecast_store::cases::CaseFilter;
 use casecast_store::{Db, StoreError};
+use casecast_testkit::cli::{self, Run};
 use casecast_testkit::{fresh_url, on_both_engines, Engine, TestDb};
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary
 // ---------------------------------------------------------------------------------------------
 
-/// What a finished command left behind.
-struct Run {
-    args: Vec<String>,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "casecast {}\n  status: {}\n  stdout: {:?}\n  stderr: {:?}",
-            self.args.join(" "),
-            self.status,
-            self.stdout,
-            self.stderr
-        )
-    }
-}
-
-impl Run {
-    /// Asserts exit 0; returns stdout.
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert!(self.status.success(), "expected success:\n{self:?}");
-        &self.stdout
-    }
-
-    /// Asserts a non-zero exit, nothing on stdout, and exactly one stderr line that starts with
-    /// `error: ` and contains every needle; returns that line.
-    #[track_caller]
-    fn fails(&self, needles: &[&str]) -> &str {
-        assert!(
-            self.status.code().is_some_and(|c| c != 0),
-            "expected a non-zero exit code:\n{self:?}"
-        );
-        assert!(self.stdout.is_empty(), "expected no stdout:\n{self:?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "expected one stderr line:\n{self:?}");
-        let line = lines[0];
-        assert!(line.starts_with("error: "), "expected 'error: ':\n{self:?}");
-        for needle in needles {
-            assert!(
-                line.contains(needle),
-                "expected {needle:?} in the error:\n{self:?}"
-            );
-        }
-        line
-    }
-}
+const BIN: &str = env!("CARGO_BIN_EXE_casecast");
 
 /// The binary, with `--db URL` and none of the `CASECAST_*` settings of the caller's environment.
 fn casecast(url: Option<&str>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_casecast"));
-    for var in [
-        "CASECAST_DB",
-        "CASECAST_LISTEN",
-        "CASECAST_LOG",
-        "CASECAST_LOG_FORMAT",
-        "CASECAST_SECURE_COOKIES",
-        "NO_COLOR",
-    ] {
-        cmd.env_remove(var);
-    }
-    // Never the crate folder: a stray default `casecast.db` must not land in the repository.
-    cmd.current_dir(std::env::temp_dir());
-    if let Some(url) = url {
-        cmd.arg("--db").arg(url);
-    }
-    cmd
+    cli::command(BIN, url)
 }
 
 /// Runs a command to its end off the async runtime, writing `stdin` (then closing it) if given.
-async fn run_cmd(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
-    cmd.args(args);
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let stdin = stdin.map(str::to_string);
-    tokio::task::spawn_blocking(move || {
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("starting casecast");
-        if let Some(text) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
-            // The command may refuse its arguments before it reads: a broken pipe is fine.
-            let _ = pipe.write_all(text.as_bytes());
-        }
-        let out = child.wait_with_output().expect("waiting for casecast");
-        Run {
-            args,
-            status: out.status,
-            stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
-            stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
-        }
-    })
-    .await
-    .unwrap()
+async fn run_cmd(cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
+    cli::run(cmd, args, stdin).await
 }
 
 /// `casecast --db URL ARGS…`.

@@ -1,107 +1,23 @@
 //! `casecast groups …` as an operator runs it, and the demo case group of `serve --demo`.
 //! Every test runs on SQLite and on PostgreSQL (`CASECAST_TEST_PG`).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Duration;
 
 use casecast_core::sheet::{read_table, Limits};
 use casecast_store::cases::CaseFilter;
 use casecast_store::Db;
+use casecast_testkit::cli::{self, Run, Server};
 use casecast_testkit::{fresh_url, on_both_engines, Engine, TestDb};
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary
 // ---------------------------------------------------------------------------------------------
 
-/// What a finished command left behind.
-struct Run {
-    args: Vec<String>,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
+const BIN: &str = env!("CARGO_BIN_EXE_casecast");
 
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "casecast {}\n  status: {}\n  stdout: {:?}\n  stderr: {:?}",
-            self.args.join(" "),
-            self.status,
-            self.stdout,
-            self.stderr
-        )
-    }
-}
-
-impl Run {
-    /// Asserts exit 0 and a quiet stderr; returns stdout.
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert!(self.status.success(), "expected success:\n{self:?}");
-        assert!(self.stderr.is_empty(), "expected no stderr:\n{self:?}");
-        &self.stdout
-    }
-
-    /// Asserts exit 1, nothing on stdout, and exactly one stderr line that starts with
-    /// `error: ` and contains every needle; returns that line.
-    #[track_caller]
-    fn fails(&self, needles: &[&str]) -> &str {
-        assert_eq!(self.status.code(), Some(1), "expected exit 1:\n{self:?}");
-        assert!(self.stdout.is_empty(), "expected no stdout:\n{self:?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "expected one stderr line:\n{self:?}");
-        let line = lines[0];
-        assert!(line.starts_with("error: "), "expected 'error: ':\n{self:?}");
-        for needle in needles {
-            assert!(
-                line.contains(needle),
-                "expected {needle:?} in the error:\n{self:?}"
-            );
-        }
-        line
-    }
-}
-
-/// The binary, with `--db URL` and none of the `CASECAST_*` settings of the caller's environment.
-fn casecast(url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_casecast"));
-    for var in [
-        "CASECAST_DB",
-        "CASECAST_LISTEN",
-        "CASECAST_LOG",
-        "CASECAST_LOG_FORMAT",
-        "CASECAST_SECURE_COOKIES",
-        "NO_COLOR",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.current_dir(std::env::temp_dir());
-    cmd.arg("--db").arg(url);
-    cmd
-}
-
-/// `casecast --db URL ARGS…`, run to its end off the async runtime.
+/// `casecast --db URL ARGS…`.
 async fn run(url: &str, args: &[&str]) -> Run {
-    let mut cmd = casecast(url);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = cmd.output().expect("running casecast");
-        Run {
-            args,
-            status: out.status,
-            stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
-            stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
-        }
-    })
-    .await
-    .unwrap()
+    cli::run(cli::command(BIN, Some(url)), args, None).await
 }
 
 /// The tab-separated fields of each stdout line.
@@ -798,91 +714,9 @@ async fn groups_of_another_project_are_not_found(engine: Engine) {
 // serve --demo: the demo case group
 // ---------------------------------------------------------------------------------------------
 
-/// A running `casecast` process; killed if the test ends without stopping it.
-struct Running {
-    child: Child,
-    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
-    stderr_file: tempfile::NamedTempFile,
-}
-
-impl Running {
-    fn start(url: &str, args: &[&str]) -> Running {
-        let stderr_file = tempfile::NamedTempFile::new().unwrap();
-        let mut child = casecast(url)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr_file.reopen().unwrap())
-            .spawn()
-            .expect("starting casecast");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            stderr_file,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.stderr_file.path()).unwrap_or_default()
-    }
-
-    /// Reads stdout until a line contains `needle`.
-    async fn wait_for_line(&mut self, needle: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) if line.contains(needle) => return,
-                Ok(Some(_)) => {}
-                other => panic!("no {needle:?} ({other:?})\nstderr:\n{}", self.stderr()),
-            }
-        }
-    }
-
-    /// Sends SIGTERM and waits (bounded) for the exit.
-    async fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("running kill");
-        assert!(sent.success());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "casecast did not stop\nstderr:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 async fn serve_demo_once(url: &str) {
-    let mut server = Running::start(url, &["serve", "--demo", "--listen", "127.0.0.1:0"]);
-    server.wait_for_line("Demo: log in").await;
+    let mut server = Server::start(BIN, url, &["--demo"]).await;
+    server.wait_for_line(|l| l.contains("Demo: log in")).await;
     let status = server.terminate().await;
     assert!(status.success(), "{status}\nstderr:\n{}", server.stderr());
 }

@@ -4,11 +4,10 @@
 //! out, and the upload ends with exactly one result per input row and every case added once.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use casecast_core::sheet::{read_table, Limits};
+use casecast_testkit::cli::{self, Server};
 use casecast_testkit::{fresh_url, Engine};
 use serde_json::Value;
 
@@ -19,118 +18,14 @@ const ROWS: usize = 30_000;
 /// How long the new server may take to finish the upload (a dead worker's lease lasts 30 s).
 const RESUME_WITHIN: Duration = Duration::from_secs(120);
 
-/// The binary with `--db URL`, none of the caller's `CASECAST_*` settings, in a temporary folder.
-fn casecast(url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_casecast"));
-    for var in [
-        "CASECAST_DB",
-        "CASECAST_LISTEN",
-        "CASECAST_LOG",
-        "CASECAST_LOG_FORMAT",
-        "CASECAST_SECURE_COOKIES",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.current_dir(std::env::temp_dir());
-    cmd.arg("--db").arg(url);
-    cmd
-}
+const BIN: &str = env!("CARGO_BIN_EXE_casecast");
 
-/// Runs a command to its end (off the async runtime); asserts success; returns stdout.
+/// `casecast --db URL ARGS…`, which must succeed; returns its stdout.
 async fn run(url: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let mut cmd = casecast(url);
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let stdin = stdin.map(str::to_string);
-    tokio::task::spawn_blocking(move || {
-        let mut child = cmd.spawn().expect("running casecast");
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(input) = stdin {
-            pipe.write_all(input.as_bytes()).unwrap();
-        }
-        drop(pipe);
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "casecast {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-/// A running `casecast serve`; killed (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    stderr: tempfile::NamedTempFile,
-}
-
-impl Server {
-    /// Starts `serve` on port 0 and waits (bounded) for its ready line.
-    async fn start(url: &str) -> Server {
-        let stderr = tempfile::NamedTempFile::new().unwrap();
-        let mut child = casecast(url)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr.reopen().unwrap())
-            .spawn()
-            .expect("starting casecast serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next().and_then(Result::ok);
-            let _ = tx.send(first);
-            // Keep draining so that the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let ready = tokio::time::timeout(Duration::from_secs(60), rx)
-            .await
-            .expect("a ready line within a minute")
-            .unwrap()
-            .unwrap_or_else(|| {
-                panic!(
-                    "serve exited: {}",
-                    std::fs::read_to_string(stderr.path()).unwrap_or_default()
-                )
-            });
-        let addr = ready
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split('/').next())
-            .unwrap_or_else(|| panic!("no address in {ready:?}"));
-        Server {
-            child,
-            base: format!("http://{addr}"),
-            stderr,
-        }
-    }
-
-    /// SIGKILL, as `kill -9` does; waits for the process to be gone.
-    fn kill(&mut self) {
-        self.child.kill().expect("killing serve");
-        self.child.wait().unwrap();
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    cli::run(cli::command(BIN, Some(url)), args, stdin)
+        .await
+        .ok()
+        .to_string()
 }
 
 /// GET a JSON document with the token; asserts 200.
@@ -243,7 +138,7 @@ async fn upload_resumes_after_the_server_is_killed(engine: Engine) {
     }
 
     let http = reqwest::Client::new();
-    let mut server = Server::start(&url).await;
+    let mut server = Server::start(BIN, &url, &[]).await;
     let api = |base: &str, path: &str| format!("{base}/api/v1/projects/gulu{path}");
     let form = reqwest::multipart::Form::new().part(
         "file",
@@ -287,7 +182,7 @@ async fn upload_resumes_after_the_server_is_killed(engine: Engine) {
     assert_eq!(seen["total_rows"], ROWS, "{seen}");
 
     // A new server on the same database finishes it.
-    let server = Server::start(&url).await;
+    let server = Server::start(BIN, &url, &[]).await;
     let first = get_json(&http, &api(&server.base, &status_path), &token).await;
     assert_ne!(
         first["status"], "done",

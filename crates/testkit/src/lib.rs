@@ -3,6 +3,7 @@
 
 mod app;
 mod browser;
+pub mod cli;
 
 use casecast_store::Db;
 pub use casecast_store::Engine;
