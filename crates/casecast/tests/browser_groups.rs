@@ -158,6 +158,16 @@ async fn browser_case_group_workflow(engine: Engine) {
             && ambiguous.contains("c-twin2"),
         "{ambiguous}"
     );
+    assert!(
+        ambiguous.contains("Opio Twin, by phone number"),
+        "{ambiguous}"
+    );
+    // Pick one of them.
+    b.click(&b.find("#add-result form.pick button").await).await;
+    let picked = b
+        .wait_for_text("#add-result", |t| t.contains("Added"))
+        .await;
+    assert!(picked.contains("Opio Twin (case ID c-twin1)"), "{picked}");
     let missing = add(&b, "GUL-9999").await;
     assert!(missing.contains("No case found"), "{missing}");
 
@@ -243,10 +253,10 @@ async fn browser_case_group_workflow(engine: Engine) {
     assert!(b
         .text(&b.find("#group-name").await)
         .await
-        .contains("5 cases"));
+        .contains("6 cases"));
     b.click(&b.find("table.members tbody tr:first-child button").await)
         .await;
-    b.wait_for_text("#group-name", |t| t.contains("4 cases"))
+    b.wait_for_text("#group-name", |t| t.contains("5 cases"))
         .await;
 
     // Remove all, after confirming.

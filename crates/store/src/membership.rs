@@ -40,9 +40,10 @@ pub struct ItemResult {
     #[serde(skip)]
     pub case_pk: Option<i64>,
     pub message: String,
-    /// For `ambiguous`: the case IDs it matched, so a person can pick one.
+    /// For `ambiguous`: each matching case's ID and a label (its name and how it matched), so
+    /// a person can pick one.
     #[serde(skip)]
-    pub matches: Vec<String>,
+    pub matches: Vec<(String, String)>,
 }
 
 /// One identifier to resolve, with the kinds it may be looked up as.
@@ -246,7 +247,15 @@ pub(crate) async fn apply_batch(
                         list.join("; ")
                     ),
                 );
-                r.matches = matches.iter().map(|(f, _)| f.case_id.clone()).collect();
+                r.matches = matches
+                    .iter()
+                    .map(|(f, how)| {
+                        (
+                            f.case_id.clone(),
+                            format!("{}, by {}", f.name, how.join(" and ")),
+                        )
+                    })
+                    .collect();
                 r
             }
             Resolution::One(f) => {

@@ -797,3 +797,67 @@ async fn concurrent_uploads_to_one_group_lose_no_member(engine: Engine) {
         .sum();
     assert_eq!(total, 6000);
 }
+
+on_both_engines!(single_adds_during_an_upload_lose_no_member);
+
+/// While a worker applies a 4,000-row upload, someone adds cases one at a time, some of them in
+/// the sheet too: every case ends in the group once, and the stored count is the real one.
+async fn single_adds_during_an_upload_lose_no_member(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "demo", None).await;
+    let g = group(db, p.id, "G").await;
+    let mut cases = String::from("name,external_id\n");
+    for i in 0..5000 {
+        cases.push_str(&format!("Case {i},E-{i}\n"));
+    }
+    import(db, &p, cases.as_bytes(), "cases.csv").await.unwrap();
+    let sheet: Vec<String> = (0..4000).map(|i| format!("E-{i}")).collect();
+    let lines: Vec<&str> = sheet.iter().map(String::as_str).collect();
+    let upload = db
+        .create_upload(
+            p.id,
+            g.id,
+            Change::Add,
+            "sheet.csv",
+            csv("case_identifier", &lines),
+            None,
+        )
+        .await
+        .unwrap();
+    let worker = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let job = db.claim_job("w").await.unwrap().expect("the upload's job");
+            db.process_upload(job.ref_id, job.id, "w").await.unwrap();
+            db.finish_job(job.id).await.unwrap();
+        })
+    };
+    // Every 7th case from 0 to 4999, one request each: some in the sheet, some beyond it.
+    let mut singles = 0;
+    for i in (0..5000).step_by(7) {
+        let results = change(db, p.id, g.id, Change::Add, &[&format!("E-{i}")]).await;
+        assert!(
+            matches!(results[0].outcome.as_str(), "added" | "already_in_group"),
+            "{:?}",
+            results[0]
+        );
+        singles += 1;
+    }
+    worker.await.unwrap();
+    assert_eq!(db.get_upload(p.id, upload.id).await.unwrap().status, "done");
+    let expected: BTreeSet<String> = (0..4000)
+        .chain((0..5000).step_by(7))
+        .map(|i| format!("E-{i}"))
+        .collect();
+    let members: BTreeSet<String> = crate::all_members(db, p.id, g.id, 5000)
+        .await
+        .into_iter()
+        .map(|c| c.external_id.unwrap())
+        .collect();
+    assert_eq!(members, expected, "{singles} single adds");
+    assert_eq!(
+        db.get_group(p.id, g.id).await.unwrap().case_count,
+        expected.len() as i64
+    );
+}

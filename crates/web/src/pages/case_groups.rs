@@ -60,7 +60,8 @@ struct AddResult {
     outcome: &'static str,
     headline: String,
     message: String,
-    choices: Vec<String>,
+    /// (case ID, label) of each case an ambiguous identifier matched.
+    choices: Vec<(String, String)>,
 }
 
 impl AddResult {
