@@ -7,6 +7,7 @@ pub mod ids;
 pub mod phone;
 pub mod sheet;
 pub mod sheet_out;
+pub mod sms;
 pub mod time;
 
 pub use ids::{CaseId, CountryCode, Email, InvalidValue, ProjectSlug, Role, TimeZoneName};
