@@ -20,6 +20,19 @@ need_packages() {
   fi
 }
 
+# export_kannel_binaries : CASECAST_KANNEL_BEARERBOX and CASECAST_KANNEL_SMSBOX (unless set), from
+# the files of Debian's kannel package; the tests start their own bearerbox and smsbox.
+export_kannel_binaries() {
+  local box var path
+  for box in bearerbox smsbox; do
+    var="CASECAST_KANNEL_${box^^}"
+    if [ -z "${!var:-}" ]; then
+      path=$(dpkg -L kannel 2>/dev/null | grep -E "/s?bin/$box\$" | head -n 1 || true)
+      export "$var=${path:-/usr/sbin/$box}"
+    fi
+  done
+}
+
 free_port() {
   local port=$1
   while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done

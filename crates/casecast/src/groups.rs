@@ -392,10 +392,20 @@ async fn run_job(
             Ok(())
         }
         Err(e) => {
-            // Left for a worker (`casecast serve` or `casecast worker`) to resume.
-            let _ = db
-                .retry_job(job.id, 1000 * job.attempts * job.attempts)
-                .await;
+            // Left for a worker (`casecast serve` or `casecast worker`) to resume; a worker that
+            // took the job over keeps its lease.
+            let taken_over = matches!(
+                &e,
+                casecast_store::StoreError::Conflict {
+                    code: "lease_lost",
+                    ..
+                }
+            );
+            if !taken_over {
+                let _ = db
+                    .retry_job(job.id, 1000 * job.attempts * job.attempts)
+                    .await;
+            }
             Err(anyhow!(
                 "upload {upload_id} stopped ({e}); a worker (casecast serve or casecast worker) will resume it"
             ))

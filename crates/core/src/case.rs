@@ -256,6 +256,9 @@ pub fn parse_property_name(value: &str) -> Result<String, FieldError> {
 /// A property value: at most 4096 characters (kept as written, without surrounding spaces).
 pub fn parse_property_value(name: &str, value: &str) -> Result<String, FieldError> {
     let v = value.trim();
+    if v.contains('\0') {
+        return Err(FieldError::new(name, "must not contain a NUL character"));
+    }
     if v.chars().count() > MAX_PROPERTY_VALUE {
         return Err(FieldError::new(
             name,

@@ -342,7 +342,11 @@ struct Emitter<'a, S> {
 impl<S: RowSink> Emitter<'_, S> {
     /// Takes rows with increasing numbers; gaps are blank rows. Blank rows are only sent once a
     /// non-blank row follows, so formatted-but-empty rows at the end never count as data.
-    fn push(&mut self, number: usize, cells: Vec<String>) -> Result<(), SheetError> {
+    fn push(&mut self, number: usize, mut cells: Vec<String>) -> Result<(), SheetError> {
+        // NUL cannot be stored as text by PostgreSQL, and no one means it: drop it here, once.
+        for cell in cells.iter_mut().filter(|c| c.contains('\0')) {
+            cell.retain(|ch| ch != '\0');
+        }
         if cells.iter().all(|c| c.trim().is_empty()) {
             return Ok(());
         }

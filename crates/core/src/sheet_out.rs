@@ -29,8 +29,12 @@ pub fn to_csv(table: &Table<'_>) -> Vec<u8> {
 
 /// An `.xlsx` workbook with one sheet.
 pub fn to_xlsx(table: &Table<'_>, sheet_name: &str) -> Result<Vec<u8>, XlsxError> {
+    if table.rows.len() > XLSX_MAX_ROWS {
+        return Err(XlsxError::RowColumnLimitError);
+    }
     let mut wb = Workbook::new();
-    let ws = wb.add_worksheet();
+    // Rows go to a temporary file as they are written instead of staying in memory.
+    let ws = wb.add_worksheet_with_constant_memory();
     ws.set_name(sheet_name)?;
     let bold = Format::new().set_bold();
     let text = Format::new().set_num_format("@");
@@ -44,11 +48,22 @@ pub fn to_xlsx(table: &Table<'_>, sheet_name: &str) -> Result<Vec<u8>, XlsxError
     for (r, row) in table.rows.iter().enumerate() {
         for (c, v) in row.iter().enumerate() {
             if !v.is_empty() {
-                ws.write_string(r as u32 + 1, c as u16, v)?;
+                ws.write_string(r as u32 + 1, c as u16, truncate_cell(v))?;
             }
         }
     }
     wb.save_to_buffer()
+}
+
+/// The most data rows an `.xlsx` sheet can hold (Excel's limit, less the header).
+pub const XLSX_MAX_ROWS: usize = 1_048_575;
+
+/// Excel cells hold at most 32,767 characters.
+fn truncate_cell(v: &str) -> &str {
+    match v.char_indices().nth(32_767) {
+        Some((i, _)) => &v[..i],
+        None => v,
+    }
 }
 
 /// `cases_bulk_example.xlsx`: a `case_identifier` column formatted as text, example rows, and

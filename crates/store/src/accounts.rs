@@ -136,6 +136,21 @@ impl Db {
         let since = now - LOGIN_WINDOW_MS;
         let email_key = format!("email:{email}");
         let client_key = format!("client:{client}");
+        // Every attempt counts from the moment it starts, so that parallel guesses cannot slip
+        // past the limit; a successful attempt takes its own row back.
+        let mut tx = self.begin_write().await?;
+        for key in [&email_key, &client_key] {
+            sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
+                .bind(key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(since)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         let failures = |key: String| async move {
             sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM login_failures WHERE key = $1 AND at > $2")
                 .bind(key)
@@ -146,7 +161,7 @@ impl Db {
         };
         let (by_email, oldest_e) = failures(email_key.clone()).await?;
         let (by_client, oldest_c) = failures(client_key.clone()).await?;
-        if by_email >= MAX_LOGIN_FAILURES || by_client >= MAX_LOGIN_FAILURES * 4 {
+        if by_email > MAX_LOGIN_FAILURES || by_client > MAX_LOGIN_FAILURES * 4 {
             let oldest = oldest_e.into_iter().chain(oldest_c).min().unwrap_or(now);
             let minutes = ((oldest + LOGIN_WINDOW_MS - now) / 60_000).max(1);
             return Ok(LoginOutcome::Throttled { minutes });
@@ -155,40 +170,35 @@ impl Db {
             .bind(&email)
             .fetch_optional(self.pool())
             .await?;
+        // argon2 takes tens of milliseconds of CPU: off the async threads.
+        let (hash, password_owned) = match &row {
+            Some(r) => (
+                r.try_get::<String, _>("password_hash")?,
+                password.to_string(),
+            ),
+            // Same work as a real check, so timing does not tell which emails exist.
+            None => (dummy_hash().to_string(), password.to_string()),
+        };
+        let verified =
+            tokio::task::spawn_blocking(move || secrets::verify_password(&password_owned, &hash))
+                .await
+                .unwrap_or(false);
         let user = match row {
-            Some(r) => {
-                let hash: String = r.try_get("password_hash")?;
-                secrets::verify_password(password, &hash)
-                    .then(|| -> Result<User, sqlx::Error> {
-                        Ok(User {
-                            id: r.try_get("id")?,
-                            email: r.try_get("email")?,
-                        })
-                    })
-                    .transpose()?
-            }
-            None => {
-                // Same work as a real check, so timing does not tell which emails exist.
-                secrets::verify_password(password, dummy_hash());
-                None
-            }
+            Some(r) if verified => Some(User {
+                id: r.try_get("id")?,
+                email: r.try_get("email")?,
+            }),
+            _ => None,
         };
         let Some(user) = user else {
-            let mut tx = self.begin_write().await?;
-            for key in [&email_key, &client_key] {
-                sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
-                    .bind(key)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("DELETE FROM login_failures WHERE at < $1")
-                .bind(since)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
             return Ok(LoginOutcome::Wrong);
         };
+        sqlx::query("DELETE FROM login_failures WHERE (key = $1 OR key = $2) AND at = $3")
+            .bind(&email_key)
+            .bind(&client_key)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
         let token = secrets::random_hex(32);
         sqlx::query("INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(secrets::token_digest(&token))

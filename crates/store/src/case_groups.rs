@@ -87,6 +87,24 @@ fn name_taken(name: &GroupName) -> StoreError {
     }
 }
 
+/// Locks a group's row for the rest of the transaction, so that changes to one group's
+/// members (and its stored count) happen one at a time on PostgreSQL as they do on SQLite.
+pub(crate) async fn lock_group(
+    tx: &mut Transaction<'static, Any>,
+    engine: crate::Engine,
+    group_id: i64,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "SELECT id FROM case_groups WHERE id = $1{}",
+        crate::dialect::for_update(engine)
+    );
+    sqlx::query(&sql)
+        .bind(group_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Records a change in the group's history.
 pub(crate) async fn record(
     tx: &mut Transaction<'static, Any>,
@@ -353,6 +371,7 @@ impl Db {
     ) -> StoreResult<()> {
         self.get_group(project_id, group_id).await?;
         let mut tx = self.begin_write().await?;
+        lock_group(&mut tx, self.engine(), group_id).await?;
         let done = sqlx::query(
             "DELETE FROM case_group_members WHERE group_id = $1
              AND case_pk = (SELECT id FROM cases WHERE project_id = $2 AND case_id = $3 AND deleted = 0)",
@@ -383,6 +402,7 @@ impl Db {
     ) -> StoreResult<u64> {
         self.get_group(project_id, group_id).await?;
         let mut tx = self.begin_write().await?;
+        lock_group(&mut tx, self.engine(), group_id).await?;
         let live: i64 = sqlx::query_scalar("SELECT member_count FROM case_groups WHERE id = $1")
             .bind(group_id)
             .fetch_one(&mut *tx)

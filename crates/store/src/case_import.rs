@@ -305,8 +305,10 @@ impl ImportWriter {
             let mut params = Placeholders::new(self.engine);
             let project = params.next();
             let sql = format!(
-                "SELECT {CASE_COLUMNS} FROM cases WHERE project_id = {project} AND {column} IN ({}) ORDER BY id",
-                params.list(chunk.len())
+                "SELECT {CASE_COLUMNS} FROM cases WHERE project_id = {project} AND {column} IN ({}) ORDER BY id{}",
+                params.list(chunk.len()),
+                // Rows this import may rewrite stay locked until it commits (PostgreSQL).
+                crate::dialect::for_update(self.engine)
             );
             // Not cached as a prepared statement: PostgreSQL would switch to a generic plan after
             // five runs, and one planned while the project was still small scans the whole table,

@@ -104,7 +104,7 @@ pub(crate) async fn insert_cases(
     Ok(())
 }
 
-/// Writes every field of a case back to its row.
+/// Writes a case's fields back to its row (never `deleted`: only `delete_case` changes that).
 pub(crate) async fn update_case_row(
     tx: &mut Transaction<'static, Any>,
     id: i64,
@@ -112,7 +112,7 @@ pub(crate) async fn update_case_row(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE cases SET case_type = $1, name = $2, external_id = $3, phone_number = $4, language_code = $5,
-         owner_id = $6, closed = $7, deleted = $8, properties = $9, modified_at = $10 WHERE id = $11",
+         owner_id = $6, closed = $7, properties = $8, modified_at = $9 WHERE id = $10",
     )
     .bind(c.case_type.clone())
     .bind(c.name.clone())
@@ -121,7 +121,6 @@ pub(crate) async fn update_case_row(
     .bind(c.language_code.clone())
     .bind(c.owner_id.clone())
     .bind(i64::from(c.closed))
-    .bind(i64::from(c.deleted))
     .bind(properties_json(c))
     .bind(c.modified_at)
     .bind(id)
@@ -269,7 +268,10 @@ impl Db {
         changes: &CaseChanges,
     ) -> StoreResult<Case> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE project_id = $1 AND case_id = $2 AND deleted = 0"))
+        let row = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE project_id = $1 AND case_id = $2 AND deleted = 0{}",
+            crate::dialect::for_update(self.engine())
+        ))
             .bind(project_id)
             .bind(case_id)
             .fetch_optional(&mut *tx)
@@ -309,11 +311,17 @@ impl Db {
         .fetch_optional(&mut *tx)
         .await?;
         let pk = pk.ok_or(StoreError::NotFound("case"))?;
-        sqlx::query("UPDATE cases SET deleted = 1, modified_at = $1 WHERE id = $2")
-            .bind(casecast_core::time::now_ms())
-            .bind(pk)
-            .execute(&mut *tx)
-            .await?;
+        // Guarded: of two concurrent deletes only one changes the row (and the counts).
+        let done = sqlx::query(
+            "UPDATE cases SET deleted = 1, modified_at = $1 WHERE id = $2 AND deleted = 0",
+        )
+        .bind(casecast_core::time::now_ms())
+        .bind(pk)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("case"));
+        }
         // A deleted case stops counting as a member of its groups (its memberships stay, hidden).
         sqlx::query(
             "UPDATE case_groups SET member_count = member_count - 1

@@ -21,6 +21,15 @@ pub(crate) fn skip_locked(engine: Engine) -> &'static str {
     }
 }
 
+/// The suffix that locks the rows a SELECT reads until the transaction ends. SQLite needs none:
+/// its write transaction (`BEGIN IMMEDIATE`) already excludes every other writer.
+pub(crate) fn for_update(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "",
+        Engine::Postgres => " FOR UPDATE",
+    }
+}
+
 /// Session settings run on every new connection.
 pub(crate) fn connection_setup(engine: Engine) -> &'static [&'static str] {
     match engine {

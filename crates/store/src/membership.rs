@@ -316,37 +316,33 @@ async fn write_members(
     pks.sort_unstable();
     let mut changed = HashSet::new();
     let now = casecast_core::time::now_ms();
-    for chunk in pks.chunks(MAX_BIND_PARAMS / 3) {
+    for chunk in pks.chunks(MAX_BIND_PARAMS - 2) {
         let mut params = Placeholders::new(engine);
-        let (sql, binds_per_row) = match change {
+        let group = params.next();
+        // Only cases still live when the statement runs: a case deleted since it was looked
+        // up neither joins nor leaves the count.
+        let sql = match change {
             Change::Add => {
-                let rows: Vec<String> = chunk
-                    .iter()
-                    .map(|_| format!("({})", params.list(3)))
-                    .collect();
-                (
-                    format!("INSERT INTO case_group_members (group_id, case_pk, added_at) VALUES {} ON CONFLICT DO NOTHING RETURNING case_pk", rows.join(",")),
-                    3,
+                let added_at = params.next();
+                format!(
+                    "INSERT INTO case_group_members (group_id, case_pk, added_at)
+                     SELECT {group}, id, {added_at} FROM cases WHERE deleted = 0 AND id IN ({})
+                     ON CONFLICT DO NOTHING RETURNING case_pk",
+                    params.list(chunk.len())
                 )
             }
-            Change::Remove => {
-                let group = params.next();
-                (
-                    format!("DELETE FROM case_group_members WHERE group_id = {group} AND case_pk IN ({}) RETURNING case_pk", params.list(chunk.len())),
-                    1,
-                )
-            }
+            Change::Remove => format!(
+                "DELETE FROM case_group_members WHERE group_id = {group}
+                 AND case_pk IN (SELECT id FROM cases WHERE deleted = 0 AND id IN ({})) RETURNING case_pk",
+                params.list(chunk.len())
+            ),
         };
-        let mut q = sqlx::query(&sql);
-        if binds_per_row == 1 {
-            q = q.bind(group_id);
+        let mut q = sqlx::query(&sql).bind(group_id);
+        if change == Change::Add {
+            q = q.bind(now);
         }
         for pk in chunk {
-            q = if binds_per_row == 3 {
-                q.bind(group_id).bind(*pk).bind(now)
-            } else {
-                q.bind(*pk)
-            };
+            q = q.bind(*pk);
         }
         for row in q.fetch_all(&mut **tx).await? {
             changed.insert(row.try_get::<i64, _>("case_pk")?);
@@ -393,6 +389,7 @@ impl Db {
             })
             .collect();
         let mut tx = self.begin_write().await?;
+        crate::case_groups::lock_group(&mut tx, self.engine(), group_id).await?;
         let mut seen = HashSet::new();
         let results = apply_batch(
             &mut tx,

@@ -210,6 +210,29 @@ async fn insert_results(
     Ok(())
 }
 
+/// Renews a job's lease in the background until dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(db: Db, job_id: i64, worker: &str) -> Heartbeat {
+        let worker = worker.to_string();
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                if !matches!(db.renew_job(job_id, &worker).await, Ok(true)) {
+                    break;
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Db {
     /// Stores an upload and queues its job; refuses at once what is plainly not a sheet.
     pub async fn create_upload(
@@ -232,6 +255,12 @@ impl Db {
             .into());
         }
         sheet::detect_format(&bytes, file_name)?;
+        let file_name: String = file_name
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(255)
+            .collect();
+        let file_name = file_name.as_str();
         let now = casecast_core::time::now_ms();
         let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
@@ -379,6 +408,10 @@ impl Db {
         let country = self.project_by_id(project_id).await?.country_code();
         let bytes = std::sync::Arc::new(bytes);
 
+        // The lease is renewed every 10 s while this runs, whatever it is doing (a long check
+        // pass included), so that no other worker takes a live job over.
+        let _heartbeat = Heartbeat::start(self.clone(), job_id, worker);
+
         // Pass 1: the whole sheet is checked before anything changes.
         let (check_bytes, check_name) = (bytes.clone(), file_name.clone());
         let checked = tokio::task::spawn_blocking(move || {
@@ -440,6 +473,7 @@ impl Db {
             let entries: Vec<Entry> = batch.iter().map(|(_, e)| e.clone()).collect();
             let step = async {
                 let mut db_tx = self.begin_write().await?;
+                crate::case_groups::lock_group(&mut db_tx, self.engine(), group_id).await?;
                 let results = apply_batch(
                     &mut db_tx,
                     self.engine(),

@@ -4,6 +4,7 @@
 mod app;
 mod browser;
 pub mod cli;
+pub mod kannel;
 
 use casecast_store::Db;
 pub use casecast_store::Engine;

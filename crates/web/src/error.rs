@@ -73,6 +73,11 @@ impl From<FieldError> for ApiError {
 
 impl From<rust_xlsxwriter::XlsxError> for ApiError {
     fn from(e: rust_xlsxwriter::XlsxError) -> Self {
+        if matches!(e, rust_xlsxwriter::XlsxError::RowColumnLimitError) {
+            return ApiError::invalid(
+                "more rows than an .xlsx sheet can hold (1,048,575): download .csv instead",
+            );
+        }
         tracing::error!(error = %e, "writing an xlsx failed");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -173,6 +178,9 @@ impl From<StoreError> for PageError {
 
 impl From<rust_xlsxwriter::XlsxError> for PageError {
     fn from(e: rust_xlsxwriter::XlsxError) -> Self {
+        if matches!(e, rust_xlsxwriter::XlsxError::RowColumnLimitError) {
+            return PageError::bad_request("There are more rows than an .xlsx sheet can hold (1,048,575): download .csv instead.");
+        }
         tracing::error!(error = %e, "writing an xlsx failed");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,

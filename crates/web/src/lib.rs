@@ -64,6 +64,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .layer(middleware::from_fn(refuse_nul))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -106,6 +107,22 @@ async fn upload_script() -> impl IntoResponse {
         ],
         include_str!("../static/upload.js"),
     )
+}
+
+/// Refuses URLs that carry a NUL character (`%00`): nothing legitimate does, and PostgreSQL
+/// cannot compare text with one.
+async fn refuse_nul(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let raw = format!("{}?{}", uri.path(), uri.query().unwrap_or(""));
+    if raw.to_ascii_lowercase().contains("%00") {
+        return if uri.path().starts_with("/api/") {
+            error::ApiError::invalid("the URL contains a NUL character (%00)").into_response()
+        } else {
+            error::PageError::bad_request("The address contains a NUL character (%00).")
+                .into_response()
+        };
+    }
+    next.run(request).await
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {

@@ -41,12 +41,15 @@ pub(super) struct NextParam {
 
 /// Only local paths, so that a link cannot send a user elsewhere after login.
 fn safe_next(next: Option<&str>) -> String {
+    // Browsers drop tabs and newlines from URLs, so `/\t/evil.example` would become
+    // `//evil.example`: only plain path characters are accepted.
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/-_.~%?=&+".contains(c);
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
-                && !n.contains('\\')
-                && n.len() < 2048 =>
+                && n.len() < 2048
+                && n.chars().all(plain) =>
         {
             n.to_string()
         }
@@ -111,13 +114,13 @@ pub(super) async fn submit(
         let msg = "This login form had expired. Please try again.".to_string();
         return login_page(&state, StatusCode::FORBIDDEN, next, form.email, Some(msg));
     }
-    if form.email.len() > 254 || form.password.len() > 1024 {
+    if form.email.len() > 254 || form.password.len() > 1024 || form.email.contains('\0') {
         return login_page(
             &state,
             StatusCode::UNPROCESSABLE_ENTITY,
             next,
             String::new(),
-            Some("The email or password is too long.".into()),
+            Some("That email or password cannot be right: check it and try again.".into()),
         );
     }
     match state
@@ -184,4 +187,30 @@ pub(super) async fn projects(
         projects,
     })?
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_plain_paths_are_followed() {
+        assert_eq!(
+            safe_next(Some("/a/demo/cases?q=x&cursor=5")),
+            "/a/demo/cases?q=x&cursor=5"
+        );
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example/",
+            "/\t/evil",
+            "/\n/x",
+            "https://evil.example",
+            "/\\evil",
+            "/a b",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }
