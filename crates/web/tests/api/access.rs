@@ -262,3 +262,19 @@ async fn service_endpoints_answer(engine: Engine) {
     .await;
     assert_eq!((status, code(&body)), (404, "not_found"));
 }
+
+casecast_testkit::on_both_engines!(nul_characters_in_urls_are_refused);
+
+/// PostgreSQL cannot compare text holding NUL: such URLs are refused before any query.
+async fn nul_characters_in_urls_are_refused(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let token = Some(app.alpha_admin.token.as_str());
+    for path in ["/cases/%00", "/cases?q=%00", "/cases?external_id=a%00b"] {
+        let (status, body) = call(&app, Method::GET, &app.api("alpha", path), token, None).await;
+        assert_eq!((status, code(&body)), (422, "invalid"), "{path}: {body}");
+    }
+    let page = app.http.get(app.url("/a/%00/cases")).send().await.unwrap();
+    assert_eq!(page.status(), 400);
+    let (status, _) = call(&app, Method::GET, &app.api("alpha", "/cases"), token, None).await;
+    assert_eq!(status, 200, "the server still answers");
+}
