@@ -524,50 +524,10 @@ async fn export(
 ) -> anyhow::Result<()> {
     let p = project_of(db, project).await?;
     let g = group_of(db, &p, id).await?;
-    let mut rows = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = db
-            .group_members(p.id, g.id, None, PAGE, cursor)
-            .await
-            .map_err(|e| not_found(e, &p, id))?;
-        rows.extend(page.items.into_iter().map(|c| {
-            vec![
-                c.case_id.as_str().to_string(),
-                c.external_id.unwrap_or_default(),
-                c.name,
-                c.phone_number.map(String::from).unwrap_or_default(),
-                c.case_type,
-                c.language_code.unwrap_or_default(),
-                c.owner_id.unwrap_or_default(),
-                c.closed.to_string(),
-            ]
-        }));
-        match page.next_cursor {
-            Some(next) => {
-                cursor = Some(
-                    next.parse::<i64>()
-                        .map_err(|_| anyhow!("unexpected page cursor '{next}'"))?,
-                )
-            }
-            None => break,
-        }
-    }
-    let count = rows.len();
-    let table = Table {
-        headers: &[
-            "case_id",
-            "external_id",
-            "name",
-            "phone_number",
-            "case_type",
-            "language_code",
-            "owner_id",
-            "closed",
-        ],
-        rows,
-        text_columns: &[0, 1, 3],
-    };
+    let table = casecast_web::downloads::members_table(db, p.id, g.id)
+        .await
+        .map_err(|e| not_found(e, &p, id))?;
+    let count = table.rows.len();
     write_table(&table, format, "members", out)?;
     println!(
         "wrote {count} cases of case group {} '{}' to '{}'",

@@ -36,32 +36,7 @@ impl Db {
 
     /// Claims the oldest due job not held by a live lease; several processes can call this at once.
     pub async fn claim_job(&self, worker: &str) -> StoreResult<Option<Job>> {
-        let now = casecast_core::time::now_ms();
-        let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "UPDATE jobs SET locked_until = $1, locked_by = $2, attempts = attempts + 1
-             WHERE id = (SELECT id FROM jobs WHERE done_at IS NULL AND run_at <= $3
-                         AND (locked_until IS NULL OR locked_until < $3) ORDER BY id LIMIT 1{})
-             RETURNING id, kind, ref_id, attempts",
-            dialect::skip_locked(self.engine())
-        );
-        let row = sqlx::query(&sql)
-            .bind(now + LEASE_MS)
-            .bind(worker)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        row.map(|r| {
-            Ok(Job {
-                id: r.try_get("id")?,
-                kind: r.try_get("kind")?,
-                ref_id: r.try_get("ref_id")?,
-                attempts: r.try_get("attempts")?,
-            })
-        })
-        .transpose()
-        .map_err(|e: sqlx::Error| e.into())
+        self.claim(worker, None).await
     }
 
     /// Claims the job of one kind for one record (a CLI or benchmark processing its own upload
@@ -72,23 +47,32 @@ impl Db {
         ref_id: i64,
         worker: &str,
     ) -> StoreResult<Option<Job>> {
+        self.claim(worker, Some((kind, ref_id))).await
+    }
+
+    async fn claim(&self, worker: &str, only: Option<(&str, i64)>) -> StoreResult<Option<Job>> {
         let now = casecast_core::time::now_ms();
         let mut tx = self.begin_write().await?;
         let sql = format!(
             "UPDATE jobs SET locked_until = $1, locked_by = $2, attempts = attempts + 1
-             WHERE id = (SELECT id FROM jobs WHERE kind = $3 AND ref_id = $4 AND done_at IS NULL
-                         AND (locked_until IS NULL OR locked_until < $5) ORDER BY id LIMIT 1{})
+             WHERE id = (SELECT id FROM jobs WHERE done_at IS NULL AND run_at <= $3
+                         AND (locked_until IS NULL OR locked_until < $3){} ORDER BY id LIMIT 1{})
              RETURNING id, kind, ref_id, attempts",
+            if only.is_some() {
+                " AND kind = $4 AND ref_id = $5"
+            } else {
+                ""
+            },
             dialect::skip_locked(self.engine())
         );
-        let row = sqlx::query(&sql)
+        let mut query = sqlx::query(&sql)
             .bind(now + LEASE_MS)
             .bind(worker)
-            .bind(kind)
-            .bind(ref_id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
+            .bind(now);
+        if let Some((kind, ref_id)) = only {
+            query = query.bind(kind).bind(ref_id);
+        }
+        let row = query.fetch_optional(&mut *tx).await?;
         tx.commit().await?;
         row.map(|r| {
             Ok(Job {
