@@ -3,8 +3,10 @@
 //! storage here: the dispatcher (outbox) calls `SmsGateway::send`, and the webhook handlers
 //! call the parsers.
 
+pub mod http;
 pub mod kannel;
 pub mod log;
+pub mod twilio;
 
 use casecast_core::sms::Encoding;
 use casecast_core::PhoneNumber;

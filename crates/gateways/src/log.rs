@@ -10,6 +10,8 @@ pub struct LogGateway;
 impl SmsGateway for LogGateway {
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, SendError> {
         tracing::info!(message.id = sms.message_id, to = %sms.to.masked(), segments = sms.segments, "log gateway: message taken");
-        Ok(Accepted { gateway_message_id: Some(format!("log-{}", sms.message_id)) })
+        Ok(Accepted {
+            gateway_message_id: Some(format!("log-{}", sms.message_id)),
+        })
     }
 }
