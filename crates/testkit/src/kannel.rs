@@ -451,7 +451,9 @@ impl Kannel {
     /// Writes a config into a temporary folder (every interface on 127.0.0.1, free ports),
     /// starts bearerbox, waits for `status.txt`, connects the fake operator, starts smsbox and
     /// waits until `status.txt` shows the fake SMSC online and smsbox on-line, and the sendsms
-    /// port answers. MO messages go to `mo_url` with `from=%p&to=%P&text=%a&id=%I` appended.
+    /// port answers. MO messages go to `mo_url` with
+    /// `from=%p&to=%P&text=%b&coding=%c&charset=%C&id=%I` appended (`%b` keeps the text exactly;
+    /// `%a` would fold its white space).
     /// Tries three times (fresh ports each time), then panics with the logs.
     pub async fn start(mo_url: &str) -> Kannel {
         assert!(
@@ -461,7 +463,7 @@ impl Kannel {
         let bearerbox = binary("CASECAST_KANNEL_BEARERBOX", "/usr/sbin/bearerbox");
         let smsbox = binary("CASECAST_KANNEL_SMSBOX", "/usr/sbin/smsbox");
         let sep = if mo_url.contains('?') { '&' } else { '?' };
-        let get_url = format!("{mo_url}{sep}from=%p&to=%P&text=%a&id=%I");
+        let get_url = format!("{mo_url}{sep}from=%p&to=%P&text=%b&coding=%c&charset=%C&id=%I");
         let mut failures = Vec::new();
         for attempt in 1..=ATTEMPTS {
             match Kannel::try_start(&bearerbox, &smsbox, &get_url).await {
