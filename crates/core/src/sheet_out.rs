@@ -14,12 +14,25 @@ pub struct Table<'a> {
 
 /// CSV text (UTF-8 with a BOM, so that Excel reads non-ASCII names correctly).
 pub fn to_csv(table: &Table<'_>) -> Vec<u8> {
+    let mut out = csv_start(table.headers);
+    out.extend(csv_rows(&table.rows));
+    out
+}
+
+/// The start of a CSV file: the byte-order mark and the header line.
+pub fn csv_start(headers: &[&str]) -> Vec<u8> {
     let mut out = Vec::from(&b"\xEF\xBB\xBF"[..]);
+    out.extend(csv_rows(&[headers.iter().map(|h| h.to_string()).collect()]));
+    out
+}
+
+/// CSV lines for some rows (to stream a long file a page at a time).
+pub fn csv_rows(rows: &[Vec<String>]) -> Vec<u8> {
+    let mut out = Vec::new();
     {
         let mut w = csv::Writer::from_writer(&mut out);
         // Writing to a Vec cannot fail.
-        let _ = w.write_record(table.headers);
-        for row in &table.rows {
+        for row in rows {
             let _ = w.write_record(row);
         }
         let _ = w.flush();
@@ -29,30 +42,63 @@ pub fn to_csv(table: &Table<'_>) -> Vec<u8> {
 
 /// An `.xlsx` workbook with one sheet.
 pub fn to_xlsx(table: &Table<'_>, sheet_name: &str) -> Result<Vec<u8>, XlsxError> {
-    if table.rows.len() > XLSX_MAX_ROWS {
-        return Err(XlsxError::RowColumnLimitError);
-    }
-    let mut wb = Workbook::new();
-    // Rows go to a temporary file as they are written instead of staying in memory.
-    let ws = wb.add_worksheet_with_constant_memory();
-    ws.set_name(sheet_name)?;
-    let bold = Format::new().set_bold();
-    let text = Format::new().set_num_format("@");
-    for (c, h) in table.headers.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, *h, &bold)?;
-        if table.text_columns.contains(&c) {
-            ws.set_column_format(c as u16, &text)?;
-        }
-        ws.set_column_width(c as u16, 18)?;
-    }
-    for (r, row) in table.rows.iter().enumerate() {
-        for (c, v) in row.iter().enumerate() {
-            if !v.is_empty() {
-                ws.write_string(r as u32 + 1, c as u16, truncate_cell(v))?;
+    let mut w = XlsxWriter::new(table.headers, table.text_columns, sheet_name)?;
+    w.append(&table.rows)?;
+    w.finish()
+}
+
+/// Writes an `.xlsx` sheet a page of rows at a time; rows go to a temporary file, not memory.
+pub struct XlsxWriter {
+    workbook: Workbook,
+    next_row: u32,
+}
+
+impl XlsxWriter {
+    /// A workbook with one sheet and its bold header row.
+    pub fn new(
+        headers: &[&str],
+        text_columns: &[usize],
+        sheet_name: &str,
+    ) -> Result<Self, XlsxError> {
+        let mut workbook = Workbook::new();
+        let ws = workbook.add_worksheet_with_constant_memory();
+        ws.set_name(sheet_name)?;
+        let bold = Format::new().set_bold();
+        let text = Format::new().set_num_format("@");
+        for (c, h) in headers.iter().enumerate() {
+            ws.write_string_with_format(0, c as u16, *h, &bold)?;
+            if text_columns.contains(&c) {
+                ws.set_column_format(c as u16, &text)?;
             }
+            ws.set_column_width(c as u16, 18)?;
         }
+        Ok(XlsxWriter {
+            workbook,
+            next_row: 1,
+        })
     }
-    wb.save_to_buffer()
+
+    /// Adds rows below the ones already written; refuses to go past Excel's row limit.
+    pub fn append(&mut self, rows: &[Vec<String>]) -> Result<(), XlsxError> {
+        if self.next_row as usize - 1 + rows.len() > XLSX_MAX_ROWS {
+            return Err(XlsxError::RowColumnLimitError);
+        }
+        let ws = self.workbook.worksheet_from_index(0)?;
+        for row in rows {
+            for (c, v) in row.iter().enumerate() {
+                if !v.is_empty() {
+                    ws.write_string(self.next_row, c as u16, truncate_cell(v))?;
+                }
+            }
+            self.next_row += 1;
+        }
+        Ok(())
+    }
+
+    /// The finished file.
+    pub fn finish(mut self) -> Result<Vec<u8>, XlsxError> {
+        self.workbook.save_to_buffer()
+    }
 }
 
 /// The most data rows an `.xlsx` sheet can hold (Excel's limit, less the header).

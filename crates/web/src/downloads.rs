@@ -1,10 +1,12 @@
 //! Sheets people download (a group's members, an upload's report, the example sheet), shared by
-//! the API and the pages.
+//! the API and the pages. Long ones are read from the database a page at a time: CSV is
+//! streamed to the client as it is read, `.xlsx` is written to a temporary file row by row.
 
+use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use casecast_core::sheet_out::{self, Table};
-use casecast_store::{Db, StoreResult};
+use casecast_core::sheet_out::{self, Table, XlsxWriter};
+use casecast_store::{Db, StoreError, StoreResult};
 
 /// The content type of `.xlsx` files.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -22,8 +24,11 @@ pub const MEMBER_COLUMNS: [&str; 8] = [
 /// The columns of upload reports.
 pub const RESULT_COLUMNS: [&str; 5] = ["row", "identifier", "outcome", "case_id", "message"];
 
+/// Rows read from the database per page.
+const PAGE: usize = 5000;
+
 /// A file download response.
-pub fn download(bytes: Vec<u8>, content_type: &'static str, file_name: &str) -> Response {
+pub fn download(bytes: impl Into<Body>, content_type: &'static str, file_name: &str) -> Response {
     let disposition = format!(
         "attachment; filename=\"{}\"",
         file_name.replace(['"', '\\', '\r', '\n'], "_")
@@ -33,94 +38,193 @@ pub fn download(bytes: Vec<u8>, content_type: &'static str, file_name: &str) -> 
             (header::CONTENT_TYPE, content_type.to_string()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        bytes,
+        bytes.into(),
     )
         .into_response()
 }
 
-/// A table as `{stem}.xlsx` (one sheet named `sheet`) or `{stem}.csv`.
-pub fn sheet_download(
-    table: &Table<'_>,
-    xlsx: bool,
-    stem: &str,
-    sheet: &str,
-) -> Result<Response, rust_xlsxwriter::XlsxError> {
-    Ok(if xlsx {
-        download(
-            sheet_out::to_xlsx(table, sheet)?,
-            XLSX,
-            &format!("{stem}.xlsx"),
-        )
-    } else {
-        download(
-            sheet_out::to_csv(table),
-            "text/csv; charset=utf-8",
-            &format!("{stem}.csv"),
-        )
-    })
+/// What a download holds.
+#[derive(Clone, Copy, Debug)]
+pub enum Sheet {
+    /// The live members of a group.
+    Members { project_id: i64, group_id: i64 },
+    /// The per-row report of an upload.
+    Results { project_id: i64, upload_id: i64 },
 }
 
-/// Every live member of a group, as a table with IDs and phone numbers kept as text.
-pub async fn members_table(db: &Db, project_id: i64, group_id: i64) -> StoreResult<Table<'static>> {
-    let mut rows = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = db
-            .group_members(project_id, group_id, None, 5000, cursor)
-            .await?;
-        rows.extend(page.items.into_iter().map(|c| {
-            vec![
-                c.case_id.as_str().to_string(),
-                c.external_id.unwrap_or_default(),
-                c.name,
-                c.phone_number.map(String::from).unwrap_or_default(),
-                c.case_type,
-                c.language_code.unwrap_or_default(),
-                c.owner_id.unwrap_or_default(),
-                c.closed.to_string(),
-            ]
-        }));
-        match page.next_cursor.and_then(|c| c.parse().ok()) {
-            Some(c) => cursor = Some(c),
-            None => {
-                return Ok(Table {
-                    headers: &MEMBER_COLUMNS,
-                    rows,
-                    text_columns: &[0, 1, 3],
-                })
+/// Why a download could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+}
+
+impl Sheet {
+    fn headers(self) -> &'static [&'static str] {
+        match self {
+            Sheet::Members { .. } => &MEMBER_COLUMNS,
+            Sheet::Results { .. } => &RESULT_COLUMNS,
+        }
+    }
+
+    /// IDs and phone numbers stay text in `.xlsx`.
+    fn text_columns(self) -> &'static [usize] {
+        match self {
+            Sheet::Members { .. } => &[0, 1, 3],
+            Sheet::Results { .. } => &[1, 3],
+        }
+    }
+
+    fn sheet_name(self) -> &'static str {
+        match self {
+            Sheet::Members { .. } => "members",
+            Sheet::Results { .. } => "results",
+        }
+    }
+
+    /// One page of rows after `after`, and where the next page starts (None at the end).
+    async fn page(self, db: &Db, after: i64) -> StoreResult<(Vec<Vec<String>>, Option<i64>)> {
+        match self {
+            Sheet::Members {
+                project_id,
+                group_id,
+            } => {
+                let page = db
+                    .group_members(
+                        project_id,
+                        group_id,
+                        None,
+                        PAGE,
+                        (after > 0).then_some(after),
+                    )
+                    .await?;
+                let next = page.next_cursor.and_then(|c| c.parse().ok());
+                let rows = page
+                    .items
+                    .into_iter()
+                    .map(|c| {
+                        vec![
+                            c.case_id.as_str().to_string(),
+                            c.external_id.unwrap_or_default(),
+                            c.name,
+                            c.phone_number.map(String::from).unwrap_or_default(),
+                            c.case_type,
+                            c.language_code.unwrap_or_default(),
+                            c.owner_id.unwrap_or_default(),
+                            c.closed.to_string(),
+                        ]
+                    })
+                    .collect();
+                Ok((rows, next))
+            }
+            Sheet::Results {
+                project_id,
+                upload_id,
+            } => {
+                let page = db
+                    .upload_results(project_id, upload_id, after, PAGE)
+                    .await?;
+                let next = (page.len() == PAGE)
+                    .then(|| page.last().map(|r| r.row))
+                    .flatten();
+                let rows = page
+                    .into_iter()
+                    .map(|r| {
+                        vec![
+                            r.row.to_string(),
+                            r.identifier,
+                            r.outcome,
+                            r.case_id.unwrap_or_default(),
+                            r.message,
+                        ]
+                    })
+                    .collect();
+                Ok((rows, next))
             }
         }
     }
+
+    /// The sheet as `{stem}.csv` (streamed) or `{stem}.xlsx`. The first page is read before
+    /// answering, so that a missing group or upload is a 404, not a broken download.
+    pub async fn download(
+        self,
+        db: &Db,
+        xlsx: bool,
+        stem: &str,
+    ) -> Result<Response, DownloadError> {
+        let (first, mut next) = self.page(db, 0).await?;
+        if xlsx {
+            let mut writer =
+                XlsxWriter::new(self.headers(), self.text_columns(), self.sheet_name())?;
+            writer.append(&first)?;
+            while let Some(after) = next {
+                let (rows, more) = self.page(db, after).await?;
+                writer.append(&rows)?;
+                next = more;
+            }
+            // Writing the workbook is CPU work: off the async threads.
+            let bytes = tokio::task::spawn_blocking(move || writer.finish())
+                .await
+                .unwrap_or_else(|e| {
+                    Err(rust_xlsxwriter::XlsxError::IoError(std::io::Error::other(
+                        e.to_string(),
+                    )))
+                })?;
+            return Ok(download(bytes, XLSX, &format!("{stem}.xlsx")));
+        }
+        let mut head = sheet_out::csv_start(self.headers());
+        head.extend(sheet_out::csv_rows(&first));
+        let db = db.clone();
+        let rest = futures_util::stream::unfold(next, move |cursor| {
+            let db = db.clone();
+            async move {
+                let after = cursor?;
+                match self.page(&db, after).await {
+                    Ok((rows, more)) => Some((
+                        Ok::<Bytes, std::io::Error>(Bytes::from(sheet_out::csv_rows(&rows))),
+                        more,
+                    )),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a download stopped");
+                        Some((
+                            Err(std::io::Error::other(
+                                "the download stopped; it has been logged",
+                            )),
+                            None,
+                        ))
+                    }
+                }
+            }
+        });
+        let body = futures_util::stream::StreamExt::chain(
+            futures_util::stream::once(async move { Ok(Bytes::from(head)) }),
+            rest,
+        );
+        Ok(download(
+            Body::from_stream(body),
+            "text/csv; charset=utf-8",
+            &format!("{stem}.csv"),
+        ))
+    }
 }
 
-/// Every result row of an upload, in row order.
-pub async fn results_table(
-    db: &Db,
-    project_id: i64,
-    upload_id: i64,
-) -> StoreResult<Table<'static>> {
-    let mut rows = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = db
-            .upload_results(project_id, upload_id, after, 10_000)
-            .await?;
-        let Some(last) = page.last() else {
-            return Ok(Table {
-                headers: &RESULT_COLUMNS,
-                rows,
-                text_columns: &[1, 3],
-            });
-        };
-        after = last.row;
-        rows.extend(page.into_iter().map(|r| {
-            vec![
-                r.row.to_string(),
-                r.identifier,
-                r.outcome,
-                r.case_id.unwrap_or_default(),
-                r.message,
-            ]
-        }));
+/// Every live member of a group as one table (for the command line, which writes a file).
+pub async fn members_table(db: &Db, project_id: i64, group_id: i64) -> StoreResult<Table<'static>> {
+    let sheet = Sheet::Members {
+        project_id,
+        group_id,
+    };
+    let (mut rows, mut next) = sheet.page(db, 0).await?;
+    while let Some(after) = next {
+        let (more, n) = sheet.page(db, after).await?;
+        rows.extend(more);
+        next = n;
     }
+    Ok(Table {
+        headers: &MEMBER_COLUMNS,
+        rows,
+        text_columns: &[0, 1, 3],
+    })
 }

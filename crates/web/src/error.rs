@@ -87,6 +87,15 @@ impl From<rust_xlsxwriter::XlsxError> for ApiError {
     }
 }
 
+impl From<crate::downloads::DownloadError> for ApiError {
+    fn from(e: crate::downloads::DownloadError) -> Self {
+        match e {
+            crate::downloads::DownloadError::Store(e) => e.into(),
+            crate::downloads::DownloadError::Xlsx(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -185,6 +194,15 @@ impl From<rust_xlsxwriter::XlsxError> for PageError {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: "Something went wrong; it has been logged.".into(),
+        }
+    }
+}
+
+impl From<crate::downloads::DownloadError> for PageError {
+    fn from(e: crate::downloads::DownloadError) -> Self {
+        match e {
+            crate::downloads::DownloadError::Store(e) => e.into(),
+            crate::downloads::DownloadError::Xlsx(e) => e.into(),
         }
     }
 }

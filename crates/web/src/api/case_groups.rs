@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use super::cases::{CaseJson, CaseList};
 use super::{ErrorBody, PageParams};
 use crate::auth::{ApiAuth, WriteAuth};
-use crate::downloads::{download, members_table, sheet_download, XLSX};
+use crate::downloads::{download, Sheet, XLSX};
 use crate::error::{ApiError, ApiResult};
 use crate::json::{ApiJson, ApiQuery};
 use crate::AppState;
@@ -357,13 +357,13 @@ async fn export(
     xlsx: bool,
 ) -> ApiResult<Response> {
     let group = state.db.get_group(auth.project.id, group_id).await?;
-    let table = members_table(&state.db, auth.project.id, group.id).await?;
-    Ok(sheet_download(
-        &table,
-        xlsx,
-        &format!("case-group-{}", group.id),
-        "members",
-    )?)
+    let sheet = Sheet::Members {
+        project_id: auth.project.id,
+        group_id: group.id,
+    };
+    Ok(sheet
+        .download(&state.db, xlsx, &format!("case-group-{}", group.id))
+        .await?)
 }
 
 /// The group's members as CSV.

@@ -19,7 +19,7 @@ use super::case_groups::ApiPath;
 use super::case_import::{check_announced_size, ENVELOPE};
 use super::ErrorBody;
 use crate::auth::{ApiAuth, WriteAuth};
-use crate::downloads::{results_table, sheet_download};
+use crate::downloads::Sheet;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -204,13 +204,13 @@ async fn results(
     xlsx: bool,
 ) -> ApiResult<Response> {
     state.db.get_upload(auth.project.id, upload_id).await?;
-    let table = results_table(&state.db, auth.project.id, upload_id).await?;
-    Ok(sheet_download(
-        &table,
-        xlsx,
-        &format!("upload-{upload_id}-results"),
-        "results",
-    )?)
+    let sheet = Sheet::Results {
+        project_id: auth.project.id,
+        upload_id,
+    };
+    Ok(sheet
+        .download(&state.db, xlsx, &format!("upload-{upload_id}-results"))
+        .await?)
 }
 
 /// The per-row report as CSV: `row, identifier, outcome, case_id, message`.

@@ -19,7 +19,7 @@ use super::cases::CaseView;
 use super::{html, Chrome};
 use crate::api::uploads::UploadJson;
 use crate::auth::{percent_encode, ProjectPage};
-use crate::downloads::{download, members_table, results_table, sheet_download, XLSX};
+use crate::downloads::{download, Sheet, XLSX};
 use crate::error::{PageError, PageResult};
 use crate::AppState;
 
@@ -652,13 +652,13 @@ async fn results_file(
     xlsx: bool,
 ) -> PageResult<Response> {
     state.db.get_upload(page.project.id, id).await?;
-    let table = results_table(&state.db, page.project.id, id).await?;
-    Ok(sheet_download(
-        &table,
-        xlsx,
-        &format!("upload-{id}-results"),
-        "results",
-    )?)
+    let sheet = Sheet::Results {
+        project_id: page.project.id,
+        upload_id: id,
+    };
+    Ok(sheet
+        .download(&state.db, xlsx, &format!("upload-{id}-results"))
+        .await?)
 }
 
 /// `GET …/uploads/{upload_id}/results.csv`.
@@ -686,13 +686,13 @@ async fn export_file(
     xlsx: bool,
 ) -> PageResult<Response> {
     let group = state.db.get_group(page.project.id, id).await?;
-    let table = members_table(&state.db, page.project.id, group.id).await?;
-    Ok(sheet_download(
-        &table,
-        xlsx,
-        &format!("case-group-{}", group.id),
-        "members",
-    )?)
+    let sheet = Sheet::Members {
+        project_id: page.project.id,
+        group_id: group.id,
+    };
+    Ok(sheet
+        .download(&state.db, xlsx, &format!("case-group-{}", group.id))
+        .await?)
 }
 
 /// `GET …/case-groups/{id}/export.csv`.
