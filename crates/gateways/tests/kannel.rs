@@ -257,7 +257,9 @@ async fn mo_reaches_the_get_url_and_parses() {
         .send_mo("256772123457", "1234", "Ndiyo 😀 & 100% Zoë")
         .await;
     let queries = capture.wait_for("/mo", 2).await;
-    let mo: Vec<InboundSms> = queries.iter().map(|q| parse_mo(q).unwrap()).collect();
+    // smsbox forwards MO messages in parallel: they may arrive in either order.
+    let mut mo: Vec<InboundSms> = queries.iter().map(|q| parse_mo(q).unwrap()).collect();
+    mo.sort_by(|a, b| a.from.cmp(&b.from));
     assert_eq!(
         (mo[0].from.as_str(), mo[0].to.as_str(), mo[0].text.as_str()),
         ("+256772123456", "1234", "STOP now")
@@ -281,7 +283,9 @@ async fn mo_reaches_the_get_url_and_parses() {
     kannel.send_mo("+256772123456", "1234", text).await;
     kannel.send_mo("0772123456", "1234", "ok").await;
     let queries = capture.wait_for("/mo", 2).await;
-    let mo: Vec<InboundSms> = queries.iter().map(|q| parse_mo(q).unwrap()).collect();
+    // smsbox forwards MO messages in parallel: they may arrive in either order.
+    let mut mo: Vec<InboundSms> = queries.iter().map(|q| parse_mo(q).unwrap()).collect();
+    mo.sort_by(|a, b| a.from.cmp(&b.from));
     assert_eq!(
         (mo[0].from.as_str(), mo[0].to.as_str(), mo[0].text.as_str()),
         ("+256772123456", "1234", text)
