@@ -5,8 +5,10 @@ use anyhow::Context;
 use casecast_core::identifier::GroupName;
 use casecast_core::sheet::Limits;
 use casecast_core::{CountryCode, Email, ProjectSlug, Role, TimeZoneName};
+use casecast_gateways::config::GatewayKind;
 use casecast_store::case_groups::Actor;
 use casecast_store::cases::CaseFilter;
+use casecast_store::gateways::NewGateway;
 use casecast_store::membership::Change;
 use casecast_store::projects::NewProject;
 use casecast_store::{Db, StoreError};
@@ -134,7 +136,7 @@ fn demo_sheet() -> String {
 }
 
 /// Creates what is missing of the demo and resets the demo admin's password (printed once).
-pub async fn seed(db: &Db) -> anyhow::Result<DemoLogin> {
+pub async fn seed(db: &Db, public_url: &str) -> anyhow::Result<DemoLogin> {
     let project = match db.project_by_slug("demo").await {
         Ok(p) => p,
         Err(StoreError::NotFound(_)) => {
@@ -181,10 +183,36 @@ pub async fn seed(db: &Db) -> anyhow::Result<DemoLogin> {
     seed_group(db, project.id)
         .await
         .context("creating the demo case group")?;
+    seed_gateway(db, project.id, public_url)
+        .await
+        .context("creating the demo log gateway")?;
     Ok(DemoLogin {
         email: DEMO_ADMIN.to_string(),
         password,
     })
+}
+
+/// Gives the demo project a `log` gateway (it sends nothing; it records and logs), unless the
+/// project has a gateway already.
+async fn seed_gateway(db: &Db, project_id: i64, public_url: &str) -> anyhow::Result<()> {
+    if !db.list_gateways(project_id).await?.is_empty() {
+        return Ok(());
+    }
+    let new = NewGateway {
+        name: "Demo log gateway".into(),
+        kind: GatewayKind::Log,
+        config: serde_json::json!({}),
+        callback_base_url: public_url.to_string(),
+        max_segments_per_second: Some(10.0),
+        max_attempts: None,
+        prefixes: Vec::new(),
+        is_default: true,
+    };
+    match db.create_gateway(project_id, &new).await {
+        // Another process seeding the demo at the same moment made it.
+        Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Creates the demo group with its members, unless a group of that name exists (then it is

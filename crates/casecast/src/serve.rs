@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use casecast_engine::{run_dispatcher, DispatchOptions};
 use casecast_store::worker::run_worker;
 use casecast_web::{AppState, WebConfig};
 use clap::Args;
@@ -20,6 +21,10 @@ pub struct ServeArgs {
     /// Mark cookies Secure: set this when users reach Casecast over HTTPS.
     #[arg(long, env = "CASECAST_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// The address at which SMS gateways reach this server, for their delivery-report and
+    /// inbound URLs (default: http:// and the listen address).
+    #[arg(long, env = "CASECAST_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 /// Completes on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when
@@ -57,24 +62,30 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let db = open(url).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| format!("http://{addr}"));
     let login = if args.demo {
         Some(
-            crate::demo::seed(&db)
+            crate::demo::seed(&db, &public_url)
                 .await
                 .context("creating the demo data")?,
         )
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
     let shutdown = shutdown_signal();
     let state = AppState::new(
         db.clone(),
         WebConfig {
             secure_cookies: args.secure_cookies,
+            public_url: Some(public_url),
         },
     );
     println!(
@@ -88,12 +99,20 @@ pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let jobs = tokio::spawn(run_worker(db.clone(), worker_name("serve"), stopped));
+    let name = worker_name("serve");
+    let jobs = tokio::spawn(run_worker(db.clone(), name.clone(), stopped.clone()));
+    let dispatcher = tokio::spawn(run_dispatcher(
+        db.clone(),
+        name,
+        DispatchOptions::default(),
+        stopped,
+    ));
     casecast_web::serve(listener, state, shutdown)
         .await
         .context("serving HTTP")?;
     let _ = stop.send(true);
     let _ = jobs.await;
+    let _ = dispatcher.await;
     db.close().await;
     Ok(())
 }
@@ -114,10 +133,18 @@ pub async fn worker(url: &str) -> anyhow::Result<()> {
         db.engine().name()
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let jobs = tokio::spawn(run_worker(db.clone(), worker_name("worker"), stopped));
+    let name = worker_name("worker");
+    let jobs = tokio::spawn(run_worker(db.clone(), name.clone(), stopped.clone()));
+    let dispatcher = tokio::spawn(run_dispatcher(
+        db.clone(),
+        name,
+        DispatchOptions::default(),
+        stopped,
+    ));
     shutdown.await;
     let _ = stop.send(true);
     let _ = jobs.await;
+    let _ = dispatcher.await;
     db.close().await;
     Ok(())
 }

@@ -35,7 +35,9 @@ pub struct KannelConfig {
     /// unless smsbox has a `global-sender`).
     #[serde(default)]
     pub from: Option<String>,
-    /// Our public base URL for delivery reports, e.g. http://casecast.example:8080/hooks/kannel/{gateway_id}
+    /// Where Kannel reports delivery: filled in by Casecast from the gateway's callback URL
+    /// (`…/hooks/{gateway_id}/{secret}/dlr`), not given by the user.
+    #[serde(default, skip_serializing)]
     pub dlr_url: String,
     /// The `smsc-id` to route through, when Kannel has several operators.
     #[serde(default)]

@@ -3,6 +3,7 @@
 //! storage here: the dispatcher (outbox) calls `SmsGateway::send`, and the webhook handlers
 //! call the parsers.
 
+pub mod config;
 pub mod http;
 pub mod kannel;
 pub mod log;

@@ -35,8 +35,9 @@ pub struct TwilioConfig {
     /// Default <https://api.twilio.com>.
     #[serde(default = "default_api_base")]
     pub api_base: String,
-    /// Our public URL for status callbacks, e.g. `https://casecast.example/hooks/twilio/{gateway_id}/status`.
-    #[serde(default)]
+    /// Where Twilio reports status: filled in by Casecast from the gateway's callback URL
+    /// (`…/hooks/{gateway_id}/{secret}/status`), not given by the user.
+    #[serde(default, skip_serializing)]
     pub status_callback: Option<String>,
 }
 
@@ -111,7 +112,13 @@ impl SmsGateway for TwilioGateway {
             form.push(("MessagingServiceSid", service));
         }
         form.push(("Body", &sms.text));
-        if let Some(callback) = self.config.status_callback.as_deref() {
+        // Our id rides in the callback URL, so a status that arrives before Twilio's answer
+        // (and its sid) has been recorded still finds its message.
+        let callback = self.config.status_callback.as_deref().map(|base| {
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}id={}", sms.message_id)
+        });
+        if let Some(callback) = callback.as_deref() {
             form.push(("StatusCallback", callback));
         }
         let sent = self

@@ -165,7 +165,11 @@ async fn a_message_is_posted_as_twilio_documents_and_its_sid_kept() {
     assert_eq!(field(&form, "To"), Some("+256772123456"));
     assert_eq!(field(&form, "From"), Some("+15005550006"));
     assert_eq!(field(&form, "Body"), Some(text));
-    assert_eq!(field(&form, "StatusCallback"), Some(CALLBACK));
+    // Our message id rides in the callback URL.
+    assert_eq!(
+        field(&form, "StatusCallback"),
+        Some(format!("{CALLBACK}?id=42").as_str())
+    );
     assert_eq!(field(&form, "MessagingServiceSid"), None);
     // The `+` of the number must arrive encoded, or Twilio would read a space.
     assert!(request.body_text().contains("To=%2B256772123456"));

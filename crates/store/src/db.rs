@@ -33,6 +33,10 @@ pub struct Db {
     engine: Engine,
     /// Wakes this process's workers when it queues a job (others poll).
     wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Seals gateway credentials; `None` until the process sets it (see `with_secret_key`).
+    key: Option<std::sync::Arc<crate::sealed::SecretKey>>,
+    /// Wakes this process's dispatchers when it queues a message (others poll).
+    outbox: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Turns what the user gave to `--db` into a driver URL: a plain path is a SQLite file.
@@ -90,6 +94,8 @@ impl Db {
             pool,
             engine,
             wake: Default::default(),
+            key: None,
+            outbox: Default::default(),
         })
     }
 
@@ -98,6 +104,30 @@ impl Db {
         let db = Db::connect(url).await?;
         db.migrate().await?;
         Ok(db)
+    }
+
+    /// This handle with the key that seals gateway credentials.
+    pub fn with_secret_key(mut self, key: crate::sealed::SecretKey) -> Db {
+        self.key = Some(std::sync::Arc::new(key));
+        self
+    }
+
+    /// The key that seals gateway credentials.
+    pub(crate) fn secret_key(&self) -> Result<&crate::sealed::SecretKey, crate::StoreError> {
+        self.key.as_deref().ok_or_else(|| {
+            crate::StoreError::Database(sqlx::Error::Protocol(
+                "no secret key is configured for gateway credentials".to_string(),
+            ))
+        })
+    }
+
+    /// Resolves when this process queues an outbound message.
+    pub async fn message_queued(&self) {
+        self.outbox.notified().await;
+    }
+
+    pub(crate) fn wake_dispatchers(&self) {
+        self.outbox.notify_waiters();
     }
 
     /// Resolves when this process queues a job.

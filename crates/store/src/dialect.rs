@@ -57,6 +57,11 @@ pub(crate) fn migrations(engine: Engine) -> &'static [(i64, &'static str, &'stat
                 "case groups",
                 include_str!("../migrations/sqlite/0002_case_groups.sql"),
             ),
+            (
+                3,
+                "messaging",
+                include_str!("../migrations/sqlite/0003_messaging.sql"),
+            ),
         ],
         Engine::Postgres => &[
             (
@@ -68,6 +73,11 @@ pub(crate) fn migrations(engine: Engine) -> &'static [(i64, &'static str, &'stat
                 2,
                 "case groups",
                 include_str!("../migrations/postgres/0002_case_groups.sql"),
+            ),
+            (
+                3,
+                "messaging",
+                include_str!("../migrations/postgres/0003_messaging.sql"),
             ),
         ],
     }

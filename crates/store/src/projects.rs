@@ -18,6 +18,9 @@ pub struct Project {
     pub time_zone: String,
     pub country: Option<String>,
     pub created_at: i64,
+    /// Quiet hours, keywords, replies, validity.
+    #[serde(skip)]
+    pub messaging: crate::settings::MessagingSettings,
 }
 
 impl Project {
@@ -43,7 +46,7 @@ pub struct NewProject {
     pub country: Option<CountryCode>,
 }
 
-const COLUMNS: &str = "id, slug, name, time_zone, country, created_at";
+const COLUMNS: &str = "id, slug, name, time_zone, country, created_at, messaging_settings";
 
 fn from_row(row: &AnyRow) -> Result<Project, sqlx::Error> {
     Ok(Project {
@@ -53,6 +56,9 @@ fn from_row(row: &AnyRow) -> Result<Project, sqlx::Error> {
         time_zone: row.try_get("time_zone")?,
         country: row.try_get("country")?,
         created_at: row.try_get("created_at")?,
+        messaging: crate::settings::MessagingSettings::from_stored(
+            &row.try_get::<String, _>("messaging_settings")?,
+        ),
     })
 }
 
@@ -113,7 +119,7 @@ impl Db {
     /// The projects a user belongs to, with the user's role in each, by name.
     pub async fn projects_of_user(&self, user_id: i64) -> StoreResult<Vec<(Project, String)>> {
         let rows = sqlx::query(
-            "SELECT p.id, p.slug, p.name, p.time_zone, p.country, p.created_at, m.role
+            "SELECT p.id, p.slug, p.name, p.time_zone, p.country, p.created_at, p.messaging_settings, m.role
              FROM projects p JOIN memberships m ON m.project_id = p.id
              WHERE m.user_id = $1 ORDER BY p.name, p.slug",
         )

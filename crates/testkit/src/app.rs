@@ -61,6 +61,18 @@ async fn member(db: &Db, project: &Project, who: &str, role: Role) -> Fixture {
     }
 }
 
+/// Dispatcher settings for tests: the same code, shorter waits.
+pub fn test_dispatch_options() -> casecast_engine::DispatchOptions {
+    casecast_engine::DispatchOptions {
+        lease_ms: 10_000,
+        retry_base_ms: 200,
+        retry_max_ms: 2_000,
+        refresh_ms: 200,
+        sweep_ms: 500,
+        ..Default::default()
+    }
+}
+
 impl TestApp {
     /// Starts a server with the fixtures on `engine`.
     pub async fn spawn(engine: Engine) -> TestApp {
@@ -74,12 +86,24 @@ impl TestApp {
         let beta_admin = member(&db, &beta, "admin", Role::Admin).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::new(db.clone(), WebConfig::default());
+        let state = AppState::new(
+            db.clone(),
+            WebConfig {
+                public_url: Some(base.clone()),
+                ..WebConfig::default()
+            },
+        );
         tokio::spawn(casecast_web::serve(listener, state, std::future::pending()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(casecast_store::worker::run_worker(
             db.clone(),
             "test-worker".into(),
+            stopped.clone(),
+        ));
+        tokio::spawn(casecast_engine::run_dispatcher(
+            db.clone(),
+            "test-dispatcher".into(),
+            test_dispatch_options(),
             stopped,
         ));
         let http = reqwest::Client::builder()

@@ -22,6 +22,9 @@ pub fn command(bin: &str, url: Option<&str>) -> Command {
         cmd.env_remove(var);
     }
     cmd.current_dir(std::env::temp_dir());
+    cmd.env_remove("CASECAST_KEY_FILE");
+    cmd.env_remove("CASECAST_PUBLIC_URL");
+    cmd.env("CASECAST_SECRET_KEY", crate::TEST_SECRET_KEY);
     if let Some(url) = url {
         cmd.arg("--db").arg(url);
     }

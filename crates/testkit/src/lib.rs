@@ -10,7 +10,7 @@ use casecast_store::Db;
 pub use casecast_store::Engine;
 use sqlx::{Connection, Executor};
 
-pub use app::{Fixture, TestApp};
+pub use app::{test_dispatch_options, Fixture, TestApp};
 pub use browser::Browser;
 
 /// Runs each named `async fn(Engine)` as two tests, `name::sqlite` and `name::postgres`.
@@ -24,6 +24,15 @@ macro_rules! on_both_engines {
             async fn postgres() { super::$name($crate::Engine::Postgres).await }
         }
     )* };
+}
+
+/// The key that seals gateway credentials in tests (the CLI gets it as `CASECAST_SECRET_KEY`).
+pub const TEST_SECRET_KEY: &str =
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// [`TEST_SECRET_KEY`] as a key.
+pub fn test_key() -> casecast_store::sealed::SecretKey {
+    casecast_store::sealed::SecretKey::from_hex(TEST_SECRET_KEY).expect("a valid test key")
 }
 
 /// A migrated, empty database of its own; a SQLite file lives as long as this value.
@@ -64,7 +73,10 @@ impl TestDb {
     /// A fresh, migrated database.
     pub async fn new(engine: Engine) -> TestDb {
         let (url, dir) = fresh_url(engine).await;
-        let db = Db::open(&url).await.expect("opening the test database");
+        let db = Db::open(&url)
+            .await
+            .expect("opening the test database")
+            .with_secret_key(test_key());
         assert_eq!(db.engine(), engine);
         TestDb { db, url, _dir: dir }
     }

@@ -27,6 +27,9 @@ use utoipa_swagger_ui::SwaggerUi;
 pub struct WebConfig {
     /// Mark cookies `Secure` (set when Casecast is served over HTTPS).
     pub secure_cookies: bool,
+    /// The address at which gateways reach this server (for webhook URLs), e.g.
+    /// `https://casecast.example`; when unset, the address the user's browser used.
+    pub public_url: Option<String>,
 }
 
 /// What every handler can reach.

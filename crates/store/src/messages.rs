@@ -1,0 +1,547 @@
+//! Messages: the outbox (outbound rows the dispatcher sends) and the log of everything sent and
+//! received, with delivery reports, inbound messages and the opt-out list.
+
+use casecast_core::case::FieldError;
+use casecast_core::opt_out::Intent;
+use casecast_core::sms;
+use casecast_core::PhoneNumber;
+use casecast_gateways::{DeliveryStatus, InboundSms, MessageRef};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::error::{StoreError, StoreResult};
+use crate::gateways::Gateway;
+use crate::projects::Project;
+use crate::Db;
+
+/// Most characters in a message a user writes (ten GSM-7 segments).
+pub const MAX_TEXT_CHARS: usize = 1530;
+/// Most characters of an inbound message kept (longer ones are cut, and say so).
+const MAX_INBOUND_CHARS: usize = 4000;
+
+/// A message in the log.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Message {
+    pub id: i64,
+    #[serde(skip)]
+    pub project_id: i64,
+    /// `outbound` or `inbound`.
+    pub direction: String,
+    /// `normal`, or `confirmation` (the reply to STOP/START).
+    pub kind: String,
+    pub case_id: Option<String>,
+    pub phone_number: String,
+    pub text: String,
+    pub status: String,
+    pub encoding: String,
+    pub segments: i64,
+    pub gateway_id: Option<i64>,
+    pub broadcast_id: Option<i64>,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+    pub expires_at: i64,
+}
+
+const COLUMNS: &str = "m.id, m.project_id, m.direction, m.kind, c.case_id AS case_public_id, m.phone, m.text, \
+    m.status, m.encoding, m.segments, m.gateway_id, m.broadcast_id, m.attempts, m.error, m.created_at, \
+    m.sent_at, m.delivered_at, m.expires_at";
+
+fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
+    Ok(Message {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        direction: row.try_get("direction")?,
+        kind: row.try_get("kind")?,
+        case_id: row.try_get("case_public_id")?,
+        phone_number: row.try_get("phone")?,
+        text: row.try_get("text")?,
+        status: row.try_get("status")?,
+        encoding: row.try_get("encoding")?,
+        segments: row.try_get("segments")?,
+        gateway_id: row.try_get("gateway_id")?,
+        broadcast_id: row.try_get("broadcast_id")?,
+        attempts: row.try_get("attempts")?,
+        error: row.try_get("error")?,
+        created_at: row.try_get("created_at")?,
+        sent_at: row.try_get("sent_at")?,
+        delivered_at: row.try_get("delivered_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+/// Message statuses, outbound then inbound.
+pub const STATUSES: [&str; 8] = [
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "failed",
+    "expired",
+    "cancelled",
+    "received",
+];
+
+/// What to list from the message log.
+#[derive(Clone, Debug, Default)]
+pub struct MessageFilter {
+    /// `outbound` or `inbound`.
+    pub direction: Option<String>,
+    pub status: Option<String>,
+    pub case_id: Option<String>,
+    pub phone_number: Option<String>,
+    pub broadcast_id: Option<i64>,
+    /// Created at or after (epoch ms).
+    pub since: Option<i64>,
+    /// Created before (epoch ms).
+    pub until: Option<i64>,
+}
+
+/// A message to queue.
+#[derive(Clone, Debug)]
+pub struct NewOutbound {
+    pub case_pk: Option<i64>,
+    pub phone: PhoneNumber,
+    pub text: String,
+    pub gateway_id: i64,
+    pub user_id: Option<i64>,
+    /// `normal` or `confirmation`.
+    pub kind: &'static str,
+}
+
+/// Checks the text of a message a user writes.
+pub fn check_text(text: &str) -> Result<(), FieldError> {
+    if text.trim().is_empty() {
+        return Err(FieldError::new("text", "write the message"));
+    }
+    let n = text.chars().count();
+    if n > MAX_TEXT_CHARS {
+        return Err(FieldError::new(
+            "text",
+            format!("is {n} characters; a message may have at most {MAX_TEXT_CHARS}"),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(FieldError::new(
+            "text",
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// What happened to an inbound message.
+#[derive(Clone, Debug)]
+pub struct InboundOutcome {
+    pub message: Message,
+    /// The opt-out or opt-in it asked for, and whether that changed the list (a second STOP
+    /// changes nothing and gets no second confirmation).
+    pub intent: Option<(Intent, bool)>,
+    /// False when the gateway delivered the same message twice (nothing recorded again).
+    pub recorded: bool,
+}
+
+impl Db {
+    /// Queues one outbound message (inside the caller's transaction).
+    pub(crate) async fn queue_outbound(
+        tx: &mut Transaction<'static, Any>,
+        project: &Project,
+        new: &NewOutbound,
+    ) -> StoreResult<i64> {
+        let info = sms::analyse(&new.text);
+        let now = casecast_core::time::now_ms();
+        let expires = now + project.messaging.validity_seconds * 1000;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
+                gateway_id, user_id, next_attempt_at, created_at, expires_at, updated_at)
+             VALUES ($1, 'outbound', $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $10, $11, $10) RETURNING id",
+        )
+        .bind(project.id)
+        .bind(new.kind)
+        .bind(new.case_pk)
+        .bind(new.phone.as_str())
+        .bind(&new.text)
+        .bind(info.encoding.as_str())
+        .bind(info.segments as i64)
+        .bind(new.gateway_id)
+        .bind(new.user_id)
+        .bind(now)
+        .bind(expires)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(id)
+    }
+
+    /// Sends one SMS to a case: checks the case can receive it, routes it, queues it.
+    pub async fn send_to_case(
+        &self,
+        project: &Project,
+        case_id: &str,
+        text: &str,
+        user_id: Option<i64>,
+        gateway_id: Option<i64>,
+    ) -> StoreResult<Message> {
+        check_text(text)?;
+        let row = sqlx::query(
+            "SELECT id, phone_number, closed, deleted FROM cases WHERE project_id = $1 AND case_id = $2",
+        )
+        .bind(project.id)
+        .bind(case_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound("case"))?;
+        if row.try_get::<i64, _>("deleted")? != 0 {
+            return Err(StoreError::NotFound("case"));
+        }
+        if row.try_get::<i64, _>("closed")? != 0 {
+            return Err(StoreError::Conflict {
+                code: "case_closed",
+                message: "the case is closed: closed cases receive no messages".into(),
+            });
+        }
+        let Some(phone) = row.try_get::<Option<String>, _>("phone_number")? else {
+            return Err(StoreError::Conflict {
+                code: "no_phone_number",
+                message: "the case has no phone number".into(),
+            });
+        };
+        let case_pk: i64 = row.try_get("id")?;
+        let gateway_id = match gateway_id {
+            Some(id) => {
+                self.gateway(project.id, id)
+                    .await
+                    .map_err(|_| FieldError::new("gateway_id", "no such gateway in this project"))?
+                    .id
+            }
+            None => self
+                .route(project.id, &phone)
+                .await?
+                .ok_or(StoreError::Conflict {
+                    code: "no_gateway",
+                    message:
+                        "no SMS gateway is set up: an admin can add one under Messaging → Gateways"
+                            .into(),
+                })?,
+        };
+        let mut tx = self.begin_write().await?;
+        if self.is_opted_out_tx(&mut tx, project.id, &phone).await? {
+            return Err(StoreError::Conflict {
+                code: "opted_out",
+                message: "this phone number has opted out: it is sent nothing until it texts a start keyword"
+                    .into(),
+            });
+        }
+        let id = Db::queue_outbound(
+            &mut tx,
+            project,
+            &NewOutbound {
+                case_pk: Some(case_pk),
+                phone: PhoneNumber::from_stored(phone),
+                text: text.to_string(),
+                gateway_id,
+                user_id,
+                kind: "normal",
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.wake_dispatchers();
+        self.message(project.id, id).await
+    }
+
+    /// One message of the project.
+    pub async fn message(&self, project_id: i64, id: i64) -> StoreResult<Message> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM messages m LEFT JOIN cases c ON c.id = m.case_pk WHERE m.id = $1 AND m.project_id = $2"
+        ))
+        .bind(id)
+        .bind(project_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound("message"))?;
+        Ok(from_row(&row)?)
+    }
+
+    /// A page of the message log, newest first; `cursor` is the previous page's last id.
+    pub async fn list_messages(
+        &self,
+        project_id: i64,
+        filter: &MessageFilter,
+        limit: i64,
+        cursor: Option<i64>,
+    ) -> StoreResult<(Vec<Message>, Option<i64>)> {
+        let mut sql = format!(
+            "SELECT {COLUMNS} FROM messages m LEFT JOIN cases c ON c.id = m.case_pk WHERE m.project_id = $1"
+        );
+        let mut n = 1;
+        let mut next = |sql: &mut String, clause: &str| {
+            n += 1;
+            sql.push_str(&clause.replace('?', &format!("${n}")));
+        };
+        // The case is looked up first so that the message index on case_pk is used.
+        let case_pk: Option<i64> = match &filter.case_id {
+            Some(case_id) => Some(
+                sqlx::query_scalar("SELECT id FROM cases WHERE project_id = $1 AND case_id = $2")
+                    .bind(project_id)
+                    .bind(case_id)
+                    .fetch_optional(self.pool())
+                    .await?
+                    .unwrap_or(-1),
+            ),
+            None => None,
+        };
+        if case_pk.is_some() {
+            next(&mut sql, " AND m.case_pk = ?");
+        }
+        if filter.direction.is_some() {
+            next(&mut sql, " AND m.direction = ?");
+        }
+        if filter.status.is_some() {
+            next(&mut sql, " AND m.status = ?");
+        }
+        if filter.phone_number.is_some() {
+            next(&mut sql, " AND m.phone = ?");
+        }
+        if filter.broadcast_id.is_some() {
+            next(&mut sql, " AND m.broadcast_id = ?");
+        }
+        if filter.since.is_some() {
+            next(&mut sql, " AND m.created_at >= ?");
+        }
+        if filter.until.is_some() {
+            next(&mut sql, " AND m.created_at < ?");
+        }
+        if cursor.is_some() {
+            next(&mut sql, " AND m.id < ?");
+        }
+        next(&mut sql, " ORDER BY m.id DESC LIMIT ?");
+        let mut q = sqlx::query(&sql).bind(project_id);
+        if let Some(pk) = case_pk {
+            q = q.bind(pk);
+        }
+        for v in [&filter.direction, &filter.status, &filter.phone_number]
+            .into_iter()
+            .flatten()
+        {
+            q = q.bind(v.clone());
+        }
+        for v in [filter.broadcast_id, filter.since, filter.until, cursor]
+            .into_iter()
+            .flatten()
+        {
+            q = q.bind(v);
+        }
+        let rows = q
+            .bind(limit + 1)
+            .persistent(false)
+            .fetch_all(self.pool())
+            .await?;
+        let mut items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|m| m.id)
+        } else {
+            None
+        };
+        Ok((items, next_cursor))
+    }
+
+    /// Applies a delivery report from `gateway`. Reports may come in any order: a message that
+    /// is delivered stays delivered, and `sent` never overwrites a final status. Returns whether
+    /// the report named a message of this gateway.
+    pub async fn apply_delivery_report(
+        &self,
+        gateway: &Gateway,
+        message: &MessageRef,
+        status: DeliveryStatus,
+        detail: &str,
+    ) -> StoreResult<bool> {
+        let now = casecast_core::time::now_ms();
+        let (target, bind_id, bind_ref) = match message {
+            MessageRef::Ours(id) => ("id = $3", Some(*id), None),
+            MessageRef::Gateway(r) => ("gateway_message_id = $3", None, Some(r.clone())),
+        };
+        let (set, from) = match status {
+            DeliveryStatus::Delivered => (
+                "status = 'delivered', delivered_at = $1, error = NULL, lease_until = NULL, leased_by = NULL",
+                "'queued', 'sending', 'sent', 'failed'",
+            ),
+            DeliveryStatus::Sent => (
+                "status = 'sent', sent_at = COALESCE(sent_at, $1), lease_until = NULL, leased_by = NULL",
+                "'queued', 'sending'",
+            ),
+            DeliveryStatus::Failed => (
+                "status = 'failed', error = $4, lease_until = NULL, leased_by = NULL",
+                "'queued', 'sending', 'sent'",
+            ),
+            // Nothing final: the message stays as it is.
+            DeliveryStatus::Pending => ("error = error", "'sending', 'sent'"),
+        };
+        let sql = format!(
+            "UPDATE messages SET updated_at = $1, {set} WHERE gateway_id = $2 AND direction = 'outbound' \
+             AND {target} AND status IN ({from})"
+        );
+        let mut q = sqlx::query(&sql).bind(now).bind(gateway.id);
+        q = match (bind_id, bind_ref) {
+            (Some(id), _) => q.bind(id),
+            (_, Some(r)) => q.bind(r),
+            _ => unreachable!("one of the two is set"),
+        };
+        if status == DeliveryStatus::Failed {
+            q = q.bind(format!("delivery report: {detail}"));
+        }
+        let done = q.execute(self.pool()).await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        // Nothing changed: either the status was already final, or no such message.
+        let exists: Option<i64> = match message {
+            MessageRef::Ours(id) => {
+                sqlx::query_scalar("SELECT id FROM messages WHERE id = $1 AND gateway_id = $2")
+                    .bind(*id)
+                    .bind(gateway.id)
+                    .fetch_optional(self.pool())
+                    .await?
+            }
+            MessageRef::Gateway(r) => {
+                sqlx::query_scalar(
+                    "SELECT id FROM messages WHERE gateway_id = $1 AND gateway_message_id = $2",
+                )
+                .bind(gateway.id)
+                .bind(r)
+                .fetch_optional(self.pool())
+                .await?
+            }
+        };
+        Ok(exists.is_some())
+    }
+
+    /// Records an inbound message: matched to the case with that number, and acted on when it
+    /// is an opt-out or opt-in keyword (list changed, queued messages cancelled, one
+    /// confirmation queued through the same gateway).
+    pub async fn record_inbound(
+        &self,
+        gateway: &Gateway,
+        sms: &InboundSms,
+    ) -> StoreResult<InboundOutcome> {
+        let project = self.project_by_id(gateway.project_id).await?;
+        let number = PhoneNumber::parse(&sms.from, project.country_code().as_ref()).ok();
+        let phone = number
+            .as_ref()
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_else(|| sms.from.chars().take(64).collect());
+        let mut text: String = sms.text.chars().take(MAX_INBOUND_CHARS).collect();
+        if sms.text.chars().count() > MAX_INBOUND_CHARS {
+            text.push_str(" […]");
+        }
+        let info = sms::analyse(&text);
+        let now = casecast_core::time::now_ms();
+        let mut tx = self.begin_write().await?;
+        if let Some(gid) = &sms.gateway_message_id {
+            let seen: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM messages WHERE project_id = $1 AND phone = $2 AND direction = 'inbound'
+                 AND gateway_id = $3 AND gateway_message_id = $4",
+            )
+            .bind(project.id)
+            .bind(&phone)
+            .bind(gateway.id)
+            .bind(gid)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = seen {
+                tx.rollback().await?;
+                return Ok(InboundOutcome {
+                    message: self.message(project.id, id).await?,
+                    intent: None,
+                    recorded: false,
+                });
+            }
+        }
+        // The live case with this number; an open one before a closed one, then the newest.
+        let case_pk: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM cases WHERE project_id = $1 AND phone_number = $2 AND deleted = 0
+             ORDER BY closed, modified_at DESC, id DESC LIMIT 1",
+        )
+        .bind(project.id)
+        .bind(&phone)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
+                gateway_id, gateway_message_id, next_attempt_at, created_at, expires_at, updated_at)
+             VALUES ($1, 'inbound', 'normal', $2, $3, $4, 'received', $5, $6, $7, $8, $9, $9, $9, $9) RETURNING id",
+        )
+        .bind(project.id)
+        .bind(case_pk)
+        .bind(&phone)
+        .bind(&text)
+        .bind(info.encoding.as_str())
+        .bind(info.segments as i64)
+        .bind(gateway.id)
+        .bind(sms.gateway_message_id.as_deref())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut intent = None;
+        if let Some(number) = &number {
+            match casecast_core::opt_out::intent(&text, &project.messaging.keywords()) {
+                Some(Intent::OptOut) => {
+                    let changed = self
+                        .opt_out_tx(&mut tx, project.id, number.as_str(), "keyword")
+                        .await?;
+                    if changed {
+                        Db::queue_outbound(
+                            &mut tx,
+                            &project,
+                            &NewOutbound {
+                                case_pk,
+                                phone: number.clone(),
+                                text: project.messaging.opt_out_reply.clone(),
+                                gateway_id: gateway.id,
+                                user_id: None,
+                                kind: "confirmation",
+                            },
+                        )
+                        .await?;
+                    }
+                    intent = Some((Intent::OptOut, changed));
+                }
+                Some(Intent::OptIn) => {
+                    let changed = self.opt_in_tx(&mut tx, project.id, number.as_str()).await?;
+                    if changed {
+                        Db::queue_outbound(
+                            &mut tx,
+                            &project,
+                            &NewOutbound {
+                                case_pk,
+                                phone: number.clone(),
+                                text: project.messaging.opt_in_reply.clone(),
+                                gateway_id: gateway.id,
+                                user_id: None,
+                                kind: "confirmation",
+                            },
+                        )
+                        .await?;
+                    }
+                    intent = Some((Intent::OptIn, changed));
+                }
+                None => {}
+            }
+        }
+        tx.commit().await?;
+        if intent.is_some_and(|(_, changed)| changed) {
+            self.wake_dispatchers();
+        }
+        Ok(InboundOutcome {
+            message: self.message(project.id, id).await?,
+            intent,
+            recorded: true,
+        })
+    }
+}

@@ -1,0 +1,337 @@
+//! The dispatcher's side of the message table: claiming due messages of a gateway within its
+//! shared rate limit, recording what the gateway said, and the sweeps that expire late messages
+//! and take back messages whose dispatcher died.
+//!
+//! The rate limit is a GCRA kept in `gateway_rates`: `next_free_us` is the instant from which
+//! the next segment may go. A claim reserves the slots of the segments it takes, under the row
+//! lock, so dispatchers in every process share one limit.
+
+use sqlx::Row;
+
+use crate::dialect::{self, Placeholders};
+use crate::error::StoreResult;
+use crate::Db;
+
+/// A message claimed for sending.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub id: i64,
+    pub project_id: i64,
+    pub phone: String,
+    pub text: String,
+    pub encoding: String,
+    pub segments: i64,
+    /// Attempts including this one.
+    pub attempts: i64,
+    pub expires_at: i64,
+    /// When (epoch µs) its slot in the rate limit begins: do not hand it over before.
+    pub not_before_us: i64,
+}
+
+/// What a claim found.
+#[derive(Clone, Debug)]
+pub enum Claim {
+    /// Messages to send now (each at its slot).
+    Messages(Vec<Claimed>),
+    /// The gateway's rate limit is used up until this instant (epoch ms).
+    Throttled { until_ms: i64 },
+    /// Nothing due.
+    Empty,
+}
+
+/// How to claim.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimRequest<'a> {
+    pub gateway_id: i64,
+    /// Segments per second; `None`: no limit.
+    pub rate: Option<f64>,
+    /// Most messages per claim.
+    pub max_messages: usize,
+    /// How far ahead a claim may reserve slots (ms).
+    pub window_ms: i64,
+    pub worker: &'a str,
+    pub lease_ms: i64,
+}
+
+/// What the gateway said about one claimed message.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Sent {
+        gateway_message_id: Option<String>,
+    },
+    /// A temporary failure: try again at `next_attempt_at` (if attempts and validity allow).
+    Retry {
+        error: String,
+        next_attempt_at: i64,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// One result to record.
+#[derive(Clone, Debug)]
+pub struct SendResult {
+    pub id: i64,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub expires_at: i64,
+    pub outcome: Outcome,
+}
+
+/// Now in epoch microseconds.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+const EXPIRED: &str = "not handed to a gateway within its validity period";
+
+impl Db {
+    /// Claims due messages of one gateway: expired ones are marked expired, ones to opted-out
+    /// numbers cancelled, and as many as the rate limit allows are leased to `worker` as
+    /// `sending`, each with its slot.
+    pub async fn claim_outbound(&self, req: &ClaimRequest<'_>) -> StoreResult<Claim> {
+        let now_us = now_us();
+        let now = now_us / 1000;
+        let mut tx = self.begin_write().await?;
+        let mut budget = req.max_messages as i64;
+        let mut start_us = now_us;
+        if let Some(rate) = req.rate {
+            let next_free: Option<i64> = sqlx::query_scalar(&format!(
+                "SELECT next_free_us FROM gateway_rates WHERE gateway_id = $1{}",
+                dialect::for_update(self.engine())
+            ))
+            .bind(req.gateway_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            start_us = next_free.unwrap_or(0).max(now_us);
+            let horizon = now_us + req.window_ms * 1000;
+            if start_us > horizon {
+                tx.rollback().await?;
+                return Ok(Claim::Throttled {
+                    until_ms: (start_us - req.window_ms * 1000) / 1000,
+                });
+            }
+            let fits = ((horizon - start_us) as f64 * rate / 1e6).floor() as i64;
+            budget = budget.min(fits.max(1));
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT m.id, m.project_id, m.phone, m.text, m.encoding, m.segments, m.attempts, m.expires_at, m.kind,
+                CAST(CASE WHEN EXISTS (SELECT 1 FROM opt_outs o WHERE o.project_id = m.project_id AND o.phone = m.phone)
+                     THEN 1 ELSE 0 END AS BIGINT) AS opted_out
+             FROM messages m WHERE m.gateway_id = $1 AND m.status = 'queued' AND m.next_attempt_at <= $2
+             ORDER BY m.next_attempt_at, m.id LIMIT $3{}",
+            dialect::skip_locked(self.engine())
+        ))
+        .bind(req.gateway_id)
+        .bind(now)
+        .bind(budget)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.rollback().await?;
+            return Ok(Claim::Empty);
+        }
+        let mut expired = Vec::new();
+        let mut opted_out = Vec::new();
+        let mut claimed = Vec::new();
+        let mut used: i64 = 0;
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let expires_at: i64 = r.try_get("expires_at")?;
+            let kind: String = r.try_get("kind")?;
+            if expires_at <= now {
+                expired.push(id);
+                continue;
+            }
+            if kind == "normal" && r.try_get::<i64, _>("opted_out")? != 0 {
+                opted_out.push(id);
+                continue;
+            }
+            let segments: i64 = r.try_get("segments")?;
+            if !claimed.is_empty() && used + segments > budget {
+                continue;
+            }
+            let not_before_us = match req.rate {
+                Some(rate) => start_us + (used as f64 * 1e6 / rate) as i64,
+                None => now_us,
+            };
+            used += segments;
+            claimed.push(Claimed {
+                id,
+                project_id: r.try_get("project_id")?,
+                phone: r.try_get("phone")?,
+                text: r.try_get("text")?,
+                encoding: r.try_get("encoding")?,
+                segments,
+                attempts: r.try_get::<i64, _>("attempts")? + 1,
+                expires_at,
+                not_before_us,
+            });
+        }
+        for (ids, sql) in [
+            (
+                &expired,
+                format!(
+                    "UPDATE messages SET status = 'expired', updated_at = $1, lease_until = NULL, leased_by = NULL,
+                     error = CASE WHEN error IS NULL THEN '{EXPIRED}' ELSE error || '; {EXPIRED}' END WHERE id IN "
+                ),
+            ),
+            (
+                &opted_out,
+                "UPDATE messages SET status = 'cancelled', updated_at = $1, error = 'the number opted out' WHERE id IN "
+                    .to_string(),
+            ),
+        ] {
+            if ids.is_empty() {
+                continue;
+            }
+            let mut p = Placeholders::new(self.engine());
+            let first = p.next();
+            let sql = format!("{}({})", sql.replace("$1", &first), p.list(ids.len()));
+            let mut q = sqlx::query(&sql).bind(now);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        if !claimed.is_empty() {
+            let mut p = Placeholders::new(self.engine());
+            let (a, b, c) = (p.next(), p.next(), p.next());
+            let sql = format!(
+                "UPDATE messages SET status = 'sending', attempts = attempts + 1, lease_until = {a}, leased_by = {b},
+                 updated_at = {c} WHERE id IN ({})",
+                p.list(claimed.len())
+            );
+            let mut q = sqlx::query(&sql)
+                .bind(now + req.lease_ms)
+                .bind(req.worker)
+                .bind(now);
+            for m in &claimed {
+                q = q.bind(m.id);
+            }
+            q.execute(&mut *tx).await?;
+            if let Some(rate) = req.rate {
+                let next_free = start_us + (used as f64 * 1e6 / rate).ceil() as i64;
+                sqlx::query("UPDATE gateway_rates SET next_free_us = $1 WHERE gateway_id = $2")
+                    .bind(next_free)
+                    .bind(req.gateway_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Claim::Messages(claimed))
+    }
+
+    /// Records what the gateway said about claimed messages, in one transaction. A message a
+    /// delivery report already moved on keeps its newer status.
+    pub async fn record_send_results(&self, results: &[SendResult]) -> StoreResult<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let now = casecast_core::time::now_ms();
+        let mut tx = self.begin_write().await?;
+        for r in results {
+            match &r.outcome {
+                Outcome::Sent { gateway_message_id } => {
+                    sqlx::query(
+                        "UPDATE messages SET status = CASE WHEN status IN ('sending', 'queued') THEN 'sent' ELSE status END,
+                            error = CASE WHEN status IN ('sending', 'queued') THEN NULL ELSE error END,
+                            sent_at = COALESCE(sent_at, $1), gateway_message_id = $2, lease_until = NULL,
+                            leased_by = NULL, updated_at = $1
+                         WHERE id = $3",
+                    )
+                    .bind(now)
+                    .bind(gateway_message_id.as_deref())
+                    .bind(r.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Outcome::Retry {
+                    error,
+                    next_attempt_at,
+                } => {
+                    let (status, error, next) = if r.attempts >= r.max_attempts {
+                        (
+                            "failed",
+                            format!("gave up after {} attempts: {error}", r.attempts),
+                            now,
+                        )
+                    } else if *next_attempt_at >= r.expires_at {
+                        ("expired", format!("{error}; {EXPIRED}"), now)
+                    } else {
+                        ("queued", error.clone(), *next_attempt_at)
+                    };
+                    sqlx::query(
+                        "UPDATE messages SET status = $1, error = $2, next_attempt_at = $3, lease_until = NULL,
+                            leased_by = NULL, updated_at = $4 WHERE id = $5 AND status = 'sending'",
+                    )
+                    .bind(status)
+                    .bind(error)
+                    .bind(next)
+                    .bind(now)
+                    .bind(r.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Outcome::Failed { error } => {
+                    sqlx::query(
+                        "UPDATE messages SET status = 'failed', error = $1, lease_until = NULL, leased_by = NULL,
+                            updated_at = $2 WHERE id = $3 AND status = 'sending'",
+                    )
+                    .bind(error)
+                    .bind(now)
+                    .bind(r.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Expires queued messages past their validity (also during quiet hours, when nothing is
+    /// claimed) and queues again messages whose dispatcher's lease ran out mid-send: the
+    /// gateway may or may not have taken those, so they may arrive twice (at-least-once).
+    /// Returns (expired, taken back).
+    pub async fn sweep_outbox(&self) -> StoreResult<(u64, u64)> {
+        let now = casecast_core::time::now_ms();
+        let expired = sqlx::query(&format!(
+            "UPDATE messages SET status = 'expired', updated_at = $1,
+                error = CASE WHEN error IS NULL THEN '{EXPIRED}' ELSE error || '; {EXPIRED}' END
+             WHERE status = 'queued' AND expires_at <= $1"
+        ))
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        let taken_back = sqlx::query(
+            "UPDATE messages SET status = 'queued', lease_until = NULL, leased_by = NULL, next_attempt_at = $1,
+                error = 'the worker sending it stopped before recording the result: sent again, so it may arrive twice',
+                updated_at = $1
+             WHERE status = 'sending' AND lease_until < $1",
+        )
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok((expired, taken_back))
+    }
+
+    /// Messages per status (for `/metrics` and tests).
+    pub async fn outbox_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM messages GROUP BY status ORDER BY status",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+}

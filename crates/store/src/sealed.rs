@@ -1,0 +1,112 @@
+//! Credentials at rest: gateway settings and webhook secrets are sealed with the server's key
+//! (ChaCha20-Poly1305, a random nonce per value), so a copy of the database alone does not give
+//! away a gateway's password. The key comes from `CASECAST_SECRET_KEY` or a key file (see the
+//! CLI); every process sharing a database needs the same key.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+
+/// The server's 32-byte key. `Debug` does not show it.
+#[derive(Clone)]
+pub struct SecretKey([u8; 32]);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(***)")
+    }
+}
+
+/// Sealed values start with this, so a later key scheme can be told apart.
+const PREFIX: &str = "v1:";
+
+impl SecretKey {
+    /// A new random key.
+    pub fn generate() -> SecretKey {
+        let mut k = [0u8; 32];
+        getrandom::fill(&mut k).expect("the operating system's random source failed");
+        SecretKey(k)
+    }
+
+    /// Reads a key written as 64 hexadecimal digits.
+    pub fn from_hex(s: &str) -> Result<SecretKey, String> {
+        let s = s.trim();
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("the secret key must be 64 hexadecimal digits (32 bytes)".into());
+        }
+        let mut k = [0u8; 32];
+        for (i, byte) in k.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("checked hex");
+        }
+        Ok(SecretKey(k))
+    }
+
+    /// The key as 64 hexadecimal digits (for writing a key file).
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(Key::from_slice(&self.0))
+    }
+
+    /// Encrypts `plain`: `v1:` + base64(nonce ‖ ciphertext ‖ tag).
+    pub fn seal(&self, plain: &str) -> String {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).expect("the operating system's random source failed");
+        let sealed = self
+            .cipher()
+            .encrypt(Nonce::from_slice(&nonce), plain.as_bytes())
+            .expect("ChaCha20-Poly1305 encrypts any length we store");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        format!("{PREFIX}{}", BASE64.encode(out))
+    }
+
+    /// Decrypts a value sealed with this key; an error when the key is another one.
+    pub fn open(&self, sealed: &str) -> Result<String, String> {
+        let wrong = || {
+            "stored gateway credentials cannot be read with this server's secret key \
+             (CASECAST_SECRET_KEY or the key file): every process must use the same key"
+                .to_string()
+        };
+        let bytes = sealed
+            .strip_prefix(PREFIX)
+            .and_then(|b| BASE64.decode(b).ok())
+            .ok_or_else(wrong)?;
+        if bytes.len() < 12 + 16 {
+            return Err(wrong());
+        }
+        let (nonce, body) = bytes.split_at(12);
+        let plain = self
+            .cipher()
+            .decrypt(Nonce::from_slice(nonce), body)
+            .map_err(|_| wrong())?;
+        String::from_utf8(plain).map_err(|_| wrong())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seals_and_opens_only_with_the_same_key() {
+        let key = SecretKey::generate();
+        let sealed = key.seal("s3cret password");
+        assert!(!sealed.contains("s3cret"));
+        assert_ne!(
+            sealed,
+            key.seal("s3cret password"),
+            "a fresh nonce each time"
+        );
+        assert_eq!(key.open(&sealed).unwrap(), "s3cret password");
+        assert!(SecretKey::generate().open(&sealed).is_err());
+        assert!(key.open("v1:AAAA").is_err());
+        let again = SecretKey::from_hex(&key.to_hex()).unwrap();
+        assert_eq!(again.open(&sealed).unwrap(), "s3cret password");
+        assert!(SecretKey::from_hex("abc").is_err());
+        assert!(!format!("{key:?}").contains(&key.to_hex()));
+    }
+}
