@@ -36,6 +36,15 @@ impl ApiAuth {
             Err(ApiError::forbidden())
         }
     }
+
+    /// Refuses everyone but admins (403): gateways and messaging settings.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
 }
 
 async fn project_slug(parts: &mut Parts, state: &AppState) -> Option<String> {
@@ -202,6 +211,17 @@ impl ProjectPage {
         } else {
             Err(PageError::forbidden(
                 "Your role in this project is viewer: you can look, but not change anything.",
+            ))
+        }
+    }
+
+    /// Refuses everyone but admins.
+    pub fn require_admin(&self) -> Result<(), PageError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(PageError::forbidden(
+                "Only an admin of this project can do this.",
             ))
         }
     }
