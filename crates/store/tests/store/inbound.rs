@@ -1,0 +1,343 @@
+//! Inbound messages and delivery reports: matched to cases, opt-out and opt-in keywords with
+//! one confirmation each, gateway retries recorded once, reports in any order.
+
+use casecast_core::opt_out::Intent;
+use casecast_gateways::{DeliveryStatus, InboundSms, MessageRef};
+use casecast_store::messages::MessageFilter;
+use casecast_store::settings::MessagingSettings;
+use casecast_store::StoreError;
+use casecast_testkit::{on_both_engines, Engine, TestDb};
+
+use crate::gateways::log;
+use crate::{case_with, project};
+
+on_both_engines!(
+    an_inbound_message_is_matched_to_the_case_with_that_number,
+    stop_opts_out_once_cancels_the_queue_and_start_opts_back_in,
+    project_keywords_and_replies_are_used,
+    delivery_reports_in_any_order_end_delivered,
+    reports_of_another_gateway_or_unknown_ids_change_nothing,
+    opt_out_list_by_hand,
+);
+
+fn mo(from: &str, text: &str, id: Option<&str>) -> InboundSms {
+    InboundSms {
+        from: from.into(),
+        to: "8080".into(),
+        text: text.into(),
+        gateway_message_id: id.map(str::to_string),
+    }
+}
+
+async fn an_inbound_message_is_matched_to_the_case_with_that_number(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "alpha", Some("UG")).await;
+    let g = db.create_gateway(p.id, &log("L", &[])).await.unwrap();
+    let case = case_with(db, p.id, None, "Amina", None, Some("0772000001")).await;
+    // National and international forms of the number both match.
+    let a = db
+        .record_inbound(&g, &mo("+256772000001", "Yes I will come", Some("k-1")))
+        .await
+        .unwrap();
+    let b = db
+        .record_inbound(&g, &mo("0772000001", "Thanks\nsee you", None))
+        .await
+        .unwrap();
+    for out in [&a, &b] {
+        assert!(out.recorded && out.intent.is_none());
+        assert_eq!(out.message.case_id.as_deref(), Some(case.case_id.as_str()));
+        assert_eq!(
+            (out.message.direction.as_str(), out.message.status.as_str()),
+            ("inbound", "received")
+        );
+        assert_eq!(out.message.phone_number, "+256772000001");
+    }
+    assert_eq!(b.message.text, "Thanks\nsee you");
+    // The gateway delivering the same message again records nothing new.
+    let again = db
+        .record_inbound(&g, &mo("+256772000001", "Yes I will come", Some("k-1")))
+        .await
+        .unwrap();
+    assert!(!again.recorded);
+    assert_eq!(again.message.id, a.message.id);
+    // An unknown sender (a short code) is recorded without a case.
+    let c = db
+        .record_inbound(&g, &mo("MTN", "Your bundle", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.message.case_id, c.message.phone_number.as_str()),
+        (None, "MTN")
+    );
+    let filter = MessageFilter {
+        case_id: Some(case.case_id.as_str().to_string()),
+        ..Default::default()
+    };
+    let (history, _) = db.list_messages(p.id, &filter, 50, None).await.unwrap();
+    assert_eq!(
+        history.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![b.message.id, a.message.id]
+    );
+}
+
+async fn stop_opts_out_once_cancels_the_queue_and_start_opts_back_in(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "alpha", Some("UG")).await;
+    let g = db.create_gateway(p.id, &log("L", &[])).await.unwrap();
+    let case = case_with(db, p.id, None, "Amina", None, Some("0772000001")).await;
+    let queued = db
+        .send_to_case(&p, case.case_id.as_str(), "reminder", None, None)
+        .await
+        .unwrap();
+    let stop = db
+        .record_inbound(&g, &mo("+256772000001", " stop! ", None))
+        .await
+        .unwrap();
+    assert_eq!(stop.intent, Some((Intent::OptOut, true)));
+    assert!(db.is_opted_out(p.id, "+256772000001").await.unwrap());
+    assert_eq!(
+        db.message(p.id, queued.id).await.unwrap().status,
+        "cancelled"
+    );
+    let outbound = MessageFilter {
+        direction: Some("outbound".into()),
+        status: Some("queued".into()),
+        ..Default::default()
+    };
+    let (replies, _) = db.list_messages(p.id, &outbound, 50, None).await.unwrap();
+    assert_eq!(replies.len(), 1, "one confirmation");
+    assert_eq!(replies[0].kind, "confirmation");
+    assert_eq!(replies[0].text, MessagingSettings::default().opt_out_reply);
+    // Sending to the number is refused; a second STOP gets no second confirmation.
+    let err = db
+        .send_to_case(&p, case.case_id.as_str(), "again", None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                code: "opted_out",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let second = db
+        .record_inbound(&g, &mo("+256772000001", "STOP", None))
+        .await
+        .unwrap();
+    assert_eq!(second.intent, Some((Intent::OptOut, false)));
+    assert_eq!(
+        db.list_messages(p.id, &outbound, 50, None)
+            .await
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
+    // "Stop please" is a reply to a person, not a keyword.
+    let chat = db
+        .record_inbound(&g, &mo("+256772000001", "Stop please, who is this", None))
+        .await
+        .unwrap();
+    assert_eq!(chat.intent, None);
+    let start = db
+        .record_inbound(&g, &mo("+256772000001", "Start", None))
+        .await
+        .unwrap();
+    assert_eq!(start.intent, Some((Intent::OptIn, true)));
+    assert!(!db.is_opted_out(p.id, "+256772000001").await.unwrap());
+    assert_eq!(
+        db.list_messages(p.id, &outbound, 50, None)
+            .await
+            .unwrap()
+            .0
+            .len(),
+        2
+    );
+    db.send_to_case(&p, case.case_id.as_str(), "welcome back", None, None)
+        .await
+        .unwrap();
+}
+
+async fn project_keywords_and_replies_are_used(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "alpha", Some("UG")).await;
+    let settings = MessagingSettings {
+        stop_keywords: vec!["ARRÊT".into(), "STOP".into()],
+        start_keywords: vec!["REPRISE".into()],
+        opt_out_reply: "Désinscrit.".into(),
+        ..Default::default()
+    };
+    db.set_messaging_settings(p.id, &settings).await.unwrap();
+    let p = db.project_by_id(p.id).await.unwrap();
+    assert_eq!(p.messaging, settings);
+    let g = db.create_gateway(p.id, &log("L", &[])).await.unwrap();
+    let out = db
+        .record_inbound(&g, &mo("+256772000001", "arrêt", None))
+        .await
+        .unwrap();
+    assert_eq!(out.intent, Some((Intent::OptOut, true)));
+    let (replies, _) = db
+        .list_messages(
+            p.id,
+            &MessageFilter {
+                direction: Some("outbound".into()),
+                ..Default::default()
+            },
+            5,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (replies[0].text.as_str(), replies[0].encoding.as_str()),
+        ("Désinscrit.", "gsm7")
+    );
+    // Checked on save, field named.
+    let bad = MessagingSettings {
+        quiet_hours_start: Some("21:00".into()),
+        ..Default::default()
+    };
+    let err = db.set_messaging_settings(p.id, &bad).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(f) if f.field == "quiet_hours_end"),
+        "{err}"
+    );
+    let bad = MessagingSettings {
+        validity_seconds: 1,
+        ..Default::default()
+    };
+    assert!(db.set_messaging_settings(p.id, &bad).await.is_err());
+}
+
+async fn delivery_reports_in_any_order_end_delivered(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "alpha", Some("UG")).await;
+    let g = db.create_gateway(p.id, &log("L", &[])).await.unwrap();
+    let case = case_with(db, p.id, None, "Amina", None, Some("0772000001")).await;
+    let orders = [
+        [DeliveryStatus::Sent, DeliveryStatus::Delivered],
+        [DeliveryStatus::Delivered, DeliveryStatus::Sent],
+    ];
+    for order in orders {
+        let m = db
+            .send_to_case(&p, case.case_id.as_str(), "hi", None, None)
+            .await
+            .unwrap();
+        for status in order {
+            assert!(db
+                .apply_delivery_report(&g, &MessageRef::Ours(m.id), status, "x")
+                .await
+                .unwrap());
+        }
+        let m = db.message(p.id, m.id).await.unwrap();
+        assert_eq!(m.status, "delivered", "{order:?}");
+        assert!(m.delivered_at.is_some());
+        // A late failure report does not undo a delivery.
+        db.apply_delivery_report(&g, &MessageRef::Ours(m.id), DeliveryStatus::Failed, "16")
+            .await
+            .unwrap();
+        assert_eq!(db.message(p.id, m.id).await.unwrap().status, "delivered");
+    }
+    let m = db
+        .send_to_case(&p, case.case_id.as_str(), "hi", None, None)
+        .await
+        .unwrap();
+    db.apply_delivery_report(
+        &g,
+        &MessageRef::Ours(m.id),
+        DeliveryStatus::Failed,
+        "16 rejected by the SMSC",
+    )
+    .await
+    .unwrap();
+    let m = db.message(p.id, m.id).await.unwrap();
+    assert_eq!(m.status, "failed");
+    assert_eq!(
+        m.error.as_deref(),
+        Some("delivery report: 16 rejected by the SMSC")
+    );
+}
+
+async fn reports_of_another_gateway_or_unknown_ids_change_nothing(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "alpha", Some("UG")).await;
+    let q = project(db, "beta", Some("KE")).await;
+    let g = db.create_gateway(p.id, &log("L", &[])).await.unwrap();
+    let other = db.create_gateway(q.id, &log("L", &[])).await.unwrap();
+    let case = case_with(db, p.id, None, "Amina", None, Some("0772000001")).await;
+    let m = db
+        .send_to_case(&p, case.case_id.as_str(), "hi", None, None)
+        .await
+        .unwrap();
+    assert!(!db
+        .apply_delivery_report(
+            &other,
+            &MessageRef::Ours(m.id),
+            DeliveryStatus::Delivered,
+            "1"
+        )
+        .await
+        .unwrap());
+    assert!(!db
+        .apply_delivery_report(
+            &g,
+            &MessageRef::Ours(m.id + 1000),
+            DeliveryStatus::Delivered,
+            "1"
+        )
+        .await
+        .unwrap());
+    assert!(!db
+        .apply_delivery_report(
+            &g,
+            &MessageRef::Gateway("nope".into()),
+            DeliveryStatus::Delivered,
+            "1"
+        )
+        .await
+        .unwrap());
+    assert_eq!(db.message(p.id, m.id).await.unwrap().status, "queued");
+    // Another project's message is not found through this one.
+    assert!(matches!(
+        db.message(q.id, m.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn opt_out_list_by_hand(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "alpha", Some("UG")).await;
+    let q = project(db, "beta", Some("KE")).await;
+    for i in 0..5 {
+        assert!(db
+            .add_opt_out(p.id, &format!("+25677200000{i}"), "api")
+            .await
+            .unwrap());
+    }
+    assert!(!db.add_opt_out(p.id, "+256772000001", "page").await.unwrap());
+    let (first, next) = db.list_opt_outs(p.id, 3, None).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let (rest, end) = db.list_opt_outs(p.id, 3, next.as_deref()).await.unwrap();
+    assert_eq!((rest.len(), end), (2, None));
+    assert_eq!(rest[1].phone_number, "+256772000004");
+    assert!(db.list_opt_outs(q.id, 10, None).await.unwrap().0.is_empty());
+    assert!(!db.is_opted_out(q.id, "+256772000001").await.unwrap());
+    db.remove_opt_out(p.id, "+256772000001").await.unwrap();
+    assert!(matches!(
+        db.remove_opt_out(p.id, "+256772000001").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        db.remove_opt_out(q.id, "+256772000002").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
