@@ -116,6 +116,26 @@ impl Db {
         }
     }
 
+    /// One number's entry on the list, if it is there.
+    pub async fn opt_out(&self, project_id: i64, phone: &str) -> StoreResult<Option<OptOut>> {
+        let row = sqlx::query(
+            "SELECT phone, source, created_at FROM opt_outs WHERE project_id = $1 AND phone = $2",
+        )
+        .bind(project_id)
+        .bind(phone)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(OptOut {
+                phone_number: r.try_get("phone")?,
+                source: r.try_get("source")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
     /// A page of the list by number; `cursor` is the previous page's last number.
     pub async fn list_opt_outs(
         &self,

@@ -116,7 +116,11 @@ async fn the_rate_limit_spaces_slots_by_segments_across_claims(engine: Engine) {
     let mut slots: Vec<(i64, i64)> = Vec::new();
     let mut throttled = 0;
     while slots.len() < 7 {
-        let worker = if slots.len() % 2 == 0 { "a" } else { "b" };
+        let worker = if slots.len().is_multiple_of(2) {
+            "a"
+        } else {
+            "b"
+        };
         match t
             .db
             .claim_outbound(&request(gid, Some(10.0), 100, worker))

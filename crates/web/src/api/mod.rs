@@ -3,13 +3,22 @@
 pub mod case_groups;
 pub mod case_import;
 pub mod cases;
+pub mod gateways;
+pub mod messages;
+pub mod messaging_settings;
+pub mod opt_outs;
 pub mod uploads;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use casecast_core::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::auth::ApiAuth;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -75,13 +84,38 @@ impl PageParams {
     }
 }
 
+/// An API caller who is an admin of the project (gateways, messaging settings); checked
+/// before the body is read, so editors and viewers get 403 whatever they sent.
+#[derive(Clone, Debug)]
+pub struct AdminAuth(pub ApiAuth);
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = ApiAuth::from_request_parts(parts, state).await?;
+        if auth.role != Role::Admin {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "only an admin of this project may change gateways and messaging settings",
+            ));
+        }
+        Ok(AdminAuth(auth))
+    }
+}
+
 /// The API router and its OpenAPI document.
 pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     let project = OpenApiRouter::new()
         .merge(cases::router())
         .merge(case_import::router())
         .merge(case_groups::router())
-        .merge(uploads::router());
+        .merge(uploads::router())
+        .merge(gateways::router())
+        .merge(messages::router())
+        .merge(opt_outs::router())
+        .merge(messaging_settings::router());
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1/projects/{project}", project)
         .split_for_parts();

@@ -16,10 +16,38 @@ async fn every_route_checks_token_project_and_role(engine: Engine) {
         Method::POST,
         &app.api("alpha", "/cases"),
         Some(&app.alpha_admin.token),
-        Some(json!({"name": "Aber"})),
+        Some(json!({"name": "Aber", "phone_number": "+256772123456"})),
     )
     .await;
     let case_id = case["case_id"].as_str().unwrap().to_string();
+    let admin = Some(app.alpha_admin.token.as_str());
+    let (_, gateway) = call(
+        &app,
+        Method::POST,
+        &app.api("alpha", "/gateways"),
+        admin,
+        Some(json!({"name": "Log", "kind": "log"})),
+    )
+    .await;
+    let gateway_id = gateway["id"].as_i64().unwrap().to_string();
+    let (_, message) = call(
+        &app,
+        Method::POST,
+        &app.api("alpha", &format!("/cases/{case_id}/messages")),
+        admin,
+        Some(json!({"text": "Hello"})),
+    )
+    .await;
+    let message_id = message["id"].as_i64().unwrap().to_string();
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &app.api("alpha", "/opt-outs"),
+        admin,
+        Some(json!({"phone_number": "+256772000111"})),
+    )
+    .await;
+    assert_eq!(status, 201);
     let (_, group) = call(
         &app,
         Method::POST,
@@ -56,15 +84,23 @@ async fn every_route_checks_token_project_and_role(engine: Engine) {
         .unwrap();
     let paths = doc["paths"].as_object().unwrap();
     let mut checked = 0;
+    let mut admin_only = Vec::new();
     for (template, item) in paths {
-        for (method, _) in item.as_object().unwrap() {
+        // `{id}` names a different object under each collection.
+        let id = match template.trim_start_matches("/api/v1/projects/{project}") {
+            t if t.starts_with("/gateways/") => &gateway_id,
+            t if t.starts_with("/messages/") => &message_id,
+            _ => &group_id,
+        };
+        for (method, operation) in item.as_object().unwrap() {
             let method: Method = method.to_uppercase().parse().unwrap();
             let path = |project: &str| {
                 let p = template
                     .replace("{project}", project)
                     .replace("{case_id}", &case_id)
-                    .replace("{id}", &group_id)
-                    .replace("{upload_id}", &upload_id);
+                    .replace("{id}", id)
+                    .replace("{upload_id}", &upload_id)
+                    .replace("{phone_number}", "%2B256772000111");
                 assert!(
                     !p.contains('{'),
                     "the access test does not know a parameter of {template}"
@@ -127,6 +163,26 @@ async fn every_route_checks_token_project_and_role(engine: Engine) {
                     (403, "forbidden"),
                     "{method} {template} as a viewer"
                 );
+                let doc = format!("{} {}", operation["summary"], operation["description"]);
+                if doc.contains("Admins only") {
+                    let (status, err) = call(
+                        &app,
+                        method.clone(),
+                        &path("alpha"),
+                        Some(&app.alpha_editor.token),
+                        body.clone(),
+                    )
+                    .await;
+                    assert_eq!(
+                        (status, code(&err)),
+                        (403, "forbidden"),
+                        "{method} {template} as an editor"
+                    );
+                    admin_only.push(format!(
+                        "{method} {}",
+                        template.trim_start_matches("/api/v1/projects/{project}")
+                    ));
+                }
             } else {
                 let (status, _) = call(
                     &app,
@@ -145,6 +201,37 @@ async fn every_route_checks_token_project_and_role(engine: Engine) {
         checked >= 7,
         "only {checked} routes in the OpenAPI document"
     );
+    // Gateways and messaging settings are for admins; their documentation says so.
+    for route in [
+        "POST /gateways",
+        "PATCH /gateways/{id}",
+        "DELETE /gateways/{id}",
+        "PUT /settings/messaging",
+    ] {
+        assert!(
+            admin_only.iter().any(|r| r == route),
+            "{route} is not documented as admins only: {admin_only:?}"
+        );
+    }
+    // None of that changed the gateway, the message or the opt-out list.
+    let (status, got) = call(
+        &app,
+        Method::GET,
+        &app.api("alpha", &format!("/gateways/{gateway_id}")),
+        admin,
+        None,
+    )
+    .await;
+    assert_eq!((status, got["name"].as_str()), (200, Some("Log")));
+    let (_, got) = call(
+        &app,
+        Method::GET,
+        &app.api("alpha", "/opt-outs"),
+        admin,
+        None,
+    )
+    .await;
+    assert_eq!(got["opt_outs"].as_array().map(Vec::len), Some(1), "{got}");
     // The case is untouched by all of that.
     let (status, got) = call(
         &app,

@@ -1,0 +1,131 @@
+//! `/settings/messaging`: everyone reads, admins replace, and bad values are refused by name.
+
+use casecast_testkit::{Engine, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::{call, code};
+
+casecast_testkit::on_both_engines!(settings_round_trip, bad_settings_name_the_field);
+
+async fn get(app: &TestApp, project: &str, token: &str) -> Value {
+    let (status, got) = call(
+        app,
+        Method::GET,
+        &app.api(project, "/settings/messaging"),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+    got
+}
+
+async fn put(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
+    call(
+        app,
+        Method::PUT,
+        &app.api("alpha", "/settings/messaging"),
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+async fn settings_round_trip(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let defaults = get(&app, "alpha", &app.alpha_viewer.token).await;
+    assert_eq!(defaults["quiet_hours_start"], Value::Null);
+    assert_eq!(defaults["quiet_hours_end"], Value::Null);
+    assert_eq!(defaults["validity_seconds"], 86400);
+    assert!(defaults["stop_keywords"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("STOP")));
+    assert!(defaults["start_keywords"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("START")));
+    assert!(!defaults["opt_out_reply"].as_str().unwrap().is_empty());
+
+    let wanted = json!({
+        "quiet_hours_start": "21:00",
+        "quiet_hours_end": "07:00",
+        "stop_keywords": ["STOP", "ACHA"],
+        "start_keywords": ["START", "ANZA"],
+        "opt_out_reply": "Umejiondoa. Tuma ANZA kujiunga tena.",
+        "opt_in_reply": "Karibu tena.",
+        "validity_seconds": 3600,
+    });
+    let (status, got) = put(&app, &app.alpha_admin.token, wanted.clone()).await;
+    assert_eq!((status, &got), (200, &wanted));
+    assert_eq!(get(&app, "alpha", &app.alpha_viewer.token).await, wanted);
+    assert_eq!(
+        app.db
+            .project_by_id(app.alpha.id)
+            .await
+            .unwrap()
+            .messaging
+            .validity_seconds,
+        3600
+    );
+    // Editors and viewers read but do not change them.
+    for token in [&app.alpha_editor.token, &app.alpha_viewer.token] {
+        let (status, got) = put(&app, token, json!({"validity_seconds": 60})).await;
+        assert_eq!((status, code(&got)), (403, "forbidden"));
+    }
+    assert_eq!(get(&app, "alpha", &app.alpha_editor.token).await, wanted);
+    // Another project keeps its own.
+    assert_eq!(get(&app, "beta", &app.beta_admin.token).await, defaults);
+    // A field left out takes its default; null quiet hours turn them off.
+    let (status, got) = put(
+        &app,
+        &app.alpha_admin.token,
+        json!({"validity_seconds": 600, "quiet_hours_start": null, "quiet_hours_end": null}),
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+    let mut expected = defaults.clone();
+    expected["validity_seconds"] = json!(600);
+    assert_eq!(got, expected);
+}
+
+async fn bad_settings_name_the_field(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let before = get(&app, "alpha", &app.alpha_admin.token).await;
+    for (body, expected) in [
+        (json!({"quiet_hours_start": "21:00"}), "quiet_hours_end:"),
+        (
+            json!({"quiet_hours_start": "25:00", "quiet_hours_end": "07:00"}),
+            "quiet_hours_start:",
+        ),
+        (
+            json!({"quiet_hours_start": "9pm", "quiet_hours_end": "07:00"}),
+            "quiet_hours_start:",
+        ),
+        (json!({"validity_seconds": 5}), "validity_seconds:"),
+        (json!({"validity_seconds": 700000}), "validity_seconds:"),
+        (json!({"validity_seconds": "long"}), "validity_seconds:"),
+        (json!({"opt_out_reply": " "}), "opt_out_reply:"),
+        (json!({"opt_in_reply": "x".repeat(481)}), "opt_in_reply:"),
+        (
+            json!({"stop_keywords": ["STOP"], "start_keywords": ["stop"]}),
+            "stop_keywords:",
+        ),
+        (json!({"stop_keywords": "STOP"}), "stop_keywords:"),
+        (
+            json!({"quiet_hours": "21-07"}),
+            "unknown field `quiet_hours`",
+        ),
+    ] {
+        let (status, got) = put(&app, &app.alpha_admin.token, body.clone()).await;
+        assert_eq!((status, code(&got)), (422, "invalid"), "{body}: {got}");
+        let message = got["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    assert_eq!(
+        get(&app, "alpha", &app.alpha_admin.token).await,
+        before,
+        "nothing changed"
+    );
+}
