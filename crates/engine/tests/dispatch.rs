@@ -8,12 +8,17 @@ use casecast_core::{CountryCode, PhoneNumber, ProjectSlug, TimeZoneName};
 use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::NewGateway;
 use casecast_store::projects::{NewProject, Project};
+use casecast_store::settings::MessagingSettings;
 use casecast_store::Db;
 use casecast_testkit::{on_both_engines, test_dispatch_options, Engine, TestDb};
 
 async fn project(db: &Db) -> Project {
+    project_named(db, "pp").await
+}
+
+async fn project_named(db: &Db, slug: &str) -> Project {
     db.create_project(&NewProject {
-        slug: ProjectSlug::parse("pp").unwrap(),
+        slug: ProjectSlug::parse(slug).unwrap(),
         name: "P".into(),
         time_zone: TimeZoneName::parse("Africa/Kampala").unwrap(),
         country: Some(CountryCode::parse("UG").unwrap()),
@@ -86,4 +91,92 @@ async fn a_message_to_a_case_goes_through_the_log_gateway(engine: Engine) {
     task.await.unwrap();
 }
 
-on_both_engines!(a_message_to_a_case_goes_through_the_log_gateway);
+/// A log gateway for the project and a case with a phone number; returns the case ID.
+async fn gateway_and_case(db: &Db, p: &Project, phone: &str) -> String {
+    db.create_gateway(
+        p.id,
+        &NewGateway {
+            name: "Log".into(),
+            kind: GatewayKind::Log,
+            config: serde_json::json!({}),
+            callback_base_url: "http://127.0.0.1:1".into(),
+            max_segments_per_second: None,
+            max_attempts: None,
+            prefixes: vec![],
+            is_default: true,
+        },
+    )
+    .await
+    .unwrap();
+    db.create_case(
+        p.id,
+        None,
+        &CaseChanges {
+            name: Some("Amina".into()),
+            phone_number: Some(Some(PhoneNumber::parse(phone, None).unwrap())),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .case_id
+    .as_str()
+    .to_string()
+}
+
+async fn nothing_is_handed_over_during_quiet_hours(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let db = t.db.clone();
+    let quiet = project_named(&db, "quiet").await;
+    let open = project_named(&db, "open").await;
+    // A window around the current local time, whatever the time of day the test runs.
+    let now = jiff::Zoned::now().with_time_zone(quiet.zone());
+    let hm = |t: jiff::Zoned| format!("{:02}:{:02}", t.hour(), t.minute());
+    let settings = MessagingSettings {
+        quiet_hours_start: Some(hm(now.checked_sub(jiff::Span::new().hours(1)).unwrap())),
+        quiet_hours_end: Some(hm(now.checked_add(jiff::Span::new().hours(1)).unwrap())),
+        ..Default::default()
+    };
+    db.set_messaging_settings(quiet.id, &settings)
+        .await
+        .unwrap();
+    let quiet = db.project_by_id(quiet.id).await.unwrap();
+    let held_case = gateway_and_case(&db, &quiet, "+256772000001").await;
+    let open_case = gateway_and_case(&db, &open, "+256772000002").await;
+    let held = db
+        .send_to_case(&quiet, &held_case, "wait", None, None)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(casecast_engine::run_dispatcher(
+        db.clone(),
+        "t".into(),
+        test_dispatch_options(),
+        stopped,
+    ));
+    // The other project's message, queued later, goes out: the dispatcher has passed over the
+    // quiet project's gateway (more than once, by the time two of these have been sent).
+    for text in ["first", "second"] {
+        let m = db
+            .send_to_case(&open, &open_case, text, None, None)
+            .await
+            .unwrap();
+        wait_status(&db, open.id, m.id, "sent").await;
+    }
+    assert_eq!(
+        db.message(quiet.id, held.id).await.unwrap().status,
+        "queued"
+    );
+    // The window ends (here: the admin clears it): the message goes.
+    db.set_messaging_settings(quiet.id, &MessagingSettings::default())
+        .await
+        .unwrap();
+    wait_status(&db, quiet.id, held.id, "sent").await;
+    let _ = stop.send(true);
+    task.await.unwrap();
+}
+
+on_both_engines!(
+    a_message_to_a_case_goes_through_the_log_gateway,
+    nothing_is_handed_over_during_quiet_hours,
+);
