@@ -59,8 +59,14 @@ impl MessagingSettings {
         match (&self.quiet_hours_start, &self.quiet_hours_end) {
             (None, None) => {}
             (Some(start), Some(end)) => {
-                QuietHours::parse(start, end)
-                    .map_err(|e| FieldError::new("quiet_hours_start", e))?;
+                QuietHours::parse(start, end).map_err(|e| {
+                    let field = if e.starts_with("quiet hours end") {
+                        "quiet_hours_end"
+                    } else {
+                        "quiet_hours_start"
+                    };
+                    FieldError::new(field, e)
+                })?;
             }
             _ => {
                 return Err(FieldError::new(
@@ -69,8 +75,16 @@ impl MessagingSettings {
                 ))
             }
         }
-        Keywords::parse(&self.stop_keywords, &self.start_keywords)
-            .map_err(|e| FieldError::new("stop_keywords", e))?;
+        Keywords::parse(&self.stop_keywords, &self.start_keywords).map_err(|e| {
+            // Each list's own errors name it ("start keyword 2 is empty"); a word in both
+            // lists is the start list's problem.
+            let field = if e.contains(" start keyword") || e.starts_with("start keyword") || e.contains("both") {
+                "start_keywords"
+            } else {
+                "stop_keywords"
+            };
+            FieldError::new(field, e)
+        })?;
         for (field, reply) in [
             ("opt_out_reply", &self.opt_out_reply),
             ("opt_in_reply", &self.opt_in_reply),

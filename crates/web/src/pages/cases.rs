@@ -1,20 +1,27 @@
-//! The case list with search, and the case data page.
+//! The case list with search, and the case data page with its SMS form and message history.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
 use casecast_core::case::Case;
 use casecast_store::cases::CaseFilter;
+use casecast_store::messages::{MessageFilter, MAX_TEXT_CHARS};
+use casecast_store::StoreError;
 use serde::Deserialize;
 
-use super::{html, Chrome};
+use super::messages::MessageRow;
+use super::{html, Chrome, DoneQuery};
 use crate::auth::{percent_encode, ProjectPage};
 use crate::error::PageResult;
 use crate::AppState;
 
 const PAGE_SIZE: usize = 50;
+/// Messages shown on the case page; the message log has them all.
+const HISTORY_SIZE: i64 = 50;
 
 /// A case as the pages show it.
 pub(crate) struct CaseView {
@@ -71,6 +78,21 @@ struct CasePage {
     chrome: Chrome,
     slug: String,
     case: CaseView,
+    can_write: bool,
+    is_admin: bool,
+    /// The project's gateways (id, name), offered when there are several.
+    gateways: Vec<(i64, String)>,
+    max_chars: usize,
+    /// The text typed, kept when sending failed.
+    text: String,
+    error: Option<String>,
+    /// The refusal's code (`no_gateway` links admins to the gateways page).
+    error_code: &'static str,
+    notice: Option<&'static str>,
+    history: Vec<MessageRow>,
+    more_history: bool,
+    /// The case ID for a query string.
+    case_id_q: String,
 }
 
 #[derive(Deserialize)]
@@ -121,17 +143,201 @@ pub(super) async fn list(
     Ok(html(&view)?.into_response())
 }
 
-/// `GET /a/{project}/cases/{case_id}`: everything about one case.
+/// What the send form leaves on the case page.
+#[derive(Default)]
+struct SendOutcome {
+    text: String,
+    error: Option<String>,
+    error_code: &'static str,
+    notice: Option<&'static str>,
+}
+
+async fn render_case(
+    state: &AppState,
+    page: &ProjectPage,
+    case_id: &str,
+    status: StatusCode,
+    outcome: SendOutcome,
+) -> PageResult<Response> {
+    let case = state.db.get_case(page.project.id, case_id).await?;
+    let zone = page.project.zone();
+    // By name; a choice only when there is one to make.
+    let all = state.db.list_gateways(page.project.id).await?;
+    let names: HashMap<i64, String> = all.iter().map(|g| (g.id, g.name.clone())).collect();
+    let gateways: Vec<(i64, String)> = if all.len() > 1 {
+        all.into_iter().map(|g| (g.id, g.name)).collect()
+    } else {
+        Vec::new()
+    };
+    let filter = MessageFilter {
+        case_id: Some(case_id.to_string()),
+        ..Default::default()
+    };
+    let (history, next) = state
+        .db
+        .list_messages(page.project.id, &filter, HISTORY_SIZE, None)
+        .await?;
+    let view = CasePage {
+        chrome: Chrome::project(page, "cases"),
+        slug: page.project.slug.clone(),
+        case: CaseView::new(case, &zone),
+        can_write: page.role.can_write(),
+        is_admin: page.require_admin().is_ok(),
+        gateways,
+        max_chars: MAX_TEXT_CHARS,
+        text: outcome.text,
+        error: outcome.error,
+        error_code: outcome.error_code,
+        notice: outcome.notice,
+        history: history
+            .into_iter()
+            .map(|m| MessageRow::new(m, &zone, &names))
+            .collect(),
+        more_history: next.is_some(),
+        case_id_q: percent_encode(case_id),
+    };
+    Ok((status, html(&view)?).into_response())
+}
+
+/// `GET /a/{project}/cases/{case_id}`: everything about one case, and its messages.
 pub(super) async fn show(
     State(state): State<AppState>,
     page: ProjectPage,
     Path((_, case_id)): Path<(String, String)>,
+    Query(q): Query<DoneQuery>,
 ) -> PageResult<Response> {
-    let case = state.db.get_case(page.project.id, &case_id).await?;
-    let view = CasePage {
-        chrome: Chrome::project(&page, "cases"),
-        slug: page.project.slug.clone(),
-        case: CaseView::new(case, &page.project.zone()),
+    let outcome = SendOutcome {
+        notice: (q.done.as_deref() == Some("sent"))
+            .then_some("The message was queued: its status below follows it to the phone."),
+        ..Default::default()
     };
-    Ok(html(&view)?.into_response())
+    render_case(&state, &page, &case_id, StatusCode::OK, outcome).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct SendForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    text: String,
+    /// Empty: the gateway routing picks.
+    #[serde(default)]
+    gateway_id: String,
+}
+
+/// `POST /a/{project}/cases/{case_id}/messages`: sends one SMS to the case (editors).
+pub(super) async fn send(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path((_, case_id)): Path<(String, String)>,
+    Form(form): Form<SendForm>,
+) -> PageResult<Response> {
+    page.me.check_csrf(&form.csrf)?;
+    page.require_write()?;
+    // Browsers send line breaks as CR LF; the phone gets LF (one character, as counted).
+    let text = form.text.replace("\r\n", "\n");
+    let refuse = |error: String, code: &'static str| SendOutcome {
+        text: text.clone(),
+        error: Some(error),
+        error_code: code,
+        notice: None,
+    };
+    let gateway_id = match form.gateway_id.trim() {
+        "" => None,
+        id => match id.parse::<i64>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                let o = refuse("Gateway: choose one of the list.".into(), "");
+                return render_case(&state, &page, &case_id, StatusCode::UNPROCESSABLE_ENTITY, o)
+                    .await;
+            }
+        },
+    };
+    let sent = state
+        .db
+        .send_to_case(
+            &page.project,
+            &case_id,
+            &text,
+            Some(page.me.user.id),
+            gateway_id,
+        )
+        .await;
+    let (status, outcome) = match sent {
+        Ok(_) => {
+            return Ok(Redirect::to(&format!(
+                "/a/{}/cases/{}?done=sent",
+                page.project.slug,
+                percent_encode(&case_id)
+            ))
+            .into_response())
+        }
+        Err(StoreError::Conflict { code, message }) => {
+            (StatusCode::CONFLICT, refuse(sentence(&message), code))
+        }
+        Err(StoreError::Invalid(f)) => {
+            let what = if f.field == "gateway_id" {
+                "Gateway"
+            } else {
+                "Message"
+            };
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                refuse(format!("{what}: {}.", f.message), ""),
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    render_case(&state, &page, &case_id, status, outcome).await
+}
+
+/// A store message as a sentence: capital first letter, full stop.
+fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use casecast_core::sms::{analyse, Encoding};
+
+    /// A JSON string literal of the counter script: `var {name} = "…";`.
+    fn table(name: &str) -> Vec<char> {
+        let js = include_str!("../../static/sms_counter.js");
+        let marker = format!("var {name} = ");
+        let start = js.find(&marker).expect("table in the script") + marker.len();
+        let end = start + js[start..].find(";\n").unwrap();
+        serde_json::from_str::<String>(&js[start..end])
+            .unwrap()
+            .chars()
+            .collect()
+    }
+
+    /// The counter's GSM-7 tables are exactly the ones `analyse` uses: every character of the
+    /// basic table takes one septet, every one of the extension table two, and every other
+    /// character of the Basic Multilingual Plane makes a text UCS-2.
+    #[test]
+    fn the_counter_script_has_the_gsm7_tables_of_analyse() {
+        let basic = table("BASIC");
+        let extension = table("EXTENSION");
+        assert_eq!((basic.len(), extension.len()), (127, 10));
+        for c in '\0'..='\u{ffff}' {
+            let info = analyse(&c.to_string());
+            let expected = if basic.contains(&c) {
+                (Encoding::Gsm7, 1)
+            } else if extension.contains(&c) {
+                (Encoding::Gsm7, 2)
+            } else {
+                (Encoding::Ucs2, c.len_utf16())
+            };
+            assert_eq!((info.encoding, info.units), expected, "{c:?}");
+        }
+    }
 }

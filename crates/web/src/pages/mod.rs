@@ -1,13 +1,20 @@
-//! Server-rendered pages (askama templates, escaped by default): login, projects, cases.
+//! Server-rendered pages (askama templates, escaped by default): login, projects, cases, case
+//! groups, and messaging (gateways, the message log, opt-outs, settings).
 
 mod case_groups;
 mod cases;
+mod gateway_form;
+mod gateways;
 mod login;
+mod messages;
+mod messaging_settings;
+mod opt_outs;
 
 use askama::Template;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use serde::Deserialize;
 
 use crate::auth::{CurrentUser, ProjectPage};
 use crate::AppState;
@@ -23,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(login::logout))
         .route("/a/{project}/cases", get(cases::list))
         .route("/a/{project}/cases/{case_id}", get(cases::show))
+        .route("/a/{project}/cases/{case_id}/messages", post(cases::send))
         .route(
             "/a/{project}/messaging/case-groups",
             get(case_groups::list).post(case_groups::create),
@@ -68,6 +76,32 @@ pub fn router() -> Router<AppState> {
             get(case_groups::export_xlsx),
         )
         .route(
+            "/a/{project}/messaging/gateways",
+            get(gateways::list).post(gateways::create),
+        )
+        .route(
+            "/a/{project}/messaging/gateways/{id}",
+            get(gateways::show).post(gateways::update),
+        )
+        .route(
+            "/a/{project}/messaging/gateways/{id}/delete",
+            post(gateways::delete),
+        )
+        .route("/a/{project}/messaging/messages", get(messages::list))
+        .route("/a/{project}/messaging/messages/{id}", get(messages::show))
+        .route(
+            "/a/{project}/messaging/opt-outs",
+            get(opt_outs::list).post(opt_outs::add),
+        )
+        .route(
+            "/a/{project}/messaging/opt-outs/remove",
+            post(opt_outs::remove),
+        )
+        .route(
+            "/a/{project}/messaging/settings",
+            get(messaging_settings::show).post(messaging_settings::save),
+        )
+        .route(
             "/a/{project}/messaging/uploads/{upload_id}",
             get(case_groups::upload_page),
         )
@@ -83,6 +117,12 @@ pub fn router() -> Router<AppState> {
             "/a/{project}/messaging/uploads/{upload_id}/results.xlsx",
             get(case_groups::results_xlsx),
         )
+}
+
+/// `?done=…` after a POST-redirect-GET: which fixed notice the page shows.
+#[derive(Deserialize)]
+struct DoneQuery {
+    done: Option<String>,
 }
 
 /// The frame around every page: who is logged in, which project, the logout form's CSRF token.

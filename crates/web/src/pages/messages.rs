@@ -1,0 +1,330 @@
+//! The message log: every message of the project, newest first, filtered by direction, status,
+//! case, phone number and date (in the project's time zone); one message in full.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use casecast_core::case::FieldError;
+use casecast_core::PhoneNumber;
+use casecast_store::messages::{Message, MessageFilter, STATUSES};
+use serde::Deserialize;
+
+use super::{html, Chrome};
+use crate::auth::{percent_encode, ProjectPage};
+use crate::error::PageResult;
+use crate::AppState;
+
+const PAGE_SIZE: i64 = 50;
+/// Characters of a text shown in a list; the rest is in the title and on the message's page.
+const SHOWN_CHARS: usize = 80;
+
+/// A message as the pages show it.
+pub(crate) struct MessageRow {
+    pub(crate) id: i64,
+    pub(crate) at: String,
+    pub(crate) direction: String,
+    pub(crate) case_id: String,
+    pub(crate) phone: String,
+    pub(crate) text: String,
+    pub(crate) short_text: String,
+    pub(crate) status: String,
+    pub(crate) error: String,
+    pub(crate) segments: i64,
+    pub(crate) encoding: String,
+    pub(crate) attempts: i64,
+    pub(crate) gateway: String,
+    pub(crate) sent: String,
+    pub(crate) delivered: String,
+    pub(crate) kind: String,
+}
+
+impl MessageRow {
+    pub(crate) fn new(
+        m: Message,
+        zone: &jiff::tz::TimeZone,
+        gateways: &HashMap<i64, String>,
+    ) -> Self {
+        let local = |ms: Option<i64>| {
+            ms.map(|t| casecast_core::time::local_minute(t, zone))
+                .unwrap_or_default()
+        };
+        let short_text = if m.text.chars().count() > SHOWN_CHARS {
+            let mut t: String = m.text.chars().take(SHOWN_CHARS - 1).collect();
+            t.push('…');
+            t
+        } else {
+            m.text.clone()
+        };
+        MessageRow {
+            id: m.id,
+            at: local(Some(m.created_at)),
+            direction: m.direction,
+            case_id: m.case_id.unwrap_or_default(),
+            phone: m.phone_number,
+            short_text,
+            text: m.text,
+            status: m.status,
+            error: m.error.unwrap_or_default(),
+            segments: m.segments,
+            encoding: m.encoding,
+            attempts: m.attempts,
+            gateway: match m.gateway_id {
+                Some(id) => gateways
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("deleted gateway #{id}")),
+                None => String::new(),
+            },
+            sent: local(m.sent_at),
+            delivered: local(m.delivered_at),
+            kind: m.kind,
+        }
+    }
+}
+
+/// The names of the project's gateways by id.
+pub(crate) async fn gateway_names(
+    state: &AppState,
+    project_id: i64,
+) -> PageResult<HashMap<i64, String>> {
+    Ok(state
+        .db
+        .list_gateways(project_id)
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g.name))
+        .collect())
+}
+
+/// The filters as typed.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct LogQuery {
+    direction: String,
+    status: String,
+    case_id: String,
+    phone: String,
+    from: String,
+    to: String,
+    cursor: String,
+}
+
+#[derive(Template)]
+#[template(path = "messages.html")]
+struct LogPage {
+    chrome: Chrome,
+    slug: String,
+    q: LogQuery,
+    statuses: &'static [&'static str],
+    messages: Vec<MessageRow>,
+    error: Option<String>,
+    /// The filters as a query string, for the pager.
+    filters: String,
+    next_cursor: Option<i64>,
+    first_page: bool,
+    time_zone: String,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    chrome: Chrome,
+    slug: String,
+    m: MessageRow,
+}
+
+fn cut(s: &str, max: usize) -> String {
+    s.trim().chars().take(max).collect()
+}
+
+/// Midnight starting `date` (`YYYY-MM-DD`) in `zone`, plus `days`, as epoch ms.
+fn local_midnight(
+    field: &str,
+    date: &str,
+    days: i64,
+    zone: &jiff::tz::TimeZone,
+) -> Result<i64, FieldError> {
+    let bad = || FieldError::new(field, "must be a date written YYYY-MM-DD");
+    let d: jiff::civil::Date = date.parse().map_err(|_| bad())?;
+    let d = d
+        .checked_add(jiff::Span::new().days(days))
+        .map_err(|_| bad())?;
+    d.to_zoned(zone.clone())
+        .map(|z| z.timestamp().as_millisecond())
+        .map_err(|_| bad())
+}
+
+impl LogQuery {
+    fn tidy(mut self) -> Self {
+        for v in [
+            &mut self.direction,
+            &mut self.status,
+            &mut self.case_id,
+            &mut self.phone,
+            &mut self.from,
+            &mut self.to,
+            &mut self.cursor,
+        ] {
+            *v = cut(v, 255);
+        }
+        self
+    }
+
+    fn filter(&self, page: &ProjectPage) -> Result<MessageFilter, FieldError> {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        if !matches!(self.direction.as_str(), "" | "outbound" | "inbound") {
+            return Err(FieldError::new("direction", "choose outbound or inbound"));
+        }
+        if !self.status.is_empty() && !STATUSES.contains(&self.status.as_str()) {
+            return Err(FieldError::new(
+                "status",
+                format!("choose one of {}", STATUSES.join(", ")),
+            ));
+        }
+        let phone = match some(&self.phone) {
+            Some(p) => Some(
+                PhoneNumber::parse(&p, page.project.country_code().as_ref())
+                    .map_err(|e| FieldError::new("phone", e.to_string()))?
+                    .as_str()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let zone = page.project.zone();
+        let since = match some(&self.from) {
+            Some(d) => Some(local_midnight("from", &d, 0, &zone)?),
+            None => None,
+        };
+        // "To" includes the whole day.
+        let until = match some(&self.to) {
+            Some(d) => Some(local_midnight("to", &d, 1, &zone)?),
+            None => None,
+        };
+        Ok(MessageFilter {
+            direction: some(&self.direction),
+            status: some(&self.status),
+            case_id: some(&self.case_id),
+            phone_number: phone,
+            broadcast_id: None,
+            since,
+            until,
+        })
+    }
+
+    fn query_string(&self) -> String {
+        [
+            ("direction", &self.direction),
+            ("status", &self.status),
+            ("case_id", &self.case_id),
+            ("phone", &self.phone),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+fn filter_label(field: &str) -> &'static str {
+    match field {
+        "direction" => "Direction",
+        "status" => "Status",
+        "phone" => "Phone number",
+        "from" => "From (date)",
+        "to" => "To (date)",
+        _ => "Filter",
+    }
+}
+
+/// `GET …/messaging/messages`.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Query(q): Query<LogQuery>,
+) -> PageResult<Response> {
+    let q = q.tidy();
+    let cursor = q.cursor.parse::<i64>().ok();
+    let (status, messages, next_cursor, error) = match q.filter(&page) {
+        Ok(filter) => {
+            let (found, next) = state
+                .db
+                .list_messages(page.project.id, &filter, PAGE_SIZE, cursor)
+                .await?;
+            (StatusCode::OK, found, next, None)
+        }
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Vec::new(),
+            None,
+            Some(format!("{}: {}", filter_label(&e.field), e.message)),
+        ),
+    };
+    let zone = page.project.zone();
+    let names = gateway_names(&state, page.project.id).await?;
+    let view = LogPage {
+        chrome: Chrome::project(&page, "messages"),
+        slug: page.project.slug.clone(),
+        filters: q.query_string(),
+        q,
+        statuses: &STATUSES,
+        messages: messages
+            .into_iter()
+            .map(|m| MessageRow::new(m, &zone, &names))
+            .collect(),
+        error,
+        next_cursor,
+        first_page: cursor.is_none(),
+        time_zone: page.project.time_zone.clone(),
+    };
+    Ok((status, html(&view)?).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct MessagePath {
+    #[allow(dead_code)]
+    project: String,
+    id: i64,
+}
+
+/// `GET …/messaging/messages/{id}`: one message in full.
+pub(super) async fn show(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<MessagePath>,
+) -> PageResult<Response> {
+    let m = state.db.message(page.project.id, p.id).await?;
+    let names = gateway_names(&state, page.project.id).await?;
+    let view = MessagePage {
+        chrome: Chrome::project(&page, "messages"),
+        slug: page.project.slug.clone(),
+        m: MessageRow::new(m, &page.project.zone(), &names),
+    };
+    Ok(html(&view)?.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_midnights_in_the_zone() {
+        let kampala = jiff::tz::TimeZone::get("Africa/Kampala").unwrap();
+        // 1970-01-02 00:00 in Kampala (UTC+3) is 1970-01-01 21:00 UTC.
+        assert_eq!(
+            local_midnight("from", "1970-01-02", 0, &kampala).unwrap(),
+            21 * 3600 * 1000
+        );
+        assert_eq!(
+            local_midnight("to", "1970-01-01", 1, &kampala).unwrap(),
+            21 * 3600 * 1000
+        );
+        let e = local_midnight("from", "2026-13-01", 0, &kampala).unwrap_err();
+        assert_eq!(e.field, "from");
+    }
+}

@@ -1,0 +1,201 @@
+//! The project's messaging settings page: quiet hours, stop and start keywords and their
+//! replies, and how long a message may wait. Admins change them; everyone else reads them.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use casecast_core::case::FieldError;
+use casecast_store::settings::MessagingSettings;
+use casecast_store::StoreError;
+use serde::Deserialize;
+
+use super::{html, Chrome, DoneQuery};
+use crate::auth::ProjectPage;
+use crate::error::PageResult;
+use crate::AppState;
+
+/// The form's fields, as typed.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct SettingsForm {
+    csrf: String,
+    quiet_hours_start: String,
+    quiet_hours_end: String,
+    stop_keywords: String,
+    start_keywords: String,
+    opt_out_reply: String,
+    opt_in_reply: String,
+    validity: String,
+    /// `hours`, `minutes` or `seconds`.
+    validity_unit: String,
+}
+
+fn unit_seconds(unit: &str) -> Option<i64> {
+    match unit {
+        "hours" => Some(3600),
+        "minutes" => Some(60),
+        "seconds" => Some(1),
+        _ => None,
+    }
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl SettingsForm {
+    fn from_settings(s: &MessagingSettings) -> Self {
+        let (validity, unit) = match s.validity_seconds {
+            v if v % 3600 == 0 => (v / 3600, "hours"),
+            v if v % 60 == 0 => (v / 60, "minutes"),
+            v => (v, "seconds"),
+        };
+        SettingsForm {
+            csrf: String::new(),
+            quiet_hours_start: s.quiet_hours_start.clone().unwrap_or_default(),
+            quiet_hours_end: s.quiet_hours_end.clone().unwrap_or_default(),
+            stop_keywords: s.stop_keywords.join(", "),
+            start_keywords: s.start_keywords.join(", "),
+            opt_out_reply: s.opt_out_reply.clone(),
+            opt_in_reply: s.opt_in_reply.clone(),
+            validity: validity.to_string(),
+            validity_unit: unit.to_string(),
+        }
+    }
+
+    fn settings(&self) -> Result<MessagingSettings, FieldError> {
+        let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+        let amount: i64 = self
+            .validity
+            .trim()
+            .parse()
+            .map_err(|_| FieldError::new("validity", "must be a whole number"))?;
+        let unit = unit_seconds(&self.validity_unit)
+            .ok_or_else(|| FieldError::new("validity", "choose hours, minutes or seconds"))?;
+        Ok(MessagingSettings {
+            quiet_hours_start: opt(&self.quiet_hours_start),
+            quiet_hours_end: opt(&self.quiet_hours_end),
+            stop_keywords: words(&self.stop_keywords),
+            start_keywords: words(&self.start_keywords),
+            opt_out_reply: self.opt_out_reply.trim().to_string(),
+            opt_in_reply: self.opt_in_reply.trim().to_string(),
+            validity_seconds: amount.saturating_mul(unit),
+        })
+    }
+}
+
+/// The form field an error of the store is about (its checks name the first of a pair).
+fn form_field(e: &FieldError) -> &'static str {
+    match e.field.as_str() {
+        "quiet_hours_start" if e.message.contains("quiet hours end") => "quiet_hours_end",
+        "quiet_hours_start" => "quiet_hours_start",
+        "quiet_hours_end" => "quiet_hours_end",
+        "stop_keywords"
+            if e.message.contains("start keyword") && !e.message.contains("both a stop") =>
+        {
+            "start_keywords"
+        }
+        "stop_keywords" => "stop_keywords",
+        "opt_out_reply" => "opt_out_reply",
+        "opt_in_reply" => "opt_in_reply",
+        _ => "validity",
+    }
+}
+
+fn label(field: &str) -> &'static str {
+    match field {
+        "quiet_hours_start" => "Quiet hours start",
+        "quiet_hours_end" => "Quiet hours end",
+        "stop_keywords" => "Stop keywords",
+        "start_keywords" => "Start keywords",
+        "opt_out_reply" => "Reply to an opt-out",
+        "opt_in_reply" => "Reply to an opt-in",
+        _ => "Validity",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "messaging_settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    slug: String,
+    is_admin: bool,
+    form: SettingsForm,
+    time_zone: String,
+    /// (form field, message).
+    error: Option<(&'static str, String)>,
+    notice: Option<&'static str>,
+}
+
+impl SettingsPage {
+    fn err(&self, field: &str) -> Option<&str> {
+        self.error
+            .as_ref()
+            .filter(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    }
+
+    fn summary(&self) -> Option<String> {
+        self.error
+            .as_ref()
+            .map(|(f, m)| format!("{}: {m}", label(f)))
+    }
+}
+
+fn render(
+    page: &ProjectPage,
+    status: StatusCode,
+    form: SettingsForm,
+    error: Option<(&'static str, String)>,
+    notice: Option<&'static str>,
+) -> PageResult<Response> {
+    let view = SettingsPage {
+        chrome: Chrome::project(page, "settings"),
+        slug: page.project.slug.clone(),
+        is_admin: page.require_admin().is_ok(),
+        form,
+        time_zone: page.project.time_zone.clone(),
+        error,
+        notice,
+    };
+    Ok((status, html(&view)?).into_response())
+}
+
+/// `GET …/messaging/settings`.
+pub(super) async fn show(page: ProjectPage, Query(q): Query<DoneQuery>) -> PageResult<Response> {
+    let notice = (q.done.as_deref() == Some("saved")).then_some("The settings were saved.");
+    let form = SettingsForm::from_settings(&page.project.messaging);
+    render(&page, StatusCode::OK, form, None, notice)
+}
+
+/// `POST …/messaging/settings` (admins).
+pub(super) async fn save(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Form(form): Form<SettingsForm>,
+) -> PageResult<Response> {
+    page.me.check_csrf(&form.csrf)?;
+    page.require_admin()?;
+    let outcome = match form.settings() {
+        Ok(s) => state.db.set_messaging_settings(page.project.id, &s).await,
+        Err(f) => Err(StoreError::Invalid(f)),
+    };
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&format!(
+            "/a/{}/messaging/settings?done=saved",
+            page.project.slug
+        ))
+        .into_response()),
+        Err(StoreError::Invalid(f)) => {
+            let error = Some((form_field(&f), f.message));
+            render(&page, StatusCode::UNPROCESSABLE_ENTITY, form, error, None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
