@@ -67,10 +67,12 @@ pub enum TokenCommand {
 /// Opens and migrates the database, with a one-line reason on failure.
 pub async fn open(url: &str) -> anyhow::Result<Db> {
     let key = secret_key(url)?;
-    Ok(Db::open(url)
+    let db = Db::open(url)
         .await
         .map_err(|e| anyhow!("cannot open the database: {e}"))?
-        .with_secret_key(key))
+        .with_secret_key(key);
+    db.check_secret_key().await?;
+    Ok(db)
 }
 
 /// The key that seals gateway credentials: `CASECAST_SECRET_KEY` (64 hex digits), else the key

@@ -61,19 +61,33 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 }
 
 pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let options = dispatch_options()?;
     let db = open(url).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = args
-        .public_url
-        .clone()
-        .map(|u| u.trim_end_matches('/').to_string())
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = match args.public_url.as_deref() {
+        Some(u) => {
+            let u = u.trim().trim_end_matches('/');
+            let ok = (u.starts_with("http://") || u.starts_with("https://"))
+                && reqwest::Url::parse(u).is_ok()
+                && !u.contains('?')
+                && !u.contains('#');
+            anyhow::ensure!(
+                ok,
+                "--public-url {u:?} is not an http:// or https:// address without query, e.g. https://casecast.example.org"
+            );
+            Some(u.to_string())
+        }
+        None => None,
+    };
     let login = if args.demo {
+        let base = public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
         Some(
-            crate::demo::seed(&db, &public_url)
+            crate::demo::seed(&db, &base)
                 .await
                 .context("creating the demo data")?,
         )
@@ -85,7 +99,7 @@ pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         db.clone(),
         WebConfig {
             secure_cookies: args.secure_cookies,
-            public_url: Some(public_url),
+            public_url,
         },
     );
     println!(
@@ -101,12 +115,7 @@ pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let name = worker_name("serve");
     let jobs = tokio::spawn(run_worker(db.clone(), name.clone(), stopped.clone()));
-    let dispatcher = tokio::spawn(run_dispatcher(
-        db.clone(),
-        name,
-        DispatchOptions::default(),
-        stopped,
-    ));
+    let dispatcher = tokio::spawn(run_dispatcher(db.clone(), name, options, stopped));
     casecast_web::serve(listener, state, shutdown)
         .await
         .context("serving HTTP")?;
@@ -115,6 +124,37 @@ pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let _ = dispatcher.await;
     db.close().await;
     Ok(())
+}
+
+/// The dispatcher's settings: the defaults, each replaceable by an environment variable
+/// (`CASECAST_DISPATCH_LEASE_MS`, `…_SWEEP_MS`, `…_RETRY_BASE_MS`, `…_RETRY_MAX_MS`,
+/// `…_REFRESH_MS`, `…_LANES`, `…_BATCH`). Tests shorten the lease so that a killed worker's
+/// messages are taken back in seconds; operators rarely need them.
+fn dispatch_options() -> anyhow::Result<DispatchOptions> {
+    fn knob<T: std::str::FromStr + PartialOrd + From<u8>>(
+        name: &str,
+        value: &mut T,
+    ) -> anyhow::Result<()> {
+        let var = format!("CASECAST_DISPATCH_{name}");
+        if let Ok(text) = std::env::var(&var) {
+            *value = text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v| *v >= T::from(1))
+                .ok_or_else(|| anyhow::anyhow!("{var}: {text:?} is not a positive whole number"))?;
+        }
+        Ok(())
+    }
+    let mut o = DispatchOptions::default();
+    knob("LEASE_MS", &mut o.lease_ms)?;
+    knob("SWEEP_MS", &mut o.sweep_ms)?;
+    knob("RETRY_BASE_MS", &mut o.retry_base_ms)?;
+    knob("RETRY_MAX_MS", &mut o.retry_max_ms)?;
+    knob("REFRESH_MS", &mut o.refresh_ms)?;
+    knob("LANES", &mut o.lanes)?;
+    knob("BATCH", &mut o.batch)?;
+    Ok(o)
 }
 
 /// A name for this process's worker in job leases: role, host and process id.
@@ -126,6 +166,7 @@ fn worker_name(role: &str) -> String {
 }
 
 pub async fn worker(url: &str) -> anyhow::Result<()> {
+    let options = dispatch_options()?;
     let db = open(url).await?;
     let shutdown = shutdown_signal();
     println!(
@@ -135,12 +176,7 @@ pub async fn worker(url: &str) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let name = worker_name("worker");
     let jobs = tokio::spawn(run_worker(db.clone(), name.clone(), stopped.clone()));
-    let dispatcher = tokio::spawn(run_dispatcher(
-        db.clone(),
-        name,
-        DispatchOptions::default(),
-        stopped,
-    ));
+    let dispatcher = tokio::spawn(run_dispatcher(db.clone(), name, options, stopped));
     shutdown.await;
     let _ = stop.send(true);
     let _ = jobs.await;

@@ -172,6 +172,9 @@ impl GatewayConfig {
                 for (name, v) in c.params.iter().chain(c.headers.iter()) {
                     check_text("params", name, true)?;
                     check_text("params", v, false)?;
+                    if v == MASK {
+                        return Err(format!("config.params: type the value of {name} again"));
+                    }
                 }
                 if c.success_status.0 > c.success_status.1 || c.success_status.1 > 599 {
                     return Err(
@@ -234,11 +237,27 @@ impl GatewayConfig {
 
     /// The settings an edit gives, with every field still showing [`MASK`] (or left out, for
     /// credentials) taken from the stored settings: users edit without re-typing passwords.
-    pub fn merge_edit(old: &GatewayConfig, edit: &Value) -> Value {
+    /// Stored credentials only go where they went before: when the edit moves the gateway to
+    /// another address (scheme, host or port), they must be typed again.
+    pub fn merge_edit(old: &GatewayConfig, edit: &Value) -> Result<Value, String> {
         let old_json = old.to_json();
         let mut merged = edit.clone();
         let Some(object) = merged.as_object_mut() else {
-            return merged;
+            return Ok(merged);
+        };
+        let url_field = match old.kind() {
+            GatewayKind::Kannel => "sendsms_url",
+            GatewayKind::Twilio => "api_base",
+            GatewayKind::Http => "url",
+            GatewayKind::Log => "",
+        };
+        let moved = match (old_json.get(url_field), object.get(url_field)) {
+            (Some(Value::String(a)), Some(Value::String(b))) => origin(a) != origin(b),
+            // Twilio's api_base may be left out (the default); others are required anyway.
+            (Some(Value::String(a)), None) if old.kind() == GatewayKind::Twilio => {
+                origin(a) != origin(crate::twilio::DEFAULT_API_BASE)
+            }
+            _ => false,
         };
         for field in old.kind().secret_fields() {
             let keep = match object.get(*field) {
@@ -246,6 +265,11 @@ impl GatewayConfig {
                 Some(v) => v.as_str() == Some(MASK),
             };
             if keep {
+                if moved {
+                    return Err(format!(
+                        "config.{field}: type it again: the gateway's address ({url_field}) changed"
+                    ));
+                }
                 if let Some(v) = old_json.get(*field) {
                     object.insert(field.to_string(), v.clone());
                 }
@@ -259,21 +283,37 @@ impl GatewayConfig {
                 {
                     for pair in pairs.iter_mut() {
                         let name = pair.get(0).cloned();
-                        if pair.get(1).and_then(Value::as_str) == Some(MASK) {
-                            if let Some(old_pair) =
-                                old_pairs.iter().find(|p| p.get(0) == name.as_ref())
-                            {
-                                if let (Some(slot), Some(v)) = (pair.get_mut(1), old_pair.get(1)) {
-                                    *slot = v.clone();
-                                }
+                        if pair.get(1).and_then(Value::as_str) != Some(MASK) {
+                            continue;
+                        }
+                        if moved {
+                            return Err(format!(
+                                "config.{list}: type the value of {} again: the gateway's address (url) changed",
+                                name.as_ref().and_then(Value::as_str).unwrap_or("?")
+                            ));
+                        }
+                        if let Some(old_pair) = old_pairs.iter().find(|p| p.get(0) == name.as_ref())
+                        {
+                            if let (Some(slot), Some(v)) = (pair.get_mut(1), old_pair.get(1)) {
+                                *slot = v.clone();
                             }
                         }
                     }
                 }
             }
         }
-        merged
+        Ok(merged)
     }
+}
+
+/// Scheme, host and port of a URL (what decides where credentials are sent).
+fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
+    let u = reqwest::Url::parse(url).ok()?;
+    Some((
+        u.scheme().to_string(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default(),
+    ))
 }
 
 /// Whether an HTTP parameter's value is only placeholders and punctuation (nothing secret).
@@ -399,9 +439,26 @@ mod tests {
         assert!(!shown.to_string().contains("s3cret"));
         let mut edit = shown.clone();
         edit["username"] = json!("v");
-        let merged = GatewayConfig::merge_edit(&c, &edit);
+        let merged = GatewayConfig::merge_edit(&c, &edit).unwrap();
         assert_eq!(merged["password"], "s3cret");
         assert_eq!(merged["username"], "v");
+        // The stored password does not follow the gateway to another address.
+        let mut moved = shown.clone();
+        moved["sendsms_url"] = json!("http://elsewhere.example:13013/cgi-bin/sendsms");
+        assert!(GatewayConfig::merge_edit(&c, &moved)
+            .unwrap_err()
+            .starts_with("config.password: type it again"));
+        moved["password"] = json!("typed-again");
+        assert_eq!(
+            GatewayConfig::merge_edit(&c, &moved).unwrap()["password"],
+            "typed-again"
+        );
+        let mut path_only = shown.clone();
+        path_only["sendsms_url"] = json!("http://k/other-path");
+        assert_eq!(
+            GatewayConfig::merge_edit(&c, &path_only).unwrap()["password"],
+            "s3cret"
+        );
         let h = GatewayConfig::parse(
             GatewayKind::Http,
             &json!({"url": "http://h/", "method": "POST", "params": [["to", "{to}"], ["key", "k-123"]]}),
@@ -410,8 +467,18 @@ mod tests {
         let shown = h.masked_json();
         assert_eq!(shown["params"][0][1], "{to}");
         assert_eq!(shown["params"][1][1], MASK);
-        let merged = GatewayConfig::merge_edit(&h, &shown);
+        let merged = GatewayConfig::merge_edit(&h, &shown).unwrap();
         assert_eq!(merged["params"][1][1], "k-123");
+        let mut moved = shown.clone();
+        moved["url"] = json!("http://evil.example/");
+        assert!(GatewayConfig::merge_edit(&h, &moved).is_err());
+        // A renamed parameter cannot take the stored value, and the mask is never stored.
+        let mut renamed = shown.clone();
+        renamed["params"][1][0] = json!("apikey");
+        let merged = GatewayConfig::merge_edit(&h, &renamed).unwrap();
+        assert!(GatewayConfig::parse(GatewayKind::Http, &merged)
+            .unwrap_err()
+            .contains("type the value of apikey again"));
     }
 
     #[test]

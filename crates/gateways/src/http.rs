@@ -26,8 +26,9 @@ pub enum HttpMethod {
     Post,
 }
 
-/// How to talk to one HTTP gateway.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// How to talk to one HTTP gateway. `Debug` shows parameter and header names, not their
+/// values (API keys live there).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct HttpConfig {
     pub url: String,
     pub method: HttpMethod,
@@ -44,6 +45,23 @@ pub struct HttpConfig {
     pub id_after: Option<String>,
     #[serde(default)]
     pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |pairs: &[(String, String)]| -> Vec<String> {
+            pairs.iter().map(|(n, _)| n.clone()).collect()
+        };
+        f.debug_struct("HttpConfig")
+            .field("url", &"***")
+            .field("method", &self.method)
+            .field("params", &names(&self.params))
+            .field("success_status", &self.success_status)
+            .field("success_contains", &self.success_contains)
+            .field("id_after", &self.id_after)
+            .field("headers", &names(&self.headers))
+            .finish()
+    }
 }
 
 fn default_success_status() -> (u16, u16) {

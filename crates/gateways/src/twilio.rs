@@ -53,7 +53,13 @@ impl fmt::Debug for TwilioConfig {
             .field("from", &self.from)
             .field("messaging_service_sid", &self.messaging_service_sid)
             .field("api_base", &self.api_base)
-            .field("status_callback", &self.status_callback)
+            .field(
+                "status_callback",
+                &self
+                    .status_callback
+                    .as_ref()
+                    .map(|_| "*** (carries the webhook secret)"),
+            )
             .finish()
     }
 }

@@ -23,8 +23,9 @@ pub const MAX_ATTEMPTS_LIMIT: i64 = 20;
 /// Attempts per message unless the gateway says otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: i64 = 5;
 
-/// A gateway as stored, credentials opened.
-#[derive(Clone, Debug)]
+/// A gateway as stored, credentials opened. `Debug` hides the webhook secret (the settings
+/// hide their own credentials).
+#[derive(Clone)]
 pub struct Gateway {
     pub id: i64,
     pub project_id: i64,
@@ -45,6 +46,24 @@ pub struct Gateway {
     pub modified_at: i64,
 }
 
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("id", &self.id)
+            .field("project_id", &self.project_id)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("config", &self.config)
+            .field("webhook_secret", &"***")
+            .field("callback_base_url", &self.callback_base_url)
+            .field("max_segments_per_second", &self.max_segments_per_second)
+            .field("max_attempts", &self.max_attempts)
+            .field("prefixes", &self.prefixes)
+            .field("is_default", &self.is_default)
+            .finish()
+    }
+}
+
 impl Gateway {
     /// Callback URLs of this gateway.
     pub fn callbacks(&self) -> casecast_gateways::config::Callbacks {
@@ -56,8 +75,8 @@ impl Gateway {
     }
 }
 
-/// A new gateway.
-#[derive(Clone, Debug)]
+/// A new gateway. `Debug` leaves out the settings (they hold credentials).
+#[derive(Clone)]
 pub struct NewGateway {
     pub name: String,
     pub kind: GatewayKind,
@@ -69,8 +88,8 @@ pub struct NewGateway {
     pub is_default: bool,
 }
 
-/// Changes to a gateway; `None` leaves a field as it is.
-#[derive(Clone, Debug, Default)]
+/// Changes to a gateway; `None` leaves a field as it is. `Debug` leaves out the settings.
+#[derive(Clone, Default)]
 pub struct GatewayPatch {
     pub name: Option<String>,
     /// Secret fields showing the mask (or left out) keep their stored values.
@@ -81,6 +100,25 @@ pub struct GatewayPatch {
     pub max_attempts: Option<i64>,
     pub prefixes: Option<Vec<String>>,
     pub is_default: Option<bool>,
+}
+
+impl std::fmt::Debug for NewGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewGateway")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("config", &"***")
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for GatewayPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayPatch")
+            .field("name", &self.name)
+            .field("config", &self.config.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
 }
 
 const COLUMNS: &str = "id, project_id, name, kind, config_sealed, webhook_secret_sealed, \
@@ -228,6 +266,7 @@ impl Db {
         let secret = random_hex(24);
         let now = casecast_core::time::now_ms();
         let mut tx = self.begin_write().await?;
+        self.lock_project_gateways(&mut tx, project_id).await?;
         let others: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM gateways WHERE project_id = $1 AND deleted_at IS NULL AND is_default = 1",
         )
@@ -289,14 +328,68 @@ impl Db {
         rows.iter().map(|r| self.gateway_from_row(r)).collect()
     }
 
-    /// Every live gateway of every project (for the dispatcher).
+    /// Every live gateway of every project (for the dispatcher). A gateway whose settings
+    /// cannot be read is left out and logged, so that it does not stop the others.
     pub async fn all_live_gateways(&self) -> StoreResult<Vec<Gateway>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM gateways WHERE deleted_at IS NULL ORDER BY id"
         ))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(|r| self.gateway_from_row(r)).collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match self.gateway_from_row(row) {
+                Ok(g) => out.push(g),
+                Err(e) => {
+                    let id: i64 = row.try_get("id").unwrap_or_default();
+                    tracing::error!(gateway.id = id, error = %e, "a gateway's settings cannot be read; it sends nothing");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks that this process seals with the same key as the others sharing the database
+    /// (the first process to start leaves a sealed value to compare with).
+    pub async fn check_secret_key(&self) -> StoreResult<()> {
+        let key = self.secret_key()?;
+        sqlx::query(
+            "INSERT INTO server_key_check (id, sealed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(key.seal("casecast key check"))
+        .execute(self.pool())
+        .await?;
+        let sealed: String = sqlx::query_scalar("SELECT sealed FROM server_key_check WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?;
+        match key.open(&sealed) {
+            Ok(text) if text == "casecast key check" => Ok(()),
+            _ => Err(StoreError::Conflict {
+                code: "wrong_secret_key",
+                message:
+                    "this database's gateway credentials were sealed with another secret key: \
+                          give this process the same key as the others (CASECAST_SECRET_KEY, or \
+                          CASECAST_KEY_FILE pointing at the same key file)"
+                        .into(),
+            }),
+        }
+    }
+
+    /// Serialises gateway changes of one project (PostgreSQL; SQLite's write transaction
+    /// already does), so that two changes of the default cannot both win.
+    async fn lock_project_gateways(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        project_id: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "SELECT id FROM projects WHERE id = $1{}",
+            dialect::for_update(self.engine())
+        ))
+        .bind(project_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// A live gateway of the project.
@@ -346,7 +439,11 @@ impl Db {
                 if !edit.is_object() {
                     return Err(FieldError::new("config", "must be an object").into());
                 }
-                check_config(old.kind, &GatewayConfig::merge_edit(&old.config, edit))?
+                let merged = GatewayConfig::merge_edit(&old.config, edit).map_err(|e| {
+                    let (field, message) = e.split_once(": ").unwrap_or(("config", e.as_str()));
+                    FieldError::new(field, message)
+                })?;
+                check_config(old.kind, &merged)?
             }
             None => old.config.clone(),
         };
@@ -366,6 +463,7 @@ impl Db {
         let key = self.secret_key()?;
         let now = casecast_core::time::now_ms();
         let mut tx = self.begin_write().await?;
+        self.lock_project_gateways(&mut tx, project_id).await?;
         let mut is_default = old.is_default;
         if patch.is_default == Some(true) && !old.is_default {
             sqlx::query("UPDATE gateways SET is_default = 0, modified_at = $2 WHERE project_id = $1 AND is_default = 1")
@@ -418,6 +516,7 @@ impl Db {
     pub async fn delete_gateway(&self, project_id: i64, id: i64) -> StoreResult<u64> {
         let now = casecast_core::time::now_ms();
         let mut tx = self.begin_write().await?;
+        self.lock_project_gateways(&mut tx, project_id).await?;
         let row = sqlx::query(&format!(
             "SELECT is_default FROM gateways WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL{}",
             dialect::for_update(self.engine())

@@ -230,6 +230,20 @@ impl Db {
                 })?,
         };
         let mut tx = self.begin_write().await?;
+        // Deleted a moment ago (its queue already cancelled)?
+        let live: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM gateways WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(gateway_id)
+        .bind(project.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if live.is_none() {
+            return Err(StoreError::Conflict {
+                code: "no_gateway",
+                message: "the gateway was just deleted: try again".into(),
+            });
+        }
         if self.is_opted_out_tx(&mut tx, project.id, &phone).await? {
             return Err(StoreError::Conflict {
                 code: "opted_out",
@@ -370,11 +384,13 @@ impl Db {
         let (set, from) = match status {
             DeliveryStatus::Delivered => (
                 "status = 'delivered', delivered_at = $1, error = NULL, lease_until = NULL, leased_by = NULL",
-                "'queued', 'sending', 'sent', 'failed'",
+                // An expired message that the gateway did take after all (its answer was
+                // lost, then the retry came too late) is put right by its report.
+                "'queued', 'sending', 'sent', 'failed', 'expired'",
             ),
             DeliveryStatus::Sent => (
                 "status = 'sent', sent_at = COALESCE(sent_at, $1), lease_until = NULL, leased_by = NULL",
-                "'queued', 'sending'",
+                "'queued', 'sending', 'expired'",
             ),
             DeliveryStatus::Failed => (
                 "status = 'failed', error = $4, lease_until = NULL, leased_by = NULL",
@@ -394,6 +410,11 @@ impl Db {
             _ => unreachable!("one of the two is set"),
         };
         if status == DeliveryStatus::Failed {
+            let detail: String = detail
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(300)
+                .collect();
             q = q.bind(format!("delivery report: {detail}"));
         }
         let done = q.execute(self.pool()).await?;
@@ -422,6 +443,23 @@ impl Db {
         Ok(exists.is_some())
     }
 
+    /// The inbound message this gateway already delivered with this id, if any.
+    async fn inbound_seen(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        gateway_id: i64,
+        gateway_message_id: &str,
+    ) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM messages WHERE gateway_id = $1 AND gateway_message_id = $2
+             AND direction = 'inbound' AND gateway_message_id IS NOT NULL",
+        )
+        .bind(gateway_id)
+        .bind(gateway_message_id)
+        .fetch_optional(&mut **tx)
+        .await?)
+    }
+
     /// Records an inbound message: matched to the case with that number, and acted on when it
     /// is an opt-out or opt-in keyword (list changed, queued messages cancelled, one
     /// confirmation queued through the same gateway).
@@ -436,25 +474,25 @@ impl Db {
             .as_ref()
             .map(|n| n.as_str().to_string())
             .unwrap_or_else(|| sms.from.chars().take(64).collect());
-        let mut text: String = sms.text.chars().take(MAX_INBOUND_CHARS).collect();
+        // What gateways send is stored as text: no NUL (PostgreSQL refuses it) and no other
+        // control characters but line breaks and tabs; every field cut to a sane length.
+        let clean = |s: &str, max: usize| -> String {
+            s.chars()
+                .filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+                .take(max)
+                .collect()
+        };
+        let mut text = clean(&sms.text, MAX_INBOUND_CHARS);
         if sms.text.chars().count() > MAX_INBOUND_CHARS {
             text.push_str(" […]");
         }
+        let phone = clean(&phone, 64);
+        let gateway_message_id = sms.gateway_message_id.as_deref().map(|id| clean(id, 128));
         let info = sms::analyse(&text);
         let now = casecast_core::time::now_ms();
         let mut tx = self.begin_write().await?;
-        if let Some(gid) = &sms.gateway_message_id {
-            let seen: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM messages WHERE project_id = $1 AND phone = $2 AND direction = 'inbound'
-                 AND gateway_id = $3 AND gateway_message_id = $4",
-            )
-            .bind(project.id)
-            .bind(&phone)
-            .bind(gateway.id)
-            .bind(gid)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = seen {
+        if let Some(gid) = &gateway_message_id {
+            if let Some(id) = self.inbound_seen(&mut tx, gateway.id, gid).await? {
                 tx.rollback().await?;
                 return Ok(InboundOutcome {
                     message: self.message(project.id, id).await?,
@@ -472,7 +510,7 @@ impl Db {
         .bind(&phone)
         .fetch_optional(&mut *tx)
         .await?;
-        let id: i64 = sqlx::query_scalar(
+        let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
             "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
                 gateway_id, gateway_message_id, next_attempt_at, created_at, expires_at, updated_at)
              VALUES ($1, 'inbound', 'normal', $2, $3, $4, 'received', $5, $6, $7, $8, $9, $9, $9, $9) RETURNING id",
@@ -484,10 +522,28 @@ impl Db {
         .bind(info.encoding.as_str())
         .bind(info.segments as i64)
         .bind(gateway.id)
-        .bind(sms.gateway_message_id.as_deref())
+        .bind(gateway_message_id.as_deref())
         .bind(now)
         .fetch_one(&mut *tx)
-        .await?;
+        .await;
+        // Two deliveries of one message at the same instant: the unique index lets one in.
+        let id: i64 = match id {
+            Err(e) if crate::error::is_unique_violation(&e) => {
+                tx.rollback().await?;
+                let gid = gateway_message_id.as_deref().unwrap_or_default();
+                let mut tx = self.pool().begin().await?;
+                let id = self.inbound_seen(&mut tx, gateway.id, gid).await?;
+                tx.rollback().await?;
+                return Ok(InboundOutcome {
+                    message: self
+                        .message(project.id, id.ok_or(StoreError::NotFound("message"))?)
+                        .await?,
+                    intent: None,
+                    recorded: false,
+                });
+            }
+            other => other?,
+        };
         let mut intent = None;
         if let Some(number) = &number {
             match casecast_core::opt_out::intent(&text, &project.messaging.keywords()) {
@@ -543,5 +599,70 @@ impl Db {
             intent,
             recorded: true,
         })
+    }
+}
+
+/// Rows per multi-row insert of [`Db::queue_outbound_bulk`] (11 parameters each).
+const BULK_ROWS: usize = 1000;
+
+impl Db {
+    /// Queues many outbound messages through one gateway at once, in multi-row inserts inside
+    /// one transaction, for tests and benchmarks. Each item is (case row id, number, text). The
+    /// texts are checked as a user's would be; cases and opt-outs are not (the dispatcher still
+    /// cancels messages to opted-out numbers when it claims them). Returns how many were queued.
+    pub async fn queue_outbound_bulk(
+        &self,
+        project: &Project,
+        gateway_id: i64,
+        items: &[(Option<i64>, PhoneNumber, String)],
+    ) -> StoreResult<u64> {
+        for (_, _, text) in items {
+            check_text(text)?;
+        }
+        let now = casecast_core::time::now_ms();
+        let expires = now + project.messaging.validity_seconds * 1000;
+        let mut tx = self.begin_write().await?;
+        let mut queued = 0;
+        for chunk in items.chunks(BULK_ROWS) {
+            let mut p = crate::dialect::Placeholders::new(self.engine());
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|_| {
+                    format!(
+                        "({}, 'outbound', 'normal', {}, 'queued', {}, NULL, {}, 0)",
+                        p.list(2),
+                        p.list(4),
+                        p.next(),
+                        p.list(4)
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO messages (project_id, case_pk, direction, kind, phone, text, encoding, segments,
+                    status, gateway_id, user_id, next_attempt_at, created_at, expires_at, updated_at, attempts)
+                 VALUES {}",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (case_pk, phone, text) in chunk {
+                let info = sms::analyse(text);
+                q = q
+                    .bind(project.id)
+                    .bind(*case_pk)
+                    .bind(phone.as_str())
+                    .bind(text.as_str())
+                    .bind(info.encoding.as_str())
+                    .bind(info.segments as i64)
+                    .bind(gateway_id)
+                    .bind(now)
+                    .bind(now)
+                    .bind(expires)
+                    .bind(now);
+            }
+            queued += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        self.wake_dispatchers();
+        Ok(queued)
     }
 }

@@ -77,6 +77,7 @@ impl TestDb {
             .await
             .expect("opening the test database")
             .with_secret_key(test_key());
+        db.check_secret_key().await.expect("the test key");
         assert_eq!(db.engine(), engine);
         TestDb { db, url, _dir: dir }
     }

@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod downloads;
 pub mod error;
+pub mod hooks;
 pub mod json;
 pub mod metrics;
 pub mod pages;
@@ -57,11 +58,13 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(pages::router())
         .merge(api)
+        .merge(hooks::router())
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::endpoint))
         .route("/static/casecast.css", get(stylesheet))
         .route("/static/upload.js", get(upload_script))
+        .route("/static/sms_counter.js", get(sms_counter_script))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -112,10 +115,27 @@ async fn upload_script() -> impl IntoResponse {
     )
 }
 
+async fn sms_counter_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/sms_counter.js"),
+    )
+}
+
 /// Refuses URLs that carry a NUL character (`%00`): nothing legitimate does, and PostgreSQL
 /// cannot compare text with one.
+///
+/// Gateway webhooks are let through: Kannel sends the bytes of a UCS-2 message as they came
+/// (`%00` in every ASCII character's UTF-16), and their parameters are decoded and cleaned
+/// before anything is stored.
 async fn refuse_nul(request: Request, next: Next) -> Response {
     let uri = request.uri();
+    if uri.path().starts_with("/hooks/") {
+        return next.run(request).await;
+    }
     let raw = format!("{}?{}", uri.path(), uri.query().unwrap_or(""));
     if raw.to_ascii_lowercase().contains("%00") {
         return if uri.path().starts_with("/api/") {

@@ -56,7 +56,9 @@ CREATE TABLE messages (
   delivered_at BIGINT,
   updated_at BIGINT NOT NULL
 );
-CREATE INDEX messages_due ON messages(gateway_id, next_attempt_at) WHERE status = 'queued';
+-- The claim's order (due time, then id) read straight from the index: a broadcast queues
+-- thousands of messages with the same due time, which would otherwise be sorted at every claim.
+CREATE INDEX messages_due ON messages(gateway_id, next_attempt_at, id) WHERE status = 'queued';
 CREATE INDEX messages_in_flight ON messages(lease_until) WHERE status = 'sending';
 CREATE INDEX messages_project ON messages(project_id, id);
 CREATE INDEX messages_case ON messages(case_pk, id);
@@ -69,3 +71,14 @@ CREATE TABLE opt_outs (
   PRIMARY KEY (project_id, phone)
 );
 CREATE INDEX messages_expiry ON messages(expires_at) WHERE status = 'queued';
+-- A gateway that delivers the same inbound message twice (a retried webhook) records it once.
+CREATE UNIQUE INDEX messages_inbound_once ON messages(gateway_id, gateway_message_id)
+  WHERE direction = 'inbound' AND gateway_message_id IS NOT NULL;
+-- One default gateway per project.
+CREATE UNIQUE INDEX gateways_one_default ON gateways(project_id) WHERE is_default = 1 AND deleted_at IS NULL;
+-- The key check: a value sealed with the server key, so that a process started with another
+-- key refuses to start instead of failing on every gateway.
+CREATE TABLE server_key_check (
+  id BIGINT PRIMARY KEY,
+  sealed TEXT NOT NULL
+);

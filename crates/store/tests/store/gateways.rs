@@ -59,6 +59,11 @@ async fn credentials_are_sealed_at_rest_and_need_the_same_key(engine: Engine) {
         panic!("a kannel gateway")
     };
     assert_eq!(c.password, "pa55-word-xyz");
+    let shown = format!("{g:?}");
+    assert!(
+        !shown.contains("pa55-word-xyz") && !shown.contains(&g.webhook_secret),
+        "Debug shows a credential: {shown}"
+    );
     let pool = raw_pool(&t.url).await;
     let row = sqlx::query(
         "SELECT config_sealed, webhook_secret_sealed, webhook_digest FROM gateways WHERE id = $1",
@@ -85,6 +90,19 @@ async fn credentials_are_sealed_at_rest_and_need_the_same_key(engine: Engine) {
         .with_secret_key(SecretKey::generate());
     let err = other.gateway(p.id, g.id).await.unwrap_err();
     assert!(err.to_string().contains("secret key"), "{err}");
+    // ...and the key check at start-up says so before anything else fails.
+    let err = other.check_secret_key().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                code: "wrong_secret_key",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    t.db.check_secret_key().await.unwrap();
 }
 
 async fn names_are_unique_per_project_and_fields_are_checked(engine: Engine) {

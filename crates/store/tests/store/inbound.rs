@@ -61,6 +61,15 @@ async fn an_inbound_message_is_matched_to_the_case_with_that_number(engine: Engi
         .unwrap();
     assert!(!again.recorded);
     assert_eq!(again.message.id, a.message.id);
+    // NUL and other control characters from a gateway are dropped (PostgreSQL refuses NUL).
+    let nul = db
+        .record_inbound(
+            &g,
+            &mo("+256772000001", "a\u{0}b\u{7}c\td", Some("k-\u{0}2")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(nul.message.text, "abc\td");
     // An unknown sender (a short code) is recorded without a case.
     let c = db
         .record_inbound(&g, &mo("MTN", "Your bundle", None))
@@ -77,7 +86,7 @@ async fn an_inbound_message_is_matched_to_the_case_with_that_number(engine: Engi
     let (history, _) = db.list_messages(p.id, &filter, 50, None).await.unwrap();
     assert_eq!(
         history.iter().map(|m| m.id).collect::<Vec<_>>(),
-        vec![b.message.id, a.message.id]
+        vec![nul.message.id, b.message.id, a.message.id]
     );
 }
 

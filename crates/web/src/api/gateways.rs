@@ -34,8 +34,8 @@ pub struct GatewayJson {
     pub name: String,
     /// `kannel`, `twilio`, `http` or `log`.
     pub kind: String,
-    /// The kind's settings, credentials masked.
-    #[schema(value_type = Object)]
+    /// The kind's settings, credentials masked; null for non-admins.
+    #[schema(value_type = Option<Object>)]
     pub config: Value,
     /// Segments per second across all workers; null: no limit.
     pub max_segments_per_second: Option<f64>,
@@ -98,7 +98,13 @@ impl GatewayJson {
             id: g.id,
             name: g.name,
             kind: g.kind.as_str().to_string(),
-            config: g.config.masked_json(),
+            // Settings (URLs with keys in their query, account ids) are the admins' business;
+            // others see which gateways exist and how they route.
+            config: if role == Role::Admin {
+                g.config.masked_json()
+            } else {
+                Value::Null
+            },
             max_segments_per_second: g.max_segments_per_second,
             is_default: g.is_default,
             prefixes: g.prefixes,

@@ -249,7 +249,7 @@ async fn render_gateway(
             GatewayKind::Kannel => {
                 let get_url = casecast_gateways::kannel::mo_get_url(&callbacks.url("mo"));
                 kannel_service = Some(format!(
-                    "group = sms-service\nkeyword = default\ncatch-all = true\nmax-messages = 0\naccept-x-kannel-headers = true\nget-url = \"{get_url}\""
+                    "# in the smsbox group: mo-recode = true (UCS-2 replies arrive as UTF-8)\ngroup = sms-service\nkeyword = default\ncatch-all = true\nmax-messages = 0\naccept-x-kannel-headers = true\nget-url = \"{get_url}\""
                 ));
                 hooks.push(Hook {
                     what: "Incoming messages: the get-url of Kannel's sms-service",
