@@ -122,12 +122,12 @@ async fn messages_reach_the_operator_and_both_reports_count(engine: Engine) {
         .collect();
     let mut sent = Vec::new();
     for (text, encoding, segments) in [(&gsm, "gsm7", 1), (&ucs2, "ucs2", 1), (&long, "gsm7", 3)] {
+        // One at a time, so the operator's lines can be told apart.
+        let expected = kannel.received().len() + segments as usize;
         let m = app.db.send_to_case(&app.alpha, &case_id, text, None, None);
         let m = m.await.unwrap();
         assert_eq!((m.encoding.as_str(), m.segments), (encoding, segments));
         assert_eq!(m.gateway_id, Some(g.id));
-        // One at a time, so the operator's lines can be told apart.
-        let expected = kannel.received().len() + segments as usize;
         let got = kannel.wait_for(expected, WITHIN).await;
         assert_eq!(got.len(), expected, "{got:#?}");
         sent.push(m);
@@ -146,7 +146,7 @@ async fn messages_reach_the_operator_and_both_reports_count(engine: Engine) {
         (got[1].kind, got[1].text.as_str()),
         (LineKind::Ucs2, ucs2.as_str())
     );
-    assert_eq!(whole_texts(&got[2..], false), [long.clone()]);
+    assert_eq!(whole_texts(&got[2..], false), [long.as_str()]);
     assert!(got[2..]
         .iter()
         .all(|p| p.concat().is_some_and(|c| c.total == 3)));
@@ -195,7 +195,7 @@ async fn mo_replies_stop_and_start(engine: Engine) {
     })
     .await;
     let got = kannel.wait_for(1, WITHIN).await;
-    assert_eq!(whole_texts(&got, false), [settings.opt_out_reply.clone()]);
+    assert_eq!(whole_texts(&got, false), [settings.opt_out_reply.as_str()]);
     assert_eq!(got[0].receiver, PHONE);
     let refused = app
         .db
