@@ -1,4 +1,5 @@
-//! `bench`: measures imports on the chosen database and prints rows/s and peak memory.
+//! `bench`: measures imports on the chosen database and prints rows/s and peak memory (the
+//! case-group and delivery figures are in `bench_groups` and `bench_dispatch`).
 //!
 //! `bench import` writes a sheet to a temporary folder, then runs the import in a child
 //! process (`bench run-import`) so that the peak memory it reports is the import's alone.
@@ -38,6 +39,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         identifiers: usize,
     },
+    /// Delivery figures: dispatch to a local HTTP sink, through Kannel, a shared rate limit.
+    #[command(subcommand)]
+    Dispatch(crate::bench_dispatch::DispatchBench),
     /// (internal) The measured part of `bench import`.
     #[command(hide = true)]
     RunImport {
@@ -107,6 +111,7 @@ fn write_sheet(path: &Path, rows: usize, format: SheetFormat) -> anyhow::Result<
 
 pub async fn bench(url: &str, command: BenchCommand) -> anyhow::Result<()> {
     match command {
+        BenchCommand::Dispatch(bench) => crate::bench_dispatch::run(url, bench).await,
         BenchCommand::Groups { cases, identifiers } => {
             crate::bench_groups::run(url, cases, identifiers).await
         }

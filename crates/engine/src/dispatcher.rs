@@ -1,11 +1,12 @@
 //! The dispatcher: hands queued messages to their gateways, in every `serve` and `worker`
 //! process alike.
 //!
-//! Several lanes per process each loop over the live gateways: claim a batch of due messages
-//! (the claim reserves their slots in the gateway's shared rate limit), hand each to the
-//! gateway at its slot, then record all the answers in one transaction. A sweeper expires
-//! messages past their validity and takes back messages whose dispatcher died mid-send.
-//! Nothing is handed over during the project's quiet hours.
+//! Several lanes per process each loop over the live gateways: claim due messages (the claim
+//! reserves their slots in the gateway's shared rate limit) as far as the gateway has room for
+//! more requests in flight, hand each to the gateway at its slot, and record the answers as
+//! they come, many per transaction. A sweeper expires messages past their validity and takes
+//! back messages whose dispatcher died mid-send. Nothing is handed over during the project's
+//! quiet hours.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,16 +20,22 @@ use casecast_store::gateways::Gateway;
 use casecast_store::outbox::{now_us, Claim, ClaimRequest, Claimed, Outcome, SendResult};
 use casecast_store::settings::MessagingSettings;
 use casecast_store::Db;
-use futures_util::future::join_all;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::task::JoinSet;
 
 /// How a dispatcher works; the defaults suit production, tests shorten the times.
 #[derive(Clone, Debug)]
 pub struct DispatchOptions {
     /// Claim-send-record loops per process.
     pub lanes: usize,
-    /// Most messages per claim (and so per lane in flight).
+    /// Most messages per claim.
     pub batch: usize,
+    /// Most requests in flight to one gateway from this process, whatever the lanes: gateways
+    /// (Kannel's smsbox among them) take a few dozen keep-alive connections well, and stall
+    /// on bursts of hundreds of new ones. Claims keep twice as many messages ready, so that a
+    /// request starts as soon as another ends; a claimed message so waits at most about two
+    /// request timeouts (10 s each) before it is handed over, well within `lease_ms`.
+    pub max_in_flight: usize,
     /// How far ahead a claim reserves rate-limit slots.
     pub window_ms: i64,
     /// How long a claim holds its messages before another dispatcher may take them back.
@@ -48,6 +55,7 @@ impl Default for DispatchOptions {
         DispatchOptions {
             lanes: 4,
             batch: 100,
+            max_in_flight: 64,
             window_ms: 250,
             lease_ms: 60_000,
             retry_base_ms: 5_000,
@@ -62,6 +70,10 @@ impl Default for DispatchOptions {
 struct Entry {
     gateway: Gateway,
     sender: AnyGateway,
+    /// Permits for requests in flight to this gateway (`DispatchOptions::max_in_flight`).
+    in_flight: Arc<Semaphore>,
+    /// Permits for messages claimed and not yet answered (twice `in_flight`).
+    claimed: Arc<Semaphore>,
     zone: jiff::tz::TimeZone,
     settings: MessagingSettings,
 }
@@ -78,7 +90,7 @@ impl Entry {
 type Registry = Arc<Mutex<Arc<Vec<Arc<Entry>>>>>;
 
 /// Reads the live gateways, building each sender once per change of its settings.
-async fn refresh(db: &Db, http: &reqwest::Client, registry: &Registry) {
+async fn refresh(db: &Db, http: &reqwest::Client, registry: &Registry, max_in_flight: usize) {
     let gateways = match db.all_live_gateways().await {
         Ok(g) => g,
         Err(e) => {
@@ -119,6 +131,10 @@ async fn refresh(db: &Db, http: &reqwest::Client, registry: &Registry) {
             }
             _ => Arc::new(Entry {
                 sender: AnyGateway::build(g.config.clone(), &g.callbacks(), http.clone()),
+                // A changed gateway gets new permits: for a moment, the old entry's sends may
+                // still be in flight beside the new ones.
+                in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+                claimed: Arc::new(Semaphore::new(2 * max_in_flight.max(1))),
                 gateway: g,
                 zone: project.zone(),
                 settings: project.messaging.clone(),
@@ -137,11 +153,14 @@ pub async fn run_dispatcher(
     mut stop: watch::Receiver<bool>,
 ) {
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
+        // Idle connections are kept for every request in flight (several gateways may share
+        // a host): a connection closed after each burst would be opened again for the next.
+        .pool_max_idle_per_host(options.max_in_flight.max(256))
         .build()
         .expect("an HTTP client without TLS builds");
     let registry: Registry = Arc::new(Mutex::new(Arc::new(Vec::new())));
-    refresh(&db, &http, &registry).await;
+    let max_in_flight = options.max_in_flight;
+    refresh(&db, &http, &registry, max_in_flight).await;
     let mut tasks = Vec::new();
     {
         let (db, http, registry, mut stop, every) = (
@@ -154,7 +173,7 @@ pub async fn run_dispatcher(
         tasks.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    () = tokio::time::sleep(every) => refresh(&db, &http, &registry).await,
+                    () = tokio::time::sleep(every) => refresh(&db, &http, &registry, max_in_flight).await,
                     _ = stop.changed() => break,
                 }
             }
@@ -182,12 +201,19 @@ pub async fn run_dispatcher(
             }
         }));
     }
+    // Wakes a lane waiting for room at a gateway when a send ends.
+    let capacity = Arc::new(Notify::new());
     for lane in 0..options.lanes.max(1) {
-        let (db, registry, stop, options) =
-            (db.clone(), registry.clone(), stop.clone(), options.clone());
+        let (db, registry, stop, options, capacity) = (
+            db.clone(),
+            registry.clone(),
+            stop.clone(),
+            options.clone(),
+            capacity.clone(),
+        );
         let name = format!("{worker}/{lane}");
         tasks.push(tokio::spawn(async move {
-            run_lane(db, name, lane, registry, options, stop).await
+            run_lane(db, name, lane, registry, options, capacity, stop).await
         }));
     }
     tracing::info!(worker = %worker, lanes = options.lanes, "dispatcher started");
@@ -198,21 +224,32 @@ pub async fn run_dispatcher(
     tracing::info!(worker = %worker, "dispatcher stopped");
 }
 
-/// One claim-send-record loop over all gateways.
+/// One lane: claims due messages of each gateway while the gateway has room for more in flight,
+/// hands each message over in a task of its own (at its slot), and records the answers as they
+/// come, in transactions of whatever has arrived. A slow answer holds up only its own message.
 async fn run_lane(
     db: Db,
     name: String,
     lane: usize,
     registry: Registry,
     options: DispatchOptions,
+    capacity: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let options = Arc::new(options);
+    let room = options.batch.max(1).max(2 * options.max_in_flight);
+    let (results, incoming) = mpsc::channel(room);
+    let recorder = tokio::spawn(record_results(db.clone(), incoming, room));
+    let mut sends = JoinSet::new();
     loop {
         if *stop.borrow() {
             break;
         }
+        while sends.try_join_next().is_some() {}
         let entries = registry.lock().expect("registry lock").clone();
         let mut worked = false;
+        // A gateway with too little room left: wait for room rather than the nap.
+        let mut full = false;
         // The earliest instant a throttled gateway frees up (ms), to sleep no longer than that.
         let mut wake_at: Option<i64> = None;
         // Lanes start at different gateways so that one busy gateway does not hold them all.
@@ -222,10 +259,21 @@ async fn run_lane(
             if entry.quiet_now() {
                 continue;
             }
+            // Claim only what can be handed over soon: each claimed message holds one of the
+            // gateway's `claimed` permits until its answer is passed on for recording.
+            let free = entry.claimed.available_permits().min(options.batch.max(1));
+            if free < low_water(&options) {
+                full = true;
+                continue;
+            }
+            let Ok(mut permits) = entry.claimed.clone().try_acquire_many_owned(free as u32) else {
+                full = true;
+                continue;
+            };
             let request = ClaimRequest {
                 gateway_id: entry.gateway.id,
                 rate: entry.gateway.max_segments_per_second,
-                max_messages: options.batch,
+                max_messages: free,
                 window_ms: options.window_ms,
                 worker: &name,
                 lease_ms: options.lease_ms,
@@ -233,7 +281,24 @@ async fn run_lane(
             match db.claim_outbound(&request).await {
                 Ok(Claim::Messages(batch)) => {
                     worked = worked || !batch.is_empty();
-                    send_batch(&db, entry, batch, &options).await;
+                    for m in batch {
+                        let permit = permits.split(1).expect("one permit per claimed message");
+                        let (entry, options, results, capacity) = (
+                            entry.clone(),
+                            options.clone(),
+                            results.clone(),
+                            capacity.clone(),
+                        );
+                        sends.spawn(async move {
+                            let result = send_one(&entry, m, &options).await;
+                            // The receiver lives until every send of the lane has ended.
+                            let _ = results.send(result).await;
+                            drop(permit);
+                            if entry.claimed.available_permits() >= low_water(&options) {
+                                capacity.notify_one();
+                            }
+                        });
+                    }
                 }
                 Ok(Claim::Throttled { until_ms }) => {
                     wake_at = Some(wake_at.map_or(until_ms, |w| w.min(until_ms)));
@@ -252,11 +317,60 @@ async fn run_lane(
             Some(at) => (at - casecast_core::time::now_ms()).clamp(1, 500) as u64,
             None => 500,
         };
+        let room_freed = async {
+            if full {
+                capacity.notified().await
+            } else {
+                std::future::pending().await
+            }
+        };
         tokio::select! {
             () = db.message_queued() => {}
+            () = room_freed => {}
             () = tokio::time::sleep(Duration::from_millis(nap)) => {}
             _ = stop.changed() => {}
         }
+    }
+    // Messages already claimed are handed over and their answers recorded before the lane ends.
+    while sends.join_next().await.is_some() {}
+    drop(results);
+    let _ = recorder.await;
+}
+
+/// The least room (free `claimed` permits) for which a lane claims: half a claim, so that
+/// claims stay large enough to be worth a transaction.
+fn low_water(options: &DispatchOptions) -> usize {
+    (options.batch.min(2 * options.max_in_flight) / 2).max(1)
+}
+
+/// How long the first answer of a recording may wait for others to share its transaction.
+const RECORD_LINGER: Duration = Duration::from_millis(20);
+
+/// Records answers as they arrive, in transactions of up to `most`: each waits up to
+/// [`RECORD_LINGER`] for more answers, so that a busy gateway's answers take a few
+/// transactions a second rather than one each. Ends when every sender is gone.
+async fn record_results(db: Db, mut incoming: mpsc::Receiver<SendResult>, most: usize) {
+    let mut results = Vec::with_capacity(most);
+    while incoming.recv_many(&mut results, most).await > 0 {
+        let deadline = tokio::time::Instant::now() + RECORD_LINGER;
+        while results.len() < most {
+            match tokio::time::timeout_at(deadline, incoming.recv()).await {
+                Ok(Some(result)) => results.push(result),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Recording must not be lost to a passing database error: the messages would stay
+        // `sending` until the sweeper sends them again.
+        for attempt in 1..=5 {
+            match db.record_send_results(&results).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, attempt, "dispatcher: recording results failed");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+            }
+        }
+        results.clear();
     }
 }
 
@@ -271,54 +385,44 @@ fn backoff(options: &DispatchOptions, attempts: i64, id: i64) -> i64 {
     wait + wait * (id % 10) / 50
 }
 
-/// Hands a claimed batch to the gateway, each message at its slot, and records the answers.
-async fn send_batch(db: &Db, entry: &Entry, batch: Vec<Claimed>, options: &DispatchOptions) {
-    let sends = batch.into_iter().map(|m| async move {
-        let wait_us = m.not_before_us - now_us();
-        if wait_us > 0 {
-            tokio::time::sleep(Duration::from_micros(wait_us as u64)).await;
-        }
-        let sms = OutboundSms {
-            message_id: m.id,
-            to: PhoneNumber::from_stored(m.phone.clone()),
-            from: None,
-            text: m.text.clone(),
-            encoding: if m.encoding == "ucs2" {
-                Encoding::Ucs2
-            } else {
-                Encoding::Gsm7
-            },
-            segments: m.segments as usize,
-        };
-        let outcome = match entry.sender.send(&sms).await {
-            Ok(accepted) => Outcome::Sent {
-                gateway_message_id: accepted.gateway_message_id,
-            },
-            Err(SendError::Temporary(error)) => Outcome::Retry {
-                error,
-                next_attempt_at: casecast_core::time::now_ms() + backoff(options, m.attempts, m.id),
-            },
-            Err(SendError::Permanent(error)) => Outcome::Failed { error },
-        };
-        SendResult {
-            id: m.id,
-            attempts: m.attempts,
-            max_attempts: entry.gateway.max_attempts,
-            expires_at: m.expires_at,
-            outcome,
-        }
-    });
-    let results = join_all(sends).await;
-    // Recording must not be lost to a passing database error: the messages would stay
-    // `sending` until the sweeper sends them again.
-    for attempt in 1..=5 {
-        match db.record_send_results(&results).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(error = %e, attempt, "dispatcher: recording results failed");
-                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-            }
-        }
+/// Hands one claimed message to the gateway at its slot; what the gateway said.
+async fn send_one(entry: &Entry, m: Claimed, options: &DispatchOptions) -> SendResult {
+    let wait_us = m.not_before_us - now_us();
+    if wait_us > 0 {
+        tokio::time::sleep(Duration::from_micros(wait_us as u64)).await;
+    }
+    let sms = OutboundSms {
+        message_id: m.id,
+        to: PhoneNumber::from_stored(m.phone),
+        from: None,
+        text: m.text,
+        encoding: if m.encoding == "ucs2" {
+            Encoding::Ucs2
+        } else {
+            Encoding::Gsm7
+        },
+        segments: m.segments as usize,
+    };
+    // Never closed: the semaphore lives as long as the entry.
+    let permit = entry.in_flight.acquire().await;
+    let answer = entry.sender.send(&sms).await;
+    drop(permit);
+    let outcome = match answer {
+        Ok(accepted) => Outcome::Sent {
+            gateway_message_id: accepted.gateway_message_id,
+        },
+        Err(SendError::Temporary(error)) => Outcome::Retry {
+            error,
+            next_attempt_at: casecast_core::time::now_ms() + backoff(options, m.attempts, m.id),
+        },
+        Err(SendError::Permanent(error)) => Outcome::Failed { error },
+    };
+    SendResult {
+        id: m.id,
+        attempts: m.attempts,
+        max_attempts: entry.gateway.max_attempts,
+        expires_at: m.expires_at,
+        outcome,
     }
 }
 

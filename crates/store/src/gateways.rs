@@ -18,6 +18,8 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_PREFIXES: usize = 50;
 /// Highest rate limit accepted, in segments per second.
 pub const MAX_RATE: f64 = 100_000.0;
+/// Lowest rate limit accepted: one segment every 100 s.
+pub const MIN_RATE: f64 = 0.01;
 /// Most attempts a gateway may make per message.
 pub const MAX_ATTEMPTS_LIMIT: i64 = 20;
 /// Attempts per message unless the gateway says otherwise.
@@ -140,9 +142,9 @@ fn check_name(name: &str) -> Result<String, FieldError> {
 
 fn check_rate(rate: Option<f64>) -> Result<Option<f64>, FieldError> {
     match rate {
-        Some(r) if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) => Err(FieldError::new(
+        Some(r) if !(r.is_finite() && (MIN_RATE..=MAX_RATE).contains(&r)) => Err(FieldError::new(
             "max_segments_per_second",
-            format!("must be more than 0 and at most {MAX_RATE}, or null for no limit"),
+            format!("must be from {MIN_RATE} to {MAX_RATE}, or null for no limit"),
         )),
         other => Ok(other),
     }
@@ -506,6 +508,13 @@ impl Db {
         })?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("gateway"));
+        }
+        if rate != old.max_segments_per_second {
+            // Slots reserved at the old rate do not hold back the new one.
+            sqlx::query("UPDATE gateway_rates SET next_free_us = 0 WHERE gateway_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         self.gateway(project_id, id).await

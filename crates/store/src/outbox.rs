@@ -89,6 +89,17 @@ pub fn now_us() -> i64 {
 
 const EXPIRED: &str = "not handed to a gateway within its validity period";
 
+/// Sent messages recorded per statement (SQLite allows 500 terms in a compound SELECT).
+const SENT_PER_STATEMENT: usize = 192;
+
+/// The number of rows a multi-row statement is written for: `n` rounded up to a multiple of 16
+/// (the extra rows repeat the last one). A few shapes of statement, rather than one per count,
+/// are prepared once per connection and then reused, where each new count would be parsed and
+/// planned again.
+fn padded(n: usize) -> usize {
+    n.div_ceil(16) * 16
+}
+
 impl Db {
     /// Claims due messages of one gateway: expired ones are marked expired, ones to opted-out
     /// numbers cancelled, and as many as the rate limit allows are leased to `worker` as
@@ -204,7 +215,7 @@ impl Db {
             let sql = format!(
                 "UPDATE messages SET status = 'sending', attempts = attempts + 1, lease_until = {a}, leased_by = {b},
                  updated_at = {c} WHERE id IN ({})",
-                p.list(claimed.len())
+                p.list(padded(claimed.len()))
             );
             let mut q = sqlx::query(&sql)
                 .bind(now + req.lease_ms)
@@ -212,6 +223,10 @@ impl Db {
                 .bind(now);
             for m in &claimed {
                 q = q.bind(m.id);
+            }
+            let last = claimed.last().map_or(0, |m| m.id);
+            for _ in claimed.len()..padded(claimed.len()) {
+                q = q.bind(last);
             }
             q.execute(&mut *tx).await?;
             if let Some(rate) = req.rate {
@@ -235,22 +250,47 @@ impl Db {
         }
         let now = casecast_core::time::now_ms();
         let mut tx = self.begin_write().await?;
+        // Messages the gateway took, many per statement: the common case, thousands a second.
+        let sent: Vec<(i64, Option<&str>)> = results
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                Outcome::Sent { gateway_message_id } => Some((r.id, gateway_message_id.as_deref())),
+                _ => None,
+            })
+            .collect();
+        for chunk in sent.chunks(SENT_PER_STATEMENT) {
+            let mut p = Placeholders::new(self.engine());
+            let (sent_at, updated_at) = (p.next(), p.next());
+            let rows: Vec<String> = (0..padded(chunk.len()))
+                .map(|_| {
+                    format!(
+                        "SELECT CAST({} AS BIGINT) AS id, CAST({} AS TEXT) AS gateway_ref",
+                        p.next(),
+                        p.next()
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "UPDATE messages SET status = CASE WHEN status IN ('sending', 'queued') THEN 'sent' ELSE status END,
+                    error = CASE WHEN status IN ('sending', 'queued') THEN NULL ELSE error END,
+                    sent_at = COALESCE(sent_at, {sent_at}), gateway_message_id = v.gateway_ref, lease_until = NULL,
+                    leased_by = NULL, updated_at = {updated_at}
+                 FROM ({}) AS v WHERE messages.id = v.id",
+                rows.join(" UNION ALL ")
+            );
+            let mut q = sqlx::query(&sql).bind(now).bind(now);
+            let last = chunk[chunk.len() - 1];
+            for (id, gateway_message_id) in chunk.iter().chain(std::iter::repeat_n(
+                &last,
+                padded(chunk.len()) - chunk.len(),
+            )) {
+                q = q.bind(*id).bind(*gateway_message_id);
+            }
+            q.execute(&mut *tx).await?;
+        }
         for r in results {
             match &r.outcome {
-                Outcome::Sent { gateway_message_id } => {
-                    sqlx::query(
-                        "UPDATE messages SET status = CASE WHEN status IN ('sending', 'queued') THEN 'sent' ELSE status END,
-                            error = CASE WHEN status IN ('sending', 'queued') THEN NULL ELSE error END,
-                            sent_at = COALESCE(sent_at, $1), gateway_message_id = $2, lease_until = NULL,
-                            leased_by = NULL, updated_at = $1
-                         WHERE id = $3",
-                    )
-                    .bind(now)
-                    .bind(gateway_message_id.as_deref())
-                    .bind(r.id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                Outcome::Sent { .. } => {}
                 Outcome::Retry {
                     error,
                     next_attempt_at,
@@ -321,6 +361,32 @@ impl Db {
         .await?
         .rows_affected();
         Ok((expired, taken_back))
+    }
+
+    /// One gateway's messages per status.
+    pub async fn gateway_message_counts(&self, gateway_id: i64) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM messages WHERE gateway_id = $1 GROUP BY status ORDER BY status",
+        )
+        .bind(gateway_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// Whether any message of the gateway is queued or being sent (cheap to poll: each half
+    /// stops at the first row of a partial index).
+    pub async fn gateway_has_unsent(&self, gateway_id: i64) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(1 AS BIGINT) FROM messages WHERE status = 'queued' AND gateway_id = $1
+             UNION ALL SELECT CAST(1 AS BIGINT) FROM messages WHERE status = 'sending' AND gateway_id = $1 LIMIT 1",
+        )
+        .bind(gateway_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(found.is_some())
     }
 
     /// Messages per status (for `/metrics` and tests).

@@ -17,6 +17,7 @@ on_both_engines!(
     claims_expire_late_messages_and_cancel_opted_out_ones,
     results_retry_fail_or_expire_as_attempts_and_validity_allow,
     a_sent_result_never_undoes_a_delivery_report,
+    many_results_in_one_call_each_reach_their_message,
     the_sweeper_takes_back_dead_leases_and_expires_queued_messages,
 );
 
@@ -281,6 +282,74 @@ async fn a_sent_result_never_undoes_a_delivery_report(engine: Engine) {
     let m = t.db.message(p.id, ids[0]).await.unwrap();
     assert_eq!(m.status, "delivered");
     assert!(m.sent_at.is_some() && m.delivered_at.is_some());
+}
+
+/// Sent results are written many per statement: each message still gets its own gateway id,
+/// and the retries and failures among them their own outcome.
+async fn many_results_in_one_call_each_reach_their_message(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let (_, gid, ids) = queued(&t.db, 21, None).await;
+    let c = claim(&t.db, &request(gid, None, 50, "w")).await;
+    assert_eq!(c.len(), 21);
+    let now = casecast_core::time::now_ms();
+    let results: Vec<SendResult> = c
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let outcome = match i % 7 {
+                3 => Outcome::Retry {
+                    error: format!("busy {i}"),
+                    next_attempt_at: now + 60_000,
+                },
+                5 => Outcome::Failed {
+                    error: format!("refused {i}"),
+                },
+                6 => Outcome::Sent {
+                    gateway_message_id: None,
+                },
+                _ => Outcome::Sent {
+                    gateway_message_id: Some(format!("gw-{}", m.id)),
+                },
+            };
+            result(m, 5, outcome)
+        })
+        .collect();
+    t.db.record_send_results(&results).await.unwrap();
+    let pool = raw_pool(&t.url).await;
+    for (i, m) in c.iter().enumerate() {
+        let row: (String, Option<String>, Option<String>, Option<String>, Option<i64>) =
+            sqlx::query_as(
+                "SELECT status, gateway_message_id, error, leased_by, sent_at FROM messages WHERE id = $1",
+            )
+            .bind(m.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let (status, gateway_id, error, leased_by, sent_at) = row;
+        assert_eq!(leased_by, None, "{i}: the lease is released");
+        match i % 7 {
+            3 => assert_eq!(
+                (status.as_str(), error, sent_at),
+                ("queued", Some(format!("busy {i}")), None)
+            ),
+            5 => assert_eq!(
+                (status.as_str(), error, sent_at),
+                ("failed", Some(format!("refused {i}")), None)
+            ),
+            6 => assert_eq!((status.as_str(), gateway_id, error), ("sent", None, None)),
+            _ => {
+                assert_eq!(
+                    (status.as_str(), gateway_id, error),
+                    ("sent", Some(format!("gw-{}", m.id)), None)
+                );
+                assert!(sent_at.is_some());
+            }
+        }
+    }
+    assert_eq!(
+        c.iter().map(|m| m.id).collect::<BTreeSet<_>>(),
+        ids.into_iter().collect::<BTreeSet<_>>()
+    );
 }
 
 async fn the_sweeper_takes_back_dead_leases_and_expires_queued_messages(engine: Engine) {
