@@ -107,6 +107,18 @@ impl Db {
     pub async fn claim_outbound(&self, req: &ClaimRequest<'_>) -> StoreResult<Claim> {
         let now_us = now_us();
         let now = now_us / 1000;
+        // A read first: an idle gateway costs no write transaction (on SQLite, every lane of
+        // every process would otherwise take the database's write lock twice a second).
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM messages WHERE gateway_id = $1 AND status = 'queued' AND next_attempt_at <= $2 LIMIT 1",
+        )
+        .bind(req.gateway_id)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        if due.is_none() {
+            return Ok(Claim::Empty);
+        }
         let mut tx = self.begin_write().await?;
         let mut budget = req.max_messages as i64;
         let mut start_us = now_us;
@@ -306,26 +318,30 @@ impl Db {
                     } else {
                         ("queued", error.clone(), *next_attempt_at)
                     };
+                    // Only the claim this answer belongs to: if the lease ran out and another
+                    // dispatcher claimed the message again (one more attempt), its answer counts.
                     sqlx::query(
                         "UPDATE messages SET status = $1, error = $2, next_attempt_at = $3, lease_until = NULL,
-                            leased_by = NULL, updated_at = $4 WHERE id = $5 AND status = 'sending'",
+                            leased_by = NULL, updated_at = $4 WHERE id = $5 AND status = 'sending' AND attempts = $6",
                     )
                     .bind(status)
                     .bind(error)
                     .bind(next)
                     .bind(now)
                     .bind(r.id)
+                    .bind(r.attempts)
                     .execute(&mut *tx)
                     .await?;
                 }
                 Outcome::Failed { error } => {
                     sqlx::query(
                         "UPDATE messages SET status = 'failed', error = $1, lease_until = NULL, leased_by = NULL,
-                            updated_at = $2 WHERE id = $3 AND status = 'sending'",
+                            updated_at = $2 WHERE id = $3 AND status = 'sending' AND attempts = $4",
                     )
                     .bind(error)
                     .bind(now)
                     .bind(r.id)
+                    .bind(r.attempts)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -350,16 +366,39 @@ impl Db {
         .execute(self.pool())
         .await?
         .rows_affected();
+        // A message on its last attempt is not tried again: it is failed, saying why.
         let taken_back = sqlx::query(
-            "UPDATE messages SET status = 'queued', lease_until = NULL, leased_by = NULL, next_attempt_at = $1,
-                error = 'the worker sending it stopped before recording the result: sent again, so it may arrive twice',
-                updated_at = $1
+            "UPDATE messages SET
+                status = CASE WHEN attempts >= COALESCE((SELECT g.max_attempts FROM gateways g
+                    WHERE g.id = messages.gateway_id), 1) THEN 'failed' ELSE 'queued' END,
+                error = CASE WHEN attempts >= COALESCE((SELECT g.max_attempts FROM gateways g
+                    WHERE g.id = messages.gateway_id), 1)
+                  THEN 'the worker sending its last attempt stopped before recording the result: it may or may not have been sent'
+                  ELSE 'the worker sending it stopped before recording the result: sent again, so it may arrive twice' END,
+                lease_until = NULL, leased_by = NULL, next_attempt_at = $1, updated_at = $1
              WHERE status = 'sending' AND lease_until < $1",
         )
         .bind(now)
         .execute(self.pool())
         .await?
         .rows_affected();
+        // Messages queued for a gateway deleted meanwhile (a retry or a take-back after its
+        // queue was cancelled): no dispatcher serves it any more.
+        let orphaned = sqlx::query(
+            "UPDATE messages SET status = 'cancelled', error = 'its gateway was deleted before it was sent',
+                updated_at = $1
+             WHERE status = 'queued' AND gateway_id IN (SELECT id FROM gateways WHERE deleted_at IS NOT NULL)",
+        )
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        if orphaned > 0 {
+            tracing::info!(
+                cancelled = orphaned,
+                "outbox: messages of deleted gateways cancelled"
+            );
+        }
         Ok((expired, taken_back))
     }
 

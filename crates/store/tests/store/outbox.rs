@@ -19,6 +19,7 @@ on_both_engines!(
     a_sent_result_never_undoes_a_delivery_report,
     many_results_in_one_call_each_reach_their_message,
     the_sweeper_takes_back_dead_leases_and_expires_queued_messages,
+    a_stale_answer_last_attempts_and_deleted_gateways,
 );
 
 /// A project with a log gateway (rate `rate`) and `n` queued messages to distinct cases.
@@ -375,4 +376,66 @@ async fn the_sweeper_takes_back_dead_leases_and_expires_queued_messages(engine: 
     let again = claim(&t.db, &request(gid, None, 10, "alive")).await;
     assert_eq!((again[0].id, again[0].attempts), (ids[0], 2));
     assert_eq!(t.db.sweep_outbox().await.unwrap(), (0, 0));
+}
+
+async fn a_stale_answer_last_attempts_and_deleted_gateways(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let (p, gid, ids) = queued(&t.db, 2, None).await;
+    let pool = raw_pool(&t.url).await;
+    let due = |id: i64, at: i64| {
+        sqlx::query("UPDATE messages SET next_attempt_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&pool)
+    };
+    // The second message waits for the last part of the test.
+    due(ids[1], i64::MAX / 2).await.unwrap();
+    // A dispatcher's lease runs out; another claims the message again.
+    let mut req = request(gid, None, 1, "slow");
+    req.lease_ms = 1;
+    let first = claim(&t.db, &req).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    t.db.sweep_outbox().await.unwrap();
+    let second = claim(&t.db, &request(gid, None, 1, "fast")).await;
+    assert_eq!((second[0].id, second[0].attempts), (first[0].id, 2));
+    // The first dispatcher's late failure does not touch the second claim.
+    let late = Outcome::Failed {
+        error: "permanent failure: 400".into(),
+    };
+    t.db.record_send_results(&[result(&first[0], 5, late)])
+        .await
+        .unwrap();
+    assert_eq!(status(&t.db, &p, ids[0]).await.0, "sending");
+    // On its last attempt, a message whose dispatcher died is failed, not sent a third time.
+    sqlx::query("UPDATE gateways SET max_attempts = 2 WHERE id = $1")
+        .bind(gid)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE messages SET lease_until = 1 WHERE id = $1")
+        .bind(ids[0])
+        .execute(&pool)
+        .await
+        .unwrap();
+    t.db.sweep_outbox().await.unwrap();
+    let (s, e) = status(&t.db, &p, ids[0]).await;
+    assert_eq!(s, "failed");
+    assert!(e.unwrap().contains("may or may not have been sent"));
+    // A retry that comes back to a gateway deleted meanwhile is cancelled by the sweeper.
+    due(ids[1], 0).await.unwrap();
+    let c = claim(&t.db, &request(gid, None, 1, "w")).await;
+    assert_eq!(c[0].id, ids[1]);
+    t.db.delete_gateway(p.id, gid).await.unwrap();
+    let retry = Outcome::Retry {
+        error: "temporary failure: 503".into(),
+        next_attempt_at: casecast_core::time::now_ms(),
+    };
+    t.db.record_send_results(&[result(&c[0], 5, retry)])
+        .await
+        .unwrap();
+    assert_eq!(status(&t.db, &p, ids[1]).await.0, "queued");
+    t.db.sweep_outbox().await.unwrap();
+    let (s, e) = status(&t.db, &p, ids[1]).await;
+    assert_eq!(s, "cancelled");
+    assert!(e.unwrap().contains("gateway was deleted"));
 }
