@@ -2,8 +2,8 @@
 //! and incoming-message webhooks after checking their `X-Twilio-Signature`. It logs the message
 //! id, the masked number and Twilio's status and error code: never the text.
 //!
-//! Twilio's API is HTTPS only, and this build's `reqwest` has no TLS feature yet (a later step
-//! adds it): until then only a plain-HTTP `api_base` (a test fake, a local proxy) can be reached.
+//! Twilio's API is HTTPS only: reqwest speaks TLS with rustls (the `ring` provider, Mozilla's
+//! root certificates built in).
 
 use std::fmt;
 

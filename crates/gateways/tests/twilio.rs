@@ -296,6 +296,29 @@ async fn a_refused_connection_is_temporary() {
     );
 }
 
+/// Twilio's API is HTTPS only: the client speaks TLS (a ClientHello reaches the server), and a
+/// server that hangs up mid-handshake is a temporary failure.
+#[tokio::test]
+async fn https_is_spoken_to_the_api() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut first = [0u8; 3];
+        socket.read_exact(&mut first).await.unwrap();
+        first
+    });
+    let gateway = TwilioGateway::new(config(format!("https://{addr}")), fake_http::client());
+    let err = gateway
+        .send(&sms("+256772123456", "Reminder"))
+        .await
+        .unwrap_err();
+    // A TLS record of type handshake (22), version 3.x.
+    assert_eq!(server.await.unwrap()[..2], [0x16, 0x03]);
+    assert!(matches!(err, SendError::Temporary(_)), "{err}");
+}
+
 #[test]
 fn the_config_reads_with_defaults_and_hides_the_token_in_debug() {
     let cfg: TwilioConfig =
