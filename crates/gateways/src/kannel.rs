@@ -52,7 +52,7 @@ impl fmt::Debug for KannelConfig {
             .field("username", &self.username)
             .field("password", &"***")
             .field("from", &self.from)
-            .field("dlr_url", &"*** (carries the webhook secret)")
+            .field("dlr_url", &"***")
             .field("smsc", &self.smsc)
             .finish()
     }

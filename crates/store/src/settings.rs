@@ -77,10 +77,9 @@ impl MessagingSettings {
         }
         Keywords::parse(&self.stop_keywords, &self.start_keywords).map_err(|e| {
             // Each list's own errors name it ("start keyword 2 is empty"); a word in both
-            // lists is the start list's problem.
-            let field = if e.contains(" start keyword")
-                || e.starts_with("start keyword")
-                || e.contains("both")
+            // lists is reported on the stop list, which is checked first.
+            let field = if (e.contains(" start keyword") || e.starts_with("start keyword"))
+                && !e.contains("both")
             {
                 "start_keywords"
             } else {

@@ -285,8 +285,18 @@ async fn masked_credentials_are_kept_on_patch(engine: Engine) {
     let stored = app.db.gateway(app.alpha.id, id).await.unwrap();
     assert_eq!(stored.config.to_json()["password"], PASSWORD);
     assert_eq!(stored.config.to_json()["username"], "casecast2");
-    // Left out: kept too.
-    let (status, _) = call(
+    // Left out: kept too, on another path of the same address.
+    let (status, got) = call(
+        &app,
+        Method::PATCH,
+        &url,
+        admin,
+        Some(json!({"config": {"sendsms_url": format!("{}/other", created["config"]["sendsms_url"].as_str().unwrap()), "username": "casecast2"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+    // The stored password never follows the gateway to another address: it must be typed again.
+    let (status, got) = call(
         &app,
         Method::PATCH,
         &url,
@@ -294,7 +304,20 @@ async fn masked_credentials_are_kept_on_patch(engine: Engine) {
         Some(json!({"config": {"sendsms_url": "http://10.0.0.5:13013/cgi-bin/sendsms", "username": "casecast2"}})),
     )
     .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 422, "{got}");
+    assert!(got["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("config.password: type it again"));
+    let (status, got) = call(
+        &app,
+        Method::PATCH,
+        &url,
+        admin,
+        Some(json!({"config": {"sendsms_url": "http://10.0.0.5:13013/cgi-bin/sendsms", "username": "casecast2", "password": PASSWORD}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
     let stored = app
         .db
         .gateway(app.alpha.id, id)
