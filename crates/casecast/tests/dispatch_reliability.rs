@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use casecast_core::{CountryCode, PhoneNumber, ProjectSlug, TimeZoneName};
 use casecast_gateways::config::GatewayKind;
@@ -28,19 +28,13 @@ const KILL_AFTER: usize = 3_000;
 const LEASE_MS: &str = "8000";
 const WITHIN: Duration = Duration::from_secs(600);
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it gives a value, within [`WITHIN`].
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "not within {WITHIN:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    casecast_testkit::eventually(what, WITHIN, check).await
 }
 
 /// A `casecast worker` on the test database; killed when dropped.

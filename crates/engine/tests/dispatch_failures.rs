@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,19 +22,12 @@ use serde_json::{json, Value};
 
 const WITHIN: Duration = Duration::from_secs(90);
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "not within {WITHIN:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    casecast_testkit::eventually(what, WITHIN, check).await
 }
 
 async fn gateway(

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::Form;
@@ -27,19 +27,13 @@ on_both_engines!(
 
 const WITHIN: Duration = Duration::from_secs(60);
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it gives a value, within [`WITHIN`].
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "not within {WITHIN:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    casecast_testkit::eventually(what, WITHIN, check).await
 }
 
 /// A gateway's receiving end: counts requests in flight (and the most at once), and holds

@@ -4,7 +4,7 @@
 //! in the case's history, opt the number out (STOP, with one confirmation) and back in (START).
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use casecast_core::case::CaseChanges;
 use casecast_core::PhoneNumber;
@@ -20,20 +20,13 @@ const PHONE: &str = "+256772000001";
 const SENDER: &str = "1234";
 const WITHIN: Duration = Duration::from_secs(60);
 
-/// Polls `check` until it gives a value; panics with `what` after a generous deadline.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it gives a value, within [`WITHIN`].
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "not within {WITHIN:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    casecast_testkit::eventually(what, WITHIN, check).await
 }
 
 /// A server, a Kannel whose MO goes to the server's webhook, and a Kannel gateway for alpha.

@@ -82,3 +82,23 @@ impl TestDb {
         TestDb { db, url, _dir: dir }
     }
 }
+
+/// Polls `check` every 50 ms until it gives a value; panics naming `what` after `within`
+/// (a generous deadline: tests wait for outcomes, they do not time them).
+pub async fn eventually<T, F, Fut>(what: &str, within: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
