@@ -140,6 +140,12 @@ async fn kannel_stopped_messages_retry_then_expire(engine: Engine) {
     queue(&app, &g, 1, 500).await;
     let got = kannel.wait_for(1, WITHIN).await;
     assert_eq!(got[0].receiver, "+256772000500", "{got:?}");
+    // Its delivery report may be recorded before the gateway's answer: wait for both.
+    eventually("the new message recorded as sent", || async {
+        let ms = messages_of(&app, &g).await;
+        ms.iter().any(|m| m.sent_at.is_some()).then_some(())
+    })
+    .await;
     settled(&app).await;
     let ms = messages_of(&app, &g).await;
     let sent: Vec<&Message> = ms.iter().filter(|m| m.sent_at.is_some()).collect();
