@@ -428,7 +428,19 @@ impl Db {
         Ok(found.is_some())
     }
 
-    /// Messages per status (for `/metrics` and tests).
+    /// Outbound messages queued and being sent, all projects (for `/metrics`; read through the
+    /// partial indexes of those statuses).
+    pub async fn outbox_backlog(&self) -> StoreResult<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM messages WHERE status = 'queued') AS queued,
+                    (SELECT COUNT(*) FROM messages WHERE status = 'sending') AS sending",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.try_get("queued")?, row.try_get("sending")?))
+    }
+
+    /// Messages per status (for tests).
     pub async fn outbox_counts(&self) -> StoreResult<Vec<(String, i64)>> {
         let rows = sqlx::query(
             "SELECT status, COUNT(*) AS n FROM messages GROUP BY status ORDER BY status",

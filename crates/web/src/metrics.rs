@@ -1,4 +1,5 @@
-//! Prometheus metrics: requests by route and status, latency histogram, database pool.
+//! Prometheus metrics: requests by route and status, latency histogram, database pool, and the
+//! outbox backlog (messages queued and being sent).
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -23,6 +24,11 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: String,
     route: String,
@@ -35,6 +41,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram>,
     pool_size: Gauge,
     pool_idle: Gauge,
+    outbox: Family<StatusLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -46,6 +53,12 @@ impl Default for Metrics {
         });
         let pool_size = Gauge::default();
         let pool_idle = Gauge::default();
+        let outbox = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "outbox_messages",
+            "Outbound messages not yet handed to a gateway (queued) or being handed over (sending), all projects",
+            outbox.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests answered, by route and status",
@@ -72,15 +85,25 @@ impl Default for Metrics {
             latency,
             pool_size,
             pool_idle,
+            outbox,
         }
     }
 }
 
 impl Metrics {
-    /// The text exposition, with the pool figures read now.
-    pub fn render(&self, pool: (u32, usize)) -> String {
+    /// The text exposition, with the pool figures and the outbox backlog read now.
+    pub fn render(&self, pool: (u32, usize), backlog: Option<(i64, i64)>) -> String {
         self.pool_size.set(i64::from(pool.0));
         self.pool_idle.set(pool.1 as i64);
+        if let Some((queued, sending)) = backlog {
+            for (status, n) in [("queued", queued), ("sending", sending)] {
+                self.outbox
+                    .get_or_create(&StatusLabels {
+                        status: status.to_string(),
+                    })
+                    .set(n);
+            }
+        }
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         // Writing to a String cannot fail.
@@ -124,11 +147,19 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 
 /// `GET /metrics`.
 pub async fn endpoint(State(state): State<AppState>) -> impl IntoResponse {
+    // Read through the partial indexes of the two statuses; a failure leaves the last figures.
+    let backlog = match state.db.outbox_backlog().await {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the outbox backlog for /metrics failed");
+            None
+        }
+    };
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(state.db.pool_stats()),
+        state.metrics.render(state.db.pool_stats(), backlog),
     )
 }

@@ -578,6 +578,17 @@ async fn deleting_a_gateway_cancels_its_queued_messages(engine: Engine) {
         (status, kept["gateway_id"].clone()),
         (201, other["id"].clone())
     );
+    // The backlog shows in /metrics.
+    let backlog = |app: &TestApp| {
+        let url = app.url("/metrics");
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let metrics = backlog(&app).await;
+    assert!(
+        metrics.contains("casecast_outbox_messages{status=\"queued\"} 3"),
+        "{metrics}"
+    );
     let (status, got) = call(
         &app,
         Method::DELETE,
@@ -613,6 +624,11 @@ async fn deleting_a_gateway_cancels_its_queued_messages(engine: Engine) {
     assert_eq!(
         m["status"], "queued",
         "another gateway's message stays: {m}"
+    );
+    let metrics = backlog(&app).await;
+    assert!(
+        metrics.contains("casecast_outbox_messages{status=\"queued\"} 1"),
+        "{metrics}"
     );
 }
 
