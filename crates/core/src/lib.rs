@@ -7,9 +7,11 @@ pub mod ids;
 pub mod opt_out;
 pub mod phone;
 pub mod quiet_hours;
+pub mod recurrence;
 pub mod sheet;
 pub mod sheet_out;
 pub mod sms;
+pub mod template;
 pub mod time;
 
 pub use ids::{CaseId, CountryCode, Email, InvalidValue, ProjectSlug, Role, TimeZoneName};

@@ -69,7 +69,7 @@ impl QuietHours {
 }
 
 /// The first instant at which the local clock in `zone` reads `dt` or later.
-fn first_at_or_after(zone: &TimeZone, dt: DateTime) -> Option<Timestamp> {
+pub(crate) fn first_at_or_after(zone: &TimeZone, dt: DateTime) -> Option<Timestamp> {
     match zone.to_ambiguous_timestamp(dt).offset() {
         AmbiguousOffset::Unambiguous { offset } => offset.to_timestamp(dt).ok(),
         // `dt` happens twice: the offset before the change gives the first time.
