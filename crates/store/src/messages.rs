@@ -546,48 +546,37 @@ impl Db {
         };
         let mut intent = None;
         if let Some(number) = &number {
-            match casecast_core::opt_out::intent(&text, &project.messaging.keywords()) {
-                Some(Intent::OptOut) => {
-                    let changed = self
-                        .opt_out_tx(&mut tx, project.id, number.as_str(), "keyword")
-                        .await?;
-                    if changed {
-                        Db::queue_outbound(
-                            &mut tx,
-                            &project,
-                            &NewOutbound {
-                                case_pk,
-                                phone: number.clone(),
-                                text: project.messaging.opt_out_reply.clone(),
-                                gateway_id: gateway.id,
-                                user_id: None,
-                                kind: "confirmation",
-                            },
-                        )
-                        .await?;
-                    }
-                    intent = Some((Intent::OptOut, changed));
+            if let Some(asked) =
+                casecast_core::opt_out::intent(&text, &project.messaging.keywords())
+            {
+                let (changed, reply) = match asked {
+                    Intent::OptOut => (
+                        self.opt_out_tx(&mut tx, project.id, number.as_str(), "keyword")
+                            .await?,
+                        &project.messaging.opt_out_reply,
+                    ),
+                    Intent::OptIn => (
+                        self.opt_in_tx(&mut tx, project.id, number.as_str()).await?,
+                        &project.messaging.opt_in_reply,
+                    ),
+                };
+                // A keyword that changes nothing (a second STOP) gets no second confirmation.
+                if changed {
+                    Db::queue_outbound(
+                        &mut tx,
+                        &project,
+                        &NewOutbound {
+                            case_pk,
+                            phone: number.clone(),
+                            text: reply.clone(),
+                            gateway_id: gateway.id,
+                            user_id: None,
+                            kind: "confirmation",
+                        },
+                    )
+                    .await?;
                 }
-                Some(Intent::OptIn) => {
-                    let changed = self.opt_in_tx(&mut tx, project.id, number.as_str()).await?;
-                    if changed {
-                        Db::queue_outbound(
-                            &mut tx,
-                            &project,
-                            &NewOutbound {
-                                case_pk,
-                                phone: number.clone(),
-                                text: project.messaging.opt_in_reply.clone(),
-                                gateway_id: gateway.id,
-                                user_id: None,
-                                kind: "confirmation",
-                            },
-                        )
-                        .await?;
-                    }
-                    intent = Some((Intent::OptIn, changed));
-                }
-                None => {}
+                intent = Some((asked, changed));
             }
         }
         tx.commit().await?;

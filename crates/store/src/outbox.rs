@@ -89,6 +89,15 @@ pub fn now_us() -> i64 {
 
 const EXPIRED: &str = "not handed to a gateway within its validity period";
 
+/// The `SET` of a message that expires unsent (`$1` is now): its last error, if any, is kept
+/// before the reason. Used by claims and by the sweeper alike.
+fn expire_set() -> String {
+    format!(
+        "status = 'expired', updated_at = $1, lease_until = NULL, leased_by = NULL,
+         error = CASE WHEN error IS NULL THEN '{EXPIRED}' ELSE error || '; {EXPIRED}' END"
+    )
+}
+
 /// Sent messages recorded per statement (SQLite allows 500 terms in a compound SELECT).
 const SENT_PER_STATEMENT: usize = 192;
 
@@ -198,10 +207,7 @@ impl Db {
         for (ids, sql) in [
             (
                 &expired,
-                format!(
-                    "UPDATE messages SET status = 'expired', updated_at = $1, lease_until = NULL, leased_by = NULL,
-                     error = CASE WHEN error IS NULL THEN '{EXPIRED}' ELSE error || '; {EXPIRED}' END WHERE id IN "
-                ),
+                format!("UPDATE messages SET {} WHERE id IN ", expire_set()),
             ),
             (
                 &opted_out,
@@ -358,9 +364,8 @@ impl Db {
     pub async fn sweep_outbox(&self) -> StoreResult<(u64, u64)> {
         let now = casecast_core::time::now_ms();
         let expired = sqlx::query(&format!(
-            "UPDATE messages SET status = 'expired', updated_at = $1,
-                error = CASE WHEN error IS NULL THEN '{EXPIRED}' ELSE error || '; {EXPIRED}' END
-             WHERE status = 'queued' AND expires_at <= $1"
+            "UPDATE messages SET {} WHERE status = 'queued' AND expires_at <= $1",
+            expire_set()
         ))
         .bind(now)
         .execute(self.pool())

@@ -33,6 +33,22 @@ pub struct WebConfig {
     pub public_url: Option<String>,
 }
 
+impl WebConfig {
+    /// Where gateways reach this server unless told otherwise: the configured public URL,
+    /// else the address the request came in by (right when the gateway reaches it the same
+    /// way); `None` when neither is known.
+    pub fn callback_base(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        if let Some(url) = &self.public_url {
+            return Some(url.clone());
+        }
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("http://{h}"))
+    }
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {

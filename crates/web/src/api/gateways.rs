@@ -3,7 +3,7 @@
 //! the gateway's webhook secret).
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use casecast_core::Role;
 use casecast_gateways::config::GatewayKind;
@@ -19,7 +19,7 @@ use super::{AdminAuth, ErrorBody, PageParams};
 use crate::auth::ApiAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{ApiJson, ApiQuery};
-use crate::AppState;
+use crate::{AppState, WebConfig};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -200,18 +200,9 @@ fn kind(s: &str) -> ApiResult<GatewayKind> {
     GatewayKind::parse(s).map_err(|e| ApiError::invalid(format!("kind: {e}")))
 }
 
-/// The callback base when the body gives none: the configured public URL, else the address
-/// the admin used to reach this server (right when the gateway reaches it the same way).
-fn default_callback_base(public_url: Option<&str>, headers: &HeaderMap) -> ApiResult<String> {
-    if let Some(url) = public_url {
-        return Ok(url.to_string());
-    }
-    headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty())
-        .map(|h| format!("http://{h}"))
-        .ok_or_else(|| {
+/// The callback base when the body gives none (`WebConfig::callback_base`), or 422.
+fn default_callback_base(config: &WebConfig, headers: &HeaderMap) -> ApiResult<String> {
+    config.callback_base(headers).ok_or_else(|| {
             ApiError::invalid(
                 "callback_base_url: give the address at which the gateway reaches Casecast, e.g. http://casecast.example:8080",
             )
@@ -257,7 +248,7 @@ async fn create_gateway(
 ) -> ApiResult<(StatusCode, Json<GatewayJson>)> {
     let callback_base_url = match body.callback_base_url {
         Some(url) => url,
-        None => default_callback_base(state.config.public_url.as_deref(), &headers)?,
+        None => default_callback_base(&state.config, &headers)?,
     };
     let new = NewGateway {
         name: body.name,
@@ -364,20 +355,28 @@ async fn delete_gateway(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
+
+    fn config(public_url: Option<&str>) -> WebConfig {
+        WebConfig {
+            public_url: public_url.map(str::to_string),
+            ..WebConfig::default()
+        }
+    }
 
     #[test]
     fn the_callback_base_is_the_public_url_else_the_host_used() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "10.0.0.7:8080".parse().unwrap());
         assert_eq!(
-            default_callback_base(Some("https://cc.example.org"), &headers).unwrap(),
+            default_callback_base(&config(Some("https://cc.example.org")), &headers).unwrap(),
             "https://cc.example.org"
         );
         assert_eq!(
-            default_callback_base(None, &headers).unwrap(),
+            default_callback_base(&config(None), &headers).unwrap(),
             "http://10.0.0.7:8080"
         );
-        let err = default_callback_base(None, &HeaderMap::new()).unwrap_err();
+        let err = default_callback_base(&config(None), &HeaderMap::new()).unwrap_err();
         assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(
             err.message.starts_with("callback_base_url:"),

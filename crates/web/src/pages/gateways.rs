@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use casecast_core::case::FieldError;
@@ -114,17 +114,13 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
     }
 }
 
-/// Where gateways reach this server by default: the configured public URL, else the address
-/// the browser used.
+/// Where gateways reach this server by default (`WebConfig::callback_base`), pre-filled in
+/// the form.
 fn default_base(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(u) = &state.config.public_url {
-        return u.clone();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1:8080");
-    format!("http://{host}")
+    state
+        .config
+        .callback_base(headers)
+        .unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
 }
 
 fn list_url(page: &ProjectPage) -> String {
