@@ -3,6 +3,7 @@
 
 mod app;
 mod browser;
+pub mod capture;
 pub mod cli;
 pub mod kannel;
 

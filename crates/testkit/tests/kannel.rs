@@ -2,107 +2,22 @@
 //! concatenated messages reach the fake operator, delivery reports and MO messages reach local
 //! HTTP listeners, and dropping the value stops the processes.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use casecast_testkit::capture::Capture;
 use casecast_testkit::kannel::{decode_ucs2, join_parts, Kannel, LineKind};
 use reqwest::Url;
 
 const WITHIN: Duration = Duration::from_secs(15);
 
-/// A loopback HTTP/1.1 listener that answers every request `200 OK` (keep-alive, as Kannel
-/// uses many parallel connections) and records the request targets.
-struct Capture {
-    base: String,
-    targets: Arc<Mutex<Vec<String>>>,
-}
-
-impl Capture {
-    fn start() -> Capture {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let targets = Arc::new(Mutex::new(Vec::new()));
-        let sink = targets.clone();
-        // Lives until the test process ends.
-        std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                let sink = sink.clone();
-                std::thread::spawn(move || serve(stream, sink));
-            }
-        });
-        Capture { base, targets }
-    }
-
-    /// Waits until `n` recorded requests have the path `path`; returns their URLs.
-    async fn wait_for(&self, path: &str, n: usize) -> Vec<Url> {
-        let deadline = Instant::now() + WITHIN;
-        loop {
-            let got: Vec<Url> = self
-                .targets
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|t| Url::parse(&format!("{}{t}", self.base)).unwrap())
-                .filter(|u| u.path() == path)
-                .collect();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {n} requests to {path} within {WITHIN:?}: {:?}",
-                got.len(),
-                self.targets.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-}
-
-/// One connection: request after request until the peer closes or stays idle.
-fn serve(stream: TcpStream, sink: Arc<Mutex<Vec<String>>>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        if let Some(target) = request_line.split(' ').nth(1) {
-            sink.lock().unwrap().push(target.to_string());
-        }
-        if writer
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            .is_err()
-        {
-            return;
-        }
-    }
+/// The callbacks `capture` has had for `path` (waiting for `n`), as URLs.
+async fn callbacks(capture: &Capture, path: &str, n: usize) -> Vec<Url> {
+    capture
+        .wait_for(path, n)
+        .await
+        .iter()
+        .map(|q| Url::parse(&format!("{}{path}?{q}", capture.base)).unwrap())
+        .collect()
 }
 
 fn param(url: &Url, name: &str) -> Option<String> {
@@ -207,7 +122,7 @@ async fn delivery_reports_and_mo_reach_their_urls() {
         ],
     )
     .await;
-    let reports = capture.wait_for("/dlr", 2).await;
+    let reports = callbacks(&capture, "/dlr", 2).await;
     let mut statuses: Vec<String> = reports
         .iter()
         .map(|u| {
@@ -220,7 +135,7 @@ async fn delivery_reports_and_mo_reach_their_urls() {
     assert_eq!(kannel.received()[0].text, "with reports");
 
     kannel.send_mo("+256772123456", "1234", "STOP").await;
-    let mo = capture.wait_for("/mo", 1).await;
+    let mo = callbacks(&capture, "/mo", 1).await;
     assert_eq!(param(&mo[0], "from").as_deref(), Some("+256772123456"));
     assert_eq!(param(&mo[0], "to").as_deref(), Some("1234"));
     assert_eq!(param(&mo[0], "text").as_deref(), Some("STOP"));
@@ -230,9 +145,9 @@ async fn delivery_reports_and_mo_reach_their_urls() {
     kannel
         .send_mo("+256772123456", "1234", "Ndiyo 😀 & 100%")
         .await;
-    let mo = capture.wait_for("/mo", 2).await;
+    let mo = callbacks(&capture, "/mo", 2).await;
     assert_eq!(param(&mo[1], "text").as_deref(), Some("Ndiyo 😀 & 100%"));
-    assert_eq!(capture.wait_for("/dlr", 0).await.len(), 2);
+    assert_eq!(callbacks(&capture, "/dlr", 0).await.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
