@@ -39,6 +39,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         identifiers: usize,
     },
+    /// Broadcast figures: the preview and fan-out of a broadcast to a group of N cases.
+    Broadcast {
+        /// Cases in the project, all in the group.
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: usize,
+    },
+    /// (internal) The measured part of `bench broadcast`.
+    #[command(hide = true)]
+    RunFanout {
+        #[arg(long)]
+        project_id: i64,
+        #[arg(long)]
+        occurrence: i64,
+    },
     /// Delivery figures: dispatch to a local HTTP sink, through Kannel, a shared rate limit.
     #[command(subcommand)]
     Dispatch(crate::bench_dispatch::DispatchBench),
@@ -112,6 +126,13 @@ fn write_sheet(path: &Path, rows: usize, format: SheetFormat) -> anyhow::Result<
 pub async fn bench(url: &str, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Dispatch(bench) => crate::bench_dispatch::run(url, bench).await,
+        BenchCommand::Broadcast { cases } => crate::bench_broadcast::run(url, cases).await,
+        BenchCommand::RunFanout {
+            project_id,
+            occurrence,
+        } => {
+            crate::bench_broadcast::run_fanout(url, project_id, occurrence).await
+        }
         BenchCommand::Groups { cases, identifiers } => {
             crate::bench_groups::run(url, cases, identifiers).await
         }

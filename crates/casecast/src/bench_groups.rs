@@ -17,7 +17,7 @@ use casecast_store::Db;
 
 use crate::admin::open;
 
-const ACTOR: Actor = Actor {
+pub(crate) const ACTOR: Actor = Actor {
     user_id: None,
     via: "cli",
 };
@@ -27,11 +27,12 @@ fn phone_digits(i: usize) -> String {
 }
 
 fn write_cases(path: &Path, from: usize, to: usize) -> anyhow::Result<()> {
-    let mut out = String::from("case_id,external_id,name,phone_number,district\n");
+    let mut out = String::from("case_id,external_id,name,phone_number,district,language_code\n");
     for i in from..to {
         out.push_str(&format!(
-            "bc-{i:07},BX-{i:07},Participant {i},+256{},Gulu\n",
-            phone_digits(i)
+            "bc-{i:07},BX-{i:07},Participant {i},+256{},Gulu,{}\n",
+            phone_digits(i),
+            if i % 5 == 0 { "sw" } else { "en" }
         ));
     }
     std::fs::write(path, out)?;
@@ -53,7 +54,7 @@ fn identifier(i: usize) -> String {
     }
 }
 
-async fn upload_in_process(
+pub(crate) async fn upload_in_process(
     db: &Db,
     project_id: i64,
     group_id: i64,
@@ -99,8 +100,23 @@ fn median_ms(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub async fn run(url: &str, cases: usize, identifiers: usize) -> anyhow::Result<()> {
+/// Imports cases `bc-0000000`… (every fifth with language `sw`) into a project; returns how
+/// many were created.
+pub(crate) async fn import_cases(url: &str, slug: &str, cases: usize) -> anyhow::Result<usize> {
     let dir = tempfile::tempdir()?;
+    // Imported in parts of 250,000: a single file of a million cases is over the 50 MB limit.
+    let mut created = 0;
+    for (part, start) in (0..cases).step_by(250_000).enumerate() {
+        let file = dir.path().join(format!("cases-{part}.csv"));
+        write_cases(&file, start, (start + 250_000).min(cases))?;
+        created += crate::import::import_file(url, slug, &file, false)
+            .await?
+            .created;
+    }
+    Ok(created)
+}
+
+pub async fn run(url: &str, cases: usize, identifiers: usize) -> anyhow::Result<()> {
     let db = open(url).await?;
     let engine = db.engine().name();
     let slug = format!("bench-{}", casecast_store::secrets::random_hex(4));
@@ -112,16 +128,8 @@ pub async fn run(url: &str, cases: usize, identifiers: usize) -> anyhow::Result<
             country: Some(CountryCode::parse("UG")?),
         })
         .await?;
-    // Imported in parts of 250,000: a single file of a million cases is over the 50 MB limit.
     let started = Instant::now();
-    let mut created = 0;
-    for (part, start) in (0..cases).step_by(250_000).enumerate() {
-        let file = dir.path().join(format!("cases-{part}.csv"));
-        write_cases(&file, start, (start + 250_000).min(cases))?;
-        created += crate::import::import_file(url, &slug, &file, false)
-            .await?
-            .created;
-    }
+    let created = import_cases(url, &slug, cases).await?;
     println!(
         "[{engine}] setup: imported {created} cases in {:.1} s",
         started.elapsed().as_secs_f64()

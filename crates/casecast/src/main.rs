@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod bench_broadcast;
 mod bench_dispatch;
 mod bench_groups;
 mod demo;

@@ -1,5 +1,6 @@
 //! Casecast's domain: types and rules with no I/O.
 
+pub mod broadcast;
 pub mod case;
 pub mod case_sheet;
 pub mod identifier;

@@ -62,6 +62,11 @@ pub(crate) fn migrations(engine: Engine) -> &'static [(i64, &'static str, &'stat
                 "messaging",
                 include_str!("../migrations/sqlite/0003_messaging.sql"),
             ),
+            (
+                4,
+                "broadcasts",
+                include_str!("../migrations/sqlite/0004_broadcasts.sql"),
+            ),
         ],
         Engine::Postgres => &[
             (
@@ -78,6 +83,11 @@ pub(crate) fn migrations(engine: Engine) -> &'static [(i64, &'static str, &'stat
                 3,
                 "messaging",
                 include_str!("../migrations/postgres/0003_messaging.sql"),
+            ),
+            (
+                4,
+                "broadcasts",
+                include_str!("../migrations/postgres/0004_broadcasts.sql"),
             ),
         ],
     }

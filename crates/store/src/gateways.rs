@@ -569,26 +569,61 @@ impl Db {
     /// The gateway a message to `phone` goes through: the one whose longest prefix matches,
     /// else the default. `None` when the project has no gateway.
     pub async fn route(&self, project_id: i64, phone: &str) -> StoreResult<Option<i64>> {
+        Ok(self.router(project_id).await?.route(phone))
+    }
+
+    /// The project's live gateways as a [`Router`], for routing many numbers at once.
+    pub async fn router(&self, project_id: i64) -> StoreResult<Router> {
         let rows = sqlx::query(
             "SELECT id, prefixes, is_default FROM gateways WHERE project_id = $1 AND deleted_at IS NULL",
         )
         .bind(project_id)
         .fetch_all(self.pool())
         .await?;
-        let mut best: Option<(usize, i64)> = None;
-        let mut default = None;
+        let mut router = Router::default();
         for r in &rows {
             let id: i64 = r.try_get("id")?;
             let prefixes: String = r.try_get("prefixes")?;
             if r.try_get::<i64, _>("is_default")? != 0 {
-                default = Some(id);
+                router.default = Some(id);
             }
             for p in prefixes.split(',').filter(|p| !p.is_empty()) {
-                if phone.starts_with(p) && best.is_none_or(|(len, _)| p.len() > len) {
-                    best = Some((p.len(), id));
-                }
+                router.prefixes.push((p.to_string(), id));
             }
         }
-        Ok(best.map(|(_, id)| id).or(default))
+        Ok(router)
+    }
+}
+
+/// Which gateway each number goes through: the longest matching prefix, else the default.
+#[derive(Clone, Debug, Default)]
+pub struct Router {
+    prefixes: Vec<(String, i64)>,
+    default: Option<i64>,
+}
+
+impl Router {
+    /// Every number through one gateway (a broadcast that names its gateway).
+    pub fn only(gateway_id: i64) -> Router {
+        Router {
+            prefixes: Vec::new(),
+            default: Some(gateway_id),
+        }
+    }
+
+    /// Whether no number can be routed (the project has no gateway).
+    pub fn is_empty(&self) -> bool {
+        self.prefixes.is_empty() && self.default.is_none()
+    }
+
+    /// The gateway for `phone`, or `None` when the project has no gateway.
+    pub fn route(&self, phone: &str) -> Option<i64> {
+        let mut best: Option<(usize, i64)> = None;
+        for (p, id) in &self.prefixes {
+            if phone.starts_with(p.as_str()) && best.is_none_or(|(len, _)| p.len() > len) {
+                best = Some((p.len(), *id));
+            }
+        }
+        best.map(|(_, id)| id).or(self.default)
     }
 }

@@ -1,12 +1,14 @@
 //! Casecast storage: one code path over SQLite and PostgreSQL (sqlx `Any`).
 
 pub mod accounts;
+pub mod broadcasts;
 pub mod case_groups;
 pub mod case_import;
 pub mod cases;
 pub mod db;
 mod dialect;
 pub mod error;
+mod fanout;
 pub mod gateways;
 pub mod jobs;
 pub mod membership;
@@ -15,6 +17,7 @@ mod migrate;
 pub mod opt_outs;
 pub mod outbox;
 pub mod projects;
+mod scheduler;
 pub mod sealed;
 pub mod secrets;
 pub mod settings;
@@ -23,4 +26,5 @@ pub mod uploads;
 pub mod worker;
 
 pub use db::{Db, Engine};
+pub use fanout::{LanguagePreview, Preview, Sample};
 pub use error::{StoreError, StoreResult};

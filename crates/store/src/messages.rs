@@ -94,6 +94,8 @@ pub struct MessageFilter {
     pub case_id: Option<String>,
     pub phone_number: Option<String>,
     pub broadcast_id: Option<i64>,
+    /// One occurrence of a broadcast.
+    pub occurrence_id: Option<i64>,
     /// Created at or after (epoch ms).
     pub since: Option<i64>,
     /// Created before (epoch ms).
@@ -325,6 +327,9 @@ impl Db {
         if filter.broadcast_id.is_some() {
             next(&mut sql, " AND m.broadcast_id = ?");
         }
+        if filter.occurrence_id.is_some() {
+            next(&mut sql, " AND m.occurrence_id = ?");
+        }
         if filter.since.is_some() {
             next(&mut sql, " AND m.created_at >= ?");
         }
@@ -345,7 +350,13 @@ impl Db {
         {
             q = q.bind(v.clone());
         }
-        for v in [filter.broadcast_id, filter.since, filter.until, cursor]
+        for v in [
+            filter.broadcast_id,
+            filter.occurrence_id,
+            filter.since,
+            filter.until,
+            cursor,
+        ]
             .into_iter()
             .flatten()
         {

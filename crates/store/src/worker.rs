@@ -11,12 +11,50 @@ use crate::{Db, StoreError};
 /// Attempts before a job is given up.
 pub const MAX_ATTEMPTS: i64 = 5;
 
-/// Runs jobs until `stop` turns true.
+/// How often each worker looks for due broadcasts.
+const SCHEDULER_TICK: Duration = Duration::from_secs(1);
+
+/// The scheduler's clock: the real one, unless `CASECAST_TEST_CLOCK` is `ANCHOR:START:SPEED`
+/// (epoch ms, epoch ms, factor): from the real instant ANCHOR the scheduler sees START, and its
+/// time runs SPEED times faster. Tests use it to let several processes live through days in
+/// seconds on one shared fake clock; it changes only when broadcasts fire.
+fn scheduler_now() -> i64 {
+    static CLOCK: std::sync::OnceLock<Option<(i64, i64, f64)>> = std::sync::OnceLock::new();
+    let real = casecast_core::time::now_ms();
+    let clock = CLOCK.get_or_init(|| {
+        let spec = std::env::var("CASECAST_TEST_CLOCK").ok()?;
+        let mut parts = spec.split(':');
+        let parsed = (|| {
+            Some((
+                parts.next()?.parse().ok()?,
+                parts.next()?.parse().ok()?,
+                parts.next()?.parse().ok()?,
+            ))
+        })();
+        if parsed.is_none() {
+            tracing::error!("CASECAST_TEST_CLOCK is not ANCHOR_MS:START_MS:SPEED; using the real clock");
+        }
+        parsed
+    });
+    match clock {
+        Some((anchor, start, speed)) => start + ((real - anchor) as f64 * speed) as i64,
+        None => real,
+    }
+}
+
+/// Runs jobs, and fires due broadcasts, until `stop` turns true.
 pub async fn run_worker(db: Db, name: String, mut stop: watch::Receiver<bool>) {
     tracing::info!(worker = %name, "worker started");
+    let mut last_tick: Option<std::time::Instant> = None;
     loop {
         if *stop.borrow() {
             break;
+        }
+        if last_tick.is_none_or(|t| t.elapsed() >= SCHEDULER_TICK) {
+            last_tick = Some(std::time::Instant::now());
+            if let Err(e) = db.fire_due_broadcasts(scheduler_now()).await {
+                tracing::error!(error = %e, "firing due broadcasts failed");
+            }
         }
         match db.claim_job(&name).await {
             Ok(Some(job)) => run_job(&db, &name, job).await,
@@ -39,6 +77,7 @@ pub async fn run_worker(db: Db, name: String, mut stop: watch::Receiver<bool>) {
 async fn run_job(db: &Db, worker: &str, job: Job) {
     let result = match job.kind.as_str() {
         "upload" => db.process_upload(job.ref_id, job.id, worker).await,
+        "fanout" => db.process_fanout(job.ref_id, job.id, worker).await,
         other => {
             tracing::error!(job.id = job.id, kind = other, "unknown job kind");
             Ok(())
@@ -61,6 +100,15 @@ async fn run_job(db: &Db, worker: &str, job: Job) {
                     .give_up_upload(
                         job.ref_id,
                         "the upload could not be processed; it has been logged",
+                    )
+                    .await;
+            }
+            if job.kind == "fanout" {
+                let _ = db
+                    .end_occurrence(
+                        job.ref_id,
+                        "failed",
+                        Some("the fan-out failed; it has been logged (messages already queued still go out)"),
                     )
                     .await;
             }

@@ -184,6 +184,7 @@ impl MessageQuery {
             case_id,
             phone_number,
             broadcast_id: self.broadcast_id,
+            occurrence_id: None,
             since,
             until,
         })

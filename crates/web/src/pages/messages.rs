@@ -209,6 +209,7 @@ impl LogQuery {
             case_id: some(&self.case_id),
             phone_number: phone,
             broadcast_id: None,
+            occurrence_id: None,
             since,
             until,
         })

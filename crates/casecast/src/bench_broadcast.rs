@@ -1,0 +1,126 @@
+//! `bench broadcast`: a broadcast to one group of N cases (1,000,000 by default) with a
+//! templated text in two languages: the preview's time, then the fan-out into the outbox in a
+//! child process (`bench run-fanout`), with its time and peak memory. No dispatcher runs, so the
+//! figure is the fan-out alone.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use casecast_core::broadcast::Draft;
+use casecast_core::identifier::GroupName;
+use casecast_core::{CountryCode, ProjectSlug, TimeZoneName};
+use casecast_gateways::config::GatewayKind;
+use casecast_store::gateways::NewGateway;
+use casecast_store::projects::NewProject;
+use serde_json::json;
+
+use crate::admin::open;
+use crate::bench_groups::{import_cases, upload_in_process, ACTOR};
+
+/// Sets up the project, times the preview, then runs and times the fan-out in a child process.
+pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
+    let db = open(url).await?;
+    let engine = db.engine().name();
+    let slug = format!("bench-{}", casecast_store::secrets::random_hex(4));
+    let project = db
+        .create_project(&NewProject {
+            slug: ProjectSlug::parse(&slug)?,
+            name: "Benchmark".into(),
+            time_zone: TimeZoneName::parse("Africa/Kampala")?,
+            country: Some(CountryCode::parse("UG")?),
+        })
+        .await?;
+    let started = Instant::now();
+    let created = import_cases(url, &slug, cases).await?;
+    let group = db
+        .create_group(project.id, &GroupName::parse("Everyone")?, ACTOR)
+        .await?;
+    let mut csv = String::from("case_id\n");
+    for i in 0..cases {
+        csv.push_str(&format!("bc-{i:07}\n"));
+    }
+    upload_in_process(&db, project.id, group.id, "everyone.csv", csv.into_bytes()).await?;
+    db.create_gateway(
+        project.id,
+        &NewGateway {
+            name: "Bench log".into(),
+            kind: GatewayKind::Log,
+            config: json!({}),
+            callback_base_url: "http://127.0.0.1:8080".into(),
+            max_segments_per_second: Some(100.0),
+            max_attempts: None,
+            prefixes: Vec::new(),
+            is_default: true,
+        },
+    )
+    .await?;
+    println!(
+        "[{engine}] setup: {created} cases in one group in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let draft = Draft::parse(&json!({
+        "name": "Side effect notice",
+        "recipients": {"case_groups": [group.id]},
+        "content": {"sms": {
+            "*": "Dear {case.name}, a new service is available in {case.district}. Reply STOP to opt out.",
+            "sw": "Mpendwa {case.name}, huduma mpya inapatikana {case.district}.",
+        }},
+        "schedule": {"kind": "immediate"},
+    }))?;
+    // The project is new and nobody else looks at it: refresh the project after the gateway.
+    let project = db.project_by_id(project.id).await?;
+    let started = Instant::now();
+    let preview = db.preview_broadcast(&project, &draft).await?;
+    println!(
+        "[{engine}] preview of a broadcast to {} recipients ({} segments): {:.2} s",
+        preview.recipients,
+        preview.segments,
+        started.elapsed().as_secs_f64()
+    );
+    // The broadcast is created without workers running: its fan-out job waits for the child.
+    let broadcast = db.create_broadcast(&project, &draft, None).await?;
+    let occurrence = db
+        .broadcast_occurrences(project.id, broadcast.id, 1)
+        .await?
+        .pop()
+        .context("the broadcast did not fire")?;
+    db.close().await;
+    let out = Command::new(std::env::current_exe()?)
+        .args(["--db", url, "bench", "run-fanout", "--project-id"])
+        .arg(project.id.to_string())
+        .arg("--occurrence")
+        .arg(occurrence.id.to_string())
+        .output()
+        .context("running the fan-out")?;
+    if !out.status.success() {
+        bail!("the fan-out failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    print!("[{engine}] {}", String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+/// The measured part: fans one occurrence out and prints the time, rate and peak memory.
+pub async fn run_fanout(url: &str, project_id: i64, occurrence_id: i64) -> anyhow::Result<()> {
+    let db = open(url).await?;
+    let worker = "bench";
+    let started = Instant::now();
+    let job = db
+        .claim_job_for("fanout", occurrence_id, worker)
+        .await?
+        .context("the fan-out's job was not found")?;
+    db.process_fanout(occurrence_id, job.id, worker).await?;
+    db.finish_job(job.id).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let o = db.occurrence(project_id, occurrence_id).await?;
+    if o.status != "done" {
+        bail!("the occurrence ended {}: {:?}", o.status, o.error);
+    }
+    println!(
+        "fan-out of {} messages into the outbox: {secs:.2} s ({:.0} messages/s), peak RSS {:.0} MiB",
+        o.queued,
+        o.queued as f64 / secs,
+        crate::bench::peak_rss_mib().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}

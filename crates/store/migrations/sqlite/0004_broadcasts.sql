@@ -1,0 +1,60 @@
+-- Broadcasts: a message to case groups and cases, sent now or on a schedule. Each time it
+-- fires is an occurrence, which fans out into the outbox (messages) in batches.
+CREATE TABLE broadcasts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  -- JSON: {"case_groups": [group id], "cases": [case_id]}
+  recipients TEXT NOT NULL,
+  -- JSON: the CONTRACT's content object
+  content TEXT NOT NULL,
+  -- JSON: the CONTRACT's schedule object, read in the project's time zone
+  schedule TEXT NOT NULL,
+  gateway_id BIGINT REFERENCES gateways(id),
+  -- 'active' (occurrences to come), 'paused', 'cancelled' or 'finished' (none to come).
+  state TEXT NOT NULL,
+  -- The next occurrence (instant, 1-based index) while active or paused.
+  next_run_at BIGINT,
+  next_index BIGINT,
+  last_run_at BIGINT,
+  created_by BIGINT REFERENCES users(id) ON DELETE SET NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX broadcasts_project ON broadcasts(project_id, id);
+CREATE INDEX broadcasts_due ON broadcasts(next_run_at) WHERE state = 'active';
+-- One row per time a broadcast fired (or was missed). Unique per index: an occurrence fires
+-- once however many processes look at the schedule.
+CREATE TABLE broadcast_occurrences (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  broadcast_id BIGINT NOT NULL REFERENCES broadcasts(id) ON DELETE CASCADE,
+  occurrence_index BIGINT NOT NULL,
+  due_at BIGINT NOT NULL,
+  -- 'fanning_out', 'done', 'missed', 'cancelled' or 'failed'.
+  status TEXT NOT NULL,
+  -- The fan-out's progress: the recipient source (a group, then the listed cases) and the
+  -- last case row done in it. Advanced in the same transaction as the rows it wrote.
+  source_pos BIGINT NOT NULL DEFAULT 0,
+  cursor_pk BIGINT NOT NULL DEFAULT 0,
+  -- What the fan-out found: messages queued, segments, and the excluded by reason.
+  queued BIGINT NOT NULL DEFAULT 0,
+  segments BIGINT NOT NULL DEFAULT 0,
+  no_phone BIGINT NOT NULL DEFAULT 0,
+  opted_out BIGINT NOT NULL DEFAULT 0,
+  closed BIGINT NOT NULL DEFAULT 0,
+  deleted BIGINT NOT NULL DEFAULT 0,
+  duplicate_phone BIGINT NOT NULL DEFAULT 0,
+  no_gateway BIGINT NOT NULL DEFAULT 0,
+  missing_values BIGINT NOT NULL DEFAULT 0,
+  error TEXT,
+  started_at BIGINT,
+  finished_at BIGINT,
+  created_at BIGINT NOT NULL,
+  CONSTRAINT broadcast_occurrences_once UNIQUE (broadcast_id, occurrence_index)
+);
+-- The occurrence a broadcast message belongs to. One message per phone number per occurrence:
+-- a fan-out that runs again, or a number two recipients share, writes nothing twice.
+ALTER TABLE messages ADD COLUMN occurrence_id BIGINT REFERENCES broadcast_occurrences(id) ON DELETE SET NULL;
+CREATE UNIQUE INDEX messages_occurrence_phone ON messages(occurrence_id, phone) WHERE occurrence_id IS NOT NULL;
+-- Per-status counts of an occurrence, read from the index alone.
+CREATE INDEX messages_occurrence_status ON messages(occurrence_id, status) WHERE occurrence_id IS NOT NULL;
