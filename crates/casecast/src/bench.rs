@@ -65,6 +65,18 @@ pub enum BenchCommand {
     },
 }
 
+/// CPU time (user + system) this process has used, in seconds (Linux, from /proc/self/stat;
+/// assumes the usual 100 ticks per second).
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// Peak resident memory of this process, in MiB (Linux), from /proc/self/status.
 pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -130,9 +142,7 @@ pub async fn bench(url: &str, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::RunFanout {
             project_id,
             occurrence,
-        } => {
-            crate::bench_broadcast::run_fanout(url, project_id, occurrence).await
-        }
+        } => crate::bench_broadcast::run_fanout(url, project_id, occurrence).await,
         BenchCommand::Groups { cases, identifiers } => {
             crate::bench_groups::run(url, cases, identifiers).await
         }

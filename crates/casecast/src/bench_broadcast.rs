@@ -71,12 +71,16 @@ pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
     // The project is new and nobody else looks at it: refresh the project after the gateway.
     let project = db.project_by_id(project.id).await?;
     let started = Instant::now();
+    let cpu = crate::bench::cpu_seconds();
     let preview = db.preview_broadcast(&project, &draft).await?;
     println!(
-        "[{engine}] preview of a broadcast to {} recipients ({} segments): {:.2} s",
+        "[{engine}] preview of a broadcast to {} recipients ({} segments): {:.2} s (CPU {:.2} s)",
         preview.recipients,
         preview.segments,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        crate::bench::cpu_seconds()
+            .zip(cpu)
+            .map_or(f64::NAN, |(b, a)| b - a)
     );
     // The broadcast is created without workers running: its fan-out job waits for the child.
     let broadcast = db.create_broadcast(&project, &draft, None).await?;
@@ -94,7 +98,10 @@ pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
         .output()
         .context("running the fan-out")?;
     if !out.status.success() {
-        bail!("the fan-out failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "the fan-out failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     print!("[{engine}] {}", String::from_utf8_lossy(&out.stdout));
     Ok(())
@@ -105,6 +112,7 @@ pub async fn run_fanout(url: &str, project_id: i64, occurrence_id: i64) -> anyho
     let db = open(url).await?;
     let worker = "bench";
     let started = Instant::now();
+    let cpu = crate::bench::cpu_seconds();
     let job = db
         .claim_job_for("fanout", occurrence_id, worker)
         .await?
@@ -112,12 +120,15 @@ pub async fn run_fanout(url: &str, project_id: i64, occurrence_id: i64) -> anyho
     db.process_fanout(occurrence_id, job.id, worker).await?;
     db.finish_job(job.id).await?;
     let secs = started.elapsed().as_secs_f64();
+    let cpu = crate::bench::cpu_seconds()
+        .zip(cpu)
+        .map_or(f64::NAN, |(b, a)| b - a);
     let o = db.occurrence(project_id, occurrence_id).await?;
     if o.status != "done" {
         bail!("the occurrence ended {}: {:?}", o.status, o.error);
     }
     println!(
-        "fan-out of {} messages into the outbox: {secs:.2} s ({:.0} messages/s), peak RSS {:.0} MiB",
+        "fan-out of {} messages into the outbox: {secs:.2} s ({:.0} messages/s; CPU {cpu:.2} s), peak RSS {:.0} MiB",
         o.queued,
         o.queued as f64 / secs,
         crate::bench::peak_rss_mib().unwrap_or(f64::NAN)

@@ -49,16 +49,17 @@ impl Draft {
         }
         let name = match obj.get("name") {
             Some(Value::String(s)) => parse_name(s)?,
-            None | Some(Value::Null) => return Err(FieldError::new("name", "give the broadcast a name")),
+            None | Some(Value::Null) => {
+                return Err(FieldError::new("name", "give the broadcast a name"))
+            }
             Some(_) => return Err(FieldError::new("name", "must be text")),
         };
         let recipients = parse_recipients(obj.get("recipients"))?;
         let content = parse_content(obj.get("content"))?;
         let schedule = match obj.get("schedule") {
             None | Some(Value::Null) => Schedule::Immediate,
-            Some(v) => Schedule::parse(v).map_err(|e| {
-                FieldError::new(format!("schedule.{}", e.field), e.message.clone())
-            })?,
+            Some(v) => Schedule::parse(v)
+                .map_err(|e| FieldError::new(format!("schedule.{}", e.field), e.message.clone()))?,
         };
         let gateway_id = match obj.get("gateway_id") {
             None | Some(Value::Null) => None,
@@ -92,7 +93,10 @@ pub fn parse_name(name: &str) -> Result<String, FieldError> {
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(FieldError::new("name", "must not contain control characters"));
+        return Err(FieldError::new(
+            "name",
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -125,7 +129,10 @@ fn parse_recipients(value: Option<&Value>) -> Result<Recipients, FieldError> {
         match obj.get(key) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(a)) => Ok(a.clone()),
-            Some(_) => Err(FieldError::new(format!("recipients.{key}"), "must be a list")),
+            Some(_) => Err(FieldError::new(
+                format!("recipients.{key}"),
+                "must be a list",
+            )),
         }
     };
     let mut recipients = Recipients::default();
@@ -133,7 +140,10 @@ fn parse_recipients(value: Option<&Value>) -> Result<Recipients, FieldError> {
     if groups.len() > MAX_GROUPS {
         return Err(FieldError::new(
             "recipients.case_groups",
-            format!("{} groups given; a broadcast may go to at most {MAX_GROUPS}", groups.len()),
+            format!(
+                "{} groups given; a broadcast may go to at most {MAX_GROUPS}",
+                groups.len()
+            ),
         ));
     }
     for (i, g) in groups.iter().enumerate() {
@@ -143,7 +153,10 @@ fn parse_recipients(value: Option<&Value>) -> Result<Recipients, FieldError> {
             .or_else(|| g.as_str().and_then(|s| s.trim().parse().ok()))
             .filter(|id| *id > 0)
             .ok_or_else(|| {
-                FieldError::new(format!("recipients.case_groups[{i}]"), "must be a case group's id")
+                FieldError::new(
+                    format!("recipients.case_groups[{i}]"),
+                    "must be a case group's id",
+                )
             })?;
         if !recipients.case_groups.contains(&id) {
             recipients.case_groups.push(id);
@@ -164,7 +177,9 @@ fn parse_recipients(value: Option<&Value>) -> Result<Recipients, FieldError> {
             .as_str()
             .map(str::trim)
             .filter(|s| !s.is_empty() && s.len() <= 255)
-            .ok_or_else(|| FieldError::new(format!("recipients.cases[{i}]"), "must be a case ID"))?;
+            .ok_or_else(|| {
+                FieldError::new(format!("recipients.cases[{i}]"), "must be a case ID")
+            })?;
         if !recipients.cases.iter().any(|x| x == id) {
             recipients.cases.push(id.to_string());
         }
@@ -209,9 +224,9 @@ fn parse_content(value: Option<&Value>) -> Result<Content, FieldError> {
     };
     let mut pairs = Vec::with_capacity(texts.len());
     for (language, text) in texts {
-        let text = text.as_str().ok_or_else(|| {
-            FieldError::new(format!("content.sms.{language}"), "must be text")
-        })?;
+        let text = text
+            .as_str()
+            .ok_or_else(|| FieldError::new(format!("content.sms.{language}"), "must be text"))?;
         pairs.push((language.as_str(), text));
     }
     Content::parse(pairs).map_err(content_error)
@@ -269,28 +284,52 @@ mod tests {
         assert_eq!(field(json!({"name": "  "})), "name");
         assert_eq!(field(json!({"name": "x".repeat(201)})), "name");
         assert_eq!(field(json!({"recipients": {}})), "recipients");
-        assert_eq!(field(json!({"recipients": {"groups": [1]}})), "recipients.groups");
-        assert_eq!(field(json!({"recipients": {"case_groups": ["x"]}})), "recipients.case_groups[0]");
-        assert_eq!(field(json!({"content": {"sms": {"sw": "hi"}}})), "content.sms");
-        assert_eq!(field(json!({"content": {"sms": {"*": "hi {case.}"}}})), "content.sms.*");
-        assert_eq!(field(json!({"content": {"survey": "s1"}})), "content.survey");
-        assert_eq!(field(json!({"schedule": {"kind": "weekly", "start_date": "2026-12-01", "time": "09:00", "every": 1, "weekdays": []}})), "schedule.weekdays");
+        assert_eq!(
+            field(json!({"recipients": {"groups": [1]}})),
+            "recipients.groups"
+        );
+        assert_eq!(
+            field(json!({"recipients": {"case_groups": ["x"]}})),
+            "recipients.case_groups[0]"
+        );
+        assert_eq!(
+            field(json!({"content": {"sms": {"sw": "hi"}}})),
+            "content.sms"
+        );
+        assert_eq!(
+            field(json!({"content": {"sms": {"*": "hi {case.}"}}})),
+            "content.sms.*"
+        );
+        assert_eq!(
+            field(json!({"content": {"survey": "s1"}})),
+            "content.survey"
+        );
+        assert_eq!(
+            field(
+                json!({"schedule": {"kind": "weekly", "start_date": "2026-12-01", "time": "09:00", "every": 1, "weekdays": []}})
+            ),
+            "schedule.weekdays"
+        );
         assert_eq!(field(json!({"gateway_id": "x"})), "gateway_id");
         assert_eq!(field(json!({"colour": 1})), "colour");
     }
 
     #[test]
     fn a_malformed_placeholder_is_reported_with_its_position() {
-        let e = Draft::parse(&body(json!({"content": {"sms": {"*": "Hi {case.name", "sw": "x"}}})))
-            .unwrap_err();
+        let e = Draft::parse(&body(
+            json!({"content": {"sms": {"*": "Hi {case.name", "sw": "x"}}}),
+        ))
+        .unwrap_err();
         assert_eq!(e.field, "content.sms.*");
         assert!(e.message.contains("column"), "{}", e.message);
     }
 
     #[test]
     fn repeated_recipients_count_once_and_limits_hold() {
-        let d = Draft::parse(&body(json!({"recipients": {"case_groups": [3, "3", 4], "cases": ["a", " a "]}})))
-            .unwrap();
+        let d = Draft::parse(&body(
+            json!({"recipients": {"case_groups": [3, "3", 4], "cases": ["a", " a "]}}),
+        ))
+        .unwrap();
         assert_eq!(d.recipients.case_groups, vec![3, 4]);
         assert_eq!(d.recipients.cases, vec!["a".to_string()]);
         let many: Vec<i64> = (1..=51).collect();

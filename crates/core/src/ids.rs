@@ -122,6 +122,10 @@ impl CaseId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The text of the ID, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl Default for CaseId {

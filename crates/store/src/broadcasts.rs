@@ -86,7 +86,8 @@ pub struct Excluded {
     pub no_gateway: i64,
 }
 
-const BROADCAST_COLUMNS: &str = "b.id, b.project_id, b.name, b.recipients, b.content, b.schedule, b.gateway_id, \
+const BROADCAST_COLUMNS: &str =
+    "b.id, b.project_id, b.name, b.recipients, b.content, b.schedule, b.gateway_id, \
     b.state, b.next_run_at, b.next_index, b.last_run_at, b.created_at";
 
 pub(crate) fn broadcast_from_row(row: &AnyRow) -> Result<Broadcast, sqlx::Error> {
@@ -183,7 +184,11 @@ pub(crate) fn first_occurrence(
 
 impl Db {
     /// Checks that a draft's groups, cases and gateway belong to the project.
-    pub(crate) async fn check_draft_refs(&self, project: &Project, draft: &Draft) -> StoreResult<()> {
+    pub(crate) async fn check_draft_refs(
+        &self,
+        project: &Project,
+        draft: &Draft,
+    ) -> StoreResult<()> {
         for (i, id) in draft.recipients.case_groups.iter().enumerate() {
             let found: Option<i64> =
                 sqlx::query_scalar("SELECT id FROM case_groups WHERE id = $1 AND project_id = $2")
@@ -213,9 +218,9 @@ impl Db {
             .into());
         }
         if let Some(id) = draft.gateway_id {
-            self.gateway(project.id, id)
-                .await
-                .map_err(|_| FieldError::new("gateway_id", "there is no such gateway in this project"))?;
+            self.gateway(project.id, id).await.map_err(|_| {
+                FieldError::new("gateway_id", "there is no such gateway in this project")
+            })?;
         }
         Ok(())
     }
@@ -281,7 +286,11 @@ impl Db {
         }
         tx.commit().await?;
         self.wake_workers();
-        tracing::info!(broadcast.id = id, project.id = project.id, "broadcast created");
+        tracing::info!(
+            broadcast.id = id,
+            project.id = project.id,
+            "broadcast created"
+        );
         self.broadcast(project.id, id).await
     }
 
@@ -498,7 +507,9 @@ impl Db {
         if state != "active" {
             return Err(StoreError::Conflict {
                 code: "not_active",
-                message: format!("only a broadcast with occurrences to come can be paused (it is {state})"),
+                message: format!(
+                    "only a broadcast with occurrences to come can be paused (it is {state})"
+                ),
             });
         }
         sqlx::query("UPDATE broadcasts SET state = 'paused', updated_at = $1 WHERE id = $2 AND state = 'active'")
@@ -516,7 +527,10 @@ impl Db {
         if b.state != "paused" {
             return Err(StoreError::Conflict {
                 code: "not_paused",
-                message: format!("only a paused broadcast can be resumed (it is {})", b.status),
+                message: format!(
+                    "only a paused broadcast can be resumed (it is {})",
+                    b.status
+                ),
             });
         }
         let now = casecast_core::time::now_ms();
@@ -550,8 +564,16 @@ impl Db {
 
 /// Every outbound status at zero, so that lists show them all.
 fn zero_counts() -> BTreeMap<String, i64> {
-    ["queued", "sending", "sent", "delivered", "failed", "expired", "cancelled"]
-        .into_iter()
-        .map(|s| (s.to_string(), 0))
-        .collect()
+    [
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "failed",
+        "expired",
+        "cancelled",
+    ]
+    .into_iter()
+    .map(|s| (s.to_string(), 0))
+    .collect()
 }

@@ -30,6 +30,53 @@ pub(crate) fn for_update(engine: Engine) -> &'static str {
     }
 }
 
+/// A query that returns the rows of `inner` as one row: `json_rows`, a JSON text with one array
+/// per row holding `columns` in order and then an array of the `nested` columns; `n`, how many
+/// rows; `last`, the largest `id`.
+pub(crate) fn json_rows(
+    engine: Engine,
+    inner: &str,
+    columns: &[&str],
+    nested: &[String],
+) -> String {
+    let list = |names: &mut dyn Iterator<Item = &str>| {
+        names
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let columns = list(&mut columns.iter().copied());
+    let nested = list(&mut nested.iter().map(String::as_str));
+    match engine {
+        Engine::Sqlite => format!(
+            "SELECT json_group_array(json_array({columns}, json_array({nested}))) AS json_rows,
+                COUNT(*) AS n, MAX(t.id) AS last FROM ({inner}) t"
+        ),
+        Engine::Postgres => format!(
+            "SELECT COALESCE(json_agg(json_build_array({columns}, json_build_array({nested})))::text, '[]')
+                AS json_rows, COUNT(*) AS n, MAX(t.id) AS last FROM ({inner}) t"
+        ),
+    }
+}
+
+/// The text value at a key of a JSON object column; the key is bind parameter `$param`,
+/// bound to [`json_text_key`] of the name.
+pub(crate) fn json_text(engine: Engine, column: &str, param: usize) -> String {
+    match engine {
+        Engine::Sqlite => format!("json_extract({column}, ${param})"),
+        Engine::Postgres => format!("(({column})::jsonb ->> ${param})"),
+    }
+}
+
+/// What to bind for a key in [`json_text`]: a JSON path on SQLite, the plain key on PostgreSQL.
+/// Property names hold only letters, digits, `_`, `-` and `.`, so quoting them is enough.
+pub(crate) fn json_text_key(engine: Engine, key: &str) -> String {
+    match engine {
+        Engine::Sqlite => format!("$.\"{key}\""),
+        Engine::Postgres => key.to_string(),
+    }
+}
+
 /// Session settings run on every new connection.
 pub(crate) fn connection_setup(engine: Engine) -> &'static [&'static str] {
     match engine {

@@ -16,7 +16,9 @@ pub mod messages;
 mod migrate;
 pub mod opt_outs;
 pub mod outbox;
+mod preview;
 pub mod projects;
+mod recipients;
 mod scheduler;
 pub mod sealed;
 pub mod secrets;
@@ -26,5 +28,5 @@ pub mod uploads;
 pub mod worker;
 
 pub use db::{Db, Engine};
-pub use fanout::{LanguagePreview, Preview, Sample};
 pub use error::{StoreError, StoreResult};
+pub use preview::{LanguagePreview, Preview, Sample};

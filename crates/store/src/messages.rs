@@ -357,8 +357,8 @@ impl Db {
             filter.until,
             cursor,
         ]
-            .into_iter()
-            .flatten()
+        .into_iter()
+        .flatten()
         {
             q = q.bind(v);
         }

@@ -35,10 +35,12 @@ impl Db {
         for row in due {
             let id: i64 = row.try_get("id")?;
             let project_id: i64 = row.try_get("project_id")?;
-            if !projects.contains_key(&project_id) {
-                projects.insert(project_id, self.project_by_id(project_id).await?);
-            }
-            let project = &projects[&project_id];
+            let project = match projects.entry(project_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(self.project_by_id(project_id).await?)
+                }
+            };
             for _ in 0..MAX_CATCH_UP {
                 let mut tx = self.begin_write().await?;
                 let done = self.fire_in_tx(&mut tx, project, id, now).await?;
@@ -116,7 +118,12 @@ impl Db {
         .await?;
         if let (Some(occurrence), false) = (occurrence, missed) {
             Db::enqueue_job(tx, "fanout", occurrence).await?;
-            tracing::info!(broadcast.id = id, occurrence.id = occurrence, index, "broadcast fired");
+            tracing::info!(
+                broadcast.id = id,
+                occurrence.id = occurrence,
+                index,
+                "broadcast fired"
+            );
         } else if missed {
             tracing::warn!(broadcast.id = id, index, "broadcast occurrence missed");
         }
@@ -124,7 +131,11 @@ impl Db {
             .ok()
             .and_then(|after| schedule.next_after(after, &project.zone()));
         let (state, next_at, next_index) = match next {
-            Some(o) => ("active", Some(o.at.as_millisecond()), Some(i64::from(o.index))),
+            Some(o) => (
+                "active",
+                Some(o.at.as_millisecond()),
+                Some(i64::from(o.index)),
+            ),
             None => ("finished", None, None),
         };
         sqlx::query(

@@ -32,7 +32,9 @@ fn scheduler_now() -> i64 {
             ))
         })();
         if parsed.is_none() {
-            tracing::error!("CASECAST_TEST_CLOCK is not ANCHOR_MS:START_MS:SPEED; using the real clock");
+            tracing::error!(
+                "CASECAST_TEST_CLOCK is not ANCHOR_MS:START_MS:SPEED; using the real clock"
+            );
         }
         parsed
     });

@@ -1,0 +1,498 @@
+//! The recipients of a broadcast occurrence, read and rendered in batches: what the fan-out
+//! writes and the preview counts.
+//!
+//! Recipients are read source by source (each case group in the order given, then the
+//! individually chosen cases), in case row order, with keyset batches. A case in an earlier
+//! source is skipped in later ones. Each case is classified (deleted, closed, no phone, opted
+//! out, no gateway) and the rest get their text rendered in their language. A [`Walk`] reads
+//! the next batch while its consumer handles the current one.
+
+use std::sync::Arc;
+
+use casecast_core::case::Case;
+use casecast_core::sms;
+use casecast_core::template::{Content, Placeholder};
+use sqlx::Row;
+use tokio::sync::mpsc;
+
+use crate::broadcasts::Excluded;
+use crate::error::{StoreError, StoreResult};
+use crate::gateways::Router;
+use crate::Db;
+
+/// Cases read per batch (and per fan-out transaction).
+pub(crate) const BATCH: i64 = 5000;
+
+/// Where an occurrence's recipients come from, in reading order.
+#[derive(Debug)]
+pub(crate) struct Sources {
+    /// The broadcast's groups that still exist, in the order given.
+    groups: Vec<i64>,
+    /// Row ids of the individually chosen cases, ascending.
+    case_pks: Vec<i64>,
+}
+
+impl Sources {
+    /// Groups, then the list of cases.
+    pub(crate) fn len(&self) -> i64 {
+        self.groups.len() as i64 + 1
+    }
+}
+
+/// A case read for a fan-out or preview.
+struct Candidate {
+    pk: i64,
+    case: Case,
+    opted_out: bool,
+}
+
+/// The case fields a broadcast's texts use beyond those every walk reads (row id, case ID,
+/// name, phone, language, closed, deleted): only these are read, which keeps batches small.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Fields {
+    external_id: bool,
+    case_type: bool,
+    owner_id: bool,
+    /// Property names, each once.
+    properties: Vec<String>,
+}
+
+impl Fields {
+    fn of(content: &Content) -> Fields {
+        let mut f = Fields::default();
+        for (_, template) in content.templates() {
+            for p in template.placeholders() {
+                match p {
+                    Placeholder::ExternalId => f.external_id = true,
+                    Placeholder::CaseType => f.case_type = true,
+                    Placeholder::OwnerId => f.owner_id = true,
+                    Placeholder::Property(name) if !f.properties.contains(name) => {
+                        f.properties.push(name.clone())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        f
+    }
+}
+
+/// A candidate as the batch query writes it: one JSON array per case, the properties used
+/// nested in an array of their own (in `Fields::properties` order).
+#[derive(serde::Deserialize)]
+struct CandidateRow(
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Vec<Option<String>>,
+);
+
+impl Candidate {
+    fn from_row(r: CandidateRow, fields: &Fields) -> Candidate {
+        let CandidateRow(
+            pk,
+            case_id,
+            name,
+            phone,
+            language_code,
+            closed,
+            deleted,
+            opted_out,
+            external_id,
+            case_type,
+            owner_id,
+            values,
+        ) = r;
+        let properties = (fields.properties.iter().cloned())
+            .zip(values)
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
+        Candidate {
+            pk,
+            case: Case {
+                case_id: casecast_core::CaseId::from_stored(case_id),
+                case_type: case_type.unwrap_or_default(),
+                name,
+                external_id,
+                phone_number: phone.map(casecast_core::PhoneNumber::from_stored),
+                language_code,
+                owner_id,
+                closed: closed != 0,
+                deleted: deleted != 0,
+                properties,
+                created_at: 0,
+                modified_at: 0,
+            },
+            opted_out: opted_out != 0,
+        }
+    }
+}
+
+/// Why a case gets no message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    Deleted,
+    Closed,
+    NoPhone,
+    OptedOut,
+    /// No gateway takes the number (the project has none).
+    NoGateway,
+}
+
+impl Excluded {
+    pub(crate) fn add(&mut self, reason: Reason) {
+        match reason {
+            Reason::Deleted => self.deleted += 1,
+            Reason::Closed => self.closed += 1,
+            Reason::NoPhone => self.no_phone += 1,
+            Reason::OptedOut => self.opted_out += 1,
+            Reason::NoGateway => self.no_gateway += 1,
+        }
+    }
+}
+
+/// One rendered message for one case.
+pub(crate) struct Outgoing {
+    pub(crate) case_pk: i64,
+    pub(crate) case_id: String,
+    pub(crate) name: String,
+    /// The language key whose text was used (`*` for the default).
+    pub(crate) language: String,
+    pub(crate) phone: String,
+    pub(crate) text: String,
+    pub(crate) encoding: sms::Encoding,
+    pub(crate) segments: i64,
+    pub(crate) gateway_id: i64,
+    pub(crate) missing: Vec<String>,
+}
+
+/// The exclusion rules, in the order a case is checked against them.
+fn classify(c: &Candidate) -> Option<Reason> {
+    if c.case.deleted {
+        Some(Reason::Deleted)
+    } else if c.case.closed {
+        Some(Reason::Closed)
+    } else if c.case.phone_number.is_none() {
+        Some(Reason::NoPhone)
+    } else if c.opted_out {
+        Some(Reason::OptedOut)
+    } else {
+        None
+    }
+}
+
+/// The message a candidate gets, or why it gets none.
+fn outgoing(content: &Content, router: &Router, c: Candidate) -> Result<Outgoing, Reason> {
+    if let Some(reason) = classify(&c) {
+        return Err(reason);
+    }
+    let (language, template) = content.choose(c.case.language_code.as_deref());
+    let language = language.to_string();
+    let rendered = template.render(&c.case);
+    let info = sms::analyse(&rendered.text);
+    let Case {
+        case_id,
+        name,
+        phone_number,
+        ..
+    } = c.case;
+    let phone = phone_number.expect("classified as having a phone");
+    let gateway_id = router.route(phone.as_str()).ok_or(Reason::NoGateway)?;
+    Ok(Outgoing {
+        case_pk: c.pk,
+        case_id: case_id.into_string(),
+        name,
+        language,
+        gateway_id,
+        phone: String::from(phone),
+        text: rendered.text,
+        encoding: info.encoding,
+        segments: info.segments as i64,
+        missing: rendered.missing,
+    })
+}
+
+/// One batch of recipients, read and rendered.
+pub(crate) struct Batch {
+    /// The cursor it was read from: (source, last case row before it).
+    pub(crate) from: (i64, i64),
+    /// Where the next batch starts; `None` when this one is past the last source (empty).
+    pub(crate) next: Option<(i64, i64)>,
+    pub(crate) items: Vec<Result<Outgoing, Reason>>,
+}
+
+/// Reads an occurrence's recipients batch by batch, one batch ahead.
+#[derive(Clone)]
+pub(crate) struct Walk {
+    db: Db,
+    project_id: i64,
+    sources: Arc<Sources>,
+    content: Arc<Content>,
+    fields: Arc<Fields>,
+    router: Arc<Router>,
+}
+
+impl Walk {
+    pub(crate) fn new(
+        db: &Db,
+        project_id: i64,
+        sources: Sources,
+        content: Content,
+        router: Router,
+    ) -> Walk {
+        Walk {
+            db: db.clone(),
+            project_id,
+            sources: Arc::new(sources),
+            fields: Arc::new(Fields::of(&content)),
+            content: Arc::new(content),
+            router: Arc::new(router),
+        }
+    }
+
+    /// Reads batches from the cursor (source `pos`, after case row `after`) on, in order,
+    /// until past the last source; the last batch sent has `next: None`. The database reads
+    /// batch k+1 while batch k is parsed and rendered and batch k-1 is handled by the caller.
+    /// Dropping the receiver stops the reading.
+    pub(crate) fn start(&self, pos: i64, after: i64) -> mpsc::Receiver<StoreResult<Batch>> {
+        let (raw_tx, mut raw_rx) = mpsc::channel::<StoreResult<(RawBatch, (i64, i64))>>(2);
+        let (out_tx, out_rx) = mpsc::channel::<StoreResult<Batch>>(2);
+        let reader = self.clone();
+        tokio::spawn(async move {
+            let mut cursor = (pos, after);
+            loop {
+                let raw = if cursor.0 >= reader.sources.len() {
+                    Ok(RawBatch::default())
+                } else {
+                    (reader.db)
+                        .candidates_raw(
+                            reader.project_id,
+                            &reader.sources,
+                            &reader.fields,
+                            cursor,
+                            BATCH,
+                        )
+                        .await
+                };
+                let end = cursor.0 >= reader.sources.len();
+                let next = match &raw {
+                    Ok(r) if r.count == BATCH => (cursor.0, r.last.unwrap_or(cursor.1)),
+                    _ => (cursor.0 + 1, 0),
+                };
+                let failed = raw.is_err();
+                if raw_tx.send(raw.map(|r| (r, cursor))).await.is_err() || end || failed {
+                    return;
+                }
+                cursor = next;
+            }
+        });
+        let renderer = self.clone();
+        tokio::spawn(async move {
+            while let Some(raw) = raw_rx.recv().await {
+                let batch = raw.and_then(|(raw, from)| renderer.render(raw, from));
+                let failed = batch.is_err();
+                if out_tx.send(batch).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        out_rx
+    }
+
+    /// Parses and renders one batch read from `from`.
+    fn render(&self, raw: RawBatch, from: (i64, i64)) -> StoreResult<Batch> {
+        if from.0 >= self.sources.len() {
+            return Ok(Batch {
+                from,
+                next: None,
+                items: Vec::new(),
+            });
+        }
+        let next = match raw.last {
+            Some(last) if raw.count == BATCH => (from.0, last),
+            _ => (from.0 + 1, 0),
+        };
+        let rows: Vec<CandidateRow> = if raw.count == 0 {
+            Vec::new()
+        } else {
+            serde_json::from_str(&raw.json)
+                .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?
+        };
+        let mut candidates: Vec<Candidate> = rows
+            .into_iter()
+            .map(|r| Candidate::from_row(r, &self.fields))
+            .collect();
+        // JSON aggregates do not promise to keep the rows' order.
+        candidates.sort_unstable_by_key(|c| c.pk);
+        let items = candidates
+            .into_iter()
+            .map(|c| outgoing(&self.content, &self.router, c))
+            .collect();
+        Ok(Batch {
+            from,
+            next: Some(next),
+            items,
+        })
+    }
+}
+
+/// The next batch of a walk.
+pub(crate) async fn received(rx: &mut mpsc::Receiver<StoreResult<Batch>>) -> StoreResult<Batch> {
+    rx.recv().await.unwrap_or_else(|| {
+        Err(StoreError::Database(sqlx::Error::Protocol(
+            "reading recipients stopped".into(),
+        )))
+    })
+}
+
+/// One batch as the database returns it: the rows as JSON, how many, the last case row.
+#[derive(Default)]
+struct RawBatch {
+    json: String,
+    count: i64,
+    last: Option<i64>,
+}
+
+impl Db {
+    /// The groups (still in the project) and case rows a broadcast's recipients name.
+    pub(crate) async fn sources(
+        &self,
+        project_id: i64,
+        recipients: &casecast_core::broadcast::Recipients,
+    ) -> StoreResult<Sources> {
+        let mut groups = Vec::new();
+        for id in &recipients.case_groups {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM case_groups WHERE id = $1 AND project_id = $2")
+                    .bind(id)
+                    .bind(project_id)
+                    .fetch_optional(self.pool())
+                    .await?;
+            groups.extend(found);
+        }
+        let mut case_pks: Vec<i64> = (self.case_pks(project_id, &recipients.cases).await?)
+            .into_iter()
+            .map(|(_, pk)| pk)
+            .collect();
+        case_pks.sort_unstable();
+        Ok(Sources { groups, case_pks })
+    }
+
+    /// Up to `limit` cases of source `pos` after case row `after`, in row order, skipping cases
+    /// an earlier source already gave.
+    async fn candidates_raw(
+        &self,
+        project_id: i64,
+        sources: &Sources,
+        fields: &Fields,
+        (pos, after): (i64, i64),
+        limit: i64,
+    ) -> StoreResult<RawBatch> {
+        // Ids below are integers read from the database, written into the SQL as literals.
+        let list = |ids: &[i64]| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let optional = |used: bool, column: &str| {
+            if used {
+                format!("c.{column}")
+            } else {
+                format!("NULL AS {column}")
+            }
+        };
+        // Each property used, as text ($3, $4, … bind the names).
+        let properties: Vec<String> = (0..fields.properties.len())
+            .map(|i| {
+                let value = crate::dialect::json_text(self.engine(), "c.properties", i + 3);
+                format!("{value} AS p{i}")
+            })
+            .collect();
+        let mut columns = format!(
+            "c.id, c.case_id, c.name, c.phone_number, c.language_code, c.closed, c.deleted, {}, {}, {}",
+            optional(fields.external_id, "external_id"),
+            optional(fields.case_type, "case_type"),
+            optional(fields.owner_id, "owner_id"),
+        );
+        for p in &properties {
+            columns.push_str(", ");
+            columns.push_str(p);
+        }
+        let opted_out = format!(
+            "CASE WHEN EXISTS (SELECT 1 FROM opt_outs o WHERE o.project_id = {project_id}
+                AND o.phone = c.phone_number) THEN 1 ELSE 0 END AS opted_out"
+        );
+        let pos_usize = pos as usize;
+        let inner = if pos_usize < sources.groups.len() {
+            let earlier = &sources.groups[..pos_usize];
+            let skip = if earlier.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " AND NOT EXISTS (SELECT 1 FROM case_group_members e WHERE e.case_pk = m.case_pk AND e.group_id IN ({}))",
+                    list(earlier)
+                )
+            };
+            format!(
+                "SELECT {columns}, {opted_out} FROM case_group_members m JOIN cases c ON c.id = m.case_pk
+                 WHERE m.group_id = {} AND m.case_pk > $1 AND c.project_id = {project_id}{skip}
+                 ORDER BY m.case_pk LIMIT $2",
+                sources.groups[pos_usize]
+            )
+        } else {
+            if sources.case_pks.is_empty() {
+                return Ok(RawBatch::default());
+            }
+            let skip = if sources.groups.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " AND NOT EXISTS (SELECT 1 FROM case_group_members e WHERE e.case_pk = c.id AND e.group_id IN ({}))",
+                    list(&sources.groups)
+                )
+            };
+            format!(
+                "SELECT {columns}, {opted_out} FROM cases c
+                 WHERE c.id IN ({}) AND c.id > $1 AND c.project_id = {project_id}{skip}
+                 ORDER BY c.id LIMIT $2",
+                list(&sources.case_pks)
+            )
+        };
+        // The whole batch comes back as one JSON row: row by row, the driver's per-row cost
+        // was most of a preview's time.
+        let sql = crate::dialect::json_rows(
+            self.engine(),
+            &inner,
+            &[
+                "id",
+                "case_id",
+                "name",
+                "phone_number",
+                "language_code",
+                "closed",
+                "deleted",
+                "opted_out",
+                "external_id",
+                "case_type",
+                "owner_id",
+            ],
+            &(0..fields.properties.len())
+                .map(|i| format!("p{i}"))
+                .collect::<Vec<_>>(),
+        );
+        let mut q = sqlx::query(&sql).bind(after).bind(limit);
+        for name in &fields.properties {
+            q = q.bind(crate::dialect::json_text_key(self.engine(), name));
+        }
+        let row = q.persistent(false).fetch_one(self.pool()).await?;
+        Ok(RawBatch {
+            json: row.try_get("json_rows")?,
+            count: row.try_get("n")?,
+            last: row.try_get("last")?,
+        })
+    }
+}
