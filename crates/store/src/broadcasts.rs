@@ -435,7 +435,8 @@ impl Db {
             "paused" => "paused",
             _ if in_progress => "sending",
             "active" => "scheduled",
-            _ if last_status.as_deref() == Some("failed") => "failed",
+            // A one-off (or the last) occurrence that could not be sent.
+            _ if matches!(last_status.as_deref(), Some("failed" | "missed")) => "failed",
             _ => "completed",
         };
         Ok(())

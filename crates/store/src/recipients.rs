@@ -2,9 +2,10 @@
 //! writes and the preview counts.
 //!
 //! Recipients are read source by source (each case group in the order given, then the
-//! individually chosen cases), in case row order, with keyset batches. A case in an earlier
-//! source is skipped in later ones. Each case is classified (deleted, closed, no phone, opted
-//! out, no gateway) and the rest get their text rendered in their language. A [`Walk`] reads
+//! individually chosen cases), in case row order, with keyset batches. Each case is classified
+//! (deleted, closed, no phone, opted out, no gateway) and the rest get their text rendered in
+//! their language. A case met again in a later source counts as a duplicate (it has its
+//! message already), unless it was excluded the first time. A [`Walk`] reads
 //! the next batch while its consumer handles the current one.
 
 use std::sync::Arc;
@@ -44,6 +45,8 @@ struct Candidate {
     pk: i64,
     case: Case,
     opted_out: bool,
+    /// An earlier source (group) of the same occurrence already gave this case.
+    seen: bool,
 }
 
 /// The case fields a broadcast's texts use beyond those every walk reads (row id, case ID,
@@ -89,6 +92,7 @@ struct CandidateRow(
     i64,
     i64,
     i64,
+    i64,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -106,6 +110,7 @@ impl Candidate {
             closed,
             deleted,
             opted_out,
+            seen,
             external_id,
             case_type,
             owner_id,
@@ -132,6 +137,7 @@ impl Candidate {
                 modified_at: 0,
             },
             opted_out: opted_out != 0,
+            seen: seen != 0,
         }
     }
 }
@@ -145,6 +151,11 @@ pub(crate) enum Reason {
     OptedOut,
     /// No gateway takes the number (the project has none).
     NoGateway,
+    /// Another recipient has the number, or the case came in through an earlier source.
+    DuplicatePhone,
+    /// The case came in through an earlier source, where it was already excluded: counted
+    /// there, once.
+    Repeat,
 }
 
 impl Excluded {
@@ -155,6 +166,8 @@ impl Excluded {
             Reason::NoPhone => self.no_phone += 1,
             Reason::OptedOut => self.opted_out += 1,
             Reason::NoGateway => self.no_gateway += 1,
+            Reason::DuplicatePhone => self.duplicate_phone += 1,
+            Reason::Repeat => {}
         }
     }
 }
@@ -191,8 +204,11 @@ fn classify(c: &Candidate) -> Option<Reason> {
 
 /// The message a candidate gets, or why it gets none.
 fn outgoing(content: &Content, router: &Router, c: Candidate) -> Result<Outgoing, Reason> {
-    if let Some(reason) = classify(&c) {
-        return Err(reason);
+    match (classify(&c), c.seen) {
+        (Some(_), true) => return Err(Reason::Repeat),
+        (Some(reason), false) => return Err(reason),
+        (None, true) => return Err(Reason::DuplicatePhone),
+        (None, false) => {}
     }
     let (language, template) = content.choose(c.case.language_code.as_deref());
     let language = language.to_string();
@@ -362,22 +378,15 @@ struct RawBatch {
 }
 
 impl Db {
-    /// The groups (still in the project) and case rows a broadcast's recipients name.
+    /// The groups and case rows a broadcast's recipients name.
     pub(crate) async fn sources(
         &self,
         project_id: i64,
         recipients: &casecast_core::broadcast::Recipients,
     ) -> StoreResult<Sources> {
-        let mut groups = Vec::new();
-        for id in &recipients.case_groups {
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM case_groups WHERE id = $1 AND project_id = $2")
-                    .bind(id)
-                    .bind(project_id)
-                    .fetch_optional(self.pool())
-                    .await?;
-            groups.extend(found);
-        }
+        // Every group given, even one deleted since: it reads as an empty source, and the
+        // positions that an interrupted fan-out's cursor counts in stay the same.
+        let groups = recipients.case_groups.clone();
         let mut case_pks: Vec<i64> = (self.case_pks(project_id, &recipients.cases).await?)
             .into_iter()
             .map(|(_, pk)| pk)
@@ -386,8 +395,8 @@ impl Db {
         Ok(Sources { groups, case_pks })
     }
 
-    /// Up to `limit` cases of source `pos` after case row `after`, in row order, skipping cases
-    /// an earlier source already gave.
+    /// Up to `limit` cases of source `pos` after case row `after`, in row order, each marked
+    /// if an earlier source already gave it.
     async fn candidates_raw(
         &self,
         project_id: i64,
@@ -426,20 +435,25 @@ impl Db {
             "CASE WHEN EXISTS (SELECT 1 FROM opt_outs o WHERE o.project_id = {project_id}
                 AND o.phone = c.phone_number) THEN 1 ELSE 0 END AS opted_out"
         );
+        // Whether an earlier source (group) already gave the case.
+        let seen_in = |groups: &[i64], case_pk: &str| {
+            if groups.is_empty() {
+                "0 AS seen".to_string()
+            } else {
+                format!(
+                    "CASE WHEN EXISTS (SELECT 1 FROM case_group_members e WHERE e.case_pk = {case_pk}
+                        AND e.group_id IN ({})) THEN 1 ELSE 0 END AS seen",
+                    list(groups)
+                )
+            }
+        };
         let pos_usize = pos as usize;
         let inner = if pos_usize < sources.groups.len() {
             let earlier = &sources.groups[..pos_usize];
-            let skip = if earlier.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " AND NOT EXISTS (SELECT 1 FROM case_group_members e WHERE e.case_pk = m.case_pk AND e.group_id IN ({}))",
-                    list(earlier)
-                )
-            };
+            let seen = seen_in(earlier, "m.case_pk");
             format!(
-                "SELECT {columns}, {opted_out} FROM case_group_members m JOIN cases c ON c.id = m.case_pk
-                 WHERE m.group_id = {} AND m.case_pk > $1 AND c.project_id = {project_id}{skip}
+                "SELECT {columns}, {opted_out}, {seen} FROM case_group_members m JOIN cases c ON c.id = m.case_pk
+                 WHERE m.group_id = {} AND m.case_pk > $1 AND c.project_id = {project_id}
                  ORDER BY m.case_pk LIMIT $2",
                 sources.groups[pos_usize]
             )
@@ -447,17 +461,10 @@ impl Db {
             if sources.case_pks.is_empty() {
                 return Ok(RawBatch::default());
             }
-            let skip = if sources.groups.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " AND NOT EXISTS (SELECT 1 FROM case_group_members e WHERE e.case_pk = c.id AND e.group_id IN ({}))",
-                    list(&sources.groups)
-                )
-            };
+            let seen = seen_in(&sources.groups, "c.id");
             format!(
-                "SELECT {columns}, {opted_out} FROM cases c
-                 WHERE c.id IN ({}) AND c.id > $1 AND c.project_id = {project_id}{skip}
+                "SELECT {columns}, {opted_out}, {seen} FROM cases c
+                 WHERE c.id IN ({}) AND c.id > $1 AND c.project_id = {project_id}
                  ORDER BY c.id LIMIT $2",
                 list(&sources.case_pks)
             )
@@ -476,6 +483,7 @@ impl Db {
                 "closed",
                 "deleted",
                 "opted_out",
+                "seen",
                 "external_id",
                 "case_type",
                 "owner_id",

@@ -1,6 +1,6 @@
 //! Running the `casecast` binary in tests: a clean environment, one-shot commands with what
-//! they printed, and `serve` processes that are killed when dropped. The binary's path comes
-//! from the calling test crate (`env!("CARGO_BIN_EXE_casecast")`).
+//! they printed, and `serve` and `worker` processes that are killed when dropped. The binary's
+//! path comes from the calling test crate (`env!("CARGO_BIN_EXE_casecast")`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -126,10 +126,21 @@ impl Server {
     /// Starts `casecast --db URL serve --listen 127.0.0.1:0 EXTRA…` and waits (up to a minute)
     /// for its ready line.
     pub async fn start(bin: &str, url: &str, extra: &[&str]) -> Server {
+        Server::start_with_env(bin, url, extra, &[]).await
+    }
+
+    /// [`Server::start`] with these environment variables set for the server.
+    pub async fn start_with_env(
+        bin: &str,
+        url: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut child = command(bin, Some(url))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr.reopen().unwrap())
@@ -214,6 +225,62 @@ impl Server {
 }
 
 impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A running `casecast worker`; killed when dropped.
+pub struct Worker {
+    child: Child,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl Worker {
+    /// Starts `casecast --db URL worker` with these environment variables (logging at `warn`
+    /// unless `CASECAST_LOG` is among them).
+    pub fn start(bin: &str, url: &str, env: &[(&str, &str)]) -> Worker {
+        let stderr = tempfile::NamedTempFile::new().unwrap();
+        let child = command(bin, Some(url))
+            .arg("worker")
+            .env("CASECAST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr.reopen().unwrap())
+            .spawn()
+            .expect("starting casecast worker");
+        Worker { child, stderr }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as `kill -9` does; waits for the process to be gone.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("killing the worker");
+        self.child.wait().unwrap();
+    }
+
+    /// Panics, with what it logged, if the worker has exited.
+    pub fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the worker exited ({status}): {}", self.stderr());
+        }
+    }
+
+    /// What it wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();

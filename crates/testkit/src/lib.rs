@@ -1,11 +1,12 @@
 //! Test support shared by the test suites: a fresh database on either engine, the
-//! `on_both_engines!` macro, a server spawned on port 0, and a small WebDriver client.
+//! `on_both_engines!` macro, a server spawned on port 0, seeded data, and a small WebDriver client.
 
 mod app;
 mod browser;
 pub mod capture;
 pub mod cli;
 pub mod kannel;
+pub mod seed;
 
 use casecast_store::Db;
 pub use casecast_store::Engine;

@@ -4,6 +4,10 @@
 //! test gets a fresh migrated database from `casecast_testkit::TestDb`.
 
 mod accounts;
+mod broadcast_cancel;
+mod broadcast_reruns;
+mod broadcast_schedule;
+mod broadcasts;
 mod case_groups;
 mod case_import;
 mod case_import_files;
