@@ -45,7 +45,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         cases: usize,
     },
-    /// (internal) The measured part of `bench broadcast`.
+    /// (internal) The measured preview of `bench broadcast`.
+    #[command(hide = true)]
+    RunPreview {
+        #[arg(long)]
+        project_id: i64,
+        #[arg(long)]
+        group_id: i64,
+    },
+    /// (internal) The measured fan-out of `bench broadcast`.
     #[command(hide = true)]
     RunFanout {
         #[arg(long)]
@@ -139,6 +147,10 @@ pub async fn bench(url: &str, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Dispatch(bench) => crate::bench_dispatch::run(url, bench).await,
         BenchCommand::Broadcast { cases } => crate::bench_broadcast::run(url, cases).await,
+        BenchCommand::RunPreview {
+            project_id,
+            group_id,
+        } => crate::bench_broadcast::run_preview(url, project_id, group_id).await,
         BenchCommand::RunFanout {
             project_id,
             occurrence,

@@ -59,29 +59,21 @@ pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
         "[{engine}] setup: {created} cases in one group in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let draft = Draft::parse(&json!({
-        "name": "Side effect notice",
-        "recipients": {"case_groups": [group.id]},
-        "content": {"sms": {
-            "*": "Dear {case.name}, a new service is available in {case.district}. Reply STOP to opt out.",
-            "sw": "Mpendwa {case.name}, huduma mpya inapatikana {case.district}.",
-        }},
-        "schedule": {"kind": "immediate"},
-    }))?;
-    // The project is new and nobody else looks at it: refresh the project after the gateway.
     let project = db.project_by_id(project.id).await?;
-    let started = Instant::now();
-    let cpu = crate::bench::cpu_seconds();
-    let preview = db.preview_broadcast(&project, &draft).await?;
-    println!(
-        "[{engine}] preview of a broadcast to {} recipients ({} segments): {:.2} s (CPU {:.2} s)",
-        preview.recipients,
-        preview.segments,
-        started.elapsed().as_secs_f64(),
-        crate::bench::cpu_seconds()
-            .zip(cpu)
-            .map_or(f64::NAN, |(b, a)| b - a)
-    );
+    let draft = draft(group.id)?;
+    db.close().await;
+    child(
+        url,
+        &[
+            "run-preview",
+            "--project-id",
+            &project.id.to_string(),
+            "--group-id",
+            &group.id.to_string(),
+        ],
+        engine,
+    )?;
+    let db = open(url).await?;
     // The broadcast is created without workers running: its fan-out job waits for the child.
     let broadcast = db.create_broadcast(&project, &draft, None).await?;
     let occurrence = db
@@ -90,20 +82,67 @@ pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
         .pop()
         .context("the broadcast did not fire")?;
     db.close().await;
+    child(
+        url,
+        &[
+            "run-fanout",
+            "--project-id",
+            &project.id.to_string(),
+            "--occurrence",
+            &occurrence.id.to_string(),
+        ],
+        engine,
+    )
+}
+
+/// The benchmark's broadcast: two languages, the case's name and a property.
+fn draft(group_id: i64) -> anyhow::Result<Draft> {
+    Ok(Draft::parse(&json!({
+        "name": "Side effect notice",
+        "recipients": {"case_groups": [group_id]},
+        "content": {"sms": {
+            "*": "Dear {case.name}, a new service is available in {case.district}. Reply STOP to opt out.",
+            "sw": "Mpendwa {case.name}, huduma mpya inapatikana {case.district}.",
+        }},
+        "schedule": {"kind": "immediate"},
+    }))?)
+}
+
+/// Runs a measured part in a child process (so that its peak memory is its own) and prints
+/// what it printed.
+fn child(url: &str, args: &[&str], engine: &str) -> anyhow::Result<()> {
     let out = Command::new(std::env::current_exe()?)
-        .args(["--db", url, "bench", "run-fanout", "--project-id"])
-        .arg(project.id.to_string())
-        .arg("--occurrence")
-        .arg(occurrence.id.to_string())
+        .args(["--db", url, "bench"])
+        .args(args)
         .output()
-        .context("running the fan-out")?;
+        .with_context(|| format!("running bench {}", args[0]))?;
     if !out.status.success() {
         bail!(
-            "the fan-out failed: {}",
+            "bench {} failed: {}",
+            args[0],
             String::from_utf8_lossy(&out.stderr)
         );
     }
     print!("[{engine}] {}", String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+/// The measured preview: prints its time, CPU time and peak memory.
+pub async fn run_preview(url: &str, project_id: i64, group_id: i64) -> anyhow::Result<()> {
+    let db = open(url).await?;
+    let project = db.project_by_id(project_id).await?;
+    let draft = draft(group_id)?;
+    let started = Instant::now();
+    let cpu = crate::bench::cpu_seconds();
+    let preview = db.preview_broadcast(&project, &draft).await?;
+    println!(
+        "preview of a broadcast to {} recipients ({} segments): {:.2} s (CPU {:.2} s), peak RSS {:.0} MiB",
+        preview.recipients,
+        preview.segments,
+        started.elapsed().as_secs_f64(),
+        crate::bench::cpu_seconds().zip(cpu).map_or(f64::NAN, |(b, a)| b - a),
+        crate::bench::peak_rss_mib().unwrap_or(f64::NAN)
+    );
     Ok(())
 }
 

@@ -267,14 +267,20 @@ impl Template {
 
     /// The message for one case; a value the case lacks renders empty and is listed as missing.
     pub fn render(&self, case: &Case) -> Rendered {
-        let mut text = String::with_capacity(self.source.len());
+        self.render_with(|p| p.value(case))
+    }
+
+    /// The message with each placeholder's value from `value` (a case read in another shape
+    /// than [`Case`]); `None` or an empty value renders empty and is listed as missing.
+    pub fn render_with<'v>(&self, value: impl Fn(&Placeholder) -> Option<&'v str>) -> Rendered {
+        let mut text = String::with_capacity(self.source.len() + 16);
         let mut missing: Vec<String> = Vec::new();
         for part in &self.parts {
             match part {
                 Part::Literal(s) => text.push_str(s),
                 Part::Field(index) => {
                     let placeholder = &self.placeholders[*index];
-                    match placeholder.value(case) {
+                    match value(placeholder).filter(|v| !v.is_empty()) {
                         Some(v) => text.push_str(v),
                         None => {
                             let name = placeholder.to_string();

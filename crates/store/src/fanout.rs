@@ -192,11 +192,11 @@ impl Db {
         };
         let mut excluded = Excluded::default();
         let mut messages = Vec::with_capacity(batch.items.len());
-        let mut phones: HashSet<&str> = HashSet::new();
+        let mut phones: HashSet<u64> = HashSet::new();
         for item in &batch.items {
             match item {
                 Err(reason) => excluded.add(*reason),
-                Ok(m) if !phones.insert(m.phone.as_str()) => excluded.duplicate_phone += 1,
+                Ok(m) if !phones.insert(m.phone_key) => excluded.duplicate_phone += 1,
                 Ok(m) => messages.push(m),
             }
         }

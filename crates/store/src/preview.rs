@@ -11,8 +11,9 @@ use crate::broadcasts::Excluded;
 use crate::error::StoreResult;
 use crate::gateways::Router;
 use crate::projects::Project;
-use crate::recipients::{received, Walk};
+use crate::recipients::{received, Outgoing, Walk};
 use crate::Db;
+use sqlx::Row;
 
 /// Sample messages shown per language in a preview.
 const SAMPLES_PER_LANGUAGE: usize = 3;
@@ -72,10 +73,12 @@ impl Db {
             None => self.router(project.id).await?,
         };
         let walk = Walk::new(self, project.id, sources, draft.content.clone(), router);
+        let keys: Vec<&str> = draft.content.templates().map(|(k, _)| k).collect();
         let mut preview = Preview::default();
-        let mut phones: HashSet<String> = HashSet::new();
-        // Per language key: recipients, segments, samples taken.
-        let mut languages: BTreeMap<String, (i64, i64, usize)> = BTreeMap::new();
+        let mut phones: HashSet<u64> = HashSet::new();
+        // Per text (by position): recipients, segments.
+        let mut languages = vec![(0i64, 0i64); keys.len()];
+        let mut samples: Vec<(i64, Outgoing)> = Vec::new();
         let mut by_gateway: HashMap<i64, i64> = HashMap::new();
         let mut ucs2 = false;
         let mut batches = walk.start(0, 0);
@@ -92,7 +95,7 @@ impl Db {
                         continue;
                     }
                 };
-                if !phones.insert(m.phone.clone()) {
+                if !phones.insert(m.phone_key) {
                     preview.excluded.duplicate_phone += 1;
                     continue;
                 }
@@ -103,32 +106,38 @@ impl Db {
                     *preview.missing.entry(p.clone()).or_default() += 1;
                 }
                 *by_gateway.entry(m.gateway_id).or_default() += m.segments;
-                let entry = match languages.get_mut(&m.language) {
-                    Some(e) => e,
-                    None => languages.entry(m.language.clone()).or_default(),
-                };
+                let entry = &mut languages[m.language];
                 entry.0 += 1;
                 entry.1 += m.segments;
-                if entry.2 < SAMPLES_PER_LANGUAGE {
-                    entry.2 += 1;
-                    preview.samples.push(Sample {
-                        case_id: m.case_id,
-                        name: m.name,
-                        phone_number: m.phone,
-                        language: m.language,
-                        text: m.text,
-                        encoding: m.encoding.as_str(),
-                        segments: m.segments,
-                        missing: m.missing,
-                    });
+                if entry.0 as usize <= SAMPLES_PER_LANGUAGE {
+                    samples.push((m.case_pk, m));
                 }
             }
         }
-        preview.encoding = if ucs2 { "ucs2" } else { "gsm7" };
-        preview.languages = languages
+        let names = self
+            .case_names(&samples.iter().map(|(pk, _)| *pk).collect::<Vec<_>>())
+            .await?;
+        preview.samples = samples
             .into_iter()
-            .map(|(language, (recipients, segments, _))| LanguagePreview {
-                language,
+            .map(|(pk, m)| {
+                let (case_id, name) = names.get(&pk).cloned().unwrap_or_default();
+                Sample {
+                    case_id,
+                    name,
+                    phone_number: m.phone,
+                    language: keys[m.language].to_string(),
+                    text: m.text,
+                    encoding: m.encoding.as_str(),
+                    segments: m.segments,
+                    missing: m.missing,
+                }
+            })
+            .collect();
+        preview.encoding = if ucs2 { "ucs2" } else { "gsm7" };
+        preview.languages = (keys.iter().zip(languages))
+            .filter(|(_, (recipients, _))| *recipients > 0)
+            .map(|(language, (recipients, segments))| LanguagePreview {
+                language: language.to_string(),
                 recipients,
                 segments,
             })
@@ -145,5 +154,29 @@ impl Db {
         }
         preview.estimated_seconds = seconds;
         Ok(preview)
+    }
+
+    /// Case ID and name of a few case rows, by row id.
+    async fn case_names(&self, pks: &[i64]) -> StoreResult<HashMap<i64, (String, String)>> {
+        if pks.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut p = crate::dialect::Placeholders::new(self.engine());
+        let sql = format!(
+            "SELECT id, case_id, name FROM cases WHERE id IN ({})",
+            p.list(pks.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for pk in pks {
+            q = q.bind(pk);
+        }
+        let mut names = HashMap::new();
+        for row in q.persistent(false).fetch_all(self.pool()).await? {
+            names.insert(
+                row.try_get("id")?,
+                (row.try_get("case_id")?, row.try_get("name")?),
+            );
+        }
+        Ok(names)
     }
 }

@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use casecast_core::case::Case;
 use casecast_core::sms;
 use casecast_core::template::{Content, Placeholder};
 use sqlx::Row;
+use std::borrow::Cow;
 use tokio::sync::mpsc;
 
 use crate::broadcasts::Excluded;
@@ -38,15 +38,6 @@ impl Sources {
     pub(crate) fn len(&self) -> i64 {
         self.groups.len() as i64 + 1
     }
-}
-
-/// A case read for a fan-out or preview.
-struct Candidate {
-    pk: i64,
-    case: Case,
-    opted_out: bool,
-    /// An earlier source (group) of the same occurrence already gave this case.
-    seen: bool,
 }
 
 /// The case fields a broadcast's texts use beyond those every walk reads (row id, case ID,
@@ -80,64 +71,63 @@ impl Fields {
     }
 }
 
-/// A candidate as the batch query writes it: one JSON array per case, the properties used
-/// nested in an array of their own (in `Fields::properties` order).
+/// A case as the batch query writes it (one JSON array), borrowing its text from the batch:
+/// the properties used come nested in an array of their own, in `Fields::properties` order.
 #[derive(serde::Deserialize)]
-struct CandidateRow(
+struct Candidate<'a>(
     i64,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
     i64,
     i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Vec<Option<String>>,
+    i64,
+    i64,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Vec<Option<Cow<'a, str>>>,
 );
 
-impl Candidate {
-    fn from_row(r: CandidateRow, fields: &Fields) -> Candidate {
-        let CandidateRow(
-            pk,
-            case_id,
-            name,
-            phone,
-            language_code,
-            closed,
-            deleted,
-            opted_out,
-            seen,
-            external_id,
-            case_type,
-            owner_id,
-            values,
-        ) = r;
-        let properties = (fields.properties.iter().cloned())
-            .zip(values)
-            .filter_map(|(k, v)| Some((k, v?)))
-            .collect();
-        Candidate {
-            pk,
-            case: Case {
-                case_id: casecast_core::CaseId::from_stored(case_id),
-                case_type: case_type.unwrap_or_default(),
-                name,
-                external_id,
-                phone_number: phone.map(casecast_core::PhoneNumber::from_stored),
-                language_code,
-                owner_id,
-                closed: closed != 0,
-                deleted: deleted != 0,
-                properties,
-                created_at: 0,
-                modified_at: 0,
-            },
-            opted_out: opted_out != 0,
-            seen: seen != 0,
+impl Candidate<'_> {
+    fn pk(&self) -> i64 {
+        self.0
+    }
+    fn phone(&self) -> Option<&str> {
+        self.3.as_deref()
+    }
+    fn language_code(&self) -> Option<&str> {
+        self.4.as_deref()
+    }
+    fn closed(&self) -> bool {
+        self.5 != 0
+    }
+    fn deleted(&self) -> bool {
+        self.6 != 0
+    }
+    fn opted_out(&self) -> bool {
+        self.7 != 0
+    }
+    /// An earlier source (group) of the same occurrence already gave this case.
+    fn seen(&self) -> bool {
+        self.8 != 0
+    }
+
+    /// The case's value for a placeholder, as [`Placeholder::value`] reads it from a case.
+    fn value(&self, placeholder: &Placeholder, fields: &Fields) -> Option<&str> {
+        match placeholder {
+            Placeholder::CaseId => Some(&*self.1),
+            Placeholder::Name => Some(&*self.2),
+            Placeholder::PhoneNumber => self.3.as_deref(),
+            Placeholder::LanguageCode => self.4.as_deref(),
+            Placeholder::ExternalId => self.9.as_deref(),
+            Placeholder::CaseType => self.10.as_deref(),
+            Placeholder::OwnerId => self.11.as_deref(),
+            Placeholder::Property(name) => {
+                let i = fields.properties.iter().position(|p| p == name)?;
+                self.12.get(i)?.as_deref()
+            }
         }
     }
 }
@@ -175,11 +165,11 @@ impl Excluded {
 /// One rendered message for one case.
 pub(crate) struct Outgoing {
     pub(crate) case_pk: i64,
-    pub(crate) case_id: String,
-    pub(crate) name: String,
-    /// The language key whose text was used (`*` for the default).
-    pub(crate) language: String,
+    /// Which text was used: its position in `Content::templates` (0 is the default).
+    pub(crate) language: usize,
     pub(crate) phone: String,
+    /// The number as an integer, for cheap duplicate checks.
+    pub(crate) phone_key: u64,
     pub(crate) text: String,
     pub(crate) encoding: sms::Encoding,
     pub(crate) segments: i64,
@@ -189,51 +179,61 @@ pub(crate) struct Outgoing {
 
 /// The exclusion rules, in the order a case is checked against them.
 fn classify(c: &Candidate) -> Option<Reason> {
-    if c.case.deleted {
+    if c.deleted() {
         Some(Reason::Deleted)
-    } else if c.case.closed {
+    } else if c.closed() {
         Some(Reason::Closed)
-    } else if c.case.phone_number.is_none() {
+    } else if c.phone().is_none() {
         Some(Reason::NoPhone)
-    } else if c.opted_out {
+    } else if c.opted_out() {
         Some(Reason::OptedOut)
     } else {
         None
     }
 }
 
-/// The message a candidate gets, or why it gets none.
-fn outgoing(content: &Content, router: &Router, c: Candidate) -> Result<Outgoing, Reason> {
-    match (classify(&c), c.seen) {
-        (Some(_), true) => return Err(Reason::Repeat),
-        (Some(reason), false) => return Err(reason),
-        (None, true) => return Err(Reason::DuplicatePhone),
-        (None, false) => {}
+/// An E.164 number (`+` and at most 15 digits) as an integer; anything else (never stored)
+/// as a hash of its text.
+pub(crate) fn phone_key(phone: &str) -> u64 {
+    let digits = phone.strip_prefix('+').unwrap_or(phone);
+    if digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(n) = digits.parse::<u64>() {
+            return n;
+        }
     }
-    let (language, template) = content.choose(c.case.language_code.as_deref());
-    let language = language.to_string();
-    let rendered = template.render(&c.case);
-    let info = sms::analyse(&rendered.text);
-    let Case {
-        case_id,
-        name,
-        phone_number,
-        ..
-    } = c.case;
-    let phone = phone_number.expect("classified as having a phone");
-    let gateway_id = router.route(phone.as_str()).ok_or(Reason::NoGateway)?;
-    Ok(Outgoing {
-        case_pk: c.pk,
-        case_id: case_id.into_string(),
-        name,
-        language,
-        gateway_id,
-        phone: String::from(phone),
-        text: rendered.text,
-        encoding: info.encoding,
-        segments: info.segments as i64,
-        missing: rendered.missing,
-    })
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    phone.hash(&mut h);
+    h.finish() | (1 << 63)
+}
+
+impl Walk {
+    /// The message a candidate gets, or why it gets none.
+    fn outgoing(&self, c: &Candidate) -> Result<Outgoing, Reason> {
+        match (classify(c), c.seen()) {
+            (Some(_), true) => return Err(Reason::Repeat),
+            (Some(reason), false) => return Err(reason),
+            (None, true) => return Err(Reason::DuplicatePhone),
+            (None, false) => {}
+        }
+        let (key, template) = self.content.choose(c.language_code());
+        let language = self.keys.iter().position(|k| k == key).unwrap_or(0);
+        let rendered = template.render_with(|p| c.value(p, &self.fields));
+        let info = sms::analyse(&rendered.text);
+        let phone = c.phone().expect("classified as having a phone");
+        let gateway_id = self.router.route(phone).ok_or(Reason::NoGateway)?;
+        Ok(Outgoing {
+            case_pk: c.pk(),
+            language,
+            gateway_id,
+            phone: phone.to_string(),
+            phone_key: phone_key(phone),
+            text: rendered.text,
+            encoding: info.encoding,
+            segments: info.segments as i64,
+            missing: rendered.missing,
+        })
+    }
 }
 
 /// One batch of recipients, read and rendered.
@@ -252,6 +252,8 @@ pub(crate) struct Walk {
     project_id: i64,
     sources: Arc<Sources>,
     content: Arc<Content>,
+    /// The language keys of `content`, in `Content::templates` order.
+    keys: Arc<Vec<String>>,
     fields: Arc<Fields>,
     router: Arc<Router>,
 }
@@ -269,6 +271,7 @@ impl Walk {
             project_id,
             sources: Arc::new(sources),
             fields: Arc::new(Fields::of(&content)),
+            keys: Arc::new(content.templates().map(|(k, _)| k.to_string()).collect()),
             content: Arc::new(content),
             router: Arc::new(router),
         }
@@ -336,22 +339,15 @@ impl Walk {
             Some(last) if raw.count == BATCH => (from.0, last),
             _ => (from.0 + 1, 0),
         };
-        let rows: Vec<CandidateRow> = if raw.count == 0 {
+        let mut rows: Vec<Candidate> = if raw.count == 0 {
             Vec::new()
         } else {
             serde_json::from_str(&raw.json)
                 .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?
         };
-        let mut candidates: Vec<Candidate> = rows
-            .into_iter()
-            .map(|r| Candidate::from_row(r, &self.fields))
-            .collect();
         // JSON aggregates do not promise to keep the rows' order.
-        candidates.sort_unstable_by_key(|c| c.pk);
-        let items = candidates
-            .into_iter()
-            .map(|c| outgoing(&self.content, &self.router, c))
-            .collect();
+        rows.sort_unstable_by_key(Candidate::pk);
+        let items = rows.iter().map(|c| self.outgoing(c)).collect();
         Ok(Batch {
             from,
             next: Some(next),
