@@ -81,6 +81,11 @@ pub fn app(state: AppState) -> Router {
         .route("/static/casecast.css", get(stylesheet))
         .route("/static/upload.js", get(upload_script))
         .route("/static/sms_counter.js", get(sms_counter_script))
+        .route("/static/broadcast_form.js", get(broadcast_form_script))
+        .route(
+            "/static/broadcast_progress.js",
+            get(broadcast_progress_script),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -121,24 +126,31 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
-async fn upload_script() -> impl IntoResponse {
+/// A script of `static/`, cached for an hour like the stylesheet.
+fn script(body: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        include_str!("../static/upload.js"),
+        body,
     )
 }
 
+async fn upload_script() -> impl IntoResponse {
+    script(include_str!("../static/upload.js"))
+}
+
 async fn sms_counter_script() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        include_str!("../static/sms_counter.js"),
-    )
+    script(include_str!("../static/sms_counter.js"))
+}
+
+async fn broadcast_form_script() -> impl IntoResponse {
+    script(include_str!("../static/broadcast_form.js"))
+}
+
+async fn broadcast_progress_script() -> impl IntoResponse {
+    script(include_str!("../static/broadcast_progress.js"))
 }
 
 /// Refuses URLs that carry a NUL character (`%00`): nothing legitimate does, and PostgreSQL
@@ -178,7 +190,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     if !is_docs {
-        // Swagger UI needs inline scripts; every other page runs no script.
+        // Swagger UI needs inline scripts; every other page runs only /static scripts.
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(

@@ -1,5 +1,7 @@
 //! The JSON API under `/api/v1/projects/{project}`, with its OpenAPI document.
 
+pub mod broadcast_json;
+pub mod broadcasts;
 pub mod case_groups;
 pub mod case_import;
 pub mod cases;
@@ -113,6 +115,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(case_groups::router())
         .merge(uploads::router())
         .merge(gateways::router())
+        .merge(broadcasts::router())
         .merge(messages::router())
         .merge(opt_outs::router())
         .merge(messaging_settings::router());

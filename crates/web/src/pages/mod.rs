@@ -1,6 +1,10 @@
 //! Server-rendered pages (askama templates, escaped by default): login, projects, cases, case
-//! groups, and messaging (gateways, the message log, opt-outs, settings).
+//! groups, and messaging (broadcasts, gateways, the message log, opt-outs, settings).
 
+mod broadcast_compose;
+mod broadcast_controls;
+mod broadcast_form;
+mod broadcasts;
 mod case_groups;
 mod cases;
 mod gateway_form;
@@ -9,6 +13,7 @@ mod login;
 mod messages;
 mod messaging_settings;
 mod opt_outs;
+mod schedule_words;
 
 use askama::Template;
 use axum::extract::DefaultBodyLimit;
@@ -74,6 +79,31 @@ pub fn router() -> Router<AppState> {
         .route(
             "/a/{project}/messaging/case-groups/{id}/export.xlsx",
             get(case_groups::export_xlsx),
+        )
+        .route("/a/{project}/messaging/broadcasts", get(broadcasts::list))
+        .route(
+            "/a/{project}/messaging/broadcasts/new",
+            get(broadcast_compose::form).post(broadcast_compose::submit),
+        )
+        .route(
+            "/a/{project}/messaging/broadcasts/{id}",
+            get(broadcasts::show),
+        )
+        .route(
+            "/a/{project}/messaging/broadcasts/{id}/progress.json",
+            get(broadcast_controls::progress),
+        )
+        .route(
+            "/a/{project}/messaging/broadcasts/{id}/cancel",
+            post(broadcast_controls::cancel),
+        )
+        .route(
+            "/a/{project}/messaging/broadcasts/{id}/pause",
+            post(broadcast_controls::pause),
+        )
+        .route(
+            "/a/{project}/messaging/broadcasts/{id}/resume",
+            post(broadcast_controls::resume),
         )
         .route(
             "/a/{project}/messaging/gateways",

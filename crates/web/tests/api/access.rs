@@ -73,6 +73,18 @@ async fn every_route_checks_token_project_and_role(engine: Engine) {
         .await
         .unwrap();
     let upload_id = upload["upload_id"].as_i64().unwrap().to_string();
+    let mut broadcast = crate::broadcasts::body("Weekly", group_id.parse().unwrap());
+    broadcast["schedule"] = crate::broadcasts::weekly();
+    let (status, broadcast) = call(
+        &app,
+        Method::POST,
+        &app.api("alpha", "/broadcasts"),
+        admin,
+        Some(broadcast),
+    )
+    .await;
+    assert_eq!(status, 201, "{broadcast}");
+    let broadcast_id = broadcast["id"].as_i64().unwrap().to_string();
     let doc: serde_json::Value = app
         .http
         .get(app.url("/api/v1/openapi.json"))
@@ -83,6 +95,22 @@ async fn every_route_checks_token_project_and_role(engine: Engine) {
         .await
         .unwrap();
     let paths = doc["paths"].as_object().unwrap();
+    for route in [
+        "/broadcasts",
+        "/broadcasts/preview",
+        "/broadcasts/{id}",
+        "/broadcasts/{id}/cancel",
+        "/broadcasts/{id}/pause",
+        "/broadcasts/{id}/resume",
+        "/broadcasts/{id}/messages",
+        "/broadcasts/{id}/occurrences",
+    ] {
+        let path = format!("/api/v1/projects/{{project}}{route}");
+        assert!(
+            paths.contains_key(&path),
+            "{route} is not in the OpenAPI document"
+        );
+    }
     let mut checked = 0;
     let mut admin_only = Vec::new();
     for (template, item) in paths {
@@ -90,6 +118,7 @@ async fn every_route_checks_token_project_and_role(engine: Engine) {
         let id = match template.trim_start_matches("/api/v1/projects/{project}") {
             t if t.starts_with("/gateways/") => &gateway_id,
             t if t.starts_with("/messages/") => &message_id,
+            t if t.starts_with("/broadcasts/") => &broadcast_id,
             _ => &group_id,
         };
         for (method, operation) in item.as_object().unwrap() {
@@ -232,6 +261,24 @@ async fn every_route_checks_token_project_and_role(engine: Engine) {
     )
     .await;
     assert_eq!(got["opt_outs"].as_array().map(Vec::len), Some(1), "{got}");
+    let (_, got) = call(
+        &app,
+        Method::GET,
+        &app.api("alpha", &format!("/broadcasts/{broadcast_id}")),
+        admin,
+        None,
+    )
+    .await;
+    assert_eq!(got["status"], "scheduled", "{got}");
+    let (_, got) = call(
+        &app,
+        Method::GET,
+        &app.api("alpha", "/broadcasts"),
+        admin,
+        None,
+    )
+    .await;
+    assert_eq!(got["broadcasts"].as_array().map(Vec::len), Some(1), "{got}");
     // The case is untouched by all of that.
     let (status, got) = call(
         &app,

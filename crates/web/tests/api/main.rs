@@ -1,6 +1,7 @@
 //! API and page tests against a real server on port 0, on SQLite and PostgreSQL.
 
 mod access;
+mod broadcasts;
 mod case_groups;
 mod case_import;
 mod cases;
