@@ -470,23 +470,17 @@ impl Db {
             Some("cancelled") => return Ok(0),
             _ => {}
         }
-        sqlx::query(
-            "UPDATE broadcasts SET state = 'cancelled', next_run_at = NULL, updated_at = $1 WHERE id = $2",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
         // The occurrence row first: a fan-out batch holds it while it writes, so this waits for
         // that batch, and the next batch sees the occurrence cancelled and stops.
-        sqlx::query(
+        let stopped = sqlx::query(
             "UPDATE broadcast_occurrences SET status = 'cancelled', finished_at = $1
              WHERE broadcast_id = $2 AND status = 'fanning_out'",
         )
         .bind(now)
         .bind(id)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
         let cancelled = sqlx::query(
             "UPDATE messages SET status = 'cancelled', error = 'the broadcast was cancelled', updated_at = $1
              WHERE status = 'queued' AND occurrence_id IN (SELECT id FROM broadcast_occurrences WHERE broadcast_id = $2)",
@@ -496,6 +490,16 @@ impl Db {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        // A broadcast that had finished and had nothing left to stop stays completed.
+        if state.as_deref() != Some("finished") || stopped > 0 || cancelled > 0 {
+            sqlx::query(
+                "UPDATE broadcasts SET state = 'cancelled', next_run_at = NULL, updated_at = $1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         tracing::info!(broadcast.id = id, cancelled, "broadcast cancelled");
         Ok(cancelled)

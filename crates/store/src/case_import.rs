@@ -150,6 +150,8 @@ impl Db {
             errors = report.errors.len(),
             "imported cases"
         );
+        self.refresh_statistics("cases", report.created + report.updated)
+            .await;
         Ok(report)
     }
 }

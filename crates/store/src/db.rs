@@ -160,6 +160,23 @@ impl Db {
             .await
     }
 
+    /// After a bulk change of `rows` rows to `table`, brings the planner's statistics up to
+    /// date (see `dialect::analyze`), so that the next query does not wait for autovacuum: a
+    /// broadcast previewed right after a million-case upload otherwise took 26 s instead of 4
+    /// on PostgreSQL. Failing to is logged, not an error.
+    pub(crate) async fn refresh_statistics(&self, table: &str, rows: usize) {
+        const BULK: usize = 10_000;
+        let Some(sql) = dialect::analyze(self.engine, table) else {
+            return;
+        };
+        if rows < BULK {
+            return;
+        }
+        if let Err(e) = self.pool.execute(sql.as_str()).await {
+            tracing::warn!(table, error = %e, "refreshing planner statistics failed");
+        }
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         self.pool.execute("SELECT 1").await.map(|_| ())

@@ -15,7 +15,7 @@ use crate::gateways::Router;
 use crate::recipients::{received, Batch, Outgoing, Walk};
 use crate::Db;
 
-/// Rows per multi-row insert (6 parameters each).
+/// Rows per multi-row insert on SQLite (6 parameters each).
 const INSERT_ROWS: usize = 1000;
 
 /// What writing one batch did.
@@ -201,7 +201,12 @@ impl Db {
             }
         }
         let mut inserted = 0;
-        for chunk in messages.chunks(INSERT_ROWS) {
+        // PostgreSQL takes the batch as one JSON parameter; SQLite binds six values a row.
+        let rows_per_insert = match self.engine() {
+            crate::Engine::Postgres => messages.len().max(1),
+            crate::Engine::Sqlite => INSERT_ROWS,
+        };
+        for chunk in messages.chunks(rows_per_insert) {
             inserted += insert_messages(&mut tx, self.engine(), target, now, chunk).await?;
         }
         // Numbers an earlier batch (or source) of this occurrence already took were skipped:

@@ -67,6 +67,12 @@ impl Db {
         draft: &Draft,
     ) -> StoreResult<Preview> {
         self.check_draft_refs(project, draft).await?;
+        // A schedule with nothing to come is refused here as it would be on saving.
+        crate::broadcasts::first_occurrence(
+            &draft.schedule,
+            project,
+            casecast_core::time::now_ms(),
+        )?;
         let sources = self.sources(project.id, &draft.recipients).await?;
         let router = match draft.gateway_id {
             Some(id) => Router::only(id),

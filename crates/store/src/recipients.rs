@@ -44,6 +44,8 @@ impl Sources {
 /// name, phone, language, closed, deleted): only these are read, which keeps batches small.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Fields {
+    name: bool,
+    case_id: bool,
     external_id: bool,
     case_type: bool,
     owner_id: bool,
@@ -57,6 +59,8 @@ impl Fields {
         for (_, template) in content.templates() {
             for p in template.placeholders() {
                 match p {
+                    Placeholder::Name => f.name = true,
+                    Placeholder::CaseId => f.case_id = true,
                     Placeholder::ExternalId => f.external_id = true,
                     Placeholder::CaseType => f.case_type = true,
                     Placeholder::OwnerId => f.owner_id = true,
@@ -75,58 +79,98 @@ impl Fields {
 /// the properties used come nested in an array of their own, in `Fields::properties` order.
 #[derive(serde::Deserialize)]
 struct Candidate<'a>(
+    /// Case row id.
     i64,
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] Cow<'a, str>,
     #[serde(borrow)] Option<Cow<'a, str>>,
+    /// Language code.
+    #[serde(borrow)]
+    Option<Cow<'a, str>>,
+    /// Flags: 1 closed, 2 deleted, 4 opted out, 8 met in an earlier source.
+    i64,
+    /// Name, case ID, external ID, case type, owner ID: each only when a text uses it.
+    #[serde(borrow)]
+    Option<Cow<'a, str>>,
     #[serde(borrow)] Option<Cow<'a, str>>,
-    i64,
-    i64,
-    i64,
-    i64,
     #[serde(borrow)] Option<Cow<'a, str>>,
     #[serde(borrow)] Option<Cow<'a, str>>,
     #[serde(borrow)] Option<Cow<'a, str>>,
     #[serde(borrow)] Vec<Option<Cow<'a, str>>>,
 );
 
+/// The columns of a candidate, in order (the properties follow, as `p0`, `p1`, …).
+const CANDIDATE_COLUMNS: [&str; 9] = [
+    "id",
+    "phone_number",
+    "language_code",
+    "flags",
+    "name",
+    "case_id",
+    "external_id",
+    "case_type",
+    "owner_id",
+];
+
+impl Candidate<'static> {
+    /// A candidate from a row of the batch query (PostgreSQL), with `properties` values. The
+    /// columns are read by position, in `CANDIDATE_COLUMNS` order.
+    fn from_row(r: &sqlx::any::AnyRow, properties: usize) -> Result<Self, sqlx::Error> {
+        let text = |i: usize| -> Result<Option<Cow<'static, str>>, sqlx::Error> {
+            Ok(r.try_get::<Option<String>, _>(i)?.map(Cow::Owned))
+        };
+        Ok(Candidate(
+            r.try_get(0)?,
+            text(1)?,
+            text(2)?,
+            r.try_get(3)?,
+            text(4)?,
+            text(5)?,
+            text(6)?,
+            text(7)?,
+            text(8)?,
+            (0..properties)
+                .map(|i| text(9 + i))
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+}
+
 impl Candidate<'_> {
     fn pk(&self) -> i64 {
         self.0
     }
     fn phone(&self) -> Option<&str> {
-        self.3.as_deref()
+        self.1.as_deref()
     }
     fn language_code(&self) -> Option<&str> {
-        self.4.as_deref()
+        self.2.as_deref()
     }
     fn closed(&self) -> bool {
-        self.5 != 0
+        self.3 & 1 != 0
     }
     fn deleted(&self) -> bool {
-        self.6 != 0
+        self.3 & 2 != 0
     }
     fn opted_out(&self) -> bool {
-        self.7 != 0
+        self.3 & 4 != 0
     }
     /// An earlier source (group) of the same occurrence already gave this case.
     fn seen(&self) -> bool {
-        self.8 != 0
+        self.3 & 8 != 0
     }
 
     /// The case's value for a placeholder, as [`Placeholder::value`] reads it from a case.
     fn value(&self, placeholder: &Placeholder, fields: &Fields) -> Option<&str> {
         match placeholder {
-            Placeholder::CaseId => Some(&*self.1),
-            Placeholder::Name => Some(&*self.2),
-            Placeholder::PhoneNumber => self.3.as_deref(),
-            Placeholder::LanguageCode => self.4.as_deref(),
-            Placeholder::ExternalId => self.9.as_deref(),
-            Placeholder::CaseType => self.10.as_deref(),
-            Placeholder::OwnerId => self.11.as_deref(),
+            Placeholder::PhoneNumber => self.1.as_deref(),
+            Placeholder::LanguageCode => self.2.as_deref(),
+            Placeholder::Name => self.4.as_deref(),
+            Placeholder::CaseId => self.5.as_deref(),
+            Placeholder::ExternalId => self.6.as_deref(),
+            Placeholder::CaseType => self.7.as_deref(),
+            Placeholder::OwnerId => self.8.as_deref(),
             Placeholder::Property(name) => {
                 let i = fields.properties.iter().position(|p| p == name)?;
-                self.12.get(i)?.as_deref()
+                self.9.get(i)?.as_deref()
             }
         }
     }
@@ -341,6 +385,10 @@ impl Walk {
         };
         let mut rows: Vec<Candidate> = if raw.count == 0 {
             Vec::new()
+        } else if !raw.rows.is_empty() {
+            (raw.rows.iter())
+                .map(|r| Candidate::from_row(r, self.fields.properties.len()))
+                .collect::<Result<_, sqlx::Error>>()?
         } else {
             serde_json::from_str(&raw.json)
                 .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?
@@ -368,7 +416,10 @@ pub(crate) async fn received(rx: &mut mpsc::Receiver<StoreResult<Batch>>) -> Sto
 /// One batch as the database returns it: the rows as JSON, how many, the last case row.
 #[derive(Default)]
 struct RawBatch {
+    /// SQLite: the rows as one JSON array (see `dialect::batch_as_json`).
     json: String,
+    /// PostgreSQL: the rows.
+    rows: Vec<sqlx::any::AnyRow>,
     count: i64,
     last: Option<i64>,
 }
@@ -417,73 +468,83 @@ impl Db {
                 format!("{value} AS p{i}")
             })
             .collect();
-        let mut columns = format!(
-            "c.id, c.case_id, c.name, c.phone_number, c.language_code, c.closed, c.deleted, {}, {}, {}",
-            optional(fields.external_id, "external_id"),
-            optional(fields.case_type, "case_type"),
-            optional(fields.owner_id, "owner_id"),
-        );
-        for p in &properties {
-            columns.push_str(", ");
-            columns.push_str(p);
-        }
         let opted_out = format!(
             "CASE WHEN EXISTS (SELECT 1 FROM opt_outs o WHERE o.project_id = {project_id}
-                AND o.phone = c.phone_number) THEN 1 ELSE 0 END AS opted_out"
+                AND o.phone = c.phone_number) THEN 1 ELSE 0 END"
         );
-        // Whether an earlier source (group) already gave the case.
-        let seen_in = |groups: &[i64], case_pk: &str| {
-            if groups.is_empty() {
-                "0 AS seen".to_string()
+        // The columns, given whether an earlier source (group) already gave the case.
+        let columns = |earlier: &[i64], case_pk: &str| {
+            let seen = if earlier.is_empty() {
+                "0".to_string()
             } else {
                 format!(
                     "CASE WHEN EXISTS (SELECT 1 FROM case_group_members e WHERE e.case_pk = {case_pk}
-                        AND e.group_id IN ({})) THEN 1 ELSE 0 END AS seen",
-                    list(groups)
+                        AND e.group_id IN ({})) THEN 1 ELSE 0 END",
+                    list(earlier)
                 )
+            };
+            let mut columns = format!(
+                "c.id, c.phone_number, c.language_code,
+                 CAST(c.closed + 2 * c.deleted + 4 * ({opted_out}) + 8 * ({seen}) AS BIGINT) AS flags,
+                 {}, {}, {}, {}, {}",
+                optional(fields.name, "name"),
+                optional(fields.case_id, "case_id"),
+                optional(fields.external_id, "external_id"),
+                optional(fields.case_type, "case_type"),
+                optional(fields.owner_id, "owner_id"),
+            );
+            for p in &properties {
+                columns.push_str(", ");
+                columns.push_str(p);
             }
+            columns
         };
         let pos_usize = pos as usize;
+        // `c.id > $1` repeats `m.case_pk > $1` for PostgreSQL's merge join, which otherwise
+        // reads the cases table from its start at every batch.
         let inner = if pos_usize < sources.groups.len() {
             let earlier = &sources.groups[..pos_usize];
-            let seen = seen_in(earlier, "m.case_pk");
             format!(
-                "SELECT {columns}, {opted_out}, {seen} FROM case_group_members m JOIN cases c ON c.id = m.case_pk
-                 WHERE m.group_id = {} AND m.case_pk > $1 AND c.project_id = {project_id}
+                "SELECT {} FROM case_group_members m JOIN cases c ON c.id = m.case_pk
+                 WHERE m.group_id = {} AND m.case_pk > $1 AND c.id > $1 AND c.project_id = {project_id}
                  ORDER BY m.case_pk LIMIT $2",
+                columns(earlier, "m.case_pk"),
                 sources.groups[pos_usize]
             )
         } else {
             if sources.case_pks.is_empty() {
                 return Ok(RawBatch::default());
             }
-            let seen = seen_in(&sources.groups, "c.id");
             format!(
-                "SELECT {columns}, {opted_out}, {seen} FROM cases c
+                "SELECT {} FROM cases c
                  WHERE c.id IN ({}) AND c.id > $1 AND c.project_id = {project_id}
                  ORDER BY c.id LIMIT $2",
+                columns(&sources.groups, "c.id"),
                 list(&sources.case_pks)
             )
         };
+        if !crate::dialect::batch_as_json(self.engine()) {
+            let mut q = sqlx::query(&inner).bind(after).bind(limit);
+            for name in &fields.properties {
+                q = q.bind(crate::dialect::json_text_key(self.engine(), name));
+            }
+            let rows = q.persistent(false).fetch_all(self.pool()).await?;
+            let last = match rows.last() {
+                Some(r) => Some(r.try_get("id")?),
+                None => None,
+            };
+            return Ok(RawBatch {
+                json: String::new(),
+                count: rows.len() as i64,
+                last,
+                rows,
+            });
+        }
         // The whole batch comes back as one JSON row: row by row, the driver's per-row cost
         // was most of a preview's time.
         let sql = crate::dialect::json_rows(
-            self.engine(),
             &inner,
-            &[
-                "id",
-                "case_id",
-                "name",
-                "phone_number",
-                "language_code",
-                "closed",
-                "deleted",
-                "opted_out",
-                "seen",
-                "external_id",
-                "case_type",
-                "owner_id",
-            ],
+            &CANDIDATE_COLUMNS,
             &(0..fields.properties.len())
                 .map(|i| format!("p{i}"))
                 .collect::<Vec<_>>(),
@@ -494,6 +555,7 @@ impl Db {
         }
         let row = q.persistent(false).fetch_one(self.pool()).await?;
         Ok(RawBatch {
+            rows: Vec::new(),
             json: row.try_get("json_rows")?,
             count: row.try_get("n")?,
             last: row.try_get("last")?,

@@ -562,6 +562,8 @@ impl Db {
             removed,
             "upload processed"
         );
+        self.refresh_statistics("case_group_members", (added + removed) as usize)
+            .await;
         Ok(())
     }
 }

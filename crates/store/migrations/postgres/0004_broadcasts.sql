@@ -56,6 +56,17 @@ CREATE TABLE broadcast_occurrences (
 -- a fan-out that runs again, or a number two recipients share, writes nothing twice. No
 -- foreign key: occurrences go only with their project, and its check cost a fifth of an insert.
 ALTER TABLE messages ADD COLUMN occurrence_id BIGINT;
-CREATE UNIQUE INDEX messages_occurrence_phone ON messages(occurrence_id, phone) WHERE occurrence_id IS NOT NULL;
--- Per-status counts of an occurrence, read from the index alone.
-CREATE INDEX messages_occurrence_status ON messages(occurrence_id, status) WHERE occurrence_id IS NOT NULL;
+-- The status rides along in the same index (INCLUDE): per-status counts of an occurrence are
+-- read from it, with one index fewer for every message written (SQLite has no INCLUDE and
+-- keeps a second index).
+CREATE UNIQUE INDEX messages_occurrence_phone ON messages(occurrence_id, phone) INCLUDE (status)
+  WHERE occurrence_id IS NOT NULL;
+-- A fan-out writes a million messages at once, and PostgreSQL checks each foreign key of each
+-- row with a trigger that locks the referenced row: the four checks took 43 % of an insert
+-- (measured: 62 of 145 ms for 5,000 rows). The ids written are ones the store just read, and
+-- projects, cases, gateways and users are never deleted (cases and gateways are marked
+-- deleted), so the checks are dropped here. SQLite, whose checks cost little, keeps them.
+ALTER TABLE messages DROP CONSTRAINT messages_project_id_fkey;
+ALTER TABLE messages DROP CONSTRAINT messages_case_pk_fkey;
+ALTER TABLE messages DROP CONSTRAINT messages_gateway_id_fkey;
+ALTER TABLE messages DROP CONSTRAINT messages_user_id_fkey;
