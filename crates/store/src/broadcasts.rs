@@ -569,16 +569,7 @@ impl Db {
 
 /// Every outbound status at zero, so that lists show them all.
 fn zero_counts() -> BTreeMap<String, i64> {
-    [
-        "queued",
-        "sending",
-        "sent",
-        "delivered",
-        "failed",
-        "expired",
-        "cancelled",
-    ]
-    .into_iter()
-    .map(|s| (s.to_string(), 0))
-    .collect()
+    (crate::messages::OUTBOUND_STATUSES.into_iter())
+        .map(|s| (s.to_string(), 0))
+        .collect()
 }

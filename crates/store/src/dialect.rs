@@ -42,7 +42,10 @@ pub(crate) fn batch_as_json(engine: Engine) -> bool {
 /// how many rows; `last`, the largest `id`.
 pub(crate) fn json_rows(inner: &str, columns: &[&str], nested: &[String]) -> String {
     let list = |names: &mut dyn Iterator<Item = &str>| {
-        names.map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ")
+        names
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let columns = list(&mut columns.iter().copied());
     let nested = list(&mut nested.iter().map(String::as_str));

@@ -73,8 +73,8 @@ fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
     })
 }
 
-/// Message statuses, outbound then inbound.
-pub const STATUSES: [&str; 8] = [
+/// Outbound message statuses, in the order a message goes through them.
+pub const OUTBOUND_STATUSES: [&str; 7] = [
     "queued",
     "sending",
     "sent",
@@ -82,6 +82,17 @@ pub const STATUSES: [&str; 8] = [
     "failed",
     "expired",
     "cancelled",
+];
+
+/// Message statuses, outbound then inbound.
+pub const STATUSES: [&str; 8] = [
+    OUTBOUND_STATUSES[0],
+    OUTBOUND_STATUSES[1],
+    OUTBOUND_STATUSES[2],
+    OUTBOUND_STATUSES[3],
+    OUTBOUND_STATUSES[4],
+    OUTBOUND_STATUSES[5],
+    OUTBOUND_STATUSES[6],
     "received",
 ];
 

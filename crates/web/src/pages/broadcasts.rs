@@ -24,15 +24,7 @@ const PAGE_SIZE: i64 = 50;
 /// Occurrences shown on a broadcast's page (and in its progress).
 pub(super) const OCCURRENCES_SHOWN: i64 = 20;
 /// The outbound statuses in the order a message goes through them.
-const COUNT_ORDER: [&str; 7] = [
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "failed",
-    "expired",
-    "cancelled",
-];
+const COUNT_ORDER: [&str; 7] = casecast_store::messages::OUTBOUND_STATUSES;
 
 /// Per-status counts in `COUNT_ORDER`.
 fn counts(c: &BTreeMap<String, i64>) -> Vec<(&'static str, i64)> {
