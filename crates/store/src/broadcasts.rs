@@ -296,6 +296,13 @@ impl Db {
 
     /// One broadcast of the project, with its status and counts.
     pub async fn broadcast(&self, project_id: i64, id: i64) -> StoreResult<Broadcast> {
+        let mut b = self.broadcast_row(project_id, id).await?;
+        self.fill_progress(&mut b).await?;
+        Ok(b)
+    }
+
+    /// One broadcast of the project as stored, without its counts and derived status.
+    async fn broadcast_row(&self, project_id: i64, id: i64) -> StoreResult<Broadcast> {
         let row = sqlx::query(&format!(
             "SELECT {BROADCAST_COLUMNS} FROM broadcasts b WHERE b.id = $1 AND b.project_id = $2"
         ))
@@ -304,9 +311,7 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound("broadcast"))?;
-        let mut b = broadcast_from_row(&row)?;
-        self.fill_progress(&mut b).await?;
-        Ok(b)
+        Ok(broadcast_from_row(&row)?)
     }
 
     /// The project's broadcasts, newest first.
@@ -528,14 +533,13 @@ impl Db {
     /// Resumes a paused broadcast from its next occurrence after now; occurrences that fell
     /// while it was paused are skipped, not sent late.
     pub async fn resume_broadcast(&self, project: &Project, id: i64) -> StoreResult<()> {
-        let b = self.broadcast(project.id, id).await?;
+        // The stored row is enough here: counting its messages is for the refusal only.
+        let b = self.broadcast_row(project.id, id).await?;
         if b.state != "paused" {
+            let status = self.broadcast(project.id, id).await?.status;
             return Err(StoreError::Conflict {
                 code: "not_paused",
-                message: format!(
-                    "only a paused broadcast can be resumed (it is {})",
-                    b.status
-                ),
+                message: format!("only a paused broadcast can be resumed (it is {status})"),
             });
         }
         let now = casecast_core::time::now_ms();

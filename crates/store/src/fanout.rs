@@ -11,7 +11,6 @@ use sqlx::{Any, Row};
 
 use crate::broadcasts::{broadcast_from_row, Excluded};
 use crate::error::{StoreError, StoreResult};
-use crate::gateways::Router;
 use crate::recipients::{received, Batch, Outgoing, Walk};
 use crate::Db;
 
@@ -38,7 +37,7 @@ impl Db {
         worker: &str,
     ) -> StoreResult<()> {
         let row = sqlx::query(
-            "SELECT o.status AS occurrence_status, o.due_at, b.id, b.project_id, b.name, b.recipients,
+            "SELECT o.status AS occurrence_status, o.due_at, o.source_pos, o.cursor_pk, b.id, b.project_id, b.name, b.recipients,
                 b.content, b.schedule, b.gateway_id, b.state, b.next_run_at, b.next_index,
                 b.last_run_at, b.created_at
              FROM broadcast_occurrences o JOIN broadcasts b ON b.id = o.broadcast_id WHERE o.id = $1",
@@ -51,6 +50,8 @@ impl Db {
             return Ok(());
         }
         let due: i64 = row.try_get("due_at")?;
+        // Where a previous attempt stopped (the start, the first time).
+        let start: (i64, i64) = (row.try_get("source_pos")?, row.try_get("cursor_pk")?);
         let broadcast = broadcast_from_row(&row)?;
         let project = self.project_by_id(broadcast.project_id).await?;
         let expires = due + project.messaging.validity_seconds * 1000;
@@ -64,21 +65,14 @@ impl Db {
                 )
                 .await;
         }
-        let router = match broadcast.gateway_id {
-            Some(id) => match self.gateway(project.id, id).await {
-                Ok(_) => Router::only(id),
-                Err(StoreError::NotFound(_)) => {
-                    return self
-                        .end_occurrence(
-                            occurrence_id,
-                            "failed",
-                            Some("not sent: the broadcast's gateway was deleted"),
-                        )
-                        .await
-                }
-                Err(e) => return Err(e),
-            },
-            None => self.router(project.id).await?,
+        let Some(router) = self.router_for(project.id, broadcast.gateway_id).await? else {
+            return self
+                .end_occurrence(
+                    occurrence_id,
+                    "failed",
+                    Some("not sent: the broadcast's gateway was deleted"),
+                )
+                .await;
         };
         if router.is_empty() {
             return self
@@ -95,15 +89,6 @@ impl Db {
             broadcast_id: broadcast.id,
             occurrence_id,
             expires,
-        };
-        let start: (i64, i64) = {
-            let r = sqlx::query(
-                "SELECT source_pos, cursor_pk FROM broadcast_occurrences WHERE id = $1",
-            )
-            .bind(occurrence_id)
-            .fetch_one(self.pool())
-            .await?;
-            (r.try_get("source_pos")?, r.try_get("cursor_pk")?)
         };
         let walk = Walk::new(self, project.id, sources, broadcast.content, router);
         tracing::info!(

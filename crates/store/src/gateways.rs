@@ -572,6 +572,26 @@ impl Db {
         Ok(self.router(project_id).await?.route(phone))
     }
 
+    /// The router for messages that name a gateway (that one only, while it is live in the
+    /// project) or none (the project's routes). `None` when the named gateway is not there.
+    pub(crate) async fn router_for(
+        &self,
+        project_id: i64,
+        gateway_id: Option<i64>,
+    ) -> StoreResult<Option<Router>> {
+        let Some(id) = gateway_id else {
+            return Ok(Some(self.router(project_id).await?));
+        };
+        let live: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM gateways WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(project_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(live.map(Router::only))
+    }
+
     /// The project's live gateways as a [`Router`], for routing many numbers at once.
     pub async fn router(&self, project_id: i64) -> StoreResult<Router> {
         let rows = sqlx::query(

@@ -225,23 +225,13 @@ impl Db {
             });
         };
         let case_pk: i64 = row.try_get("id")?;
-        let gateway_id = match gateway_id {
-            Some(id) => {
-                self.gateway(project.id, id)
-                    .await
-                    .map_err(|_| FieldError::new("gateway_id", "no such gateway in this project"))?
-                    .id
-            }
-            None => self
-                .route(project.id, &phone)
-                .await?
-                .ok_or(StoreError::Conflict {
-                    code: "no_gateway",
-                    message:
-                        "no SMS gateway is set up: an admin can add one under Messaging → Gateways"
-                            .into(),
-                })?,
-        };
+        let router = (self.router_for(project.id, gateway_id).await?)
+            .ok_or_else(|| FieldError::new("gateway_id", "no such gateway in this project"))?;
+        let gateway_id = router.route(&phone).ok_or(StoreError::Conflict {
+            code: "no_gateway",
+            message: "no SMS gateway is set up: an admin can add one under Messaging → Gateways"
+                .into(),
+        })?;
         let mut tx = self.begin_write().await?;
         // Deleted a moment ago (its queue already cancelled)?
         let live: Option<i64> = sqlx::query_scalar(

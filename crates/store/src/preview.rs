@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::broadcasts::Excluded;
 use crate::error::StoreResult;
-use crate::gateways::Router;
 use crate::projects::Project;
 use crate::recipients::{received, Outgoing, Walk};
 use crate::Db;
@@ -74,10 +73,9 @@ impl Db {
             casecast_core::time::now_ms(),
         )?;
         let sources = self.sources(project.id, &draft.recipients).await?;
-        let router = match draft.gateway_id {
-            Some(id) => Router::only(id),
-            None => self.router(project.id).await?,
-        };
+        // A gateway deleted since the check above routes nothing: every number counts as
+        // having no gateway.
+        let router = (self.router_for(project.id, draft.gateway_id).await?).unwrap_or_default();
         let walk = Walk::new(self, project.id, sources, draft.content.clone(), router);
         let keys: Vec<&str> = draft.content.templates().map(|(k, _)| k).collect();
         let mut preview = Preview::default();

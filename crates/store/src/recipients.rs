@@ -326,41 +326,50 @@ impl Walk {
     /// batch k+1 while batch k is parsed and rendered and batch k-1 is handled by the caller.
     /// Dropping the receiver stops the reading.
     pub(crate) fn start(&self, pos: i64, after: i64) -> mpsc::Receiver<StoreResult<Batch>> {
-        let (raw_tx, mut raw_rx) = mpsc::channel::<StoreResult<(RawBatch, (i64, i64))>>(2);
+        let (raw_tx, mut raw_rx) = mpsc::channel::<RawRead>(2);
         let (out_tx, out_rx) = mpsc::channel::<StoreResult<Batch>>(2);
         let reader = self.clone();
         tokio::spawn(async move {
-            let mut cursor = (pos, after);
+            let mut from = (pos, after);
             loop {
-                let raw = if cursor.0 >= reader.sources.len() {
-                    Ok(RawBatch::default())
-                } else {
-                    (reader.db)
-                        .candidates_raw(
-                            reader.project_id,
-                            &reader.sources,
-                            &reader.fields,
-                            cursor,
-                            BATCH,
-                        )
-                        .await
-                };
-                let end = cursor.0 >= reader.sources.len();
-                let next = match &raw {
-                    Ok(r) if r.count == BATCH => (cursor.0, r.last.unwrap_or(cursor.1)),
-                    _ => (cursor.0 + 1, 0),
-                };
-                let failed = raw.is_err();
-                if raw_tx.send(raw.map(|r| (r, cursor))).await.is_err() || end || failed {
+                // Past the last source: an empty batch with no next one ends the walk.
+                if from.0 >= reader.sources.len() {
+                    let _ = raw_tx.send(Ok((RawBatch::default(), from, None))).await;
                     return;
                 }
-                cursor = next;
+                let raw = (reader.db)
+                    .candidates_raw(
+                        reader.project_id,
+                        &reader.sources,
+                        &reader.fields,
+                        from,
+                        BATCH,
+                    )
+                    .await;
+                let next = match &raw {
+                    Ok(RawBatch {
+                        count: BATCH,
+                        last: Some(last),
+                        ..
+                    }) => (from.0, *last),
+                    _ => (from.0 + 1, 0),
+                };
+                let failed = raw.is_err();
+                if raw_tx
+                    .send(raw.map(|r| (r, from, Some(next))))
+                    .await
+                    .is_err()
+                    || failed
+                {
+                    return;
+                }
+                from = next;
             }
         });
         let renderer = self.clone();
         tokio::spawn(async move {
             while let Some(raw) = raw_rx.recv().await {
-                let batch = raw.and_then(|(raw, from)| renderer.render(raw, from));
+                let batch = raw.and_then(|(raw, from, next)| renderer.render(raw, from, next));
                 let failed = batch.is_err();
                 if out_tx.send(batch).await.is_err() || failed {
                     return;
@@ -370,19 +379,14 @@ impl Walk {
         out_rx
     }
 
-    /// Parses and renders one batch read from `from`.
-    fn render(&self, raw: RawBatch, from: (i64, i64)) -> StoreResult<Batch> {
-        if from.0 >= self.sources.len() {
-            return Ok(Batch {
-                from,
-                next: None,
-                items: Vec::new(),
-            });
-        }
-        let next = match raw.last {
-            Some(last) if raw.count == BATCH => (from.0, last),
-            _ => (from.0 + 1, 0),
-        };
+    /// Parses and renders one batch read from `from`; `next` is where the following batch
+    /// starts (`None`: this one is past the last source, and the walk ends).
+    fn render(
+        &self,
+        raw: RawBatch,
+        from: (i64, i64),
+        next: Option<(i64, i64)>,
+    ) -> StoreResult<Batch> {
         let mut rows: Vec<Candidate> = if raw.count == 0 {
             Vec::new()
         } else if !raw.rows.is_empty() {
@@ -396,11 +400,7 @@ impl Walk {
         // JSON aggregates do not promise to keep the rows' order.
         rows.sort_unstable_by_key(Candidate::pk);
         let items = rows.iter().map(|c| self.outgoing(c)).collect();
-        Ok(Batch {
-            from,
-            next: Some(next),
-            items,
-        })
+        Ok(Batch { from, next, items })
     }
 }
 
@@ -412,6 +412,9 @@ pub(crate) async fn received(rx: &mut mpsc::Receiver<StoreResult<Batch>>) -> Sto
         )))
     })
 }
+
+/// A batch read: the rows, the cursor they were read from, where the next batch starts.
+type RawRead = StoreResult<(RawBatch, (i64, i64), Option<(i64, i64)>)>;
 
 /// One batch as the database returns it: the rows as JSON, how many, the last case row.
 #[derive(Default)]
