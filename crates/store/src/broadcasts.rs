@@ -232,23 +232,16 @@ impl Db {
         project_id: i64,
         case_ids: &[String],
     ) -> StoreResult<Vec<(String, i64)>> {
-        let mut found = Vec::new();
-        for chunk in case_ids.chunks(500) {
-            let mut p = crate::dialect::Placeholders::new(self.engine());
-            let sql = format!(
-                "SELECT case_id, id FROM cases WHERE project_id = {} AND case_id IN ({})",
-                p.next(),
-                p.list(chunk.len())
-            );
-            let mut q = sqlx::query(&sql).bind(project_id);
-            for c in chunk {
-                q = q.bind(c.as_str());
-            }
-            for row in q.persistent(false).fetch_all(self.pool()).await? {
-                found.push((row.try_get("case_id")?, row.try_get("id")?));
-            }
-        }
-        Ok(found)
+        let mut conn = self.pool().acquire().await?;
+        let wanted = case_ids.iter().cloned().collect();
+        let found =
+            crate::membership::lookup(&mut conn, self.engine(), project_id, "case_id", wanted)
+                .await?;
+        // A case ID names one case in its project.
+        Ok(found
+            .into_iter()
+            .filter_map(|(case_id, cases)| Some((case_id, cases.first()?.pk)))
+            .collect())
     }
 
     /// Saves a broadcast. One sent now fires in the same transaction (its fan-out is queued
@@ -301,8 +294,9 @@ impl Db {
         Ok(b)
     }
 
-    /// One broadcast of the project as stored, without its counts and derived status.
-    async fn broadcast_row(&self, project_id: i64, id: i64) -> StoreResult<Broadcast> {
+    /// One broadcast of the project as stored, without its counts and derived status (`status`
+    /// reads `scheduled`): cheap, for checks that it exists and for its settings.
+    pub async fn broadcast_row(&self, project_id: i64, id: i64) -> StoreResult<Broadcast> {
         let row = sqlx::query(&format!(
             "SELECT {BROADCAST_COLUMNS} FROM broadcasts b WHERE b.id = $1 AND b.project_id = $2"
         ))

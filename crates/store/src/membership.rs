@@ -54,8 +54,8 @@ pub struct Entry {
 }
 
 #[derive(Clone, Debug)]
-struct Found {
-    pk: i64,
+pub(crate) struct Found {
+    pub(crate) pk: i64,
     case_id: String,
     name: String,
     closed: bool,
@@ -71,9 +71,9 @@ enum Resolution {
     NotFound,
 }
 
-/// Looks up `column IN values` in the project, in chunks.
-async fn lookup(
-    tx: &mut Transaction<'static, Any>,
+/// Looks up `column IN values` in the project, in chunks: the cases found, by matched value.
+pub(crate) async fn lookup(
+    conn: &mut sqlx::AnyConnection,
     engine: Engine,
     project_id: i64,
     column: &str,
@@ -93,7 +93,7 @@ async fn lookup(
         for v in chunk {
             q = q.bind(v.clone());
         }
-        for row in q.fetch_all(&mut **tx).await? {
+        for row in q.fetch_all(&mut *conn).await? {
             let found = Found {
                 pk: row.try_get("id")?,
                 case_id: row.try_get("case_id")?,

@@ -234,7 +234,7 @@ async fn broadcast_messages(
         }
     }
     // 404 for a broadcast that is not the project's, rather than an empty list.
-    state.db.broadcast(auth.project.id, p.id).await?;
+    state.db.broadcast_row(auth.project.id, p.id).await?;
     let filter = MessageFilter {
         broadcast_id: Some(p.id),
         occurrence_id: query.occurrence_id,
