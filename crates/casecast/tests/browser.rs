@@ -74,11 +74,7 @@ async fn browser_login_search_and_open_a_case(engine: Engine) {
     let b = Browser::start().await;
     b.goto(&format!("{base}/a/gulu/cases")).await;
     assert!(b.url().await.contains("/login"), "sent to the login page");
-    b.type_into(&b.find("input[name=email]").await, "nurse@gulu.example.org")
-        .await;
-    b.type_into(&b.find("input[name=password]").await, "a long secret")
-        .await;
-    b.click(&b.find("button[type=submit]").await).await;
+    b.log_in("nurse@gulu.example.org", "a long secret").await;
     b.wait_for_url("the case list", |u| u.ends_with("/a/gulu/cases"))
         .await;
     assert!(

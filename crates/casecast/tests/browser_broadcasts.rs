@@ -197,14 +197,7 @@ async fn browser_broadcast_to_a_group(engine: Engine) {
 
     let b = Browser::start().await;
     b.goto(&format!("{base}/a/gulu/messaging/broadcasts")).await;
-    b.type_into(
-        &b.find("input[name=email]").await,
-        "editor@gulu.example.org",
-    )
-    .await;
-    b.type_into(&b.find("input[name=password]").await, "gulu password")
-        .await;
-    b.click(&b.find("button[type=submit]").await).await;
+    b.log_in("editor@gulu.example.org", "gulu password").await;
     b.wait_for_url("the broadcasts page", |u| {
         u.ends_with("/messaging/broadcasts")
     })

@@ -30,12 +30,13 @@ async fn fetch(base: &str, path: &str, session: &str) -> Vec<u8> {
 }
 
 async fn add(b: &Browser, identifier: &str) -> String {
-    b.type_into(
-        &b.find("#add-case input[name=identifier]").await,
-        identifier,
-    )
-    .await;
+    let input = b.find("#add-case input[name=identifier]").await;
+    b.type_into(&input, identifier).await;
     b.click(&b.find("#add-case button").await).await;
+    // The form reloads the page: the result shown before the click must not be read as this
+    // one's.
+    b.wait_for_new("#add-case input[name=identifier]", &input)
+        .await;
     b.wait_for_text("#add-result", |t| !t.is_empty()).await
 }
 
@@ -102,11 +103,7 @@ async fn browser_case_group_workflow(engine: Engine) {
     let b = Browser::start().await;
     b.goto(&format!("{base}/a/gulu/messaging/case-groups"))
         .await;
-    b.type_into(&b.find("input[name=email]").await, "pm@gulu.example.org")
-        .await;
-    b.type_into(&b.find("input[name=password]").await, "programme manager")
-        .await;
-    b.click(&b.find("button[type=submit]").await).await;
+    b.log_in("pm@gulu.example.org", "programme manager").await;
     b.wait_for_url("the case groups page", |u| {
         u.ends_with("/messaging/case-groups")
     })

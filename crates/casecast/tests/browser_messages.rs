@@ -105,11 +105,8 @@ async fn browser_send_sms_from_a_case(engine: Engine) {
 
     let b = Browser::start().await;
     b.goto(&format!("{base}/a/gulu/messaging/gateways")).await;
-    b.type_into(&b.find("input[name=email]").await, "admin@gulu.example.org")
+    b.log_in("admin@gulu.example.org", "gulu admin password")
         .await;
-    b.type_into(&b.find("input[name=password]").await, "gulu admin password")
-        .await;
-    b.click(&b.find("button[type=submit]").await).await;
     b.wait_for_url("the gateways page", |u| u.ends_with("/messaging/gateways"))
         .await;
     assert!(b

@@ -18,8 +18,8 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-/// An element found on the page.
-#[derive(Clone, Debug)]
+/// An element found on the page (its reference is new on every page load).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Element(String);
 
 fn free_port() -> u16 {
@@ -142,6 +142,28 @@ impl Browser {
             Some(json!({"text": text})),
         )
         .await;
+    }
+
+    /// Waits (up to 10 s) until the element matching `css` is no longer `old`: the page was
+    /// loaded anew (after a form's POST), so what it shows is the answer, not the page before.
+    pub async fn wait_for_new(&self, css: &str, old: &Element) -> Element {
+        for _ in 0..100 {
+            let now = self.find(css).await;
+            if now != *old {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("'{css}' on {} was not loaded anew", self.url().await);
+    }
+
+    /// Fills in the login form on the current page and submits it.
+    pub async fn log_in(&self, email: &str, password: &str) {
+        self.type_into(&self.find("input[name=email]").await, email)
+            .await;
+        self.type_into(&self.find("input[name=password]").await, password)
+            .await;
+        self.click(&self.find("button[type=submit]").await).await;
     }
 
     /// Clears a text input.
