@@ -395,7 +395,10 @@ impl Db {
         };
         let (set, from) = match status {
             DeliveryStatus::Delivered => (
-                "status = 'delivered', delivered_at = $1, error = NULL, lease_until = NULL, leased_by = NULL",
+                // A delivered message was sent, even when its report overtakes the
+                // dispatcher's record of the gateway's answer.
+                "status = 'delivered', delivered_at = $1, sent_at = COALESCE(sent_at, $1), error = NULL, \
+                 lease_until = NULL, leased_by = NULL",
                 // An expired message that the gateway did take after all (its answer was
                 // lost, then the retry came too late) is put right by its report.
                 "'queued', 'sending', 'sent', 'failed', 'expired'",

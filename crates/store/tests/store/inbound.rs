@@ -248,6 +248,8 @@ async fn delivery_reports_in_any_order_end_delivered(engine: Engine) {
         let m = db.message(p.id, m.id).await.unwrap();
         assert_eq!(m.status, "delivered", "{order:?}");
         assert!(m.delivered_at.is_some());
+        // Delivered means sent, even when the report overtook the record of sending.
+        assert!(m.sent_at.is_some(), "{order:?}");
         // A late failure report does not undo a delivery.
         db.apply_delivery_report(&g, &MessageRef::Ours(m.id), DeliveryStatus::Failed, "16")
             .await
