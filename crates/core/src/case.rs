@@ -23,6 +23,11 @@ pub const STANDARD_FIELDS: [&str; 8] = [
     "closed",
 ];
 
+/// Fields the database keeps, which no sheet or request sets: like the standard fields, they
+/// cannot be property names (imports ignore `created_at` and `modified_at` columns, so that an
+/// export can be imported again).
+pub const READ_ONLY_FIELDS: [&str; 3] = ["deleted", "created_at", "modified_at"];
+
 /// A case as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Case {
@@ -243,7 +248,7 @@ pub fn parse_property_name(value: &str) -> Result<String, FieldError> {
         ));
     }
     if STANDARD_FIELDS.contains(&v.to_ascii_lowercase().as_str())
-        || v.eq_ignore_ascii_case("deleted")
+        || READ_ONLY_FIELDS.iter().any(|f| v.eq_ignore_ascii_case(f))
     {
         return Err(FieldError::new(
             v,

@@ -50,6 +50,9 @@ impl ImportColumns {
             }
             if let Some(field) = STANDARD_FIELDS.iter().find(|f| **f == lower) {
                 standard.insert(*field, i);
+            } else if lower == "created_at" || lower == "modified_at" {
+                // An export's `modified_at`: the database keeps it, a sheet cannot set it.
+                continue;
             } else {
                 properties.push((i, name.to_string()));
             }
@@ -229,5 +232,43 @@ mod tests {
         assert!(e.message.contains("+256 77"), "{}", e.message);
         let e = cols.parse_row(&row(8, &["X", "", ""]), None).unwrap_err();
         assert_eq!(e.column, "case_id");
+    }
+
+    #[test]
+    fn an_exports_dates_are_ignored_and_deleted_is_refused() {
+        let cols = ImportColumns::from_headers(&headers(&[
+            "case_id",
+            "name",
+            "modified_at",
+            "Created_At",
+            "district",
+        ]))
+        .unwrap();
+        let r = cols
+            .parse_row(
+                &row(
+                    2,
+                    &[
+                        "c-1",
+                        "Amina",
+                        "2026-01-01T00:00:00Z",
+                        "2025-01-01T00:00:00Z",
+                        "Gulu",
+                    ],
+                ),
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            r.changes.properties.keys().collect::<Vec<_>>(),
+            ["district"],
+            "the dates are not properties"
+        );
+        let err =
+            ImportColumns::from_headers(&headers(&["name", "external_id", "deleted"])).unwrap_err();
+        assert!(err.contains("'deleted' cannot be a case property"), "{err}");
+        for reserved in ["modified_at", "CREATED_AT", "deleted"] {
+            assert!(case::parse_property_name(reserved).is_err(), "{reserved}");
+        }
     }
 }

@@ -12,6 +12,16 @@ const MIB: u64 = 1024 * 1024;
 const MAX_COLUMNS: usize = 16_384;
 const OLE_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
 
+/// Undoes [`crate::sheet_out::guard_formula`]: drops the apostrophe that the exports put before
+/// a cell starting with `=`, `+`, `-`, `@`, tab or carriage return, so that a re-imported export
+/// reads the value that was exported (in CSV and `.xlsx` alike: a CSV opened and saved in a
+/// spreadsheet program keeps the apostrophe).
+pub fn strip_formula_guard(cell: &mut String) {
+    if cell.starts_with('\'') && crate::sheet_out::formula_after_apostrophes(cell) {
+        cell.remove(0);
+    }
+}
+
 /// Size and row caps applied to every upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -346,6 +356,9 @@ impl<S: RowSink> Emitter<'_, S> {
         // NUL cannot be stored as text by PostgreSQL, and no one means it: drop it here, once.
         for cell in cells.iter_mut().filter(|c| c.contains('\0')) {
             cell.retain(|ch| ch != '\0');
+        }
+        for cell in cells.iter_mut() {
+            strip_formula_guard(cell);
         }
         if cells.iter().all(|c| c.trim().is_empty()) {
             return Ok(());

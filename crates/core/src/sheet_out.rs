@@ -1,7 +1,31 @@
 //! Writing sheets for people: CSV and `.xlsx` tables (exports, upload results) and the example
 //! upload sheet.
 
+use std::borrow::Cow;
+
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
+
+/// First characters that make a spreadsheet program read a CSV cell as a formula: OWASP's list
+/// (`=`, `+`, `-`, `@`, tab and carriage return).
+pub const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A CSV cell that spreadsheet programs show as text instead of running it (CSV injection): a
+/// value that starts with one of [`FORMULA_STARTS`] gets a leading apostrophe, and so does one
+/// that starts with apostrophes and then one of them, so that
+/// [`crate::sheet::strip_formula_guard`] gives back exactly the value written. `.xlsx` needs
+/// none of this: its cells are written as strings, which are never run.
+pub fn guard_formula(value: &str) -> Cow<'_, str> {
+    if formula_after_apostrophes(value) {
+        Cow::Owned(format!("'{value}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// Whether the value, past any leading apostrophes, starts with one of [`FORMULA_STARTS`].
+pub(crate) fn formula_after_apostrophes(value: &str) -> bool {
+    value.trim_start_matches('\'').starts_with(FORMULA_STARTS)
+}
 
 /// A table to write: headers, then rows of text.
 pub struct Table<'a> {
@@ -26,14 +50,17 @@ pub fn csv_start(headers: &[&str]) -> Vec<u8> {
     out
 }
 
-/// CSV lines for some rows (to stream a long file a page at a time).
+/// CSV lines for some rows, each cell guarded against formulas ([`guard_formula`]).
 pub fn csv_rows(rows: &[Vec<String>]) -> Vec<u8> {
     let mut out = Vec::new();
     {
         let mut w = csv::Writer::from_writer(&mut out);
         // Writing to a Vec cannot fail.
         for row in rows {
-            let _ = w.write_record(row);
+            for v in row {
+                let _ = w.write_field(guard_formula(v).as_bytes());
+            }
+            let _ = w.write_record(None::<&[u8]>);
         }
         let _ = w.flush();
     }
@@ -99,6 +126,16 @@ impl XlsxWriter {
     pub fn finish(mut self) -> Result<Vec<u8>, XlsxError> {
         self.workbook.save_to_buffer()
     }
+
+    /// Writes the finished file to `path` (a long export, without holding it in memory).
+    pub fn finish_to(mut self, path: &std::path::Path) -> Result<(), XlsxError> {
+        self.workbook.save(path)
+    }
+
+    /// Data rows written so far.
+    pub fn rows_written(&self) -> usize {
+        self.next_row as usize - 1
+    }
 }
 
 /// The most data rows an `.xlsx` sheet can hold (Excel's limit, less the header).
@@ -155,6 +192,58 @@ pub fn example_sheet() -> Result<Vec<u8>, XlsxError> {
 mod tests {
     use super::*;
     use crate::sheet::{read_table, Limits};
+
+    #[test]
+    fn formulas_are_guarded_in_csv_and_read_back_unchanged() {
+        let values = [
+            "=HYPERLINK(\"http://evil.example\",\"x\")",
+            "+256772123456",
+            "-5",
+            "@SUM(A1)",
+            "\tcmd",
+            "\r=1",
+            "'=already quoted",
+            "''=twice",
+            "'+",
+            "'plain apostrophe",
+            "'",
+            "a=b",
+            "",
+            "Zoë",
+        ];
+        let headers = ["-odd"];
+        let rows: Vec<Vec<String>> = values.iter().map(|v| vec![v.to_string()]).collect();
+        let csv = to_csv(&Table {
+            headers: &headers,
+            rows: rows.clone(),
+            text_columns: &[],
+        });
+        let text = String::from_utf8(csv.clone()).unwrap();
+        let mut lines = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&csv[3..]);
+        for record in lines.records() {
+            let cell = record.unwrap()[0].to_string();
+            assert!(
+                !cell.starts_with(FORMULA_STARTS),
+                "a cell a spreadsheet would run: {cell:?} in {text}"
+            );
+        }
+        let read = read_table(&csv, "x.csv", &Limits::default()).unwrap();
+        assert_eq!(read.headers.0, ["-odd"]);
+        let back: Vec<&str> = read.rows.iter().map(|r| r.get(0)).collect();
+        // Blank rows are not data rows; every other value comes back exactly.
+        let expected: Vec<&str> = values
+            .iter()
+            .copied()
+            .filter(|v| !v.trim().is_empty())
+            .collect();
+        let back: Vec<&str> = back.into_iter().filter(|v| !v.trim().is_empty()).collect();
+        assert_eq!(back, expected);
+        assert_eq!(guard_formula("'plain"), "'plain", "left as it is");
+        assert_eq!(guard_formula("'-1"), "''-1");
+        assert_eq!(guard_formula("''=1"), "'''=1");
+    }
 
     #[test]
     fn written_sheets_read_back() {
