@@ -11,16 +11,163 @@ use crate::dialect::{Placeholders, MAX_BIND_PARAMS};
 use crate::error::{is_unique_violation, StoreError, StoreResult};
 use crate::{Db, Engine};
 
-/// What to list.
-#[derive(Clone, Debug, Default)]
+/// Which cases to list or export. Every filter narrows the list; none given means every live case.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CaseFilter {
     pub external_id: Option<String>,
     pub phone_number: Option<PhoneNumber>,
     /// Matches a case ID or phone number exactly, the start of an external ID, or part of the name.
     pub q: Option<String>,
-    /// The project's default country, for reading a national number in `q`.
+    /// The project's default country, for reading a national number in `q` (not stored with a
+    /// background export: its job reads the project's).
+    #[serde(skip)]
     pub country: Option<CountryCode>,
     pub include_deleted: bool,
+    /// Exactly this case type.
+    #[serde(default)]
+    pub case_type: Option<String>,
+    /// Closed cases only (`true`) or open ones only (`false`).
+    #[serde(default)]
+    pub closed: Option<bool>,
+    /// Members of this case group (of the same project).
+    #[serde(default)]
+    pub group_id: Option<i64>,
+    /// Cases with a phone number (`true`) or without one (`false`).
+    #[serde(default)]
+    pub has_phone: Option<bool>,
+    /// Cases changed at or after this instant (epoch ms).
+    #[serde(default)]
+    pub modified_since: Option<i64>,
+}
+
+/// A value bound to a filtered query.
+#[derive(Clone, Debug)]
+pub(crate) enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// A filtered case query: `FROM … WHERE …` with the cases as `c`, the column to page and
+/// order by, and the values to bind in order.
+pub(crate) struct FilterSql {
+    pub(crate) from_where: String,
+    pub(crate) order_by: &'static str,
+    pub(crate) binds: Vec<Bind>,
+}
+
+impl FilterSql {
+    /// Binds the values in order.
+    pub(crate) fn bind<'q>(
+        &self,
+        mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+        for b in &self.binds {
+            q = match b {
+                Bind::Int(v) => q.bind(*v),
+                Bind::Text(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }
+}
+
+/// The case columns prefixed with `c.`.
+pub(crate) fn case_columns_c() -> String {
+    CASE_COLUMNS
+        .split(", ")
+        .map(|c| format!("c.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl CaseFilter {
+    /// The query of the project's cases that pass, after row id `after` (keyset pagination).
+    /// A group filter walks the group's members in order rather than the whole project.
+    pub(crate) fn sql(&self, engine: Engine, project_id: i64, after: i64) -> FilterSql {
+        let mut p = Placeholders::new(engine);
+        let mut binds = Vec::new();
+        let (mut sql, order_by) = match self.group_id {
+            Some(group_id) => {
+                let sql = format!(
+                    "FROM case_group_members m CROSS JOIN cases c WHERE m.group_id = {} AND m.case_pk > {} \
+                     AND c.id = m.case_pk AND c.project_id = {}",
+                    p.next(),
+                    p.next(),
+                    p.next()
+                );
+                binds.extend([Bind::Int(group_id), Bind::Int(after), Bind::Int(project_id)]);
+                (sql, "m.case_pk")
+            }
+            None => {
+                let sql = format!(
+                    "FROM cases c WHERE c.project_id = {} AND c.id > {}",
+                    p.next(),
+                    p.next()
+                );
+                binds.extend([Bind::Int(project_id), Bind::Int(after)]);
+                (sql, "c.id")
+            }
+        };
+        let mut clause = |sql: &mut String, text: &str, value: Bind| {
+            sql.push_str(&text.replace("$?", &p.next()));
+            binds.push(value);
+        };
+        if !self.include_deleted {
+            sql.push_str(" AND c.deleted = 0");
+        }
+        if let Some(e) = &self.external_id {
+            clause(&mut sql, " AND c.external_id = $?", Bind::Text(e.clone()));
+        }
+        if let Some(phone) = &self.phone_number {
+            clause(
+                &mut sql,
+                " AND c.phone_number = $?",
+                Bind::Text(phone.as_str().to_string()),
+            );
+        }
+        if let Some(t) = &self.case_type {
+            clause(&mut sql, " AND c.case_type = $?", Bind::Text(t.clone()));
+        }
+        if let Some(closed) = self.closed {
+            sql.push_str(if closed {
+                " AND c.closed = 1"
+            } else {
+                " AND c.closed = 0"
+            });
+        }
+        if let Some(has) = self.has_phone {
+            sql.push_str(if has {
+                " AND c.phone_number IS NOT NULL"
+            } else {
+                " AND c.phone_number IS NULL"
+            });
+        }
+        if let Some(since) = self.modified_since {
+            clause(&mut sql, " AND c.modified_at >= $?", Bind::Int(since));
+        }
+        if let Some(q) = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let phone = PhoneNumber::parse(q, self.country.as_ref())
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            clause(&mut sql, " AND (c.case_id = $?", Bind::Text(q.to_string()));
+            clause(
+                &mut sql,
+                " OR c.external_id LIKE $? ESCAPE '\\'",
+                Bind::Text(like_escape(q, false) + "%"),
+            );
+            clause(&mut sql, " OR c.phone_number = $?", Bind::Text(phone));
+            clause(
+                &mut sql,
+                " OR LOWER(c.name) LIKE $? ESCAPE '\\')",
+                Bind::Text(like_contains(q)),
+            );
+        }
+        FilterSql {
+            from_where: sql,
+            order_by,
+            binds,
+        }
+    }
 }
 
 /// One page of a list and where the next one starts.
@@ -62,8 +209,15 @@ fn properties_json(case: &Case) -> String {
     serde_json::to_string(&case.properties).expect("a map of strings serialises")
 }
 
-const INSERT_COLUMNS: &str = "project_id, case_id, case_type, name, external_id, phone_number, language_code, owner_id, closed, deleted, properties, created_at, modified_at";
-const INSERT_WIDTH: usize = 13;
+/// The names of a case's properties, sorted and comma-separated (its `property_keys` column):
+/// exports learn their columns from these.
+fn property_keys(case: &Case) -> String {
+    let keys: Vec<&str> = case.properties.keys().map(String::as_str).collect();
+    keys.join(",")
+}
+
+const INSERT_COLUMNS: &str = "project_id, case_id, case_type, name, external_id, phone_number, language_code, owner_id, closed, deleted, properties, property_keys, created_at, modified_at";
+const INSERT_WIDTH: usize = 14;
 
 /// Inserts cases with multi-row statements, chunked under the bind-parameter limit.
 pub(crate) async fn insert_cases(
@@ -96,6 +250,7 @@ pub(crate) async fn insert_cases(
                 .bind(i64::from(c.closed))
                 .bind(i64::from(c.deleted))
                 .bind(properties_json(c))
+                .bind(property_keys(c))
                 .bind(c.created_at)
                 .bind(c.modified_at);
         }
@@ -112,7 +267,7 @@ pub(crate) async fn update_case_row(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE cases SET case_type = $1, name = $2, external_id = $3, phone_number = $4, language_code = $5,
-         owner_id = $6, closed = $7, properties = $8, modified_at = $9 WHERE id = $10",
+         owner_id = $6, closed = $7, properties = $8, property_keys = $9, modified_at = $10 WHERE id = $11",
     )
     .bind(c.case_type.clone())
     .bind(c.name.clone())
@@ -122,6 +277,7 @@ pub(crate) async fn update_case_row(
     .bind(c.owner_id.clone())
     .bind(i64::from(c.closed))
     .bind(properties_json(c))
+    .bind(property_keys(c))
     .bind(c.modified_at)
     .bind(id)
     .execute(&mut **tx)
@@ -209,55 +365,61 @@ impl Db {
         limit: usize,
         cursor: Option<i64>,
     ) -> StoreResult<Page<Case>> {
-        let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE project_id = $1 AND id > $2");
-        let mut binds: Vec<String> = Vec::new();
-        let mut next = |sql: &mut String, clause: &str, value: String| {
-            binds.push(value);
-            sql.push_str(&clause.replace("$?", &format!("${}", binds.len() + 2)));
-        };
-        if !filter.include_deleted {
-            sql.push_str(" AND deleted = 0");
-        }
-        if let Some(e) = &filter.external_id {
-            next(&mut sql, " AND external_id = $?", e.clone());
-        }
-        if let Some(p) = &filter.phone_number {
-            next(&mut sql, " AND phone_number = $?", p.as_str().to_string());
-        }
-        if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-            let phone = PhoneNumber::parse(q, filter.country.as_ref())
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default();
-            next(&mut sql, " AND (case_id = $?", q.to_string());
-            next(
-                &mut sql,
-                " OR external_id LIKE $? ESCAPE '\\'",
-                like_escape(q, false) + "%",
-            );
-            next(&mut sql, " OR phone_number = $?", phone);
-            next(
-                &mut sql,
-                " OR LOWER(name) LIKE $? ESCAPE '\\')",
-                like_contains(q),
-            );
-        }
-        sql.push_str(&format!(" ORDER BY id LIMIT {}", limit + 1));
-        let mut query = sqlx::query(&sql).bind(project_id).bind(cursor.unwrap_or(0));
-        for b in binds {
-            query = query.bind(b);
-        }
-        let rows = query.fetch_all(self.pool()).await?;
-        let mut items = Vec::with_capacity(rows.len().min(limit));
-        let mut last_id = None;
-        for row in rows.iter().take(limit) {
-            let (id, case) = case_from_row(row)?;
-            last_id = Some(id);
-            items.push(case);
-        }
-        let next_cursor = (rows.len() > limit)
-            .then(|| last_id.map(|id| id.to_string()))
-            .flatten();
-        Ok(Page { items, next_cursor })
+        let (rows, next) = self
+            .filtered_cases(project_id, filter, limit, cursor.unwrap_or(0))
+            .await?;
+        Ok(Page {
+            items: rows.into_iter().map(|(_, c)| c).collect(),
+            next_cursor: next.map(|id| id.to_string()),
+        })
+    }
+
+    /// Up to `limit` cases that pass the filter after row id `after`, with their row ids, and
+    /// the row id the next page starts after (None at the end).
+    pub(crate) async fn filtered_cases(
+        &self,
+        project_id: i64,
+        filter: &CaseFilter,
+        limit: usize,
+        after: i64,
+    ) -> StoreResult<(Vec<(i64, Case)>, Option<i64>)> {
+        let f = filter.sql(self.engine(), project_id, after);
+        let sql = format!(
+            "SELECT {} {} ORDER BY {} LIMIT {}",
+            case_columns_c(),
+            f.from_where,
+            f.order_by,
+            limit + 1
+        );
+        // Not prepared once for all: on PostgreSQL a generic plan ignores which filters are set.
+        let rows = f
+            .bind(sqlx::query(&sql))
+            .persistent(false)
+            .fetch_all(self.pool())
+            .await?;
+        let more = rows.len() > limit;
+        let items = rows
+            .iter()
+            .take(limit)
+            .map(case_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = more.then(|| items.last().map(|(id, _)| *id)).flatten();
+        Ok((items, next))
+    }
+
+    /// How many cases pass the filter.
+    pub async fn count_filtered_cases(
+        &self,
+        project_id: i64,
+        filter: &CaseFilter,
+    ) -> StoreResult<i64> {
+        let f = filter.sql(self.engine(), project_id, 0);
+        let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) {}", f.from_where);
+        Ok(f.bind(sqlx::query(&sql))
+            .persistent(false)
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)?)
     }
 
     /// Applies changes to a live case; a deleted case is `NotFound`.

@@ -120,6 +120,11 @@ pub(crate) fn migrations(engine: Engine) -> &'static [(i64, &'static str, &'stat
                 "broadcasts",
                 include_str!("../migrations/sqlite/0004_broadcasts.sql"),
             ),
+            (
+                5,
+                "case export",
+                include_str!("../migrations/sqlite/0005_case_export.sql"),
+            ),
         ],
         Engine::Postgres => &[
             (
@@ -141,6 +146,11 @@ pub(crate) fn migrations(engine: Engine) -> &'static [(i64, &'static str, &'stat
                 4,
                 "broadcasts",
                 include_str!("../migrations/postgres/0004_broadcasts.sql"),
+            ),
+            (
+                5,
+                "case export",
+                include_str!("../migrations/postgres/0005_case_export.sql"),
             ),
         ],
     }

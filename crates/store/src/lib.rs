@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod broadcasts;
+pub mod case_export;
 pub mod case_groups;
 pub mod case_import;
 pub mod cases;

@@ -80,6 +80,7 @@ async fn run_job(db: &Db, worker: &str, job: Job) {
     let result = match job.kind.as_str() {
         "upload" => db.process_upload(job.ref_id, job.id, worker).await,
         "fanout" => db.process_fanout(job.ref_id, job.id, worker).await,
+        "export" => db.process_export(job.ref_id, job.id, worker).await,
         other => {
             tracing::error!(job.id = job.id, kind = other, "unknown job kind");
             Ok(())
@@ -102,6 +103,14 @@ async fn run_job(db: &Db, worker: &str, job: Job) {
                     .give_up_upload(
                         job.ref_id,
                         "the upload could not be processed; it has been logged",
+                    )
+                    .await;
+            }
+            if job.kind == "export" {
+                let _ = db
+                    .fail_export(
+                        job.ref_id,
+                        "the export could not be made; it has been logged",
                     )
                     .await;
             }

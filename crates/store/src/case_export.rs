@@ -1,0 +1,529 @@
+//! Case exports: their columns, their rows a page at a time, files written row by row, and
+//! exports made in the background, whose finished file is kept in the database in chunks so
+//! that whichever process answers the download can send it.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+
+use casecast_core::case::Case;
+use casecast_core::sheet_out::{self, XlsxWriter, XLSX_MAX_ROWS};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::cases::CaseFilter;
+use crate::error::{StoreError, StoreResult};
+use crate::projects::Project;
+use crate::Db;
+
+/// The columns every export starts with; one column per property follows.
+pub const FIXED_COLUMNS: [&str; 9] = [
+    "case_id",
+    "external_id",
+    "name",
+    "phone_number",
+    "case_type",
+    "language_code",
+    "owner_id",
+    "closed",
+    "modified_at",
+];
+/// The most columns an export has: Excel's limit.
+pub const MAX_COLUMNS: usize = 16_384;
+/// Cases read from the database per page.
+pub const PAGE: usize = 5000;
+/// Bytes per stored chunk of a background export's file.
+const CHUNK: usize = 1024 * 1024;
+/// Background exports of one project queued or running at once.
+const MAX_PENDING: i64 = 3;
+/// How long a background export's file is kept.
+pub const KEPT_MS: i64 = 24 * 3600 * 1000;
+
+/// CSV or `.xlsx`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Xlsx,
+}
+
+impl ExportFormat {
+    /// The file extension, which is also the stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Xlsx => "xlsx",
+        }
+    }
+
+    fn from_stored(s: &str) -> Self {
+        if s == "xlsx" {
+            ExportFormat::Xlsx
+        } else {
+            ExportFormat::Csv
+        }
+    }
+}
+
+/// The columns of one export: the fixed ones, then the properties the exported cases have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportColumns {
+    pub properties: Vec<String>,
+}
+
+impl ExportColumns {
+    /// Every header, in order.
+    pub fn headers(&self) -> Vec<&str> {
+        FIXED_COLUMNS
+            .iter()
+            .copied()
+            .chain(self.properties.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// One case as a row of cells.
+    pub fn row(&self, c: Case) -> Vec<String> {
+        let mut props = c.properties;
+        let mut row = Vec::with_capacity(FIXED_COLUMNS.len() + self.properties.len());
+        row.extend([
+            c.case_id.as_str().to_string(),
+            c.external_id.unwrap_or_default(),
+            c.name,
+            c.phone_number.map(String::from).unwrap_or_default(),
+            c.case_type,
+            c.language_code.unwrap_or_default(),
+            c.owner_id.unwrap_or_default(),
+            c.closed.to_string(),
+            casecast_core::time::rfc3339(c.modified_at),
+        ]);
+        row.extend(
+            self.properties
+                .iter()
+                .map(|k| props.remove(k).unwrap_or_default()),
+        );
+        row
+    }
+
+    /// Every column is text in `.xlsx`: IDs, phone numbers and codes keep their leading zeros.
+    pub fn text_columns(&self) -> Vec<usize> {
+        (0..FIXED_COLUMNS.len() + self.properties.len()).collect()
+    }
+}
+
+/// Writes an export file a page at a time: CSV as it goes, `.xlsx` into a temporary file that
+/// becomes the workbook at the end.
+pub enum ExportWriter {
+    Csv(BufWriter<std::fs::File>),
+    Xlsx(Box<XlsxWriter>),
+}
+
+fn file_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(sqlx::Error::Protocol(format!("writing an export: {e}")))
+}
+
+impl ExportWriter {
+    /// Starts a file at `path` (CSV) or a workbook to be saved there (`.xlsx`).
+    pub fn new(format: ExportFormat, columns: &ExportColumns, path: &Path) -> StoreResult<Self> {
+        match format {
+            ExportFormat::Csv => {
+                let mut out = BufWriter::new(std::fs::File::create(path).map_err(file_error)?);
+                out.write_all(&sheet_out::csv_start(&columns.headers()))
+                    .map_err(file_error)?;
+                Ok(ExportWriter::Csv(out))
+            }
+            ExportFormat::Xlsx => Ok(ExportWriter::Xlsx(Box::new(
+                XlsxWriter::new(&columns.headers(), &columns.text_columns(), "cases")
+                    .map_err(file_error)?,
+            ))),
+        }
+    }
+
+    /// Adds rows.
+    pub fn append(&mut self, rows: &[Vec<String>]) -> StoreResult<()> {
+        match self {
+            ExportWriter::Csv(out) => out
+                .write_all(&sheet_out::csv_rows(rows))
+                .map_err(file_error),
+            ExportWriter::Xlsx(w) => w.append(rows).map_err(file_error),
+        }
+    }
+
+    /// Finishes the file at `path` (the workbook is zipped off the async threads).
+    pub async fn finish(self, path: &Path) -> StoreResult<()> {
+        match self {
+            ExportWriter::Csv(mut out) => out.flush().map_err(file_error),
+            ExportWriter::Xlsx(w) => {
+                let path = path.to_path_buf();
+                tokio::task::spawn_blocking(move || w.finish_to(&path))
+                    .await
+                    .map_err(file_error)?
+                    .map_err(file_error)
+            }
+        }
+    }
+}
+
+/// A background export.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Export {
+    pub id: i64,
+    #[serde(skip)]
+    pub project_id: i64,
+    #[serde(skip)]
+    pub user_id: Option<i64>,
+    pub format: &'static str,
+    pub file_name: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    pub total_rows: i64,
+    pub processed_rows: i64,
+    pub size_bytes: i64,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+const EXPORT_COLUMNS: &str = "id, project_id, user_id, format, file_name, status, total_rows, processed_rows, size_bytes, error, created_at, finished_at";
+
+fn export_from_row(row: &AnyRow) -> Result<Export, sqlx::Error> {
+    Ok(Export {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        user_id: row.try_get("user_id")?,
+        format: ExportFormat::from_stored(&row.try_get::<String, _>("format")?).as_str(),
+        file_name: row.try_get("file_name")?,
+        status: row.try_get("status")?,
+        total_rows: row.try_get("total_rows")?,
+        processed_rows: row.try_get("processed_rows")?,
+        size_bytes: row.try_get("size_bytes")?,
+        error: row.try_get("error")?,
+        created_at: row.try_get("created_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+impl Db {
+    /// The columns of an export of the cases that pass the filter: the fixed ones, then the
+    /// union of their property names, sorted. Refused past Excel's column limit.
+    pub async fn export_columns(
+        &self,
+        project_id: i64,
+        filter: &CaseFilter,
+    ) -> StoreResult<ExportColumns> {
+        let f = filter.sql(self.engine(), project_id, 0);
+        let sql = format!(
+            "SELECT DISTINCT c.property_keys {} AND c.property_keys <> ''",
+            f.from_where
+        );
+        let sets: Vec<String> = f
+            .bind(sqlx::query(&sql))
+            .persistent(false)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let mut names = std::collections::BTreeSet::new();
+        for set in &sets {
+            names.extend(set.split(',').filter(|k| !k.is_empty()));
+        }
+        if FIXED_COLUMNS.len() + names.len() > MAX_COLUMNS {
+            return Err(casecast_core::case::FieldError::new(
+                "properties",
+                format!(
+                    "these cases have {} different properties, more than the {} columns a sheet can hold; \
+                     narrow the export with a filter (a case type or a group)",
+                    names.len(),
+                    MAX_COLUMNS - FIXED_COLUMNS.len()
+                ),
+            )
+            .into());
+        }
+        Ok(ExportColumns {
+            properties: names.into_iter().map(str::to_string).collect(),
+        })
+    }
+
+    /// One page of export rows after row id `after`, and where the next page starts.
+    pub async fn export_page(
+        &self,
+        project_id: i64,
+        filter: &CaseFilter,
+        columns: &ExportColumns,
+        after: i64,
+    ) -> StoreResult<(Vec<Vec<String>>, Option<i64>)> {
+        let (cases, next) = self.filtered_cases(project_id, filter, PAGE, after).await?;
+        Ok((
+            cases.into_iter().map(|(_, c)| columns.row(c)).collect(),
+            next,
+        ))
+    }
+
+    /// Refuses an `.xlsx` export of more rows than a sheet holds, with what to do instead.
+    pub async fn check_xlsx_rows(&self, project_id: i64, filter: &CaseFilter) -> StoreResult<i64> {
+        let rows = self.count_filtered_cases(project_id, filter).await?;
+        if rows as usize > XLSX_MAX_ROWS {
+            return Err(casecast_core::case::FieldError::new(
+                "format",
+                format!(
+                    "{rows} cases are more than the {XLSX_MAX_ROWS} rows an .xlsx sheet holds; \
+                     export them as CSV, or narrow the export with a filter"
+                ),
+            )
+            .into());
+        }
+        Ok(rows)
+    }
+
+    /// Writes every case that passes the filter to `path`; `progress` hears the rows written
+    /// after each page. Returns the number of rows.
+    pub async fn write_case_export(
+        &self,
+        project_id: i64,
+        filter: &CaseFilter,
+        format: ExportFormat,
+        path: &Path,
+        mut progress: impl FnMut(u64),
+    ) -> StoreResult<u64> {
+        if format == ExportFormat::Xlsx {
+            self.check_xlsx_rows(project_id, filter).await?;
+        }
+        let columns = self.export_columns(project_id, filter).await?;
+        let mut writer = ExportWriter::new(format, &columns, path)?;
+        let mut after = Some(0);
+        let mut written = 0u64;
+        while let Some(from) = after {
+            let (rows, next) = self.export_page(project_id, filter, &columns, from).await?;
+            writer.append(&rows)?;
+            written += rows.len() as u64;
+            progress(written);
+            after = next;
+        }
+        writer.finish(path).await?;
+        Ok(written)
+    }
+
+    /// Queues an export of the cases that pass the filter, made by a worker; the project keeps
+    /// its file for a day. Old exports of every project are deleted here.
+    pub async fn create_export(
+        &self,
+        project: &Project,
+        user_id: Option<i64>,
+        filter: &CaseFilter,
+        format: ExportFormat,
+    ) -> StoreResult<Export> {
+        let now = casecast_core::time::now_ms();
+        self.delete_old_exports(now - KEPT_MS).await?;
+        let total = match format {
+            ExportFormat::Xlsx => self.check_xlsx_rows(project.id, filter).await?,
+            ExportFormat::Csv => self.count_filtered_cases(project.id, filter).await?,
+        };
+        let mut tx = self.begin_write().await?;
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM exports WHERE project_id = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(project.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if pending >= MAX_PENDING {
+            return Err(StoreError::Conflict {
+                code: "too_many_exports",
+                message: format!(
+                    "this project already has {pending} exports being made; wait for one to finish"
+                ),
+            });
+        }
+        let stamp = jiff::Timestamp::from_millisecond(now)
+            .map(|t| {
+                t.to_zoned(project.zone())
+                    .strftime("%Y%m%d-%H%M")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let file_name = format!("cases-{}-{stamp}.{}", project.slug, format.as_str());
+        let filter_json = serde_json::to_string(filter).expect("a filter serialises");
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO exports (project_id, user_id, format, filter, file_name, status, total_rows, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7) RETURNING id",
+        )
+        .bind(project.id)
+        .bind(user_id)
+        .bind(format.as_str())
+        .bind(filter_json)
+        .bind(file_name)
+        .bind(total)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        Db::enqueue_job(&mut tx, "export", id).await?;
+        tx.commit().await?;
+        self.wake_workers();
+        self.get_export(project.id, id).await
+    }
+
+    /// An export of the project.
+    pub async fn get_export(&self, project_id: i64, export_id: i64) -> StoreResult<Export> {
+        let row = sqlx::query(&format!(
+            "SELECT {EXPORT_COLUMNS} FROM exports WHERE project_id = $1 AND id = $2"
+        ))
+        .bind(project_id)
+        .bind(export_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound("export"))?;
+        Ok(export_from_row(&row)?)
+    }
+
+    /// Chunk `seq` of a finished export's file (None past the end).
+    pub async fn export_chunk(&self, export_id: i64, seq: i64) -> StoreResult<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT bytes FROM export_chunks WHERE export_id = $1 AND seq = $2")
+                .bind(export_id)
+                .bind(seq)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    async fn delete_old_exports(&self, before: i64) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM export_chunks WHERE export_id IN (SELECT id FROM exports WHERE created_at < $1)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM exports WHERE created_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes a queued export's file (the worker's `export` job): rows to a temporary file with
+    /// the progress recorded after each page, then the file into the database in chunks.
+    pub(crate) async fn process_export(
+        &self,
+        export_id: i64,
+        job_id: i64,
+        worker: &str,
+    ) -> StoreResult<()> {
+        let row = sqlx::query(&format!(
+            "SELECT {EXPORT_COLUMNS}, filter FROM exports WHERE id = $1"
+        ))
+        .bind(export_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(()); // deleted meanwhile
+        };
+        let export = export_from_row(&row)?;
+        if export.status == "done" || export.status == "failed" {
+            return Ok(());
+        }
+        let mut filter: CaseFilter = serde_json::from_str(&row.try_get::<String, _>("filter")?)
+            .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?;
+        filter.country = self.project_by_id(export.project_id).await?.country_code();
+        let format = ExportFormat::from_stored(export.format);
+        sqlx::query(
+            "UPDATE exports SET status = 'running', processed_rows = 0, error = NULL WHERE id = $1",
+        )
+        .bind(export_id)
+        .execute(self.pool())
+        .await?;
+        let dir = tempfile::tempdir().map_err(file_error)?;
+        let path = dir.path().join(format!("export.{}", format.as_str()));
+        let columns = match self.export_columns(export.project_id, &filter).await {
+            Ok(c) => c,
+            Err(StoreError::Invalid(e)) => return self.fail_export(export_id, &e.message).await,
+            Err(e) => return Err(e),
+        };
+        let mut writer = ExportWriter::new(format, &columns, &path)?;
+        let mut after = Some(0);
+        let mut written = 0i64;
+        while let Some(from) = after {
+            let (rows, next) = self
+                .export_page(export.project_id, &filter, &columns, from)
+                .await?;
+            if written as usize + rows.len() > XLSX_MAX_ROWS && format == ExportFormat::Xlsx {
+                // Cases were added since the export was asked for.
+                return self
+                    .fail_export(
+                        export_id,
+                        &format!("more than the {XLSX_MAX_ROWS} rows an .xlsx sheet holds; export them as CSV, or narrow the export with a filter"),
+                    )
+                    .await;
+            }
+            writer.append(&rows)?;
+            written += rows.len() as i64;
+            after = next;
+            if !self.renew_job(job_id, worker).await? {
+                return Err(StoreError::Conflict {
+                    code: "lease_lost",
+                    message: "another worker took the export over".into(),
+                });
+            }
+            sqlx::query("UPDATE exports SET processed_rows = $1 WHERE id = $2")
+                .bind(written)
+                .bind(export_id)
+                .execute(self.pool())
+                .await?;
+        }
+        writer.finish(&path).await?;
+        // The file, in chunks, in one transaction: a download sees all of it or none.
+        let mut file = std::fs::File::open(&path).map_err(file_error)?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM export_chunks WHERE export_id = $1")
+            .bind(export_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut seq = 0i64;
+        let mut size = 0i64;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let mut filled = 0;
+            while filled < CHUNK {
+                let n = file.read(&mut buf[filled..]).map_err(file_error)?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                break;
+            }
+            sqlx::query("INSERT INTO export_chunks (export_id, seq, bytes) VALUES ($1, $2, $3)")
+                .bind(export_id)
+                .bind(seq)
+                .bind(buf[..filled].to_vec())
+                .execute(&mut *tx)
+                .await?;
+            seq += 1;
+            size += filled as i64;
+        }
+        sqlx::query(
+            "UPDATE exports SET status = 'done', processed_rows = $1, total_rows = $1, size_bytes = $2, finished_at = $3
+             WHERE id = $4",
+        )
+        .bind(written)
+        .bind(size)
+        .bind(casecast_core::time::now_ms())
+        .bind(export_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends an export as failed, with a message for the user.
+    pub(crate) async fn fail_export(&self, export_id: i64, message: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE exports SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3",
+        )
+        .bind(message)
+        .bind(casecast_core::time::now_ms())
+        .bind(export_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
