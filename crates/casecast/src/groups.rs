@@ -110,7 +110,7 @@ pub enum SheetFormat {
 
 impl SheetFormat {
     /// The format named, or the one the file name suggests.
-    fn of(format: Option<SheetFormat>, file: &Path) -> SheetFormat {
+    pub(crate) fn of(format: Option<SheetFormat>, file: &Path) -> SheetFormat {
         format.unwrap_or_else(|| {
             let xlsx = file
                 .extension()

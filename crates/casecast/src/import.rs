@@ -1,15 +1,20 @@
-//! `cases import`: a sheet of cases into a project, with a progress bar.
+//! `cases import`: a sheet of cases into a project; `cases export`: the project's cases (all,
+//! or those some filters select) into a sheet. Both with a progress bar.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{anyhow, Context};
 use casecast_core::sheet::Limits;
+use casecast_store::case_export::ExportFormat;
 use casecast_store::case_import::ImportReport;
+use casecast_store::{Db, StoreError};
+use casecast_web::case_query::{CaseQuery, QueryError};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::admin::open;
+use crate::groups::SheetFormat;
 
 #[derive(Subcommand)]
 pub enum CasesCommand {
@@ -19,12 +24,125 @@ pub enum CasesCommand {
         project: String,
         file: PathBuf,
     },
+    /// Write the project's cases (those the filters select) to an .xlsx or .csv file: the
+    /// sheet `cases import` reads back, and whose case_id column fills a case group.
+    Export {
+        #[arg(long)]
+        project: String,
+        /// The file's format; by default `.xlsx` for a name ending in .xlsx, else CSV.
+        #[arg(long, value_enum)]
+        format: Option<SheetFormat>,
+        /// Only cases whose name contains this, or whose case ID, phone number or external ID
+        /// (its start) is this.
+        #[arg(long)]
+        search: Option<String>,
+        /// Only cases of this type.
+        #[arg(long)]
+        case_type: Option<String>,
+        /// Only closed cases (true) or open ones (false).
+        #[arg(long)]
+        closed: Option<bool>,
+        /// Only members of this case group (its ID).
+        #[arg(long)]
+        group: Option<i64>,
+        /// Only cases with a phone number (true) or without one (false).
+        #[arg(long)]
+        has_phone: Option<bool>,
+        /// Only cases changed since this date (2026-11-01, in the project's time zone) or
+        /// RFC 3339 time.
+        #[arg(long)]
+        modified_since: Option<String>,
+        file: PathBuf,
+    },
 }
 
 pub async fn cases(url: &str, command: CasesCommand) -> anyhow::Result<()> {
-    let CasesCommand::Import { project, file } = command;
-    let report = import_file(url, &project, &file, true).await?;
-    print_report(&report);
+    match command {
+        CasesCommand::Import { project, file } => {
+            let report = import_file(url, &project, &file, true).await?;
+            print_report(&report);
+        }
+        CasesCommand::Export {
+            project,
+            format,
+            search,
+            case_type,
+            closed,
+            group,
+            has_phone,
+            modified_since,
+            file,
+        } => {
+            let query = CaseQuery {
+                q: search,
+                case_type,
+                closed: closed.map(|b| b.to_string()),
+                group_id: group.map(|g| g.to_string()),
+                has_phone: has_phone.map(|b| b.to_string()),
+                modified_since,
+                ..Default::default()
+            };
+            let db = open(url).await?;
+            let result =
+                export_file(&db, &project, &query, SheetFormat::of(format, &file), &file).await;
+            db.close().await;
+            result?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the export next to `out`, then renames it into place: a failed export leaves no
+/// half-written file.
+async fn export_file(
+    db: &Db,
+    slug: &str,
+    query: &CaseQuery,
+    format: SheetFormat,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let p = db
+        .project_by_slug(slug)
+        .await
+        .with_context(|| format!("project '{slug}'"))?;
+    let filter = query.filter(db, &p).await.map_err(|e| match e {
+        QueryError::Invalid(m) => anyhow!("{m}"),
+        QueryError::GroupNotFound => anyhow!(
+            "case group {} not found in project '{slug}'",
+            query.group_id.as_deref().unwrap_or_default()
+        ),
+        QueryError::Store(e) => e.into(),
+    })?;
+    let format = match format {
+        SheetFormat::Csv => ExportFormat::Csv,
+        SheetFormat::Xlsx => ExportFormat::Xlsx,
+    };
+    let total = db.count_filtered_cases(p.id, &filter).await?;
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let part = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in '{}'", dir.display()))?;
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} exporting: {human_pos}/{human_len} cases [{elapsed_precise}, {per_sec}]",
+        )
+        .expect("a valid template"),
+    );
+    let rows = db
+        .write_case_export(p.id, &filter, format, part.path(), |n| bar.set_position(n))
+        .await;
+    bar.finish_and_clear();
+    let rows = rows.map_err(|e| match e {
+        StoreError::Invalid(f) => anyhow!("{}", f.message),
+        e => e.into(),
+    })?;
+    part.persist(out)
+        .with_context(|| format!("cannot write '{}'", out.display()))?;
+    let noun = if rows == 1 { "case" } else { "cases" };
+    println!("wrote {rows} {noun} to '{}'", out.display());
     Ok(())
 }
 

@@ -54,7 +54,7 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(admin::TokenCommand),
-    /// Import cases.
+    /// Import and export cases.
     #[command(subcommand)]
     Cases(import::CasesCommand),
     /// Manage case groups and their members.

@@ -177,6 +177,16 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// No items and nothing after.
+    pub fn empty() -> Self {
+        Page {
+            items: Vec::new(),
+            next_cursor: None,
+        }
+    }
+}
+
 pub(crate) const CASE_COLUMNS: &str = "id, case_id, case_type, name, external_id, phone_number, language_code, owner_id, closed, deleted, properties, created_at, modified_at";
 
 /// A case with its row id (for keyset pagination and joins).

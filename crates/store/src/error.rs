@@ -19,6 +19,14 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// A file or temporary-file failure (writing an export): like a database failure, logged
+    /// and never shown.
+    pub fn from_io(e: std::io::Error) -> Self {
+        StoreError::Database(sqlx::Error::Io(e))
+    }
+}
+
 /// Results of storage calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 

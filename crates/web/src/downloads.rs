@@ -6,6 +6,8 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use casecast_core::sheet_out::{self, Table, XlsxWriter};
+use casecast_store::case_export::{Export, ExportFormat};
+use casecast_store::cases::CaseFilter;
 use casecast_store::{Db, StoreError, StoreResult};
 
 /// The content type of `.xlsx` files.
@@ -177,37 +179,148 @@ impl Sheet {
         let mut head = sheet_out::csv_start(self.headers());
         head.extend(sheet_out::csv_rows(&first));
         let db = db.clone();
-        let rest = futures_util::stream::unfold(next, move |cursor| {
+        let body = csv_body(head, next, move |after| {
             let db = db.clone();
-            async move {
-                let after = cursor?;
-                match self.page(&db, after).await {
-                    Ok((rows, more)) => Some((
-                        Ok::<Bytes, std::io::Error>(Bytes::from(sheet_out::csv_rows(&rows))),
-                        more,
-                    )),
-                    Err(e) => {
-                        tracing::error!(error = %e, "a download stopped");
-                        Some((
-                            Err(std::io::Error::other(
-                                "the download stopped; it has been logged",
-                            )),
-                            None,
-                        ))
-                    }
-                }
-            }
+            async move { self.page(&db, after).await }
         });
-        let body = futures_util::stream::StreamExt::chain(
-            futures_util::stream::once(async move { Ok(Bytes::from(head)) }),
-            rest,
-        );
         Ok(download(
-            Body::from_stream(body),
+            body,
             "text/csv; charset=utf-8",
             &format!("{stem}.csv"),
         ))
     }
+}
+
+/// A CSV body: `head` at once, then the pages that `page` reads from each cursor until it
+/// gives none. A failure midway ends the body with an error (the client sees a broken
+/// download, never a file that looks complete).
+fn csv_body<F, Fut>(head: Vec<u8>, next: Option<i64>, page: F) -> Body
+where
+    F: Fn(i64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = StoreResult<(Vec<Vec<String>>, Option<i64>)>> + Send,
+{
+    let page = std::sync::Arc::new(page);
+    let rest = futures_util::stream::unfold(next, move |cursor| {
+        let page = page.clone();
+        async move {
+            let after = cursor?;
+            match page(after).await {
+                Ok((rows, more)) => Some((
+                    Ok::<Bytes, std::io::Error>(Bytes::from(sheet_out::csv_rows(&rows))),
+                    more,
+                )),
+                Err(e) => {
+                    tracing::error!(error = %e, "a download stopped");
+                    Some((
+                        Err(std::io::Error::other(
+                            "the download stopped; it has been logged",
+                        )),
+                        None,
+                    ))
+                }
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::StreamExt::chain(
+        futures_util::stream::once(async move { Ok(Bytes::from(head)) }),
+        rest,
+    ))
+}
+
+/// Streams a file a block at a time; `keep` (its temporary folder) lives until the body ends.
+fn file_body<K: Send + 'static>(file: tokio::fs::File, keep: K) -> Body {
+    use tokio::io::AsyncReadExt;
+    let stream = futures_util::stream::unfold(Some((file, keep)), |state| async move {
+        let (mut file, keep) = state?;
+        let mut buf = vec![0u8; 256 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((
+                    Ok::<Bytes, std::io::Error>(Bytes::from(buf)),
+                    Some((file, keep)),
+                ))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// The project's cases that pass the filter, as `{stem}.csv` (streamed as the database is
+/// read) or `{stem}.xlsx` (written to a temporary file, then sent). Errors before the first
+/// byte (too many columns or rows) are answers, not broken downloads.
+pub async fn cases_download(
+    db: &Db,
+    project_id: i64,
+    filter: CaseFilter,
+    xlsx: bool,
+    stem: &str,
+) -> Result<Response, DownloadError> {
+    if xlsx {
+        db.check_xlsx_rows(project_id, &filter).await?;
+        let dir = tempfile::tempdir().map_err(StoreError::from_io)?;
+        let path = dir.path().join("cases.xlsx");
+        db.write_case_export(project_id, &filter, ExportFormat::Xlsx, &path, |_| {})
+            .await?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(StoreError::from_io)?;
+        return Ok(download(
+            file_body(file, dir),
+            XLSX,
+            &format!("{stem}.xlsx"),
+        ));
+    }
+    let columns = std::sync::Arc::new(db.export_columns(project_id, &filter).await?);
+    let (first, next) = db.export_page(project_id, &filter, &columns, 0).await?;
+    let mut head = sheet_out::csv_start(&columns.headers());
+    head.extend(sheet_out::csv_rows(&first));
+    let db = db.clone();
+    let filter = std::sync::Arc::new(filter);
+    let body = csv_body(head, next, move |after| {
+        let (db, filter, columns) = (db.clone(), filter.clone(), columns.clone());
+        async move { db.export_page(project_id, &filter, &columns, after).await }
+    });
+    Ok(download(
+        body,
+        "text/csv; charset=utf-8",
+        &format!("{stem}.csv"),
+    ))
+}
+
+/// A finished background export's file, read from the database a chunk at a time.
+pub fn export_download(db: &Db, export: &Export) -> Response {
+    let db = db.clone();
+    let id = export.id;
+    let stream = futures_util::stream::unfold(Some(0i64), move |seq| {
+        let db = db.clone();
+        async move {
+            let n = seq?;
+            match db.export_chunk(id, n).await {
+                Ok(Some(bytes)) => {
+                    Some((Ok::<Bytes, std::io::Error>(Bytes::from(bytes)), Some(n + 1)))
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "an export download stopped");
+                    Some((
+                        Err(std::io::Error::other(
+                            "the download stopped; it has been logged",
+                        )),
+                        None,
+                    ))
+                }
+            }
+        }
+    });
+    let content_type = if export.format == "xlsx" {
+        XLSX
+    } else {
+        "text/csv; charset=utf-8"
+    };
+    download(Body::from_stream(stream), content_type, &export.file_name)
 }
 
 /// Every live member of a group as one table (for the command line, which writes a file).

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod case_query;
 pub mod downloads;
 pub mod error;
 pub mod hooks;
@@ -79,7 +80,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::endpoint))
         .route("/static/casecast.css", get(stylesheet))
-        .route("/static/upload.js", get(upload_script))
+        .route("/static/job_progress.js", get(job_progress_script))
         .route("/static/sms_counter.js", get(sms_counter_script))
         .route("/static/broadcast_form.js", get(broadcast_form_script))
         .route(
@@ -137,8 +138,8 @@ fn script(body: &'static str) -> impl IntoResponse {
     )
 }
 
-async fn upload_script() -> impl IntoResponse {
-    script(include_str!("../static/upload.js"))
+async fn job_progress_script() -> impl IntoResponse {
+    script(include_str!("../static/job_progress.js"))
 }
 
 async fn sms_counter_script() -> impl IntoResponse {

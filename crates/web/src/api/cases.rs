@@ -4,17 +4,20 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use casecast_core::case::{self, Case, CaseChanges, FieldError};
 use casecast_core::{CaseId, CountryCode, PhoneNumber};
 use casecast_store::cases::CaseFilter;
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ErrorBody, PageParams};
 use crate::auth::{ApiAuth, WriteAuth};
+use crate::case_query::{CaseQuery, QueryError};
+use crate::downloads;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{ApiJson, ApiQuery};
 use crate::AppState;
@@ -22,6 +25,8 @@ use crate::AppState;
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_cases, create_case))
+        .routes(routes!(export_csv))
+        .routes(routes!(export_xlsx))
         .routes(routes!(get_case, patch_case, delete_case))
         .routes(routes!(close_case))
 }
@@ -187,17 +192,20 @@ pub struct CasePath {
     case_id: String,
 }
 
-/// Filters of the case list.
-#[derive(Deserialize, IntoParams)]
-pub struct CaseQuery {
-    /// Exact external ID.
-    pub external_id: Option<String>,
-    /// Any common way of writing the number.
-    pub phone_number: Option<String>,
-    /// A case ID or phone number, the start of an external ID, or part of the name.
-    pub q: Option<String>,
-    /// Include soft-deleted cases.
-    pub include_deleted: Option<bool>,
+/// The filters of the query, or the API's answer to bad ones.
+pub(crate) async fn case_filter(
+    state: &AppState,
+    auth: &ApiAuth,
+    query: &CaseQuery,
+) -> ApiResult<CaseFilter> {
+    query
+        .filter(&state.db, &auth.project)
+        .await
+        .map_err(|e| match e {
+            QueryError::Invalid(m) => ApiError::invalid(m),
+            QueryError::GroupNotFound => ApiError::not_found("case group"),
+            QueryError::Store(e) => e.into(),
+        })
 }
 
 /// List the project's cases.
@@ -210,21 +218,7 @@ async fn list_cases(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<CaseList>> {
     let (limit, cursor) = page.checked()?;
-    let phone_number = match query
-        .phone_number
-        .as_deref()
-        .filter(|p| !p.trim().is_empty())
-    {
-        Some(p) => Some(phone(auth.project.country_code())(p)?),
-        None => None,
-    };
-    let filter = CaseFilter {
-        external_id: query.external_id.filter(|e| !e.is_empty()),
-        phone_number,
-        q: query.q,
-        country: auth.project.country_code(),
-        include_deleted: query.include_deleted.unwrap_or(false),
-    };
+    let filter = case_filter(&state, &auth, &query).await?;
     let page = state
         .db
         .list_cases(auth.project.id, &filter, limit, cursor)
@@ -233,6 +227,54 @@ async fn list_cases(
         cases: page.items.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+async fn export(
+    state: &AppState,
+    auth: &ApiAuth,
+    query: &CaseQuery,
+    xlsx: bool,
+) -> ApiResult<Response> {
+    let filter = case_filter(state, auth, query).await?;
+    if filter.include_deleted {
+        return Err(ApiError::invalid(
+            "include_deleted: exports hold live cases only",
+        ));
+    }
+    Ok(downloads::cases_download(
+        &state.db,
+        auth.project.id,
+        filter,
+        xlsx,
+        &format!("cases-{}", auth.project.slug),
+    )
+    .await?)
+}
+
+/// Export the cases the filters select as CSV (UTF-8 with a BOM), streamed: `case_id`,
+/// `external_id`, `name`, `phone_number`, `case_type`, `language_code`, `owner_id`, `closed`,
+/// `modified_at`, then one column per property, sorted. A cell that starts with `=`, `+`, `-`
+/// or `@` is written after an apostrophe, which imports drop.
+#[utoipa::path(get, path = "/cases/export.csv", tag = "cases", params(CaseQuery),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn export_csv(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    ApiQuery(query): ApiQuery<CaseQuery>,
+) -> ApiResult<Response> {
+    export(&state, &auth, &query, false).await
+}
+
+/// Export the cases the filters select as `.xlsx` (the columns of the CSV export, all
+/// formatted as text); at most 1,048,575 cases.
+#[utoipa::path(get, path = "/cases/export.xlsx", tag = "cases", params(CaseQuery),
+    responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn export_xlsx(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    ApiQuery(query): ApiQuery<CaseQuery>,
+) -> ApiResult<Response> {
+    export(&state, &auth, &query, true).await
 }
 
 /// Create a case.

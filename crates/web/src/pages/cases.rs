@@ -7,8 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use axum::Json;
 use casecast_core::case::Case;
-use casecast_store::cases::CaseFilter;
+use casecast_store::case_export::{Export, ExportFormat};
+use casecast_store::cases::{CaseFilter, Page};
 use casecast_store::messages::{MessageFilter, MAX_TEXT_CHARS};
 use casecast_store::StoreError;
 use serde::Deserialize;
@@ -16,7 +18,9 @@ use serde::Deserialize;
 use super::messages::MessageRow;
 use super::{html, Chrome, DoneQuery};
 use crate::auth::{percent_encode, ProjectPage};
-use crate::error::PageResult;
+use crate::case_query::{CaseQuery, QueryError};
+use crate::downloads;
+use crate::error::{PageError, PageResult};
 use crate::AppState;
 
 const PAGE_SIZE: usize = 50;
@@ -58,14 +62,44 @@ impl CaseView {
     }
 }
 
+/// The filters as the form shows them (empty when not set).
+pub(crate) struct FilterForm {
+    q: String,
+    case_type: String,
+    closed: String,
+    group_id: String,
+    has_phone: String,
+    modified_since: String,
+}
+
+impl FilterForm {
+    fn new(query: &CaseQuery) -> Self {
+        let text = |v: &Option<String>| v.as_deref().unwrap_or("").trim().to_string();
+        FilterForm {
+            q: text(&query.q),
+            case_type: text(&query.case_type),
+            closed: text(&query.closed),
+            group_id: text(&query.group_id),
+            has_phone: text(&query.has_phone),
+            modified_since: text(&query.modified_since),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "cases.html")]
 struct CasesPage {
     chrome: Chrome,
     slug: String,
-    q: String,
-    q_encoded: String,
+    f: FilterForm,
+    /// The filters as a query string, for the pager and the CSV export.
+    filters: String,
+    filtered: bool,
     total: i64,
+    /// How many cases the filters select (when any is set).
+    matching: Option<i64>,
+    /// The project's groups (id, name), for the group filter.
+    groups: Vec<(i64, String)>,
     cases: Vec<CaseView>,
     cursor: Option<i64>,
     next_cursor: Option<String>,
@@ -97,9 +131,13 @@ struct CasePage {
 
 #[derive(Deserialize)]
 pub(super) struct ListQuery {
-    q: Option<String>,
     cursor: Option<String>,
+    #[serde(flatten)]
+    filters: CaseQuery,
 }
+
+/// Groups offered in the group filter (a project with more is filtered by ID in the URL).
+const MAX_GROUP_CHOICES: usize = 500;
 
 /// `GET /a/{project}/cases`.
 pub(super) async fn list(
@@ -107,30 +145,52 @@ pub(super) async fn list(
     page: ProjectPage,
     Query(query): Query<ListQuery>,
 ) -> PageResult<Response> {
-    let q: String = query
-        .q
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(255)
-        .collect();
     let cursor = query.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
-    let filter = CaseFilter {
-        q: Some(q.clone()),
-        country: page.project.country_code(),
-        ..Default::default()
+    let filters = query.filters;
+    let (found, matching, error) = match filters.filter(&state.db, &page.project).await {
+        Ok(filter) => {
+            let found = state
+                .db
+                .list_cases(page.project.id, &filter, PAGE_SIZE, cursor)
+                .await?;
+            let matching = if filters.is_filtered() {
+                Some(
+                    state
+                        .db
+                        .count_filtered_cases(page.project.id, &filter)
+                        .await?,
+                )
+            } else {
+                None
+            };
+            (found, matching, None)
+        }
+        Err(QueryError::Invalid(m)) => (Page::empty(), None, Some(m)),
+        Err(QueryError::GroupNotFound) => (
+            Page::empty(),
+            None,
+            Some("That case group does not exist in this project.".to_string()),
+        ),
+        Err(QueryError::Store(e)) => return Err(e.into()),
     };
-    let found = state
-        .db
-        .list_cases(page.project.id, &filter, PAGE_SIZE, cursor)
-        .await?;
     let zone = page.project.zone();
+    let groups = state
+        .db
+        .list_groups(page.project.id)
+        .await?
+        .into_iter()
+        .take(MAX_GROUP_CHOICES)
+        .map(|g| (g.id, g.name))
+        .collect();
     let view = CasesPage {
         chrome: Chrome::project(&page, "cases"),
         slug: page.project.slug.clone(),
-        q_encoded: percent_encode(&q),
-        q,
+        f: FilterForm::new(&filters),
+        filters: filters.query_string(),
+        filtered: filters.is_filtered(),
         total: state.db.count_cases(page.project.id).await?,
+        matching,
+        groups,
         cases: found
             .items
             .into_iter()
@@ -138,9 +198,137 @@ pub(super) async fn list(
             .collect(),
         cursor,
         next_cursor: found.next_cursor,
-        error: None,
+        error,
     };
     Ok(html(&view)?.into_response())
+}
+
+/// The filters of an export request, or the page's answer to bad ones.
+async fn export_filter(
+    state: &AppState,
+    page: &ProjectPage,
+    query: &CaseQuery,
+) -> PageResult<CaseFilter> {
+    let filter = query
+        .filter(&state.db, &page.project)
+        .await
+        .map_err(|e| match e {
+            QueryError::Invalid(m) => PageError::bad_request(m),
+            QueryError::GroupNotFound => PageError::not_found(),
+            QueryError::Store(e) => e.into(),
+        })?;
+    if filter.include_deleted {
+        return Err(PageError::bad_request(
+            "Exports hold live cases only: remove include_deleted.",
+        ));
+    }
+    Ok(filter)
+}
+
+/// `GET /a/{project}/cases/export.csv`: what the list shows, streamed.
+pub(super) async fn export_csv(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Query(query): Query<CaseQuery>,
+) -> PageResult<Response> {
+    let filter = export_filter(&state, &page, &query).await?;
+    Ok(downloads::cases_download(
+        &state.db,
+        page.project.id,
+        filter,
+        false,
+        &format!("cases-{}", page.project.slug),
+    )
+    .await?)
+}
+
+#[derive(Deserialize)]
+pub(super) struct ExportForm {
+    csrf: String,
+    #[serde(flatten)]
+    filters: CaseQuery,
+}
+
+/// `POST /a/{project}/cases/exports`: an `.xlsx` of what the list shows, made in the
+/// background; the export's page follows it.
+pub(super) async fn start_export(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Form(form): Form<ExportForm>,
+) -> PageResult<Response> {
+    page.me.check_csrf(&form.csrf)?;
+    let filter = export_filter(&state, &page, &form.filters).await?;
+    let export = state
+        .db
+        .create_export(
+            &page.project,
+            Some(page.me.user.id),
+            &filter,
+            ExportFormat::Xlsx,
+        )
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/a/{}/cases/exports/{}",
+        page.project.slug, export.id
+    ))
+    .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "export.html")]
+struct ExportPage {
+    chrome: Chrome,
+    slug: String,
+    export: Export,
+    created: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ExportPath {
+    #[allow(dead_code)]
+    project: String,
+    id: i64,
+}
+
+/// `GET /a/{project}/cases/exports/{id}`: progress, then the download link.
+pub(super) async fn export_page(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<ExportPath>,
+) -> PageResult<Response> {
+    let export = state.db.get_export(page.project.id, p.id).await?;
+    let view = ExportPage {
+        chrome: Chrome::project(&page, "cases"),
+        slug: page.project.slug.clone(),
+        created: casecast_core::time::local_minute(export.created_at, &page.project.zone()),
+        export,
+    };
+    Ok(html(&view)?.into_response())
+}
+
+/// `GET /a/{project}/cases/exports/{id}/status.json`: what the page polls.
+pub(super) async fn export_status(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<ExportPath>,
+) -> PageResult<Json<Export>> {
+    Ok(Json(state.db.get_export(page.project.id, p.id).await?))
+}
+
+/// `GET /a/{project}/cases/exports/{id}/file`: the finished file.
+pub(super) async fn export_file(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<ExportPath>,
+) -> PageResult<Response> {
+    let export = state.db.get_export(page.project.id, p.id).await?;
+    if export.status != "done" {
+        return Err(PageError {
+            status: StatusCode::CONFLICT,
+            message: format!("This export is {}: its file is not ready.", export.status),
+        });
+    }
+    Ok(downloads::export_download(&state.db, &export))
 }
 
 /// What the send form leaves on the case page.

@@ -34,6 +34,17 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/a/{project}/cases", get(cases::list))
+        .route("/a/{project}/cases/export.csv", get(cases::export_csv))
+        .route("/a/{project}/cases/exports", post(cases::start_export))
+        .route("/a/{project}/cases/exports/{id}", get(cases::export_page))
+        .route(
+            "/a/{project}/cases/exports/{id}/status.json",
+            get(cases::export_status),
+        )
+        .route(
+            "/a/{project}/cases/exports/{id}/file",
+            get(cases::export_file),
+        )
         .route("/a/{project}/cases/{case_id}", get(cases::show))
         .route("/a/{project}/cases/{case_id}/messages", post(cases::send))
         .route(
