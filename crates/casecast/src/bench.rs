@@ -45,6 +45,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         cases: usize,
     },
+    /// Case-export figures: CSV and .xlsx exports of N cases through `casecast serve`, and the
+    /// background .xlsx export.
+    Export {
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: usize,
+    },
     /// (internal) The measured preview of `bench broadcast`.
     #[command(hide = true)]
     RunPreview {
@@ -147,6 +153,7 @@ pub async fn bench(url: &str, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Dispatch(bench) => crate::bench_dispatch::run(url, bench).await,
         BenchCommand::Broadcast { cases } => crate::bench_broadcast::run(url, cases).await,
+        BenchCommand::Export { cases } => crate::bench_export::run(url, cases).await,
         BenchCommand::RunPreview {
             project_id,
             group_id,

@@ -22,7 +22,7 @@ pub(crate) const ACTOR: Actor = Actor {
     via: "cli",
 };
 
-fn phone_digits(i: usize) -> String {
+pub(crate) fn phone_digits(i: usize) -> String {
     format!("7{}{:07}", [0, 1, 5, 7, 8][i % 5], i % 10_000_000)
 }
 
@@ -83,7 +83,38 @@ pub(crate) async fn upload_in_process(
     Ok(started.elapsed().as_secs_f64())
 }
 
-fn vm_hwm_mib(pid: u32) -> Option<f64> {
+/// Starts `casecast serve` on a free loopback port; returns the process and its base URL.
+pub(crate) fn spawn_server(url: &str) -> anyhow::Result<(std::process::Child, String)> {
+    let mut server = Command::new(std::env::current_exe()?)
+        .args(["--db", url, "serve", "--listen", "127.0.0.1:0"])
+        .env("CASECAST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting casecast serve")?;
+    let ready = BufReader::new(server.stdout.take().context("the server's output")?)
+        .lines()
+        .next()
+        .context("no ready line")??;
+    let base = ready
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .context("no address")?
+        .to_string();
+    Ok((server, format!("http://{base}")))
+}
+
+/// Stops a server started by [`spawn_server`].
+pub(crate) fn stop_server(mut server: std::process::Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status();
+    let _ = server.wait();
+}
+
+pub(crate) fn vm_hwm_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = status
         .lines()
@@ -103,12 +134,22 @@ fn median_ms(mut v: Vec<f64>) -> f64 {
 /// Imports cases `bc-0000000`… (every fifth with language `sw`) into a project; returns how
 /// many were created.
 pub(crate) async fn import_cases(url: &str, slug: &str, cases: usize) -> anyhow::Result<usize> {
+    import_generated(url, slug, cases, write_cases).await
+}
+
+/// Imports cases from sheets that `write` makes (rows `from..to` into a file), a part at a time.
+pub(crate) async fn import_generated(
+    url: &str,
+    slug: &str,
+    cases: usize,
+    write: fn(&Path, usize, usize) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
     let dir = tempfile::tempdir()?;
-    // Imported in parts of 250,000: a single file of a million cases is over the 50 MB limit.
+    // Imported in parts of 200,000: a single file of a million cases is over the 50 MB limit.
     let mut created = 0;
-    for (part, start) in (0..cases).step_by(250_000).enumerate() {
+    for (part, start) in (0..cases).step_by(200_000).enumerate() {
         let file = dir.path().join(format!("cases-{part}.csv"));
-        write_cases(&file, start, (start + 250_000).min(cases))?;
+        write(&file, start, (start + 200_000).min(cases))?;
         created += crate::import::import_file(url, slug, &file, false)
             .await?
             .created;
@@ -166,25 +207,8 @@ pub async fn run(url: &str, cases: usize, identifiers: usize) -> anyhow::Result<
     for i in 0..cases {
         csv.push_str(&format!("bc-{i:07}\n"));
     }
-    let mut server = Command::new(std::env::current_exe()?)
-        .args(["--db", url, "serve", "--listen", "127.0.0.1:0"])
-        .env("CASECAST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting casecast serve")?;
+    let (server, base) = spawn_server(url)?;
     let pid = server.id();
-    let ready = BufReader::new(server.stdout.take().context("the server's output")?)
-        .lines()
-        .next()
-        .context("no ready line")??;
-    let base = ready
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .context("no address")?
-        .to_string();
-    let base = format!("http://{base}");
     let http = reqwest::Client::new();
     let api = format!("{base}/api/v1/projects/{slug}");
     let started = Instant::now();
@@ -303,10 +327,6 @@ pub async fn run(url: &str, cases: usize, identifiers: usize) -> anyhow::Result<
         }
         println!("[{engine}] members page of a {cases}-member group, {label}: median {:.1} ms (21 requests, loopback)", median_ms(times));
     }
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-    let _ = server.wait();
+    stop_server(server);
     Ok(())
 }

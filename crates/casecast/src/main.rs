@@ -4,6 +4,7 @@ mod admin;
 mod bench;
 mod bench_broadcast;
 mod bench_dispatch;
+mod bench_export;
 mod bench_groups;
 mod demo;
 mod groups;

@@ -113,7 +113,11 @@ impl XlsxWriter {
         let ws = self.workbook.worksheet_from_index(0)?;
         for row in rows {
             for (c, v) in row.iter().enumerate() {
-                if !v.is_empty() {
+                if v.starts_with('\'') && formula_after_apostrophes(v) {
+                    // Never run as a formula (a string cell), but every sheet read drops one
+                    // apostrophe before a formula start: keep this value's own.
+                    ws.write_string(self.next_row, c as u16, truncate_cell(&format!("'{v}")))?;
+                } else if !v.is_empty() {
                     ws.write_string(self.next_row, c as u16, truncate_cell(v))?;
                 }
             }
@@ -240,6 +244,20 @@ mod tests {
             .collect();
         let back: Vec<&str> = back.into_iter().filter(|v| !v.trim().is_empty()).collect();
         assert_eq!(back, expected);
+        // `.xlsx` holds strings, never formulas; apostrophes before a formula start survive.
+        let xlsx = to_xlsx(
+            &Table {
+                headers: &headers,
+                rows,
+                text_columns: &[],
+            },
+            "x",
+        )
+        .unwrap();
+        let read = read_table(&xlsx, "x.xlsx", &Limits::default()).unwrap();
+        let back: Vec<&str> = read.rows.iter().map(|r| r.get(0)).collect();
+        let back: Vec<&str> = back.into_iter().filter(|v| !v.trim().is_empty()).collect();
+        assert_eq!(back, expected, "xlsx");
         assert_eq!(guard_formula("'plain"), "'plain", "left as it is");
         assert_eq!(guard_formula("'-1"), "''-1");
         assert_eq!(guard_formula("''=1"), "'''=1");

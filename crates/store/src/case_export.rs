@@ -312,6 +312,11 @@ impl Db {
     ) -> StoreResult<Export> {
         let now = casecast_core::time::now_ms();
         self.delete_old_exports(now - KEPT_MS).await?;
+        // The job reads national numbers in the project's country: so does the count.
+        let filter = &CaseFilter {
+            country: project.country_code(),
+            ..filter.clone()
+        };
         let total = match format {
             ExportFormat::Xlsx => self.check_xlsx_rows(project.id, filter).await?,
             ExportFormat::Csv => self.count_filtered_cases(project.id, filter).await?,

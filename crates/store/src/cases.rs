@@ -150,9 +150,14 @@ impl CaseFilter {
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_default();
             clause(&mut sql, " AND (c.case_id = $?", Bind::Text(q.to_string()));
+            // The start of an external ID, in any case on both engines (SQLite's LIKE ignores
+            // ASCII case; PostgreSQL's does not).
             clause(
                 &mut sql,
-                " OR c.external_id LIKE $? ESCAPE '\\'",
+                match engine {
+                    Engine::Sqlite => " OR c.external_id LIKE $? ESCAPE '\\'",
+                    Engine::Postgres => " OR c.external_id ILIKE $? ESCAPE '\\'",
+                },
                 Bind::Text(like_escape(q, false) + "%"),
             );
             clause(&mut sql, " OR c.phone_number = $?", Bind::Text(phone));

@@ -8,6 +8,7 @@ mod broadcast_cancel;
 mod broadcast_reruns;
 mod broadcast_schedule;
 mod broadcasts;
+mod case_export;
 mod case_groups;
 mod case_import;
 mod case_import_files;
