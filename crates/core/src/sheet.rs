@@ -553,13 +553,47 @@ fn cell_text(value: &DataRef<'_>) -> String {
     match value {
         DataRef::Int(i) => i.to_string(),
         DataRef::Float(f) => float_text(*f),
-        DataRef::String(s) | DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.clone(),
-        DataRef::SharedString(s) => (*s).to_string(),
+        DataRef::String(s) => unescape_ooxml(s),
+        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.clone(),
+        DataRef::SharedString(s) => unescape_ooxml(s),
         DataRef::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
         DataRef::DateTime(dt) => date_text(dt),
         DataRef::Error(e) => e.to_string(),
         DataRef::Empty => String::new(),
     }
+}
+
+/// Decodes the `_xHHHH_` escapes of OOXML strings (Excel and rust_xlsxwriter write a carriage
+/// return as `_x000D_`, and a literal `_x` sequence as `_x005F_x…`), which calamine leaves as
+/// they are.
+fn unescape_ooxml(s: &str) -> String {
+    if !s.contains("_x") {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("_x") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let code = tail
+            .get(2..6)
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .filter(|_| tail.as_bytes().get(6) == Some(&b'_'))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32);
+        match code {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[7..];
+            }
+            None => {
+                out.push_str("_x");
+                rest = &tail[2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn float_text(f: f64) -> String {

@@ -212,6 +212,7 @@ mod tests {
             "'plain apostrophe",
             "'",
             "a=b",
+            "_x000D_ literal, and a CR\r in the middle",
             "",
             "Zoë",
         ];
