@@ -2,6 +2,7 @@
 
 mod access;
 mod broadcasts;
+mod case_export;
 mod case_groups;
 mod case_import;
 mod cases;
