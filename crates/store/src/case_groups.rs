@@ -347,8 +347,9 @@ impl Db {
         }
         let scan = format!(
             "{MEMBER_SELECT} AND m.case_pk > $2
-               AND (c.external_id LIKE $3 ESCAPE '\\' OR LOWER(c.name) LIKE $4 ESCAPE '\\')
+               AND (c.external_id {} $3 ESCAPE '\\' OR c.name_lower LIKE $4 ESCAPE '\\')
              ORDER BY m.case_pk LIMIT {}",
+            crate::dialect::ilike(self.engine()),
             limit + 1
         );
         let rows = sqlx::query(&scan)

@@ -150,20 +150,18 @@ impl CaseFilter {
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_default();
             clause(&mut sql, " AND (c.case_id = $?", Bind::Text(q.to_string()));
-            // The start of an external ID, in any case on both engines (SQLite's LIKE ignores
-            // ASCII case; PostgreSQL's does not).
             clause(
                 &mut sql,
-                match engine {
-                    Engine::Sqlite => " OR c.external_id LIKE $? ESCAPE '\\'",
-                    Engine::Postgres => " OR c.external_id ILIKE $? ESCAPE '\\'",
-                },
+                &format!(
+                    " OR c.external_id {} $? ESCAPE '\\'",
+                    crate::dialect::ilike(engine)
+                ),
                 Bind::Text(like_escape(q, false) + "%"),
             );
             clause(&mut sql, " OR c.phone_number = $?", Bind::Text(phone));
             clause(
                 &mut sql,
-                " OR LOWER(c.name) LIKE $? ESCAPE '\\')",
+                " OR c.name_lower LIKE $? ESCAPE '\\')",
                 Bind::Text(like_contains(q)),
             );
         }
@@ -231,8 +229,34 @@ fn property_keys(case: &Case) -> String {
     keys.join(",")
 }
 
-const INSERT_COLUMNS: &str = "project_id, case_id, case_type, name, external_id, phone_number, language_code, owner_id, closed, deleted, properties, property_keys, created_at, modified_at";
-const INSERT_WIDTH: usize = 14;
+const INSERT_COLUMNS: &str = "project_id, case_id, case_type, name, name_lower, external_id, phone_number, language_code, owner_id, closed, deleted, properties, property_keys, created_at, modified_at";
+const INSERT_WIDTH: usize = 15;
+
+/// A name as searches compare it (`name_lower`): lower case, beyond ASCII too.
+pub(crate) fn name_lower(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Lowers again, in Rust, the stored names that have letters other than ASCII (the migration
+/// that added `name_lower` lowered them in SQL, which SQLite does for ASCII only).
+pub(crate) async fn relower_names(
+    tx: &mut Transaction<'static, Any>,
+    engine: Engine,
+) -> Result<(), sqlx::Error> {
+    let sql = match engine {
+        Engine::Sqlite => "SELECT id, name FROM cases WHERE name GLOB '*[^ -~]*'",
+        Engine::Postgres => "SELECT id, name FROM cases WHERE name ~ '[^ -~]'",
+    };
+    let rows: Vec<(i64, String)> = sqlx::query_as(sql).fetch_all(&mut **tx).await?;
+    for (id, name) in rows {
+        sqlx::query("UPDATE cases SET name_lower = $1 WHERE id = $2")
+            .bind(name_lower(&name))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
 
 /// Inserts cases with multi-row statements, chunked under the bind-parameter limit.
 pub(crate) async fn insert_cases(
@@ -258,6 +282,7 @@ pub(crate) async fn insert_cases(
                 .bind(c.case_id.as_str().to_string())
                 .bind(c.case_type.clone())
                 .bind(c.name.clone())
+                .bind(name_lower(&c.name))
                 .bind(c.external_id.clone())
                 .bind(c.phone_number.as_ref().map(|p| p.as_str().to_string()))
                 .bind(c.language_code.clone())
@@ -282,7 +307,8 @@ pub(crate) async fn update_case_row(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE cases SET case_type = $1, name = $2, external_id = $3, phone_number = $4, language_code = $5,
-         owner_id = $6, closed = $7, properties = $8, property_keys = $9, modified_at = $10 WHERE id = $11",
+         owner_id = $6, closed = $7, properties = $8, property_keys = $9, modified_at = $10, name_lower = $11
+         WHERE id = $12",
     )
     .bind(c.case_type.clone())
     .bind(c.name.clone())
@@ -294,6 +320,7 @@ pub(crate) async fn update_case_row(
     .bind(properties_json(c))
     .bind(property_keys(c))
     .bind(c.modified_at)
+    .bind(name_lower(&c.name))
     .bind(id)
     .execute(&mut **tx)
     .await?;

@@ -169,6 +169,14 @@ pub(crate) struct Placeholders {
     next: usize,
 }
 
+/// The LIKE that ignores case (ASCII on SQLite, whose LIKE already does; any on PostgreSQL).
+pub(crate) fn ilike(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "LIKE",
+        Engine::Postgres => "ILIKE",
+    }
+}
+
 impl Placeholders {
     /// Placeholders starting at the first parameter.
     pub(crate) fn new(engine: Engine) -> Self {

@@ -34,6 +34,9 @@ impl Db {
                 continue;
             }
             tx.execute(*sql).await?;
+            if *version == 5 {
+                crate::cases::relower_names(&mut tx, self.engine()).await?;
+            }
             sqlx::query("INSERT INTO casecast_migrations (version, description, applied_at) VALUES ($1, $2, $3)")
                 .bind(*version)
                 .bind(*description)

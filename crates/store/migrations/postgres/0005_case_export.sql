@@ -5,6 +5,11 @@ ALTER TABLE cases ADD COLUMN property_keys TEXT NOT NULL DEFAULT '';
 UPDATE cases SET property_keys = COALESCE(
   (SELECT string_agg(k, ',' ORDER BY k COLLATE "C") FROM jsonb_object_keys(properties::jsonb) AS k), '')
 WHERE properties <> '{}';
+-- The name in lower case, for searches by part of a name that ignore case beyond ASCII on
+-- both engines (SQLite's LOWER folds ASCII only): names with other letters are lowered again
+-- in Rust right after this script (migrate.rs), as every write does.
+ALTER TABLE cases ADD COLUMN name_lower TEXT NOT NULL DEFAULT '';
+UPDATE cases SET name_lower = LOWER(name);
 -- Lists and exports page through a project's cases by row id: without this index SQLite read
 -- each page through another index on project_id and sorted the whole project again.
 CREATE INDEX cases_project_id ON cases(project_id, id);

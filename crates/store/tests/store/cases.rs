@@ -8,13 +8,14 @@ use casecast_store::cases::CaseFilter;
 use casecast_store::StoreError;
 use casecast_testkit::{on_both_engines, Engine, TestDb};
 
-use crate::{all_cases, named, project};
+use crate::{all_cases, change, named, project};
 
 on_both_engines!(
     create_case_stores_every_field_and_get_case_reads_it_back,
     create_case_with_a_taken_case_id_is_a_conflict,
     list_cases_pages_cover_every_case_once_in_creation_order,
     list_cases_filters_by_external_id_phone_and_q,
+    search_ignores_case_beyond_ascii_and_in_external_id_prefixes,
     update_case_merges_properties_and_clears_fields,
     update_case_without_a_change_keeps_modified_at,
     close_case_marks_it_closed,
@@ -244,6 +245,78 @@ async fn list_cases_filters_by_external_id_phone_and_q(engine: Engine) {
     assert_eq!(by(q("_")).await, ["Akello_Mary"]);
     assert!(by(q("nobody")).await.is_empty());
     assert_eq!(by(q("   ")).await.len(), 3, "a blank q does not filter");
+}
+
+async fn search_ignores_case_beyond_ascii_and_in_external_id_prefixes(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "demo", None).await;
+    let mut elodie = named("ÉLODIE Ödegaard");
+    elodie.external_id = Some(Some("Pé-001".into()));
+    let elodie = db.create_case(p.id, None, &elodie).await.unwrap();
+    db.create_case(p.id, None, &named("Zoë Nakato"))
+        .await
+        .unwrap();
+    let group = db
+        .create_group(
+            p.id,
+            &casecast_core::identifier::GroupName::parse("All").unwrap(),
+            casecast_store::case_groups::Actor {
+                user_id: None,
+                via: "cli",
+            },
+        )
+        .await
+        .unwrap();
+    change(
+        db,
+        p.id,
+        group.id,
+        casecast_store::membership::Change::Add,
+        &[elodie.case_id.as_str()],
+    )
+    .await;
+    let q = |text: &str| CaseFilter {
+        q: Some(text.to_string()),
+        ..Default::default()
+    };
+    // Names ignore case beyond ASCII; external ID prefixes ignore ASCII case (SQLite's LIKE
+    // compares other letters exactly).
+    for text in [
+        "élodie",
+        "ÉLODIE",
+        "Élodie",
+        "ödegaard",
+        "ÖDEGAARD",
+        "pé-0",
+        "Pé-0",
+        "p",
+    ] {
+        assert_eq!(
+            names_listed(db, p.id, q(text)).await,
+            ["ÉLODIE Ödegaard"],
+            "{text}"
+        );
+        let members = db
+            .group_members(p.id, group.id, Some(text), 10, None)
+            .await
+            .unwrap();
+        assert_eq!(members.items.len(), 1, "group member search {text}");
+    }
+    assert_eq!(names_listed(db, p.id, q("ZOË")).await, ["Zoë Nakato"]);
+    // A renamed case is found by its new name only.
+    db.update_case(
+        p.id,
+        elodie.case_id.as_str(),
+        &CaseChanges {
+            name: Some("Ève Akello".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(names_listed(db, p.id, q("élodie")).await.is_empty());
+    assert_eq!(names_listed(db, p.id, q("ÈVE")).await, ["Ève Akello"]);
 }
 
 async fn names_listed(db: &casecast_store::Db, project_id: i64, filter: CaseFilter) -> Vec<String> {
