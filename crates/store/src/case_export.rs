@@ -161,6 +161,31 @@ impl ExportWriter {
     }
 }
 
+/// Pages of rows as [`read_ahead`] delivers them.
+pub type Pages = tokio::sync::mpsc::Receiver<StoreResult<Vec<Vec<String>>>>;
+
+/// Reads pages from cursor `start` on (`page` gives a page's rows and the next cursor) in a
+/// task of its own, one page ahead of the receiver: the database reads the next page while the
+/// caller writes this one. A failure is the last item; dropping the receiver stops the reading.
+pub fn read_ahead<F, Fut>(start: Option<i64>, page: F) -> Pages
+where
+    F: Fn(i64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = StoreResult<(Vec<Vec<String>>, Option<i64>)>> + Send,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut cursor = start;
+        while let Some(after) = cursor {
+            let result = page(after).await;
+            cursor = result.as_ref().ok().and_then(|(_, next)| *next);
+            if tx.send(result.map(|(rows, _)| rows)).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// A background export.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Export {
@@ -257,6 +282,20 @@ impl Db {
         ))
     }
 
+    /// Every page of export rows, read one page ahead while the caller writes the previous one.
+    pub fn export_pages(
+        &self,
+        project_id: i64,
+        filter: &CaseFilter,
+        columns: &ExportColumns,
+    ) -> Pages {
+        let (db, filter, columns) = (self.clone(), filter.clone(), columns.clone());
+        read_ahead(Some(0), move |after| {
+            let (db, filter, columns) = (db.clone(), filter.clone(), columns.clone());
+            async move { db.export_page(project_id, &filter, &columns, after).await }
+        })
+    }
+
     /// Refuses an `.xlsx` export of more rows than a sheet holds, with what to do instead.
     pub async fn check_xlsx_rows(&self, project_id: i64, filter: &CaseFilter) -> StoreResult<i64> {
         let rows = self.count_filtered_cases(project_id, filter).await?;
@@ -288,14 +327,13 @@ impl Db {
         }
         let columns = self.export_columns(project_id, filter).await?;
         let mut writer = ExportWriter::new(format, &columns, path)?;
-        let mut after = Some(0);
+        let mut pages = self.export_pages(project_id, filter, &columns);
         let mut written = 0u64;
-        while let Some(from) = after {
-            let (rows, next) = self.export_page(project_id, filter, &columns, from).await?;
+        while let Some(rows) = pages.recv().await {
+            let rows = rows?;
             writer.append(&rows)?;
             written += rows.len() as u64;
             progress(written);
-            after = next;
         }
         writer.finish(path).await?;
         Ok(written)
@@ -443,12 +481,10 @@ impl Db {
             Err(e) => return Err(e),
         };
         let mut writer = ExportWriter::new(format, &columns, &path)?;
-        let mut after = Some(0);
+        let mut pages = self.export_pages(export.project_id, &filter, &columns);
         let mut written = 0i64;
-        while let Some(from) = after {
-            let (rows, next) = self
-                .export_page(export.project_id, &filter, &columns, from)
-                .await?;
+        while let Some(rows) = pages.recv().await {
+            let rows = rows?;
             if written as usize + rows.len() > XLSX_MAX_ROWS && format == ExportFormat::Xlsx {
                 // Cases were added since the export was asked for.
                 return self
@@ -460,7 +496,6 @@ impl Db {
             }
             writer.append(&rows)?;
             written += rows.len() as i64;
-            after = next;
             if !self.renew_job(job_id, worker).await? {
                 return Err(StoreError::Conflict {
                     code: "lease_lost",

@@ -6,7 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use casecast_core::sheet_out::{self, Table, XlsxWriter};
-use casecast_store::case_export::{Export, ExportFormat};
+use casecast_store::case_export::{read_ahead, Export, ExportFormat, Pages};
 use casecast_store::cases::CaseFilter;
 use casecast_store::{Db, StoreError, StoreResult};
 
@@ -179,10 +179,13 @@ impl Sheet {
         let mut head = sheet_out::csv_start(self.headers());
         head.extend(sheet_out::csv_rows(&first));
         let db = db.clone();
-        let body = csv_body(head, next, move |after| {
-            let db = db.clone();
-            async move { self.page(&db, after).await }
-        });
+        let body = csv_body(
+            head,
+            read_ahead(next, move |after| {
+                let db = db.clone();
+                async move { self.page(&db, after).await }
+            }),
+        );
         Ok(download(
             body,
             "text/csv; charset=utf-8",
@@ -191,33 +194,24 @@ impl Sheet {
     }
 }
 
-/// A CSV body: `head` at once, then the pages that `page` reads from each cursor until it
-/// gives none. A failure midway ends the body with an error (the client sees a broken
-/// download, never a file that looks complete).
-fn csv_body<F, Fut>(head: Vec<u8>, next: Option<i64>, page: F) -> Body
-where
-    F: Fn(i64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = StoreResult<(Vec<Vec<String>>, Option<i64>)>> + Send,
-{
-    let page = std::sync::Arc::new(page);
-    let rest = futures_util::stream::unfold(next, move |cursor| {
-        let page = page.clone();
-        async move {
-            let after = cursor?;
-            match page(after).await {
-                Ok((rows, more)) => Some((
-                    Ok::<Bytes, std::io::Error>(Bytes::from(sheet_out::csv_rows(&rows))),
-                    more,
-                )),
-                Err(e) => {
-                    tracing::error!(error = %e, "a download stopped");
-                    Some((
-                        Err(std::io::Error::other(
-                            "the download stopped; it has been logged",
-                        )),
-                        None,
-                    ))
-                }
+/// A CSV body: `head` at once, then each page the reader delivers. A failure midway ends the
+/// body with an error (the client sees a broken download, never a file that looks complete).
+fn csv_body(head: Vec<u8>, pages: Pages) -> Body {
+    let rest = futures_util::stream::unfold(Some(pages), |pages| async move {
+        let mut pages = pages?;
+        match pages.recv().await? {
+            Ok(rows) => Some((
+                Ok::<Bytes, std::io::Error>(Bytes::from(sheet_out::csv_rows(&rows))),
+                Some(pages),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "a download stopped");
+                Some((
+                    Err(std::io::Error::other(
+                        "the download stopped; it has been logged",
+                    )),
+                    None,
+                ))
             }
         }
     });
@@ -279,10 +273,13 @@ pub async fn cases_download(
     head.extend(sheet_out::csv_rows(&first));
     let db = db.clone();
     let filter = std::sync::Arc::new(filter);
-    let body = csv_body(head, next, move |after| {
-        let (db, filter, columns) = (db.clone(), filter.clone(), columns.clone());
-        async move { db.export_page(project_id, &filter, &columns, after).await }
-    });
+    let body = csv_body(
+        head,
+        read_ahead(next, move |after| {
+            let (db, filter, columns) = (db.clone(), filter.clone(), columns.clone());
+            async move { db.export_page(project_id, &filter, &columns, after).await }
+        }),
+    );
     Ok(download(
         body,
         "text/csv; charset=utf-8",
