@@ -307,10 +307,15 @@ impl ImportWriter {
             let mut params = Placeholders::new(self.engine);
             let project = params.next();
             let sql = format!(
-                "SELECT {CASE_COLUMNS} FROM cases WHERE project_id = {project} AND {column} IN ({}) ORDER BY id{}",
+                "SELECT {CASE_COLUMNS} FROM cases WHERE project_id = {project} AND {column} IN ({}){}",
                 params.list(chunk.len()),
-                // Rows this import may rewrite stay locked until it commits (PostgreSQL).
-                crate::dialect::for_update(self.engine)
+                // PostgreSQL: rows this import may rewrite stay locked until it commits, taken
+                // in id order. SQLite (no row locks) is not asked to order: it would walk the
+                // project's cases by the (project_id, id) index instead of using the column's.
+                match self.engine {
+                    Engine::Postgres => " ORDER BY id FOR UPDATE",
+                    Engine::Sqlite => "",
+                }
             );
             // Not cached as a prepared statement: PostgreSQL would switch to a generic plan after
             // five runs, and one planned while the project was still small scans the whole table,
@@ -323,6 +328,9 @@ impl ImportWriter {
                 let key: String = row.try_get(column)?;
                 found.entry(key).or_default().push(case_from_row(&row)?);
             }
+        }
+        for cases in found.values_mut() {
+            cases.sort_by_key(|(id, _)| *id);
         }
         Ok(found)
     }

@@ -85,7 +85,7 @@ pub(crate) async fn lookup(
         let mut params = Placeholders::new(engine);
         let project = params.next();
         let sql = format!(
-            "SELECT id, case_id, name, closed, deleted, {column} AS matched FROM cases WHERE project_id = {project} AND {column} IN ({}) ORDER BY id",
+            "SELECT id, case_id, name, closed, deleted, {column} AS matched FROM cases WHERE project_id = {project} AND {column} IN ({})",
             params.list(chunk.len())
         );
         // Not a cached prepared statement: see `case_import` on generic plans.
@@ -103,6 +103,11 @@ pub(crate) async fn lookup(
             };
             out.entry(row.try_get("matched")?).or_default().push(found);
         }
+    }
+    // In row order, sorted here: an `ORDER BY id` lets SQLite walk the project's cases by the
+    // (project_id, id) index instead of looking the values up by the column's own.
+    for found in out.values_mut() {
+        found.sort_by_key(|f| f.pk);
     }
     Ok(out)
 }
