@@ -76,13 +76,8 @@ impl ImportColumns {
                 )
             })?;
         }
-        if properties.len() > case::MAX_PROPERTIES {
-            return Err(format!(
-                "the sheet has {} property columns; the limit is {}",
-                properties.len(),
-                case::MAX_PROPERTIES
-            ));
-        }
+        // Any number of property columns (an export has one per property of all its cases):
+        // each case's own limit is checked row by row.
         Ok(Self {
             standard,
             properties,

@@ -2,7 +2,7 @@
 //! exports made in the background, whose finished file is kept in the database in chunks so
 //! that whichever process answers the download can send it.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use casecast_core::case::Case;
@@ -35,6 +35,8 @@ pub const PAGE: usize = 5000;
 const CHUNK: usize = 1024 * 1024;
 /// Background exports of one project queued or running at once.
 const MAX_PENDING: i64 = 3;
+/// Finished exports a project keeps (the oldest go first, even within the day).
+const MAX_KEPT: i64 = 20;
 /// How long a background export's file is kept.
 pub const KEPT_MS: i64 = 24 * 3600 * 1000;
 
@@ -115,6 +117,7 @@ pub enum ExportWriter {
     Xlsx(Box<XlsxWriter>),
 }
 
+/// A failure of the sheet writer (never shown; logged).
 fn file_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(sqlx::Error::Protocol(format!("writing an export: {e}")))
 }
@@ -124,9 +127,10 @@ impl ExportWriter {
     pub fn new(format: ExportFormat, columns: &ExportColumns, path: &Path) -> StoreResult<Self> {
         match format {
             ExportFormat::Csv => {
-                let mut out = BufWriter::new(std::fs::File::create(path).map_err(file_error)?);
+                let mut out =
+                    BufWriter::new(std::fs::File::create(path).map_err(StoreError::from_io)?);
                 out.write_all(&sheet_out::csv_start(&columns.headers()))
-                    .map_err(file_error)?;
+                    .map_err(StoreError::from_io)?;
                 Ok(ExportWriter::Csv(out))
             }
             ExportFormat::Xlsx => Ok(ExportWriter::Xlsx(Box::new(
@@ -141,15 +145,36 @@ impl ExportWriter {
         match self {
             ExportWriter::Csv(out) => out
                 .write_all(&sheet_out::csv_rows(rows))
-                .map_err(file_error),
-            ExportWriter::Xlsx(w) => w.append(rows).map_err(file_error),
+                .map_err(StoreError::from_io),
+            ExportWriter::Xlsx(w) => {
+                let before = w.rows_written();
+                w.append(rows).map_err(|e| {
+                    if before + rows.len() > XLSX_MAX_ROWS {
+                        // Cases added since the rows were counted.
+                        too_many_rows(before + rows.len())
+                    } else {
+                        file_error(e)
+                    }
+                })
+            }
         }
+    }
+
+    /// Adds rows on a blocking thread (writing a page is CPU and file work), and gives the
+    /// writer back.
+    pub async fn append_off_thread(self, rows: Vec<Vec<String>>) -> StoreResult<Self> {
+        tokio::task::spawn_blocking(move || {
+            let mut w = self;
+            w.append(&rows).map(|()| w)
+        })
+        .await
+        .map_err(file_error)?
     }
 
     /// Finishes the file at `path` (the workbook is zipped off the async threads).
     pub async fn finish(self, path: &Path) -> StoreResult<()> {
         match self {
-            ExportWriter::Csv(mut out) => out.flush().map_err(file_error),
+            ExportWriter::Csv(mut out) => out.flush().map_err(StoreError::from_io),
             ExportWriter::Xlsx(w) => {
                 let path = path.to_path_buf();
                 tokio::task::spawn_blocking(move || w.finish_to(&path))
@@ -186,6 +211,18 @@ where
     rx
 }
 
+/// The refusal of an `.xlsx` of more rows than a sheet holds.
+fn too_many_rows(rows: usize) -> StoreError {
+    casecast_core::case::FieldError::new(
+        "rows",
+        format!(
+            "{rows} cases are more than the {XLSX_MAX_ROWS} rows an .xlsx sheet holds; \
+             export them as CSV, or narrow the export with a filter"
+        ),
+    )
+    .into()
+}
+
 /// A background export.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Export {
@@ -204,9 +241,12 @@ pub struct Export {
     pub error: Option<String>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// The run of the job whose chunks are the file.
+    #[serde(skip)]
+    pub run: i64,
 }
 
-const EXPORT_COLUMNS: &str = "id, project_id, user_id, format, file_name, status, total_rows, processed_rows, size_bytes, error, created_at, finished_at";
+const EXPORT_COLUMNS: &str = "id, project_id, user_id, format, file_name, status, total_rows, processed_rows, size_bytes, error, created_at, finished_at, run";
 
 fn export_from_row(row: &AnyRow) -> Result<Export, sqlx::Error> {
     Ok(Export {
@@ -222,7 +262,27 @@ fn export_from_row(row: &AnyRow) -> Result<Export, sqlx::Error> {
         error: row.try_get("error")?,
         created_at: row.try_get("created_at")?,
         finished_at: row.try_get("finished_at")?,
+        run: row.try_get("run")?,
     })
+}
+
+/// Up to [`CHUNK`] bytes of a file (fewer only at its end; none past it).
+async fn read_chunk(file: &mut tokio::fs::File) -> StoreResult<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; CHUNK];
+    let mut filled = 0;
+    while filled < CHUNK {
+        let n = file
+            .read(&mut buf[filled..])
+            .await
+            .map_err(StoreError::from_io)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 impl Db {
@@ -238,17 +298,16 @@ impl Db {
             "SELECT DISTINCT c.property_keys {} AND c.property_keys <> ''",
             f.from_where
         );
-        let sets: Vec<String> = f
-            .bind(sqlx::query(&sql))
-            .persistent(false)
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
+        // Read as a stream, stopping past the limit: sparse properties can make many sets.
         let mut names = std::collections::BTreeSet::new();
-        for set in &sets {
-            names.extend(set.split(',').filter(|k| !k.is_empty()));
+        let query = f.bind(sqlx::query(&sql)).persistent(false);
+        let mut rows = query.fetch(self.pool());
+        while let Some(row) = futures_util::StreamExt::next(&mut rows).await {
+            let set: String = row?.try_get(0)?;
+            names.extend(set.split(',').filter(|k| !k.is_empty()).map(str::to_string));
+            if FIXED_COLUMNS.len() + names.len() > MAX_COLUMNS {
+                break;
+            }
         }
         if FIXED_COLUMNS.len() + names.len() > MAX_COLUMNS {
             return Err(casecast_core::case::FieldError::new(
@@ -263,7 +322,7 @@ impl Db {
             .into());
         }
         Ok(ExportColumns {
-            properties: names.into_iter().map(str::to_string).collect(),
+            properties: names.into_iter().collect(),
         })
     }
 
@@ -300,14 +359,7 @@ impl Db {
     pub async fn check_xlsx_rows(&self, project_id: i64, filter: &CaseFilter) -> StoreResult<i64> {
         let rows = self.count_filtered_cases(project_id, filter).await?;
         if rows as usize > XLSX_MAX_ROWS {
-            return Err(casecast_core::case::FieldError::new(
-                "format",
-                format!(
-                    "{rows} cases are more than the {XLSX_MAX_ROWS} rows an .xlsx sheet holds; \
-                     export them as CSV, or narrow the export with a filter"
-                ),
-            )
-            .into());
+            return Err(too_many_rows(rows as usize));
         }
         Ok(rows)
     }
@@ -331,8 +383,8 @@ impl Db {
         let mut written = 0u64;
         while let Some(rows) = pages.recv().await {
             let rows = rows?;
-            writer.append(&rows)?;
             written += rows.len() as u64;
+            writer = writer.append_off_thread(rows).await?;
             progress(written);
         }
         writer.finish(path).await?;
@@ -360,6 +412,15 @@ impl Db {
             ExportFormat::Csv => self.count_filtered_cases(project.id, filter).await?,
         };
         let mut tx = self.begin_write().await?;
+        // One request at a time per project counts and adds (SQLite's write transaction
+        // already serialises them).
+        sqlx::query(&format!(
+            "SELECT id FROM projects WHERE id = $1{}",
+            crate::dialect::for_update(self.engine())
+        ))
+        .bind(project.id)
+        .fetch_one(&mut *tx)
+        .await?;
         let pending: i64 = sqlx::query_scalar(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM exports WHERE project_id = $1 AND status IN ('queued', 'running')",
         )
@@ -397,6 +458,16 @@ impl Db {
         .fetch_one(&mut *tx)
         .await?;
         Db::enqueue_job(&mut tx, "export", id).await?;
+        // The project keeps its newest finished exports only.
+        sqlx::query(
+            "DELETE FROM exports WHERE project_id = $1 AND status IN ('done', 'failed') AND id NOT IN
+               (SELECT id FROM exports WHERE project_id = $1 AND status IN ('done', 'failed')
+                ORDER BY id DESC LIMIT $2)",
+        )
+        .bind(project.id)
+        .bind(MAX_KEPT)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.wake_workers();
         self.get_export(project.id, id).await
@@ -418,7 +489,10 @@ impl Db {
     /// Chunk `seq` of a finished export's file (None past the end).
     pub async fn export_chunk(&self, export_id: i64, seq: i64) -> StoreResult<Option<Vec<u8>>> {
         Ok(
-            sqlx::query_scalar("SELECT bytes FROM export_chunks WHERE export_id = $1 AND seq = $2")
+            sqlx::query_scalar(
+                "SELECT ch.bytes FROM export_chunks ch JOIN exports e ON e.id = ch.export_id AND ch.run = e.run
+                 WHERE ch.export_id = $1 AND ch.seq = $2 AND e.status = 'done'",
+            )
                 .bind(export_id)
                 .bind(seq)
                 .fetch_optional(self.pool())
@@ -426,7 +500,9 @@ impl Db {
         )
     }
 
-    async fn delete_old_exports(&self, before: i64) -> StoreResult<()> {
+    /// Deletes the exports (and files) asked for before `before`: each worker calls this now
+    /// and then, and so does every new export.
+    pub(crate) async fn delete_old_exports(&self, before: i64) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "DELETE FROM export_chunks WHERE export_id IN (SELECT id FROM exports WHERE created_at < $1)",
@@ -443,13 +519,16 @@ impl Db {
     }
 
     /// Makes a queued export's file (the worker's `export` job): rows to a temporary file with
-    /// the progress recorded after each page, then the file into the database in chunks.
+    /// the progress recorded after each page, then the file into the database in chunks. Each
+    /// run writes its chunks under its own number, and only a run that still holds the job's
+    /// lease at the end makes them the file.
     pub(crate) async fn process_export(
         &self,
         export_id: i64,
         job_id: i64,
         worker: &str,
     ) -> StoreResult<()> {
+        let _heartbeat = crate::jobs::Heartbeat::start(self.clone(), job_id, worker);
         let row = sqlx::query(&format!(
             "SELECT {EXPORT_COLUMNS}, filter FROM exports WHERE id = $1"
         ))
@@ -460,20 +539,21 @@ impl Db {
             return Ok(()); // deleted meanwhile
         };
         let export = export_from_row(&row)?;
-        if export.status == "done" || export.status == "failed" {
-            return Ok(());
-        }
         let mut filter: CaseFilter = serde_json::from_str(&row.try_get::<String, _>("filter")?)
             .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?;
         filter.country = self.project_by_id(export.project_id).await?.country_code();
         let format = ExportFormat::from_stored(export.format);
-        sqlx::query(
-            "UPDATE exports SET status = 'running', processed_rows = 0, error = NULL WHERE id = $1",
+        let run: Option<i64> = sqlx::query_scalar(
+            "UPDATE exports SET status = 'running', processed_rows = 0, error = NULL, run = run + 1
+             WHERE id = $1 AND status IN ('queued', 'running') RETURNING run",
         )
         .bind(export_id)
-        .execute(self.pool())
+        .fetch_optional(self.pool())
         .await?;
-        let dir = tempfile::tempdir().map_err(file_error)?;
+        let Some(run) = run else {
+            return Ok(()); // finished already
+        };
+        let dir = tempfile::tempdir().map_err(StoreError::from_io)?;
         let path = dir.path().join(format!("export.{}", format.as_str()));
         let columns = match self.export_columns(export.project_id, &filter).await {
             Ok(c) => c,
@@ -485,71 +565,68 @@ impl Db {
         let mut written = 0i64;
         while let Some(rows) = pages.recv().await {
             let rows = rows?;
-            if written as usize + rows.len() > XLSX_MAX_ROWS && format == ExportFormat::Xlsx {
-                // Cases were added since the export was asked for.
-                return self
-                    .fail_export(
-                        export_id,
-                        &format!("more than the {XLSX_MAX_ROWS} rows an .xlsx sheet holds; export them as CSV, or narrow the export with a filter"),
-                    )
-                    .await;
-            }
-            writer.append(&rows)?;
             written += rows.len() as i64;
-            if !self.renew_job(job_id, worker).await? {
-                return Err(StoreError::Conflict {
-                    code: "lease_lost",
-                    message: "another worker took the export over".into(),
-                });
-            }
-            sqlx::query("UPDATE exports SET processed_rows = $1 WHERE id = $2")
+            writer = match writer.append_off_thread(rows).await {
+                Ok(w) => w,
+                Err(StoreError::Invalid(e)) => {
+                    return self.fail_export(export_id, &e.message).await
+                }
+                Err(e) => return Err(e),
+            };
+            sqlx::query("UPDATE exports SET processed_rows = $1 WHERE id = $2 AND run = $3")
                 .bind(written)
                 .bind(export_id)
+                .bind(run)
                 .execute(self.pool())
                 .await?;
         }
         writer.finish(&path).await?;
-        // The file, in chunks, in one transaction: a download sees all of it or none.
-        let mut file = std::fs::File::open(&path).map_err(file_error)?;
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM export_chunks WHERE export_id = $1")
-            .bind(export_id)
-            .execute(&mut *tx)
-            .await?;
-        let mut seq = 0i64;
-        let mut size = 0i64;
-        let mut buf = vec![0u8; CHUNK];
+        // The chunks, each in a statement of its own (a long transaction would hold SQLite's
+        // one writer), under this run's number.
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(StoreError::from_io)?;
+        let (mut seq, mut size) = (0i64, 0i64);
         loop {
-            let mut filled = 0;
-            while filled < CHUNK {
-                let n = file.read(&mut buf[filled..]).map_err(file_error)?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-            }
-            if filled == 0 {
+            let chunk = read_chunk(&mut file).await?;
+            if chunk.is_empty() {
                 break;
             }
-            sqlx::query("INSERT INTO export_chunks (export_id, seq, bytes) VALUES ($1, $2, $3)")
-                .bind(export_id)
-                .bind(seq)
-                .bind(buf[..filled].to_vec())
-                .execute(&mut *tx)
-                .await?;
+            size += chunk.len() as i64;
+            sqlx::query(
+                "INSERT INTO export_chunks (export_id, run, seq, bytes) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(export_id)
+            .bind(run)
+            .bind(seq)
+            .bind(chunk)
+            .execute(self.pool())
+            .await?;
             seq += 1;
-            size += filled as i64;
+        }
+        let mut tx = self.begin_write().await?;
+        if !Db::still_holds(&mut tx, job_id, worker).await? {
+            return Err(StoreError::Conflict {
+                code: "lease_lost",
+                message: "another worker took the export over".into(),
+            });
         }
         sqlx::query(
-            "UPDATE exports SET status = 'done', processed_rows = $1, total_rows = $1, size_bytes = $2, finished_at = $3
-             WHERE id = $4",
+            "UPDATE exports SET status = 'done', processed_rows = $1, total_rows = $1, size_bytes = $2,
+             finished_at = $3 WHERE id = $4 AND run = $5",
         )
         .bind(written)
         .bind(size)
         .bind(casecast_core::time::now_ms())
         .bind(export_id)
+        .bind(run)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM export_chunks WHERE export_id = $1 AND run <> $2")
+            .bind(export_id)
+            .bind(run)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

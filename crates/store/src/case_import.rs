@@ -258,10 +258,17 @@ impl ImportWriter {
                     }
                 }
                 None => match r.changes.create(r.case_id.clone().unwrap_or_default(), now) {
-                    Ok(case) => {
-                        new_cases.push(case);
-                        report.created += 1;
-                    }
+                    Ok(case) => match CaseChanges::check_result(&case) {
+                        Ok(()) => {
+                            new_cases.push(case);
+                            report.created += 1;
+                        }
+                        Err(e) => report.errors.push(RowError {
+                            row: r.number,
+                            column: e.field,
+                            message: e.message,
+                        }),
+                    },
                     Err(e) => report.errors.push(RowError {
                         row: r.number,
                         column: e.field,

@@ -72,12 +72,15 @@ impl FilterSql {
 }
 
 /// The case columns prefixed with `c.`.
-pub(crate) fn case_columns_c() -> String {
-    CASE_COLUMNS
-        .split(", ")
-        .map(|c| format!("c.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+pub(crate) fn case_columns_c() -> &'static str {
+    static COLUMNS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        CASE_COLUMNS
+            .split(", ")
+            .map(|c| format!("c.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 impl CaseFilter {
@@ -485,9 +488,17 @@ impl Db {
                 .fetch_one(self.pool())
                 .await?;
             let json: String = row.try_get(0)?;
-            let rows: Vec<JsonCase> = serde_json::from_str(&json)
-                .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?;
-            rows.into_iter().map(case_from_json).collect::<Vec<_>>()
+            // The error says where, never what (it would be a case's data, into the log).
+            let rows: Vec<JsonCase> = serde_json::from_str(&json).map_err(|e| {
+                StoreError::Database(sqlx::Error::Protocol(format!(
+                    "a page of cases could not be decoded (column {})",
+                    e.column()
+                )))
+            })?;
+            let mut rows: Vec<(i64, Case)> = rows.into_iter().map(case_from_json).collect();
+            // SQLite does not promise an aggregate's order: the page is put in order here.
+            rows.sort_by_key(|(id, _)| *id);
+            rows
         } else {
             // Not prepared once for all: a generic plan ignores which filters are set.
             let rows = f

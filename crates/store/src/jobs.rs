@@ -18,6 +18,30 @@ pub struct Job {
 /// How long a claim lasts unless renewed.
 pub const LEASE_MS: i64 = 30_000;
 
+/// Renews a job's lease every 10 s in the background until dropped (or until the lease is
+/// lost, which the job finds out when it ends: see [`Db::still_holds`]).
+pub(crate) struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    pub(crate) fn start(db: Db, job_id: i64, worker: &str) -> Heartbeat {
+        let worker = worker.to_string();
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                if !matches!(db.renew_job(job_id, &worker).await, Ok(true)) {
+                    break;
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Db {
     /// Queues a job (inside the caller's transaction).
     pub(crate) async fn enqueue_job(
@@ -95,6 +119,25 @@ impl Db {
             .bind(worker)
             .execute(self.pool())
             .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Renews the lease inside the caller's transaction: false when another worker holds the
+    /// job now (the transaction should then write nothing).
+    pub(crate) async fn still_holds(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        job_id: i64,
+        worker: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let now = casecast_core::time::now_ms();
+        let done = sqlx::query(
+            "UPDATE jobs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND done_at IS NULL",
+        )
+        .bind(now + LEASE_MS)
+        .bind(job_id)
+        .bind(worker)
+        .execute(&mut **tx)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

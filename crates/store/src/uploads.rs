@@ -210,29 +210,6 @@ async fn insert_results(
     Ok(())
 }
 
-/// Renews a job's lease in the background until dropped.
-struct Heartbeat(tokio::task::JoinHandle<()>);
-
-impl Heartbeat {
-    fn start(db: Db, job_id: i64, worker: &str) -> Heartbeat {
-        let worker = worker.to_string();
-        Heartbeat(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-                if !matches!(db.renew_job(job_id, &worker).await, Ok(true)) {
-                    break;
-                }
-            }
-        }))
-    }
-}
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl Db {
     /// Stores an upload and queues its job; refuses at once what is plainly not a sheet.
     pub async fn create_upload(
@@ -410,7 +387,7 @@ impl Db {
 
         // The lease is renewed every 10 s while this runs, whatever it is doing (a long check
         // pass included), so that no other worker takes a live job over.
-        let _heartbeat = Heartbeat::start(self.clone(), job_id, worker);
+        let _heartbeat = crate::jobs::Heartbeat::start(self.clone(), job_id, worker);
 
         // Pass 1: the whole sheet is checked before anything changes.
         let (check_bytes, check_name) = (bytes.clone(), file_name.clone());

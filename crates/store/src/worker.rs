@@ -11,6 +11,9 @@ use crate::{Db, StoreError};
 /// Attempts before a job is given up.
 pub const MAX_ATTEMPTS: i64 = 5;
 
+/// How often each worker deletes the exports older than a day.
+const CLEANUP_EVERY: Duration = Duration::from_secs(600);
+
 /// How often each worker looks for due broadcasts.
 const SCHEDULER_TICK: Duration = Duration::from_secs(1);
 
@@ -48,6 +51,7 @@ fn scheduler_now() -> i64 {
 pub async fn run_worker(db: Db, name: String, mut stop: watch::Receiver<bool>) {
     tracing::info!(worker = %name, "worker started");
     let mut last_tick: Option<std::time::Instant> = None;
+    let mut last_cleanup: Option<std::time::Instant> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -56,6 +60,13 @@ pub async fn run_worker(db: Db, name: String, mut stop: watch::Receiver<bool>) {
             last_tick = Some(std::time::Instant::now());
             if let Err(e) = db.fire_due_broadcasts(scheduler_now()).await {
                 tracing::error!(error = %e, "firing due broadcasts failed");
+            }
+        }
+        if last_cleanup.is_none_or(|t| t.elapsed() >= CLEANUP_EVERY) {
+            last_cleanup = Some(std::time::Instant::now());
+            let before = casecast_core::time::now_ms() - crate::case_export::KEPT_MS;
+            if let Err(e) = db.delete_old_exports(before).await {
+                tracing::error!(error = %e, "deleting old exports failed");
             }
         }
         match db.claim_job(&name).await {

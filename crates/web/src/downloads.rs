@@ -253,7 +253,7 @@ pub async fn cases_download(
     stem: &str,
 ) -> Result<Response, DownloadError> {
     if xlsx {
-        db.check_xlsx_rows(project_id, &filter).await?;
+        // Counts first, and refuses more rows than a sheet holds before anything is written.
         let dir = tempfile::tempdir().map_err(StoreError::from_io)?;
         let path = dir.path().join("cases.xlsx");
         db.write_case_export(project_id, &filter, ExportFormat::Xlsx, &path, |_| {})
@@ -287,28 +287,36 @@ pub async fn cases_download(
     ))
 }
 
-/// A finished background export's file, read from the database a chunk at a time.
+/// A finished background export's file, read from the database a chunk at a time. Its length
+/// is announced, and a chunk missing before the end (the export deleted meanwhile) breaks the
+/// download instead of ending it early.
 pub fn export_download(db: &Db, export: &Export) -> Response {
     let db = db.clone();
-    let id = export.id;
-    let stream = futures_util::stream::unfold(Some(0i64), move |seq| {
+    let (id, size) = (export.id, export.size_bytes);
+    let stream = futures_util::stream::unfold(Some((0i64, 0i64)), move |state| {
         let db = db.clone();
         async move {
-            let n = seq?;
-            match db.export_chunk(id, n).await {
+            let (seq, sent) = state?;
+            let broken = |what: &str| {
+                tracing::error!(export.id = id, "an export download stopped: {what}");
+                Some((
+                    Err(std::io::Error::other(
+                        "the download stopped; it has been logged",
+                    )),
+                    None,
+                ))
+            };
+            match db.export_chunk(id, seq).await {
                 Ok(Some(bytes)) => {
-                    Some((Ok::<Bytes, std::io::Error>(Bytes::from(bytes)), Some(n + 1)))
-                }
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::error!(error = %e, "an export download stopped");
+                    let sent = sent + bytes.len() as i64;
                     Some((
-                        Err(std::io::Error::other(
-                            "the download stopped; it has been logged",
-                        )),
-                        None,
+                        Ok::<Bytes, std::io::Error>(Bytes::from(bytes)),
+                        Some((seq + 1, sent)),
                     ))
                 }
+                Ok(None) if sent == size => None,
+                Ok(None) => broken("the file is gone"),
+                Err(e) => broken(&e.to_string()),
             }
         }
     });
@@ -317,7 +325,11 @@ pub fn export_download(db: &Db, export: &Export) -> Response {
     } else {
         "text/csv; charset=utf-8"
     };
-    download(Body::from_stream(stream), content_type, &export.file_name)
+    let mut response = download(Body::from_stream(stream), content_type, &export.file_name);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, header::HeaderValue::from(size));
+    response
 }
 
 /// Every live member of a group as one table (for the command line, which writes a file).

@@ -35,6 +35,7 @@ on_both_engines!(
     background_exports_make_the_same_file_as_a_direct_export,
     background_export_of_another_project_is_not_found,
     a_fourth_pending_export_of_a_project_is_refused,
+    an_export_with_more_property_columns_than_a_case_may_have_imports_back,
 );
 
 /// A case to create; an empty `id` gets a new UUID.
@@ -1280,4 +1281,58 @@ async fn a_fourth_pending_export_of_a_project_is_refused(engine: Engine) {
     assert_eq!(again.status, "queued");
     run_exports(db, other.id, &[theirs.id]).await;
     run_exports(db, p.id, &[again.id]).await;
+}
+
+/// Two cases with 150 properties of their own each: 300 property columns, more than the 200
+/// one case may have, import back unchanged (the limit is per case, not per sheet); a row that
+/// gives a new case 201 properties is refused with its row and field.
+async fn an_export_with_more_property_columns_than_a_case_may_have_imports_back(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "demo", None).await;
+    for (id, prefix) in [("a-1", "a"), ("b-1", "b")] {
+        let props: Vec<(String, String)> = (0..150)
+            .map(|i| (format!("{prefix}{i:03}"), format!("v{i}")))
+            .collect();
+        let props: Vec<(&str, &str)> = props
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        New {
+            id,
+            name: id,
+            props: &props,
+            ..Default::default()
+        }
+        .create(db, p.id)
+        .await;
+    }
+    let before = everything(db, p.id).await;
+    let (_, bytes) = export_bytes(db, p.id, &CaseFilter::default(), ExportFormat::Csv).await;
+    assert_eq!(
+        read(&bytes, ExportFormat::Csv).headers.0.len(),
+        FIXED_COLUMNS.len() + 300
+    );
+    let report = import(db, &p, &bytes, "export.csv").await.unwrap();
+    assert_eq!(
+        (report.created, report.updated, report.unchanged),
+        (0, 0, 2),
+        "{report:?}"
+    );
+    assert_eq!(everything(db, p.id).await, before);
+
+    let header: Vec<String> = std::iter::once("external_id,name".to_string())
+        .chain((0..201).map(|i| format!("p{i}")))
+        .collect();
+    let row: Vec<String> = std::iter::once("X-1,Too many".to_string())
+        .chain((0..201).map(|i| format!("v{i}")))
+        .collect();
+    let sheet = format!("{}\n{}\n", header.join(","), row.join(","));
+    let report = import(db, &p, sheet.as_bytes(), "wide.csv").await.unwrap();
+    assert_eq!(report.created, 0);
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert_eq!(
+        (report.errors[0].row, report.errors[0].column.as_str()),
+        (2, "properties")
+    );
 }

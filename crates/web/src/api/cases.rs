@@ -253,8 +253,9 @@ async fn export(
 
 /// Export the cases the filters select as CSV (UTF-8 with a BOM), streamed: `case_id`,
 /// `external_id`, `name`, `phone_number`, `case_type`, `language_code`, `owner_id`, `closed`,
-/// `modified_at`, then one column per property, sorted. A cell that starts with `=`, `+`, `-`
-/// or `@` is written after an apostrophe, which imports drop.
+/// `modified_at`, then one column per property, sorted. A cell that starts with `=`, `+`, `-`,
+/// `@`, tab or carriage return (after any apostrophes) is written after one more apostrophe,
+/// which every sheet read drops again.
 #[utoipa::path(get, path = "/cases/export.csv", tag = "cases", params(CaseQuery),
     responses((status = 200, content_type = "text/csv", body = String), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn export_csv(

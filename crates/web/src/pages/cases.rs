@@ -95,6 +95,8 @@ struct CasesPage {
     /// The filters as a query string, for the pager and the CSV export.
     filters: String,
     filtered: bool,
+    /// Deleted cases are listed: exports hold live cases only, so none is offered.
+    include_deleted: bool,
     total: i64,
     /// How many cases the filters select (when any is set).
     matching: Option<i64>,
@@ -188,6 +190,10 @@ pub(super) async fn list(
         f: FilterForm::new(&filters),
         filters: filters.query_string(),
         filtered: filters.is_filtered(),
+        include_deleted: filters
+            .include_deleted
+            .as_deref()
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
         total: state.db.count_cases(page.project.id).await?,
         matching,
         groups,
@@ -245,19 +251,19 @@ pub(super) async fn export_csv(
 #[derive(Deserialize)]
 pub(super) struct ExportForm {
     csrf: String,
-    #[serde(flatten)]
-    filters: CaseQuery,
 }
 
-/// `POST /a/{project}/cases/exports`: an `.xlsx` of what the list shows, made in the
-/// background; the export's page follows it.
+/// `POST /a/{project}/cases/exports?{filters}`: an `.xlsx` of what the list shows (the
+/// filters ride in the query string, exactly as the list's), made in the background; the
+/// export's page follows it. Any member may export, as any member may read the cases.
 pub(super) async fn start_export(
     State(state): State<AppState>,
     page: ProjectPage,
+    Query(filters): Query<CaseQuery>,
     Form(form): Form<ExportForm>,
 ) -> PageResult<Response> {
     page.me.check_csrf(&form.csrf)?;
-    let filter = export_filter(&state, &page, &form.filters).await?;
+    let filter = export_filter(&state, &page, &filters).await?;
     let export = state
         .db
         .create_export(
