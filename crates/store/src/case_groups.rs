@@ -296,7 +296,7 @@ impl Db {
         let q = q.map(str::trim).filter(|q| !q.is_empty());
         let Some(q) = q else {
             let sql = format!(
-                "{MEMBER_SELECT} AND m.case_pk > $2 ORDER BY m.case_pk LIMIT {}",
+                "{MEMBER_SELECT} AND m.case_pk > $2 AND c.id > $2 ORDER BY m.case_pk LIMIT {}",
                 limit + 1
             );
             let rows = sqlx::query(&sql)
@@ -346,7 +346,7 @@ impl Db {
             return member_page(&rows, limit);
         }
         let scan = format!(
-            "{MEMBER_SELECT} AND m.case_pk > $2
+            "{MEMBER_SELECT} AND m.case_pk > $2 AND c.id > $2
                AND (c.external_id {} $3 ESCAPE '\\' OR c.name_lower LIKE $4 ESCAPE '\\')
              ORDER BY m.case_pk LIMIT {}",
             crate::dialect::ilike(self.engine()),

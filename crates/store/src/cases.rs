@@ -91,14 +91,22 @@ impl CaseFilter {
         let mut binds = Vec::new();
         let (mut sql, order_by) = match self.group_id {
             Some(group_id) => {
+                // Bounded on both sides: PostgreSQL's merge join otherwise reads the cases from
+                // the first one at every page.
                 let sql = format!(
                     "FROM case_group_members m CROSS JOIN cases c WHERE m.group_id = {} AND m.case_pk > {} \
-                     AND c.id = m.case_pk AND c.project_id = {}",
+                     AND c.id = m.case_pk AND c.id > {} AND c.project_id = {}",
+                    p.next(),
                     p.next(),
                     p.next(),
                     p.next()
                 );
-                binds.extend([Bind::Int(group_id), Bind::Int(after), Bind::Int(project_id)]);
+                binds.extend([
+                    Bind::Int(group_id),
+                    Bind::Int(after),
+                    Bind::Int(after),
+                    Bind::Int(project_id),
+                ]);
                 (sql, "m.case_pk")
             }
             None => {
