@@ -117,7 +117,13 @@ async fn export_file(
         SheetFormat::Csv => ExportFormat::Csv,
         SheetFormat::Xlsx => ExportFormat::Xlsx,
     };
-    let total = db.count_filtered_cases(p.id, &filter).await?;
+    let total = db
+        .count_for_export(p.id, &filter, format)
+        .await
+        .map_err(|e| match e {
+            StoreError::Invalid(f) => anyhow!("{}", f.message),
+            e => e.into(),
+        })?;
     let dir = out
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -132,7 +138,10 @@ async fn export_file(
         .expect("a valid template"),
     );
     let rows = db
-        .write_case_export(p.id, &filter, format, part.path(), |n| bar.set_position(n))
+        .write_case_export(p.id, &filter, format, part.path(), |n| {
+            bar.set_position(n);
+            std::future::ready(Ok(()))
+        })
         .await;
     bar.finish_and_clear();
     let rows = rows.map_err(|e| match e {

@@ -83,19 +83,9 @@ impl ExportColumns {
 
     /// One case as a row of cells.
     pub fn row(&self, c: Case) -> Vec<String> {
-        let mut props = c.properties;
         let mut row = Vec::with_capacity(FIXED_COLUMNS.len() + self.properties.len());
-        row.extend([
-            c.case_id.as_str().to_string(),
-            c.external_id.unwrap_or_default(),
-            c.name,
-            c.phone_number.map(String::from).unwrap_or_default(),
-            c.case_type,
-            c.language_code.unwrap_or_default(),
-            c.owner_id.unwrap_or_default(),
-            c.closed.to_string(),
-            casecast_core::time::rfc3339(c.modified_at),
-        ]);
+        let (mut props, modified_at) = push_standard_cells(&mut row, c);
+        row.push(casecast_core::time::rfc3339(modified_at));
         row.extend(
             self.properties
                 .iter()
@@ -108,6 +98,26 @@ impl ExportColumns {
     pub fn text_columns(&self) -> Vec<usize> {
         (0..FIXED_COLUMNS.len() + self.properties.len()).collect()
     }
+}
+
+/// Pushes a case's standard fields as cells, in the order of
+/// [`casecast_core::case::STANDARD_FIELDS`] (a group's member export, and the first columns of
+/// a case export), and gives back the rest: its properties and when it changed.
+pub fn push_standard_cells(
+    row: &mut Vec<String>,
+    c: Case,
+) -> (std::collections::BTreeMap<String, String>, i64) {
+    row.extend([
+        c.case_id.as_str().to_string(),
+        c.external_id.unwrap_or_default(),
+        c.name,
+        c.phone_number.map(String::from).unwrap_or_default(),
+        c.case_type,
+        c.language_code.unwrap_or_default(),
+        c.owner_id.unwrap_or_default(),
+        c.closed.to_string(),
+    ]);
+    (c.properties, c.modified_at)
 }
 
 /// Writes an export file a page at a time: CSV as it goes, `.xlsx` into a temporary file that
@@ -355,28 +365,37 @@ impl Db {
         })
     }
 
-    /// Refuses an `.xlsx` export of more rows than a sheet holds, with what to do instead.
-    pub async fn check_xlsx_rows(&self, project_id: i64, filter: &CaseFilter) -> StoreResult<i64> {
+    /// How many cases an export of the filter holds; an `.xlsx` of more rows than a sheet
+    /// holds is refused here, before anything is written, with what to do instead.
+    pub async fn count_for_export(
+        &self,
+        project_id: i64,
+        filter: &CaseFilter,
+        format: ExportFormat,
+    ) -> StoreResult<i64> {
         let rows = self.count_filtered_cases(project_id, filter).await?;
-        if rows as usize > XLSX_MAX_ROWS {
+        if format == ExportFormat::Xlsx && rows as usize > XLSX_MAX_ROWS {
             return Err(too_many_rows(rows as usize));
         }
         Ok(rows)
     }
 
     /// Writes every case that passes the filter to `path`; `progress` hears the rows written
-    /// after each page. Returns the number of rows.
-    pub async fn write_case_export(
+    /// after each page. Returns the number of rows. Callers that want an `.xlsx` refused before
+    /// any work count first ([`Db::count_for_export`]); cases added meanwhile past a sheet's
+    /// rows are refused when they come.
+    pub async fn write_case_export<F, Fut>(
         &self,
         project_id: i64,
         filter: &CaseFilter,
         format: ExportFormat,
         path: &Path,
-        mut progress: impl FnMut(u64),
-    ) -> StoreResult<u64> {
-        if format == ExportFormat::Xlsx {
-            self.check_xlsx_rows(project_id, filter).await?;
-        }
+        mut progress: F,
+    ) -> StoreResult<u64>
+    where
+        F: FnMut(u64) -> Fut,
+        Fut: std::future::Future<Output = StoreResult<()>>,
+    {
         let columns = self.export_columns(project_id, filter).await?;
         let mut writer = ExportWriter::new(format, &columns, path)?;
         let mut pages = self.export_pages(project_id, filter, &columns);
@@ -385,7 +404,7 @@ impl Db {
             let rows = rows?;
             written += rows.len() as u64;
             writer = writer.append_off_thread(rows).await?;
-            progress(written);
+            progress(written).await?;
         }
         writer.finish(path).await?;
         Ok(written)
@@ -407,10 +426,7 @@ impl Db {
             country: project.country_code(),
             ..filter.clone()
         };
-        let total = match format {
-            ExportFormat::Xlsx => self.check_xlsx_rows(project.id, filter).await?,
-            ExportFormat::Csv => self.count_filtered_cases(project.id, filter).await?,
-        };
+        let total = self.count_for_export(project.id, filter, format).await?;
         let mut tx = self.begin_write().await?;
         // One request at a time per project counts and adds (SQLite's write transaction
         // already serialises them).
@@ -503,18 +519,11 @@ impl Db {
     /// Deletes the exports (and files) asked for before `before`: each worker calls this now
     /// and then, and so does every new export.
     pub(crate) async fn delete_old_exports(&self, before: i64) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "DELETE FROM export_chunks WHERE export_id IN (SELECT id FROM exports WHERE created_at < $1)",
-        )
-        .bind(before)
-        .execute(&mut *tx)
-        .await?;
+        // Their chunks go with them (ON DELETE CASCADE).
         sqlx::query("DELETE FROM exports WHERE created_at < $1")
             .bind(before)
-            .execute(&mut *tx)
+            .execute(self.pool())
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -555,32 +564,24 @@ impl Db {
         };
         let dir = tempfile::tempdir().map_err(StoreError::from_io)?;
         let path = dir.path().join(format!("export.{}", format.as_str()));
-        let columns = match self.export_columns(export.project_id, &filter).await {
-            Ok(c) => c,
-            Err(StoreError::Invalid(e)) => return self.fail_export(export_id, &e.message).await,
-            Err(e) => return Err(e),
-        };
-        let mut writer = ExportWriter::new(format, &columns, &path)?;
-        let mut pages = self.export_pages(export.project_id, &filter, &columns);
-        let mut written = 0i64;
-        while let Some(rows) = pages.recv().await {
-            let rows = rows?;
-            written += rows.len() as i64;
-            writer = match writer.append_off_thread(rows).await {
-                Ok(w) => w,
-                Err(StoreError::Invalid(e)) => {
-                    return self.fail_export(export_id, &e.message).await
-                }
-                Err(e) => return Err(e),
-            };
+        let progress = |written: u64| async move {
             sqlx::query("UPDATE exports SET processed_rows = $1 WHERE id = $2 AND run = $3")
-                .bind(written)
+                .bind(written as i64)
                 .bind(export_id)
                 .bind(run)
                 .execute(self.pool())
                 .await?;
-        }
-        writer.finish(&path).await?;
+            Ok(())
+        };
+        let written = match self
+            .write_case_export(export.project_id, &filter, format, &path, progress)
+            .await
+        {
+            Ok(n) => n as i64,
+            // Too many columns, or rows added past a sheet's: the user's to narrow.
+            Err(StoreError::Invalid(e)) => return self.fail_export(export_id, &e.message).await,
+            Err(e) => return Err(e),
+        };
         // The chunks, each in a statement of its own (a long transaction would hold SQLite's
         // one writer), under this run's number.
         let mut file = tokio::fs::File::open(&path)

@@ -6,23 +6,14 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use casecast_core::sheet_out::{self, Table, XlsxWriter};
-use casecast_store::case_export::{read_ahead, Export, ExportFormat, Pages};
+use casecast_store::case_export::{push_standard_cells, read_ahead, Export, ExportFormat, Pages};
 use casecast_store::cases::CaseFilter;
 use casecast_store::{Db, StoreError, StoreResult};
 
 /// The content type of `.xlsx` files.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-/// The columns of member exports.
-pub const MEMBER_COLUMNS: [&str; 8] = [
-    "case_id",
-    "external_id",
-    "name",
-    "phone_number",
-    "case_type",
-    "language_code",
-    "owner_id",
-    "closed",
-];
+/// The columns of member exports: the case's standard fields.
+pub const MEMBER_COLUMNS: [&str; 8] = casecast_core::case::STANDARD_FIELDS;
 /// The columns of upload reports.
 pub const RESULT_COLUMNS: [&str; 5] = ["row", "identifier", "outcome", "case_id", "message"];
 
@@ -107,16 +98,9 @@ impl Sheet {
                     .items
                     .into_iter()
                     .map(|c| {
-                        vec![
-                            c.case_id.as_str().to_string(),
-                            c.external_id.unwrap_or_default(),
-                            c.name,
-                            c.phone_number.map(String::from).unwrap_or_default(),
-                            c.case_type,
-                            c.language_code.unwrap_or_default(),
-                            c.owner_id.unwrap_or_default(),
-                            c.closed.to_string(),
-                        ]
+                        let mut row = Vec::with_capacity(MEMBER_COLUMNS.len());
+                        push_standard_cells(&mut row, c);
+                        row
                     })
                     .collect();
                 Ok((rows, next))
@@ -254,10 +238,14 @@ pub async fn cases_download(
 ) -> Result<Response, DownloadError> {
     if xlsx {
         // Counts first, and refuses more rows than a sheet holds before anything is written.
+        db.count_for_export(project_id, &filter, ExportFormat::Xlsx)
+            .await?;
         let dir = tempfile::tempdir().map_err(StoreError::from_io)?;
         let path = dir.path().join("cases.xlsx");
-        db.write_case_export(project_id, &filter, ExportFormat::Xlsx, &path, |_| {})
-            .await?;
+        db.write_case_export(project_id, &filter, ExportFormat::Xlsx, &path, |_| {
+            std::future::ready(Ok(()))
+        })
+        .await?;
         let file = tokio::fs::File::open(&path)
             .await
             .map_err(StoreError::from_io)?;

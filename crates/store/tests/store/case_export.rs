@@ -162,7 +162,10 @@ async fn export_bytes(
     let path = dir.path().join(format!("export.{}", format.as_str()));
     let mut heard = Vec::new();
     let rows = db
-        .write_case_export(project_id, filter, format, &path, |n| heard.push(n))
+        .write_case_export(project_id, filter, format, &path, |n| {
+            heard.push(n);
+            std::future::ready(Ok(()))
+        })
         .await
         .unwrap();
     assert_eq!(
