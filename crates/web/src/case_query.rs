@@ -74,21 +74,24 @@ fn yes_no(field: &str, v: &Option<String>) -> Result<Option<bool>, QueryError> {
 const MAX_TEXT: usize = 255;
 
 impl CaseQuery {
+    /// Every parameter with its name, in the order of query strings.
+    fn fields(&self) -> [(&'static str, &Option<String>); 9] {
+        [
+            ("q", &self.q),
+            ("case_type", &self.case_type),
+            ("closed", &self.closed),
+            ("group_id", &self.group_id),
+            ("has_phone", &self.has_phone),
+            ("modified_since", &self.modified_since),
+            ("external_id", &self.external_id),
+            ("phone_number", &self.phone_number),
+            ("include_deleted", &self.include_deleted),
+        ]
+    }
+
     /// Whether any filter is set (the page then counts what matches).
     pub fn is_filtered(&self) -> bool {
-        [
-            &self.q,
-            &self.case_type,
-            &self.closed,
-            &self.group_id,
-            &self.has_phone,
-            &self.modified_since,
-            &self.external_id,
-            &self.phone_number,
-            &self.include_deleted,
-        ]
-        .iter()
-        .any(|v| given(v).is_some())
+        self.fields().iter().any(|(_, v)| given(v).is_some())
     }
 
     /// The filter for the store; a group must be the project's.
@@ -155,17 +158,7 @@ impl CaseQuery {
     /// The filters as a query string (without `?`), for links that keep them.
     pub fn query_string(&self) -> String {
         let mut out = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("q", &self.q),
-            ("case_type", &self.case_type),
-            ("closed", &self.closed),
-            ("group_id", &self.group_id),
-            ("has_phone", &self.has_phone),
-            ("modified_since", &self.modified_since),
-            ("external_id", &self.external_id),
-            ("phone_number", &self.phone_number),
-            ("include_deleted", &self.include_deleted),
-        ] {
+        for (k, v) in self.fields() {
             if let Some(v) = given(v) {
                 out.append_pair(k, v);
             }

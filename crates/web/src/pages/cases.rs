@@ -149,32 +149,34 @@ pub(super) async fn list(
 ) -> PageResult<Response> {
     let cursor = query.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
     let filters = query.filters;
-    let (found, matching, error) = match filters.filter(&state.db, &page.project).await {
-        Ok(filter) => {
-            let found = state
-                .db
-                .list_cases(page.project.id, &filter, PAGE_SIZE, cursor)
-                .await?;
-            let matching = if filters.is_filtered() {
-                Some(
-                    state
-                        .db
-                        .count_filtered_cases(page.project.id, &filter)
-                        .await?,
-                )
-            } else {
-                None
-            };
-            (found, matching, None)
-        }
-        Err(QueryError::Invalid(m)) => (Page::empty(), None, Some(m)),
-        Err(QueryError::GroupNotFound) => (
-            Page::empty(),
-            None,
-            Some("That case group does not exist in this project.".to_string()),
-        ),
-        Err(QueryError::Store(e)) => return Err(e.into()),
-    };
+    let (found, matching, include_deleted, error) =
+        match filters.filter(&state.db, &page.project).await {
+            Ok(filter) => {
+                let found = state
+                    .db
+                    .list_cases(page.project.id, &filter, PAGE_SIZE, cursor)
+                    .await?;
+                let matching = if filters.is_filtered() {
+                    Some(
+                        state
+                            .db
+                            .count_filtered_cases(page.project.id, &filter)
+                            .await?,
+                    )
+                } else {
+                    None
+                };
+                (found, matching, filter.include_deleted, None)
+            }
+            Err(QueryError::Invalid(m)) => (Page::empty(), None, false, Some(m)),
+            Err(QueryError::GroupNotFound) => (
+                Page::empty(),
+                None,
+                false,
+                Some("That case group does not exist in this project.".to_string()),
+            ),
+            Err(QueryError::Store(e)) => return Err(e.into()),
+        };
     let zone = page.project.zone();
     let groups = state
         .db
@@ -190,10 +192,7 @@ pub(super) async fn list(
         f: FilterForm::new(&filters),
         filters: filters.query_string(),
         filtered: filters.is_filtered(),
-        include_deleted: filters
-            .include_deleted
-            .as_deref()
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        include_deleted,
         total: state.db.count_cases(page.project.id).await?,
         matching,
         groups,
