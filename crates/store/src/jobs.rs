@@ -42,6 +42,24 @@ impl Drop for Heartbeat {
     }
 }
 
+/// Extends the lease of a job that `worker` still holds; false when it holds it no more.
+async fn renew<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    executor: E,
+    job_id: i64,
+    worker: &str,
+) -> Result<bool, sqlx::Error> {
+    let now = casecast_core::time::now_ms();
+    let done = sqlx::query(
+        "UPDATE jobs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND done_at IS NULL",
+    )
+    .bind(now + LEASE_MS)
+    .bind(job_id)
+    .bind(worker)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 impl Db {
     /// Queues a job (inside the caller's transaction).
     pub(crate) async fn enqueue_job(
@@ -112,14 +130,7 @@ impl Db {
 
     /// Renews a claim; false when another worker has taken the job over.
     pub async fn renew_job(&self, job_id: i64, worker: &str) -> StoreResult<bool> {
-        let now = casecast_core::time::now_ms();
-        let done = sqlx::query("UPDATE jobs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND done_at IS NULL")
-            .bind(now + LEASE_MS)
-            .bind(job_id)
-            .bind(worker)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(renew(self.pool(), job_id, worker).await?)
     }
 
     /// Renews the lease inside the caller's transaction: false when another worker holds the
@@ -129,16 +140,7 @@ impl Db {
         job_id: i64,
         worker: &str,
     ) -> Result<bool, sqlx::Error> {
-        let now = casecast_core::time::now_ms();
-        let done = sqlx::query(
-            "UPDATE jobs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND done_at IS NULL",
-        )
-        .bind(now + LEASE_MS)
-        .bind(job_id)
-        .bind(worker)
-        .execute(&mut **tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        renew(&mut **tx, job_id, worker).await
     }
 
     /// Marks a job done.
