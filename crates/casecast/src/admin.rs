@@ -95,7 +95,7 @@ fn secret_key(url: &str) -> anyhow::Result<SecretKey> {
                 .next()
                 .unwrap_or("");
             match engine {
-                casecast_store::Engine::Sqlite if !sqlite_file.is_empty() => {
+                casecast_store::Dialect::Sqlite if !sqlite_file.is_empty() => {
                     let dir = std::path::Path::new(sqlite_file)
                         .parent()
                         .filter(|d| !d.as_os_str().is_empty())

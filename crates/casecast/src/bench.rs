@@ -182,7 +182,7 @@ pub async fn bench(url: &str, command: BenchCommand) -> anyhow::Result<()> {
                 country: Some(CountryCode::parse("UG")?),
             })
             .await?;
-            let engine = db.engine().name();
+            let engine = db.dialect().name();
             db.close().await;
             let out = Command::new(std::env::current_exe()?)
                 .args(["--db", url, "bench", "run-import", "--project", &slug])

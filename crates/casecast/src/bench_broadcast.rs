@@ -21,7 +21,7 @@ use crate::bench_groups::{import_cases, upload_in_process, ACTOR};
 /// Sets up the project, times the preview, then runs and times the fan-out in a child process.
 pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
     let db = open(url).await?;
-    let engine = db.engine().name();
+    let engine = db.dialect().name();
     let slug = format!("bench-{}", casecast_store::secrets::random_hex(4));
     let project = db
         .create_project(&NewProject {

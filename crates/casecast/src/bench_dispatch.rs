@@ -441,7 +441,7 @@ async fn http_measured(
     gateway: &Gateway,
     n: usize,
 ) -> anyhow::Result<()> {
-    let engine = db.engine().name();
+    let engine = db.dialect().name();
     let setup = queue(db, project, gateway.id, n, None).await?;
     println!("[{engine}] dispatch: queued {n} messages in {setup:.1} s");
 
@@ -683,7 +683,7 @@ async fn kannel_bench(
     connections: Option<usize>,
 ) -> anyhow::Result<()> {
     let db = open(url).await?;
-    let engine = db.engine().name();
+    let engine = db.dialect().name();
     require_no_gateways(&db).await?;
     let options = dispatch_options();
     let connections = connections.unwrap_or(options.max_in_flight);
@@ -737,7 +737,7 @@ async fn plain_run(
     connections: usize,
     which: &str,
 ) -> anyhow::Result<f64> {
-    let engine = db.engine().name();
+    let engine = db.dialect().name();
     let before = reports.requests();
     let sampler = ConnectionSampler::start(port);
     let cpu_before = cpu_seconds(&CPU_OF);
@@ -771,7 +771,7 @@ async fn kannel_dispatch(
     port: u16,
     n: usize,
 ) -> anyhow::Result<f64> {
-    let engine = db.engine().name();
+    let engine = db.dialect().name();
     queue(db, project, gateway.id, n, None).await?;
     let before = reports.requests();
     let sampler = ConnectionSampler::start(port);
@@ -928,7 +928,7 @@ async fn rate_bench(
         bail!("--seconds must be a multiple of 10 (windows of 10 s)");
     }
     let db = open(url).await?;
-    let engine = db.engine().name();
+    let engine = db.dialect().name();
     require_no_gateways(&db).await?;
     let sink = Sink::start(true).await?;
     let project = bench_project(&db).await?;

@@ -74,7 +74,7 @@ async fn fetch(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result
 
 pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
     let db = open(url).await?;
-    let engine = db.engine().name();
+    let engine = db.dialect().name();
     let slug = format!("bench-{}", casecast_store::secrets::random_hex(4));
     let project = db
         .create_project(&NewProject {

@@ -159,7 +159,7 @@ pub(crate) async fn import_generated(
 
 pub async fn run(url: &str, cases: usize, identifiers: usize) -> anyhow::Result<()> {
     let db = open(url).await?;
-    let engine = db.engine().name();
+    let engine = db.dialect().name();
     let slug = format!("bench-{}", casecast_store::secrets::random_hex(4));
     let project = db
         .create_project(&NewProject {

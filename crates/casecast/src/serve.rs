@@ -104,7 +104,7 @@ pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     );
     println!(
         "Casecast is ready at http://{addr}/ (database: {})",
-        db.engine().name()
+        db.dialect().name()
     );
     if let Some(login) = login {
         println!(
@@ -171,7 +171,7 @@ pub async fn worker(url: &str) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     println!(
         "Casecast worker is ready (database: {})",
-        db.engine().name()
+        db.dialect().name()
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let name = worker_name("worker");

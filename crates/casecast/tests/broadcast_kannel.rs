@@ -12,7 +12,7 @@ use casecast_gateways::config::GatewayKind;
 use casecast_store::broadcasts::Excluded;
 use casecast_store::gateways::NewGateway;
 use casecast_testkit::kannel::{Kannel, LineKind};
-use casecast_testkit::{eventually, on_both_engines, seed, Engine, TestApp};
+use casecast_testkit::{eventually, on_both_engines, seed, Dialect, TestApp};
 use serde_json::json;
 
 const CASES: usize = 1000;
@@ -66,7 +66,7 @@ async fn kannel_sent(kannel: &Kannel) -> (usize, usize) {
     (n.trim().parse().unwrap(), queued.parse().unwrap())
 }
 
-async fn every_eligible_case_gets_its_own_text_once(engine: Engine) {
+async fn every_eligible_case_gets_its_own_text_once(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let (db, project) = (&app.db, &app.alpha);
     let kannel = Kannel::start("http://127.0.0.1:9/mo").await;

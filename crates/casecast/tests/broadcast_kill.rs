@@ -14,7 +14,7 @@ use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::projects::{NewProject, Project};
 use casecast_store::Db;
 use casecast_testkit::cli::Worker;
-use casecast_testkit::{eventually, on_both_engines, seed, Engine, TestDb};
+use casecast_testkit::{eventually, on_both_engines, seed, Dialect, TestDb};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_casecast");
@@ -93,7 +93,7 @@ async fn messages(db: &Db, project_id: i64, occurrence_id: i64) -> Vec<Message> 
     }
 }
 
-async fn a_fan_out_killed_half_way_ends_with_each_message_once(engine: Engine) {
+async fn a_fan_out_killed_half_way_ends_with_each_message_once(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (project, group) = setup(db).await;

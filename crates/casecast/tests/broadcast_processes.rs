@@ -20,7 +20,7 @@ use casecast_store::messages::MessageFilter;
 use casecast_store::projects::{NewProject, Project};
 use casecast_store::Db;
 use casecast_testkit::cli::{Server, Worker};
-use casecast_testkit::{eventually, seed, Engine, TestDb};
+use casecast_testkit::{eventually, seed, Dialect, TestDb};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_casecast");
@@ -85,7 +85,7 @@ async fn occurrences(db: &Db, project_id: i64, broadcast_id: i64) -> Vec<Occurre
 }
 
 async fn three_processes_fire_each_day_of_a_daily_broadcast_once() {
-    let t = TestDb::new(Engine::Postgres).await;
+    let t = TestDb::new(Dialect::Postgres).await;
     let db = &t.db;
     let (project, group) = setup(db).await;
     // Daily at 09:00 from Friday 2027-03-26; Paris moves its clocks forward on Sunday the 28th.

@@ -2,7 +2,7 @@
 //! CLI, `casecast serve` started from the CLI; log in, search the case list, open a case.
 
 use casecast_testkit::cli::{self, Server};
-use casecast_testkit::{Browser, Engine};
+use casecast_testkit::{Browser, Dialect};
 
 const BIN: &str = env!("CARGO_BIN_EXE_casecast");
 
@@ -16,7 +16,7 @@ async fn casecast(url: &str, args: &[&str], stdin: Option<&str>) -> String {
 
 casecast_testkit::on_both_engines!(browser_login_search_and_open_a_case);
 
-async fn browser_login_search_and_open_a_case(engine: Engine) {
+async fn browser_login_search_and_open_a_case(engine: Dialect) {
     let (url, _dir) = casecast_testkit::fresh_url(engine).await;
     casecast(
         &url,

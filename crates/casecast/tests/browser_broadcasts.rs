@@ -5,7 +5,7 @@
 //! by hand, and opens one of its messages.
 
 use casecast_testkit::cli::{self, Server};
-use casecast_testkit::{Browser, Engine};
+use casecast_testkit::{Browser, Dialect};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_casecast");
@@ -21,7 +21,7 @@ async fn casecast(url: &str, args: &[&str], stdin: Option<&str>) -> String {
 casecast_testkit::on_both_engines!(browser_broadcast_to_a_group);
 
 /// Saves a screenshot as `{name}-{engine}.png` when `CASECAST_SCREENSHOTS` names a folder.
-async fn screenshot(b: &Browser, name: &str, engine: Engine) {
+async fn screenshot(b: &Browser, name: &str, engine: Dialect) {
     if let Ok(shots) = std::env::var("CASECAST_SCREENSHOTS") {
         let file = format!("{name}-{}.png", engine.name());
         b.screenshot(&std::path::Path::new(&shots).join(file)).await;
@@ -188,7 +188,7 @@ async fn log_gateway(url: &str, base: &str) {
     assert_eq!(resp.status(), 201);
 }
 
-async fn browser_broadcast_to_a_group(engine: Engine) {
+async fn browser_broadcast_to_a_group(engine: Dialect) {
     let (url, _dir) = casecast_testkit::fresh_url(engine).await;
     let group = project(&url).await;
     let server = Server::start(BIN, &url, &[]).await;

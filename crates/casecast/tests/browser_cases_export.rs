@@ -5,7 +5,7 @@
 
 use casecast_core::sheet::{read_table, Table};
 use casecast_testkit::cli::{self, Server};
-use casecast_testkit::{Browser, Engine};
+use casecast_testkit::{Browser, Dialect};
 
 const BIN: &str = env!("CARGO_BIN_EXE_casecast");
 
@@ -56,7 +56,7 @@ fn summary(table: &Table) -> Vec<[String; 4]> {
         .collect()
 }
 
-async fn browser_filter_and_export_cases(engine: Engine) {
+async fn browser_filter_and_export_cases(engine: Dialect) {
     let (url, _dir) = casecast_testkit::fresh_url(engine).await;
     casecast(
         &url,

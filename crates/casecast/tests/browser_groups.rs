@@ -4,7 +4,7 @@
 //! reach the results; download the results; remove one case; remove all; rename; delete.
 
 use casecast_testkit::cli::{self, Server};
-use casecast_testkit::{Browser, Engine};
+use casecast_testkit::{Browser, Dialect};
 
 const BIN: &str = env!("CARGO_BIN_EXE_casecast");
 
@@ -40,7 +40,7 @@ async fn add(b: &Browser, identifier: &str) -> String {
     b.wait_for_text("#add-result", |t| !t.is_empty()).await
 }
 
-async fn browser_case_group_workflow(engine: Engine) {
+async fn browser_case_group_workflow(engine: Dialect) {
     let (url, _dir) = casecast_testkit::fresh_url(engine).await;
     casecast(
         &url,

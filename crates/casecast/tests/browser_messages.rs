@@ -5,7 +5,7 @@
 
 use casecast_core::sms::{analyse, Encoding};
 use casecast_testkit::cli::{self, Server};
-use casecast_testkit::{Browser, Engine};
+use casecast_testkit::{Browser, Dialect};
 
 const BIN: &str = env!("CARGO_BIN_EXE_casecast");
 
@@ -50,7 +50,7 @@ async fn write_and_count(b: &Browser, text: &str) {
     );
 }
 
-async fn browser_send_sms_from_a_case(engine: Engine) {
+async fn browser_send_sms_from_a_case(engine: Dialect) {
     let (url, _dir) = casecast_testkit::fresh_url(engine).await;
     casecast(
         &url,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use casecast_core::sheet::{read_table, Limits, Table};
 use casecast_testkit::cli::{self, Run};
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_casecast");
 
@@ -106,7 +106,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn new(engine: Engine) -> Fixture {
+    async fn new(engine: Dialect) -> Fixture {
         let t = TestDb::new(engine).await;
         let f = Fixture {
             t,
@@ -247,7 +247,7 @@ fn assert_holds_the_cases(table: &Table, what: &str) {
 
 const UNCHANGED: &str = "4 rows: 0 created, 0 updated, 4 unchanged, 0 blank, 0 with errors\n";
 
-async fn export_reads_back_without_a_change(engine: Engine) {
+async fn export_reads_back_without_a_change(engine: Dialect) {
     let f = Fixture::new(engine).await;
 
     // CSV: UTF-8 with a BOM, cells a spreadsheet would run written after an apostrophe.
@@ -321,7 +321,7 @@ async fn export_reads_back_without_a_change(engine: Engine) {
     assert_eq!(f.t.db.count_cases(other.id).await.unwrap(), 1);
 }
 
-async fn filters_narrow_the_export(engine: Engine) {
+async fn filters_narrow_the_export(engine: Dialect) {
     let f = Fixture::new(engine).await;
     let mothers = f.create_group("Mothers").await;
     f.run(&[
@@ -398,7 +398,7 @@ async fn filters_narrow_the_export(engine: Engine) {
     assert!(table.rows.is_empty());
 }
 
-async fn bad_filters_leave_no_file(engine: Engine) {
+async fn bad_filters_leave_no_file(engine: Dialect) {
     let f = Fixture::new(engine).await;
     let other_group = {
         let out = f
@@ -463,7 +463,7 @@ async fn bad_filters_leave_no_file(engine: Engine) {
     assert_eq!(ids, ["c-002"]);
 }
 
-async fn exported_case_ids_fill_a_group(engine: Engine) {
+async fn exported_case_ids_fill_a_group(engine: Dialect) {
     let f = Fixture::new(engine).await;
     let group = f.create_group("From the export").await;
     assert!(f.members(&group).await.is_empty());
@@ -488,7 +488,7 @@ async fn exported_case_ids_fill_a_group(engine: Engine) {
 
 /// A value that starts with an apostrophe and then a formula character (`''=z` in a sheet,
 /// `'=z` in the case) goes through a CSV or `.xlsx` export and back unchanged.
-async fn apostrophes_round_trip(engine: Engine) {
+async fn apostrophes_round_trip(engine: Dialect) {
     let f = Fixture::new(engine).await;
     let out = f
         .import(

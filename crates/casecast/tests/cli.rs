@@ -12,7 +12,7 @@ use casecast_store::accounts::LoginOutcome;
 use casecast_store::cases::CaseFilter;
 use casecast_store::{Db, StoreError};
 use casecast_testkit::cli::{self, Run};
-use casecast_testkit::{fresh_url, on_both_engines, Engine, TestDb};
+use casecast_testkit::{fresh_url, on_both_engines, Dialect, TestDb};
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary
@@ -64,9 +64,9 @@ fn assert_login_wrong(outcome: &LoginOutcome, what: &str) {
 // migrate
 // ---------------------------------------------------------------------------------------------
 
-async fn migrate_creates_the_schema_and_is_idempotent(engine: Engine) {
+async fn migrate_creates_the_schema_and_is_idempotent(engine: Dialect) {
     let (url, _dir) = fresh_url(engine).await;
-    if engine == Engine::Sqlite {
+    if engine == Dialect::Sqlite {
         assert!(!Path::new(&url).exists());
     }
     let first = run(&url, &["migrate"]).await;
@@ -75,7 +75,7 @@ async fn migrate_creates_the_schema_and_is_idempotent(engine: Engine) {
         !first.stderr.contains('\u{1b}'),
         "no terminal colour codes when stderr is not a terminal:\n{first:?}"
     );
-    if engine == Engine::Sqlite {
+    if engine == Dialect::Sqlite {
         assert!(Path::new(&url).is_file(), "the SQLite file is created");
     }
     let second = run(&url, &["migrate"]).await;
@@ -83,7 +83,7 @@ async fn migrate_creates_the_schema_and_is_idempotent(engine: Engine) {
 
     // The schema is there without the library migrating: a lookup finds nothing, not a missing table.
     let db = Db::connect(&url).await.unwrap();
-    assert_eq!(db.engine(), engine);
+    assert_eq!(db.dialect(), engine);
     assert!(matches!(
         db.project_by_slug("nope").await,
         Err(StoreError::NotFound("project"))
@@ -96,7 +96,7 @@ async fn migrate_creates_the_schema_and_is_idempotent(engine: Engine) {
         .ok();
 }
 
-async fn db_from_the_environment(engine: Engine) {
+async fn db_from_the_environment(engine: Dialect) {
     let (url, _dir) = fresh_url(engine).await;
     let mut cmd = casecast(None);
     cmd.env("CASECAST_DB", &url);
@@ -123,18 +123,18 @@ fn default_db_is_casecast_db_in_the_working_directory() {
     assert!(dir.path().join("casecast.db").is_file());
 }
 
-async fn unreachable_database_is_a_one_line_error(engine: Engine) {
+async fn unreachable_database_is_a_one_line_error(engine: Dialect) {
     let dir = tempfile::tempdir().unwrap();
     let url = match engine {
         // A file in a folder that does not exist.
-        Engine::Sqlite => dir
+        Dialect::Sqlite => dir
             .path()
             .join("no-such-folder")
             .join("casecast.db")
             .to_string_lossy()
             .to_string(),
         // Nothing listens on port 1. (The pool retries until its acquire timeout, about 30 s.)
-        Engine::Postgres => "postgres://postgres@127.0.0.1:1/x".to_string(),
+        Dialect::Postgres => "postgres://postgres@127.0.0.1:1/x".to_string(),
     };
     run(&url, &["migrate"])
         .await
@@ -145,7 +145,7 @@ async fn unreachable_database_is_a_one_line_error(engine: Engine) {
 // project create
 // ---------------------------------------------------------------------------------------------
 
-async fn project_create(engine: Engine) {
+async fn project_create(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let out = run(
         &t.url,
@@ -222,7 +222,7 @@ async fn project_create(engine: Engine) {
 // user create
 // ---------------------------------------------------------------------------------------------
 
-async fn user_create(engine: Engine) {
+async fn user_create(engine: Dialect) {
     let t = TestDb::new(engine).await;
     run(&t.url, &["project", "create", "clinic"]).await.ok();
     run(&t.url, &["project", "create", "other"]).await.ok();
@@ -398,7 +398,7 @@ fn the_token(out: &Run) -> String {
     token.to_string()
 }
 
-async fn tokens(engine: Engine) {
+async fn tokens(engine: Dialect) {
     let t = TestDb::new(engine).await;
     run(&t.url, &["project", "create", "clinic"]).await.ok();
     run(&t.url, &["project", "create", "other"]).await.ok();
@@ -560,7 +560,7 @@ async fn phone_of(db: &Db, project_id: i64, external_id: &str) -> Option<String>
         .map(|p| p.as_str().to_string())
 }
 
-async fn cases_import(engine: Engine) {
+async fn cases_import(engine: Dialect) {
     let t = TestDb::new(engine).await;
     run(&t.url, &["project", "create", "clinic", "--country", "UG"])
         .await
@@ -800,7 +800,7 @@ fn demo_login(line: &str, addr: &str) -> (String, String) {
 }
 
 /// Starts `serve --demo` on a free port, checks it, stops it; returns the demo login.
-async fn serve_demo_once(url: &str, engine: Engine) -> (String, String) {
+async fn serve_demo_once(url: &str, engine: Dialect) -> (String, String) {
     let mut server = Running::start(url, &["serve", "--demo", "--listen", "127.0.0.1:0"]);
     let ready = server.wait_for_line("ready at http://").await;
     let addr = ready_address(&ready);
@@ -826,7 +826,7 @@ async fn serve_demo_once(url: &str, engine: Engine) -> (String, String) {
     (email, password)
 }
 
-async fn serve_demo_is_idempotent(engine: Engine) {
+async fn serve_demo_is_idempotent(engine: Dialect) {
     let (url, _dir) = fresh_url(engine).await;
 
     let (email, first_password) = serve_demo_once(&url, engine).await;
@@ -864,7 +864,7 @@ async fn serve_demo_is_idempotent(engine: Engine) {
     db.close().await;
 }
 
-async fn serve_without_demo_and_a_taken_port(engine: Engine) {
+async fn serve_without_demo_and_a_taken_port(engine: Dialect) {
     let t = TestDb::new(engine).await;
 
     let mut server = Running::start(&t.url, &["serve", "--listen", "127.0.0.1:0"]);
@@ -897,7 +897,7 @@ async fn serve_without_demo_and_a_taken_port(engine: Engine) {
 }
 
 /// A signal sent as soon as the ready line is out is handled (not the default: killed).
-async fn serve_stops_on_a_signal_right_after_ready(engine: Engine) {
+async fn serve_stops_on_a_signal_right_after_ready(engine: Dialect) {
     let t = TestDb::new(engine).await;
     for signal in ["TERM", "INT"] {
         let mut server = Running::start(&t.url, &["serve", "--listen", "127.0.0.1:0"]);
@@ -911,7 +911,7 @@ async fn serve_stops_on_a_signal_right_after_ready(engine: Engine) {
     }
 }
 
-async fn worker_starts_and_stops(engine: Engine) {
+async fn worker_starts_and_stops(engine: Dialect) {
     let (url, _dir) = fresh_url(engine).await;
     for signal in ["TERM", "INT"] {
         let mut worker = Running::start(&url, &["worker"]);

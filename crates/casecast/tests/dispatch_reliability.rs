@@ -15,7 +15,7 @@ use casecast_store::gateways::{Gateway, NewGateway};
 use casecast_store::projects::{NewProject, Project};
 use casecast_store::Db;
 use casecast_testkit::kannel::Kannel;
-use casecast_testkit::{cli, on_both_engines, Engine, TestDb};
+use casecast_testkit::{cli, on_both_engines, Dialect, TestDb};
 use casecast_web::{AppState, WebConfig};
 use serde_json::json;
 
@@ -146,7 +146,7 @@ async fn kannel_sent(kannel: &Kannel) -> (usize, usize) {
     (n.trim().parse().unwrap(), queued.parse().unwrap())
 }
 
-async fn a_killed_worker_loses_no_message(engine: Engine) {
+async fn a_killed_worker_loses_no_message(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = t.db.clone();
     let base = serve_webhooks(&db).await;

@@ -7,7 +7,7 @@ use casecast_core::sheet::{read_table, Limits};
 use casecast_store::cases::CaseFilter;
 use casecast_store::Db;
 use casecast_testkit::cli::{self, Run, Server};
-use casecast_testkit::{fresh_url, on_both_engines, Engine, TestDb};
+use casecast_testkit::{fresh_url, on_both_engines, Dialect, TestDb};
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary
@@ -44,7 +44,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn new(engine: Engine) -> Fixture {
+    async fn new(engine: Dialect) -> Fixture {
         let t = TestDb::new(engine).await;
         run(&t.url, &["project", "create", "clinic", "--country", "UG"])
             .await
@@ -163,7 +163,7 @@ fn read_back(path: &str) -> (Vec<String>, Vec<Vec<String>>) {
 // create, list, rename, delete
 // ---------------------------------------------------------------------------------------------
 
-async fn groups_create_list_rename_delete(engine: Engine) {
+async fn groups_create_list_rename_delete(engine: Dialect) {
     let f = Fixture::new(engine).await;
     let out = f.run(&["groups", "list", "--project", "clinic"]).await;
     assert_eq!(out.ok(), "", "no groups yet");
@@ -256,7 +256,7 @@ async fn groups_create_list_rename_delete(engine: Engine) {
 // add and remove
 // ---------------------------------------------------------------------------------------------
 
-async fn groups_add_and_remove(engine: Engine) {
+async fn groups_add_and_remove(engine: Dialect) {
     let f = Fixture::new(engine).await;
     let group = f.create("clinic", "Reminders").await;
     let alice = f.case_id("E1").await;
@@ -363,7 +363,7 @@ async fn groups_add_and_remove(engine: Engine) {
 // upload
 // ---------------------------------------------------------------------------------------------
 
-async fn groups_upload(engine: Engine) {
+async fn groups_upload(engine: Dialect) {
     let f = Fixture::new(engine).await;
     let group = f.create("clinic", "From sheets").await;
     let alice = f.case_id("E1").await;
@@ -549,7 +549,7 @@ async fn groups_upload(engine: Engine) {
 // export
 // ---------------------------------------------------------------------------------------------
 
-async fn groups_export(engine: Engine) {
+async fn groups_export(engine: Dialect) {
     let f = Fixture::new(engine).await;
     let group = f.create("clinic", "Export me").await;
     let alice = f.case_id("E1").await;
@@ -664,7 +664,7 @@ async fn groups_export(engine: Engine) {
 // another project's group
 // ---------------------------------------------------------------------------------------------
 
-async fn groups_of_another_project_are_not_found(engine: Engine) {
+async fn groups_of_another_project_are_not_found(engine: Dialect) {
     let f = Fixture::new(engine).await;
     let theirs = f.create("other", "Their group").await;
     let ours = f.create("clinic", "Our group").await;
@@ -742,7 +742,7 @@ async fn gulu_positive(db: &Db, project_id: i64) -> Vec<String> {
         .collect()
 }
 
-async fn serve_demo_makes_the_demo_group(engine: Engine) {
+async fn serve_demo_makes_the_demo_group(engine: Dialect) {
     let (url, _dir) = fresh_url(engine).await;
     serve_demo_once(&url).await;
     let db = Db::open(&url).await.unwrap();

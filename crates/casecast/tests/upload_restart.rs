@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use casecast_core::sheet::{read_table, Limits};
 use casecast_testkit::cli::{self, Server};
-use casecast_testkit::{fresh_url, Engine};
+use casecast_testkit::{fresh_url, Dialect};
 use serde_json::Value;
 
 casecast_testkit::on_both_engines!(upload_resumes_after_the_server_is_killed);
@@ -46,7 +46,7 @@ fn external_id(i: usize) -> String {
     format!("EXT-{i:06}")
 }
 
-async fn upload_resumes_after_the_server_is_killed(engine: Engine) {
+async fn upload_resumes_after_the_server_is_killed(engine: Dialect) {
     let (url, _db_dir) = fresh_url(engine).await;
     let dir = tempfile::tempdir().unwrap();
     run(

@@ -10,7 +10,7 @@ use casecast_store::gateways::NewGateway;
 use casecast_store::projects::{NewProject, Project};
 use casecast_store::settings::MessagingSettings;
 use casecast_store::Db;
-use casecast_testkit::{on_both_engines, test_dispatch_options, Engine, TestDb};
+use casecast_testkit::{on_both_engines, test_dispatch_options, Dialect, TestDb};
 
 async fn project(db: &Db) -> Project {
     project_named(db, "pp").await
@@ -40,7 +40,7 @@ async fn wait_status(db: &Db, project_id: i64, id: i64, status: &str) {
     );
 }
 
-async fn a_message_to_a_case_goes_through_the_log_gateway(engine: Engine) {
+async fn a_message_to_a_case_goes_through_the_log_gateway(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = t.db.clone();
     let p = project(&db).await;
@@ -124,7 +124,7 @@ async fn gateway_and_case(db: &Db, p: &Project, phone: &str) -> String {
     .to_string()
 }
 
-async fn nothing_is_handed_over_during_quiet_hours(engine: Engine) {
+async fn nothing_is_handed_over_during_quiet_hours(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = t.db.clone();
     let quiet = project_named(&db, "quiet").await;

@@ -17,7 +17,7 @@ use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::{Gateway, GatewayPatch, NewGateway};
 use casecast_store::messages::{Message, MessageFilter};
 use casecast_testkit::kannel::Kannel;
-use casecast_testkit::{on_both_engines, Engine, TestApp};
+use casecast_testkit::{on_both_engines, Dialect, TestApp};
 use serde_json::{json, Value};
 
 const WITHIN: Duration = Duration::from_secs(90);
@@ -88,7 +88,7 @@ async fn settled(app: &TestApp) {
     .await
 }
 
-async fn kannel_stopped_messages_retry_then_expire(engine: Engine) {
+async fn kannel_stopped_messages_retry_then_expire(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let mut settings = app.alpha.messaging.clone();
     settings.validity_seconds = 10;
@@ -201,7 +201,7 @@ fn http_config(url: &str) -> Value {
         "params": [["to", "{to}"], ["text", "{text}"], ["id", "{id}"]]})
 }
 
-async fn a_gateway_failing_every_fifth_request(engine: Engine) {
+async fn a_gateway_failing_every_fifth_request(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let (once_sink, once_url) = FlakySink::start().await;
     let (thrice_sink, thrice_url) = FlakySink::start().await;

@@ -16,7 +16,7 @@ use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::{Gateway, NewGateway};
 use casecast_store::projects::{NewProject, Project};
 use casecast_store::Db;
-use casecast_testkit::{on_both_engines, test_dispatch_options, Engine, TestDb};
+use casecast_testkit::{on_both_engines, test_dispatch_options, Dialect, TestDb};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -153,7 +153,7 @@ fn start_dispatcher(db: &Db, options: DispatchOptions) -> watch::Sender<bool> {
     stop
 }
 
-async fn requests_in_flight_stay_within_the_limit(engine: Engine) {
+async fn requests_in_flight_stay_within_the_limit(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let (sink, url, _release) = Sink::start().await;
     let (project, gateway) = project_and_gateway(&t.db, &url).await;
@@ -175,7 +175,7 @@ async fn requests_in_flight_stay_within_the_limit(engine: Engine) {
     assert!((1..=3).contains(&most), "{most} requests at once");
 }
 
-async fn a_slow_answer_holds_up_only_its_own_message(engine: Engine) {
+async fn a_slow_answer_holds_up_only_its_own_message(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let (_sink, url, release) = Sink::start().await;
     let (project, gateway) = project_and_gateway(&t.db, &url).await;

@@ -13,7 +13,7 @@ use casecast_store::gateways::{Gateway, GatewayPatch, NewGateway};
 use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::StoreError;
 use casecast_testkit::kannel::{decode_ucs2, join_parts, FakeMt, Kannel, LineKind};
-use casecast_testkit::{on_both_engines, Engine, TestApp};
+use casecast_testkit::{on_both_engines, Dialect, TestApp};
 use serde_json::json;
 
 const PHONE: &str = "+256772000001";
@@ -30,7 +30,7 @@ where
 }
 
 /// A server, a Kannel whose MO goes to the server's webhook, and a Kannel gateway for alpha.
-async fn setup(engine: Engine) -> (TestApp, Kannel, Gateway) {
+async fn setup(engine: Dialect) -> (TestApp, Kannel, Gateway) {
     let app = TestApp::spawn(engine).await;
     // The gateway first: Kannel's get-url needs its id and secret. Its sendsms URL is set once
     // Kannel runs.
@@ -105,7 +105,7 @@ fn whole_texts(got: &[FakeMt], ucs2_parts: bool) -> Vec<String> {
     texts
 }
 
-async fn messages_reach_the_operator_and_both_reports_count(engine: Engine) {
+async fn messages_reach_the_operator_and_both_reports_count(engine: Dialect) {
     let (app, kannel, g) = setup(engine).await;
     let case_id = case(&app).await;
     let gsm = "Hello Amina: your visit is on 12/05 at 09:00 (bring card #7)".to_string();
@@ -159,7 +159,7 @@ async fn messages_reach_the_operator_and_both_reports_count(engine: Engine) {
     }
 }
 
-async fn mo_replies_stop_and_start(engine: Engine) {
+async fn mo_replies_stop_and_start(engine: Dialect) {
     let (app, kannel, _g) = setup(engine).await;
     let case_id = case(&app).await;
     let settings = app.db.project_by_id(app.alpha.id).await.unwrap().messaging;

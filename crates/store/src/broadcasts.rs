@@ -235,7 +235,7 @@ impl Db {
         let mut conn = self.pool().acquire().await?;
         let wanted = case_ids.iter().cloned().collect();
         let found =
-            crate::membership::lookup(&mut conn, self.engine(), project_id, "case_id", wanted)
+            crate::membership::lookup(&mut conn, self.dialect(), project_id, "case_id", wanted)
                 .await?;
         // A case ID names one case in its project.
         Ok(found
@@ -458,7 +458,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let state: Option<String> = sqlx::query_scalar(&format!(
             "SELECT state FROM broadcasts WHERE id = $1 AND project_id = $2{}",
-            crate::dialect::for_update(self.engine())
+            crate::dialect::for_update(self.dialect())
         ))
         .bind(id)
         .bind(project_id)

@@ -303,7 +303,7 @@ impl Db {
         project_id: i64,
         filter: &CaseFilter,
     ) -> StoreResult<ExportColumns> {
-        let f = filter.sql(self.engine(), project_id, 0);
+        let f = filter.sql(self.dialect(), project_id, 0);
         let sql = format!(
             "SELECT DISTINCT c.property_keys {} AND c.property_keys <> ''",
             f.from_where
@@ -432,7 +432,7 @@ impl Db {
         // already serialises them).
         sqlx::query(&format!(
             "SELECT id FROM projects WHERE id = $1{}",
-            crate::dialect::for_update(self.engine())
+            crate::dialect::for_update(self.dialect())
         ))
         .bind(project.id)
         .fetch_one(&mut *tx)

@@ -91,7 +91,7 @@ fn name_taken(name: &GroupName) -> StoreError {
 /// members (and its stored count) happen one at a time on PostgreSQL as they do on SQLite.
 pub(crate) async fn lock_group(
     tx: &mut Transaction<'static, Any>,
-    engine: crate::Engine,
+    engine: crate::Dialect,
     group_id: i64,
 ) -> Result<(), sqlx::Error> {
     let sql = format!(
@@ -349,7 +349,7 @@ impl Db {
             "{MEMBER_SELECT} AND m.case_pk > $2 AND c.id > $2
                AND (c.external_id {} $3 ESCAPE '\\' OR c.name_lower LIKE $4 ESCAPE '\\')
              ORDER BY m.case_pk LIMIT {}",
-            crate::dialect::ilike(self.engine()),
+            crate::dialect::ilike(self.dialect()),
             limit + 1
         );
         let rows = sqlx::query(&scan)
@@ -372,7 +372,7 @@ impl Db {
     ) -> StoreResult<()> {
         self.get_group(project_id, group_id).await?;
         let mut tx = self.begin_write().await?;
-        lock_group(&mut tx, self.engine(), group_id).await?;
+        lock_group(&mut tx, self.dialect(), group_id).await?;
         let done = sqlx::query(
             "DELETE FROM case_group_members WHERE group_id = $1
              AND case_pk = (SELECT id FROM cases WHERE project_id = $2 AND case_id = $3 AND deleted = 0)",
@@ -403,7 +403,7 @@ impl Db {
     ) -> StoreResult<u64> {
         self.get_group(project_id, group_id).await?;
         let mut tx = self.begin_write().await?;
-        lock_group(&mut tx, self.engine(), group_id).await?;
+        lock_group(&mut tx, self.dialect(), group_id).await?;
         let live: i64 = sqlx::query_scalar("SELECT member_count FROM case_groups WHERE id = $1")
             .bind(group_id)
             .fetch_one(&mut *tx)

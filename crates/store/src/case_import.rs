@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::cases::{case_from_row, insert_cases, update_case_row, CASE_COLUMNS};
 use crate::dialect::{Placeholders, MAX_BIND_PARAMS};
 use crate::error::StoreError;
-use crate::{Db, Engine};
+use crate::{Db, Dialect};
 
 /// Rows handed from the parser to the writer at a time.
 const BATCH: usize = 2000;
@@ -118,7 +118,7 @@ impl Db {
         });
         let mut report = ImportReport::default();
         let mut writer = ImportWriter {
-            engine: self.engine(),
+            engine: self.dialect(),
             project_id,
             seen_case_ids: HashMap::new(),
             seen_external_ids: HashMap::new(),
@@ -157,7 +157,7 @@ impl Db {
 }
 
 struct ImportWriter {
-    engine: Engine,
+    engine: Dialect,
     project_id: i64,
     seen_case_ids: HashMap<String, usize>,
     seen_external_ids: HashMap<String, usize>,
@@ -320,8 +320,8 @@ impl ImportWriter {
                 // in id order. SQLite (no row locks) is not asked to order: it would walk the
                 // project's cases by the (project_id, id) index instead of using the column's.
                 match self.engine {
-                    Engine::Postgres => " ORDER BY id FOR UPDATE",
-                    Engine::Sqlite => "",
+                    Dialect::Postgres => " ORDER BY id FOR UPDATE",
+                    Dialect::Sqlite => "",
                 }
             );
             // Not cached as a prepared statement: PostgreSQL would switch to a generic plan after

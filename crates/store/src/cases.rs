@@ -9,7 +9,7 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::dialect::{Placeholders, MAX_BIND_PARAMS};
 use crate::error::{is_unique_violation, StoreError, StoreResult};
-use crate::{Db, Engine};
+use crate::{Db, Dialect};
 
 /// Which cases to list or export. Every filter narrows the list; none given means every live case.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -86,7 +86,7 @@ pub(crate) fn case_columns_c() -> &'static str {
 impl CaseFilter {
     /// The query of the project's cases that pass, after row id `after` (keyset pagination).
     /// A group filter walks the group's members in order rather than the whole project.
-    pub(crate) fn sql(&self, engine: Engine, project_id: i64, after: i64) -> FilterSql {
+    pub(crate) fn sql(&self, engine: Dialect, project_id: i64, after: i64) -> FilterSql {
         let mut p = Placeholders::new(engine);
         let mut binds = Vec::new();
         let (mut sql, order_by) = match self.group_id {
@@ -290,11 +290,11 @@ pub(crate) fn name_lower(name: &str) -> String {
 /// that added `name_lower` lowered them in SQL, which SQLite does for ASCII only).
 pub(crate) async fn relower_names(
     tx: &mut Transaction<'static, Any>,
-    engine: Engine,
+    engine: Dialect,
 ) -> Result<(), sqlx::Error> {
     let sql = match engine {
-        Engine::Sqlite => "SELECT id, name FROM cases WHERE name GLOB '*[^ -~]*'",
-        Engine::Postgres => "SELECT id, name FROM cases WHERE name ~ '[^ -~]'",
+        Dialect::Sqlite => "SELECT id, name FROM cases WHERE name GLOB '*[^ -~]*'",
+        Dialect::Postgres => "SELECT id, name FROM cases WHERE name ~ '[^ -~]'",
     };
     let rows: Vec<(i64, String)> = sqlx::query_as(sql).fetch_all(&mut **tx).await?;
     for (id, name) in rows {
@@ -310,7 +310,7 @@ pub(crate) async fn relower_names(
 /// Inserts cases with multi-row statements, chunked under the bind-parameter limit.
 pub(crate) async fn insert_cases(
     tx: &mut Transaction<'static, Any>,
-    engine: Engine,
+    engine: Dialect,
     project_id: i64,
     cases: &[Case],
 ) -> Result<(), sqlx::Error> {
@@ -419,7 +419,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         insert_cases(
             &mut tx,
-            self.engine(),
+            self.dialect(),
             project_id,
             std::slice::from_ref(&case),
         )
@@ -474,7 +474,7 @@ impl Db {
         limit: usize,
         after: i64,
     ) -> StoreResult<(Vec<(i64, Case)>, Option<i64>)> {
-        let f = filter.sql(self.engine(), project_id, after);
+        let f = filter.sql(self.dialect(), project_id, after);
         let sql = format!(
             "SELECT {} {} ORDER BY {} LIMIT {}",
             case_columns_c(),
@@ -482,7 +482,7 @@ impl Db {
             f.order_by,
             limit + 1
         );
-        let mut items = if crate::dialect::batch_as_json(self.engine()) {
+        let mut items = if crate::dialect::batch_as_json(self.dialect()) {
             // The page as one JSON row: row by row, SQLite's driver hands each row over from
             // its thread on its own, which was most of an export's time.
             let sql = format!(
@@ -530,7 +530,7 @@ impl Db {
         project_id: i64,
         filter: &CaseFilter,
     ) -> StoreResult<i64> {
-        let f = filter.sql(self.engine(), project_id, 0);
+        let f = filter.sql(self.dialect(), project_id, 0);
         let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) {}", f.from_where);
         Ok(f.bind(sqlx::query(&sql))
             .persistent(false)
@@ -549,7 +549,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "SELECT {CASE_COLUMNS} FROM cases WHERE project_id = $1 AND case_id = $2 AND deleted = 0{}",
-            crate::dialect::for_update(self.engine())
+            crate::dialect::for_update(self.dialect())
         ))
             .bind(project_id)
             .bind(case_id)

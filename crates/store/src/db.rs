@@ -9,19 +9,19 @@ use crate::dialect;
 
 /// Which database engine a URL selected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
+pub enum Dialect {
     /// The embedded default: one file, one machine.
     Sqlite,
     /// The shared engine for many processes.
     Postgres,
 }
 
-impl Engine {
+impl Dialect {
     /// The engine's name in logs and test names.
     pub fn name(self) -> &'static str {
         match self {
-            Engine::Sqlite => "sqlite",
-            Engine::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
         }
     }
 }
@@ -30,7 +30,7 @@ impl Engine {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
-    engine: Engine,
+    engine: Dialect,
     /// Wakes this process's workers when it queues a job (others poll).
     wake: std::sync::Arc<tokio::sync::Notify>,
     /// Seals gateway credentials; `None` until the process sets it (see `with_secret_key`).
@@ -40,13 +40,13 @@ pub struct Db {
 }
 
 /// Turns what the user gave to `--db` into a driver URL: a plain path is a SQLite file.
-pub fn normalise_url(url: &str) -> (Engine, String) {
+pub fn normalise_url(url: &str) -> (Dialect, String) {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        (Engine::Postgres, url.to_string())
+        (Dialect::Postgres, url.to_string())
     } else if url.starts_with("sqlite:") {
-        (Engine::Sqlite, url.to_string())
+        (Dialect::Sqlite, url.to_string())
     } else {
-        (Engine::Sqlite, format!("sqlite://{url}?mode=rwc"))
+        (Dialect::Sqlite, format!("sqlite://{url}?mode=rwc"))
     }
 }
 
@@ -74,8 +74,8 @@ impl Db {
             }
         }
         let max = match engine {
-            Engine::Sqlite => 8,
-            Engine::Postgres => 16,
+            Dialect::Sqlite => 8,
+            Dialect::Postgres => 16,
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
@@ -140,7 +140,7 @@ impl Db {
     }
 
     /// The engine behind this handle.
-    pub fn engine(&self) -> Engine {
+    pub fn dialect(&self) -> Dialect {
         self.engine
     }
 

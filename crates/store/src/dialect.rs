@@ -1,40 +1,40 @@
 //! The few places where SQLite and PostgreSQL differ, named in one spot.
 
-use crate::db::Engine;
+use crate::db::Dialect;
 
 /// The statement that opens a write transaction. SQLite takes the write lock up front
 /// (`IMMEDIATE`) so that two writers wait for each other instead of failing with SQLITE_BUSY
 /// when a read transaction tries to upgrade.
-pub(crate) fn begin_write(engine: Engine) -> &'static str {
+pub(crate) fn begin_write(engine: Dialect) -> &'static str {
     match engine {
-        Engine::Sqlite => "BEGIN IMMEDIATE",
-        Engine::Postgres => "BEGIN",
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        Dialect::Postgres => "BEGIN",
     }
 }
 
 /// The suffix that lets concurrent claimers skip rows another transaction holds. SQLite has no
 /// row locks: its write transaction (`BEGIN IMMEDIATE`) already serialises claimers.
-pub(crate) fn skip_locked(engine: Engine) -> &'static str {
+pub(crate) fn skip_locked(engine: Dialect) -> &'static str {
     match engine {
-        Engine::Sqlite => "",
-        Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
     }
 }
 
 /// The suffix that locks the rows a SELECT reads until the transaction ends. SQLite needs none:
 /// its write transaction (`BEGIN IMMEDIATE`) already excludes every other writer.
-pub(crate) fn for_update(engine: Engine) -> &'static str {
+pub(crate) fn for_update(engine: Dialect) -> &'static str {
     match engine {
-        Engine::Sqlite => "",
-        Engine::Postgres => " FOR UPDATE",
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE",
     }
 }
 
 /// Whether a batch of recipients is read as one JSON row ([`json_rows`]) rather than row by
 /// row. On SQLite each row crosses from the driver's thread on its own, which made that most of
 /// a preview's time; PostgreSQL builds JSON slowly (2 µs a row, ten times its plain rows).
-pub(crate) fn batch_as_json(engine: Engine) -> bool {
-    engine == Engine::Sqlite
+pub(crate) fn batch_as_json(engine: Dialect) -> bool {
+    engine == Dialect::Sqlite
 }
 
 /// A SQLite query that returns the rows of `inner` as one row: `json_rows`, a JSON text with
@@ -57,49 +57,49 @@ pub(crate) fn json_rows(inner: &str, columns: &[&str], nested: &[String]) -> Str
 
 /// The text value at a key of a JSON object column; the key is bind parameter `$param`,
 /// bound to [`json_text_key`] of the name.
-pub(crate) fn json_text(engine: Engine, column: &str, param: usize) -> String {
+pub(crate) fn json_text(engine: Dialect, column: &str, param: usize) -> String {
     match engine {
-        Engine::Sqlite => format!("json_extract({column}, ${param})"),
-        Engine::Postgres => format!("(({column})::jsonb ->> ${param})"),
+        Dialect::Sqlite => format!("json_extract({column}, ${param})"),
+        Dialect::Postgres => format!("(({column})::jsonb ->> ${param})"),
     }
 }
 
 /// What to bind for a key in [`json_text`]: a JSON path on SQLite, the plain key on PostgreSQL.
 /// Property names hold only letters, digits, `_`, `-` and `.`, so quoting them is enough.
-pub(crate) fn json_text_key(engine: Engine, key: &str) -> String {
+pub(crate) fn json_text_key(engine: Dialect, key: &str) -> String {
     match engine {
-        Engine::Sqlite => format!("$.\"{key}\""),
-        Engine::Postgres => key.to_string(),
+        Dialect::Sqlite => format!("$.\"{key}\""),
+        Dialect::Postgres => key.to_string(),
     }
 }
 
 /// The statement that refreshes the planner's statistics of a table after a bulk change.
 /// PostgreSQL plans joins from them (a stale count chose a plan that read a million cases per
 /// batch); SQLite's planner does without.
-pub(crate) fn analyze(engine: Engine, table: &str) -> Option<String> {
+pub(crate) fn analyze(engine: Dialect, table: &str) -> Option<String> {
     match engine {
-        Engine::Sqlite => None,
-        Engine::Postgres => Some(format!("ANALYZE {table}")),
+        Dialect::Sqlite => None,
+        Dialect::Postgres => Some(format!("ANALYZE {table}")),
     }
 }
 
 /// Session settings run on every new connection.
-pub(crate) fn connection_setup(engine: Engine) -> &'static [&'static str] {
+pub(crate) fn connection_setup(engine: Dialect) -> &'static [&'static str] {
     match engine {
-        Engine::Sqlite => &[
+        Dialect::Sqlite => &[
             "PRAGMA journal_mode = WAL",
             "PRAGMA synchronous = NORMAL",
             "PRAGMA foreign_keys = ON",
             "PRAGMA busy_timeout = 10000",
         ],
-        Engine::Postgres => &[],
+        Dialect::Postgres => &[],
     }
 }
 
 /// The migration scripts of an engine, in order.
-pub(crate) fn migrations(engine: Engine) -> &'static [(i64, &'static str, &'static str)] {
+pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'static str)] {
     match engine {
-        Engine::Sqlite => &[
+        Dialect::Sqlite => &[
             (
                 1,
                 "foundation",
@@ -126,7 +126,7 @@ pub(crate) fn migrations(engine: Engine) -> &'static [(i64, &'static str, &'stat
                 include_str!("../migrations/sqlite/0005_case_export.sql"),
             ),
         ],
-        Engine::Postgres => &[
+        Dialect::Postgres => &[
             (
                 1,
                 "foundation",
@@ -165,21 +165,21 @@ pub(crate) const MAX_BIND_PARAMS: usize = 30_000;
 /// by a linear search, so a 26,000-parameter insert spent 90 % of an import there. PostgreSQL
 /// needs `$N`. Either way the values are bound in the order the placeholders were made.
 pub(crate) struct Placeholders {
-    engine: Engine,
+    engine: Dialect,
     next: usize,
 }
 
 /// The LIKE that ignores case (ASCII on SQLite, whose LIKE already does; any on PostgreSQL).
-pub(crate) fn ilike(engine: Engine) -> &'static str {
+pub(crate) fn ilike(engine: Dialect) -> &'static str {
     match engine {
-        Engine::Sqlite => "LIKE",
-        Engine::Postgres => "ILIKE",
+        Dialect::Sqlite => "LIKE",
+        Dialect::Postgres => "ILIKE",
     }
 }
 
 impl Placeholders {
     /// Placeholders starting at the first parameter.
-    pub(crate) fn new(engine: Engine) -> Self {
+    pub(crate) fn new(engine: Dialect) -> Self {
         Placeholders { engine, next: 1 }
     }
 
@@ -188,8 +188,8 @@ impl Placeholders {
         let n = self.next;
         self.next += 1;
         match self.engine {
-            Engine::Sqlite => "?".to_string(),
-            Engine::Postgres => format!("${n}"),
+            Dialect::Sqlite => "?".to_string(),
+            Dialect::Postgres => format!("${n}"),
         }
     }
 

@@ -150,7 +150,7 @@ impl Db {
         // same occurrence reads the cursor this batch leaves.
         let row = sqlx::query(&format!(
             "SELECT status, source_pos, cursor_pk FROM broadcast_occurrences WHERE id = $1{}",
-            crate::dialect::for_update(self.engine())
+            crate::dialect::for_update(self.dialect())
         ))
         .bind(target.occurrence_id)
         .fetch_one(&mut *tx)
@@ -187,12 +187,12 @@ impl Db {
         }
         let mut inserted = 0;
         // PostgreSQL takes the batch as one JSON parameter; SQLite binds six values a row.
-        let rows_per_insert = match self.engine() {
-            crate::Engine::Postgres => messages.len().max(1),
-            crate::Engine::Sqlite => INSERT_ROWS,
+        let rows_per_insert = match self.dialect() {
+            crate::Dialect::Postgres => messages.len().max(1),
+            crate::Dialect::Sqlite => INSERT_ROWS,
         };
         for chunk in messages.chunks(rows_per_insert) {
-            inserted += insert_messages(&mut tx, self.engine(), target, now, chunk).await?;
+            inserted += insert_messages(&mut tx, self.dialect(), target, now, chunk).await?;
         }
         // Numbers an earlier batch (or source) of this occurrence already took were skipped:
         // find which messages were written to count only theirs. (A message of the same case
@@ -202,7 +202,7 @@ impl Db {
         let written: Vec<&Outgoing> = if inserted == messages.len() as u64 {
             messages
         } else {
-            let ours = written_by(&mut tx, self.engine(), target.occurrence_id, &messages).await?;
+            let ours = written_by(&mut tx, self.dialect(), target.occurrence_id, &messages).await?;
             messages
                 .into_iter()
                 .filter(|m| ours.contains(&m.case_pk))
@@ -251,7 +251,7 @@ struct Target {
 /// were written.
 async fn insert_messages(
     tx: &mut sqlx::Transaction<'static, Any>,
-    engine: crate::Engine,
+    engine: crate::Dialect,
     target: &Target,
     now: i64,
     chunk: &[&Outgoing],
@@ -262,7 +262,7 @@ async fn insert_messages(
         occurrence_id,
         expires,
     } = target;
-    if engine == crate::Engine::Postgres {
+    if engine == crate::Dialect::Postgres {
         // PostgreSQL parses and plans a 6,000-parameter statement slowly; the chunk goes as one
         // JSON parameter instead, to a statement it prepares once.
         let rows: Vec<serde_json::Value> = chunk
@@ -336,7 +336,7 @@ async fn insert_messages(
 /// were taken by earlier recipients).
 async fn written_by(
     tx: &mut sqlx::Transaction<'static, Any>,
-    engine: crate::Engine,
+    engine: crate::Dialect,
     occurrence_id: i64,
     messages: &[&Outgoing],
 ) -> StoreResult<HashSet<i64>> {

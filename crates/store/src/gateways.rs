@@ -386,7 +386,7 @@ impl Db {
     ) -> StoreResult<()> {
         sqlx::query(&format!(
             "SELECT id FROM projects WHERE id = $1{}",
-            dialect::for_update(self.engine())
+            dialect::for_update(self.dialect())
         ))
         .bind(project_id)
         .fetch_optional(&mut **tx)
@@ -528,7 +528,7 @@ impl Db {
         self.lock_project_gateways(&mut tx, project_id).await?;
         let row = sqlx::query(&format!(
             "SELECT is_default FROM gateways WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL{}",
-            dialect::for_update(self.engine())
+            dialect::for_update(self.dialect())
         ))
         .bind(id)
         .bind(project_id)

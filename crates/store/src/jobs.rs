@@ -105,7 +105,7 @@ impl Db {
             } else {
                 ""
             },
-            dialect::skip_locked(self.engine())
+            dialect::skip_locked(self.dialect())
         );
         let mut query = sqlx::query(&sql)
             .bind(now + LEASE_MS)

@@ -28,6 +28,6 @@ pub mod tokens;
 pub mod uploads;
 pub mod worker;
 
-pub use db::{Db, Engine};
+pub use db::{Db, Dialect};
 pub use error::{StoreError, StoreResult};
 pub use preview::{LanguagePreview, Preview, Sample};

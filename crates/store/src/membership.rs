@@ -12,7 +12,7 @@ use sqlx::{Any, Row, Transaction};
 use crate::case_groups::{record, Actor};
 use crate::dialect::{Placeholders, MAX_BIND_PARAMS};
 use crate::error::StoreResult;
-use crate::{Db, Engine};
+use crate::{Db, Dialect};
 
 /// Add to or remove from a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +74,7 @@ enum Resolution {
 /// Looks up `column IN values` in the project, in chunks: the cases found, by matched value.
 pub(crate) async fn lookup(
     conn: &mut sqlx::AnyConnection,
-    engine: Engine,
+    engine: Dialect,
     project_id: i64,
     column: &str,
     values: HashSet<String>,
@@ -114,7 +114,7 @@ pub(crate) async fn lookup(
 
 async fn resolve(
     tx: &mut Transaction<'static, Any>,
-    engine: Engine,
+    engine: Dialect,
     project_id: i64,
     ids: &[Result<Identifier, String>],
 ) -> Result<Vec<Resolution>, sqlx::Error> {
@@ -193,7 +193,7 @@ fn result(entry: &Entry, outcome: Outcome, found: Option<&Found>, message: Strin
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn apply_batch(
     tx: &mut Transaction<'static, Any>,
-    engine: Engine,
+    engine: Dialect,
     project_id: i64,
     group_id: i64,
     change: Change,
@@ -311,7 +311,7 @@ pub(crate) async fn apply_batch(
 /// Inserts or deletes memberships; returns the cases actually added or removed.
 async fn write_members(
     tx: &mut Transaction<'static, Any>,
-    engine: Engine,
+    engine: Dialect,
     group_id: i64,
     change: Change,
     mut pks: Vec<i64>,
@@ -394,11 +394,11 @@ impl Db {
             })
             .collect();
         let mut tx = self.begin_write().await?;
-        crate::case_groups::lock_group(&mut tx, self.engine(), group_id).await?;
+        crate::case_groups::lock_group(&mut tx, self.dialect(), group_id).await?;
         let mut seen = HashSet::new();
         let results = apply_batch(
             &mut tx,
-            self.engine(),
+            self.dialect(),
             project_id,
             group_id,
             change,

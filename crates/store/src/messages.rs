@@ -628,7 +628,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let mut queued = 0;
         for chunk in items.chunks(BULK_ROWS) {
-            let mut p = crate::dialect::Placeholders::new(self.engine());
+            let mut p = crate::dialect::Placeholders::new(self.dialect());
             let rows: Vec<String> = chunk
                 .iter()
                 .map(|_| {

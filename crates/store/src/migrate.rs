@@ -17,9 +17,9 @@ impl Db {
                    version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)",
             )
             .await?;
-        for (version, description, sql) in dialect::migrations(self.engine()) {
+        for (version, description, sql) in dialect::migrations(self.dialect()) {
             let mut tx = self.begin_write().await?;
-            if self.engine() == crate::Engine::Postgres {
+            if self.dialect() == crate::Dialect::Postgres {
                 // Serialises concurrent migrators; released at commit.
                 sqlx::query("SELECT pg_advisory_xact_lock(7261001)")
                     .execute(&mut *tx)
@@ -35,7 +35,7 @@ impl Db {
             }
             tx.execute(*sql).await?;
             if *version == 5 {
-                crate::cases::relower_names(&mut tx, self.engine()).await?;
+                crate::cases::relower_names(&mut tx, self.dialect()).await?;
             }
             sqlx::query("INSERT INTO casecast_migrations (version, description, applied_at) VALUES ($1, $2, $3)")
                 .bind(*version)
@@ -51,7 +51,9 @@ impl Db {
 
     /// Whether every migration has been applied (for `/healthz`).
     pub async fn is_migrated(&self) -> Result<bool, sqlx::Error> {
-        let latest = dialect::migrations(self.engine()).last().map_or(0, |m| m.0);
+        let latest = dialect::migrations(self.dialect())
+            .last()
+            .map_or(0, |m| m.0);
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM casecast_migrations")
                 .fetch_one(self.pool())

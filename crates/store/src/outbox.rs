@@ -134,7 +134,7 @@ impl Db {
         if let Some(rate) = req.rate {
             let next_free: Option<i64> = sqlx::query_scalar(&format!(
                 "SELECT next_free_us FROM gateway_rates WHERE gateway_id = $1{}",
-                dialect::for_update(self.engine())
+                dialect::for_update(self.dialect())
             ))
             .bind(req.gateway_id)
             .fetch_optional(&mut *tx)
@@ -156,7 +156,7 @@ impl Db {
                      THEN 1 ELSE 0 END AS BIGINT) AS opted_out
              FROM messages m WHERE m.gateway_id = $1 AND m.status = 'queued' AND m.next_attempt_at <= $2
              ORDER BY m.next_attempt_at, m.id LIMIT $3{}",
-            dialect::skip_locked(self.engine())
+            dialect::skip_locked(self.dialect())
         ))
         .bind(req.gateway_id)
         .bind(now)
@@ -218,7 +218,7 @@ impl Db {
             if ids.is_empty() {
                 continue;
             }
-            let mut p = Placeholders::new(self.engine());
+            let mut p = Placeholders::new(self.dialect());
             let first = p.next();
             let sql = format!("{}({})", sql.replace("$1", &first), p.list(ids.len()));
             let mut q = sqlx::query(&sql).bind(now);
@@ -228,7 +228,7 @@ impl Db {
             q.execute(&mut *tx).await?;
         }
         if !claimed.is_empty() {
-            let mut p = Placeholders::new(self.engine());
+            let mut p = Placeholders::new(self.dialect());
             let (a, b, c) = (p.next(), p.next(), p.next());
             let sql = format!(
                 "UPDATE messages SET status = 'sending', attempts = attempts + 1, lease_until = {a}, leased_by = {b},
@@ -277,7 +277,7 @@ impl Db {
             })
             .collect();
         for chunk in sent.chunks(SENT_PER_STATEMENT) {
-            let mut p = Placeholders::new(self.engine());
+            let mut p = Placeholders::new(self.dialect());
             let (sent_at, updated_at) = (p.next(), p.next());
             let rows: Vec<String> = (0..padded(chunk.len()))
                 .map(|_| {

@@ -165,7 +165,7 @@ impl Db {
         if pks.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut p = crate::dialect::Placeholders::new(self.engine());
+        let mut p = crate::dialect::Placeholders::new(self.dialect());
         let sql = format!(
             "SELECT id, case_id, name FROM cases WHERE id IN ({})",
             p.list(pks.len())

@@ -467,7 +467,7 @@ impl Db {
         // Each property used, as text ($3, $4, … bind the names).
         let properties: Vec<String> = (0..fields.properties.len())
             .map(|i| {
-                let value = crate::dialect::json_text(self.engine(), "c.properties", i + 3);
+                let value = crate::dialect::json_text(self.dialect(), "c.properties", i + 3);
                 format!("{value} AS p{i}")
             })
             .collect();
@@ -526,10 +526,10 @@ impl Db {
                 list(&sources.case_pks)
             )
         };
-        if !crate::dialect::batch_as_json(self.engine()) {
+        if !crate::dialect::batch_as_json(self.dialect()) {
             let mut q = sqlx::query(&inner).bind(after).bind(limit);
             for name in &fields.properties {
-                q = q.bind(crate::dialect::json_text_key(self.engine(), name));
+                q = q.bind(crate::dialect::json_text_key(self.dialect(), name));
             }
             let rows = q.persistent(false).fetch_all(self.pool()).await?;
             let last = match rows.last() {
@@ -554,7 +554,7 @@ impl Db {
         );
         let mut q = sqlx::query(&sql).bind(after).bind(limit);
         for name in &fields.properties {
-            q = q.bind(crate::dialect::json_text_key(self.engine(), name));
+            q = q.bind(crate::dialect::json_text_key(self.dialect(), name));
         }
         let row = q.persistent(false).fetch_one(self.pool()).await?;
         Ok(RawBatch {

@@ -72,7 +72,7 @@ impl Db {
         let row = sqlx::query(&format!(
             "SELECT next_run_at, next_index, schedule FROM broadcasts
              WHERE id = $1 AND state = 'active' AND next_run_at <= $2{}",
-            crate::dialect::for_update(self.engine())
+            crate::dialect::for_update(self.dialect())
         ))
         .bind(id)
         .bind(now)

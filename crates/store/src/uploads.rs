@@ -16,7 +16,7 @@ use crate::case_import::ImportError;
 use crate::dialect::{Placeholders, MAX_BIND_PARAMS};
 use crate::error::{StoreError, StoreResult};
 use crate::membership::{apply_batch, Change, Entry, ItemResult};
-use crate::{Db, Engine};
+use crate::{Db, Dialect};
 
 /// Rows resolved and written per transaction.
 const BATCH: usize = 2000;
@@ -180,7 +180,7 @@ impl RowSink for Feeder {
 
 async fn insert_results(
     tx: &mut Transaction<'static, Any>,
-    engine: Engine,
+    engine: Dialect,
     upload_id: i64,
     rows: &[(i64, ItemResult)],
 ) -> Result<(), sqlx::Error> {
@@ -450,10 +450,10 @@ impl Db {
             let entries: Vec<Entry> = batch.iter().map(|(_, e)| e.clone()).collect();
             let step = async {
                 let mut db_tx = self.begin_write().await?;
-                crate::case_groups::lock_group(&mut db_tx, self.engine(), group_id).await?;
+                crate::case_groups::lock_group(&mut db_tx, self.dialect(), group_id).await?;
                 let results = apply_batch(
                     &mut db_tx,
-                    self.engine(),
+                    self.dialect(),
                     project_id,
                     group_id,
                     change,
@@ -467,7 +467,7 @@ impl Db {
                 }
                 let rows: Vec<(i64, ItemResult)> =
                     batch.iter().map(|(n, _)| *n).zip(results).collect();
-                insert_results(&mut db_tx, self.engine(), upload_id, &rows).await?;
+                insert_results(&mut db_tx, self.dialect(), upload_id, &rows).await?;
                 let before = processed;
                 processed += rows.len() as i64;
                 // Guarded by the progress this worker last wrote: if a worker that took the job

@@ -6,7 +6,7 @@ use casecast_store::projects::{NewProject, Project};
 use casecast_store::Db;
 use casecast_web::{AppState, WebConfig};
 
-use crate::{Engine, TestDb};
+use crate::{Dialect, TestDb};
 
 /// A login and its API token.
 #[derive(Clone, Debug)]
@@ -75,7 +75,7 @@ pub fn test_dispatch_options() -> casecast_engine::DispatchOptions {
 
 impl TestApp {
     /// Starts a server with the fixtures on `engine`.
-    pub async fn spawn(engine: Engine) -> TestApp {
+    pub async fn spawn(engine: Dialect) -> TestApp {
         let test_db = TestDb::new(engine).await;
         let db = test_db.db.clone();
         let alpha = project(&db, "alpha", "Africa/Kampala", "UG").await;

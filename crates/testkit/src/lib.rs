@@ -9,21 +9,21 @@ pub mod kannel;
 pub mod seed;
 
 use casecast_store::Db;
-pub use casecast_store::Engine;
+pub use casecast_store::Dialect;
 use sqlx::{Connection, Executor};
 
 pub use app::{test_dispatch_options, Fixture, TestApp};
 pub use browser::Browser;
 
-/// Runs each named `async fn(Engine)` as two tests, `name::sqlite` and `name::postgres`.
+/// Runs each named `async fn(Dialect)` as two tests, `name::sqlite` and `name::postgres`.
 #[macro_export]
 macro_rules! on_both_engines {
     ($($name:ident),* $(,)?) => { $(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name($crate::Engine::Sqlite).await }
+            async fn sqlite() { super::$name($crate::Dialect::Sqlite).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name($crate::Engine::Postgres).await }
+            async fn postgres() { super::$name($crate::Dialect::Postgres).await }
         }
     )* };
 }
@@ -45,14 +45,14 @@ pub struct TestDb {
 }
 
 /// The URL of a new, empty database on `engine` (not yet migrated), and the folder that holds it.
-pub async fn fresh_url(engine: Engine) -> (String, Option<tempfile::TempDir>) {
+pub async fn fresh_url(engine: Dialect) -> (String, Option<tempfile::TempDir>) {
     match engine {
-        Engine::Sqlite => {
+        Dialect::Sqlite => {
             let dir = tempfile::tempdir().expect("a temporary folder");
             let url = dir.path().join("casecast.db").to_string_lossy().to_string();
             (url, Some(dir))
         }
-        Engine::Postgres => {
+        Dialect::Postgres => {
             let admin = std::env::var("CASECAST_TEST_PG").expect(
                 "CASECAST_TEST_PG is not set: run the tests with scripts/test, which starts a private PostgreSQL",
             );
@@ -73,14 +73,14 @@ pub async fn fresh_url(engine: Engine) -> (String, Option<tempfile::TempDir>) {
 
 impl TestDb {
     /// A fresh, migrated database.
-    pub async fn new(engine: Engine) -> TestDb {
+    pub async fn new(engine: Dialect) -> TestDb {
         let (url, dir) = fresh_url(engine).await;
         let db = Db::open(&url)
             .await
             .expect("opening the test database")
             .with_secret_key(test_key());
         db.check_secret_key().await.expect("the test key");
-        assert_eq!(db.engine(), engine);
+        assert_eq!(db.dialect(), engine);
         TestDb { db, url, _dir: dir }
     }
 }

@@ -3,7 +3,7 @@
 use casecast_core::{Email, Role};
 use casecast_store::accounts::LoginOutcome;
 use casecast_store::{Db, StoreError};
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use sqlx::Row;
 
 use crate::{project, raw_pool};
@@ -26,7 +26,7 @@ async fn login(db: &Db, email: &str, password: &str) -> LoginOutcome {
     db.login(email, password, "192.0.2.10").await.unwrap()
 }
 
-async fn upsert_user_creates_then_changes_password_and_role(engine: Engine) {
+async fn upsert_user_creates_then_changes_password_and_role(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -74,7 +74,7 @@ async fn upsert_user_creates_then_changes_password_and_role(engine: Engine) {
     ));
 }
 
-async fn role_in_project_is_none_for_non_members(engine: Engine) {
+async fn role_in_project_is_none_for_non_members(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let mine = project(db, "mine", None).await;
@@ -91,7 +91,7 @@ async fn role_in_project_is_none_for_non_members(engine: Engine) {
     assert_eq!(db.role_in_project(9_999_999, mine.id).await.unwrap(), None);
 }
 
-async fn login_opens_a_session_that_end_session_closes(engine: Engine) {
+async fn login_opens_a_session_that_end_session_closes(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -138,7 +138,7 @@ async fn login_opens_a_session_that_end_session_closes(engine: Engine) {
     ));
 }
 
-async fn login_refuses_wrong_password_and_unknown_email(engine: Engine) {
+async fn login_refuses_wrong_password_and_unknown_email(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -159,7 +159,7 @@ async fn login_refuses_wrong_password_and_unknown_email(engine: Engine) {
     ));
 }
 
-async fn login_is_throttled_after_five_failures_even_with_the_right_password(engine: Engine) {
+async fn login_is_throttled_after_five_failures_even_with_the_right_password(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -188,7 +188,7 @@ async fn login_is_throttled_after_five_failures_even_with_the_right_password(eng
     ));
 }
 
-async fn login_throttle_is_per_email(engine: Engine) {
+async fn login_throttle_is_per_email(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -212,7 +212,7 @@ async fn login_throttle_is_per_email(engine: Engine) {
     ));
 }
 
-async fn session_tokens_are_stored_only_as_digests(engine: Engine) {
+async fn session_tokens_are_stored_only_as_digests(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;

@@ -5,7 +5,7 @@ use casecast_store::membership::Change;
 use casecast_store::outbox::{Claim, ClaimRequest, Outcome, SendResult};
 use casecast_store::projects::Project;
 use casecast_store::Db;
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use serde_json::json;
 
 use crate::broadcast_reruns::interrupted;
@@ -26,7 +26,7 @@ async fn all_cancelled(db: &Db, p: &Project, occurrence: i64) -> i64 {
     messages.len() as i64
 }
 
-async fn cancelling_stops_a_fan_out_before_or_while_it_runs(engine: Engine) {
+async fn cancelling_stops_a_fan_out_before_or_while_it_runs(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project_in(db, "alpha", "Africa/Kampala").await;
@@ -74,7 +74,7 @@ async fn cancelling_stops_a_fan_out_before_or_while_it_runs(engine: Engine) {
     }
 }
 
-async fn cancelling_spares_what_was_handed_over_and_ends_the_schedule(engine: Engine) {
+async fn cancelling_spares_what_was_handed_over_and_ends_the_schedule(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project_in(db, "alpha", "Africa/Kampala").await;

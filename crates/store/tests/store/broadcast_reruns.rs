@@ -6,7 +6,7 @@ use casecast_store::broadcasts::Excluded;
 use casecast_store::membership::Change;
 use casecast_store::projects::Project;
 use casecast_store::{Db, StoreError};
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use serde_json::json;
 
 use crate::broadcasts::{
@@ -58,7 +58,7 @@ async fn take_over(t: &TestDb, occurrence: i64, job: i64, worker: &str) {
 /// The cursor names its recipient source by position in the broadcast's groups that still
 /// exist: a group deleted while the fan-out is stopped between batches must not move it onto
 /// another source, whose cases would then be skipped.
-async fn a_group_deleted_between_batches_leaves_the_other_groups_whole(engine: Engine) {
+async fn a_group_deleted_between_batches_leaves_the_other_groups_whole(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project_in(db, "alpha", "Africa/Kampala").await;
@@ -96,7 +96,7 @@ async fn a_group_deleted_between_batches_leaves_the_other_groups_whole(engine: E
 
 /// A fan-out dropped between batches finishes with exact counts when run again, even with the
 /// dead worker's successor and a not-quite-dead worker running it at once.
-async fn an_interrupted_fan_out_resumes_where_it_stopped(engine: Engine) {
+async fn an_interrupted_fan_out_resumes_where_it_stopped(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project_in(db, "alpha", "Africa/Kampala").await;
@@ -128,7 +128,7 @@ async fn an_interrupted_fan_out_resumes_where_it_stopped(engine: Engine) {
     );
 }
 
-async fn a_fan_out_run_again_writes_nothing_twice(engine: Engine) {
+async fn a_fan_out_run_again_writes_nothing_twice(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project_in(db, "alpha", "Africa/Kampala").await;

@@ -5,7 +5,7 @@
 use casecast_store::broadcasts::Broadcast;
 use casecast_store::projects::Project;
 use casecast_store::{Db, StoreError};
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use jiff::{Timestamp, ToSpan};
 use serde_json::{json, Value};
 
@@ -77,7 +77,7 @@ fn numbered(instants: &[&str]) -> Vec<(i64, i64)> {
     (1..).zip(instants.iter().map(|s| utc(s))).collect()
 }
 
-async fn a_weekly_broadcast_keeps_its_local_time_across_both_dst_changes(engine: Engine) {
+async fn a_weekly_broadcast_keeps_its_local_time_across_both_dst_changes(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, g) = setup(db, "Europe/Paris").await;
@@ -144,7 +144,7 @@ async fn a_weekly_broadcast_keeps_its_local_time_across_both_dst_changes(engine:
     );
 }
 
-async fn daily_monthly_last_day_and_once_schedules_fire_at_their_local_times(engine: Engine) {
+async fn daily_monthly_last_day_and_once_schedules_fire_at_their_local_times(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, g) = setup(db, "Europe/Paris").await;
@@ -207,7 +207,7 @@ async fn daily_monthly_last_day_and_once_schedules_fire_at_their_local_times(eng
     assert_eq!(db.broadcast(p.id, once.id).await.unwrap().status, "sending");
 }
 
-async fn concurrent_schedulers_fire_each_occurrence_once(engine: Engine) {
+async fn concurrent_schedulers_fire_each_occurrence_once(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, g) = setup(db, "Africa/Kampala").await;
@@ -244,7 +244,7 @@ async fn concurrent_schedulers_fire_each_occurrence_once(engine: Engine) {
     assert_eq!(jobs, 30, "one fan-out job per occurrence");
 }
 
-async fn a_paused_broadcast_fires_nothing_and_resumes_without_catching_up(engine: Engine) {
+async fn a_paused_broadcast_fires_nothing_and_resumes_without_catching_up(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, g) = setup(db, "Africa/Kampala").await;
@@ -302,7 +302,7 @@ async fn a_paused_broadcast_fires_nothing_and_resumes_without_catching_up(engine
     }
 }
 
-async fn occurrences_later_than_the_validity_are_missed_never_sent(engine: Engine) {
+async fn occurrences_later_than_the_validity_are_missed_never_sent(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, g) = setup(db, "Africa/Kampala").await;

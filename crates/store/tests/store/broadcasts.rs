@@ -12,7 +12,7 @@ use casecast_store::membership::Change;
 use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::projects::{NewProject, Project};
 use casecast_store::Db;
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use serde_json::{json, Value};
 
 use crate::gateways::log;
@@ -143,7 +143,7 @@ type Person = (
     Option<&'static str>,
 );
 
-async fn preview_and_fan_out_agree_on_exclusions_languages_and_numbers(engine: Engine) {
+async fn preview_and_fan_out_agree_on_exclusions_languages_and_numbers(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project_in(db, "alpha", "Africa/Kampala").await;
@@ -272,7 +272,7 @@ async fn preview_and_fan_out_agree_on_exclusions_languages_and_numbers(engine: E
 
 /// Issue 5: "two cases sharing a number, or a case in two groups, get one SMS; the rest are
 /// counted as `duplicate_phone`" (and `Excluded::duplicate_phone` says the same).
-async fn a_case_met_in_several_sources_gets_one_message_and_counts_as_a_duplicate(engine: Engine) {
+async fn a_case_met_in_several_sources_gets_one_message_and_counts_as_a_duplicate(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project_in(db, "alpha", "Africa/Kampala").await;

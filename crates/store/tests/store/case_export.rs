@@ -11,7 +11,7 @@ use casecast_store::cases::CaseFilter;
 use casecast_store::membership::Change;
 use casecast_store::projects::Project;
 use casecast_store::{Db, StoreError};
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 
 use crate::{
     all_cases, all_results, change, group, import, member_ids, project, raw_pool,
@@ -220,7 +220,7 @@ fn headers(properties: &[&str]) -> Vec<String> {
         .collect()
 }
 
-async fn export_filters_by_case_type(engine: Engine) {
+async fn export_filters_by_case_type(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, _) = fixture(db).await;
@@ -249,7 +249,7 @@ async fn export_filters_by_case_type(engine: Engine) {
     .await;
 }
 
-async fn export_filters_by_closed(engine: Engine) {
+async fn export_filters_by_closed(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, other) = fixture(db).await;
@@ -266,7 +266,7 @@ async fn export_filters_by_closed(engine: Engine) {
     check(db, other.id, &closed(true), &[]).await;
 }
 
-async fn export_filters_by_group_membership(engine: Engine) {
+async fn export_filters_by_group_membership(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -334,7 +334,7 @@ async fn export_filters_by_group_membership(engine: Engine) {
     check(db, p.id, &by_q, &[]).await;
 }
 
-async fn export_filters_by_has_phone(engine: Engine) {
+async fn export_filters_by_has_phone(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, _) = fixture(db).await;
@@ -363,7 +363,7 @@ async fn export_filters_by_has_phone(engine: Engine) {
     check(db, p.id, &closed_without, &["hh-002"]).await;
 }
 
-async fn export_filters_by_modified_since_inclusive(engine: Engine) {
+async fn export_filters_by_modified_since_inclusive(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, _) = fixture(db).await;
@@ -424,7 +424,7 @@ async fn export_filters_by_modified_since_inclusive(engine: Engine) {
     check(db, p.id, &since(3_001), &["hh-001"]).await;
 }
 
-async fn export_filters_by_q(engine: Engine) {
+async fn export_filters_by_q(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, _) = fixture(db).await;
@@ -458,7 +458,7 @@ async fn export_filters_by_q(engine: Engine) {
     check(db, p.id, &closed_kello, &["hh-003"]).await;
 }
 
-async fn export_never_holds_deleted_cases(engine: Engine) {
+async fn export_never_holds_deleted_cases(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, _) = fixture(db).await;
@@ -496,7 +496,7 @@ async fn export_never_holds_deleted_cases(engine: Engine) {
     }
 }
 
-async fn export_columns_are_fixed_then_the_exported_cases_properties(engine: Engine) {
+async fn export_columns_are_fixed_then_the_exported_cases_properties(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, _) = fixture(db).await;
@@ -644,7 +644,7 @@ async fn property_columns(db: &Db, project_id: i64) -> Vec<String> {
     listed
 }
 
-async fn export_columns_follow_property_changes(engine: Engine) {
+async fn export_columns_follow_property_changes(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, _) = fixture(db).await;
@@ -814,7 +814,7 @@ async fn everything(db: &Db, project_id: i64) -> Vec<Case> {
 
 /// Exports the tricky cases, imports the file back (nothing changes), and exports again.
 /// Returns the first and second file.
-async fn round_trip(engine: Engine, format: ExportFormat) -> (Vec<u8>, Vec<u8>) {
+async fn round_trip(engine: Dialect, format: ExportFormat) -> (Vec<u8>, Vec<u8>) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -872,7 +872,7 @@ async fn round_trip(engine: Engine, format: ExportFormat) -> (Vec<u8>, Vec<u8>) 
     (first, second)
 }
 
-async fn csv_export_imports_back_unchanged_and_exports_the_same_bytes(engine: Engine) {
+async fn csv_export_imports_back_unchanged_and_exports_the_same_bytes(engine: Dialect) {
     let (first, second) = round_trip(engine, ExportFormat::Csv).await;
     assert_eq!(
         String::from_utf8(second).unwrap(),
@@ -881,7 +881,7 @@ async fn csv_export_imports_back_unchanged_and_exports_the_same_bytes(engine: En
     );
 }
 
-async fn xlsx_export_imports_back_unchanged_and_exports_the_same_rows(engine: Engine) {
+async fn xlsx_export_imports_back_unchanged_and_exports_the_same_rows(engine: Dialect) {
     let (first, second) = round_trip(engine, ExportFormat::Xlsx).await;
     // A workbook records when it was made, so its bytes may differ; its cells may not.
     assert_eq!(
@@ -901,7 +901,7 @@ fn raw_csv(bytes: &[u8]) -> Vec<Vec<String>> {
         .collect()
 }
 
-async fn csv_export_guards_formula_cells_and_xlsx_keeps_plain_strings(engine: Engine) {
+async fn csv_export_guards_formula_cells_and_xlsx_keeps_plain_strings(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -1002,7 +1002,7 @@ fn shared_strings(xlsx: &[u8]) -> String {
     xlsx_part(xlsx, "xl/sharedStrings.xml")
 }
 
-async fn exported_case_ids_uploaded_to_a_group_add_exactly_those_cases(engine: Engine) {
+async fn exported_case_ids_uploaded_to_a_group_add_exactly_those_cases(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -1143,7 +1143,7 @@ async fn chunks(db: &Db, export_id: i64) -> Vec<u8> {
     file
 }
 
-async fn background_exports_make_the_same_file_as_a_direct_export(engine: Engine) {
+async fn background_exports_make_the_same_file_as_a_direct_export(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, _) = fixture(db).await;
@@ -1216,7 +1216,7 @@ async fn background_exports_make_the_same_file_as_a_direct_export(engine: Engine
     assert_eq!(second.name, "=HYPERLINK(\"http://evil.example\",\"x\")");
 }
 
-async fn background_export_of_another_project_is_not_found(engine: Engine) {
+async fn background_export_of_another_project_is_not_found(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, other) = fixture(db).await;
@@ -1254,7 +1254,7 @@ async fn background_export_of_another_project_is_not_found(engine: Engine) {
     );
 }
 
-async fn a_fourth_pending_export_of_a_project_is_refused(engine: Engine) {
+async fn a_fourth_pending_export_of_a_project_is_refused(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, other) = fixture(db).await;
@@ -1289,7 +1289,7 @@ async fn a_fourth_pending_export_of_a_project_is_refused(engine: Engine) {
 /// Two cases with 150 properties of their own each: 300 property columns, more than the 200
 /// one case may have, import back unchanged (the limit is per case, not per sheet); a row that
 /// gives a new case 201 properties is refused with its row and field.
-async fn an_export_with_more_property_columns_than_a_case_may_have_imports_back(engine: Engine) {
+async fn an_export_with_more_property_columns_than_a_case_may_have_imports_back(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;

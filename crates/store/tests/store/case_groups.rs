@@ -6,7 +6,7 @@ use casecast_core::{Email, Role};
 use casecast_store::case_groups::Actor;
 use casecast_store::membership::Change;
 use casecast_store::StoreError;
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use sqlx::Row;
 
 use crate::{
@@ -42,7 +42,7 @@ fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &st
     );
 }
 
-async fn create_group_then_list_and_get_it(engine: Engine) {
+async fn create_group_then_list_and_get_it(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -73,7 +73,7 @@ async fn create_group_then_list_and_get_it(engine: Engine) {
     assert_not_found(db.get_group(p.id, a.id + b.id + 100).await, "no such group");
 }
 
-async fn group_names_are_unique_ignoring_case_and_surrounding_spaces(engine: Engine) {
+async fn group_names_are_unique_ignoring_case_and_surrounding_spaces(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -105,7 +105,7 @@ async fn group_names_are_unique_ignoring_case_and_surrounding_spaces(engine: Eng
     assert_eq!(renamed.name, "STUDY A");
 }
 
-async fn group_names_keep_html_as_written_and_allow_255_characters(engine: Engine) {
+async fn group_names_keep_html_as_written_and_allow_255_characters(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -128,7 +128,7 @@ async fn group_names_keep_html_as_written_and_allow_255_characters(engine: Engin
     );
 }
 
-async fn rename_group_changes_the_name_and_keeps_members(engine: Engine) {
+async fn rename_group_changes_the_name_and_keeps_members(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -152,7 +152,7 @@ async fn rename_group_changes_the_name_and_keeps_members(engine: Engine) {
     );
 }
 
-async fn delete_group_removes_memberships_but_keeps_the_cases(engine: Engine) {
+async fn delete_group_removes_memberships_but_keeps_the_cases(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -208,7 +208,7 @@ async fn delete_group_removes_memberships_but_keeps_the_cases(engine: Engine) {
     assert!(member_ids(db, p.id, again.id).await.is_empty());
 }
 
-async fn groups_of_another_project_are_not_found(engine: Engine) {
+async fn groups_of_another_project_are_not_found(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let a = project(db, "alpha", None).await;
@@ -277,7 +277,7 @@ async fn groups_of_another_project_are_not_found(engine: Engine) {
     );
 }
 
-async fn group_members_pages_list_every_member_once_in_order(engine: Engine) {
+async fn group_members_pages_list_every_member_once_in_order(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -329,7 +329,7 @@ async fn group_members_pages_list_every_member_once_in_order(engine: Engine) {
     assert!(page.next_cursor.is_none());
 }
 
-async fn group_members_hide_deleted_cases_and_list_closed_ones(engine: Engine) {
+async fn group_members_hide_deleted_cases_and_list_closed_ones(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -375,7 +375,7 @@ async fn group_members_hide_deleted_cases_and_list_closed_ones(engine: Engine) {
         .is_empty());
 }
 
-async fn group_members_q_matches_case_id_external_id_phone_and_name(engine: Engine) {
+async fn group_members_q_matches_case_id_external_id_phone_and_name(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -468,7 +468,7 @@ async fn group_members_q_matches_case_id_external_id_phone_and_name(engine: Engi
     assert!(second.next_cursor.is_none());
 }
 
-async fn remove_member_and_remove_all_members(engine: Engine) {
+async fn remove_member_and_remove_all_members(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -507,7 +507,7 @@ async fn remove_member_and_remove_all_members(engine: Engine) {
     assert_eq!(db.count_cases(p.id).await.unwrap(), 3);
 }
 
-async fn group_history_records_every_action_newest_first(engine: Engine) {
+async fn group_history_records_every_action_newest_first(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;

@@ -8,7 +8,7 @@ use casecast_core::sheet::{Limits, SheetError};
 use casecast_core::{CaseId, PhoneNumber};
 use casecast_store::case_import::ImportError;
 use casecast_store::cases::CaseFilter;
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 
 use crate::{all_cases, by_external_id, import, import_with, named, project, xlsx_of_text};
 
@@ -24,7 +24,7 @@ on_both_engines!(
     large_import_counts_and_stays_in_its_project,
 );
 
-async fn import_creates_cases_with_e164_phones_properties_and_closed(engine: Engine) {
+async fn import_creates_cases_with_e164_phones_properties_and_closed(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -83,7 +83,7 @@ async fn import_creates_cases_with_e164_phones_properties_and_closed(engine: Eng
     assert_eq!(db.count_cases(p.id).await.unwrap(), 3);
 }
 
-async fn reimporting_the_same_file_changes_nothing(engine: Engine) {
+async fn reimporting_the_same_file_changes_nothing(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -123,7 +123,7 @@ async fn reimporting_the_same_file_changes_nothing(engine: Engine) {
     );
 }
 
-async fn import_updates_the_case_with_the_rows_case_id(engine: Engine) {
+async fn import_updates_the_case_with_the_rows_case_id(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -176,7 +176,7 @@ async fn import_updates_the_case_with_the_rows_case_id(engine: Engine) {
     assert_eq!(db.count_cases(p.id).await.unwrap(), 1);
 }
 
-async fn import_updates_the_case_with_the_rows_external_id(engine: Engine) {
+async fn import_updates_the_case_with_the_rows_external_id(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -205,7 +205,7 @@ async fn import_updates_the_case_with_the_rows_external_id(engine: Engine) {
     assert_eq!(db.count_cases(p.id).await.unwrap(), 1, "no second case");
 }
 
-async fn import_creates_a_case_with_the_given_case_id(engine: Engine) {
+async fn import_creates_a_case_with_the_given_case_id(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -223,7 +223,7 @@ async fn import_creates_a_case_with_the_given_case_id(engine: Engine) {
     assert_eq!(db.count_cases(p.id).await.unwrap(), 1);
 }
 
-async fn import_applies_two_rows_that_reach_the_same_case_in_order(engine: Engine) {
+async fn import_applies_two_rows_that_reach_the_same_case_in_order(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -251,7 +251,7 @@ async fn import_applies_two_rows_that_reach_the_same_case_in_order(engine: Engin
     );
 }
 
-async fn import_over_the_row_limit_writes_nothing(engine: Engine) {
+async fn import_over_the_row_limit_writes_nothing(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -285,7 +285,7 @@ async fn import_over_the_row_limit_writes_nothing(engine: Engine) {
     assert_eq!(report.created, 3);
 }
 
-async fn import_failing_after_a_written_batch_rolls_everything_back(engine: Engine) {
+async fn import_failing_after_a_written_batch_rolls_everything_back(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -330,7 +330,7 @@ async fn import_failing_after_a_written_batch_rolls_everything_back(engine: Engi
     );
 }
 
-async fn large_import_counts_and_stays_in_its_project(engine: Engine) {
+async fn large_import_counts_and_stays_in_its_project(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let a = project(db, "alpha", Some("UG")).await;

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use casecast_core::sheet::SheetError;
 use casecast_store::case_import::ImportError;
 use casecast_store::Db;
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
 
 use crate::{by_external_id, import, project};
@@ -42,7 +42,7 @@ async fn refused(db: &Db, bytes: &[u8], file_name: &str) -> SheetError {
     err
 }
 
-async fn import_refuses_an_empty_file(engine: Engine) {
+async fn import_refuses_an_empty_file(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let err = refused(&t.db, b"", "empty.csv").await;
     assert!(matches!(err, SheetError::Empty { .. }), "{err}");
@@ -51,7 +51,7 @@ async fn import_refuses_an_empty_file(engine: Engine) {
     assert!(matches!(err, SheetError::Empty { .. }), "{err}");
 }
 
-async fn import_of_a_header_only_file_is_an_empty_report(engine: Engine) {
+async fn import_of_a_header_only_file_is_an_empty_report(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -62,7 +62,7 @@ async fn import_of_a_header_only_file_is_an_empty_report(engine: Engine) {
     assert!(report.errors.is_empty());
 }
 
-async fn import_refuses_a_png_renamed_xlsx(engine: Engine) {
+async fn import_refuses_a_png_renamed_xlsx(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
     let err = refused(&t.db, png, "photo.xlsx").await;
@@ -70,7 +70,7 @@ async fn import_refuses_a_png_renamed_xlsx(engine: Engine) {
     assert!(err.to_string().contains("PNG"), "{err}");
 }
 
-async fn import_refuses_an_old_xls(engine: Engine) {
+async fn import_refuses_an_old_xls(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let mut xls = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
     xls.resize(4096, 0);
@@ -101,7 +101,7 @@ fn zip_bomb() -> &'static [u8] {
     })
 }
 
-async fn import_refuses_a_zip_bomb(engine: Engine) {
+async fn import_refuses_a_zip_bomb(engine: Dialect) {
     let bomb = zip_bomb();
     assert!(bomb.len() < 5 * 1024 * 1024, "{} bytes packed", bomb.len());
     let t = TestDb::new(engine).await;
@@ -113,7 +113,7 @@ async fn import_refuses_a_zip_bomb(engine: Engine) {
     assert!(err.to_string().contains("500 MB"), "{err}");
 }
 
-async fn import_refuses_a_sheet_without_a_name_column_listing_its_headers(engine: Engine) {
+async fn import_refuses_a_sheet_without_a_name_column_listing_its_headers(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let err = refused(
         &t.db,
@@ -129,7 +129,7 @@ async fn import_refuses_a_sheet_without_a_name_column_listing_its_headers(engine
     );
 }
 
-async fn xlsx_numeric_phone_and_external_id_cells_read_as_integer_text(engine: Engine) {
+async fn xlsx_numeric_phone_and_external_id_cells_read_as_integer_text(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -174,7 +174,7 @@ async fn xlsx_numeric_phone_and_external_id_cells_read_as_integer_text(engine: E
     assert_eq!(okello.properties["household_size"], "2.5");
 }
 
-async fn xlsx_text_external_id_keeps_its_leading_zeros(engine: Engine) {
+async fn xlsx_text_external_id_keeps_its_leading_zeros(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -194,7 +194,7 @@ async fn xlsx_text_external_id_keeps_its_leading_zeros(engine: Engine) {
     assert_eq!((again.created, again.unchanged), (0, 1));
 }
 
-async fn xlsx_formula_and_date_cells_become_their_shown_text(engine: Engine) {
+async fn xlsx_formula_and_date_cells_become_their_shown_text(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -226,7 +226,7 @@ async fn xlsx_formula_and_date_cells_become_their_shown_text(engine: Engine) {
     );
 }
 
-async fn csv_with_and_without_utf8_bom(engine: Engine) {
+async fn csv_with_and_without_utf8_bom(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -247,7 +247,7 @@ async fn csv_with_and_without_utf8_bom(engine: Engine) {
     );
 }
 
-async fn csv_in_windows_1252(engine: Engine) {
+async fn csv_in_windows_1252(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -265,7 +265,7 @@ async fn csv_in_windows_1252(engine: Engine) {
     assert_eq!(case.properties["note"], "café € 5");
 }
 
-async fn csv_in_utf16le_with_bom(engine: Engine) {
+async fn csv_in_utf16le_with_bom(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;

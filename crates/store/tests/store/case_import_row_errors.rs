@@ -3,7 +3,7 @@
 
 use casecast_core::case::CaseChanges;
 use casecast_core::CaseId;
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 
 use crate::{by_external_id, import, named, project};
 
@@ -16,7 +16,7 @@ on_both_engines!(
     import_reports_a_row_for_a_deleted_case,
 );
 
-async fn import_reports_a_row_without_case_id_or_external_id(engine: Engine) {
+async fn import_reports_a_row_without_case_id_or_external_id(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -36,7 +36,7 @@ async fn import_reports_a_row_without_case_id_or_external_id(engine: Engine) {
     assert_eq!(names, ["Aber", "Okello"]);
 }
 
-async fn import_reports_a_new_case_without_a_name(engine: Engine) {
+async fn import_reports_a_new_case_without_a_name(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -65,7 +65,7 @@ async fn import_reports_a_new_case_without_a_name(engine: Engine) {
     assert_eq!(cases["E-1"].properties["district"], "Gulu");
 }
 
-async fn import_reports_a_duplicate_external_id_and_keeps_the_first_row(engine: Engine) {
+async fn import_reports_a_duplicate_external_id_and_keeps_the_first_row(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -81,7 +81,7 @@ async fn import_reports_a_duplicate_external_id_and_keeps_the_first_row(engine: 
     assert_eq!(cases["E-1"].name, "First");
 }
 
-async fn import_reports_an_invalid_phone_and_imports_the_other_rows(engine: Engine) {
+async fn import_reports_an_invalid_phone_and_imports_the_other_rows(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -112,7 +112,7 @@ async fn import_reports_an_invalid_phone_and_imports_the_other_rows(engine: Engi
     );
 }
 
-async fn import_reports_an_external_id_shared_by_two_cases(engine: Engine) {
+async fn import_reports_an_external_id_shared_by_two_cases(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -145,7 +145,7 @@ async fn import_reports_an_external_id_shared_by_two_cases(engine: Engine) {
     );
 }
 
-async fn import_reports_a_row_for_a_deleted_case(engine: Engine) {
+async fn import_reports_a_row_for_a_deleted_case(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;

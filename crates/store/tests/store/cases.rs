@@ -6,7 +6,7 @@ use casecast_core::case::CaseChanges;
 use casecast_core::{CaseId, PhoneNumber};
 use casecast_store::cases::CaseFilter;
 use casecast_store::StoreError;
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 
 use crate::{all_cases, change, named, project};
 
@@ -44,7 +44,7 @@ fn full_changes() -> CaseChanges {
     }
 }
 
-async fn create_case_stores_every_field_and_get_case_reads_it_back(engine: Engine) {
+async fn create_case_stores_every_field_and_get_case_reads_it_back(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -102,7 +102,7 @@ async fn create_case_stores_every_field_and_get_case_reads_it_back(engine: Engin
     assert_eq!(db.count_cases(p.id).await.unwrap(), 3);
 }
 
-async fn create_case_with_a_taken_case_id_is_a_conflict(engine: Engine) {
+async fn create_case_with_a_taken_case_id_is_a_conflict(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let a = project(db, "alpha", None).await;
@@ -133,7 +133,7 @@ async fn create_case_with_a_taken_case_id_is_a_conflict(engine: Engine) {
     assert_eq!(db.get_case(b.id, "C-1").await.unwrap().name, "Other");
 }
 
-async fn list_cases_pages_cover_every_case_once_in_creation_order(engine: Engine) {
+async fn list_cases_pages_cover_every_case_once_in_creation_order(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -173,7 +173,7 @@ async fn list_cases_pages_cover_every_case_once_in_creation_order(engine: Engine
     assert_eq!(all_cases(db, p.id, &filter, 1).await.len(), 25);
 }
 
-async fn list_cases_filters_by_external_id_phone_and_q(engine: Engine) {
+async fn list_cases_filters_by_external_id_phone_and_q(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -247,7 +247,7 @@ async fn list_cases_filters_by_external_id_phone_and_q(engine: Engine) {
     assert_eq!(by(q("   ")).await.len(), 3, "a blank q does not filter");
 }
 
-async fn search_ignores_case_beyond_ascii_and_in_external_id_prefixes(engine: Engine) {
+async fn search_ignores_case_beyond_ascii_and_in_external_id_prefixes(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -327,7 +327,7 @@ async fn names_listed(db: &casecast_store::Db, project_id: i64, filter: CaseFilt
         .collect()
 }
 
-async fn update_case_merges_properties_and_clears_fields(engine: Engine) {
+async fn update_case_merges_properties_and_clears_fields(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -378,7 +378,7 @@ async fn update_case_merges_properties_and_clears_fields(engine: Engine) {
     ));
 }
 
-async fn update_case_without_a_change_keeps_modified_at(engine: Engine) {
+async fn update_case_without_a_change_keeps_modified_at(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -397,7 +397,7 @@ async fn update_case_without_a_change_keeps_modified_at(engine: Engine) {
     );
 }
 
-async fn close_case_marks_it_closed(engine: Engine) {
+async fn close_case_marks_it_closed(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -419,7 +419,7 @@ async fn close_case_marks_it_closed(engine: Engine) {
     ));
 }
 
-async fn delete_case_is_soft_and_hides_the_case_from_lists(engine: Engine) {
+async fn delete_case_is_soft_and_hides_the_case_from_lists(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -478,7 +478,7 @@ async fn delete_case_is_soft_and_hides_the_case_from_lists(engine: Engine) {
     assert_eq!(db.get_case(p.id, id).await.unwrap().name, "Aber Grace");
 }
 
-async fn cases_of_another_project_are_not_found_and_not_listed(engine: Engine) {
+async fn cases_of_another_project_are_not_found_and_not_listed(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let a = project(db, "alpha", None).await;

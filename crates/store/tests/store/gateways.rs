@@ -5,7 +5,7 @@ use casecast_gateways::config::{GatewayConfig, GatewayKind, MASK};
 use casecast_store::gateways::{GatewayPatch, NewGateway};
 use casecast_store::sealed::SecretKey;
 use casecast_store::{Db, StoreError};
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use serde_json::json;
 use sqlx::Row;
 
@@ -48,7 +48,7 @@ pub fn log(name: &str, prefixes: &[&str]) -> NewGateway {
     }
 }
 
-async fn credentials_are_sealed_at_rest_and_need_the_same_key(engine: Engine) {
+async fn credentials_are_sealed_at_rest_and_need_the_same_key(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let p = project(&t.db, "alpha", Some("UG")).await;
     let g =
@@ -105,7 +105,7 @@ async fn credentials_are_sealed_at_rest_and_need_the_same_key(engine: Engine) {
     t.db.check_secret_key().await.unwrap();
 }
 
-async fn names_are_unique_per_project_and_fields_are_checked(engine: Engine) {
+async fn names_are_unique_per_project_and_fields_are_checked(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "alpha", Some("UG")).await;
@@ -174,7 +174,7 @@ async fn names_are_unique_per_project_and_fields_are_checked(engine: Engine) {
     ));
 }
 
-async fn one_default_per_project_and_routing_by_longest_prefix(engine: Engine) {
+async fn one_default_per_project_and_routing_by_longest_prefix(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "alpha", Some("UG")).await;
@@ -217,7 +217,7 @@ async fn one_default_per_project_and_routing_by_longest_prefix(engine: Engine) {
     ));
 }
 
-async fn deleting_a_gateway_cancels_its_queued_messages_and_moves_the_default(engine: Engine) {
+async fn deleting_a_gateway_cancels_its_queued_messages_and_moves_the_default(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "alpha", Some("UG")).await;
@@ -244,7 +244,7 @@ async fn deleting_a_gateway_cancels_its_queued_messages_and_moves_the_default(en
     db.create_gateway(p.id, &log("A", &[])).await.unwrap();
 }
 
-async fn a_webhook_needs_the_gateway_secret(engine: Engine) {
+async fn a_webhook_needs_the_gateway_secret(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "alpha", Some("UG")).await;
@@ -277,7 +277,7 @@ async fn a_webhook_needs_the_gateway_secret(engine: Engine) {
         .is_err());
 }
 
-async fn edits_keep_masked_credentials(engine: Engine) {
+async fn edits_keep_masked_credentials(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "alpha", Some("UG")).await;

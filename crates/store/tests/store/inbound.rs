@@ -6,7 +6,7 @@ use casecast_gateways::{DeliveryStatus, InboundSms, MessageRef};
 use casecast_store::messages::MessageFilter;
 use casecast_store::settings::MessagingSettings;
 use casecast_store::StoreError;
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 
 use crate::gateways::log;
 use crate::{case_with, project};
@@ -29,7 +29,7 @@ fn mo(from: &str, text: &str, id: Option<&str>) -> InboundSms {
     }
 }
 
-async fn an_inbound_message_is_matched_to_the_case_with_that_number(engine: Engine) {
+async fn an_inbound_message_is_matched_to_the_case_with_that_number(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "alpha", Some("UG")).await;
@@ -90,7 +90,7 @@ async fn an_inbound_message_is_matched_to_the_case_with_that_number(engine: Engi
     );
 }
 
-async fn stop_opts_out_once_cancels_the_queue_and_start_opts_back_in(engine: Engine) {
+async fn stop_opts_out_once_cancels_the_queue_and_start_opts_back_in(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "alpha", Some("UG")).await;
@@ -172,7 +172,7 @@ async fn stop_opts_out_once_cancels_the_queue_and_start_opts_back_in(engine: Eng
         .unwrap();
 }
 
-async fn project_keywords_and_replies_are_used(engine: Engine) {
+async fn project_keywords_and_replies_are_used(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "alpha", Some("UG")).await;
@@ -224,7 +224,7 @@ async fn project_keywords_and_replies_are_used(engine: Engine) {
     assert!(db.set_messaging_settings(p.id, &bad).await.is_err());
 }
 
-async fn delivery_reports_in_any_order_end_delivered(engine: Engine) {
+async fn delivery_reports_in_any_order_end_delivered(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "alpha", Some("UG")).await;
@@ -276,7 +276,7 @@ async fn delivery_reports_in_any_order_end_delivered(engine: Engine) {
     );
 }
 
-async fn reports_of_another_gateway_or_unknown_ids_change_nothing(engine: Engine) {
+async fn reports_of_another_gateway_or_unknown_ids_change_nothing(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "alpha", Some("UG")).await;
@@ -323,7 +323,7 @@ async fn reports_of_another_gateway_or_unknown_ids_change_nothing(engine: Engine
     ));
 }
 
-async fn opt_out_list_by_hand(engine: Engine) {
+async fn opt_out_list_by_hand(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "alpha", Some("UG")).await;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use casecast_store::membership::Change;
 use casecast_store::{Db, StoreError};
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 
 use crate::{all_results, case_with, csv, group, member_ids, project, raw_pool};
 
@@ -50,7 +50,7 @@ async fn expire_leases(url: &str) {
         .unwrap();
 }
 
-async fn claim_job_takes_the_oldest_job_and_holds_it(engine: Engine) {
+async fn claim_job_takes_the_oldest_job_and_holds_it(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     assert!(db.claim_job("a").await.unwrap().is_none(), "an empty queue");
@@ -80,7 +80,7 @@ async fn claim_job_takes_the_oldest_job_and_holds_it(engine: Engine) {
     );
 }
 
-async fn renew_job_works_only_for_the_holder_of_a_live_job(engine: Engine) {
+async fn renew_job_works_only_for_the_holder_of_a_live_job(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     queue_uploads(db, 1).await;
@@ -96,7 +96,7 @@ async fn renew_job_works_only_for_the_holder_of_a_live_job(engine: Engine) {
     assert!(!db.renew_job(job.id, "a").await.unwrap(), "a finished job");
 }
 
-async fn retry_job_releases_the_job_after_its_delay(engine: Engine) {
+async fn retry_job_releases_the_job_after_its_delay(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     queue_uploads(db, 1).await;
@@ -123,7 +123,7 @@ async fn retry_job_releases_the_job_after_its_delay(engine: Engine) {
     assert_eq!((third.id, third.attempts), (job.id, 3));
 }
 
-async fn an_expired_lease_is_taken_over_and_the_old_holder_stops(engine: Engine) {
+async fn an_expired_lease_is_taken_over_and_the_old_holder_stops(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -179,7 +179,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_holder_stops(engine: Engine)
     assert_eq!(member_ids(db, p.id, g.id).await.len(), 4500);
 }
 
-async fn concurrent_claimers_never_share_a_job(engine: Engine) {
+async fn concurrent_claimers_never_share_a_job(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let uploads = queue_uploads(db, 12).await;
@@ -208,7 +208,7 @@ async fn concurrent_claimers_never_share_a_job(engine: Engine) {
     assert_eq!(refs, uploads.into_iter().collect(), "every job was claimed");
 }
 
-async fn the_worker_loop_processes_queued_uploads(engine: Engine) {
+async fn the_worker_loop_processes_queued_uploads(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -266,7 +266,7 @@ async fn the_worker_loop_processes_queued_uploads(engine: Engine) {
     assert_eq!(open, 0, "both jobs are finished");
 }
 
-async fn a_worker_that_lost_its_lease_leaves_the_job_to_the_new_holder(engine: Engine) {
+async fn a_worker_that_lost_its_lease_leaves_the_job_to_the_new_holder(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -285,7 +285,7 @@ async fn a_worker_that_lost_its_lease_leaves_the_job_to_the_new_holder(engine: E
     let pool = raw_pool(&t.url).await;
     let steal = "UPDATE jobs SET locked_by = 'thief', locked_until = 9000000000000";
     match engine {
-        Engine::Sqlite => {
+        Dialect::Sqlite => {
             sqlx::query(&format!(
                 "CREATE TRIGGER steal AFTER UPDATE OF processed_rows ON uploads BEGIN {steal}; END"
             ))
@@ -293,7 +293,7 @@ async fn a_worker_that_lost_its_lease_leaves_the_job_to_the_new_holder(engine: E
             .await
             .unwrap();
         }
-        Engine::Postgres => {
+        Dialect::Postgres => {
             sqlx::query(&format!(
                 "CREATE FUNCTION steal() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {steal}; RETURN NULL; END $$"
             ))

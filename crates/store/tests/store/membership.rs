@@ -3,7 +3,7 @@
 
 use casecast_core::identifier::Outcome;
 use casecast_store::membership::{count_outcomes, Change, ItemResult};
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 
 use crate::{case_with, change, group, member_ids, outcomes, project};
 
@@ -26,7 +26,7 @@ fn only(results: &[ItemResult]) -> &ItemResult {
     &results[0]
 }
 
-async fn add_gives_every_outcome_in_input_order(engine: Engine) {
+async fn add_gives_every_outcome_in_input_order(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -141,7 +141,7 @@ async fn add_gives_every_outcome_in_input_order(engine: Engine) {
     assert_eq!(db.get_group(p.id, g.id).await.unwrap().case_count, 3);
 }
 
-async fn remove_gives_every_outcome_in_input_order(engine: Engine) {
+async fn remove_gives_every_outcome_in_input_order(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -218,7 +218,7 @@ async fn remove_gives_every_outcome_in_input_order(engine: Engine) {
     assert_eq!(only(&again).outcome, Outcome::NotInGroup);
 }
 
-async fn a_closed_case_is_added_with_a_warning(engine: Engine) {
+async fn a_closed_case_is_added_with_a_warning(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -235,7 +235,7 @@ async fn a_closed_case_is_added_with_a_warning(engine: Engine) {
     assert_eq!(only(&again).outcome, Outcome::AlreadyInGroup);
 }
 
-async fn every_way_of_writing_a_phone_number_finds_the_case(engine: Engine) {
+async fn every_way_of_writing_a_phone_number_finds_the_case(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -281,7 +281,7 @@ async fn every_way_of_writing_a_phone_number_finds_the_case(engine: Engine) {
     assert_eq!(member_ids(db, p.id, g.id).await, vec!["C-1"]);
 }
 
-async fn a_national_number_needs_the_projects_country(engine: Engine) {
+async fn a_national_number_needs_the_projects_country(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let ug = project(db, "uganda", Some("UG")).await;
@@ -310,7 +310,7 @@ async fn a_national_number_needs_the_projects_country(engine: Engine) {
     );
 }
 
-async fn two_cases_with_one_phone_number_are_ambiguous(engine: Engine) {
+async fn two_cases_with_one_phone_number_are_ambiguous(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -359,7 +359,7 @@ async fn two_cases_with_one_phone_number_are_ambiguous(engine: Engine) {
     assert_eq!(outcomes(&results), vec![Outcome::Added, Outcome::Added]);
 }
 
-async fn a_case_id_of_one_case_and_external_id_of_another_is_ambiguous(engine: Engine) {
+async fn a_case_id_of_one_case_and_external_id_of_another_is_ambiguous(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -380,7 +380,7 @@ async fn a_case_id_of_one_case_and_external_id_of_another_is_ambiguous(engine: E
     assert!(member_ids(db, p.id, g.id).await.is_empty());
 }
 
-async fn one_live_and_one_deleted_match_pick_the_live_case(engine: Engine) {
+async fn one_live_and_one_deleted_match_pick_the_live_case(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -420,7 +420,7 @@ async fn one_live_and_one_deleted_match_pick_the_live_case(engine: Engine) {
     assert_eq!(member_ids(db, p.id, g.id).await, vec!["new"]);
 }
 
-async fn cases_of_another_project_are_not_found_by_any_identifier(engine: Engine) {
+async fn cases_of_another_project_are_not_found_by_any_identifier(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let a = project(db, "alpha", Some("UG")).await;
@@ -475,7 +475,7 @@ async fn cases_of_another_project_are_not_found_by_any_identifier(engine: Engine
     assert_eq!(members[0].name, "Alpha's B-1");
 }
 
-async fn a_case_matched_twice_by_the_same_identifier_is_not_ambiguous(engine: Engine) {
+async fn a_case_matched_twice_by_the_same_identifier_is_not_ambiguous(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -498,7 +498,7 @@ async fn a_case_matched_twice_by_the_same_identifier_is_not_ambiguous(engine: En
     );
 }
 
-async fn change_members_records_history_with_counts(engine: Engine) {
+async fn change_members_records_history_with_counts(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;

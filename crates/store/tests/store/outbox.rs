@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use casecast_store::outbox::{Claim, ClaimRequest, Claimed, Outcome, SendResult};
 use casecast_store::projects::Project;
 use casecast_store::Db;
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 
 use crate::gateways::log;
 use crate::{case_with, project, raw_pool};
@@ -70,7 +70,7 @@ async fn status(db: &Db, p: &Project, id: i64) -> (String, Option<String>) {
     (m.status, m.error)
 }
 
-async fn concurrent_claimers_never_share_a_message(engine: Engine) {
+async fn concurrent_claimers_never_share_a_message(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let (p, gid, ids) = queued(&t.db, 40, None).await;
     let tasks: Vec<_> = (0..4)
@@ -106,7 +106,7 @@ async fn concurrent_claimers_never_share_a_message(engine: Engine) {
     }
 }
 
-async fn the_rate_limit_spaces_slots_by_segments_across_claims(engine: Engine) {
+async fn the_rate_limit_spaces_slots_by_segments_across_claims(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let (p, gid, _) = queued(&t.db, 6, Some(10.0)).await;
     // One 3-segment message among them.
@@ -155,7 +155,7 @@ async fn the_rate_limit_spaces_slots_by_segments_across_claims(engine: Engine) {
     }
 }
 
-async fn claims_expire_late_messages_and_cancel_opted_out_ones(engine: Engine) {
+async fn claims_expire_late_messages_and_cancel_opted_out_ones(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let (p, gid, ids) = queued(&t.db, 3, None).await;
     let pool = raw_pool(&t.url).await;
@@ -195,7 +195,7 @@ fn result(c: &Claimed, max_attempts: i64, outcome: Outcome) -> SendResult {
     }
 }
 
-async fn results_retry_fail_or_expire_as_attempts_and_validity_allow(engine: Engine) {
+async fn results_retry_fail_or_expire_as_attempts_and_validity_allow(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let (p, gid, ids) = queued(&t.db, 4, None).await;
     let c = claim(&t.db, &request(gid, None, 10, "w")).await;
@@ -255,7 +255,7 @@ async fn results_retry_fail_or_expire_as_attempts_and_validity_allow(engine: Eng
     );
 }
 
-async fn a_sent_result_never_undoes_a_delivery_report(engine: Engine) {
+async fn a_sent_result_never_undoes_a_delivery_report(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let (p, gid, ids) = queued(&t.db, 1, None).await;
     let c = claim(&t.db, &request(gid, None, 10, "w")).await;
@@ -287,7 +287,7 @@ async fn a_sent_result_never_undoes_a_delivery_report(engine: Engine) {
 
 /// Sent results are written many per statement: each message still gets its own gateway id,
 /// and the retries and failures among them their own outcome.
-async fn many_results_in_one_call_each_reach_their_message(engine: Engine) {
+async fn many_results_in_one_call_each_reach_their_message(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let (_, gid, ids) = queued(&t.db, 21, None).await;
     let c = claim(&t.db, &request(gid, None, 50, "w")).await;
@@ -353,7 +353,7 @@ async fn many_results_in_one_call_each_reach_their_message(engine: Engine) {
     );
 }
 
-async fn the_sweeper_takes_back_dead_leases_and_expires_queued_messages(engine: Engine) {
+async fn the_sweeper_takes_back_dead_leases_and_expires_queued_messages(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let (p, gid, ids) = queued(&t.db, 2, None).await;
     let mut req = request(gid, None, 1, "dead");
@@ -378,7 +378,7 @@ async fn the_sweeper_takes_back_dead_leases_and_expires_queued_messages(engine: 
     assert_eq!(t.db.sweep_outbox().await.unwrap(), (0, 0));
 }
 
-async fn a_stale_answer_last_attempts_and_deleted_gateways(engine: Engine) {
+async fn a_stale_answer_last_attempts_and_deleted_gateways(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let (p, gid, ids) = queued(&t.db, 2, None).await;
     let pool = raw_pool(&t.url).await;

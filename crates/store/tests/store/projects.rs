@@ -3,7 +3,7 @@
 use casecast_core::{Email, ProjectSlug, Role, TimeZoneName};
 use casecast_store::projects::NewProject;
 use casecast_store::StoreError;
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 
 use crate::project;
 
@@ -14,7 +14,7 @@ on_both_engines!(
     projects_of_user_lists_memberships_with_roles_by_name,
 );
 
-async fn create_project_stores_its_fields_and_finds_it_by_slug(engine: Engine) {
+async fn create_project_stores_its_fields_and_finds_it_by_slug(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let created = db
@@ -49,7 +49,7 @@ async fn create_project_stores_its_fields_and_finds_it_by_slug(engine: Engine) {
     ));
 }
 
-async fn create_project_refuses_a_taken_slug(engine: Engine) {
+async fn create_project_refuses_a_taken_slug(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let first = project(db, "demo", Some("UG")).await;
@@ -76,7 +76,7 @@ async fn create_project_refuses_a_taken_slug(engine: Engine) {
     );
 }
 
-async fn create_project_refuses_a_blank_name(engine: Engine) {
+async fn create_project_refuses_a_blank_name(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     for name in ["", "   ", &"x".repeat(256)] {
@@ -99,7 +99,7 @@ async fn create_project_refuses_a_blank_name(engine: Engine) {
     ));
 }
 
-async fn projects_of_user_lists_memberships_with_roles_by_name(engine: Engine) {
+async fn projects_of_user_lists_memberships_with_roles_by_name(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     // Slugs sort the other way round from names, so the order shows which one is used.

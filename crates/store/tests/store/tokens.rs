@@ -3,7 +3,7 @@
 use casecast_core::{Email, Role};
 use casecast_store::tokens::TOKEN_PREFIX;
 use casecast_store::StoreError;
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use sqlx::Row;
 
 use crate::{project, raw_pool};
@@ -22,7 +22,7 @@ fn email(text: &str) -> Email {
     Email::parse(text).unwrap()
 }
 
-async fn create_token_grants_the_members_project_and_role(engine: Engine) {
+async fn create_token_grants_the_members_project_and_role(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -54,7 +54,7 @@ async fn create_token_grants_the_members_project_and_role(engine: Engine) {
     ));
 }
 
-async fn create_token_refuses_a_non_member(engine: Engine) {
+async fn create_token_refuses_a_non_member(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let mine = project(db, "mine", None).await;
@@ -75,7 +75,7 @@ async fn create_token_refuses_a_non_member(engine: Engine) {
     assert!(db.list_tokens(mine.id).await.unwrap().is_empty());
 }
 
-async fn check_token_follows_the_current_role(engine: Engine) {
+async fn check_token_follows_the_current_role(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -91,7 +91,7 @@ async fn check_token_follows_the_current_role(engine: Engine) {
     );
 }
 
-async fn revoke_token_stops_the_token(engine: Engine) {
+async fn revoke_token_stops_the_token(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -128,7 +128,7 @@ async fn revoke_token_stops_the_token(engine: Engine) {
         .is_none());
 }
 
-async fn revoke_token_of_another_project_is_not_found(engine: Engine) {
+async fn revoke_token_of_another_project_is_not_found(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let a = project(db, "alpha", None).await;
@@ -157,7 +157,7 @@ async fn revoke_token_of_another_project_is_not_found(engine: Engine) {
     ));
 }
 
-async fn list_tokens_shows_the_projects_tokens_newest_first(engine: Engine) {
+async fn list_tokens_shows_the_projects_tokens_newest_first(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let a = project(db, "alpha", None).await;
@@ -202,7 +202,7 @@ async fn list_tokens_shows_the_projects_tokens_newest_first(engine: Engine) {
     );
 }
 
-async fn token_secrets_are_never_stored(engine: Engine) {
+async fn token_secrets_are_never_stored(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;

@@ -8,7 +8,7 @@ use casecast_store::case_import::ImportError;
 use casecast_store::membership::Change;
 use casecast_store::uploads::ResultRow;
 use casecast_store::{Db, StoreError};
-use casecast_testkit::{on_both_engines, Engine, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use sqlx::Row;
 
 use crate::{
@@ -87,7 +87,7 @@ async fn three_cases(db: &Db, project_id: i64) {
     case_with(db, project_id, Some("C-3"), "Akello", Some("P-003"), None).await;
 }
 
-async fn csv_upload_adds_then_the_same_sheet_is_already_in_group(engine: Engine) {
+async fn csv_upload_adds_then_the_same_sheet_is_already_in_group(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -192,7 +192,7 @@ async fn csv_upload_adds_then_the_same_sheet_is_already_in_group(engine: Engine)
     assert_eq!(db.group_uploads(p.id, g.id, 1).await.unwrap().len(), 1);
 }
 
-async fn xlsx_upload_reads_numeric_phones_and_text_external_ids(engine: Engine) {
+async fn xlsx_upload_reads_numeric_phones_and_text_external_ids(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -246,7 +246,7 @@ async fn xlsx_upload_reads_numeric_phones_and_text_external_ids(engine: Engine) 
     );
 }
 
-async fn typed_columns_look_a_value_up_only_as_their_kind(engine: Engine) {
+async fn typed_columns_look_a_value_up_only_as_their_kind(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -332,7 +332,7 @@ async fn typed_columns_look_a_value_up_only_as_their_kind(engine: Engine) {
     );
 }
 
-async fn remove_mode_removes_the_rows_cases(engine: Engine) {
+async fn remove_mode_removes_the_rows_cases(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -372,7 +372,7 @@ async fn remove_mode_removes_the_rows_cases(engine: Engine) {
     assert!(member_ids(db, p.id, g.id).await.is_empty());
 }
 
-async fn results_page_by_row_number(engine: Engine) {
+async fn results_page_by_row_number(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -453,7 +453,7 @@ async fn upload_to_group_with_one_member(
     (p.id, g.id, upload.id)
 }
 
-async fn a_sheet_without_an_identifier_column_fails_and_changes_nothing(engine: Engine) {
+async fn a_sheet_without_an_identifier_column_fails_and_changes_nothing(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let sheet = csv("Name, Phone ,id", &["Aber,0772123456,C-1", "Okello,,C-2"]);
@@ -467,7 +467,7 @@ async fn a_sheet_without_an_identifier_column_fails_and_changes_nothing(engine: 
     assert_failed_without_changes(db, p, g, u, &["'full name', 'phone'"]).await;
 }
 
-async fn a_corrupt_workbook_fails_and_changes_nothing(engine: Engine) {
+async fn a_corrupt_workbook_fails_and_changes_nothing(engine: Dialect) {
     use std::io::Write;
     let t = TestDb::new(engine).await;
     let db = &t.db;
@@ -483,7 +483,7 @@ async fn a_corrupt_workbook_fails_and_changes_nothing(engine: Engine) {
     assert_failed_without_changes(db, p, g, u, &["broken.xlsx"]).await;
 }
 
-async fn a_sheet_over_the_row_limit_fails_and_changes_nothing(engine: Engine) {
+async fn a_sheet_over_the_row_limit_fails_and_changes_nothing(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let limit = casecast_core::sheet::Limits::default().max_rows;
@@ -494,7 +494,7 @@ async fn a_sheet_over_the_row_limit_fails_and_changes_nothing(engine: Engine) {
     assert_failed_without_changes(db, p, g, u, &[&limit.to_string(), "rows"]).await;
 }
 
-async fn create_upload_refuses_what_is_not_a_sheet_at_once(engine: Engine) {
+async fn create_upload_refuses_what_is_not_a_sheet_at_once(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -539,7 +539,7 @@ async fn create_upload_refuses_what_is_not_a_sheet_at_once(engine: Engine) {
     );
 }
 
-async fn an_upload_to_a_group_deleted_meanwhile_fails(engine: Engine) {
+async fn an_upload_to_a_group_deleted_meanwhile_fails(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -567,7 +567,7 @@ async fn an_upload_to_a_group_deleted_meanwhile_fails(engine: Engine) {
     assert!(all_results(db, p.id, upload.id, 10).await.is_empty());
 }
 
-async fn processing_a_finished_upload_again_changes_nothing(engine: Engine) {
+async fn processing_a_finished_upload_again_changes_nothing(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -599,7 +599,7 @@ async fn processing_a_finished_upload_again_changes_nothing(engine: Engine) {
 
 const RESUME_ROWS: usize = 5000;
 
-async fn an_upload_resumes_after_a_crash_without_repeating_rows(engine: Engine) {
+async fn an_upload_resumes_after_a_crash_without_repeating_rows(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -716,7 +716,7 @@ async fn an_upload_resumes_after_a_crash_without_repeating_rows(engine: Engine) 
     assert_eq!(history[0].added, complete.counts["added"]);
 }
 
-async fn concurrent_uploads_to_one_group_lose_no_member(engine: Engine) {
+async fn concurrent_uploads_to_one_group_lose_no_member(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;
@@ -802,7 +802,7 @@ on_both_engines!(single_adds_during_an_upload_lose_no_member);
 
 /// While a worker applies a 4,000-row upload, someone adds cases one at a time, some of them in
 /// the sheet too: every case ends in the group once, and the stored count is the real one.
-async fn single_adds_during_an_upload_lose_no_member(engine: Engine) {
+async fn single_adds_during_an_upload_lose_no_member(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", None).await;

@@ -1,7 +1,7 @@
 //! Every API route, read from the OpenAPI document: 401 without a token, 404 with another
 //! project's token, 403 for a viewer's writes.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::json;
 
@@ -9,7 +9,7 @@ use crate::{call, code};
 
 casecast_testkit::on_both_engines!(every_route_checks_token_project_and_role);
 
-async fn every_route_checks_token_project_and_role(engine: Engine) {
+async fn every_route_checks_token_project_and_role(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let (_, case) = call(
         &app,
@@ -296,7 +296,7 @@ async fn every_route_checks_token_project_and_role(engine: Engine) {
 
 casecast_testkit::on_both_engines!(revoked_tokens_stop_working);
 
-async fn revoked_tokens_stop_working(engine: Engine) {
+async fn revoked_tokens_stop_working(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let url = app.api("alpha", "/cases");
     assert_eq!(
@@ -341,7 +341,7 @@ async fn revoked_tokens_stop_working(engine: Engine) {
 
 casecast_testkit::on_both_engines!(service_endpoints_answer);
 
-async fn service_endpoints_answer(engine: Engine) {
+async fn service_endpoints_answer(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let health = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -400,7 +400,7 @@ async fn service_endpoints_answer(engine: Engine) {
 casecast_testkit::on_both_engines!(nul_characters_in_urls_are_refused);
 
 /// PostgreSQL cannot compare text holding NUL: such URLs are refused before any query.
-async fn nul_characters_in_urls_are_refused(engine: Engine) {
+async fn nul_characters_in_urls_are_refused(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let token = Some(app.alpha_admin.token.as_str());
     for path in ["/cases/%00", "/cases?q=%00", "/cases?external_id=a%00b"] {

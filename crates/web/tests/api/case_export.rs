@@ -3,7 +3,7 @@
 
 use casecast_core::sheet::Table;
 use casecast_core::sheet_out::FORMULA_STARTS;
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -261,7 +261,7 @@ async fn list_and_export(app: &TestApp, query: &str) -> Vec<String> {
     ids_of(&cases)
 }
 
-async fn filters_select_the_same_cases_in_list_and_export(engine: Engine) {
+async fn filters_select_the_same_cases_in_list_and_export(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seed(&app).await;
     let (aber, okello, auma, nakato) = (&s.aber, &s.okello, &s.auma, &s.nakato);
@@ -336,7 +336,7 @@ fn query(pairs: &[(&str, &str)]) -> String {
     out.finish()
 }
 
-async fn modified_since_in_list_and_export(engine: Engine) {
+async fn modified_since_in_list_and_export(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seed(&app).await;
     let all = listed(&app, "alpha", &app.alpha_viewer.token, "").await;
@@ -431,7 +431,7 @@ async fn modified_since_in_list_and_export(engine: Engine) {
     );
 }
 
-async fn xlsx_export_has_the_rows_of_the_csv_export(engine: Engine) {
+async fn xlsx_export_has_the_rows_of_the_csv_export(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seed(&app).await;
     let zeros = alpha_case(
@@ -556,7 +556,7 @@ fn csv_cells(text: &str) -> Vec<Vec<String>> {
     rows
 }
 
-async fn csv_export_is_guarded_against_formulas(engine: Engine) {
+async fn csv_export_is_guarded_against_formulas(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let properties = json!({
         "hyperlink": "=HYPERLINK(\"http://evil.example\",\"click\")",
@@ -650,7 +650,7 @@ async fn csv_export_is_guarded_against_formulas(engine: Engine) {
 /// A value that starts with an apostrophe and then a formula character reads back from the
 /// `.xlsx` export as it is (every sheet read drops one apostrophe before a formula start, as the
 /// CSV guard), as it does from the CSV export.
-async fn xlsx_keeps_leading_apostrophes(engine: Engine) {
+async fn xlsx_keeps_leading_apostrophes(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let values = ["'=y", "''+z", "'-5", "'@x", "'plain"];
     for (i, v) in values.iter().enumerate() {
@@ -669,7 +669,7 @@ async fn xlsx_keeps_leading_apostrophes(engine: Engine) {
     }
 }
 
-async fn bad_filters_are_422_naming_the_parameter(engine: Engine) {
+async fn bad_filters_are_422_naming_the_parameter(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     seed(&app).await;
     let long = "x".repeat(256);
@@ -713,7 +713,7 @@ async fn bad_filters_are_422_naming_the_parameter(engine: Engine) {
     }
 }
 
-async fn groups_of_other_projects_are_404(engine: Engine) {
+async fn groups_of_other_projects_are_404(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seed(&app).await;
     let deleted = new_group(&app, "Deleted").await;
@@ -767,7 +767,7 @@ async fn groups_of_other_projects_are_404(engine: Engine) {
     assert_eq!(ids, [s.beta_aber.as_str()]);
 }
 
-async fn who_may_export(engine: Engine) {
+async fn who_may_export(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seed(&app).await;
     for path in ["/cases/export.csv", "/cases/export.xlsx"] {
@@ -817,7 +817,7 @@ async fn who_may_export(engine: Engine) {
     }
 }
 
-async fn exports_hold_one_project_only(engine: Engine) {
+async fn exports_hold_one_project_only(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seed(&app).await;
     let token = &app.alpha_viewer.token;
@@ -860,7 +860,7 @@ async fn exports_hold_one_project_only(engine: Engine) {
     assert_eq!(beta.headers.0.last().map(String::as_str), Some("beta_only"));
 }
 
-async fn exports_hold_live_cases_only(engine: Engine) {
+async fn exports_hold_live_cases_only(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seed(&app).await;
     let token = Some(app.alpha_viewer.token.as_str());
@@ -899,7 +899,7 @@ async fn exports_hold_live_cases_only(engine: Engine) {
     }
 }
 
-async fn downloads_are_named_files(engine: Engine) {
+async fn downloads_are_named_files(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     seed(&app).await;
     for (path, content_type, extension) in [

@@ -2,7 +2,7 @@
 //! the member list, deleting groups, exports and the example sheet.
 
 use casecast_core::sheet::{read_table, Table};
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -138,7 +138,7 @@ pub fn sheet(bytes: &[u8], name: &str) -> Table {
     read_table(bytes, name, &Default::default()).unwrap()
 }
 
-async fn group_names_and_lifecycle(engine: Engine) {
+async fn group_names_and_lifecycle(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let token = Some(app.alpha_editor.token.as_str());
     let url = app.api("alpha", "/case-groups");
@@ -294,7 +294,7 @@ async fn group_names_and_lifecycle(engine: Engine) {
     assert_eq!(status, 201, "a deleted group's name is free again");
 }
 
-async fn add_by_every_identifier_and_outcome(engine: Engine) {
+async fn add_by_every_identifier_and_outcome(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = alpha_case(&app, json!({"name": "Aber"})).await;
     let b = alpha_case(&app, json!({"name": "Okello", "external_id": "GUL-0002"})).await;
@@ -441,7 +441,7 @@ async fn add_by_every_identifier_and_outcome(engine: Engine) {
     assert_eq!(status, 404);
 }
 
-async fn identifier_list_limits(engine: Engine) {
+async fn identifier_list_limits(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = alpha_case(&app, json!({"name": "Aber"})).await;
     let g = new_group(&app, "Study").await;
@@ -508,7 +508,7 @@ async fn identifier_list_limits(engine: Engine) {
     assert!(member_ids(&app, g).await.is_empty());
 }
 
-async fn remove_outcomes(engine: Engine) {
+async fn remove_outcomes(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = alpha_case(&app, json!({"name": "Aber", "external_id": "GUL-0001"})).await;
     let b = alpha_case(
@@ -640,7 +640,7 @@ async fn remove_outcomes(engine: Engine) {
     assert_eq!((status, case["deleted"].as_bool()), (200, Some(false)));
 }
 
-async fn member_list_pages_and_search(engine: Engine) {
+async fn member_list_pages_and_search(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let mut ids = Vec::new();
     for i in 0..12 {
@@ -766,7 +766,7 @@ async fn member_list_pages_and_search(engine: Engine) {
     assert_eq!(status, 404);
 }
 
-async fn deleting_a_group_keeps_its_cases(engine: Engine) {
+async fn deleting_a_group_keeps_its_cases(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = alpha_case(&app, json!({"name": "Aber", "external_id": "GUL-0001"})).await;
     let b = alpha_case(&app, json!({"name": "Okello"})).await;
@@ -830,7 +830,7 @@ async fn deleting_a_group_keeps_its_cases(engine: Engine) {
     assert!(member_ids(&app, again).await.is_empty());
 }
 
-async fn exports_hold_exactly_the_members(engine: Engine) {
+async fn exports_hold_exactly_the_members(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = alpha_case(
         &app,
@@ -952,7 +952,7 @@ async fn exports_hold_exactly_the_members(engine: Engine) {
     assert_eq!(status, 404);
 }
 
-async fn example_sheet_reads_back_as_text(engine: Engine) {
+async fn example_sheet_reads_back_as_text(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let bytes = download(
         &app,
@@ -981,7 +981,7 @@ async fn example_sheet_reads_back_as_text(engine: Engine) {
     );
 }
 
-async fn ids_that_are_not_numbers_are_404(engine: Engine) {
+async fn ids_that_are_not_numbers_are_404(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let token = Some(app.alpha_admin.token.as_str());
     for (method, path) in [

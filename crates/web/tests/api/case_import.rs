@@ -1,6 +1,6 @@
 //! `POST /cases/import` over HTTP: a real multipart upload, its report, and refusals.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::multipart::{Form, Part};
 use reqwest::Method;
 
@@ -60,7 +60,7 @@ async fn announce_upload(app: &TestApp, length: usize) -> (u16, serde_json::Valu
     )
 }
 
-async fn import_over_the_api(engine: Engine) {
+async fn import_over_the_api(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let csv = "external_id,name,phone_number,district\nE-1,Aber,0772 123456,Gulu\nE-2,Okello,+256 abc,Lira\nE-3,Auma,,Kitgum\n";
     let (status, report) = upload(
@@ -100,7 +100,7 @@ async fn import_over_the_api(engine: Engine) {
     assert_eq!(list["cases"][0]["properties"]["district"], "Gulu");
 }
 
-async fn import_refusals(engine: Engine) {
+async fn import_refusals(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let png = [&b"\x89PNG\r\n\x1a\n"[..], &[0u8; 64]].concat();
     let (status, err) = upload(&app, &app.alpha_admin.token, "photo.csv", png).await;

@@ -1,6 +1,6 @@
 //! `/cases`: creating, reading, listing, changing, closing and deleting, and bad input.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::json;
 
@@ -14,7 +14,7 @@ casecast_testkit::on_both_engines!(
     cases_of_another_project_are_404
 );
 
-async fn case_lifecycle(engine: Engine) {
+async fn case_lifecycle(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let token = Some(app.alpha_editor.token.as_str());
     let body = json!({
@@ -95,7 +95,7 @@ async fn case_lifecycle(engine: Engine) {
     assert_eq!((status, code(&dup)), (409, "case_id_taken"));
 }
 
-async fn case_list_pages_and_filters(engine: Engine) {
+async fn case_list_pages_and_filters(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let token = Some(app.alpha_admin.token.as_str());
     for i in 0..12 {
@@ -228,7 +228,7 @@ async fn case_list_pages_and_filters(engine: Engine) {
     }
 }
 
-async fn bad_case_input_is_422(engine: Engine) {
+async fn bad_case_input_is_422(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let token = Some(app.alpha_admin.token.as_str());
     let url = app.api("alpha", "/cases");
@@ -298,7 +298,7 @@ async fn bad_case_input_is_422(engine: Engine) {
     );
 }
 
-async fn oversized_body_is_413(engine: Engine) {
+async fn oversized_body_is_413(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let huge = json!({"name": "A", "properties": {"notes": "x".repeat(3 * 1024 * 1024)}});
     let (status, err) = call(
@@ -312,7 +312,7 @@ async fn oversized_body_is_413(engine: Engine) {
     assert_eq!((status, code(&err)), (413, "too_large"));
 }
 
-async fn cases_of_another_project_are_404(engine: Engine) {
+async fn cases_of_another_project_are_404(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let (_, case) = call(
         &app,

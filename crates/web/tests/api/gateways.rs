@@ -1,7 +1,7 @@
 //! `/gateways`: admins manage them, everyone in the project reads them, credentials never
 //! leave the server, one default per project, deletion cancels what is queued.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -93,7 +93,7 @@ fn kannel(name: &str) -> Value {
     })
 }
 
-async fn gateway_crud_never_shows_credentials(engine: Engine) {
+async fn gateway_crud_never_shows_credentials(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let admin = Some(app.alpha_admin.token.as_str());
     let mut bodies: Vec<String> = Vec::new();
@@ -263,7 +263,7 @@ async fn gateway_crud_never_shows_credentials(engine: Engine) {
     }
 }
 
-async fn masked_credentials_are_kept_on_patch(engine: Engine) {
+async fn masked_credentials_are_kept_on_patch(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let created = add_gateway(&app, kannel("Kannel")).await;
     let id = created["id"].as_i64().unwrap();
@@ -351,7 +351,7 @@ async fn masked_credentials_are_kept_on_patch(engine: Engine) {
     assert_eq!(stored["password"], "n3w-pass");
 }
 
-async fn bad_gateway_input_names_the_field(engine: Engine) {
+async fn bad_gateway_input_names_the_field(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let admin = Some(app.alpha_admin.token.as_str());
     let url = app.api("alpha", "/gateways");
@@ -471,7 +471,7 @@ async fn defaults_of(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-async fn one_default_gateway_per_project(engine: Engine) {
+async fn one_default_gateway_per_project(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let admin = Some(app.alpha_admin.token.as_str());
     let a = add_gateway(
@@ -556,7 +556,7 @@ async fn one_default_gateway_per_project(engine: Engine) {
     assert_eq!(defaults_of(&app).await, ["A"]);
 }
 
-async fn deleting_a_gateway_cancels_its_queued_messages(engine: Engine) {
+async fn deleting_a_gateway_cancels_its_queued_messages(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     hold_messages(&app).await;
     let main = add_gateway(&app, json!({"name": "Main", "kind": "log"})).await;
@@ -632,7 +632,7 @@ async fn deleting_a_gateway_cancels_its_queued_messages(engine: Engine) {
     );
 }
 
-async fn messages_route_by_number_prefix(engine: Engine) {
+async fn messages_route_by_number_prefix(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     hold_messages(&app).await;
     let main = add_gateway(&app, json!({"name": "Main", "kind": "log"})).await;
@@ -658,7 +658,7 @@ async fn messages_route_by_number_prefix(engine: Engine) {
     }
 }
 
-async fn only_admins_manage_gateways(engine: Engine) {
+async fn only_admins_manage_gateways(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let log = add_gateway(&app, json!({"name": "Log", "kind": "log"})).await;
     let one = app.api("alpha", &format!("/gateways/{}", log["id"]));
@@ -697,7 +697,7 @@ async fn only_admins_manage_gateways(engine: Engine) {
     assert_eq!(list["gateways"].as_array().unwrap().len(), 1);
 }
 
-async fn gateways_of_another_project_are_not_found(engine: Engine) {
+async fn gateways_of_another_project_are_not_found(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let log = add_gateway(&app, json!({"name": "Log", "kind": "log"})).await;
     let beta = Some(app.beta_admin.token.as_str());

@@ -2,7 +2,7 @@
 //! session's CSRF token and a role that may write, another project's groups and uploads do
 //! not exist for a member of this one, and without a session everything sends to the login.
 
-use casecast_testkit::{Engine, Fixture, TestApp};
+use casecast_testkit::{Dialect, Fixture, TestApp};
 use reqwest::multipart::{Form, Part};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -286,7 +286,7 @@ fn assert_no_injection(html: &str, what: &str) {
     }
 }
 
-async fn user_text_is_escaped_on_group_pages(engine: Engine) {
+async fn user_text_is_escaped_on_group_pages(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let admin = app.alpha_admin.token.clone();
     // Two cases with markup in their names share a phone number (an ambiguous identifier
@@ -430,7 +430,7 @@ async fn user_text_is_escaped_on_group_pages(engine: Engine) {
     assert_no_injection(&html_list, "list after the changes");
 }
 
-async fn posts_without_the_csrf_token_are_403(engine: Engine) {
+async fn posts_without_the_csrf_token_are_403(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let admin = app.alpha_admin.token.clone();
     let member = new_case(
@@ -499,7 +499,7 @@ fn posting_forms(html: &str) -> Vec<String> {
         .collect()
 }
 
-async fn viewers_see_pages_but_cannot_change(engine: Engine) {
+async fn viewers_see_pages_but_cannot_change(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let admin = app.alpha_admin.token.clone();
     let member = new_case(
@@ -585,7 +585,7 @@ async fn viewers_see_pages_but_cannot_change(engine: Engine) {
     assert_ne!(state(&app, app.alpha.id).await, before);
 }
 
-async fn another_projects_group_is_404(engine: Engine) {
+async fn another_projects_group_is_404(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let beta = app.beta_admin.token.clone();
     let theirs = new_case(
@@ -698,7 +698,7 @@ async fn another_projects_group_is_404(engine: Engine) {
     );
 }
 
-async fn no_session_sends_to_login(engine: Engine) {
+async fn no_session_sends_to_login(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let admin = app.alpha_admin.token.clone();
     let member = new_case(

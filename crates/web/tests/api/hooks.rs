@@ -16,7 +16,7 @@ use casecast_gateways::config::GatewayKind;
 use casecast_gateways::twilio::signature;
 use casecast_store::gateways::{Gateway, NewGateway};
 use casecast_store::messages::{Message, MessageFilter};
-use casecast_testkit::{on_both_engines, Engine, TestApp};
+use casecast_testkit::{on_both_engines, Dialect, TestApp};
 use serde_json::{json, Value};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -175,7 +175,7 @@ fn sign(url: &str, fields: &[(&str, &str)]) -> String {
     signature(TOKEN, url, &owned(fields))
 }
 
-async fn twilio_status_callbacks_update_messages(engine: Engine) {
+async fn twilio_status_callbacks_update_messages(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let (fake, api_base) = FakeTwilio::start().await;
     let g = twilio_gateway(&app, &api_base).await;
@@ -247,7 +247,7 @@ async fn twilio_status_callbacks_update_messages(engine: Engine) {
     assert!(body.contains("MessageStatus"), "{body}");
 }
 
-async fn twilio_inbound_is_recorded_only_when_signed(engine: Engine) {
+async fn twilio_inbound_is_recorded_only_when_signed(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let g = twilio_gateway(&app, "http://127.0.0.1:9").await;
     let case_id = case(&app).await;
@@ -307,7 +307,7 @@ fn twilio_gateway_url_for_id(url: &str, id: i64) -> String {
     format!("{base}/hooks/{id}/{rest}")
 }
 
-async fn kannel_hooks_refuse_wrong_secrets_and_bad_input(engine: Engine) {
+async fn kannel_hooks_refuse_wrong_secrets_and_bad_input(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let config = json!({"sendsms_url": "http://127.0.0.1:9/cgi-bin/sendsms", "username": "u", "password": "p"});
     let g = gateway(&app, "Kannel", GatewayKind::Kannel, config).await;
@@ -367,7 +367,7 @@ async fn kannel_hooks_refuse_wrong_secrets_and_bad_input(engine: Engine) {
     assert_eq!(status, 200);
 }
 
-async fn http_inbound_keeps_the_secret_out_of_metrics(engine: Engine) {
+async fn http_inbound_keeps_the_secret_out_of_metrics(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let config = json!({"url": "http://127.0.0.1:9/send", "method": "POST"});
     let g = gateway(&app, "Aggregator", GatewayKind::Http, config).await;

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use casecast_gateways::InboundSms;
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -53,7 +53,7 @@ async fn all_pages(app: &TestApp, query: &str, limit: usize) -> Vec<Value> {
     }
 }
 
-async fn a_message_to_a_case_goes_out_through_the_log_gateway(engine: Engine) {
+async fn a_message_to_a_case_goes_out_through_the_log_gateway(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let gateway = add_gateway(&app, json!({"name": "Log", "kind": "log"})).await;
     let case = add_case(&app, json!({"name": "Apio", "phone_number": "0772 123456"})).await;
@@ -100,7 +100,7 @@ async fn a_message_to_a_case_goes_out_through_the_log_gateway(engine: Engine) {
     );
 }
 
-async fn sends_that_cannot_go_are_refused_and_nothing_is_queued(engine: Engine) {
+async fn sends_that_cannot_go_are_refused_and_nothing_is_queued(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let admin = Some(app.alpha_admin.token.as_str());
     let case = add_case(&app, json!({"name": "Apio", "phone_number": "0772 123456"})).await;
@@ -180,7 +180,7 @@ async fn sends_that_cannot_go_are_refused_and_nothing_is_queued(engine: Engine) 
     assert_eq!(all.len(), 1, "only the last send queued anything: {all:?}");
 }
 
-async fn the_log_filters_and_pages(engine: Engine) {
+async fn the_log_filters_and_pages(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let before = casecast_core::time::rfc3339(casecast_core::time::now_ms() - 1000);
     hold_messages(&app).await;
@@ -323,7 +323,7 @@ async fn the_log_filters_and_pages(engine: Engine) {
     }
 }
 
-async fn messages_of_another_project_are_not_found(engine: Engine) {
+async fn messages_of_another_project_are_not_found(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     add_gateway(&app, json!({"name": "Log", "kind": "log"})).await;
     let case = add_case(&app, json!({"name": "Apio", "phone_number": "0772 123456"})).await;

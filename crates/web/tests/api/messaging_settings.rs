@@ -1,6 +1,6 @@
 //! `/settings/messaging`: everyone reads, admins replace, and bad values are refused by name.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -32,7 +32,7 @@ async fn put(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
     .await
 }
 
-async fn settings_round_trip(engine: Engine) {
+async fn settings_round_trip(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let defaults = get(&app, "alpha", &app.alpha_viewer.token).await;
     assert_eq!(defaults["quiet_hours_start"], Value::Null);
@@ -90,7 +90,7 @@ async fn settings_round_trip(engine: Engine) {
     assert_eq!(got, expected);
 }
 
-async fn bad_settings_name_the_field(engine: Engine) {
+async fn bad_settings_name_the_field(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let before = get(&app, "alpha", &app.alpha_admin.token).await;
     for (body, expected) in [

@@ -1,6 +1,6 @@
 //! `/opt-outs`: editors add and remove numbers in any common form; the list pages by number.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -35,7 +35,7 @@ async fn list(app: &TestApp, project: &str, token: &str, query: &str) -> (u16, V
     .await
 }
 
-async fn numbers_are_added_listed_and_removed(engine: Engine) {
+async fn numbers_are_added_listed_and_removed(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let editor = app.alpha_editor.token.as_str();
     let (status, first) = add(&app, "alpha", editor, "0772 123456").await;
@@ -136,7 +136,7 @@ async fn numbers_are_added_listed_and_removed(engine: Engine) {
     assert_eq!(numbers(&whole), ["+254712345678"]);
 }
 
-async fn opting_out_cancels_what_is_queued(engine: Engine) {
+async fn opting_out_cancels_what_is_queued(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     hold_messages(&app).await;
     add_gateway(&app, json!({"name": "Log", "kind": "log"})).await;
@@ -180,7 +180,7 @@ async fn opting_out_cancels_what_is_queued(engine: Engine) {
     assert_eq!(status, 201, "{got}");
 }
 
-async fn opt_outs_of_another_project_are_not_found(engine: Engine) {
+async fn opt_outs_of_another_project_are_not_found(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     assert_eq!(
         add(&app, "alpha", &app.alpha_admin.token, "+256772123456")

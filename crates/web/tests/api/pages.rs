@@ -1,6 +1,6 @@
 //! Pages over HTTP: login with CSRF, rate limit, sessions, escaping, project isolation.
 
-use casecast_testkit::{Engine, Fixture, TestApp};
+use casecast_testkit::{Dialect, Fixture, TestApp};
 use reqwest::Method;
 use serde_json::json;
 
@@ -72,7 +72,7 @@ async fn get_page(app: &TestApp, session: &str, path: &str) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-async fn login_flow_and_pages(engine: Engine) {
+async fn login_flow_and_pages(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     // No session: every page sends to the login form.
     for path in ["/", "/a/alpha/cases", "/a/alpha/cases/x"] {
@@ -154,7 +154,7 @@ async fn login_flow_and_pages(engine: Engine) {
     );
 }
 
-async fn login_is_rate_limited(engine: Engine) {
+async fn login_is_rate_limited(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let who = &app.alpha_editor;
     for _ in 0..5 {
@@ -178,7 +178,7 @@ async fn login_is_rate_limited(engine: Engine) {
     );
 }
 
-async fn pages_escape_and_isolate(engine: Engine) {
+async fn pages_escape_and_isolate(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let evil = "<script>alert(1)</script>";
     let (status, case) = call(

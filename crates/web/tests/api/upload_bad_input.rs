@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::multipart::{Form, Part};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -179,7 +179,7 @@ fn workbook(identifiers: &[&str]) -> Vec<u8> {
     wb.save_to_buffer().unwrap()
 }
 
-async fn corrupt_xlsx_is_refused_clearly(engine: Engine) {
+async fn corrupt_xlsx_is_refused_clearly(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seeded(&app).await;
     let ids: Vec<String> = (0..200).map(|i| format!("OUT-{i}")).collect();
@@ -206,7 +206,7 @@ async fn corrupt_xlsx_is_refused_clearly(engine: Engine) {
     assert_unchanged(&app, &s).await;
 }
 
-async fn old_xls_is_refused_at_once(engine: Engine) {
+async fn old_xls_is_refused_at_once(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seeded(&app).await;
     let xls = [
@@ -249,7 +249,7 @@ fn zip_bomb(mb: usize) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
-async fn xlsx_zip_bomb_is_refused(engine: Engine) {
+async fn xlsx_zip_bomb_is_refused(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seeded(&app).await;
     let bomb = tokio::task::spawn_blocking(|| zip_bomb(600)).await.unwrap();
@@ -280,7 +280,7 @@ async fn xlsx_zip_bomb_is_refused(engine: Engine) {
     );
 }
 
-async fn png_named_csv_is_refused(engine: Engine) {
+async fn png_named_csv_is_refused(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seeded(&app).await;
     let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
@@ -310,7 +310,7 @@ async fn encoding_cases(app: &TestApp) -> (i64, String, String) {
     (g, zoe, other)
 }
 
-async fn csv_in_utf16le_with_bom_resolves(engine: Engine) {
+async fn csv_in_utf16le_with_bom_resolves(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let (g, zoe, other) = encoding_cases(&app).await;
     let text = format!("case_identifier\r\nZOË-1\r\n{other}\r\nZOE-1\r\n");
@@ -337,7 +337,7 @@ async fn csv_in_utf16le_with_bom_resolves(engine: Engine) {
     assert_eq!(snapshot(&app, g).await, (expected, json!(2)));
 }
 
-async fn csv_in_windows_1252_resolves(engine: Engine) {
+async fn csv_in_windows_1252_resolves(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let (g, zoe, other) = encoding_cases(&app).await;
     // Ë is 0xCB in Windows-1252 (and not valid UTF-8 on its own).
@@ -360,7 +360,7 @@ async fn csv_in_windows_1252_resolves(engine: Engine) {
     assert_eq!(snapshot(&app, g).await, (expected, json!(2)));
 }
 
-async fn extra_columns_are_ignored(engine: Engine) {
+async fn extra_columns_are_ignored(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = alpha_case(&app, json!({"name": "Aber", "external_id": "GUL-0001"})).await;
     let b = alpha_case(
@@ -402,7 +402,7 @@ async fn extra_columns_are_ignored(engine: Engine) {
     assert!(!expected.contains(&decoy));
 }
 
-async fn xlsx_formula_and_date_cells(engine: Engine) {
+async fn xlsx_formula_and_date_cells(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = alpha_case(&app, json!({"name": "Aber", "external_id": "GUL-0001"})).await;
     let b = alpha_case(&app, json!({"name": "Okello", "external_id": "GUL-0002"})).await;
@@ -448,7 +448,7 @@ async fn xlsx_formula_and_date_cells(engine: Engine) {
     assert_eq!(snapshot(&app, g).await, (expected, json!(2)));
 }
 
-async fn xlsx_numeric_phone_and_external_id(engine: Engine) {
+async fn xlsx_numeric_phone_and_external_id(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let p = alpha_case(
         &app,
@@ -479,7 +479,7 @@ async fn xlsx_numeric_phone_and_external_id(engine: Engine) {
     assert_eq!(snapshot(&app, g).await, (expected, json!(2)));
 }
 
-async fn case_of_another_project_is_not_found(engine: Engine) {
+async fn case_of_another_project_is_not_found(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seeded(&app).await;
     let (status, theirs) = call(
@@ -548,7 +548,7 @@ async fn announce_upload(app: &TestApp, group: i64, length: usize) -> (u16, Valu
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-async fn upload_over_50_mb_is_413(engine: Engine) {
+async fn upload_over_50_mb_is_413(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seeded(&app).await;
     let (status, err) = announce_upload(&app, s.group, 51 * 1024 * 1024).await;
@@ -568,7 +568,7 @@ async fn upload_over_50_mb_is_413(engine: Engine) {
     assert_unchanged(&app, &s).await;
 }
 
-async fn million_and_one_rows_fail(engine: Engine) {
+async fn million_and_one_rows_fail(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let s = seeded(&app).await;
     // A real case first: had any row been applied, the outsider would now be a member.
@@ -632,7 +632,7 @@ async fn rename_group(app: &TestApp, g: i64, name: &str) -> (u16, Value) {
     .await
 }
 
-async fn group_name_of_256_characters_is_422(engine: Engine) {
+async fn group_name_of_256_characters_is_422(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let g = new_group(&app, "Study").await;
     for long in [
@@ -656,7 +656,7 @@ async fn group_name_of_256_characters_is_422(engine: Engine) {
     assert_eq!(made["name"].as_str().unwrap().chars().count(), 255);
 }
 
-async fn group_name_differing_only_in_case_is_409(engine: Engine) {
+async fn group_name_differing_only_in_case_is_409(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let mothers = new_group(&app, "Mothers").await;
     let zoe = new_group(&app, "Zoë's babies").await;

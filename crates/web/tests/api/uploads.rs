@@ -2,7 +2,7 @@
 //! background worker), their status and per-row results, and isolation between projects.
 
 use casecast_core::sheet::Table;
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::multipart::{Form, Part};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -159,7 +159,7 @@ async fn announce_upload(app: &TestApp, group: i64, length: usize) -> (u16, Valu
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-async fn csv_upload_adds_repeats_and_removes(engine: Engine) {
+async fn csv_upload_adds_repeats_and_removes(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = alpha_case(&app, json!({"name": "Aber"})).await;
     let b = alpha_case(&app, json!({"name": "Okello", "external_id": "GUL-0002"})).await;
@@ -250,7 +250,7 @@ async fn csv_upload_adds_repeats_and_removes(engine: Engine) {
     assert_eq!(not_in["counts"], json!({"not_in_group": 1}));
 }
 
-async fn xlsx_numeric_cells_and_typed_columns(engine: Engine) {
+async fn xlsx_numeric_cells_and_typed_columns(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let p = alpha_case(
         &app,
@@ -322,7 +322,7 @@ async fn xlsx_numeric_cells_and_typed_columns(engine: Engine) {
     assert_eq!(members, expected);
 }
 
-async fn sheet_without_identifier_column_fails(engine: Engine) {
+async fn sheet_without_identifier_column_fails(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = alpha_case(&app, json!({"name": "Aber", "phone_number": "0772123456"})).await;
     let g = new_group(&app, "Study").await;
@@ -365,7 +365,7 @@ async fn sheet_without_identifier_column_fails(engine: Engine) {
     assert_eq!(group(&app, g).await["case_count"], 1);
 }
 
-async fn uploads_refused_at_once(engine: Engine) {
+async fn uploads_refused_at_once(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let g = new_group(&app, "Study").await;
     let token = app.alpha_editor.token.clone();
@@ -439,7 +439,7 @@ async fn uploads_refused_at_once(engine: Engine) {
     assert_eq!(status, 404);
 }
 
-async fn other_projects_are_invisible(engine: Engine) {
+async fn other_projects_are_invisible(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let beta_token = app.beta_admin.token.clone();
     let beta_case = new_case(

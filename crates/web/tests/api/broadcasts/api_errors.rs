@@ -1,7 +1,7 @@
 //! Bodies that cannot be sent are 422s naming the field; viewers only read; another project's
 //! broadcasts, groups, cases and gateways do not exist.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -14,7 +14,7 @@ casecast_testkit::on_both_engines!(
     viewers_read_and_other_projects_see_nothing
 );
 
-async fn bad_bodies_are_422_naming_the_field(engine: Engine) {
+async fn bad_bodies_are_422_naming_the_field(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = audience(&app).await;
     let beta_case = new_case(&app, "beta", &app.beta_admin.token, json!({"name": "Beta"})).await;
@@ -154,7 +154,7 @@ async fn bad_bodies_are_422_naming_the_field(engine: Engine) {
     );
 }
 
-async fn viewers_read_and_other_projects_see_nothing(engine: Engine) {
+async fn viewers_read_and_other_projects_see_nothing(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = audience(&app).await;
     let mut b = body("Weekly", a.group);

@@ -1,7 +1,7 @@
 //! A preview counts, excludes and renders without writing; an immediate broadcast goes out
 //! through the log gateway and reaches `completed`, with its counts, occurrence and messages.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -19,7 +19,7 @@ fn is_rfc3339(v: &Value) -> bool {
         .is_some_and(|s| casecast_core::time::parse_rfc3339(s).is_some())
 }
 
-async fn a_preview_counts_and_renders_without_writing(engine: Engine) {
+async fn a_preview_counts_and_renders_without_writing(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = audience(&app).await;
     let (status, p) = post(&app, "/broadcasts/preview", body("Notice", a.group)).await;
@@ -89,7 +89,7 @@ async fn a_preview_counts_and_renders_without_writing(engine: Engine) {
     assert!(messages.is_empty());
 }
 
-async fn an_immediate_broadcast_reaches_completed(engine: Engine) {
+async fn an_immediate_broadcast_reaches_completed(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = audience(&app).await;
     let (status, created) = post(&app, "/broadcasts", body("Side effect notice", a.group)).await;
@@ -208,7 +208,7 @@ async fn an_immediate_broadcast_reaches_completed(engine: Engine) {
     assert_eq!(log["messages"].as_array().unwrap().len(), 2);
 }
 
-async fn broadcasts_are_listed_newest_first_in_pages(engine: Engine) {
+async fn broadcasts_are_listed_newest_first_in_pages(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = audience(&app).await;
     let mut ids = Vec::new();

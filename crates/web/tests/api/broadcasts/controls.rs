@@ -1,7 +1,7 @@
 //! Cancel, pause and resume through the API: what each allows, what it answers, and that a
 //! cancel stops every message not yet handed to a gateway.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -26,7 +26,7 @@ async fn control(app: &TestApp, id: i64, action: &str) -> (u16, Value) {
     .await
 }
 
-async fn a_schedule_pauses_resumes_and_cancels(engine: Engine) {
+async fn a_schedule_pauses_resumes_and_cancels(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = audience(&app).await;
     let mut b = body("Weekly reminder", a.group);
@@ -95,7 +95,7 @@ async fn a_schedule_pauses_resumes_and_cancels(engine: Engine) {
     );
 }
 
-async fn cancelling_stops_what_is_still_queued(engine: Engine) {
+async fn cancelling_stops_what_is_still_queued(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     // Quiet hours now: the messages stay queued until the cancel.
     hold_messages(&app).await;

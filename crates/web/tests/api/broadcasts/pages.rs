@@ -2,7 +2,7 @@
 //! follow to `completed` through the progress JSON; every POST needs the CSRF token and an
 //! editor or admin; another project's broadcasts do not exist.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use serde_json::Value;
 
 use super::*;
@@ -62,7 +62,7 @@ fn created_id(location: &str) -> i64 {
     rest.split('?').next().unwrap().parse().unwrap()
 }
 
-async fn compose_preview_send_and_follow(engine: Engine) {
+async fn compose_preview_send_and_follow(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = audience(&app).await;
     let group = a.group.to_string();
@@ -215,7 +215,7 @@ async fn compose_preview_send_and_follow(engine: Engine) {
     assert!(html.contains("Default text: "), "{html}");
 }
 
-async fn broadcast_forms_need_csrf_and_the_role(engine: Engine) {
+async fn broadcast_forms_need_csrf_and_the_role(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = audience(&app).await;
     let mut b = body("Weekly", a.group);

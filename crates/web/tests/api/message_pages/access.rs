@@ -1,7 +1,7 @@
 //! Every POST of the messaging pages needs the CSRF token and the role; every page needs a
 //! session and membership of the project.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use serde_json::json;
 
 use super::*;
@@ -12,7 +12,7 @@ casecast_testkit::on_both_engines!(every_post_needs_csrf_and_the_role);
 /// A form post: the path, its fields besides `csrf`, and whether only admins may send it.
 type Post = (String, Vec<(&'static str, &'static str)>, bool);
 
-async fn every_post_needs_csrf_and_the_role(engine: Engine) {
+async fn every_post_needs_csrf_and_the_role(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let g = log_gateway(&app, app.alpha.id, "Log").await;
     let case = new_case(

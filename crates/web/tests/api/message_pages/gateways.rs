@@ -2,7 +2,7 @@
 //! name the field in error and keep what was typed, admins only change gateways.
 
 use casecast_gateways::config::GatewayConfig;
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 
 use super::*;
 use crate::pages::login;
@@ -12,7 +12,7 @@ casecast_testkit::on_both_engines!(
     http_gateway_keys_stay_hidden_through_an_edit
 );
 
-async fn gateway_pages_keep_credentials_out_of_every_page(engine: Engine) {
+async fn gateway_pages_keep_credentials_out_of_every_page(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let admin = login(&app, &app.alpha_admin).await;
     let csrf = csrf_of(&app, &admin).await;
@@ -232,7 +232,7 @@ async fn gateway_pages_keep_credentials_out_of_every_page(engine: Engine) {
     assert_eq!(status, 404);
 }
 
-async fn http_gateway_keys_stay_hidden_through_an_edit(engine: Engine) {
+async fn http_gateway_keys_stay_hidden_through_an_edit(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let admin = login(&app, &app.alpha_admin).await;
     let csrf = csrf_of(&app, &admin).await;

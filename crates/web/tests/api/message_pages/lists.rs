@@ -1,13 +1,13 @@
 //! The opt-out list and messaging settings pages.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 
 use super::*;
 use crate::pages::login;
 
 casecast_testkit::on_both_engines!(opt_out_and_settings_pages);
 
-async fn opt_out_and_settings_pages(engine: Engine) {
+async fn opt_out_and_settings_pages(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let editor = login(&app, &app.alpha_editor).await;
     let csrf = csrf_of(&app, &editor).await;

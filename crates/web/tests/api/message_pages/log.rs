@@ -1,7 +1,7 @@
 //! The message log page: newest first, keyset pages, filters in the project's time zone, bad
 //! filters named.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use serde_json::json;
 
 use super::*;
@@ -9,7 +9,7 @@ use crate::pages::login;
 
 casecast_testkit::on_both_engines!(message_log_filters_and_pages);
 
-async fn message_log_filters_and_pages(engine: Engine) {
+async fn message_log_filters_and_pages(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     log_gateway(&app, app.alpha.id, "Log").await;
     let one = new_case(

@@ -1,7 +1,7 @@
 //! The case page's SMS form: a message reaches `sent` through a log gateway and shows in the
 //! history and the log; refusals say why.
 
-use casecast_testkit::{Engine, TestApp};
+use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::json;
 
@@ -26,7 +26,7 @@ async fn settled(app: &TestApp, id: i64) -> String {
     panic!("message {id} is still queued");
 }
 
-async fn send_from_the_case_page_reaches_sent(engine: Engine) {
+async fn send_from_the_case_page_reaches_sent(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let g = log_gateway(&app, app.alpha.id, "Log").await;
     let case = new_case(
@@ -142,7 +142,7 @@ async fn send_from_the_case_page_reaches_sent(engine: Engine) {
     assert!(body.contains("Gateway: no such gateway"), "{body}");
 }
 
-async fn the_case_page_explains_refused_sends(engine: Engine) {
+async fn the_case_page_explains_refused_sends(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let open = new_case(
         &app,
