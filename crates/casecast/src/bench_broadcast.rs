@@ -75,7 +75,14 @@ pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
     )?;
     let db = open(url).await?;
     // The broadcast is created without workers running: its fan-out job waits for the child.
-    let broadcast = db.create_broadcast(&project, &draft, None).await?;
+    let broadcast = casecast_engine::broadcasts::create_broadcast(
+        &db,
+        &casecast_engine::clock::SystemClock,
+        &project,
+        &draft,
+        None,
+    )
+    .await?;
     let occurrence = db
         .broadcast_occurrences(project.id, broadcast.id, 1)
         .await?
@@ -134,7 +141,13 @@ pub async fn run_preview(url: &str, project_id: i64, group_id: i64) -> anyhow::R
     let draft = draft(group_id)?;
     let started = Instant::now();
     let cpu = crate::bench::cpu_seconds();
-    let preview = db.preview_broadcast(&project, &draft).await?;
+    let preview = casecast_engine::preview_broadcast(
+        &db,
+        &casecast_engine::clock::SystemClock,
+        &project,
+        &draft,
+    )
+    .await?;
     println!(
         "preview of a broadcast to {} recipients ({} segments): {:.2} s (CPU {:.2} s), peak RSS {:.0} MiB",
         preview.recipients,
@@ -153,10 +166,17 @@ pub async fn run_fanout(url: &str, project_id: i64, occurrence_id: i64) -> anyho
     let started = Instant::now();
     let cpu = crate::bench::cpu_seconds();
     let job = db
-        .claim_job_for("fanout", occurrence_id, worker)
+        .claim_job_for(casecast_store::jobs::JobKind::Fanout, occurrence_id, worker)
         .await?
         .context("the fan-out's job was not found")?;
-    db.process_fanout(occurrence_id, job.id, worker).await?;
+    casecast_engine::fanout::process_fanout(
+        &db,
+        occurrence_id,
+        job.id,
+        worker,
+        &casecast_engine::faults::Faults::none(),
+    )
+    .await?;
     db.finish_job(job.id).await?;
     let secs = started.elapsed().as_secs_f64();
     let cpu = crate::bench::cpu_seconds()

@@ -67,10 +67,17 @@ pub(crate) async fn upload_in_process(
         .await?;
     let worker = "bench";
     let job = db
-        .claim_job_for("upload", upload.id, worker)
+        .claim_job_for(casecast_store::jobs::JobKind::Upload, upload.id, worker)
         .await?
         .context("the upload's job was not found")?;
-    db.process_upload(upload.id, job.id, worker).await?;
+    casecast_engine::upload::process_upload(
+        db,
+        upload.id,
+        job.id,
+        worker,
+        &casecast_engine::faults::Faults::none(),
+    )
+    .await?;
     db.finish_job(job.id).await?;
     let done = db.get_upload(project_id, upload.id).await?;
     if done.status != "done" {

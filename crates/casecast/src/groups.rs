@@ -290,7 +290,9 @@ async fn claim_upload_job(
     upload_id: i64,
     worker: &str,
 ) -> anyhow::Result<Option<casecast_store::jobs::Job>> {
-    Ok(db.claim_job_for("upload", upload_id, worker).await?)
+    Ok(db
+        .claim_job_for(casecast_store::jobs::JobKind::Upload, upload_id, worker)
+        .await?)
 }
 
 fn progress_bar(file: &Path) -> ProgressBar {
@@ -384,7 +386,14 @@ async fn run_job(
             }
         })
     };
-    let result = db.process_upload(upload_id, job.id, worker).await;
+    let result = casecast_engine::upload::process_upload(
+        db,
+        upload_id,
+        job.id,
+        worker,
+        &casecast_engine::faults::Faults::none(),
+    )
+    .await;
     poller.abort();
     match result {
         Ok(()) => {
@@ -394,13 +403,7 @@ async fn run_job(
         Err(e) => {
             // Left for a worker (`casecast serve` or `casecast worker`) to resume; a worker that
             // took the job over keeps its lease.
-            let taken_over = matches!(
-                &e,
-                casecast_store::StoreError::Conflict {
-                    code: "lease_lost",
-                    ..
-                }
-            );
+            let taken_over = matches!(&e, casecast_engine::JobError::LeaseLost(_));
             if !taken_over {
                 let _ = db
                     .retry_job(job.id, 1000 * job.attempts * job.attempts)

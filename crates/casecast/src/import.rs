@@ -137,8 +137,8 @@ async fn export_file(
         )
         .expect("a valid template"),
     );
-    let rows = db
-        .write_case_export(p.id, &filter, format, part.path(), |n| {
+    let rows =
+        casecast_engine::export::write_case_export(db, p.id, &filter, format, part.path(), |n| {
             bar.set_position(n);
             std::future::ready(Ok(()))
         })

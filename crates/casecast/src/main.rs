@@ -43,7 +43,7 @@ enum Command {
     /// Run the web UI, the API and the background workers.
     Serve(serve::ServeArgs),
     /// Run the background workers only (scale-out on PostgreSQL).
-    Worker,
+    Worker(serve::WorkerArgs),
     /// Create or upgrade the database schema.
     Migrate,
     /// Manage projects.
@@ -90,7 +90,7 @@ fn init_logging(format: LogFormat, long_running: bool) {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::serve(&cli.db, args).await,
-        Command::Worker => serve::worker(&cli.db).await,
+        Command::Worker(args) => serve::worker(&cli.db, args).await,
         Command::Migrate => {
             let db = casecast_store::Db::open(&cli.db)
                 .await
@@ -110,7 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let long_running = matches!(cli.command, Command::Serve(_) | Command::Worker);
+    let long_running = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
     init_logging(cli.log_format, long_running);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,10 +3,15 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use casecast_engine::clock::{ScaledClock, SharedClock};
+use casecast_engine::faults::{Fault, Faults};
+use casecast_engine::supervise::{supervise, Health};
+use casecast_engine::worker::{run_worker, WorkerContext};
 use casecast_engine::{run_dispatcher, DispatchOptions};
-use casecast_store::worker::run_worker;
+use casecast_store::Db;
 use casecast_web::{AppState, WebConfig};
 use clap::Args;
+use tokio::sync::watch;
 
 use crate::admin::open;
 
@@ -25,6 +30,133 @@ pub struct ServeArgs {
     /// inbound URLs (default: http:// and the listen address).
     #[arg(long, env = "CASECAST_PUBLIC_URL")]
     public_url: Option<String>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What `worker` takes.
+#[derive(Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Settings of the background tasks that `serve` and `worker` share. None is advertised: the
+/// dispatcher's tuning is for tests and experts (each also read from its `CASECAST_DISPATCH_*`
+/// variable), and the test clock and fault points are for tests only.
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// How long a claim holds its messages before another dispatcher may take them back (ms).
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_LEASE_MS", value_parser = clap::value_parser!(i64).range(1..))]
+    dispatch_lease_ms: Option<i64>,
+    /// How often the sweeper runs (ms).
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_SWEEP_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    dispatch_sweep_ms: Option<u64>,
+    /// The wait before the first retry (ms).
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_RETRY_BASE_MS", value_parser = clap::value_parser!(i64).range(1..))]
+    dispatch_retry_base_ms: Option<i64>,
+    /// The longest wait between attempts (ms).
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_RETRY_MAX_MS", value_parser = clap::value_parser!(i64).range(1..))]
+    dispatch_retry_max_ms: Option<i64>,
+    /// How often the gateway list is read again (ms).
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_REFRESH_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    dispatch_refresh_ms: Option<u64>,
+    /// Claim-send-record loops per process.
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_LANES", value_parser = clap::value_parser!(u64).range(1..))]
+    dispatch_lanes: Option<u64>,
+    /// Most messages per claim.
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_BATCH", value_parser = clap::value_parser!(u64).range(1..))]
+    dispatch_batch: Option<u64>,
+    /// Tests only: the scheduler's clock, ANCHOR_MS:START_MS:SPEED (from the real instant
+    /// ANCHOR_MS it shows START_MS and runs SPEED times faster), shared by several processes.
+    #[arg(long, hide = true, value_name = "ANCHOR_MS:START_MS:SPEED")]
+    test_clock: Option<ScaledClock>,
+    /// Tests only: hold at this fault point (fanout-batch=N, upload-batch=N); repeatable.
+    #[arg(long, hide = true, value_name = "POINT")]
+    test_fault: Vec<Fault>,
+}
+
+impl RunArgs {
+    /// The dispatcher's settings: the defaults, each replaced by its flag or variable.
+    fn dispatch_options(&self) -> DispatchOptions {
+        let mut o = DispatchOptions::default();
+        if let Some(v) = self.dispatch_lease_ms {
+            o.lease_ms = v;
+        }
+        if let Some(v) = self.dispatch_sweep_ms {
+            o.sweep_ms = v;
+        }
+        if let Some(v) = self.dispatch_retry_base_ms {
+            o.retry_base_ms = v;
+        }
+        if let Some(v) = self.dispatch_retry_max_ms {
+            o.retry_max_ms = v;
+        }
+        if let Some(v) = self.dispatch_refresh_ms {
+            o.refresh_ms = v;
+        }
+        if let Some(v) = self.dispatch_lanes {
+            o.lanes = v as usize;
+        }
+        if let Some(v) = self.dispatch_batch {
+            o.batch = v as usize;
+        }
+        o
+    }
+
+    /// The scheduler's clock: the system clock unless a test gave one.
+    fn clock(&self) -> SharedClock {
+        match self.test_clock {
+            Some(c) => std::sync::Arc::new(c),
+            None => casecast_engine::clock::system(),
+        }
+    }
+}
+
+/// The background tasks of a process, each supervised (restarted when it fails).
+struct Background {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    health: Health,
+}
+
+impl Background {
+    /// Starts the worker loop and the dispatcher on `db`.
+    fn start(db: &Db, role: &str, run: &RunArgs) -> Background {
+        let (stop, stopped) = watch::channel(false);
+        let health = Health::default();
+        let cx = WorkerContext {
+            name: worker_name(role),
+            clock: run.clock(),
+            faults: Faults::hold_at(run.test_fault.clone()),
+        };
+        let options = run.dispatch_options();
+        let worker = {
+            let (db, cx, stopped) = (db.clone(), cx.clone(), stopped.clone());
+            supervise("worker", health.clone(), stopped.clone(), move || {
+                run_worker(db.clone(), cx.clone(), stopped.clone())
+            })
+        };
+        let dispatcher = {
+            let (db, name, stopped) = (db.clone(), cx.name.clone(), stopped.clone());
+            supervise("dispatcher", health.clone(), stopped.clone(), move || {
+                run_dispatcher(db.clone(), name.clone(), options.clone(), stopped.clone())
+            })
+        };
+        Background {
+            stop,
+            tasks: vec![worker, dispatcher],
+            health,
+        }
+    }
+
+    /// Tells every task to stop and waits for them.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when
@@ -61,7 +193,6 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 }
 
 pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
-    let options = dispatch_options()?;
     let db = open(url).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -95,13 +226,15 @@ pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         None
     };
     let shutdown = shutdown_signal();
+    let background = Background::start(&db, "serve", &args.run);
     let state = AppState::new(
         db.clone(),
         WebConfig {
             secure_cookies: args.secure_cookies,
             public_url,
         },
-    );
+    )
+    .with_health(background.health.clone());
     println!(
         "Casecast is ready at http://{addr}/ (database: {})",
         db.dialect().name()
@@ -112,49 +245,12 @@ pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
             login.email, login.password
         );
     }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let name = worker_name("serve");
-    let jobs = tokio::spawn(run_worker(db.clone(), name.clone(), stopped.clone()));
-    let dispatcher = tokio::spawn(run_dispatcher(db.clone(), name, options, stopped));
     casecast_web::serve(listener, state, shutdown)
         .await
         .context("serving HTTP")?;
-    let _ = stop.send(true);
-    let _ = jobs.await;
-    let _ = dispatcher.await;
+    background.stop().await;
     db.close().await;
     Ok(())
-}
-
-/// The dispatcher's settings: the defaults, each replaceable by an environment variable
-/// (`CASECAST_DISPATCH_LEASE_MS`, `…_SWEEP_MS`, `…_RETRY_BASE_MS`, `…_RETRY_MAX_MS`,
-/// `…_REFRESH_MS`, `…_LANES`, `…_BATCH`). Tests shorten the lease so that a killed worker's
-/// messages are taken back in seconds; operators rarely need them.
-fn dispatch_options() -> anyhow::Result<DispatchOptions> {
-    fn knob<T: std::str::FromStr + PartialOrd + From<u8>>(
-        name: &str,
-        value: &mut T,
-    ) -> anyhow::Result<()> {
-        let var = format!("CASECAST_DISPATCH_{name}");
-        if let Ok(text) = std::env::var(&var) {
-            *value = text
-                .trim()
-                .parse()
-                .ok()
-                .filter(|v| *v >= T::from(1))
-                .ok_or_else(|| anyhow::anyhow!("{var}: {text:?} is not a positive whole number"))?;
-        }
-        Ok(())
-    }
-    let mut o = DispatchOptions::default();
-    knob("LEASE_MS", &mut o.lease_ms)?;
-    knob("SWEEP_MS", &mut o.sweep_ms)?;
-    knob("RETRY_BASE_MS", &mut o.retry_base_ms)?;
-    knob("RETRY_MAX_MS", &mut o.retry_max_ms)?;
-    knob("REFRESH_MS", &mut o.refresh_ms)?;
-    knob("LANES", &mut o.lanes)?;
-    knob("BATCH", &mut o.batch)?;
-    Ok(o)
 }
 
 /// A name for this process's worker in job leases: role, host and process id.
@@ -165,22 +261,16 @@ fn worker_name(role: &str) -> String {
     format!("{role}@{host}:{}", std::process::id())
 }
 
-pub async fn worker(url: &str) -> anyhow::Result<()> {
-    let options = dispatch_options()?;
+pub async fn worker(url: &str, args: WorkerArgs) -> anyhow::Result<()> {
     let db = open(url).await?;
     let shutdown = shutdown_signal();
+    let background = Background::start(&db, "worker", &args.run);
     println!(
         "Casecast worker is ready (database: {})",
         db.dialect().name()
     );
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let name = worker_name("worker");
-    let jobs = tokio::spawn(run_worker(db.clone(), name.clone(), stopped.clone()));
-    let dispatcher = tokio::spawn(run_dispatcher(db.clone(), name, options, stopped));
     shutdown.await;
-    let _ = stop.send(true);
-    let _ = jobs.await;
-    let _ = dispatcher.await;
+    background.stop().await;
     db.close().await;
     Ok(())
 }

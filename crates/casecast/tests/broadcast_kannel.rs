@@ -4,6 +4,7 @@
 //! text in its own language exactly once, nothing reaches the excluded, both delivery reports
 //! end every message `delivered`, and the excluded are counted by reason.
 
+use casecast_testkit::Workflows;
 use std::collections::HashMap;
 use std::time::Duration;
 

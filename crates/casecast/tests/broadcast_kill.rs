@@ -3,6 +3,7 @@
 //! one's lease runs out (30 s) and the occurrence ends with exactly 100,000 messages in the
 //! outbox, one per number, each with its case's own text.
 
+use casecast_testkit::Workflows;
 use std::collections::HashSet;
 use std::time::Duration;
 

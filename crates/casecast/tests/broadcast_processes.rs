@@ -7,6 +7,7 @@
 //! PostgreSQL only: several processes sharing one database is the PostgreSQL deployment (a
 //! SQLite file is served by one process). The test's name ends in `::postgres`.
 
+use casecast_testkit::Workflows;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -113,10 +114,11 @@ async fn three_processes_fire_each_day_of_a_daily_broadcast_once() {
     let start = utc("2027-03-26T00:00:00Z");
     let fake_now = move || start + (now_ms() - anchor) * SPEED;
     let clock = format!("{anchor}:{start}:{SPEED}");
-    let env = [("CASECAST_TEST_CLOCK", clock.as_str())];
-    let _serve = Server::start_with_env(BIN, &t.url, &[], &env).await;
-    let mut first = Worker::start(BIN, &t.url, &env);
-    let mut second = Worker::start(BIN, &t.url, &env);
+    // A test-only flag, which `--help` does not show.
+    let args = ["--test-clock", clock.as_str()];
+    let _serve = Server::start(BIN, &t.url, &args).await;
+    let mut first = Worker::start_with(BIN, &t.url, &args, &[]);
+    let mut second = Worker::start_with(BIN, &t.url, &args, &[]);
 
     let (pid, bid) = (project.id, broadcast.id);
     eventually("the second day fired", WITHIN, || {
@@ -126,7 +128,7 @@ async fn three_processes_fire_each_day_of_a_daily_broadcast_once() {
     })
     .await;
     second.kill();
-    let mut second = Worker::start(BIN, &t.url, &env);
+    let mut second = Worker::start_with(BIN, &t.url, &args, &[]);
 
     // Past the fifth day by more than a scheduler tick (one real second, four fake hours).
     let last = due[DAYS - 1];

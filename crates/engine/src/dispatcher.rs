@@ -98,9 +98,11 @@ async fn refresh(db: &Db, http: &reqwest::Client, registry: &Registry, max_in_fl
             return;
         }
     };
+    // The registry is replaced whole under its lock, never changed in place: a panic while
+    // it was held cannot leave it half-written, so a poisoned lock is read as it is.
     let old: HashMap<i64, Arc<Entry>> = registry
         .lock()
-        .expect("registry lock")
+        .unwrap_or_else(|p| p.into_inner())
         .iter()
         .map(|e| (e.gateway.id, e.clone()))
         .collect();
@@ -142,7 +144,7 @@ async fn refresh(db: &Db, http: &reqwest::Client, registry: &Registry, max_in_fl
         };
         entries.push(entry);
     }
-    *registry.lock().expect("registry lock") = Arc::new(entries);
+    *registry.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(entries);
 }
 
 /// Runs the dispatcher until `stop` turns true.
@@ -246,7 +248,7 @@ async fn run_lane(
             break;
         }
         while sends.try_join_next().is_some() {}
-        let entries = registry.lock().expect("registry lock").clone();
+        let entries = registry.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut worked = false;
         // A gateway with too little room left: wait for room rather than the nap.
         let mut full = false;

@@ -1,6 +1,6 @@
 //! Broadcasts: creating them, their state (active, paused, cancelled, finished), the status and
 //! per-status counts users see, and cancelling, pausing and resuming. When they fire is in
-//! `scheduler.rs`; how an occurrence becomes messages is in `fanout.rs`.
+//! `broadcast_runs.rs` (the scheduler is the engine's); how an occurrence becomes messages is in `fanout.rs`.
 
 use std::collections::BTreeMap;
 
@@ -157,7 +157,7 @@ fn occurrence_from_row(row: &AnyRow) -> Result<Occurrence, sqlx::Error> {
 
 /// The first occurrence of a schedule for a broadcast created at `now`: (index, instant).
 /// `Immediate` fires at once; a schedule with nothing after `now` is refused.
-pub(crate) fn first_occurrence(
+pub fn first_occurrence(
     schedule: &Schedule,
     project: &Project,
     now: i64,
@@ -184,11 +184,7 @@ pub(crate) fn first_occurrence(
 
 impl Db {
     /// Checks that a draft's groups, cases and gateway belong to the project.
-    pub(crate) async fn check_draft_refs(
-        &self,
-        project: &Project,
-        draft: &Draft,
-    ) -> StoreResult<()> {
+    pub async fn check_draft_refs(&self, project: &Project, draft: &Draft) -> StoreResult<()> {
         for (i, id) in draft.recipients.case_groups.iter().enumerate() {
             let found: Option<i64> =
                 sqlx::query_scalar("SELECT id FROM case_groups WHERE id = $1 AND project_id = $2")
@@ -244,19 +240,20 @@ impl Db {
             .collect())
     }
 
-    /// Saves a broadcast. One sent now fires in the same transaction (its fan-out is queued
-    /// as a job); a scheduled one waits for the scheduler.
-    pub async fn create_broadcast(
+    /// Inserts a draft whose references were checked ([`Db::check_draft_refs`]) as an active
+    /// broadcast inside the caller's transaction; refused when its schedule has no occurrence
+    /// to come. Returns its id and its first occurrence's instant: the engine fires that
+    /// occurrence in the same transaction when it is due now (`casecast_engine::broadcasts`).
+    pub async fn insert_broadcast(
         &self,
+        tx: &mut crate::Tx,
         project: &Project,
         draft: &Draft,
         user_id: Option<i64>,
-    ) -> StoreResult<Broadcast> {
-        self.check_draft_refs(project, draft).await?;
-        let now = casecast_core::time::now_ms();
+        now: i64,
+    ) -> StoreResult<(i64, i64)> {
         let (index, at) = first_occurrence(&draft.schedule, project, now)?;
         let recipients = serde_json::to_string(&draft.recipients).expect("recipients serialise");
-        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO broadcasts (project_id, name, recipients, content, schedule, gateway_id, state,
                 next_run_at, next_index, created_by, created_at, updated_at)
@@ -272,19 +269,9 @@ impl Db {
         .bind(index)
         .bind(user_id)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
-        if at <= now {
-            self.fire_in_tx(&mut tx, project, id, now).await?;
-        }
-        tx.commit().await?;
-        self.wake_workers();
-        tracing::info!(
-            broadcast.id = id,
-            project.id = project.id,
-            "broadcast created"
-        );
-        self.broadcast(project.id, id).await
+        Ok((id, at))
     }
 
     /// One broadcast of the project, with its status and counts.

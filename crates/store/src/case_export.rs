@@ -1,12 +1,10 @@
-//! Case exports: their columns, their rows a page at a time, files written row by row, and
-//! exports made in the background, whose finished file is kept in the database in chunks so
-//! that whichever process answers the download can send it.
-
-use std::io::{BufWriter, Write};
-use std::path::Path;
+//! Case exports' statements: their columns, their rows a page at a time, and the exports made
+//! in the background, whose finished file is kept in the database in chunks so that whichever
+//! process answers the download can send it. Writing files and running the background job is
+//! the engine's (`casecast_engine::export`).
 
 use casecast_core::case::Case;
-use casecast_core::sheet_out::{self, XlsxWriter, XLSX_MAX_ROWS};
+use casecast_core::sheet_out::XLSX_MAX_ROWS;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -32,7 +30,7 @@ pub const MAX_COLUMNS: usize = 16_384;
 /// Cases read from the database per page.
 pub const PAGE: usize = 5000;
 /// Bytes per stored chunk of a background export's file.
-const CHUNK: usize = 1024 * 1024;
+pub const CHUNK: usize = 1024 * 1024;
 /// Background exports of one project queued or running at once.
 const MAX_PENDING: i64 = 3;
 /// Finished exports a project keeps (the oldest go first, even within the day).
@@ -56,7 +54,7 @@ impl ExportFormat {
         }
     }
 
-    fn from_stored(s: &str) -> Self {
+    pub fn from_stored(s: &str) -> Self {
         if s == "xlsx" {
             ExportFormat::Xlsx
         } else {
@@ -120,109 +118,8 @@ pub fn push_standard_cells(
     (c.properties, c.modified_at)
 }
 
-/// Writes an export file a page at a time: CSV as it goes, `.xlsx` into a temporary file that
-/// becomes the workbook at the end.
-pub enum ExportWriter {
-    Csv(BufWriter<std::fs::File>),
-    Xlsx(Box<XlsxWriter>),
-}
-
-/// A failure of the sheet writer (never shown; logged).
-fn file_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(sqlx::Error::Protocol(format!("writing an export: {e}")))
-}
-
-impl ExportWriter {
-    /// Starts a file at `path` (CSV) or a workbook to be saved there (`.xlsx`).
-    pub fn new(format: ExportFormat, columns: &ExportColumns, path: &Path) -> StoreResult<Self> {
-        match format {
-            ExportFormat::Csv => {
-                let mut out =
-                    BufWriter::new(std::fs::File::create(path).map_err(StoreError::from_io)?);
-                out.write_all(&sheet_out::csv_start(&columns.headers()))
-                    .map_err(StoreError::from_io)?;
-                Ok(ExportWriter::Csv(out))
-            }
-            ExportFormat::Xlsx => Ok(ExportWriter::Xlsx(Box::new(
-                XlsxWriter::new(&columns.headers(), &columns.text_columns(), "cases")
-                    .map_err(file_error)?,
-            ))),
-        }
-    }
-
-    /// Adds rows.
-    pub fn append(&mut self, rows: &[Vec<String>]) -> StoreResult<()> {
-        match self {
-            ExportWriter::Csv(out) => out
-                .write_all(&sheet_out::csv_rows(rows))
-                .map_err(StoreError::from_io),
-            ExportWriter::Xlsx(w) => {
-                let before = w.rows_written();
-                w.append(rows).map_err(|e| {
-                    if before + rows.len() > XLSX_MAX_ROWS {
-                        // Cases added since the rows were counted.
-                        too_many_rows(before + rows.len())
-                    } else {
-                        file_error(e)
-                    }
-                })
-            }
-        }
-    }
-
-    /// Adds rows on a blocking thread (writing a page is CPU and file work), and gives the
-    /// writer back.
-    pub async fn append_off_thread(self, rows: Vec<Vec<String>>) -> StoreResult<Self> {
-        tokio::task::spawn_blocking(move || {
-            let mut w = self;
-            w.append(&rows).map(|()| w)
-        })
-        .await
-        .map_err(file_error)?
-    }
-
-    /// Finishes the file at `path` (the workbook is zipped off the async threads).
-    pub async fn finish(self, path: &Path) -> StoreResult<()> {
-        match self {
-            ExportWriter::Csv(mut out) => out.flush().map_err(StoreError::from_io),
-            ExportWriter::Xlsx(w) => {
-                let path = path.to_path_buf();
-                tokio::task::spawn_blocking(move || w.finish_to(&path))
-                    .await
-                    .map_err(file_error)?
-                    .map_err(file_error)
-            }
-        }
-    }
-}
-
-/// Pages of rows as [`read_ahead`] delivers them.
-pub type Pages = tokio::sync::mpsc::Receiver<StoreResult<Vec<Vec<String>>>>;
-
-/// Reads pages from cursor `start` on (`page` gives a page's rows and the next cursor) in a
-/// task of its own, one page ahead of the receiver: the database reads the next page while the
-/// caller writes this one. A failure is the last item; dropping the receiver stops the reading.
-pub fn read_ahead<F, Fut>(start: Option<i64>, page: F) -> Pages
-where
-    F: Fn(i64) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = StoreResult<(Vec<Vec<String>>, Option<i64>)>> + Send,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(async move {
-        let mut cursor = start;
-        while let Some(after) = cursor {
-            let result = page(after).await;
-            cursor = result.as_ref().ok().and_then(|(_, next)| *next);
-            if tx.send(result.map(|(rows, _)| rows)).await.is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 /// The refusal of an `.xlsx` of more rows than a sheet holds.
-fn too_many_rows(rows: usize) -> StoreError {
+pub fn too_many_rows(rows: usize) -> StoreError {
     casecast_core::case::FieldError::new(
         "rows",
         format!(
@@ -274,25 +171,6 @@ fn export_from_row(row: &AnyRow) -> Result<Export, sqlx::Error> {
         finished_at: row.try_get("finished_at")?,
         run: row.try_get("run")?,
     })
-}
-
-/// Up to [`CHUNK`] bytes of a file (fewer only at its end; none past it).
-async fn read_chunk(file: &mut tokio::fs::File) -> StoreResult<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; CHUNK];
-    let mut filled = 0;
-    while filled < CHUNK {
-        let n = file
-            .read(&mut buf[filled..])
-            .await
-            .map_err(StoreError::from_io)?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    buf.truncate(filled);
-    Ok(buf)
 }
 
 impl Db {
@@ -351,20 +229,6 @@ impl Db {
         ))
     }
 
-    /// Every page of export rows, read one page ahead while the caller writes the previous one.
-    pub fn export_pages(
-        &self,
-        project_id: i64,
-        filter: &CaseFilter,
-        columns: &ExportColumns,
-    ) -> Pages {
-        let (db, filter, columns) = (self.clone(), filter.clone(), columns.clone());
-        read_ahead(Some(0), move |after| {
-            let (db, filter, columns) = (db.clone(), filter.clone(), columns.clone());
-            async move { db.export_page(project_id, &filter, &columns, after).await }
-        })
-    }
-
     /// How many cases an export of the filter holds; an `.xlsx` of more rows than a sheet
     /// holds is refused here, before anything is written, with what to do instead.
     pub async fn count_for_export(
@@ -378,36 +242,6 @@ impl Db {
             return Err(too_many_rows(rows as usize));
         }
         Ok(rows)
-    }
-
-    /// Writes every case that passes the filter to `path`; `progress` hears the rows written
-    /// after each page. Returns the number of rows. Callers that want an `.xlsx` refused before
-    /// any work count first ([`Db::count_for_export`]); cases added meanwhile past a sheet's
-    /// rows are refused when they come.
-    pub async fn write_case_export<F, Fut>(
-        &self,
-        project_id: i64,
-        filter: &CaseFilter,
-        format: ExportFormat,
-        path: &Path,
-        mut progress: F,
-    ) -> StoreResult<u64>
-    where
-        F: FnMut(u64) -> Fut,
-        Fut: std::future::Future<Output = StoreResult<()>>,
-    {
-        let columns = self.export_columns(project_id, filter).await?;
-        let mut writer = ExportWriter::new(format, &columns, path)?;
-        let mut pages = self.export_pages(project_id, filter, &columns);
-        let mut written = 0u64;
-        while let Some(rows) = pages.recv().await {
-            let rows = rows?;
-            written += rows.len() as u64;
-            writer = writer.append_off_thread(rows).await?;
-            progress(written).await?;
-        }
-        writer.finish(path).await?;
-        Ok(written)
     }
 
     /// Queues an export of the cases that pass the filter, made by a worker; the project keeps
@@ -473,7 +307,7 @@ impl Db {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        Db::enqueue_job(&mut tx, "export", id).await?;
+        Db::enqueue_job(&mut tx, crate::jobs::JobKind::Export, id).await?;
         // The project keeps its newest finished exports only.
         sqlx::query(
             "DELETE FROM exports WHERE project_id = $1 AND status IN ('done', 'failed') AND id NOT IN
@@ -518,7 +352,7 @@ impl Db {
 
     /// Deletes the exports (and files) asked for before `before`: each worker calls this now
     /// and then, and so does every new export.
-    pub(crate) async fn delete_old_exports(&self, before: i64) -> StoreResult<()> {
+    pub async fn delete_old_exports(&self, before: i64) -> StoreResult<()> {
         // Their chunks go with them (ON DELETE CASCADE).
         sqlx::query("DELETE FROM exports WHERE created_at < $1")
             .bind(before)
@@ -527,17 +361,12 @@ impl Db {
         Ok(())
     }
 
-    /// Makes a queued export's file (the worker's `export` job): rows to a temporary file with
-    /// the progress recorded after each page, then the file into the database in chunks. Each
-    /// run writes its chunks under its own number, and only a run that still holds the job's
-    /// lease at the end makes them the file.
-    pub(crate) async fn process_export(
+    /// A queued or running export, its filter and the number of the run this call starts
+    /// (which resets its progress); `None` when it was deleted or has finished.
+    pub async fn start_export_run(
         &self,
         export_id: i64,
-        job_id: i64,
-        worker: &str,
-    ) -> StoreResult<()> {
-        let _heartbeat = crate::jobs::Heartbeat::start(self.clone(), job_id, worker);
+    ) -> StoreResult<Option<(Export, CaseFilter, i64)>> {
         let row = sqlx::query(&format!(
             "SELECT {EXPORT_COLUMNS}, filter FROM exports WHERE id = $1"
         ))
@@ -545,13 +374,12 @@ impl Db {
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else {
-            return Ok(()); // deleted meanwhile
+            return Ok(None); // deleted meanwhile
         };
         let export = export_from_row(&row)?;
         let mut filter: CaseFilter = serde_json::from_str(&row.try_get::<String, _>("filter")?)
-            .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?;
+            .map_err(StoreError::corrupt)?;
         filter.country = self.project_by_id(export.project_id).await?.country_code();
-        let format = ExportFormat::from_stored(export.format);
         let run: Option<i64> = sqlx::query_scalar(
             "UPDATE exports SET status = 'running', processed_rows = 0, error = NULL, run = run + 1
              WHERE id = $1 AND status IN ('queued', 'running') RETURNING run",
@@ -559,81 +387,71 @@ impl Db {
         .bind(export_id)
         .fetch_optional(self.pool())
         .await?;
-        let Some(run) = run else {
-            return Ok(()); // finished already
-        };
-        let dir = tempfile::tempdir().map_err(StoreError::from_io)?;
-        let path = dir.path().join(format!("export.{}", format.as_str()));
-        let progress = |written: u64| async move {
-            sqlx::query("UPDATE exports SET processed_rows = $1 WHERE id = $2 AND run = $3")
-                .bind(written as i64)
-                .bind(export_id)
-                .bind(run)
-                .execute(self.pool())
-                .await?;
-            Ok(())
-        };
-        let written = match self
-            .write_case_export(export.project_id, &filter, format, &path, progress)
-            .await
-        {
-            Ok(n) => n as i64,
-            // Too many columns, or rows added past a sheet's: the user's to narrow.
-            Err(StoreError::Invalid(e)) => return self.fail_export(export_id, &e.message).await,
-            Err(e) => return Err(e),
-        };
-        // The chunks, each in a statement of its own (a long transaction would hold SQLite's
-        // one writer), under this run's number.
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(StoreError::from_io)?;
-        let (mut seq, mut size) = (0i64, 0i64);
-        loop {
-            let chunk = read_chunk(&mut file).await?;
-            if chunk.is_empty() {
-                break;
-            }
-            size += chunk.len() as i64;
-            sqlx::query(
-                "INSERT INTO export_chunks (export_id, run, seq, bytes) VALUES ($1, $2, $3, $4)",
-            )
+        Ok(run.map(|run| (export, filter, run)))
+    }
+
+    /// Records the rows a run of an export has written so far.
+    pub async fn export_progress(&self, export_id: i64, run: i64, written: u64) -> StoreResult<()> {
+        sqlx::query("UPDATE exports SET processed_rows = $1 WHERE id = $2 AND run = $3")
+            .bind(written as i64)
             .bind(export_id)
             .bind(run)
-            .bind(seq)
-            .bind(chunk)
             .execute(self.pool())
             .await?;
-            seq += 1;
-        }
-        let mut tx = self.begin_write().await?;
-        if !Db::still_holds(&mut tx, job_id, worker).await? {
-            return Err(StoreError::Conflict {
-                code: "lease_lost",
-                message: "another worker took the export over".into(),
-            });
-        }
+        Ok(())
+    }
+
+    /// Stores chunk `seq` of a run's file, in a statement of its own (a long transaction
+    /// would hold SQLite's one writer).
+    pub async fn insert_export_chunk(
+        &self,
+        export_id: i64,
+        run: i64,
+        seq: i64,
+        bytes: Vec<u8>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO export_chunks (export_id, run, seq, bytes) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(export_id)
+        .bind(run)
+        .bind(seq)
+        .bind(bytes)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Makes a run's chunks the export's file, inside the caller's transaction (which also
+    /// checks that the run's job still holds its lease), and drops other runs' chunks.
+    pub async fn complete_export(
+        tx: &mut crate::Tx,
+        export_id: i64,
+        run: i64,
+        rows: i64,
+        size: i64,
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE exports SET status = 'done', processed_rows = $1, total_rows = $1, size_bytes = $2,
              finished_at = $3 WHERE id = $4 AND run = $5",
         )
-        .bind(written)
+        .bind(rows)
         .bind(size)
         .bind(casecast_core::time::now_ms())
         .bind(export_id)
         .bind(run)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query("DELETE FROM export_chunks WHERE export_id = $1 AND run <> $2")
             .bind(export_id)
             .bind(run)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
     /// Ends an export as failed, with a message for the user.
-    pub(crate) async fn fail_export(&self, export_id: i64, message: &str) -> StoreResult<()> {
+    pub async fn fail_export(&self, export_id: i64, message: &str) -> StoreResult<()> {
         sqlx::query(
             "UPDATE exports SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3",
         )

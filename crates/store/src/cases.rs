@@ -1,6 +1,6 @@
 //! Cases: create, read, list with keyset pagination, change, close, soft delete.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use casecast_core::case::{Case, CaseChanges};
 use casecast_core::{CaseId, CountryCode, PhoneNumber};
@@ -621,5 +621,31 @@ impl Db {
                 .fetch_one(self.pool())
                 .await?,
         )
+    }
+}
+
+impl Db {
+    /// Case ID and name of a few case rows, by row id.
+    pub async fn case_names(&self, pks: &[i64]) -> StoreResult<HashMap<i64, (String, String)>> {
+        if pks.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut p = crate::dialect::Placeholders::new(self.dialect());
+        let sql = format!(
+            "SELECT id, case_id, name FROM cases WHERE id IN ({})",
+            p.list(pks.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for pk in pks {
+            q = q.bind(pk);
+        }
+        let mut names = HashMap::new();
+        for row in q.persistent(false).fetch_all(self.pool()).await? {
+            names.insert(
+                row.try_get("id")?,
+                (row.try_get("case_id")?, row.try_get("name")?),
+            );
+        }
+        Ok(names)
     }
 }

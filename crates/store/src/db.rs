@@ -7,6 +7,9 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 
 use crate::dialect;
 
+/// A write transaction on either engine, which workflows pass to the statements they compose.
+pub type Tx = Transaction<'static, Any>;
+
 /// Which database engine a URL selected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -126,7 +129,8 @@ impl Db {
         self.outbox.notified().await;
     }
 
-    pub(crate) fn wake_dispatchers(&self) {
+    /// Wakes this process's dispatchers (after queueing messages).
+    pub fn wake_dispatchers(&self) {
         self.outbox.notify_waiters();
     }
 
@@ -135,7 +139,8 @@ impl Db {
         self.wake.notified().await;
     }
 
-    pub(crate) fn wake_workers(&self) {
+    /// Wakes this process's workers (after queueing a job).
+    pub fn wake_workers(&self) {
         self.wake.notify_waiters();
     }
 
@@ -153,8 +158,9 @@ impl Db {
         (self.pool.size(), self.pool.num_idle())
     }
 
-    /// A transaction that will write (see `dialect::begin_write`).
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    /// A transaction that will write (see `dialect::begin_write`): the unit in which a
+    /// workflow composes several statements atomically.
+    pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
         self.pool
             .begin_with(dialect::begin_write(self.engine))
             .await
@@ -164,7 +170,7 @@ impl Db {
     /// date (see `dialect::analyze`), so that the next query does not wait for autovacuum: a
     /// broadcast previewed right after a million-case upload otherwise took 26 s instead of 4
     /// on PostgreSQL. Failing to is logged, not an error.
-    pub(crate) async fn refresh_statistics(&self, table: &str, rows: usize) {
+    pub async fn refresh_statistics(&self, table: &str, rows: usize) {
         const BULK: usize = 10_000;
         let Some(sql) = dialect::analyze(self.engine, table) else {
             return;

@@ -25,6 +25,16 @@ impl StoreError {
     pub fn from_io(e: std::io::Error) -> Self {
         StoreError::Database(sqlx::Error::Io(e))
     }
+
+    /// A stored value that does not read back (a schedule, a JSON column): logged, never shown.
+    pub fn corrupt(what: impl std::fmt::Display) -> Self {
+        StoreError::Database(sqlx::Error::Decode(what.to_string().into()))
+    }
+
+    /// A background task of the caller's that stopped unexpectedly: logged, never shown.
+    pub fn internal(what: impl std::fmt::Display) -> Self {
+        StoreError::Database(sqlx::Error::Protocol(what.to_string()))
+    }
 }
 
 /// Results of storage calls.

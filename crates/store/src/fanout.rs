@@ -1,4 +1,5 @@
-//! Fan-out: one broadcast occurrence becomes outbox rows, batch by batch.
+//! Fan-out's statements: one broadcast occurrence becomes outbox rows, batch by batch (the
+//! workflow that drives them is `casecast_engine::fanout`).
 //!
 //! Each batch is one transaction that inserts its messages (`ON CONFLICT DO NOTHING` on
 //! occurrence and phone: one message per number per occurrence) and advances the occurrence's
@@ -11,14 +12,24 @@ use sqlx::{Any, Row};
 
 use crate::broadcasts::{broadcast_from_row, Excluded};
 use crate::error::{StoreError, StoreResult};
-use crate::recipients::{received, Batch, Outgoing, Walk};
+use crate::recipients::{Batch, Outgoing};
 use crate::Db;
 
 /// Rows per multi-row insert on SQLite (6 parameters each).
 const INSERT_ROWS: usize = 1000;
 
+/// An occurrence being fanned out, as [`Db::fanout_work`] reads it.
+#[derive(Clone, Debug)]
+pub struct FanoutWork {
+    /// When the occurrence was due (epoch ms).
+    pub due_at: i64,
+    /// Where a previous attempt stopped: (source, last case row); (0, 0) the first time.
+    pub cursor: (i64, i64),
+    pub broadcast: crate::broadcasts::Broadcast,
+}
+
 /// What writing one batch did.
-enum Written {
+pub enum Written {
     /// Written; the cursor moved on.
     More,
     /// The occurrence is done (or was cancelled, or ended elsewhere).
@@ -28,14 +39,9 @@ enum Written {
 }
 
 impl Db {
-    /// The job body: fans an occurrence out into the outbox, batch by batch, resuming after the
-    /// last batch a previous attempt committed.
-    pub async fn process_fanout(
-        &self,
-        occurrence_id: i64,
-        job_id: i64,
-        worker: &str,
-    ) -> StoreResult<()> {
+    /// The occurrence to fan out, with its broadcast and where a previous attempt stopped;
+    /// `None` when it is no longer fanning out (done, cancelled, failed).
+    pub async fn fanout_work(&self, occurrence_id: i64) -> StoreResult<Option<FanoutWork>> {
         let row = sqlx::query(
             "SELECT o.status AS occurrence_status, o.due_at, o.source_pos, o.cursor_pk, b.id, b.project_id, b.name, b.recipients,
                 b.content, b.schedule, b.gateway_id, b.state, b.next_run_at, b.next_index,
@@ -47,83 +53,17 @@ impl Db {
         .await?
         .ok_or(StoreError::NotFound("occurrence"))?;
         if row.try_get::<String, _>("occurrence_status")? != "fanning_out" {
-            return Ok(());
+            return Ok(None);
         }
-        let due: i64 = row.try_get("due_at")?;
-        // Where a previous attempt stopped (the start, the first time).
-        let start: (i64, i64) = (row.try_get("source_pos")?, row.try_get("cursor_pk")?);
-        let broadcast = broadcast_from_row(&row)?;
-        let project = self.project_by_id(broadcast.project_id).await?;
-        let expires = due + project.messaging.validity_seconds * 1000;
-        let now = casecast_core::time::now_ms();
-        if now >= expires {
-            return self
-                .end_occurrence(
-                    occurrence_id,
-                    "missed",
-                    Some("not sent: its fan-out could not start within the message validity"),
-                )
-                .await;
-        }
-        let Some(router) = self.router_for(project.id, broadcast.gateway_id).await? else {
-            return self
-                .end_occurrence(
-                    occurrence_id,
-                    "failed",
-                    Some("not sent: the broadcast's gateway was deleted"),
-                )
-                .await;
-        };
-        if router.is_empty() {
-            return self
-                .end_occurrence(
-                    occurrence_id,
-                    "failed",
-                    Some("not sent: no SMS gateway is set up (an admin can add one under Messaging → Gateways)"),
-                )
-                .await;
-        }
-        let sources = self.sources(project.id, &broadcast.recipients).await?;
-        let target = Target {
-            project_id: project.id,
-            broadcast_id: broadcast.id,
-            occurrence_id,
-            expires,
-        };
-        let walk = Walk::new(self, project.id, sources, broadcast.content, router);
-        tracing::info!(
-            broadcast.id = broadcast.id,
-            occurrence.id = occurrence_id,
-            "fan-out started"
-        );
-        let mut batches = walk.start(start.0, start.1);
-        loop {
-            let batch = received(&mut batches).await?;
-            match self.write_batch(&target, batch).await? {
-                Written::More => {}
-                Written::Finished => break,
-                // Another worker moved the cursor: read again from where it is.
-                Written::Moved(pos, after) => batches = walk.start(pos, after),
-            }
-            self.wake_dispatchers();
-            if !self.renew_job(job_id, worker).await? {
-                return Err(StoreError::Conflict {
-                    code: "lease_lost",
-                    message: "another worker took the fan-out over".into(),
-                });
-            }
-        }
-        self.wake_dispatchers();
-        tracing::info!(
-            broadcast.id = broadcast.id,
-            occurrence.id = occurrence_id,
-            "fan-out done"
-        );
-        Ok(())
+        Ok(Some(FanoutWork {
+            due_at: row.try_get("due_at")?,
+            cursor: (row.try_get("source_pos")?, row.try_get("cursor_pk")?),
+            broadcast: broadcast_from_row(&row)?,
+        }))
     }
 
     /// Ends an occurrence that will queue nothing (more).
-    pub(crate) async fn end_occurrence(
+    pub async fn end_occurrence(
         &self,
         occurrence_id: i64,
         status: &str,
@@ -144,7 +84,7 @@ impl Db {
 
     /// Writes one batch in one transaction, if the occurrence's cursor is where the batch was
     /// read from.
-    async fn write_batch(&self, target: &Target, batch: Batch) -> StoreResult<Written> {
+    pub async fn write_batch(&self, target: &Target, batch: Batch) -> StoreResult<Written> {
         let mut tx = self.begin_write().await?;
         // Locks the occurrence: a cancel waits for this batch, and a second worker for the
         // same occurrence reads the cursor this batch leaves.
@@ -240,11 +180,12 @@ impl Db {
 }
 
 /// The occurrence a fan-out writes for.
-struct Target {
-    project_id: i64,
-    broadcast_id: i64,
-    occurrence_id: i64,
-    expires: i64,
+pub struct Target {
+    pub project_id: i64,
+    pub broadcast_id: i64,
+    pub occurrence_id: i64,
+    /// When its messages expire (epoch ms).
+    pub expires: i64,
 }
 
 /// Inserts one chunk of messages, skipping numbers the occurrence already has; returns how many

@@ -574,7 +574,7 @@ impl Db {
 
     /// The router for messages that name a gateway (that one only, while it is live in the
     /// project) or none (the project's routes). `None` when the named gateway is not there.
-    pub(crate) async fn router_for(
+    pub async fn router_for(
         &self,
         project_id: i64,
         gateway_id: Option<i64>,

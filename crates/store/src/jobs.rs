@@ -6,41 +6,50 @@ use crate::dialect;
 use crate::error::StoreResult;
 use crate::Db;
 
+/// What a job does; stored as text in `jobs.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Apply an uploaded sheet to a case group.
+    Upload,
+    /// Fan a broadcast occurrence out into the outbox.
+    Fanout,
+    /// Write a background case export.
+    Export,
+}
+
+impl JobKind {
+    /// Every kind, for lists and tests.
+    pub const ALL: [JobKind; 3] = [JobKind::Upload, JobKind::Fanout, JobKind::Export];
+
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Upload => "upload",
+            JobKind::Fanout => "fanout",
+            JobKind::Export => "export",
+        }
+    }
+
+    /// The kind stored as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
 /// A claimed job.
 #[derive(Clone, Debug)]
 pub struct Job {
     pub id: i64,
-    pub kind: String,
+    /// `None` for a kind this version does not know (written by a newer one).
+    pub kind: Option<JobKind>,
+    /// The stored kind, for logs when it is not one this version knows.
+    pub kind_text: String,
     pub ref_id: i64,
     pub attempts: i64,
 }
 
 /// How long a claim lasts unless renewed.
 pub const LEASE_MS: i64 = 30_000;
-
-/// Renews a job's lease every 10 s in the background until dropped (or until the lease is
-/// lost, which the job finds out when it ends: see [`Db::still_holds`]).
-pub(crate) struct Heartbeat(tokio::task::JoinHandle<()>);
-
-impl Heartbeat {
-    pub(crate) fn start(db: Db, job_id: i64, worker: &str) -> Heartbeat {
-        let worker = worker.to_string();
-        Heartbeat(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-                if !matches!(db.renew_job(job_id, &worker).await, Ok(true)) {
-                    break;
-                }
-            }
-        }))
-    }
-}
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 /// Extends the lease of a job that `worker` still holds; false when it holds it no more.
 async fn renew<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
@@ -62,14 +71,14 @@ async fn renew<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
 
 impl Db {
     /// Queues a job (inside the caller's transaction).
-    pub(crate) async fn enqueue_job(
+    pub async fn enqueue_job(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        kind: &str,
+        kind: JobKind,
         ref_id: i64,
     ) -> Result<i64, sqlx::Error> {
         let now = casecast_core::time::now_ms();
         sqlx::query_scalar("INSERT INTO jobs (kind, ref_id, run_at, created_at) VALUES ($1, $2, $3, $3) RETURNING id")
-            .bind(kind)
+            .bind(kind.as_str())
             .bind(ref_id)
             .bind(now)
             .fetch_one(&mut **tx)
@@ -85,14 +94,14 @@ impl Db {
     /// in-process), if no live lease holds it.
     pub async fn claim_job_for(
         &self,
-        kind: &str,
+        kind: JobKind,
         ref_id: i64,
         worker: &str,
     ) -> StoreResult<Option<Job>> {
         self.claim(worker, Some((kind, ref_id))).await
     }
 
-    async fn claim(&self, worker: &str, only: Option<(&str, i64)>) -> StoreResult<Option<Job>> {
+    async fn claim(&self, worker: &str, only: Option<(JobKind, i64)>) -> StoreResult<Option<Job>> {
         let now = casecast_core::time::now_ms();
         let mut tx = self.begin_write().await?;
         let sql = format!(
@@ -112,14 +121,16 @@ impl Db {
             .bind(worker)
             .bind(now);
         if let Some((kind, ref_id)) = only {
-            query = query.bind(kind).bind(ref_id);
+            query = query.bind(kind.as_str()).bind(ref_id);
         }
         let row = query.fetch_optional(&mut *tx).await?;
         tx.commit().await?;
         row.map(|r| {
+            let kind_text: String = r.try_get("kind")?;
             Ok(Job {
                 id: r.try_get("id")?,
-                kind: r.try_get("kind")?,
+                kind: JobKind::parse(&kind_text),
+                kind_text,
                 ref_id: r.try_get("ref_id")?,
                 attempts: r.try_get("attempts")?,
             })
@@ -135,7 +146,7 @@ impl Db {
 
     /// Renews the lease inside the caller's transaction: false when another worker holds the
     /// job now (the transaction should then write nothing).
-    pub(crate) async fn still_holds(
+    pub async fn still_holds(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         job_id: i64,
         worker: &str,

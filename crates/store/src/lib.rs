@@ -1,6 +1,7 @@
 //! Casecast storage: one code path over SQLite and PostgreSQL (sqlx `Any`).
 
 pub mod accounts;
+pub mod broadcast_runs;
 pub mod broadcasts;
 pub mod case_export;
 pub mod case_groups;
@@ -9,7 +10,7 @@ pub mod cases;
 pub mod db;
 mod dialect;
 pub mod error;
-mod fanout;
+pub mod fanout;
 pub mod gateways;
 pub mod jobs;
 pub mod membership;
@@ -17,17 +18,13 @@ pub mod messages;
 mod migrate;
 pub mod opt_outs;
 pub mod outbox;
-mod preview;
 pub mod projects;
-mod recipients;
-mod scheduler;
+pub mod recipients;
 pub mod sealed;
 pub mod secrets;
 pub mod settings;
 pub mod tokens;
 pub mod uploads;
-pub mod worker;
 
-pub use db::{Db, Dialect};
+pub use db::{Db, Dialect, Tx};
 pub use error::{StoreError, StoreResult};
-pub use preview::{LanguagePreview, Preview, Sample};

@@ -2,10 +2,9 @@
 //! received, with delivery reports, inbound messages and the opt-out list.
 
 use casecast_core::case::FieldError;
-use casecast_core::opt_out::Intent;
 use casecast_core::sms;
 use casecast_core::PhoneNumber;
-use casecast_gateways::{DeliveryStatus, InboundSms, MessageRef};
+use casecast_gateways::{DeliveryStatus, MessageRef};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -18,7 +17,7 @@ use crate::Db;
 /// Most characters in a message a user writes (ten GSM-7 segments).
 pub const MAX_TEXT_CHARS: usize = 1530;
 /// Most characters of an inbound message kept (longer ones are cut, and say so).
-const MAX_INBOUND_CHARS: usize = 4000;
+pub const MAX_INBOUND_CHARS: usize = 4000;
 
 /// A message in the log.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -149,20 +148,9 @@ pub fn check_text(text: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// What happened to an inbound message.
-#[derive(Clone, Debug)]
-pub struct InboundOutcome {
-    pub message: Message,
-    /// The opt-out or opt-in it asked for, and whether that changed the list (a second STOP
-    /// changes nothing and gets no second confirmation).
-    pub intent: Option<(Intent, bool)>,
-    /// False when the gateway delivered the same message twice (nothing recorded again).
-    pub recorded: bool,
-}
-
 impl Db {
     /// Queues one outbound message (inside the caller's transaction).
-    pub(crate) async fn queue_outbound(
+    pub async fn queue_outbound(
         tx: &mut Transaction<'static, Any>,
         project: &Project,
         new: &NewOutbound,
@@ -459,8 +447,7 @@ impl Db {
     }
 
     /// The inbound message this gateway already delivered with this id, if any.
-    async fn inbound_seen(
-        &self,
+    pub async fn inbound_seen(
         tx: &mut Transaction<'static, Any>,
         gateway_id: i64,
         gateway_message_id: &str,
@@ -475,135 +462,63 @@ impl Db {
         .await?)
     }
 
-    /// Records an inbound message: matched to the case with that number, and acted on when it
-    /// is an opt-out or opt-in keyword (list changed, queued messages cancelled, one
-    /// confirmation queued through the same gateway).
-    pub async fn record_inbound(
-        &self,
-        gateway: &Gateway,
-        sms: &InboundSms,
-    ) -> StoreResult<InboundOutcome> {
-        let project = self.project_by_id(gateway.project_id).await?;
-        let number = PhoneNumber::parse(&sms.from, project.country_code().as_ref()).ok();
-        let phone = number
-            .as_ref()
-            .map(|n| n.as_str().to_string())
-            .unwrap_or_else(|| sms.from.chars().take(64).collect());
-        // What gateways send is stored as text: no NUL (PostgreSQL refuses it) and no other
-        // control characters but line breaks and tabs; every field cut to a sane length.
-        let clean = |s: &str, max: usize| -> String {
-            s.chars()
-                .filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
-                .take(max)
-                .collect()
-        };
-        let mut text = clean(&sms.text, MAX_INBOUND_CHARS);
-        if sms.text.chars().count() > MAX_INBOUND_CHARS {
-            text.push_str(" […]");
-        }
-        let phone = clean(&phone, 64);
-        let gateway_message_id = sms.gateway_message_id.as_deref().map(|id| clean(id, 128));
-        let info = sms::analyse(&text);
-        let now = casecast_core::time::now_ms();
-        let mut tx = self.begin_write().await?;
-        if let Some(gid) = &gateway_message_id {
-            if let Some(id) = self.inbound_seen(&mut tx, gateway.id, gid).await? {
-                tx.rollback().await?;
-                return Ok(InboundOutcome {
-                    message: self.message(project.id, id).await?,
-                    intent: None,
-                    recorded: false,
-                });
-            }
-        }
-        // The live case with this number; an open one before a closed one, then the newest.
-        let case_pk: Option<i64> = sqlx::query_scalar(
+    /// The live case with this number: an open one before a closed one, then the newest.
+    pub async fn case_for_phone(
+        tx: &mut Transaction<'static, Any>,
+        project_id: i64,
+        phone: &str,
+    ) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
             "SELECT id FROM cases WHERE project_id = $1 AND phone_number = $2 AND deleted = 0
              ORDER BY closed, modified_at DESC, id DESC LIMIT 1",
         )
-        .bind(project.id)
-        .bind(&phone)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .bind(project_id)
+        .bind(phone)
+        .fetch_optional(&mut **tx)
+        .await?)
+    }
+
+    /// Logs an inbound message as `received`; `None` when the unique index on the gateway's
+    /// message id refused it (the same message delivered twice at the same instant: the
+    /// transaction must then be rolled back).
+    pub async fn insert_inbound(
+        tx: &mut Transaction<'static, Any>,
+        new: &NewInbound<'_>,
+    ) -> StoreResult<Option<i64>> {
+        let info = sms::analyse(new.text);
         let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
             "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
                 gateway_id, gateway_message_id, next_attempt_at, created_at, expires_at, updated_at)
              VALUES ($1, 'inbound', 'normal', $2, $3, $4, 'received', $5, $6, $7, $8, $9, $9, $9, $9) RETURNING id",
         )
-        .bind(project.id)
-        .bind(case_pk)
-        .bind(&phone)
-        .bind(&text)
+        .bind(new.project_id)
+        .bind(new.case_pk)
+        .bind(new.phone)
+        .bind(new.text)
         .bind(info.encoding.as_str())
         .bind(info.segments as i64)
-        .bind(gateway.id)
-        .bind(gateway_message_id.as_deref())
-        .bind(now)
-        .fetch_one(&mut *tx)
+        .bind(new.gateway_id)
+        .bind(new.gateway_message_id)
+        .bind(new.now)
+        .fetch_one(&mut **tx)
         .await;
-        // Two deliveries of one message at the same instant: the unique index lets one in.
-        let id: i64 = match id {
-            Err(e) if crate::error::is_unique_violation(&e) => {
-                tx.rollback().await?;
-                let gid = gateway_message_id.as_deref().unwrap_or_default();
-                let mut tx = self.pool().begin().await?;
-                let id = self.inbound_seen(&mut tx, gateway.id, gid).await?;
-                tx.rollback().await?;
-                return Ok(InboundOutcome {
-                    message: self
-                        .message(project.id, id.ok_or(StoreError::NotFound("message"))?)
-                        .await?,
-                    intent: None,
-                    recorded: false,
-                });
-            }
-            other => other?,
-        };
-        let mut intent = None;
-        if let Some(number) = &number {
-            if let Some(asked) =
-                casecast_core::opt_out::intent(&text, &project.messaging.keywords())
-            {
-                let (changed, reply) = match asked {
-                    Intent::OptOut => (
-                        self.opt_out_tx(&mut tx, project.id, number.as_str(), "keyword")
-                            .await?,
-                        &project.messaging.opt_out_reply,
-                    ),
-                    Intent::OptIn => (
-                        self.opt_in_tx(&mut tx, project.id, number.as_str()).await?,
-                        &project.messaging.opt_in_reply,
-                    ),
-                };
-                // A keyword that changes nothing (a second STOP) gets no second confirmation.
-                if changed {
-                    Db::queue_outbound(
-                        &mut tx,
-                        &project,
-                        &NewOutbound {
-                            case_pk,
-                            phone: number.clone(),
-                            text: reply.clone(),
-                            gateway_id: gateway.id,
-                            user_id: None,
-                            kind: "confirmation",
-                        },
-                    )
-                    .await?;
-                }
-                intent = Some((asked, changed));
-            }
+        match id {
+            Err(e) if crate::error::is_unique_violation(&e) => Ok(None),
+            other => Ok(Some(other?)),
         }
-        tx.commit().await?;
-        if intent.is_some_and(|(_, changed)| changed) {
-            self.wake_dispatchers();
-        }
-        Ok(InboundOutcome {
-            message: self.message(project.id, id).await?,
-            intent,
-            recorded: true,
-        })
     }
+}
+
+/// An inbound message to log.
+#[derive(Clone, Debug)]
+pub struct NewInbound<'a> {
+    pub project_id: i64,
+    pub case_pk: Option<i64>,
+    pub phone: &'a str,
+    pub text: &'a str,
+    pub gateway_id: i64,
+    pub gateway_message_id: Option<&'a str>,
+    pub now: i64,
 }
 
 /// Rows per multi-row insert of [`Db::queue_outbound_bulk`] (11 parameters each).

@@ -33,7 +33,7 @@ impl Db {
     }
 
     /// Puts a number on the list and cancels what is queued for it; false when it was already there.
-    pub(crate) async fn opt_out_tx(
+    pub async fn opt_out_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         project_id: i64,
@@ -68,7 +68,7 @@ impl Db {
     }
 
     /// Takes a number off the list; false when it was not on it.
-    pub(crate) async fn opt_in_tx(
+    pub async fn opt_in_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         project_id: i64,

@@ -5,8 +5,8 @@
 //! individually chosen cases), in case row order, with keyset batches. Each case is classified
 //! (deleted, closed, no phone, opted out, no gateway) and the rest get their text rendered in
 //! their language. A case met again in a later source counts as a duplicate (it has its
-//! message already), unless it was excluded the first time. A [`Walk`] reads
-//! the next batch while its consumer handles the current one.
+//! message already), unless it was excluded the first time. The engine's
+//! pipeline reads the next batch of a [`Walk`] while its consumer handles the current one.
 
 use std::sync::Arc;
 
@@ -14,7 +14,6 @@ use casecast_core::sms;
 use casecast_core::template::{Content, Placeholder};
 use sqlx::Row;
 use std::borrow::Cow;
-use tokio::sync::mpsc;
 
 use crate::broadcasts::Excluded;
 use crate::error::{StoreError, StoreResult};
@@ -26,7 +25,7 @@ pub(crate) const BATCH: i64 = 5000;
 
 /// Where an occurrence's recipients come from, in reading order.
 #[derive(Debug)]
-pub(crate) struct Sources {
+pub struct Sources {
     /// The broadcast's groups that still exist, in the order given.
     groups: Vec<i64>,
     /// Row ids of the individually chosen cases, ascending.
@@ -178,7 +177,7 @@ impl Candidate<'_> {
 
 /// Why a case gets no message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Reason {
+pub enum Reason {
     Deleted,
     Closed,
     NoPhone,
@@ -193,7 +192,7 @@ pub(crate) enum Reason {
 }
 
 impl Excluded {
-    pub(crate) fn add(&mut self, reason: Reason) {
+    pub fn add(&mut self, reason: Reason) {
         match reason {
             Reason::Deleted => self.deleted += 1,
             Reason::Closed => self.closed += 1,
@@ -207,18 +206,18 @@ impl Excluded {
 }
 
 /// One rendered message for one case.
-pub(crate) struct Outgoing {
-    pub(crate) case_pk: i64,
+pub struct Outgoing {
+    pub case_pk: i64,
     /// Which text was used: its position in `Content::templates` (0 is the default).
-    pub(crate) language: usize,
-    pub(crate) phone: String,
+    pub language: usize,
+    pub phone: String,
     /// The number as an integer, for cheap duplicate checks.
-    pub(crate) phone_key: u64,
-    pub(crate) text: String,
-    pub(crate) encoding: sms::Encoding,
-    pub(crate) segments: i64,
-    pub(crate) gateway_id: i64,
-    pub(crate) missing: Vec<String>,
+    pub phone_key: u64,
+    pub text: String,
+    pub encoding: sms::Encoding,
+    pub segments: i64,
+    pub gateway_id: i64,
+    pub missing: Vec<String>,
 }
 
 /// The exclusion rules, in the order a case is checked against them.
@@ -281,17 +280,17 @@ impl Walk {
 }
 
 /// One batch of recipients, read and rendered.
-pub(crate) struct Batch {
+pub struct Batch {
     /// The cursor it was read from: (source, last case row before it).
-    pub(crate) from: (i64, i64),
+    pub from: (i64, i64),
     /// Where the next batch starts; `None` when this one is past the last source (empty).
-    pub(crate) next: Option<(i64, i64)>,
-    pub(crate) items: Vec<Result<Outgoing, Reason>>,
+    pub next: Option<(i64, i64)>,
+    pub items: Vec<Result<Outgoing, Reason>>,
 }
 
 /// Reads an occurrence's recipients batch by batch, one batch ahead.
 #[derive(Clone)]
-pub(crate) struct Walk {
+pub struct Walk {
     db: Db,
     project_id: i64,
     sources: Arc<Sources>,
@@ -303,7 +302,7 @@ pub(crate) struct Walk {
 }
 
 impl Walk {
-    pub(crate) fn new(
+    pub fn new(
         db: &Db,
         project_id: i64,
         sources: Sources,
@@ -321,67 +320,31 @@ impl Walk {
         }
     }
 
-    /// Reads batches from the cursor (source `pos`, after case row `after`) on, in order,
-    /// until past the last source; the last batch sent has `next: None`. The database reads
-    /// batch k+1 while batch k is parsed and rendered and batch k-1 is handled by the caller.
-    /// Dropping the receiver stops the reading.
-    pub(crate) fn start(&self, pos: i64, after: i64) -> mpsc::Receiver<StoreResult<Batch>> {
-        let (raw_tx, mut raw_rx) = mpsc::channel::<RawRead>(2);
-        let (out_tx, out_rx) = mpsc::channel::<StoreResult<Batch>>(2);
-        let reader = self.clone();
-        tokio::spawn(async move {
-            let mut from = (pos, after);
-            loop {
-                // Past the last source: an empty batch with no next one ends the walk.
-                if from.0 >= reader.sources.len() {
-                    let _ = raw_tx.send(Ok((RawBatch::default(), from, None))).await;
-                    return;
-                }
-                let raw = (reader.db)
-                    .candidates_raw(
-                        reader.project_id,
-                        &reader.sources,
-                        &reader.fields,
-                        from,
-                        BATCH,
-                    )
-                    .await;
-                let next = match &raw {
-                    Ok(RawBatch {
-                        count: BATCH,
-                        last: Some(last),
-                        ..
-                    }) => (from.0, *last),
-                    _ => (from.0 + 1, 0),
-                };
-                let failed = raw.is_err();
-                if raw_tx
-                    .send(raw.map(|r| (r, from, Some(next))))
-                    .await
-                    .is_err()
-                    || failed
-                {
-                    return;
-                }
-                from = next;
-            }
-        });
-        let renderer = self.clone();
-        tokio::spawn(async move {
-            while let Some(raw) = raw_rx.recv().await {
-                let batch = raw.and_then(|(raw, from, next)| renderer.render(raw, from, next));
-                let failed = batch.is_err();
-                if out_tx.send(batch).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
-        out_rx
+    /// Reads the batch at the cursor `from` (source, after case row): the rows, the cursor
+    /// they were read from and where the next batch starts. Past the last source it is an
+    /// empty batch with no next one, which ends the walk. The engine pipelines these reads
+    /// with [`Walk::render`] (`casecast_engine::recipients`).
+    pub async fn read(&self, from: (i64, i64)) -> RawRead {
+        if from.0 >= self.sources.len() {
+            return Ok((RawBatch::default(), from, None));
+        }
+        let raw = (self.db)
+            .candidates_raw(self.project_id, &self.sources, &self.fields, from, BATCH)
+            .await?;
+        let next = match &raw {
+            RawBatch {
+                count: BATCH,
+                last: Some(last),
+                ..
+            } => (from.0, *last),
+            _ => (from.0 + 1, 0),
+        };
+        Ok((raw, from, Some(next)))
     }
 
     /// Parses and renders one batch read from `from`; `next` is where the following batch
     /// starts (`None`: this one is past the last source, and the walk ends).
-    fn render(
+    pub fn render(
         &self,
         raw: RawBatch,
         from: (i64, i64),
@@ -404,21 +367,12 @@ impl Walk {
     }
 }
 
-/// The next batch of a walk.
-pub(crate) async fn received(rx: &mut mpsc::Receiver<StoreResult<Batch>>) -> StoreResult<Batch> {
-    rx.recv().await.unwrap_or_else(|| {
-        Err(StoreError::Database(sqlx::Error::Protocol(
-            "reading recipients stopped".into(),
-        )))
-    })
-}
-
 /// A batch read: the rows, the cursor they were read from, where the next batch starts.
-type RawRead = StoreResult<(RawBatch, (i64, i64), Option<(i64, i64)>)>;
+pub type RawRead = StoreResult<(RawBatch, (i64, i64), Option<(i64, i64)>)>;
 
 /// One batch as the database returns it: the rows as JSON, how many, the last case row.
 #[derive(Default)]
-struct RawBatch {
+pub struct RawBatch {
     /// SQLite: the rows as one JSON array (see `dialect::batch_as_json`).
     json: String,
     /// PostgreSQL: the rows.
@@ -429,7 +383,7 @@ struct RawBatch {
 
 impl Db {
     /// The groups and case rows a broadcast's recipients name.
-    pub(crate) async fn sources(
+    pub async fn sources(
         &self,
         project_id: i64,
         recipients: &casecast_core::broadcast::Recipients,

@@ -1,15 +1,14 @@
-//! Sheet uploads to a case group: stored with a job, processed in the background in batches,
-//! each batch one transaction with its per-row results, so that a restarted worker resumes
-//! where the last one stopped and the results stay available.
+//! Sheet uploads to a case group: stored with a job, processed in the background in batches
+//! (by `casecast_engine::upload`), each batch one transaction with its per-row results, so that
+//! a restarted worker resumes where the last one stopped and the results stay available.
 
 use std::collections::{BTreeMap, HashSet};
 
-use casecast_core::identifier::{IdentifierKind, Outcome};
-use casecast_core::sheet::{self, Headers, Limits, Row, RowSink, SheetError};
+use casecast_core::identifier::Outcome;
+use casecast_core::sheet::{self, Limits, SheetError};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
-use tokio::sync::mpsc;
 
 use crate::case_groups::{record, Actor};
 use crate::case_import::ImportError;
@@ -17,16 +16,6 @@ use crate::dialect::{Placeholders, MAX_BIND_PARAMS};
 use crate::error::{StoreError, StoreResult};
 use crate::membership::{apply_batch, Change, Entry, ItemResult};
 use crate::{Db, Dialect};
-
-/// Rows resolved and written per transaction.
-const BATCH: usize = 2000;
-/// Identifier columns, typed ones first: a row uses the first that is not blank.
-const COLUMNS: [IdentifierKind; 4] = [
-    IdentifierKind::CaseId,
-    IdentifierKind::ExternalId,
-    IdentifierKind::PhoneNumber,
-    IdentifierKind::Any,
-];
 
 /// An upload and its progress.
 #[derive(Clone, Debug, Serialize)]
@@ -45,6 +34,29 @@ pub struct Upload {
     pub error: Option<String>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+}
+
+/// An upload as its job reads it.
+#[derive(Clone, Debug)]
+pub struct UploadWork {
+    pub id: i64,
+    pub project_id: i64,
+    /// `None` when the group was deleted before the upload was processed.
+    pub group_id: Option<i64>,
+    pub change: Change,
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+    /// Rows an earlier attempt already wrote.
+    pub processed_rows: i64,
+    pub counts: BTreeMap<String, i64>,
+    pub user_id: Option<i64>,
+}
+
+/// How far an upload has come: the rows written and their outcomes.
+#[derive(Clone, Debug, Default)]
+pub struct UploadProgress {
+    pub processed: i64,
+    pub counts: BTreeMap<String, i64>,
 }
 
 /// One input row's result.
@@ -76,106 +88,6 @@ fn upload_from_row(r: &AnyRow) -> Result<Upload, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         finished_at: r.try_get("finished_at")?,
     })
-}
-
-/// Finds the identifier columns; the message lists the headers found when there is none.
-fn identifier_columns(headers: &Headers) -> Result<Vec<(usize, IdentifierKind)>, SheetError> {
-    let cols: Vec<(usize, IdentifierKind)> = COLUMNS
-        .iter()
-        .filter_map(|k| headers.find(k.column()).map(|i| (i, *k)))
-        .collect();
-    if cols.is_empty() {
-        let found = if headers.0.iter().all(|h| h.trim().is_empty()) {
-            "no names".to_string()
-        } else {
-            headers.list()
-        };
-        return Err(SheetError::Sink(format!(
-            "the sheet has no case_identifier column (nor case_id, external_id or phone_number); its header row has {found}"
-        )));
-    }
-    Ok(cols)
-}
-
-fn entry_of(row: &Row, cols: &[(usize, IdentifierKind)]) -> Entry {
-    cols.iter()
-        .find(|(i, _)| !row.get(*i).trim().is_empty())
-        .map(|(i, kind)| Entry {
-            raw: row.get(*i).to_string(),
-            kind: *kind,
-        })
-        .unwrap_or(Entry {
-            raw: String::new(),
-            kind: IdentifierKind::Any,
-        })
-}
-
-/// Checks the whole sheet before anything changes; counts its rows.
-/// Sheets up to this many rows are kept in memory after the check (a few MB), so they are not
-/// parsed twice; longer ones are read again, to keep memory flat.
-const KEEP_ROWS: usize = 200_000;
-
-struct Counter {
-    rows: usize,
-    cols: Vec<(usize, IdentifierKind)>,
-    /// The rows' entries while there are at most `KEEP_ROWS`.
-    kept: Option<Vec<(i64, Entry)>>,
-}
-
-impl RowSink for Counter {
-    fn headers(&mut self, headers: &Headers) -> Result<(), SheetError> {
-        self.cols = identifier_columns(headers)?;
-        Ok(())
-    }
-    fn row(&mut self, row: Row) -> Result<(), SheetError> {
-        self.rows += 1;
-        if self.rows > KEEP_ROWS {
-            self.kept = None;
-        } else if let Some(kept) = &mut self.kept {
-            kept.push((row.number as i64, entry_of(&row, &self.cols)));
-        }
-        Ok(())
-    }
-}
-
-/// Hands rows (after `skip`) in batches to the writer.
-struct Feeder {
-    cols: Vec<(usize, IdentifierKind)>,
-    skip: usize,
-    seen: usize,
-    batch: Vec<(i64, Entry)>,
-    tx: mpsc::Sender<Vec<(i64, Entry)>>,
-}
-
-impl Feeder {
-    fn flush(&mut self) -> Result<(), SheetError> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::take(&mut self.batch);
-        self.tx
-            .blocking_send(batch)
-            .map_err(|_| SheetError::Sink("the upload was stopped".into()))
-    }
-}
-
-impl RowSink for Feeder {
-    fn headers(&mut self, headers: &Headers) -> Result<(), SheetError> {
-        self.cols = identifier_columns(headers)?;
-        Ok(())
-    }
-    fn row(&mut self, row: Row) -> Result<(), SheetError> {
-        self.seen += 1;
-        if self.seen <= self.skip {
-            return Ok(());
-        }
-        let entry = entry_of(&row, &self.cols);
-        self.batch.push((row.number as i64, entry));
-        if self.batch.len() >= BATCH {
-            self.flush()?;
-        }
-        Ok(())
-    }
 }
 
 async fn insert_results(
@@ -253,7 +165,7 @@ impl Db {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        Db::enqueue_job(&mut tx, "upload", id).await?;
+        Db::enqueue_job(&mut tx, crate::jobs::JobKind::Upload, id).await?;
         tx.commit().await?;
         self.wake_workers();
         Ok(self.get_upload(project_id, id).await?)
@@ -323,7 +235,8 @@ impl Db {
             .map_err(Into::into)
     }
 
-    async fn fail_upload(&self, upload_id: i64, message: &str) -> StoreResult<()> {
+    /// Marks an upload failed with a message for its user.
+    pub async fn fail_upload(&self, upload_id: i64, message: &str) -> StoreResult<()> {
         sqlx::query("UPDATE uploads SET status = 'failed', error = $1, finished_at = $2, file_bytes = NULL WHERE id = $3")
             .bind(message)
             .bind(casecast_core::time::now_ms())
@@ -338,14 +251,8 @@ impl Db {
         self.fail_upload(upload_id, message).await
     }
 
-    /// The job body: checks the sheet, then resolves and applies it batch by batch, resuming
-    /// after the rows a previous attempt already wrote.
-    pub async fn process_upload(
-        &self,
-        upload_id: i64,
-        job_id: i64,
-        worker: &str,
-    ) -> StoreResult<()> {
+    /// The upload a job is to process; `None` when it is already done or failed.
+    pub async fn upload_work(&self, upload_id: i64) -> StoreResult<Option<UploadWork>> {
         let row = sqlx::query(
             "SELECT project_id, group_id, mode, file_name, file_bytes, status, processed_rows, counts, user_id FROM uploads WHERE id = $1",
         )
@@ -355,192 +262,138 @@ impl Db {
         .ok_or(StoreError::NotFound("upload"))?;
         let status: String = row.try_get("status")?;
         if status == "done" || status == "failed" {
-            return Ok(());
+            return Ok(None);
         }
-        let project_id: i64 = row.try_get("project_id")?;
-        let Some(group_id) = row.try_get::<Option<i64>, _>("group_id")? else {
-            return self
-                .fail_upload(
-                    upload_id,
-                    "the case group was deleted before the upload was processed",
-                )
-                .await;
-        };
         let change = if row.try_get::<String, _>("mode")? == "remove" {
             Change::Remove
         } else {
             Change::Add
         };
-        let file_name: String = row.try_get("file_name")?;
-        let bytes: Vec<u8> = row
-            .try_get::<Option<Vec<u8>>, _>("file_bytes")?
-            .unwrap_or_default();
-        let done_rows: i64 = row.try_get("processed_rows")?;
-        let mut counts: BTreeMap<String, i64> =
-            serde_json::from_str(&row.try_get::<String, _>("counts")?).unwrap_or_default();
-        let actor = Actor {
+        Ok(Some(UploadWork {
+            id: upload_id,
+            project_id: row.try_get("project_id")?,
+            group_id: row.try_get("group_id")?,
+            change,
+            file_name: row.try_get("file_name")?,
+            bytes: row
+                .try_get::<Option<Vec<u8>>, _>("file_bytes")?
+                .unwrap_or_default(),
+            processed_rows: row.try_get("processed_rows")?,
+            counts: serde_json::from_str(&row.try_get::<String, _>("counts")?).unwrap_or_default(),
             user_id: row.try_get("user_id")?,
-            via: "upload",
-        };
-        let country = self.project_by_id(project_id).await?.country_code();
-        let bytes = std::sync::Arc::new(bytes);
+        }))
+    }
 
-        // The lease is renewed every 10 s while this runs, whatever it is doing (a long check
-        // pass included), so that no other worker takes a live job over.
-        let _heartbeat = crate::jobs::Heartbeat::start(self.clone(), job_id, worker);
-
-        // Pass 1: the whole sheet is checked before anything changes.
-        let (check_bytes, check_name) = (bytes.clone(), file_name.clone());
-        let checked = tokio::task::spawn_blocking(move || {
-            let mut counter = Counter {
-                rows: 0,
-                cols: Vec::new(),
-                kept: Some(Vec::new()),
-            };
-            sheet::read_sheet(&check_bytes, &check_name, &Limits::default(), &mut counter)
-                .map(|_| (counter.rows, counter.kept))
-        })
-        .await
-        .map_err(|e| {
-            StoreError::Database(sqlx::Error::Protocol(format!("upload check stopped: {e}")))
-        })?;
-        let (total, kept) = match checked {
-            Ok(n) => n,
-            Err(e) => return self.fail_upload(upload_id, &e.to_string()).await,
-        };
+    /// Marks an upload as running over `total` rows (its sheet checked whole).
+    pub async fn start_upload(&self, upload_id: i64, total: i64) -> StoreResult<()> {
         sqlx::query("UPDATE uploads SET status = 'running', total_rows = $1 WHERE id = $2")
-            .bind(total as i64)
+            .bind(total)
             .bind(upload_id)
             .execute(self.pool())
             .await?;
+        Ok(())
+    }
 
-        // Pass 2: batches, each one transaction with its results and the progress.
-        let mut seen: HashSet<i64> = sqlx::query_scalar(
+    /// The cases an earlier attempt of this upload already wrote a result for.
+    pub async fn upload_cases_done(&self, upload_id: i64) -> StoreResult<HashSet<i64>> {
+        Ok(sqlx::query_scalar(
             "SELECT case_pk FROM upload_results WHERE upload_id = $1 AND case_pk IS NOT NULL",
         )
         .bind(upload_id)
         .fetch_all(self.pool())
         .await?
         .into_iter()
-        .collect();
-        let (tx, mut rx) = mpsc::channel::<Vec<(i64, Entry)>>(4);
-        let name = file_name.clone();
-        let feeder = tokio::task::spawn_blocking(move || {
-            if let Some(kept) = kept {
-                let rest = &kept[(done_rows as usize).min(kept.len())..];
-                for batch in rest.chunks(BATCH) {
-                    tx.blocking_send(batch.to_vec())
-                        .map_err(|_| SheetError::Sink("the upload was stopped".into()))?;
-                }
-                return Ok(());
-            }
-            let mut feeder = Feeder {
-                cols: Vec::new(),
-                skip: done_rows as usize,
-                seen: 0,
-                batch: Vec::with_capacity(BATCH),
-                tx,
-            };
-            sheet::read_sheet(&bytes, &name, &Limits::default(), &mut feeder)?;
-            feeder.flush()
-        });
-        let mut processed = done_rows;
-        let mut outcome = Ok(());
-        while let Some(batch) = rx.recv().await {
-            let entries: Vec<Entry> = batch.iter().map(|(_, e)| e.clone()).collect();
-            let step = async {
-                let mut db_tx = self.begin_write().await?;
-                crate::case_groups::lock_group(&mut db_tx, self.dialect(), group_id).await?;
-                let results = apply_batch(
-                    &mut db_tx,
-                    self.dialect(),
-                    project_id,
-                    group_id,
-                    change,
-                    country.as_ref(),
-                    &entries,
-                    &mut seen,
-                )
-                .await?;
-                for r in &results {
-                    *counts.entry(r.outcome.as_str().to_string()).or_insert(0) += 1;
-                }
-                let rows: Vec<(i64, ItemResult)> =
-                    batch.iter().map(|(n, _)| *n).zip(results).collect();
-                insert_results(&mut db_tx, self.dialect(), upload_id, &rows).await?;
-                let before = processed;
-                processed += rows.len() as i64;
-                // Guarded by the progress this worker last wrote: if a worker that took the job
-                // over has moved on, this batch is dropped rather than counted twice.
-                let moved = sqlx::query(
-                    "UPDATE uploads SET processed_rows = $1, counts = $2 WHERE id = $3 AND processed_rows = $4",
-                )
-                .bind(processed)
-                .bind(serde_json::to_string(&counts).unwrap_or_default())
-                .bind(upload_id)
-                .bind(before)
-                .execute(&mut *db_tx)
-                .await?;
-                if moved.rows_affected() == 0 {
-                    return Ok::<bool, sqlx::Error>(false);
-                }
-                db_tx.commit().await?;
-                Ok(true)
-            };
-            let kept = match step.await {
-                Ok(kept) => kept,
-                Err(e) => {
-                    outcome = Err(StoreError::from(e));
-                    break;
-                }
-            };
-            if !kept || !self.renew_job(job_id, worker).await? {
-                outcome = Err(StoreError::Conflict {
-                    code: "lease_lost",
-                    message: "another worker took the upload over".into(),
-                });
-                break;
-            }
+        .collect())
+    }
+
+    /// Applies one batch of an upload in one transaction with its per-row results and the
+    /// progress, guarded by the progress this worker last wrote (`progress.processed`): if a
+    /// worker that took the job over has moved on, nothing is written and this returns false.
+    /// `seen` (cases already met) and `progress` are updated as the batch is written.
+    pub async fn apply_upload_batch(
+        &self,
+        work: &UploadWork,
+        group_id: i64,
+        country: Option<&casecast_core::CountryCode>,
+        batch: &[(i64, Entry)],
+        seen: &mut HashSet<i64>,
+        progress: &mut UploadProgress,
+    ) -> StoreResult<bool> {
+        let entries: Vec<Entry> = batch.iter().map(|(_, e)| e.clone()).collect();
+        let mut tx = self.begin_write().await?;
+        crate::case_groups::lock_group(&mut tx, self.dialect(), group_id).await?;
+        let results = apply_batch(
+            &mut tx,
+            self.dialect(),
+            work.project_id,
+            group_id,
+            work.change,
+            country,
+            &entries,
+            seen,
+        )
+        .await?;
+        let mut counts = progress.counts.clone();
+        for r in &results {
+            *counts.entry(r.outcome.as_str().to_string()).or_insert(0) += 1;
         }
-        drop(rx);
-        let fed = feeder.await.map_err(|e| {
-            StoreError::Database(sqlx::Error::Protocol(format!("upload reader stopped: {e}")))
-        })?;
-        outcome?;
-        if let Err(e) = fed {
-            return self.fail_upload(upload_id, &e.to_string()).await;
+        let rows: Vec<(i64, ItemResult)> = batch.iter().map(|(n, _)| *n).zip(results).collect();
+        insert_results(&mut tx, self.dialect(), work.id, &rows).await?;
+        let processed = progress.processed + rows.len() as i64;
+        let moved = sqlx::query(
+            "UPDATE uploads SET processed_rows = $1, counts = $2 WHERE id = $3 AND processed_rows = $4",
+        )
+        .bind(processed)
+        .bind(serde_json::to_string(&counts).unwrap_or_default())
+        .bind(work.id)
+        .bind(progress.processed)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() == 0 {
+            return Ok(false);
         }
-        let added = counts.get(Outcome::Added.as_str()).copied().unwrap_or(0);
-        let removed = counts.get(Outcome::Removed.as_str()).copied().unwrap_or(0);
-        let mut db_tx = self.begin_write().await?;
+        tx.commit().await?;
+        progress.processed = processed;
+        progress.counts = counts;
+        Ok(true)
+    }
+
+    /// Marks an upload done and records it in its group's history; returns (added, removed).
+    pub async fn finish_upload(
+        &self,
+        work: &UploadWork,
+        group_id: i64,
+        progress: &UploadProgress,
+    ) -> StoreResult<(i64, i64)> {
+        let added = progress
+            .counts
+            .get(Outcome::Added.as_str())
+            .copied()
+            .unwrap_or(0);
+        let removed = (progress.counts.get(Outcome::Removed.as_str()).copied()).unwrap_or(0);
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE uploads SET status = 'done', finished_at = $1, file_bytes = NULL WHERE id = $2",
         )
         .bind(casecast_core::time::now_ms())
-        .bind(upload_id)
-        .execute(&mut *db_tx)
+        .bind(work.id)
+        .execute(&mut *tx)
         .await?;
+        let actor = Actor {
+            user_id: work.user_id,
+            via: "upload",
+        };
         record(
-            &mut db_tx,
+            &mut tx,
             group_id,
             actor,
-            &format!("upload_{}", change.as_str()),
+            &format!("upload_{}", work.change.as_str()),
             added,
             removed,
-            &file_name,
+            &work.file_name,
         )
         .await?;
-        db_tx.commit().await?;
-        tracing::info!(
-            upload.id = upload_id,
-            group.id = group_id,
-            rows = processed,
-            added,
-            removed,
-            "upload processed"
-        );
-        self.refresh_statistics("case_group_members", (added + removed) as usize)
-            .await;
-        Ok(())
+        tx.commit().await?;
+        Ok((added, removed))
     }
 }

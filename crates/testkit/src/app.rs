@@ -95,9 +95,9 @@ impl TestApp {
         );
         tokio::spawn(casecast_web::serve(listener, state, std::future::pending()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(casecast_store::worker::run_worker(
+        tokio::spawn(casecast_engine::worker::run_worker(
             db.clone(),
-            "test-worker".into(),
+            casecast_engine::worker::WorkerContext::new("test-worker"),
             stopped.clone(),
         ));
         tokio::spawn(casecast_engine::run_dispatcher(

@@ -243,9 +243,15 @@ impl Worker {
     /// Starts `casecast --db URL worker` with these environment variables (logging at `warn`
     /// unless `CASECAST_LOG` is among them).
     pub fn start(bin: &str, url: &str, env: &[(&str, &str)]) -> Worker {
+        Worker::start_with(bin, url, &[], env)
+    }
+
+    /// [`Worker::start`] with these arguments after `worker`.
+    pub fn start_with(bin: &str, url: &str, args: &[&str], env: &[(&str, &str)]) -> Worker {
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let child = command(bin, Some(url))
             .arg("worker")
+            .args(args)
             .env("CASECAST_LOG", "warn")
             .envs(env.iter().copied())
             .stdin(Stdio::null())

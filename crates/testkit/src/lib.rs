@@ -7,6 +7,7 @@ pub mod capture;
 pub mod cli;
 pub mod kannel;
 pub mod seed;
+mod workflows;
 
 use casecast_store::Db;
 pub use casecast_store::Dialect;
@@ -14,6 +15,7 @@ use sqlx::{Connection, Executor};
 
 pub use app::{test_dispatch_options, Fixture, TestApp};
 pub use browser::Browser;
+pub use workflows::Workflows;
 
 /// Runs each named `async fn(Dialect)` as two tests, `name::sqlite` and `name::postgres`.
 #[macro_export]

@@ -3,7 +3,9 @@
 
 use casecast_core::identifier::GroupName;
 use casecast_core::sheet::Limits;
+use casecast_engine::faults::Faults;
 use casecast_store::case_groups::Actor;
+use casecast_store::jobs::JobKind;
 use casecast_store::membership::Change;
 use casecast_store::projects::Project;
 use casecast_store::Db;
@@ -55,8 +57,10 @@ pub async fn group_of(db: &Db, project_id: i64, name: &str, case_ids: &[String])
         .await
         .expect("storing the upload");
     // A worker running beside the test (a `TestApp`'s) may take the job first.
-    if let Some(job) = db.claim_job_for("upload", upload.id, "seed").await.unwrap() {
-        db.process_upload(upload.id, job.id, "seed").await.unwrap();
+    if let Some(job) = (db.claim_job_for(JobKind::Upload, upload.id, "seed").await).unwrap() {
+        casecast_engine::upload::process_upload(db, upload.id, job.id, "seed", &Faults::none())
+            .await
+            .unwrap();
         db.finish_job(job.id).await.unwrap();
     }
     let within = std::time::Duration::from_secs(120);

@@ -6,7 +6,8 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use casecast_core::sheet_out::{self, Table, XlsxWriter};
-use casecast_store::case_export::{push_standard_cells, read_ahead, Export, ExportFormat, Pages};
+use casecast_engine::export::{read_ahead, write_case_export, Pages};
+use casecast_store::case_export::{push_standard_cells, Export, ExportFormat};
 use casecast_store::cases::CaseFilter;
 use casecast_store::{Db, StoreError, StoreResult};
 
@@ -242,7 +243,7 @@ pub async fn cases_download(
             .await?;
         let dir = tempfile::tempdir().map_err(StoreError::from_io)?;
         let path = dir.path().join("cases.xlsx");
-        db.write_case_export(project_id, &filter, ExportFormat::Xlsx, &path, |_| {
+        write_case_export(db, project_id, &filter, ExportFormat::Xlsx, &path, |_| {
             std::future::ready(Ok(()))
         })
         .await?;

@@ -384,9 +384,7 @@ async fn record(
     sms: &InboundSms,
     what: What,
 ) -> Result<(), Refusal> {
-    let outcome = state
-        .db
-        .record_inbound(gateway, sms)
+    let outcome = casecast_engine::inbound::handle_inbound(&state.db, &*state.clock, gateway, sms)
         .await
         .map_err(|e| internal(e, gateway.id, what))?;
     tracing::info!(

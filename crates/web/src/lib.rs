@@ -20,6 +20,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use casecast_engine::clock::SharedClock;
+use casecast_engine::supervise::Health;
 use casecast_store::Db;
 use tokio::net::TcpListener;
 use utoipa_swagger_ui::SwaggerUi;
@@ -56,16 +58,28 @@ pub struct AppState {
     pub db: Db,
     pub metrics: Arc<metrics::Metrics>,
     pub config: Arc<WebConfig>,
+    /// The workflows' clock (the system clock, except in tests).
+    pub clock: SharedClock,
+    /// The health of this process's background tasks, for `/healthz`.
+    pub health: Health,
 }
 
 impl AppState {
-    /// State over a database.
+    /// State over a database, on the system clock, with no background task reported.
     pub fn new(db: Db, config: WebConfig) -> Self {
         AppState {
             db,
             metrics: Arc::new(metrics::Metrics::default()),
             config: Arc::new(config),
+            clock: casecast_engine::clock::system(),
+            health: Health::default(),
         }
+    }
+
+    /// This state, reporting the health of these background tasks.
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = health;
+        self
     }
 }
 
@@ -97,7 +111,20 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `ok` while the database answers and no background task keeps failing; otherwise 503, with
+/// JSON naming the failing tasks when that is the reason.
 async fn healthz(State(state): State<AppState>) -> Response {
+    let failing = state.health.unhealthy();
+    if !failing.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": "unhealthy",
+                "failing_tasks": failing,
+            })),
+        )
+            .into_response();
+    }
     match state.db.is_migrated().await {
         Ok(true) => (StatusCode::OK, "ok\n").into_response(),
         Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "database not migrated\n").into_response(),

@@ -5,6 +5,7 @@ use casecast_store::membership::Change;
 use casecast_store::outbox::{Claim, ClaimRequest, Outcome, SendResult};
 use casecast_store::projects::Project;
 use casecast_store::Db;
+use casecast_testkit::Workflows;
 use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use serde_json::json;
 

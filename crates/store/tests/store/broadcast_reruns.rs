@@ -5,7 +5,8 @@
 use casecast_store::broadcasts::Excluded;
 use casecast_store::membership::Change;
 use casecast_store::projects::Project;
-use casecast_store::{Db, StoreError};
+use casecast_store::Db;
+use casecast_testkit::Workflows;
 use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use serde_json::json;
 
@@ -24,10 +25,13 @@ on_both_engines!(
 /// holds it: it writes one batch, finds its lease gone and stops, leaving the occurrence as a
 /// worker killed between two batches does. Returns the job id and the messages written.
 pub async fn interrupted(db: &Db, p: &Project, occurrence: i64) -> (i64, i64) {
-    let job = db.claim_job_for("fanout", occurrence, "a").await.unwrap();
+    let job = db
+        .claim_job_for(casecast_store::jobs::JobKind::Fanout, occurrence, "a")
+        .await
+        .unwrap();
     let job = job.expect("the occurrence's fan-out job").id;
     match db.process_fanout(occurrence, job, "gone").await {
-        Err(StoreError::Conflict { code, .. }) => assert_eq!(code, "lease_lost"),
+        Err(casecast_engine::JobError::LeaseLost(_)) => {}
         other => panic!("a worker without the lease carried on: {other:?}"),
     }
     let stopped = db.occurrence(p.id, occurrence).await.unwrap();
@@ -51,7 +55,9 @@ async fn take_over(t: &TestDb, occurrence: i64, job: i64, worker: &str) {
         .execute(&pool)
         .await
         .unwrap();
-    let taken = t.db.claim_job_for("fanout", occurrence, worker).await;
+    let taken =
+        t.db.claim_job_for(casecast_store::jobs::JobKind::Fanout, occurrence, worker)
+            .await;
     assert_eq!(taken.unwrap().map(|j| j.id), Some(job));
 }
 
@@ -113,10 +119,7 @@ async fn an_interrupted_fan_out_resumes_where_it_stopped(engine: Dialect) {
     );
     b.unwrap();
     match a {
-        Ok(())
-        | Err(StoreError::Conflict {
-            code: "lease_lost", ..
-        }) => {}
+        Ok(()) | Err(casecast_engine::JobError::LeaseLost(_)) => {}
         Err(e) => panic!("the old worker failed otherwise: {e}"),
     }
     let o = db.occurrence(p.id, occurrence).await.unwrap();

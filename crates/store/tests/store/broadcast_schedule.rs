@@ -5,6 +5,7 @@
 use casecast_store::broadcasts::Broadcast;
 use casecast_store::projects::Project;
 use casecast_store::{Db, StoreError};
+use casecast_testkit::Workflows;
 use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use jiff::{Timestamp, ToSpan};
 use serde_json::{json, Value};
@@ -353,7 +354,7 @@ async fn occurrences_later_than_the_validity_are_missed_never_sent(engine: Diale
         assert!(o.finished_at.is_some());
         // Nothing to fan out: no job, and running the fan-out anyway writes nothing.
         assert!(db
-            .claim_job_for("fanout", o.id, "t")
+            .claim_job_for(casecast_store::jobs::JobKind::Fanout, o.id, "t")
             .await
             .unwrap()
             .is_none());

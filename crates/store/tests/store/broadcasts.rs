@@ -2,6 +2,7 @@
 //! per phone number, each case's text in its language) and what the preview says beforehand;
 //! the helpers the other broadcast test modules share.
 
+use casecast_testkit::Workflows;
 use std::collections::{BTreeMap, HashSet};
 
 use casecast_core::broadcast::Draft;
@@ -57,7 +58,7 @@ pub fn draft(groups: &[i64], cases: &[&str], sms: Value, schedule: Value) -> Dra
 /// Runs an occurrence's fan-out job to its end, as a worker would.
 pub async fn fan_out(db: &Db, occurrence_id: i64) {
     let job = db
-        .claim_job_for("fanout", occurrence_id, "t")
+        .claim_job_for(casecast_store::jobs::JobKind::Fanout, occurrence_id, "t")
         .await
         .unwrap();
     let job = job.expect("the occurrence's fan-out job");

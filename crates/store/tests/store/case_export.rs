@@ -161,8 +161,8 @@ async fn export_bytes(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("export.{}", format.as_str()));
     let mut heard = Vec::new();
-    let rows = db
-        .write_case_export(project_id, filter, format, &path, |n| {
+    let rows =
+        casecast_engine::export::write_case_export(db, project_id, filter, format, &path, |n| {
             heard.push(n);
             std::future::ready(Ok(()))
         })
@@ -1101,9 +1101,9 @@ async fn exported_case_ids_uploaded_to_a_group_add_exactly_those_cases(engine: D
 /// Runs the worker until every listed export has ended (bounded only so that a hang fails).
 async fn run_exports(db: &Db, project_id: i64, ids: &[i64]) -> Vec<Export> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(casecast_store::worker::run_worker(
+    let worker = tokio::spawn(casecast_engine::worker::run_worker(
         db.clone(),
-        "exporter".into(),
+        casecast_engine::worker::WorkerContext::new("exporter"),
         stop_rx,
     ));
     let mut ended = Vec::new();

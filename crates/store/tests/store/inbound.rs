@@ -6,6 +6,7 @@ use casecast_gateways::{DeliveryStatus, InboundSms, MessageRef};
 use casecast_store::messages::MessageFilter;
 use casecast_store::settings::MessagingSettings;
 use casecast_store::StoreError;
+use casecast_testkit::Workflows;
 use casecast_testkit::{on_both_engines, Dialect, TestDb};
 
 use crate::gateways::log;

@@ -23,6 +23,7 @@ mod projects;
 mod tokens;
 mod uploads;
 
+use casecast_testkit::Workflows;
 use std::collections::BTreeMap;
 
 use casecast_core::case::{Case, CaseChanges};
@@ -237,7 +238,10 @@ pub async fn upload_and_process(
         .unwrap();
     assert_eq!(created.status, "queued");
     let job = db.claim_job("t").await.unwrap().expect("the upload's job");
-    assert_eq!((job.kind.as_str(), job.ref_id), ("upload", created.id));
+    assert_eq!(
+        (job.kind, job.ref_id),
+        (Some(casecast_store::jobs::JobKind::Upload), created.id)
+    );
     db.process_upload(job.ref_id, job.id, "t").await.unwrap();
     db.finish_job(job.id).await.unwrap();
     db.get_upload(project_id, created.id).await.unwrap()

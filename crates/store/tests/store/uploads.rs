@@ -1,6 +1,7 @@
 //! Sheet uploads to a case group: CSV and XLSX, typed identifier columns, per-row results,
 //! files refused at once or failed whole, resuming after a crash, and concurrent uploads.
 
+use casecast_testkit::Workflows;
 use std::collections::{BTreeMap, BTreeSet};
 
 use casecast_core::sheet::SheetError;

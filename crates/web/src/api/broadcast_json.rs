@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use casecast_core::broadcast::content_json;
+use casecast_engine::{LanguagePreview, Preview, Sample};
 use casecast_store::broadcasts::{Broadcast, Excluded, Occurrence};
-use casecast_store::{LanguagePreview, Preview, Sample};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;

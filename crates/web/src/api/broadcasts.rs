@@ -113,7 +113,8 @@ async fn preview_broadcast(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<PreviewJson>> {
     let draft = Draft::parse(&body)?;
-    let preview = state.db.preview_broadcast(&auth.project, &draft).await?;
+    let preview =
+        casecast_engine::preview_broadcast(&state.db, &*state.clock, &auth.project, &draft).await?;
     Ok(Json(preview.into()))
 }
 
@@ -131,10 +132,14 @@ async fn create_broadcast(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<BroadcastJson>)> {
     let draft = Draft::parse(&body)?;
-    let broadcast = state
-        .db
-        .create_broadcast(&auth.project, &draft, Some(auth.user_id))
-        .await?;
+    let broadcast = casecast_engine::broadcasts::create_broadcast(
+        &state.db,
+        &*state.clock,
+        &auth.project,
+        &draft,
+        Some(auth.user_id),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(broadcast.into())))
 }
 

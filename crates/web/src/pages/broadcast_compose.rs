@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use casecast_core::broadcast::{content_json, Draft};
 use casecast_core::case::FieldError;
 use casecast_core::recurrence::Schedule;
-use casecast_store::{Preview, StoreError};
+use casecast_engine::Preview;
+use casecast_store::StoreError;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -303,13 +304,18 @@ async fn next(state: &AppState, page: &ProjectPage, f: &BroadcastForm) -> Result
     let confirmed = f.action == "send";
     if confirmed && f.previewed == canonical(&draft) {
         let user = Some(page.me.user.id);
-        let b = state
-            .db
-            .create_broadcast(&page.project, &draft, user)
-            .await?;
+        let b = casecast_engine::broadcasts::create_broadcast(
+            &state.db,
+            &*state.clock,
+            &page.project,
+            &draft,
+            user,
+        )
+        .await?;
         return Ok(Next::Created(b.id));
     }
-    let preview = state.db.preview_broadcast(&page.project, &draft).await?;
+    let preview =
+        casecast_engine::preview_broadcast(&state.db, &*state.clock, &page.project, &draft).await?;
     Ok(Next::Show(Box::new(Outcome {
         error: None,
         notice: confirmed.then_some(

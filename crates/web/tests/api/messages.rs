@@ -1,5 +1,6 @@
 //! Sending to a case and the message log: what goes out, what is refused, and the filters.
 
+use casecast_testkit::Workflows;
 use std::collections::HashSet;
 use std::time::Duration;
 

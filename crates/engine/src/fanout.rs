@@ -1,0 +1,101 @@
+//! Fan-out: one broadcast occurrence becomes outbox rows, batch by batch.
+//!
+//! Each batch is one transaction that inserts its messages (one message per number per
+//! occurrence) and advances the occurrence's cursor (`Db::write_batch`), so a fan-out that dies
+//! half-way resumes where it stopped and never writes a message twice. The next batch is read
+//! and rendered while the current one is written.
+
+use casecast_store::fanout::{Target, Written};
+use casecast_store::recipients::Walk;
+use casecast_store::{Db, StoreResult};
+
+use crate::faults::{Fault, Faults};
+use crate::recipients::{batches, received};
+use crate::JobError;
+
+/// The job body: fans an occurrence out into the outbox, batch by batch, resuming after the
+/// last batch a previous attempt committed.
+pub async fn process_fanout(
+    db: &Db,
+    occurrence_id: i64,
+    job_id: i64,
+    worker: &str,
+    faults: &Faults,
+) -> Result<(), JobError> {
+    let Some(work) = db.fanout_work(occurrence_id).await? else {
+        return Ok(());
+    };
+    let broadcast = work.broadcast;
+    let project = db.project_by_id(broadcast.project_id).await?;
+    let expires = work.due_at + project.messaging.validity_seconds * 1000;
+    let now = casecast_core::time::now_ms();
+    if now >= expires {
+        return end(
+            db,
+            occurrence_id,
+            "missed",
+            "not sent: its fan-out could not start within the message validity",
+        )
+        .await;
+    }
+    let Some(router) = db.router_for(project.id, broadcast.gateway_id).await? else {
+        return end(
+            db,
+            occurrence_id,
+            "failed",
+            "not sent: the broadcast's gateway was deleted",
+        )
+        .await;
+    };
+    if router.is_empty() {
+        return end(
+            db,
+            occurrence_id,
+            "failed",
+            "not sent: no SMS gateway is set up (an admin can add one under Messaging → Gateways)",
+        )
+        .await;
+    }
+    let sources = db.sources(project.id, &broadcast.recipients).await?;
+    let target = Target {
+        project_id: project.id,
+        broadcast_id: broadcast.id,
+        occurrence_id,
+        expires,
+    };
+    let walk = Walk::new(db, project.id, sources, broadcast.content, router);
+    tracing::info!(
+        broadcast.id = broadcast.id,
+        occurrence.id = occurrence_id,
+        "fan-out started"
+    );
+    let mut rx = batches(&walk, work.cursor.0, work.cursor.1);
+    let mut written = 0u64;
+    loop {
+        let batch = received(&mut rx).await?;
+        match db.write_batch(&target, batch).await? {
+            Written::More => {}
+            Written::Finished => break,
+            // Another worker moved the cursor: read again from where it is.
+            Written::Moved(pos, after) => rx = batches(&walk, pos, after),
+        }
+        db.wake_dispatchers();
+        written += 1;
+        faults.reached(Fault::FanoutBatchWritten(written)).await;
+        if !db.renew_job(job_id, worker).await? {
+            return Err(JobError::LeaseLost("another worker took the fan-out over"));
+        }
+    }
+    db.wake_dispatchers();
+    tracing::info!(
+        broadcast.id = broadcast.id,
+        occurrence.id = occurrence_id,
+        "fan-out done"
+    );
+    Ok(())
+}
+
+async fn end(db: &Db, occurrence_id: i64, status: &str, error: &str) -> Result<(), JobError> {
+    let r: StoreResult<()> = db.end_occurrence(occurrence_id, status, Some(error)).await;
+    Ok(r?)
+}

@@ -1,0 +1,82 @@
+//! The engine's workflows as methods of a `Db`, for tests that drive them one step at a time
+//! (on the system clock, with no fault point): `use casecast_testkit::Workflows`.
+
+use casecast_core::broadcast::Draft;
+use casecast_engine::clock::SystemClock;
+use casecast_engine::faults::Faults;
+use casecast_engine::inbound::InboundOutcome;
+use casecast_engine::{JobError, Preview};
+use casecast_gateways::InboundSms;
+use casecast_store::broadcasts::Broadcast;
+use casecast_store::gateways::Gateway;
+use casecast_store::projects::Project;
+use casecast_store::{Db, StoreResult};
+
+/// The engine's workflows, called on a database handle.
+#[allow(async_fn_in_trait)]
+pub trait Workflows {
+    /// `casecast_engine::upload::process_upload`.
+    async fn process_upload(&self, upload: i64, job: i64, worker: &str) -> Result<(), JobError>;
+    /// `casecast_engine::fanout::process_fanout`.
+    async fn process_fanout(&self, occurrence: i64, job: i64, worker: &str)
+        -> Result<(), JobError>;
+    /// `casecast_engine::scheduler::fire_due_broadcasts`.
+    async fn fire_due_broadcasts(&self, now: i64) -> StoreResult<usize>;
+    /// `casecast_engine::broadcasts::create_broadcast`.
+    async fn create_broadcast(
+        &self,
+        project: &Project,
+        draft: &Draft,
+        user_id: Option<i64>,
+    ) -> StoreResult<Broadcast>;
+    /// `casecast_engine::preview_broadcast`.
+    async fn preview_broadcast(&self, project: &Project, draft: &Draft) -> StoreResult<Preview>;
+    /// `casecast_engine::inbound::handle_inbound`.
+    async fn record_inbound(
+        &self,
+        gateway: &Gateway,
+        sms: &InboundSms,
+    ) -> StoreResult<InboundOutcome>;
+}
+
+impl Workflows for Db {
+    async fn process_upload(&self, upload: i64, job: i64, worker: &str) -> Result<(), JobError> {
+        casecast_engine::upload::process_upload(self, upload, job, worker, &Faults::none()).await
+    }
+
+    async fn process_fanout(
+        &self,
+        occurrence: i64,
+        job: i64,
+        worker: &str,
+    ) -> Result<(), JobError> {
+        casecast_engine::fanout::process_fanout(self, occurrence, job, worker, &Faults::none())
+            .await
+    }
+
+    async fn fire_due_broadcasts(&self, now: i64) -> StoreResult<usize> {
+        casecast_engine::scheduler::fire_due_broadcasts(self, now).await
+    }
+
+    async fn create_broadcast(
+        &self,
+        project: &Project,
+        draft: &Draft,
+        user_id: Option<i64>,
+    ) -> StoreResult<Broadcast> {
+        casecast_engine::broadcasts::create_broadcast(self, &SystemClock, project, draft, user_id)
+            .await
+    }
+
+    async fn preview_broadcast(&self, project: &Project, draft: &Draft) -> StoreResult<Preview> {
+        casecast_engine::preview_broadcast(self, &SystemClock, project, draft).await
+    }
+
+    async fn record_inbound(
+        &self,
+        gateway: &Gateway,
+        sms: &InboundSms,
+    ) -> StoreResult<InboundOutcome> {
+        casecast_engine::inbound::handle_inbound(self, &SystemClock, gateway, sms).await
+    }
+}
