@@ -183,7 +183,7 @@ pub async fn run_fanout(url: &str, project_id: i64, occurrence_id: i64) -> anyho
         .zip(cpu)
         .map_or(f64::NAN, |(b, a)| b - a);
     let o = db.occurrence(project_id, occurrence_id).await?;
-    if o.status != "done" {
+    if o.status != casecast_core::states::OccurrenceStatus::Done {
         bail!("the occurrence ended {}: {:?}", o.status, o.error);
     }
     println!(

@@ -146,9 +146,11 @@ pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
         .await?;
     let done = loop {
         let e = db.get_export(project.id, export.id).await?;
-        match e.status.as_str() {
-            "done" => break e,
-            "failed" => bail!("the export failed: {}", e.error.unwrap_or_default()),
+        match e.status {
+            casecast_core::states::JobStatus::Done => break e,
+            casecast_core::states::JobStatus::Failed => {
+                bail!("the export failed: {}", e.error.unwrap_or_default())
+            }
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };

@@ -80,7 +80,7 @@ pub(crate) async fn upload_in_process(
     .await?;
     db.finish_job(job.id).await?;
     let done = db.get_upload(project_id, upload.id).await?;
-    if done.status != "done" {
+    if done.status != casecast_core::states::JobStatus::Done {
         bail!(
             "the upload ended {}: {}",
             done.status,

@@ -329,7 +329,7 @@ fn show(bar: &ProgressBar, upload: &Upload) {
 }
 
 fn finished(upload: &Upload) -> bool {
-    upload.status == "done" || upload.status == "failed"
+    upload.status.is_finished()
 }
 
 /// Processes the upload here, or follows a worker that took it; returns it finished.
@@ -458,7 +458,7 @@ async fn upload(
     let done = process(db, p.id, created.id, &bar).await;
     bar.finish_and_clear();
     let done = done?;
-    if done.status == "failed" {
+    if done.status == casecast_core::states::JobStatus::Failed {
         bail!(
             "the upload of '{}' failed: {}",
             file.display(),
@@ -486,7 +486,7 @@ async fn write_results(db: &Db, project_id: i64, upload_id: i64, out: &Path) -> 
             vec![
                 r.row.to_string(),
                 r.identifier,
-                r.outcome,
+                r.outcome.to_string(),
                 r.case_id.unwrap_or_default(),
                 r.message,
             ]

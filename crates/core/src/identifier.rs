@@ -112,6 +112,12 @@ impl Outcome {
     }
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Every outcome, in report order.
 pub const ALL_OUTCOMES: [Outcome; 10] = [
     Outcome::Added,

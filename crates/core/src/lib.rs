@@ -12,6 +12,7 @@ pub mod recurrence;
 pub mod sheet;
 pub mod sheet_out;
 pub mod sms;
+pub mod states;
 pub mod template;
 pub mod time;
 

@@ -5,6 +5,7 @@
 //! half-way resumes where it stopped and never writes a message twice. The next batch is read
 //! and rendered while the current one is written.
 
+use casecast_core::states::OccurrenceStatus;
 use casecast_store::fanout::{Target, Written};
 use casecast_store::recipients::Walk;
 use casecast_store::{Db, StoreResult};
@@ -33,7 +34,7 @@ pub async fn process_fanout(
         return end(
             db,
             occurrence_id,
-            "missed",
+            OccurrenceStatus::Missed,
             "not sent: its fan-out could not start within the message validity",
         )
         .await;
@@ -42,7 +43,7 @@ pub async fn process_fanout(
         return end(
             db,
             occurrence_id,
-            "failed",
+            OccurrenceStatus::Failed,
             "not sent: the broadcast's gateway was deleted",
         )
         .await;
@@ -51,7 +52,7 @@ pub async fn process_fanout(
         return end(
             db,
             occurrence_id,
-            "failed",
+            OccurrenceStatus::Failed,
             "not sent: no SMS gateway is set up (an admin can add one under Messaging → Gateways)",
         )
         .await;
@@ -95,7 +96,12 @@ pub async fn process_fanout(
     Ok(())
 }
 
-async fn end(db: &Db, occurrence_id: i64, status: &str, error: &str) -> Result<(), JobError> {
+async fn end(
+    db: &Db,
+    occurrence_id: i64,
+    status: OccurrenceStatus,
+    error: &str,
+) -> Result<(), JobError> {
     let r: StoreResult<()> = db.end_occurrence(occurrence_id, status, Some(error)).await;
     Ok(r?)
 }

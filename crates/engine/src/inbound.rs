@@ -5,6 +5,7 @@
 //! only logged on the case. Surveys and keywords (later issues) add their steps here.
 
 use casecast_core::opt_out::Intent;
+use casecast_core::states::MessageKind;
 use casecast_core::PhoneNumber;
 use casecast_gateways::InboundSms;
 use casecast_store::gateways::Gateway;
@@ -116,7 +117,7 @@ pub async fn handle_inbound(
                         text: reply.clone(),
                         gateway_id: gateway.id,
                         user_id: None,
-                        kind: "confirmation",
+                        kind: MessageKind::Confirmation,
                     },
                 )
                 .await?;

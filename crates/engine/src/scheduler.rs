@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use casecast_core::recurrence::Schedule;
+use casecast_core::states::OccurrenceStatus;
 use casecast_store::broadcast_runs::{Advance, NewOccurrence};
 use casecast_store::jobs::JobKind;
 use casecast_store::projects::Project;
@@ -75,7 +76,11 @@ pub async fn fire_in_tx(
             broadcast_id: id,
             index: due.index,
             due_at: due.due_at,
-            status: if missed { "missed" } else { "fanning_out" },
+            status: if missed {
+                OccurrenceStatus::Missed
+            } else {
+                OccurrenceStatus::FanningOut
+            },
             error: error.as_deref(),
             finished_at: missed.then_some(now),
             now,

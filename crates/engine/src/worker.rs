@@ -139,7 +139,7 @@ pub async fn run_job(db: &Db, cx: &WorkerContext, job: Job) {
                 JobKind::Fanout => {
                     db.end_occurrence(
                         job.ref_id,
-                        "failed",
+                        casecast_core::states::OccurrenceStatus::Failed,
                         Some("the fan-out failed; it has been logged (messages already queued still go out)"),
                     )
                     .await

@@ -144,7 +144,9 @@ async fn statuses(db: &Db, project: &Project) -> HashMap<i64, String> {
         .list_messages(project.id, &Default::default(), 1000, None)
         .await
         .unwrap();
-    all.into_iter().map(|m| (m.id, m.status)).collect()
+    all.into_iter()
+        .map(|m| (m.id, m.status.to_string()))
+        .collect()
 }
 
 fn start_dispatcher(db: &Db, options: DispatchOptions) -> watch::Sender<bool> {

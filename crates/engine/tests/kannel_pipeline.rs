@@ -74,7 +74,7 @@ async fn case(app: &TestApp) -> String {
 async fn history(app: &TestApp, case_id: &str, direction: &str) -> Vec<Message> {
     let filter = MessageFilter {
         case_id: Some(case_id.into()),
-        direction: Some(direction.into()),
+        direction: casecast_core::states::Direction::parse(direction),
         ..Default::default()
     };
     let page = app.db.list_messages(app.alpha.id, &filter, 100, None).await;

@@ -2,6 +2,7 @@
 //! broadcasts, the row lock on one, the occurrence it records and the broadcast moved on. The
 //! engine composes them in one transaction per occurrence (see `casecast_engine::scheduler`).
 
+use casecast_core::states::{BroadcastState, OccurrenceStatus};
 use sqlx::Row;
 
 use crate::error::{StoreError, StoreResult};
@@ -25,8 +26,8 @@ pub struct NewOccurrence<'a> {
     pub broadcast_id: i64,
     pub index: i64,
     pub due_at: i64,
-    /// `fanning_out` or `missed`.
-    pub status: &'a str,
+    /// `FanningOut`, or `Missed` when it came too late.
+    pub status: OccurrenceStatus,
     pub error: Option<&'a str>,
     pub finished_at: Option<i64>,
     pub now: i64,
@@ -100,7 +101,7 @@ impl Db {
         .bind(o.broadcast_id)
         .bind(o.index)
         .bind(o.due_at)
-        .bind(o.status)
+        .bind(o.status.as_str())
         .bind(o.error)
         .bind(o.finished_at)
         .bind(o.now)
@@ -111,15 +112,15 @@ impl Db {
     /// Moves the broadcast on to its next occurrence, or finishes it.
     pub async fn advance_broadcast(tx: &mut Tx, id: i64, a: Advance) -> StoreResult<()> {
         let (state, next_at, next_index) = match a.next {
-            Some((at, index)) => ("active", Some(at), Some(index)),
-            None => ("finished", None, None),
+            Some((at, index)) => (BroadcastState::Active, Some(at), Some(index)),
+            None => (BroadcastState::Finished, None, None),
         };
         sqlx::query(
             "UPDATE broadcasts SET state = $1, next_run_at = $2, next_index = $3,
                 last_run_at = CASE WHEN $4 = 1 THEN last_run_at ELSE $5 END, updated_at = $6
              WHERE id = $7",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(next_at)
         .bind(next_index)
         .bind(i64::from(a.missed))

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use casecast_core::broadcast::{content_json, Draft, Recipients};
 use casecast_core::case::FieldError;
 use casecast_core::recurrence::Schedule;
+use casecast_core::states::{BroadcastState, BroadcastStatus, OccurrenceStatus};
 use casecast_core::template::Content;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -32,9 +33,9 @@ pub struct Broadcast {
     pub gateway_id: Option<i64>,
     /// `active`, `paused`, `cancelled` or `finished` (the stored state; see `status`).
     #[serde(skip)]
-    pub state: String,
+    pub state: BroadcastState,
     /// `scheduled`, `sending`, `completed`, `cancelled`, `paused` or `failed`.
-    pub status: &'static str,
+    pub status: BroadcastStatus,
     /// Messages of all its occurrences by status.
     pub counts: BTreeMap<String, i64>,
     pub next_run_at: Option<i64>,
@@ -57,8 +58,7 @@ pub struct Occurrence {
     /// 1-based, counted from the schedule's start.
     pub index: i64,
     pub due_at: i64,
-    /// `fanning_out`, `done`, `missed`, `cancelled` or `failed`.
-    pub status: String,
+    pub status: OccurrenceStatus,
     /// Messages queued by the fan-out, and their segments.
     pub queued: i64,
     pub segments: i64,
@@ -115,8 +115,8 @@ pub(crate) fn broadcast_from_row(row: &AnyRow) -> Result<Broadcast, sqlx::Error>
         content: draft.content,
         schedule: draft.schedule,
         gateway_id: row.try_get("gateway_id")?,
-        state: row.try_get("state")?,
-        status: "scheduled",
+        state: crate::messages::stored(row, "state")?,
+        status: BroadcastStatus::Scheduled,
         counts: BTreeMap::new(),
         next_run_at: row.try_get("next_run_at")?,
         next_index: row.try_get("next_index")?,
@@ -136,7 +136,7 @@ fn occurrence_from_row(row: &AnyRow) -> Result<Occurrence, sqlx::Error> {
         broadcast_id: row.try_get("broadcast_id")?,
         index: row.try_get("occurrence_index")?,
         due_at: row.try_get("due_at")?,
-        status: row.try_get("status")?,
+        status: crate::messages::stored(row, "status")?,
         queued: row.try_get("queued")?,
         segments: row.try_get("segments")?,
         excluded: Excluded {
@@ -405,7 +405,7 @@ impl Db {
         .await?;
         let (last_status, error, occurrences) = match &last {
             Some(r) => (
-                Some(r.try_get::<String, _>("status")?),
+                Some(crate::messages::stored::<OccurrenceStatus>(r, "status")?),
                 r.try_get::<Option<String>, _>("error")?,
                 r.try_get::<i64, _>("n")?,
             ),
@@ -413,29 +413,21 @@ impl Db {
         };
         b.occurrences = occurrences;
         b.error = error;
-        let in_progress = last_status.as_deref() == Some("fanning_out")
-            || b.counts["queued"] > 0
-            || b.counts["sending"] > 0;
-        b.status = match b.state.as_str() {
-            "cancelled" => "cancelled",
-            "paused" => "paused",
-            _ if in_progress => "sending",
-            "active" => "scheduled",
-            // A one-off (or the last) occurrence that could not be sent.
-            _ if matches!(last_status.as_deref(), Some("failed" | "missed")) => "failed",
-            _ => "completed",
-        };
+        let messages_pending = b.counts["queued"] > 0 || b.counts["sending"] > 0;
+        b.status = BroadcastStatus::derive(b.state, last_status, messages_pending);
         Ok(())
     }
 
     /// The stored state of a broadcast of the project.
-    async fn broadcast_state(&self, project_id: i64, id: i64) -> StoreResult<String> {
-        sqlx::query_scalar("SELECT state FROM broadcasts WHERE id = $1 AND project_id = $2")
-            .bind(id)
-            .bind(project_id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or(StoreError::NotFound("broadcast"))
+    async fn broadcast_state(&self, project_id: i64, id: i64) -> StoreResult<BroadcastState> {
+        let text: String =
+            sqlx::query_scalar("SELECT state FROM broadcasts WHERE id = $1 AND project_id = $2")
+                .bind(id)
+                .bind(project_id)
+                .fetch_optional(self.pool())
+                .await?
+                .ok_or(StoreError::NotFound("broadcast"))?;
+        text.parse().map_err(StoreError::corrupt)
     }
 
     /// Cancels a broadcast: no further occurrence, the running fan-out stops, and every message
@@ -451,10 +443,12 @@ impl Db {
         .bind(project_id)
         .fetch_optional(&mut *tx)
         .await?;
-        match state.as_deref() {
-            None => return Err(StoreError::NotFound("broadcast")),
-            Some("cancelled") => return Ok(0),
-            _ => {}
+        let state: BroadcastState = state
+            .ok_or(StoreError::NotFound("broadcast"))?
+            .parse()
+            .map_err(StoreError::corrupt)?;
+        if state == BroadcastState::Cancelled {
+            return Ok(0);
         }
         // The occurrence row first: a fan-out batch holds it while it writes, so this waits for
         // that batch, and the next batch sees the occurrence cancelled and stops.
@@ -477,7 +471,7 @@ impl Db {
         .await?
         .rows_affected();
         // A broadcast that had finished and had nothing left to stop stays completed.
-        if state.as_deref() != Some("finished") || stopped > 0 || cancelled > 0 {
+        if state != BroadcastState::Finished || stopped > 0 || cancelled > 0 {
             sqlx::query(
                 "UPDATE broadcasts SET state = 'cancelled', next_run_at = NULL, updated_at = $1 WHERE id = $2",
             )
@@ -495,7 +489,7 @@ impl Db {
     /// occurrence already queued still goes out.
     pub async fn pause_broadcast(&self, project_id: i64, id: i64) -> StoreResult<()> {
         let state = self.broadcast_state(project_id, id).await?;
-        if state != "active" {
+        if state != BroadcastState::Active {
             return Err(StoreError::Conflict {
                 code: "not_active",
                 message: format!(
@@ -516,7 +510,7 @@ impl Db {
     pub async fn resume_broadcast(&self, project: &Project, id: i64) -> StoreResult<()> {
         // The stored row is enough here: counting its messages is for the refusal only.
         let b = self.broadcast_row(project.id, id).await?;
-        if b.state != "paused" {
+        if b.state != BroadcastState::Paused {
             let status = self.broadcast(project.id, id).await?.status;
             return Err(StoreError::Conflict {
                 code: "not_paused",
@@ -533,14 +527,14 @@ impl Db {
                 .map(|o| (i64::from(o.index), o.at.as_millisecond())),
         };
         let (state, next_at, next_index) = match next {
-            Some((index, at)) => ("active", Some(at), Some(index)),
-            None => ("finished", None, None),
+            Some((index, at)) => (BroadcastState::Active, Some(at), Some(index)),
+            None => (BroadcastState::Finished, None, None),
         };
         sqlx::query(
             "UPDATE broadcasts SET state = $1, next_run_at = $2, next_index = $3, updated_at = $4
              WHERE id = $5 AND state = 'paused'",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(next_at)
         .bind(next_index)
         .bind(now)
@@ -554,7 +548,7 @@ impl Db {
 
 /// Every outbound status at zero, so that lists show them all.
 fn zero_counts() -> BTreeMap<String, i64> {
-    (crate::messages::OUTBOUND_STATUSES.into_iter())
+    (casecast_core::states::MessageStatus::OUTBOUND.into_iter())
         .map(|s| (s.to_string(), 0))
         .collect()
 }

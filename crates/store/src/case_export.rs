@@ -5,6 +5,7 @@
 
 use casecast_core::case::Case;
 use casecast_core::sheet_out::XLSX_MAX_ROWS;
+use casecast_core::states::JobStatus;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -140,8 +141,7 @@ pub struct Export {
     pub user_id: Option<i64>,
     pub format: &'static str,
     pub file_name: String,
-    /// `queued`, `running`, `done` or `failed`.
-    pub status: String,
+    pub status: JobStatus,
     pub total_rows: i64,
     pub processed_rows: i64,
     pub size_bytes: i64,
@@ -162,7 +162,7 @@ fn export_from_row(row: &AnyRow) -> Result<Export, sqlx::Error> {
         user_id: row.try_get("user_id")?,
         format: ExportFormat::from_stored(&row.try_get::<String, _>("format")?).as_str(),
         file_name: row.try_get("file_name")?,
-        status: row.try_get("status")?,
+        status: crate::messages::stored(row, "status")?,
         total_rows: row.try_get("total_rows")?,
         processed_rows: row.try_get("processed_rows")?,
         size_bytes: row.try_get("size_bytes")?,

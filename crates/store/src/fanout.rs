@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use casecast_core::states::OccurrenceStatus;
 use sqlx::{Any, Row};
 
 use crate::broadcasts::{broadcast_from_row, Excluded};
@@ -52,7 +53,9 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound("occurrence"))?;
-        if row.try_get::<String, _>("occurrence_status")? != "fanning_out" {
+        if crate::messages::stored::<OccurrenceStatus>(&row, "occurrence_status")?
+            != OccurrenceStatus::FanningOut
+        {
             return Ok(None);
         }
         Ok(Some(FanoutWork {
@@ -66,14 +69,14 @@ impl Db {
     pub async fn end_occurrence(
         &self,
         occurrence_id: i64,
-        status: &str,
+        status: OccurrenceStatus,
         error: Option<&str>,
     ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE broadcast_occurrences SET status = $1, error = $2, finished_at = $3
              WHERE id = $4 AND status = 'fanning_out'",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(error)
         .bind(casecast_core::time::now_ms())
         .bind(occurrence_id)
@@ -95,7 +98,9 @@ impl Db {
         .bind(target.occurrence_id)
         .fetch_one(&mut *tx)
         .await?;
-        if row.try_get::<String, _>("status")? != "fanning_out" {
+        if crate::messages::stored::<OccurrenceStatus>(&row, "status")?
+            != OccurrenceStatus::FanningOut
+        {
             return Ok(Written::Finished);
         }
         let cursor: (i64, i64) = (row.try_get("source_pos")?, row.try_get("cursor_pk")?);

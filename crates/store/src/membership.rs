@@ -31,6 +31,32 @@ impl Change {
     }
 }
 
+impl std::str::FromStr for Change {
+    type Err = casecast_core::states::UnknownState;
+
+    fn from_str(text: &str) -> Result<Change, Self::Err> {
+        [Change::Add, Change::Remove]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+            .ok_or_else(|| casecast_core::states::UnknownState {
+                what: "Change",
+                text: text.chars().take(64).collect(),
+            })
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// What happened to one identifier.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ItemResult {

@@ -3,6 +3,7 @@
 
 use casecast_core::case::FieldError;
 use casecast_core::sms;
+use casecast_core::states::{Direction, MessageKind, MessageStatus};
 use casecast_core::PhoneNumber;
 use casecast_gateways::{DeliveryStatus, MessageRef};
 use serde::Serialize;
@@ -25,14 +26,13 @@ pub struct Message {
     pub id: i64,
     #[serde(skip)]
     pub project_id: i64,
-    /// `outbound` or `inbound`.
-    pub direction: String,
+    pub direction: Direction,
     /// `normal`, or `confirmation` (the reply to STOP/START).
-    pub kind: String,
+    pub kind: MessageKind,
     pub case_id: Option<String>,
     pub phone_number: String,
     pub text: String,
-    pub status: String,
+    pub status: MessageStatus,
     pub encoding: String,
     pub segments: i64,
     pub gateway_id: Option<i64>,
@@ -49,16 +49,28 @@ const COLUMNS: &str = "m.id, m.project_id, m.direction, m.kind, c.case_id AS cas
     m.status, m.encoding, m.segments, m.gateway_id, m.broadcast_id, m.attempts, m.error, m.created_at, \
     m.sent_at, m.delivered_at, m.expires_at";
 
+/// A stored state or kind, read back; a text that names none is a decoding error.
+pub(crate) fn stored<T: std::str::FromStr>(row: &AnyRow, column: &str) -> Result<T, sqlx::Error>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|e: T::Err| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: Box::new(e),
+    })
+}
+
 fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
     Ok(Message {
         id: row.try_get("id")?,
         project_id: row.try_get("project_id")?,
-        direction: row.try_get("direction")?,
-        kind: row.try_get("kind")?,
+        direction: stored(row, "direction")?,
+        kind: stored(row, "kind")?,
         case_id: row.try_get("case_public_id")?,
         phone_number: row.try_get("phone")?,
         text: row.try_get("text")?,
-        status: row.try_get("status")?,
+        status: stored(row, "status")?,
         encoding: row.try_get("encoding")?,
         segments: row.try_get("segments")?,
         gateway_id: row.try_get("gateway_id")?,
@@ -72,35 +84,11 @@ fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
     })
 }
 
-/// Outbound message statuses, in the order a message goes through them.
-pub const OUTBOUND_STATUSES: [&str; 7] = [
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "failed",
-    "expired",
-    "cancelled",
-];
-
-/// Message statuses, outbound then inbound.
-pub const STATUSES: [&str; 8] = [
-    OUTBOUND_STATUSES[0],
-    OUTBOUND_STATUSES[1],
-    OUTBOUND_STATUSES[2],
-    OUTBOUND_STATUSES[3],
-    OUTBOUND_STATUSES[4],
-    OUTBOUND_STATUSES[5],
-    OUTBOUND_STATUSES[6],
-    "received",
-];
-
 /// What to list from the message log.
 #[derive(Clone, Debug, Default)]
 pub struct MessageFilter {
-    /// `outbound` or `inbound`.
-    pub direction: Option<String>,
-    pub status: Option<String>,
+    pub direction: Option<Direction>,
+    pub status: Option<MessageStatus>,
     pub case_id: Option<String>,
     pub phone_number: Option<String>,
     pub broadcast_id: Option<i64>,
@@ -120,8 +108,7 @@ pub struct NewOutbound {
     pub text: String,
     pub gateway_id: i64,
     pub user_id: Option<i64>,
-    /// `normal` or `confirmation`.
-    pub kind: &'static str,
+    pub kind: MessageKind,
 }
 
 /// Checks the text of a message a user writes.
@@ -164,7 +151,7 @@ impl Db {
              VALUES ($1, 'outbound', $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $10, $11, $10) RETURNING id",
         )
         .bind(project.id)
-        .bind(new.kind)
+        .bind(new.kind.as_str())
         .bind(new.case_pk)
         .bind(new.phone.as_str())
         .bind(&new.text)
@@ -251,7 +238,7 @@ impl Db {
                 text: text.to_string(),
                 gateway_id,
                 user_id,
-                kind: "normal",
+                kind: MessageKind::Normal,
             },
         )
         .await?;
@@ -333,11 +320,15 @@ impl Db {
         if let Some(pk) = case_pk {
             q = q.bind(pk);
         }
-        for v in [&filter.direction, &filter.status, &filter.phone_number]
-            .into_iter()
-            .flatten()
+        for v in [
+            filter.direction.map(Direction::as_str),
+            filter.status.map(MessageStatus::as_str),
+            filter.phone_number.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
         {
-            q = q.bind(v.clone());
+            q = q.bind(v.to_string());
         }
         for v in [
             filter.broadcast_id,

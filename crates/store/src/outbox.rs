@@ -6,6 +6,7 @@
 //! the next segment may go. A claim reserves the slots of the segments it takes, under the row
 //! lock, so dispatchers in every process share one limit.
 
+use casecast_core::states::{MessageKind, MessageStatus};
 use sqlx::Row;
 
 use crate::dialect::{self, Placeholders};
@@ -174,12 +175,12 @@ impl Db {
         for r in &rows {
             let id: i64 = r.try_get("id")?;
             let expires_at: i64 = r.try_get("expires_at")?;
-            let kind: String = r.try_get("kind")?;
+            let kind: MessageKind = crate::messages::stored(r, "kind")?;
             if expires_at <= now {
                 expired.push(id);
                 continue;
             }
-            if kind == "normal" && r.try_get::<i64, _>("opted_out")? != 0 {
+            if kind == MessageKind::Normal && r.try_get::<i64, _>("opted_out")? != 0 {
                 opted_out.push(id);
                 continue;
             }
@@ -315,14 +316,14 @@ impl Db {
                 } => {
                     let (status, error, next) = if r.attempts >= r.max_attempts {
                         (
-                            "failed",
+                            MessageStatus::Failed,
                             format!("gave up after {} attempts: {error}", r.attempts),
                             now,
                         )
                     } else if *next_attempt_at >= r.expires_at {
-                        ("expired", format!("{error}; {EXPIRED}"), now)
+                        (MessageStatus::Expired, format!("{error}; {EXPIRED}"), now)
                     } else {
-                        ("queued", error.clone(), *next_attempt_at)
+                        (MessageStatus::Queued, error.clone(), *next_attempt_at)
                     };
                     // Only the claim this answer belongs to: if the lease ran out and another
                     // dispatcher claimed the message again (one more attempt), its answer counts.
@@ -330,7 +331,7 @@ impl Db {
                         "UPDATE messages SET status = $1, error = $2, next_attempt_at = $3, lease_until = NULL,
                             leased_by = NULL, updated_at = $4 WHERE id = $5 AND status = 'sending' AND attempts = $6",
                     )
-                    .bind(status)
+                    .bind(status.as_str())
                     .bind(error)
                     .bind(next)
                     .bind(now)

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use casecast_core::identifier::Outcome;
 use casecast_core::sheet::{self, Limits, SheetError};
+use casecast_core::states::JobStatus;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
@@ -24,10 +25,9 @@ pub struct Upload {
     #[serde(skip)]
     pub project_id: i64,
     pub group_id: Option<i64>,
-    pub mode: String,
+    pub mode: Change,
     pub file_name: String,
-    /// `queued`, `running`, `done` or `failed`.
-    pub status: String,
+    pub status: JobStatus,
     pub total_rows: i64,
     pub processed_rows: i64,
     pub counts: BTreeMap<String, i64>,
@@ -64,7 +64,7 @@ pub struct UploadProgress {
 pub struct ResultRow {
     pub row: i64,
     pub identifier: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub case_id: Option<String>,
     pub message: String,
 }
@@ -78,9 +78,9 @@ fn upload_from_row(r: &AnyRow) -> Result<Upload, sqlx::Error> {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
         group_id: r.try_get("group_id")?,
-        mode: r.try_get("mode")?,
+        mode: crate::messages::stored(r, "mode")?,
         file_name: r.try_get("file_name")?,
-        status: r.try_get("status")?,
+        status: crate::messages::stored(r, "status")?,
         total_rows: r.try_get("total_rows")?,
         processed_rows: r.try_get("processed_rows")?,
         counts: serde_json::from_str(&counts).unwrap_or_default(),
@@ -226,7 +226,13 @@ impl Db {
                 Ok(ResultRow {
                     row: r.try_get("row_number")?,
                     identifier: r.try_get("identifier")?,
-                    outcome: r.try_get("outcome")?,
+                    outcome: {
+                        let text: String = r.try_get("outcome")?;
+                        Outcome::parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
+                            index: "outcome".into(),
+                            source: format!("{text:?} is not an outcome").into(),
+                        })?
+                    },
                     case_id: r.try_get("case_id")?,
                     message: r.try_get("message")?,
                 })
@@ -260,15 +266,11 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound("upload"))?;
-        let status: String = row.try_get("status")?;
-        if status == "done" || status == "failed" {
+        let status: JobStatus = crate::messages::stored(&row, "status")?;
+        if status.is_finished() {
             return Ok(None);
         }
-        let change = if row.try_get::<String, _>("mode")? == "remove" {
-            Change::Remove
-        } else {
-            Change::Add
-        };
+        let change: Change = crate::messages::stored(&row, "mode")?;
         Ok(Some(UploadWork {
             id: upload_id,
             project_id: row.try_get("project_id")?,

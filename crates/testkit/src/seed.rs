@@ -66,8 +66,8 @@ pub async fn group_of(db: &Db, project_id: i64, name: &str, case_ids: &[String])
     let within = std::time::Duration::from_secs(120);
     crate::eventually("the upload processed", within, || async {
         let u = db.get_upload(project_id, upload.id).await.unwrap();
-        assert_ne!(u.status, "failed", "{u:?}");
-        (u.status == "done").then_some(())
+        assert_ne!(u.status, casecast_core::states::JobStatus::Failed, "{u:?}");
+        (u.status == casecast_core::states::JobStatus::Done).then_some(())
     })
     .await;
     let group = db.get_group(project_id, group.id).await.unwrap();

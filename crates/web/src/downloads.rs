@@ -122,7 +122,7 @@ impl Sheet {
                         vec![
                             r.row.to_string(),
                             r.identifier,
-                            r.outcome,
+                            r.outcome.as_str().to_string(),
                             r.case_id.unwrap_or_default(),
                             r.message,
                         ]

@@ -128,7 +128,7 @@ async fn cancelling_spares_what_was_handed_over_and_ends_the_schedule(engine: Di
         .collect();
     assert_eq!(counts, [("cancelled", 7), ("sending", 1), ("sent", 2)]);
     let b = db.broadcast(p.id, b).await.unwrap();
-    assert_eq!((b.status, b.next_run_at), ("cancelled", None));
+    assert_eq!((b.status.as_str(), b.next_run_at), ("cancelled", None));
 
     // A daily broadcast cancelled before its first day never fires.
     let schedule = json!({"kind": "daily", "start_date": "2027-01-01", "time": "09:00"});

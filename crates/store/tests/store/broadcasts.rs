@@ -266,7 +266,7 @@ async fn preview_and_fan_out_agree_on_exclusions_languages_and_numbers(engine: D
 
     let b = db.broadcast(p.id, b.id).await.unwrap();
     assert_eq!(
-        (b.status, b.occurrences, b.counts["queued"]),
+        (b.status.as_str(), b.occurrences, b.counts["queued"]),
         ("sending", 1, 8)
     );
 }

@@ -1066,7 +1066,10 @@ async fn exported_case_ids_uploaded_to_a_group_add_exactly_those_cases(engine: D
         .await;
         assert_eq!(done.status, "done", "{:?}", done.error);
         let results = all_results(db, p.id, done.id, 100).await;
-        assert!(results.iter().all(|r| r.outcome == "added"), "{results:?}");
+        assert!(
+            results.iter().all(|r| r.outcome.as_str() == "added"),
+            "{results:?}"
+        );
         let mut members = member_ids(db, p.id, alone.id).await;
         members.sort();
         assert_eq!(members, sorted_exported, "{filter:?}");
@@ -1088,7 +1091,7 @@ async fn exported_case_ids_uploaded_to_a_group_add_exactly_those_cases(engine: D
             assert_eq!(done.status, "done", "{:?}", done.error);
             let results = all_results(db, p.id, done.id, 100).await;
             assert!(
-                results.iter().all(|r| r.outcome == "added"),
+                results.iter().all(|r| r.outcome.as_str() == "added"),
                 "{format:?}: {results:?}"
             );
             let mut members = member_ids(db, p.id, whole.id).await;

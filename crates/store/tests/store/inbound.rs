@@ -2,6 +2,7 @@
 //! one confirmation each, gateway retries recorded once, reports in any order.
 
 use casecast_core::opt_out::Intent;
+use casecast_core::states::{Direction, MessageStatus};
 use casecast_gateways::{DeliveryStatus, InboundSms, MessageRef};
 use casecast_store::messages::MessageFilter;
 use casecast_store::settings::MessagingSettings;
@@ -112,8 +113,8 @@ async fn stop_opts_out_once_cancels_the_queue_and_start_opts_back_in(engine: Dia
         "cancelled"
     );
     let outbound = MessageFilter {
-        direction: Some("outbound".into()),
-        status: Some("queued".into()),
+        direction: Direction::parse("outbound"),
+        status: MessageStatus::parse("queued"),
         ..Default::default()
     };
     let (replies, _) = db.list_messages(p.id, &outbound, 50, None).await.unwrap();
@@ -196,7 +197,7 @@ async fn project_keywords_and_replies_are_used(engine: Dialect) {
         .list_messages(
             p.id,
             &MessageFilter {
-                direction: Some("outbound".into()),
+                direction: Direction::parse("outbound"),
                 ..Default::default()
             },
             5,

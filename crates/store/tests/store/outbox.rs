@@ -67,7 +67,7 @@ async fn claim(db: &Db, req: &ClaimRequest<'_>) -> Vec<Claimed> {
 
 async fn status(db: &Db, p: &Project, id: i64) -> (String, Option<String>) {
     let m = db.message(p.id, id).await.unwrap();
-    (m.status, m.error)
+    (m.status.to_string(), m.error)
 }
 
 async fn concurrent_claimers_never_share_a_message(engine: Dialect) {

@@ -41,7 +41,7 @@ fn brief(results: &[ResultRow]) -> Vec<(i64, String, String, Option<String>)> {
             (
                 r.row,
                 r.identifier.clone(),
-                r.outcome.clone(),
+                r.outcome.to_string(),
                 r.case_id.clone(),
             )
         })
@@ -110,7 +110,7 @@ async fn csv_upload_adds_then_the_same_sheet_is_already_in_group(engine: Dialect
     let done =
         upload_and_process(db, p.id, g.id, Change::Add, "list.csv", sheet.clone(), None).await;
     assert_eq!(done.status, "done");
-    assert_eq!(done.mode, "add");
+    assert_eq!(done.mode.as_str(), "add");
     assert_eq!(done.file_name, "list.csv");
     assert_eq!(done.group_id, Some(g.id));
     assert_eq!((done.total_rows, done.processed_rows), (8, 8));
@@ -167,7 +167,7 @@ async fn csv_upload_adds_then_the_same_sheet_is_already_in_group(engine: Dialect
     let outcomes: Vec<String> = all_results(db, p.id, again.id, 100)
         .await
         .into_iter()
-        .map(|r| r.outcome)
+        .map(|r| r.outcome.to_string())
         .collect();
     assert_eq!(
         outcomes,
@@ -662,7 +662,7 @@ async fn an_upload_resumes_after_a_crash_without_repeating_rows(engine: Dialect)
         .unwrap();
     let mut partial: BTreeMap<String, i64> = BTreeMap::new();
     for r in all_results(db, p.id, upload.id, 1000).await {
-        *partial.entry(r.outcome).or_default() += 1;
+        *partial.entry(r.outcome.to_string()).or_default() += 1;
     }
     assert_eq!(partial.values().sum::<i64>(), 2000);
     sqlx::query(

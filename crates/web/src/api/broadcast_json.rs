@@ -139,7 +139,7 @@ impl From<Occurrence> for OccurrenceJson {
             id: o.id,
             index: o.index,
             due_at: time(o.due_at),
-            status: o.status,
+            status: o.status.to_string(),
             queued: o.queued,
             segments: o.segments,
             excluded: o.excluded.into(),

@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use casecast_core::broadcast::Draft;
-use casecast_store::messages::{MessageFilter, STATUSES};
+use casecast_core::states::MessageStatus;
+use casecast_store::messages::MessageFilter;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -229,15 +230,18 @@ async fn broadcast_messages(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<MessageList>> {
     let (limit, cursor) = page.checked()?;
-    let status = query.status.filter(|s| !s.trim().is_empty());
-    if let Some(s) = &status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(ApiError::invalid(format!(
-                "status: must be one of {}",
-                STATUSES.join(", ")
-            )));
-        }
-    }
+    let status = query
+        .status
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            MessageStatus::parse(&s).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "status: must be one of {}",
+                    MessageStatus::choices()
+                ))
+            })
+        })
+        .transpose()?;
     // 404 for a broadcast that is not the project's, rather than an empty list.
     state.db.broadcast_row(auth.project.id, p.id).await?;
     let filter = MessageFilter {

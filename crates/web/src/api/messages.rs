@@ -4,8 +4,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use casecast_core::states::{Direction, MessageStatus};
 use casecast_core::{CaseId, PhoneNumber};
-use casecast_store::messages::{Message, MessageFilter, STATUSES};
+use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::projects::Project;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -62,14 +63,14 @@ impl From<Message> for MessageJson {
     fn from(m: Message) -> Self {
         let time = casecast_core::time::rfc3339;
         MessageJson {
-            expires_at: (m.direction == "outbound").then(|| time(m.expires_at)),
+            expires_at: (m.direction == Direction::Outbound).then(|| time(m.expires_at)),
             id: m.id,
-            direction: m.direction,
-            kind: m.kind,
+            direction: m.direction.to_string(),
+            kind: m.kind.to_string(),
             case_id: m.case_id,
             phone_number: m.phone_number,
             text: m.text,
-            status: m.status,
+            status: m.status.to_string(),
             encoding: m.encoding,
             segments: m.segments,
             gateway_id: m.gateway_id,
@@ -143,21 +144,22 @@ fn non_empty(value: Option<String>) -> Option<String> {
 
 impl MessageQuery {
     fn filter(self, project: &Project) -> ApiResult<MessageFilter> {
-        let direction = non_empty(self.direction);
-        if let Some(d) = &direction {
-            if d != "outbound" && d != "inbound" {
-                return Err(ApiError::invalid("direction: must be outbound or inbound"));
-            }
-        }
-        let status = non_empty(self.status);
-        if let Some(s) = &status {
-            if !STATUSES.contains(&s.as_str()) {
-                return Err(ApiError::invalid(format!(
-                    "status: must be one of {}",
-                    STATUSES.join(", ")
-                )));
-            }
-        }
+        let direction = non_empty(self.direction)
+            .map(|d| {
+                Direction::parse(&d)
+                    .ok_or_else(|| ApiError::invalid("direction: must be outbound or inbound"))
+            })
+            .transpose()?;
+        let status = non_empty(self.status)
+            .map(|s| {
+                MessageStatus::parse(&s).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "status: must be one of {}",
+                        MessageStatus::choices()
+                    ))
+                })
+            })
+            .transpose()?;
         let case_id = non_empty(self.case_id)
             .map(|c| {
                 CaseId::parse(c.trim())

@@ -72,9 +72,9 @@ impl From<Upload> for UploadJson {
         UploadJson {
             upload_id: u.id,
             group_id: u.group_id,
-            mode: u.mode,
+            mode: u.mode.as_str().to_string(),
             file_name: u.file_name,
-            status: u.status,
+            status: u.status.to_string(),
             total_rows: u.total_rows,
             processed_rows: u.processed_rows,
             counts: u.counts,

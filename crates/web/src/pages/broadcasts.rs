@@ -9,8 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 
 use casecast_core::recurrence::Schedule;
+use casecast_core::states::{BroadcastState, BroadcastStatus, MessageStatus};
 use casecast_store::broadcasts::{Broadcast, Occurrence};
-use casecast_store::messages::{MessageFilter, STATUSES};
+use casecast_store::messages::MessageFilter;
 use serde::Deserialize;
 
 use super::messages::{gateway_names, MessageRow};
@@ -24,7 +25,18 @@ const PAGE_SIZE: i64 = 50;
 /// Occurrences shown on a broadcast's page (and in its progress).
 pub(super) const OCCURRENCES_SHOWN: i64 = 20;
 /// The outbound statuses in the order a message goes through them.
-const COUNT_ORDER: [&str; 7] = casecast_store::messages::OUTBOUND_STATUSES;
+const COUNT_ORDER: [&str; 7] = {
+    let o = MessageStatus::OUTBOUND;
+    [
+        o[0].as_str(),
+        o[1].as_str(),
+        o[2].as_str(),
+        o[3].as_str(),
+        o[4].as_str(),
+        o[5].as_str(),
+        o[6].as_str(),
+    ]
+};
 
 /// Per-status counts in `COUNT_ORDER`.
 fn counts(c: &BTreeMap<String, i64>) -> Vec<(&'static str, i64)> {
@@ -57,7 +69,7 @@ impl BroadcastRow {
         BroadcastRow {
             id: b.id,
             name: b.name.clone(),
-            status: b.status,
+            status: b.status.as_str(),
             schedule: describe(&b.schedule),
             immediate: b.schedule == Schedule::Immediate,
             next_run: local(b.next_run_at),
@@ -98,7 +110,7 @@ impl OccurrenceRow {
             id: o.id,
             index: o.index,
             due: casecast_core::time::local_minute(o.due_at, zone),
-            status: o.status.clone(),
+            status: o.status.to_string(),
             queued: o.queued,
             segments: o.segments,
             excluded: excluded.into_iter().filter(|(_, n)| *n > 0).collect(),
@@ -218,12 +230,12 @@ pub(super) async fn show(
         .db
         .broadcast_occurrences(page.project.id, p.id, OCCURRENCES_SHOWN + 1)
         .await?;
-    let status = Some(q.status.trim().to_string()).filter(|s| STATUSES.contains(&s.as_str()));
+    let status = MessageStatus::parse(q.status.trim());
     let occurrence = q.occurrence.trim().parse::<i64>().ok();
     let filter = MessageFilter {
         broadcast_id: Some(b.id),
         occurrence_id: occurrence,
-        status: status.clone(),
+        status,
         ..Default::default()
     };
     let cursor = q.cursor.trim().parse::<i64>().ok();
@@ -237,7 +249,7 @@ pub(super) async fn show(
         .map(|g| (g.id, g.name))
         .collect();
     let filters = [
-        ("status", status.unwrap_or_default()),
+        ("status", status.map(|s| s.to_string()).unwrap_or_default()),
         (
             "occurrence",
             occurrence.map(|o| o.to_string()).unwrap_or_default(),
@@ -277,9 +289,12 @@ pub(super) async fn show(
             })
             .collect(),
         error: b.error.clone().unwrap_or_default(),
-        can_cancel: matches!(b.status, "scheduled" | "sending" | "paused"),
-        can_pause: b.state == "active" && b.next_run_at.is_some(),
-        can_resume: b.state == "paused",
+        can_cancel: matches!(
+            b.status,
+            BroadcastStatus::Scheduled | BroadcastStatus::Sending | BroadcastStatus::Paused
+        ),
+        can_pause: b.state == BroadcastState::Active && b.next_run_at.is_some(),
+        can_resume: b.state == BroadcastState::Paused,
         notice: notice(&q.done),
         more_occurrences: occurrences.len() as i64 > OCCURRENCES_SHOWN,
         occurrences: (occurrences.iter().take(OCCURRENCES_SHOWN as usize))

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use casecast_core::identifier::{GroupName, Outcome};
 use casecast_core::sheet_out;
+use casecast_core::states::JobStatus;
 use casecast_store::case_groups::{Actor, CaseGroup};
 use casecast_store::membership::{Change, ItemResult};
 use casecast_store::uploads::{ResultRow, Upload};
@@ -105,8 +106,8 @@ impl AddResult {
 struct UploadRow {
     id: i64,
     file_name: String,
-    mode: String,
-    status: String,
+    mode: &'static str,
+    status: JobStatus,
     processed_rows: i64,
     total_rows: i64,
     created: String,
@@ -286,7 +287,7 @@ async fn render_group(
         .map(|u| UploadRow {
             id: u.id,
             file_name: u.file_name,
-            mode: u.mode,
+            mode: u.mode.as_str(),
             status: u.status,
             processed_rows: u.processed_rows,
             total_rows: u.total_rows,
@@ -610,7 +611,7 @@ pub(super) async fn upload_page(
     Path(p): Path<UploadPath>,
 ) -> PageResult<Response> {
     let upload = state.db.get_upload(page.project.id, p.upload_id).await?;
-    let mut results = if upload.status == "done" {
+    let mut results = if upload.status == JobStatus::Done {
         state
             .db
             .upload_results(page.project.id, p.upload_id, 0, RESULTS_SHOWN + 1)

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use axum::Json;
 use casecast_core::case::Case;
+use casecast_core::states::{Direction, JobStatus};
 use casecast_store::case_export::{Export, ExportFormat};
 use casecast_store::cases::{CaseFilter, Page};
 use casecast_store::messages::{MessageFilter, MAX_TEXT_CHARS};
@@ -327,7 +328,7 @@ pub(super) async fn export_file(
     Path(p): Path<ExportPath>,
 ) -> PageResult<Response> {
     let export = state.db.get_export(page.project.id, p.id).await?;
-    if export.status != "done" {
+    if export.status != JobStatus::Done {
         return Err(PageError {
             status: StatusCode::CONFLICT,
             message: format!("This export is {}: its file is not ready.", export.status),

@@ -8,8 +8,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use casecast_core::case::FieldError;
+pub(crate) use casecast_core::states::{Direction, MessageKind, MessageStatus};
 use casecast_core::PhoneNumber;
-use casecast_store::messages::{Message, MessageFilter, STATUSES};
+use casecast_store::messages::{Message, MessageFilter};
 use serde::Deserialize;
 
 use super::{html, Chrome};
@@ -25,12 +26,12 @@ const SHOWN_CHARS: usize = 80;
 pub(crate) struct MessageRow {
     pub(crate) id: i64,
     pub(crate) at: String,
-    pub(crate) direction: String,
+    pub(crate) direction: Direction,
     pub(crate) case_id: String,
     pub(crate) phone: String,
     pub(crate) text: String,
     pub(crate) short_text: String,
-    pub(crate) status: String,
+    pub(crate) status: MessageStatus,
     pub(crate) error: String,
     pub(crate) segments: i64,
     pub(crate) encoding: String,
@@ -38,7 +39,7 @@ pub(crate) struct MessageRow {
     pub(crate) gateway: String,
     pub(crate) sent: String,
     pub(crate) delivered: String,
-    pub(crate) kind: String,
+    pub(crate) kind: MessageKind,
 }
 
 impl MessageRow {
@@ -118,7 +119,7 @@ struct LogPage {
     chrome: Chrome,
     slug: String,
     q: LogQuery,
-    statuses: &'static [&'static str],
+    statuses: &'static [MessageStatus],
     messages: Vec<MessageRow>,
     error: Option<String>,
     /// The filters as a query string, for the pager.
@@ -175,15 +176,22 @@ impl LogQuery {
 
     fn filter(&self, page: &ProjectPage) -> Result<MessageFilter, FieldError> {
         let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        if !matches!(self.direction.as_str(), "" | "outbound" | "inbound") {
-            return Err(FieldError::new("direction", "choose outbound or inbound"));
-        }
-        if !self.status.is_empty() && !STATUSES.contains(&self.status.as_str()) {
-            return Err(FieldError::new(
-                "status",
-                format!("choose one of {}", STATUSES.join(", ")),
-            ));
-        }
+        let direction = match some(&self.direction) {
+            Some(d) => Some(
+                Direction::parse(&d)
+                    .ok_or_else(|| FieldError::new("direction", "choose outbound or inbound"))?,
+            ),
+            None => None,
+        };
+        let status = match some(&self.status) {
+            Some(s) => Some(MessageStatus::parse(&s).ok_or_else(|| {
+                FieldError::new(
+                    "status",
+                    format!("choose one of {}", MessageStatus::choices()),
+                )
+            })?),
+            None => None,
+        };
         let phone = match some(&self.phone) {
             Some(p) => Some(
                 PhoneNumber::parse(&p, page.project.country_code().as_ref())
@@ -204,8 +212,8 @@ impl LogQuery {
             None => None,
         };
         Ok(MessageFilter {
-            direction: some(&self.direction),
-            status: some(&self.status),
+            direction,
+            status,
             case_id: some(&self.case_id),
             phone_number: phone,
             broadcast_id: None,
@@ -273,7 +281,7 @@ pub(super) async fn list(
         slug: page.project.slug.clone(),
         filters: q.query_string(),
         q,
-        statuses: &STATUSES,
+        statuses: MessageStatus::ALL,
         messages: messages
             .into_iter()
             .map(|m| MessageRow::new(m, &zone, &names))

@@ -19,7 +19,7 @@ async fn settled(app: &TestApp, id: i64) -> String {
     for _ in 0..400 {
         let m = app.db.message(app.alpha.id, id).await.unwrap();
         if !matches!(m.status.as_str(), "queued" | "sending") {
-            return m.status;
+            return m.status.to_string();
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
