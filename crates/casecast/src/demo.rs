@@ -158,17 +158,17 @@ pub async fn seed(db: &Db, public_url: &str) -> anyhow::Result<DemoLogin> {
         Role::Admin,
     )
     .await?;
-    let report = db
-        .import_cases(
-            project.id,
-            project.country_code(),
-            demo_sheet().into_bytes(),
-            "demo.csv",
-            Limits::default(),
-            &|_| {},
-        )
-        .await
-        .context("importing the demo cases")?;
+    let report = casecast_engine::import::import_cases(
+        db,
+        project.id,
+        project.country_code(),
+        demo_sheet().into_bytes(),
+        "demo.csv",
+        Limits::default(),
+        &|_| {},
+    )
+    .await
+    .context("importing the demo cases")?;
     anyhow::ensure!(
         report.errors.is_empty(),
         "demo row {} is invalid: {}",

@@ -198,9 +198,16 @@ pub async fn import_file(
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let progress = |n: usize| bar.set_position(n as u64);
-    let result = db
-        .import_cases(p.id, p.country_code(), bytes, &name, limits, &progress)
-        .await;
+    let result = casecast_engine::import::import_cases(
+        &db,
+        p.id,
+        p.country_code(),
+        bytes,
+        &name,
+        limits,
+        &progress,
+    )
+    .await;
     bar.finish_and_clear();
     db.close().await;
     Ok(result?)

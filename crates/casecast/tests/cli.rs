@@ -2,6 +2,7 @@
 //! errors on stderr, and what the commands leave in the database. Every test runs on SQLite
 //! and on PostgreSQL (`CASECAST_TEST_PG`).
 
+use casecast_testkit::Workflows;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -9,6 +9,7 @@ pub mod dispatcher;
 pub mod export;
 pub mod fanout;
 pub mod faults;
+pub mod import;
 pub mod inbound;
 pub mod preview;
 pub mod recipients;

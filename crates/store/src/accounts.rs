@@ -124,13 +124,20 @@ impl Db {
         Ok(role.and_then(|r| r.parse().ok()))
     }
 
-    /// Checks a password, counting failures per email and per client address, and opens a session.
-    pub async fn login(
+    /// Checks a password, counting failures per email and per client address, and opens a
+    /// session. `verify(password, stored hash)` checks the password: argon2 takes tens of
+    /// milliseconds of CPU, which the caller runs off the async threads (`casecast_web::auth`).
+    pub async fn login_with<F, Fut>(
         &self,
         email: &str,
         password: &str,
         client: &str,
-    ) -> StoreResult<LoginOutcome> {
+        verify: F,
+    ) -> StoreResult<LoginOutcome>
+    where
+        F: FnOnce(String, String) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
         let email = email.trim().to_lowercase();
         let now = casecast_core::time::now_ms();
         let since = now - LOGIN_WINDOW_MS;
@@ -170,7 +177,6 @@ impl Db {
             .bind(&email)
             .fetch_optional(self.pool())
             .await?;
-        // argon2 takes tens of milliseconds of CPU: off the async threads.
         let (hash, password_owned) = match &row {
             Some(r) => (
                 r.try_get::<String, _>("password_hash")?,
@@ -179,10 +185,7 @@ impl Db {
             // Same work as a real check, so timing does not tell which emails exist.
             None => (dummy_hash().to_string(), password.to_string()),
         };
-        let verified =
-            tokio::task::spawn_blocking(move || secrets::verify_password(&password_owned, &hash))
-                .await
-                .unwrap_or(false);
+        let verified = verify(password_owned, hash).await;
         let user = match row {
             Some(r) if verified => Some(User {
                 id: r.try_get("id")?,

@@ -1,26 +1,19 @@
-//! Case imports: a sheet of rows into created and updated cases, in sets, in one transaction.
-//!
-//! The sheet is parsed on a blocking thread and handed over in batches through a bounded
-//! channel, so memory stays flat however long the sheet is. All writes happen in one
-//! transaction: a file-level error (too many rows, a corrupt file) leaves nothing half-written.
+//! Case imports' statements: batches of parsed rows into created and updated cases, in sets,
+//! inside one transaction that the engine's import (`casecast_engine::import`) holds, so that a
+//! file-level error (too many rows, a corrupt file) leaves nothing half-written.
 
 use std::collections::{HashMap, HashSet};
 
 use casecast_core::case::{Case, CaseChanges};
-use casecast_core::case_sheet::{ImportColumns, ImportRow, RowError};
-use casecast_core::sheet::{self, Headers, Limits, Row, RowSink, SheetError};
-use casecast_core::CountryCode;
+use casecast_core::case_sheet::{ImportRow, RowError};
+use casecast_core::sheet::SheetError;
 use serde::Serialize;
 use sqlx::{Any, Row as _, Transaction};
-use tokio::sync::mpsc;
 
 use crate::cases::{case_from_row, insert_cases, update_case_row, CASE_COLUMNS};
 use crate::dialect::{Placeholders, MAX_BIND_PARAMS};
 use crate::error::StoreError;
 use crate::{Db, Dialect};
-
-/// Rows handed from the parser to the writer at a time.
-const BATCH: usize = 2000;
 
 /// What an import did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -48,115 +41,16 @@ impl From<sqlx::Error> for ImportError {
     }
 }
 
-enum Parsed {
+/// One row of an import sheet, parsed.
+pub enum Parsed {
     Blank,
     Valid(ImportRow),
     Invalid(RowError),
 }
 
-struct ChannelSink {
-    columns: Option<ImportColumns>,
-    country: Option<CountryCode>,
-    batch: Vec<Parsed>,
-    tx: mpsc::Sender<Vec<Parsed>>,
-}
-
-impl ChannelSink {
-    fn flush(&mut self) -> Result<(), SheetError> {
-        let batch = std::mem::take(&mut self.batch);
-        self.tx
-            .blocking_send(batch)
-            .map_err(|_| SheetError::Sink("the import was stopped".into()))
-    }
-}
-
-impl RowSink for ChannelSink {
-    fn headers(&mut self, headers: &Headers) -> Result<(), SheetError> {
-        self.columns = Some(ImportColumns::from_headers(headers).map_err(SheetError::Sink)?);
-        Ok(())
-    }
-    fn row(&mut self, row: Row) -> Result<(), SheetError> {
-        let columns = self.columns.as_ref().expect("headers come first");
-        let parsed = if row.is_blank() {
-            Parsed::Blank
-        } else {
-            match columns.parse_row(&row, self.country.as_ref()) {
-                Ok(r) => Parsed::Valid(r),
-                Err(e) => Parsed::Invalid(e),
-            }
-        };
-        self.batch.push(parsed);
-        if self.batch.len() >= BATCH {
-            self.flush()?;
-        }
-        Ok(())
-    }
-}
-
-impl Db {
-    /// Imports a `.xlsx` or `.csv` of cases into a project; `progress` gets the rows done so far.
-    pub async fn import_cases(
-        &self,
-        project_id: i64,
-        country: Option<CountryCode>,
-        bytes: Vec<u8>,
-        file_name: &str,
-        limits: Limits,
-        progress: &(dyn Fn(usize) + Send + Sync),
-    ) -> Result<ImportReport, ImportError> {
-        let (tx, mut rx) = mpsc::channel::<Vec<Parsed>>(4);
-        let name = file_name.to_string();
-        let parser = tokio::task::spawn_blocking(move || {
-            let mut sink = ChannelSink {
-                columns: None,
-                country,
-                batch: Vec::with_capacity(BATCH),
-                tx,
-            };
-            sheet::read_sheet(&bytes, &name, &limits, &mut sink)?;
-            sink.flush()
-        });
-        let mut report = ImportReport::default();
-        let mut writer = ImportWriter {
-            engine: self.dialect(),
-            project_id,
-            seen_case_ids: HashMap::new(),
-            seen_external_ids: HashMap::new(),
-        };
-        let mut db_tx = self.begin_write().await?;
-        let mut failure: Option<ImportError> = None;
-        while let Some(batch) = rx.recv().await {
-            report.rows += batch.len();
-            if let Err(e) = writer.write_batch(&mut db_tx, batch, &mut report).await {
-                failure = Some(e.into());
-                break;
-            }
-            progress(report.rows);
-        }
-        drop(rx);
-        let parsed = parser.await.map_err(|e| {
-            StoreError::Database(sqlx::Error::Protocol(format!("import parser stopped: {e}")))
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        parsed?;
-        db_tx.commit().await?;
-        tracing::info!(
-            project.id = project_id,
-            rows = report.rows,
-            created = report.created,
-            updated = report.updated,
-            errors = report.errors.len(),
-            "imported cases"
-        );
-        self.refresh_statistics("cases", report.created + report.updated)
-            .await;
-        Ok(report)
-    }
-}
-
-struct ImportWriter {
+/// Writes an import's batches, all in the caller's one transaction, remembering the case IDs
+/// and external IDs already met so that a sheet naming one twice is refused on that row.
+pub struct ImportWriter {
     engine: Dialect,
     project_id: i64,
     seen_case_ids: HashMap<String, usize>,
@@ -164,7 +58,18 @@ struct ImportWriter {
 }
 
 impl ImportWriter {
-    async fn write_batch(
+    /// A writer for an import into the project.
+    pub fn new(db: &Db, project_id: i64) -> ImportWriter {
+        ImportWriter {
+            engine: db.dialect(),
+            project_id,
+            seen_case_ids: HashMap::new(),
+            seen_external_ids: HashMap::new(),
+        }
+    }
+
+    /// Writes one batch of parsed rows, counting what it did in `report`.
+    pub async fn write_batch(
         &mut self,
         tx: &mut Transaction<'static, Any>,
         batch: Vec<Parsed>,

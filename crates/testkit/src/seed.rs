@@ -13,17 +13,17 @@ use casecast_store::Db;
 /// Imports a CSV of cases (a header row first) into the project; asserts that no row was
 /// refused and returns how many cases it created.
 pub async fn import_cases(db: &Db, project: &Project, csv: String) -> usize {
-    let report = db
-        .import_cases(
-            project.id,
-            project.country_code(),
-            csv.into_bytes(),
-            "cases.csv",
-            Limits::default(),
-            &|_| {},
-        )
-        .await
-        .expect("importing the cases");
+    let report = casecast_engine::import::import_cases(
+        db,
+        project.id,
+        project.country_code(),
+        csv.into_bytes(),
+        "cases.csv",
+        Limits::default(),
+        &|_| {},
+    )
+    .await
+    .expect("importing the cases");
     let errors = &report.errors[..report.errors.len().min(5)];
     assert!(errors.is_empty(), "rows refused: {errors:?}");
     report.created

@@ -7,6 +7,7 @@ use casecast_engine::faults::Faults;
 use casecast_engine::inbound::InboundOutcome;
 use casecast_engine::{JobError, Preview};
 use casecast_gateways::InboundSms;
+use casecast_store::accounts::LoginOutcome;
 use casecast_store::broadcasts::Broadcast;
 use casecast_store::gateways::Gateway;
 use casecast_store::projects::Project;
@@ -31,6 +32,8 @@ pub trait Workflows {
     ) -> StoreResult<Broadcast>;
     /// `casecast_engine::preview_broadcast`.
     async fn preview_broadcast(&self, project: &Project, draft: &Draft) -> StoreResult<Preview>;
+    /// `casecast_web::auth::log_in`.
+    async fn login(&self, email: &str, password: &str, client: &str) -> StoreResult<LoginOutcome>;
     /// `casecast_engine::inbound::handle_inbound`.
     async fn record_inbound(
         &self,
@@ -70,6 +73,10 @@ impl Workflows for Db {
 
     async fn preview_broadcast(&self, project: &Project, draft: &Draft) -> StoreResult<Preview> {
         casecast_engine::preview_broadcast(self, &SystemClock, project, draft).await
+    }
+
+    async fn login(&self, email: &str, password: &str, client: &str) -> StoreResult<LoginOutcome> {
+        casecast_web::auth::log_in(self, email, password, client).await
     }
 
     async fn record_inbound(

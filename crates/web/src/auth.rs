@@ -248,3 +248,19 @@ impl FromRequestParts<AppState> for ProjectPage {
         Ok(ProjectPage { me, project, role })
     }
 }
+
+/// Logs a user in (see `Db::login_with`), checking the password with argon2 on a blocking
+/// thread so that the async threads keep serving while it works.
+pub async fn log_in(
+    db: &casecast_store::Db,
+    email: &str,
+    password: &str,
+    client: &str,
+) -> Result<casecast_store::accounts::LoginOutcome, StoreError> {
+    db.login_with(email, password, client, |password, hash| async move {
+        tokio::task::spawn_blocking(move || secrets::verify_password(&password, &hash))
+            .await
+            .unwrap_or(false)
+    })
+    .await
+}

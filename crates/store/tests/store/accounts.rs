@@ -3,6 +3,7 @@
 use casecast_core::{Email, Role};
 use casecast_store::accounts::LoginOutcome;
 use casecast_store::{Db, StoreError};
+use casecast_testkit::Workflows;
 use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use sqlx::Row;
 

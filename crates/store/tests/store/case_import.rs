@@ -344,17 +344,17 @@ async fn large_import_counts_and_stays_in_its_project(engine: Dialect) {
         ));
     }
     let done = AtomicUsize::new(0);
-    let report = db
-        .import_cases(
-            a.id,
-            a.country_code(),
-            csv.clone().into_bytes(),
-            "big.csv",
-            Limits::default(),
-            &|n| done.store(n, Ordering::SeqCst),
-        )
-        .await
-        .unwrap();
+    let report = casecast_engine::import::import_cases(
+        db,
+        a.id,
+        a.country_code(),
+        csv.clone().into_bytes(),
+        "big.csv",
+        Limits::default(),
+        &|n| done.store(n, Ordering::SeqCst),
+    )
+    .await
+    .unwrap();
     assert_eq!((report.rows, report.created, report.updated), (N, N, 0));
     assert!(
         report.errors.is_empty(),

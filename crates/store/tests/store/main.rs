@@ -97,7 +97,8 @@ pub async fn import_with(
     file_name: &str,
     limits: Limits,
 ) -> ImportResult {
-    db.import_cases(
+    casecast_engine::import::import_cases(
+        db,
         project.id,
         project.country_code(),
         bytes.to_vec(),

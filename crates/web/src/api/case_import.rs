@@ -129,16 +129,15 @@ async fn import_cases(
 ) -> ApiResult<Json<ImportResult>> {
     check_announced_size(&headers)?;
     let (name, bytes) = file_part(multipart).await?;
-    let report = state
-        .db
-        .import_cases(
-            auth.project.id,
-            auth.project.country_code(),
-            bytes,
-            &name,
-            Limits::default(),
-            &|_| {},
-        )
-        .await?;
+    let report = casecast_engine::import::import_cases(
+        &state.db,
+        auth.project.id,
+        auth.project.country_code(),
+        bytes,
+        &name,
+        Limits::default(),
+        &|_| {},
+    )
+    .await?;
     Ok(Json(report.into()))
 }

@@ -123,10 +123,13 @@ pub(super) async fn submit(
             Some("That email or password cannot be right: check it and try again.".into()),
         );
     }
-    match state
-        .db
-        .login(&form.email, &form.password, &addr.ip().to_string())
-        .await?
+    match crate::auth::log_in(
+        &state.db,
+        &form.email,
+        &form.password,
+        &addr.ip().to_string(),
+    )
+    .await?
     {
         LoginOutcome::Ok { token, user } => {
             tracing::info!(user.id = user.id, "logged in");
