@@ -24,6 +24,7 @@ mod jobs;
 mod membership;
 mod outbox;
 mod projects;
+mod schema;
 mod tokens;
 mod uploads;
 
