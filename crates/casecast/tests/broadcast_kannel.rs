@@ -4,6 +4,10 @@
 //! text in its own language exactly once, nothing reaches the excluded, both delivery reports
 //! end every message `delivered`, and the excluded are counted by reason.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use casecast_testkit::Workflows;
 use std::collections::HashMap;
 use std::time::Duration;

@@ -3,6 +3,10 @@
 //! one's lease runs out (30 s) and the occurrence ends with exactly 100,000 messages in the
 //! outbox, one per number, each with its case's own text.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use casecast_testkit::Workflows;
 use std::collections::HashSet;
 use std::time::Duration;

@@ -7,6 +7,10 @@
 //! PostgreSQL only: several processes sharing one database is the PostgreSQL deployment (a
 //! SQLite file is served by one process). The test's name ends in `::postgres`.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use casecast_testkit::Workflows;
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,6 +1,10 @@
 //! A person in headless Chromium against the real binary: a project and a login made with the
 //! CLI, `casecast serve` started from the CLI; log in, search the case list, open a case.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use casecast_testkit::cli::{self, Server};
 use casecast_testkit::{Browser, Dialect};
 

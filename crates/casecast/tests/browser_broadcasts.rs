@@ -4,6 +4,10 @@
 //! language), sends it, watches the detail page's counts reach `completed` without reloading
 //! by hand, and opens one of its messages.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use casecast_testkit::cli::{self, Server};
 use casecast_testkit::{Browser, Dialect};
 use serde_json::json;

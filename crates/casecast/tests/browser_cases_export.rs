@@ -3,6 +3,10 @@
 //! links to, ask for the Excel file, watch it being made and download it; both files hold
 //! exactly the filtered cases.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use casecast_core::sheet::{read_table, Table};
 use casecast_testkit::cli::{self, Server};
 use casecast_testkit::{Browser, Dialect};

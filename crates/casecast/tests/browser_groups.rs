@@ -3,6 +3,10 @@
 //! ambiguous and not-found messages; upload the example sheet filled in and watch the progress
 //! reach the results; download the results; remove one case; remove all; rename; delete.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use casecast_testkit::cli::{self, Server};
 use casecast_testkit::{Browser, Dialect};
 

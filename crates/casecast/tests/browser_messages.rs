@@ -3,6 +3,10 @@
 //! message is written, sends it, and sees it reach `sent` in the case's history and in the
 //! message log.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use casecast_core::sms::{analyse, Encoding};
 use casecast_testkit::cli::{self, Server};
 use casecast_testkit::{Browser, Dialect};

@@ -3,6 +3,10 @@
 //! leaves no file, and the case_id column fills a case group through `groups upload`. Every
 //! test runs on SQLite and on PostgreSQL (`CASECAST_TEST_PG`).
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use casecast_core::sheet::{read_table, Limits, Table};

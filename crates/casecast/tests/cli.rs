@@ -2,6 +2,10 @@
 //! errors on stderr, and what the commands leave in the database. Every test runs on SQLite
 //! and on PostgreSQL (`CASECAST_TEST_PG`).
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use casecast_testkit::Workflows;
 use std::io::{BufRead, BufReader};
 use std::path::Path;

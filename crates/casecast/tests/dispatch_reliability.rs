@@ -4,6 +4,10 @@
 //! flight (`sending`) when the worker died, which the restarted worker takes back once their
 //! lease runs out (at-least-once delivery: Kannel may have taken them already).
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::process::{Child, Stdio};

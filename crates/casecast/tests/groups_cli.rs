@@ -1,6 +1,10 @@
 //! `casecast groups …` as an operator runs it, and the demo case group of `serve --demo`.
 //! Every test runs on SQLite and on PostgreSQL (`CASECAST_TEST_PG`).
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use casecast_core::sheet::{read_table, Limits};

@@ -3,6 +3,10 @@
 //! a new `serve` on the same database takes the job over once the dead worker's lease runs
 //! out, and the upload ends with exactly one result per input row and every case added once.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -1,6 +1,10 @@
 //! The dispatcher end to end on both engines: a message queued for a case goes through a
 //! gateway and its status follows.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use casecast_core::case::CaseChanges;

@@ -3,6 +3,10 @@
 //! - a request that takes long holds up only its own message: the others are sent and
 //!   recorded meanwhile.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,10 @@
 //! with emoji, three segments), both delivery reports end it `delivered`, and MO messages land
 //! in the case's history, opt the number out (STOP, with one confirmation) and back in (START).
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -246,25 +246,8 @@ impl Params {
 
 /// Decodes `%XX` and `+` (a space), as Kannel encodes; a malformed escape stays as it is.
 fn url_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    out
+    // A `+` that was sent as data arrives as `%2B`, so spaces can be put back first.
+    percent_encoding::percent_decode_str(&s.replace('+', " ")).collect()
 }
 
 /// Reads a delivery report from the dlr-url callback's query string (`id`, `status`, `answer`).
@@ -444,6 +427,17 @@ mod tests {
             mo_get_url("http://c.example/mo?k=1"),
             "http://c.example/mo?k=1&from=%p&to=%P&text=%b&coding=%c&charset=%C&id=%I"
         );
+    }
+
+    #[test]
+    fn url_decode_reads_escapes_and_plus_and_keeps_malformed_escapes() {
+        assert_eq!(url_decode("a%2Bb+c%zz%4"), b"a+b c%zz%4");
+        assert_eq!(url_decode("%00%E9%00%0a"), [0, 0xe9, 0, 0x0a]);
+        assert_eq!(url_decode("%%41%"), b"%A%");
+        assert_eq!(url_decode(""), b"");
+        let p = Params::parse("?id=7&answer=ACK%2Fok+now&&text");
+        assert_eq!(p.text("answer").as_deref(), Some("ACK/ok now"));
+        assert_eq!(p.non_empty("text"), None);
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! reaches the fake operator intact, delivery reports and inbound messages reach local listeners
 //! and parse, and errors are sorted into permanent and temporary ones.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use casecast_core::sms::{analyse, Encoding};

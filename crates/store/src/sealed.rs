@@ -31,20 +31,15 @@ impl SecretKey {
 
     /// Reads a key written as 64 hexadecimal digits.
     pub fn from_hex(s: &str) -> Result<SecretKey, String> {
-        let s = s.trim();
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("the secret key must be 64 hexadecimal digits (32 bytes)".into());
-        }
         let mut k = [0u8; 32];
-        for (i, byte) in k.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("checked hex");
-        }
+        hex::decode_to_slice(s.trim(), &mut k)
+            .map_err(|_| "the secret key must be 64 hexadecimal digits (32 bytes)")?;
         Ok(SecretKey(k))
     }
 
-    /// The key as 64 hexadecimal digits (for writing a key file).
+    /// The key as 64 lowercase hexadecimal digits (for writing a key file).
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.0)
     }
 
     fn cipher(&self) -> ChaCha20Poly1305 {
@@ -107,6 +102,22 @@ mod tests {
         let again = SecretKey::from_hex(&key.to_hex()).unwrap();
         assert_eq!(again.open(&sealed).unwrap(), "s3cret password");
         assert!(SecretKey::from_hex("abc").is_err());
+        assert!(SecretKey::from_hex(&"0".repeat(66)).is_err());
+        assert!(SecretKey::from_hex(&format!("{}g", "0".repeat(63))).is_err());
+        assert!(SecretKey::from_hex(&"ab".repeat(31)).is_err());
         assert!(!format!("{key:?}").contains(&key.to_hex()));
+    }
+
+    #[test]
+    fn a_key_in_hex_reads_in_either_case_and_writes_lowercase() {
+        let digits: String = (0u8..32).map(|b| format!("{b:02X}")).collect();
+        let key = SecretKey::from_hex(&format!("  {digits}\n")).unwrap();
+        assert_eq!(key.0, std::array::from_fn::<u8, 32, _>(|i| i as u8));
+        assert_eq!(key.to_hex(), digits.to_lowercase());
+        assert_eq!(
+            SecretKey::from_hex(&key.to_hex()).unwrap().0,
+            key.0,
+            "written and read back"
+        );
     }
 }

@@ -3,27 +3,18 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// `n` random bytes as lowercase hex.
 pub fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    hex(&bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    hex::encode(bytes)
 }
 
 /// The SHA-256 of a high-entropy token, as hex: what is stored instead of the token.
 pub fn token_digest(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// An argon2id hash of a password, with a random salt.
@@ -48,13 +39,10 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Compares two secrets in time that does not depend on where they differ.
+/// Compares two secrets in time that does not depend on where they differ (only on their
+/// lengths: secrets of different lengths are unequal at once).
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 #[cfg(test)]
@@ -71,11 +59,18 @@ mod tests {
         let t = random_hex(32);
         assert_eq!(t.len(), 64);
         assert_ne!(t, random_hex(32));
-        assert_eq!(token_digest("abc").len(), 64);
+        assert!(t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        assert_eq!(
+            token_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert!(
             constant_time_eq("abc", "abc")
                 && !constant_time_eq("abc", "abd")
                 && !constant_time_eq("a", "ab")
+                && !constant_time_eq("ab", "a")
+                && constant_time_eq("", "")
+                && !constant_time_eq("", "a")
         );
     }
 }

@@ -152,25 +152,8 @@ pub fn decode_ucs2(bytes: &[u8]) -> String {
 /// Decodes `%XX` and `+` (space), as Kannel's `octstr_url_decode` does; a malformed escape
 /// is kept as it is.
 pub fn url_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    out
+    // A `+` that was sent as data arrives as `%2B`, so spaces can be put back first.
+    percent_encoding::percent_decode_str(&s.replace('+', " ")).collect()
 }
 
 /// Every byte as `%XX`.

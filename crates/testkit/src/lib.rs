@@ -1,5 +1,10 @@
 //! Test support shared by the test suites: a fresh database on either engine, the
 //! `on_both_engines!` macro, a server spawned on port 0, seeded data, and a small WebDriver client.
+//!
+//! Only test suites use this crate (it is a dev-dependency everywhere): a step that fails here
+//! fails the test that took it, as an `unwrap` in the test itself would, so the workspace's
+//! `unwrap_used` lint, which spares tests (clippy.toml), spares this crate too.
+#![allow(clippy::unwrap_used)]
 
 mod app;
 mod browser;

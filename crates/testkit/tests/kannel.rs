@@ -2,6 +2,10 @@
 //! concatenated messages reach the fake operator, delivery reports and MO messages reach local
 //! HTTP listeners, and dropping the value stops the processes.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use casecast_testkit::capture::Capture;

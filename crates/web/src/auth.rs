@@ -159,16 +159,17 @@ impl IntoResponse for LoginRedirect {
     }
 }
 
-/// Encodes a path for a query string (letters, digits and `-_./` stay).
+/// What [`percent_encode`] escapes: every byte but ASCII letters, digits and `-_./`.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'/');
+
+/// Encodes a path for a query string (letters, digits and `-_./` stay; every other byte of the
+/// UTF-8 becomes `%XX`, in capitals).
 pub fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -263,4 +264,20 @@ pub async fn log_in(
             .unwrap_or(false)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_encode;
+
+    #[test]
+    fn percent_encode_keeps_letters_digits_and_path_marks() {
+        assert_eq!(percent_encode("/p/demo/cases-1_a.b"), "/p/demo/cases-1_a.b");
+        assert_eq!(
+            percent_encode("/p/x?q=a b&c=%+~"),
+            "/p/x%3Fq%3Da%20b%26c%3D%25%2B%7E"
+        );
+        assert_eq!(percent_encode("café"), "caf%C3%A9");
+        assert_eq!(percent_encode(""), "");
+    }
 }

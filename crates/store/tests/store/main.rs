@@ -3,6 +3,10 @@
 //! One binary (one link, one process) whose modules are named for what they exercise. Each
 //! test gets a fresh migrated database from `casecast_testkit::TestDb`.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 mod accounts;
 mod broadcast_cancel;
 mod broadcast_reruns;
@@ -20,6 +24,7 @@ mod jobs;
 mod membership;
 mod outbox;
 mod projects;
+mod schema;
 mod tokens;
 mod uploads;
 

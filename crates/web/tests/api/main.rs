@@ -1,5 +1,9 @@
 //! API and page tests against a real server on port 0, on SQLite and PostgreSQL.
 
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
 mod access;
 mod broadcasts;
 mod case_export;
