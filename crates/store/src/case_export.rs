@@ -129,7 +129,7 @@ pub enum ExportWriter {
 
 /// A failure of the sheet writer (never shown; logged).
 fn file_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(sqlx::Error::Protocol(format!("writing an export: {e}")))
+    StoreError::Internal(format!("writing an export: {e}"))
 }
 
 impl ExportWriter {
@@ -137,10 +137,9 @@ impl ExportWriter {
     pub fn new(format: ExportFormat, columns: &ExportColumns, path: &Path) -> StoreResult<Self> {
         match format {
             ExportFormat::Csv => {
-                let mut out =
-                    BufWriter::new(std::fs::File::create(path).map_err(StoreError::from_io)?);
+                let mut out = BufWriter::new(std::fs::File::create(path).map_err(StoreError::Io)?);
                 out.write_all(&sheet_out::csv_start(&columns.headers()))
-                    .map_err(StoreError::from_io)?;
+                    .map_err(StoreError::Io)?;
                 Ok(ExportWriter::Csv(out))
             }
             ExportFormat::Xlsx => Ok(ExportWriter::Xlsx(Box::new(
@@ -155,7 +154,7 @@ impl ExportWriter {
         match self {
             ExportWriter::Csv(out) => out
                 .write_all(&sheet_out::csv_rows(rows))
-                .map_err(StoreError::from_io),
+                .map_err(StoreError::Io),
             ExportWriter::Xlsx(w) => {
                 let before = w.rows_written();
                 w.append(rows).map_err(|e| {
@@ -184,7 +183,7 @@ impl ExportWriter {
     /// Finishes the file at `path` (the workbook is zipped off the async threads).
     pub async fn finish(self, path: &Path) -> StoreResult<()> {
         match self {
-            ExportWriter::Csv(mut out) => out.flush().map_err(StoreError::from_io),
+            ExportWriter::Csv(mut out) => out.flush().map_err(StoreError::Io),
             ExportWriter::Xlsx(w) => {
                 let path = path.to_path_buf();
                 tokio::task::spawn_blocking(move || w.finish_to(&path))
@@ -285,7 +284,7 @@ async fn read_chunk(file: &mut tokio::fs::File) -> StoreResult<Vec<u8>> {
         let n = file
             .read(&mut buf[filled..])
             .await
-            .map_err(StoreError::from_io)?;
+            .map_err(StoreError::Io)?;
         if n == 0 {
             break;
         }
@@ -549,7 +548,7 @@ impl Db {
         };
         let export = export_from_row(&row)?;
         let mut filter: CaseFilter = serde_json::from_str(&row.try_get::<String, _>("filter")?)
-            .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?;
+            .map_err(|e| StoreError::corrupt_json("export filter", &e))?;
         filter.country = self.project_by_id(export.project_id).await?.country_code();
         let format = ExportFormat::from_stored(export.format);
         let run: Option<i64> = sqlx::query_scalar(
@@ -562,7 +561,7 @@ impl Db {
         let Some(run) = run else {
             return Ok(()); // finished already
         };
-        let dir = tempfile::tempdir().map_err(StoreError::from_io)?;
+        let dir = tempfile::tempdir().map_err(StoreError::Io)?;
         let path = dir.path().join(format!("export.{}", format.as_str()));
         let progress = |written: u64| async move {
             sqlx::query("UPDATE exports SET processed_rows = $1 WHERE id = $2 AND run = $3")
@@ -584,9 +583,7 @@ impl Db {
         };
         // The chunks, each in a statement of its own (a long transaction would hold SQLite's
         // one writer), under this run's number.
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(StoreError::from_io)?;
+        let mut file = tokio::fs::File::open(&path).await.map_err(StoreError::Io)?;
         let (mut seq, mut size) = (0i64, 0i64);
         loop {
             let chunk = read_chunk(&mut file).await?;

@@ -72,7 +72,9 @@ impl ChannelSink {
 
 impl RowSink for ChannelSink {
     fn headers(&mut self, headers: &Headers) -> Result<(), SheetError> {
-        self.columns = Some(ImportColumns::from_headers(headers).map_err(SheetError::Sink)?);
+        self.columns = Some(
+            ImportColumns::from_headers(headers).map_err(|e| SheetError::Sink(e.to_string()))?,
+        );
         Ok(())
     }
     fn row(&mut self, row: Row) -> Result<(), SheetError> {
@@ -134,9 +136,9 @@ impl Db {
             progress(report.rows);
         }
         drop(rx);
-        let parsed = parser.await.map_err(|e| {
-            StoreError::Database(sqlx::Error::Protocol(format!("import parser stopped: {e}")))
-        })?;
+        let parsed = parser
+            .await
+            .map_err(|e| StoreError::Internal(format!("import parser stopped: {e}")))?;
         if let Some(e) = failure {
             return Err(e);
         }
@@ -169,7 +171,7 @@ impl ImportWriter {
         tx: &mut Transaction<'static, Any>,
         batch: Vec<Parsed>,
         report: &mut ImportReport,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), StoreError> {
         let mut rows = Vec::with_capacity(batch.len());
         for parsed in batch {
             match parsed {
@@ -277,7 +279,7 @@ impl ImportWriter {
                 },
             }
         }
-        insert_cases(tx, self.engine, self.project_id, &new_cases).await
+        Ok(insert_cases(tx, self.engine, self.project_id, &new_cases).await?)
     }
 
     /// Refuses a second row for the same case ID or external ID in one file.
@@ -307,7 +309,7 @@ impl ImportWriter {
         tx: &mut Transaction<'static, Any>,
         column: &'static str,
         values: impl Iterator<Item = String>,
-    ) -> Result<HashMap<String, Vec<(i64, Case)>>, sqlx::Error> {
+    ) -> Result<HashMap<String, Vec<(i64, Case)>>, StoreError> {
         let values: Vec<String> = values.collect::<HashSet<_>>().into_iter().collect();
         let mut found: HashMap<String, Vec<(i64, Case)>> = HashMap::new();
         for chunk in values.chunks(MAX_BIND_PARAMS - 1) {

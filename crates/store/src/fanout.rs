@@ -54,7 +54,7 @@ impl Db {
         let start: (i64, i64) = (row.try_get("source_pos")?, row.try_get("cursor_pk")?);
         let broadcast = broadcast_from_row(&row)?;
         let project = self.project_by_id(broadcast.project_id).await?;
-        let expires = due + project.messaging.validity_seconds * 1000;
+        let expires = due + project.validity_seconds() * 1000;
         let now = casecast_core::time::now_ms();
         if now >= expires {
             return self

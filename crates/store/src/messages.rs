@@ -2,10 +2,10 @@
 //! received, with delivery reports, inbound messages and the opt-out list.
 
 use casecast_core::case::FieldError;
+use casecast_core::gateway::{DeliveryStatus, InboundSms, MessageRef};
 use casecast_core::opt_out::Intent;
 use casecast_core::sms;
 use casecast_core::PhoneNumber;
-use casecast_gateways::{DeliveryStatus, InboundSms, MessageRef};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -169,7 +169,7 @@ impl Db {
     ) -> StoreResult<i64> {
         let info = sms::analyse(&new.text);
         let now = casecast_core::time::now_ms();
-        let expires = now + project.messaging.validity_seconds * 1000;
+        let expires = now + project.validity_seconds() * 1000;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
                 gateway_id, user_id, next_attempt_at, created_at, expires_at, updated_at)
@@ -560,19 +560,20 @@ impl Db {
             other => other?,
         };
         let mut intent = None;
+        let messaging = project.inbound_settings();
         if let Some(number) = &number {
-            if let Some(asked) =
-                casecast_core::opt_out::intent(&text, &project.messaging.keywords())
-            {
+            // Stored settings are checked as they are read: their keywords are usable.
+            let keywords = messaging.keywords().unwrap_or_default();
+            if let Some(asked) = casecast_core::opt_out::intent(&text, &keywords) {
                 let (changed, reply) = match asked {
                     Intent::OptOut => (
                         self.opt_out_tx(&mut tx, project.id, number.as_str(), "keyword")
                             .await?,
-                        &project.messaging.opt_out_reply,
+                        &messaging.opt_out_reply,
                     ),
                     Intent::OptIn => (
                         self.opt_in_tx(&mut tx, project.id, number.as_str()).await?,
-                        &project.messaging.opt_in_reply,
+                        &messaging.opt_in_reply,
                     ),
                 };
                 // A keyword that changes nothing (a second STOP) gets no second confirmation.
@@ -624,7 +625,7 @@ impl Db {
             check_text(text)?;
         }
         let now = casecast_core::time::now_ms();
-        let expires = now + project.messaging.validity_seconds * 1000;
+        let expires = now + project.validity_seconds() * 1000;
         let mut tx = self.begin_write().await?;
         let mut queued = 0;
         for chunk in items.chunks(BULK_ROWS) {

@@ -394,8 +394,12 @@ impl Walk {
                 .map(|r| Candidate::from_row(r, self.fields.properties.len()))
                 .collect::<Result<_, sqlx::Error>>()?
         } else {
-            serde_json::from_str(&raw.json)
-                .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?
+            serde_json::from_str(&raw.json).map_err(|e| {
+                StoreError::Internal(format!(
+                    "a batch of recipients could not be decoded (column {})",
+                    e.column()
+                ))
+            })?
         };
         // JSON aggregates do not promise to keep the rows' order.
         rows.sort_unstable_by_key(Candidate::pk);
@@ -406,11 +410,9 @@ impl Walk {
 
 /// The next batch of a walk.
 pub(crate) async fn received(rx: &mut mpsc::Receiver<StoreResult<Batch>>) -> StoreResult<Batch> {
-    rx.recv().await.unwrap_or_else(|| {
-        Err(StoreError::Database(sqlx::Error::Protocol(
-            "reading recipients stopped".into(),
-        )))
-    })
+    rx.recv()
+        .await
+        .unwrap_or_else(|| Err(StoreError::Internal("reading recipients stopped".into())))
 }
 
 /// A batch read: the rows, the cursor they were read from, where the next batch starts.

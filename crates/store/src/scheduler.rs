@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use sqlx::{Any, Row, Transaction};
 
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::projects::Project;
 use crate::Db;
 
@@ -85,17 +85,17 @@ impl Db {
         let index: i64 = row.try_get::<Option<i64>, _>("next_index")?.unwrap_or(1);
         let schedule: serde_json::Value =
             serde_json::from_str(&row.try_get::<String, _>("schedule")?)
-                .map_err(|e| sqlx::Error::Decode(e.into()))?;
+                .map_err(|e| StoreError::corrupt_json("broadcast schedule", &e))?;
         let schedule = casecast_core::recurrence::Schedule::parse(&schedule)
-            .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?;
-        let validity_ms = project.messaging.validity_seconds * 1000;
+            .map_err(|e| StoreError::corrupt("broadcast schedule", e))?;
+        let validity_ms = project.validity_seconds() * 1000;
         let missed = now - due > validity_ms;
         let (status, error, finished) = if missed {
             (
                 "missed",
                 Some(format!(
                     "not sent: the server was not running between the time it was due and {} hours after (the message validity)",
-                    project.messaging.validity_seconds / 3600
+                    project.validity_seconds() / 3600
                 )),
                 Some(now),
             )

@@ -401,9 +401,7 @@ impl Db {
                 .map(|_| (counter.rows, counter.kept))
         })
         .await
-        .map_err(|e| {
-            StoreError::Database(sqlx::Error::Protocol(format!("upload check stopped: {e}")))
-        })?;
+        .map_err(|e| StoreError::Internal(format!("upload check stopped: {e}")))?;
         let (total, kept) = match checked {
             Ok(n) => n,
             Err(e) => return self.fail_upload(upload_id, &e.to_string()).await,
@@ -503,9 +501,9 @@ impl Db {
             }
         }
         drop(rx);
-        let fed = feeder.await.map_err(|e| {
-            StoreError::Database(sqlx::Error::Protocol(format!("upload reader stopped: {e}")))
-        })?;
+        let fed = feeder
+            .await
+            .map_err(|e| StoreError::Internal(format!("upload reader stopped: {e}")))?;
         outcome?;
         if let Err(e) = fed {
             return self.fail_upload(upload_id, &e.to_string()).await;
