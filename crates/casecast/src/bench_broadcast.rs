@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use casecast_core::broadcast::Draft;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_core::identifier::GroupName;
 use casecast_core::{CountryCode, ProjectSlug, TimeZoneName};
-use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::NewGateway;
 use casecast_store::projects::NewProject;
 use serde_json::json;

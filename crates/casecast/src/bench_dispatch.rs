@@ -25,9 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use casecast_core::gateway::config::GatewayKind;
 use casecast_core::{CountryCode, PhoneNumber, ProjectSlug, TimeZoneName};
 use casecast_engine::{run_dispatcher, DispatchOptions};
-use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::{Gateway, NewGateway};
 use casecast_store::outbox::now_us;
 use casecast_store::projects::{NewProject, Project};

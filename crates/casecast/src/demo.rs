@@ -2,10 +2,10 @@
 //! made idempotently.
 
 use anyhow::Context;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_core::identifier::GroupName;
 use casecast_core::sheet::Limits;
 use casecast_core::{CountryCode, Email, ProjectSlug, Role, TimeZoneName};
-use casecast_gateways::config::GatewayKind;
 use casecast_store::case_groups::Actor;
 use casecast_store::cases::CaseFilter;
 use casecast_store::gateways::NewGateway;

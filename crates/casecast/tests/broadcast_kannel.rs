@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use casecast_core::broadcast::Draft;
-use casecast_gateways::config::GatewayKind;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_store::broadcasts::Excluded;
 use casecast_store::gateways::NewGateway;
 use casecast_testkit::kannel::{Kannel, LineKind};

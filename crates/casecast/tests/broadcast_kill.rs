@@ -12,8 +12,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use casecast_core::broadcast::Draft;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_core::{CountryCode, ProjectSlug, TimeZoneName};
-use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::NewGateway;
 use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::projects::{NewProject, Project};

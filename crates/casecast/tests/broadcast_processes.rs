@@ -16,9 +16,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use casecast_core::broadcast::Draft;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_core::time::{local_minute, now_ms, parse_rfc3339};
 use casecast_core::{CountryCode, ProjectSlug, TimeZoneName};
-use casecast_gateways::config::GatewayKind;
 use casecast_store::broadcasts::Occurrence;
 use casecast_store::gateways::NewGateway;
 use casecast_store::messages::MessageFilter;

@@ -13,8 +13,8 @@ use std::future::Future;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use casecast_core::gateway::config::GatewayKind;
 use casecast_core::{CountryCode, PhoneNumber, ProjectSlug, TimeZoneName};
-use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::{Gateway, NewGateway};
 use casecast_store::projects::{NewProject, Project};
 use casecast_store::Db;

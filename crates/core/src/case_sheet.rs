@@ -31,9 +31,23 @@ pub struct RowError {
     pub message: String,
 }
 
+/// Why a sheet's header row cannot be imported; the text is shown to the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Two columns have the same name (ignoring case); the second as written.
+    #[error("the column '{0}' appears twice in the header row")]
+    Repeated(String),
+    /// No `name` column; `found` lists the header row (or says it has no names).
+    #[error("the sheet has no 'name' column; the header row has {found}")]
+    NoNameColumn { found: String },
+    /// A column that would be a property, with a name no property may have.
+    #[error("the column '{column}' cannot be a case property: {reason}")]
+    BadProperty { column: String, reason: String },
+}
+
 impl ImportColumns {
     /// Maps header names (trimmed, any case) to fields; refuses sheets without `name` or with repeated headers.
-    pub fn from_headers(headers: &Headers) -> Result<Self, String> {
+    pub fn from_headers(headers: &Headers) -> Result<Self, HeaderError> {
         let mut standard = BTreeMap::new();
         let mut properties = Vec::new();
         let mut seen = HashSet::new();
@@ -44,9 +58,7 @@ impl ImportColumns {
             }
             let lower = name.to_ascii_lowercase();
             if !seen.insert(lower.clone()) {
-                return Err(format!(
-                    "the column '{name}' appears twice in the header row"
-                ));
+                return Err(HeaderError::Repeated(name.to_string()));
             }
             if let Some(field) = STANDARD_FIELDS.iter().find(|f| **f == lower) {
                 standard.insert(*field, i);
@@ -58,22 +70,19 @@ impl ImportColumns {
             }
         }
         if !standard.contains_key("name") {
-            return Err(format!(
-                "the sheet has no 'name' column; the header row has {}",
-                if headers.0.iter().all(|h| h.trim().is_empty()) {
+            return Err(HeaderError::NoNameColumn {
+                found: if headers.0.iter().all(|h| h.trim().is_empty()) {
                     "no names".to_string()
                 } else {
                     headers.list()
-                }
-            ));
+                },
+            });
         }
         // Checked after the `name` column, so that a sheet of wrong headers hears about that first.
         for (_, name) in &properties {
-            case::parse_property_name(name).map_err(|e| {
-                format!(
-                    "the column '{name}' cannot be a case property: {}",
-                    e.message
-                )
+            case::parse_property_name(name).map_err(|e| HeaderError::BadProperty {
+                column: name.clone(),
+                reason: e.message,
             })?;
         }
         // Any number of property columns (an export has one per property of all its cases):
@@ -211,13 +220,23 @@ mod tests {
     #[test]
     fn refuses_bad_headers_and_rows() {
         let err = ImportColumns::from_headers(&headers(&["full name", "phone"])).unwrap_err();
+        assert!(matches!(err, HeaderError::NoNameColumn { .. }), "{err:?}");
+        let err = err.to_string();
         assert!(
             err.contains("no 'name' column") && err.contains("'full name'"),
             "{err}"
         );
-        assert!(ImportColumns::from_headers(&headers(&["name", "Name"]))
-            .unwrap_err()
-            .contains("twice"));
+        let err = ImportColumns::from_headers(&headers(&[" ", ""])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the sheet has no 'name' column; the header row has no names"
+        );
+        let err = ImportColumns::from_headers(&headers(&["name", "Name"])).unwrap_err();
+        assert_eq!(err, HeaderError::Repeated("Name".into()));
+        assert_eq!(
+            err.to_string(),
+            "the column 'Name' appears twice in the header row"
+        );
         let cols = ImportColumns::from_headers(&headers(&["name", "external_id", "phone_number"]))
             .unwrap();
         let e = cols
@@ -261,7 +280,15 @@ mod tests {
         );
         let err =
             ImportColumns::from_headers(&headers(&["name", "external_id", "deleted"])).unwrap_err();
-        assert!(err.contains("'deleted' cannot be a case property"), "{err}");
+        assert!(
+            matches!(&err, HeaderError::BadProperty { column, .. } if column == "deleted"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("the column 'deleted' cannot be a case property: "),
+            "{err}"
+        );
         for reserved in ["modified_at", "CREATED_AT", "deleted"] {
             assert!(case::parse_property_name(reserved).is_err(), "{reserved}");
         }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::ids::{CaseId, CountryCode};
-use crate::phone::PhoneNumber;
+use crate::phone::{PhoneError, PhoneNumber};
 
 /// Which kinds a value may be looked up as: a `case_identifier` is any kind; typed columns one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,12 +36,27 @@ pub struct Identifier {
     pub phone: Option<PhoneNumber>,
 }
 
-/// Reads a user-written identifier; `Err` carries why it can be none of the kinds allowed.
+/// Why a text can be none of the kinds of identifier allowed; the text is shown to the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdentifierError {
+    /// A `phone_number` value that is not a phone number.
+    #[error(transparent)]
+    Phone(#[from] PhoneError),
+    /// A `case_id` value that is not a case ID.
+    #[error("'{0}' is not a valid case ID")]
+    NotACaseId(String),
+    #[error("the identifier is longer than 255 characters")]
+    TooLong,
+    #[error("'{0}' cannot be a case ID, an external ID or a phone number")]
+    Unrecognised(String),
+}
+
+/// Reads a user-written identifier; `Err` says why it can be none of the kinds allowed.
 pub fn classify(
     raw: &str,
     kind: IdentifierKind,
     country: Option<&CountryCode>,
-) -> Result<Identifier, String> {
+) -> Result<Identifier, IdentifierError> {
     let text = raw.trim().to_string();
     let any = kind == IdentifierKind::Any;
     let case_id = (any || kind == IdentifierKind::CaseId)
@@ -55,15 +70,12 @@ pub fn classify(
         (any || kind == IdentifierKind::PhoneNumber).then(|| PhoneNumber::parse(&text, country));
     let phone = phone_result.clone().and_then(Result::ok);
     if case_id.is_none() && external_id.is_none() && phone.is_none() {
-        let why = match (kind, phone_result) {
-            (IdentifierKind::PhoneNumber, Some(Err(e))) => e.to_string(),
-            (IdentifierKind::CaseId, _) => format!("'{text}' is not a valid case ID"),
-            _ if text.chars().count() > 255 => {
-                "the identifier is longer than 255 characters".to_string()
-            }
-            _ => format!("'{text}' cannot be a case ID, an external ID or a phone number"),
-        };
-        return Err(why);
+        return Err(match (kind, phone_result) {
+            (IdentifierKind::PhoneNumber, Some(Err(e))) => IdentifierError::Phone(e),
+            (IdentifierKind::CaseId, _) => IdentifierError::NotACaseId(text),
+            _ if text.chars().count() > 255 => IdentifierError::TooLong,
+            _ => IdentifierError::Unrecognised(text),
+        });
     }
     Ok(Identifier {
         text,
@@ -183,11 +195,32 @@ mod tests {
         let id = classify("0772123456", IdentifierKind::ExternalId, Some(&ug)).unwrap();
         assert!(id.phone.is_none() && id.case_id.is_none());
         let err = classify("+256 77", IdentifierKind::PhoneNumber, Some(&ug)).unwrap_err();
-        assert!(err.contains("too short"), "{err}");
-        assert!(classify(&"x".repeat(300), IdentifierKind::Any, None)
-            .unwrap_err()
-            .contains("255"));
-        assert!(classify("a\u{7}b", IdentifierKind::Any, None).is_err());
+        assert_eq!(
+            err,
+            IdentifierError::Phone(PhoneError::TooShort("+256 77".into()))
+        );
+        assert_eq!(
+            err.to_string(),
+            "'+256 77' is too short to be a phone number"
+        );
+        let err = classify(&"x".repeat(300), IdentifierKind::Any, None).unwrap_err();
+        assert_eq!(err, IdentifierError::TooLong);
+        assert_eq!(
+            err.to_string(),
+            "the identifier is longer than 255 characters"
+        );
+        let err = classify("a\u{7}b", IdentifierKind::Any, None).unwrap_err();
+        assert_eq!(err, IdentifierError::Unrecognised("a\u{7}b".into()));
+        let err = classify(" x y ", IdentifierKind::CaseId, None).unwrap_err();
+        assert_eq!(err.to_string(), "'x y' is not a valid case ID");
+        // A typed phone column names the phone rule; other columns say what it cannot be.
+        let err = classify("abc", IdentifierKind::PhoneNumber, Some(&ug)).unwrap_err();
+        assert!(
+            matches!(err, IdentifierError::Phone(PhoneError::Letters(_))),
+            "{err:?}"
+        );
+        let err = classify(&"9".repeat(256), IdentifierKind::ExternalId, None).unwrap_err();
+        assert_eq!(err, IdentifierError::TooLong);
     }
 
     #[test]

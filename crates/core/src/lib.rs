@@ -3,6 +3,7 @@
 pub mod broadcast;
 pub mod case;
 pub mod case_sheet;
+pub mod gateway;
 pub mod identifier;
 pub mod ids;
 pub mod opt_out;

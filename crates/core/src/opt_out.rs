@@ -32,15 +32,69 @@ impl Default for Keywords {
     }
 }
 
+/// The opt-out (`stop`) or the opt-in (`start`) list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeywordList {
+    Stop,
+    Start,
+}
+
+impl KeywordList {
+    /// `stop` or `start`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeywordList::Stop => "stop",
+            KeywordList::Start => "start",
+        }
+    }
+}
+
+impl std::fmt::Display for KeywordList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why keyword lists were refused, naming the list and the keyword.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeywordError {
+    #[error("give between 1 and {MAX_KEYWORDS} {list} keywords, not {count}")]
+    Count { list: KeywordList, count: usize },
+    /// The keyword at `position` (from 1) is empty.
+    #[error("{list} keyword {position} is empty")]
+    Empty { list: KeywordList, position: usize },
+    #[error("{list} keyword \"{word}\" is longer than {MAX_CHARS} characters")]
+    TooLong { list: KeywordList, word: String },
+    #[error("{list} keyword \"{word}\" may only contain letters and digits")]
+    NotAlphanumeric { list: KeywordList, word: String },
+    #[error("{list} keyword \"{word}\" is listed twice")]
+    Repeated { list: KeywordList, word: String },
+    /// A start keyword that is also a stop keyword (as written in the start list).
+    #[error("\"{0}\" cannot be both a stop and a start keyword")]
+    InBoth(String),
+}
+
+impl KeywordError {
+    /// The list at fault; a word in both lists is the stop list's (it is checked first).
+    pub fn list(&self) -> KeywordList {
+        match self {
+            KeywordError::Count { list, .. }
+            | KeywordError::Empty { list, .. }
+            | KeywordError::TooLong { list, .. }
+            | KeywordError::NotAlphanumeric { list, .. }
+            | KeywordError::Repeated { list, .. } => *list,
+            KeywordError::InBoth(_) => KeywordList::Stop,
+        }
+    }
+}
+
 impl Keywords {
     /// Checks lists given by an admin: 1–20 keywords each, 1–20 letters or digits, none twice.
-    pub fn parse(stop: &[String], start: &[String]) -> Result<Keywords, String> {
-        let stop = check_list("stop", stop)?;
-        let start = check_list("start", start)?;
+    pub fn parse(stop: &[String], start: &[String]) -> Result<Keywords, KeywordError> {
+        let stop = check_list(KeywordList::Stop, stop)?;
+        let start = check_list(KeywordList::Start, start)?;
         if let Some(both) = start.iter().find(|s| stop.iter().any(|t| same(t, s))) {
-            return Err(format!(
-                "\"{both}\" cannot be both a stop and a start keyword"
-            ));
+            return Err(KeywordError::InBoth(both.clone()));
         }
         Ok(Keywords { stop, start })
     }
@@ -90,34 +144,34 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// Trims and checks one admin-given list, naming the first bad keyword.
-fn check_list(which: &str, words: &[String]) -> Result<Vec<String>, String> {
+fn check_list(list: KeywordList, words: &[String]) -> Result<Vec<String>, KeywordError> {
     if words.is_empty() || words.len() > MAX_KEYWORDS {
-        return Err(format!(
-            "give between 1 and {MAX_KEYWORDS} {which} keywords, not {}",
-            words.len()
-        ));
+        return Err(KeywordError::Count {
+            list,
+            count: words.len(),
+        });
     }
     let mut out: Vec<String> = Vec::with_capacity(words.len());
     for (i, raw) in words.iter().enumerate() {
         let word = raw.trim();
         let chars = word.chars().count();
         if chars == 0 {
-            return Err(format!("{which} keyword {} is empty", i + 1));
+            return Err(KeywordError::Empty {
+                list,
+                position: i + 1,
+            });
         }
+        let word = word.to_string();
         if chars > MAX_CHARS {
-            return Err(format!(
-                "{which} keyword \"{word}\" is longer than {MAX_CHARS} characters"
-            ));
+            return Err(KeywordError::TooLong { list, word });
         }
         if !word.chars().all(char::is_alphanumeric) {
-            return Err(format!(
-                "{which} keyword \"{word}\" may only contain letters and digits"
-            ));
+            return Err(KeywordError::NotAlphanumeric { list, word });
         }
-        if out.iter().any(|o| same(o, word)) {
-            return Err(format!("{which} keyword \"{word}\" is listed twice"));
+        if out.iter().any(|o| same(o, &word)) {
+            return Err(KeywordError::Repeated { list, word });
         }
-        out.push(word.to_string());
+        out.push(word);
     }
     Ok(out)
 }
@@ -195,31 +249,81 @@ mod tests {
     #[test]
     fn parse_errors_name_the_bad_keyword() {
         let ok = strings(&["START"]);
-        let err = |stop: &[&str], start: &[String]| Keywords::parse(&strings(stop), start);
-        assert!(err(&[], &ok).unwrap_err().contains("not 0"));
+        let err = |stop: &[&str], start: &[String]| {
+            Keywords::parse(&strings(stop), start)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&[], &ok).contains("not 0"));
         let many: Vec<String> = (0..21).map(|i| format!("S{i}")).collect();
-        let e = Keywords::parse(&many, &ok).unwrap_err();
+        let e = Keywords::parse(&many, &ok).unwrap_err().to_string();
         assert!(e.contains("not 21"), "{e}");
         let e = Keywords::parse(&strings(&["STOP"]), &[]).unwrap_err();
-        assert!(e.contains("start keywords"), "{e}");
-        let e = err(&["STOP", "  "], &ok).unwrap_err();
+        assert_eq!(e.to_string(), "give between 1 and 20 start keywords, not 0");
+        let e = err(&["STOP", "  "], &ok);
         assert!(e.contains("stop keyword 2 is empty"), "{e}");
-        let e = err(&["ABCDEFGHIJKLMNOPQRSTU"], &ok).unwrap_err();
+        let e = err(&["ABCDEFGHIJKLMNOPQRSTU"], &ok);
         assert!(e.contains("\"ABCDEFGHIJKLMNOPQRSTU\""), "{e}");
-        let e = err(&["STOP-IT"], &ok).unwrap_err();
+        let e = err(&["STOP-IT"], &ok);
         assert!(
             e.contains("\"STOP-IT\"") && e.contains("letters and digits"),
             "{e}"
         );
-        let e = err(&["STOP ALL"], &ok).unwrap_err();
+        let e = err(&["STOP ALL"], &ok);
         assert!(e.contains("\"STOP ALL\""), "{e}");
-        let e = err(&["STOP", "stop"], &ok).unwrap_err();
+        let e = err(&["STOP", "stop"], &ok);
         assert!(e.contains("\"stop\" is listed twice"), "{e}");
-        let e = err(&["STOP", "Start"], &ok).unwrap_err();
+        let e = err(&["STOP", "Start"], &ok);
         assert!(e.contains("\"START\"") && e.contains("both"), "{e}");
         // Exactly at the limits is fine.
         let twenty: Vec<String> = (0..20).map(|i| format!("S{i}")).collect();
         assert!(Keywords::parse(&twenty, &strings(&["ABCDEFGHIJKLMNOPQRST"])).is_ok());
+    }
+
+    #[test]
+    fn parse_errors_say_which_list() {
+        let parse = |stop: &[&str], start: &[&str]| {
+            Keywords::parse(&strings(stop), &strings(start)).unwrap_err()
+        };
+        let e = parse(&["STOP"], &["GO", " "]);
+        assert_eq!(
+            (e.list(), &e),
+            (
+                KeywordList::Start,
+                &KeywordError::Empty {
+                    list: KeywordList::Start,
+                    position: 2
+                }
+            )
+        );
+        let e = parse(&["STOP"], &["GO-ON"]);
+        assert_eq!(e.list(), KeywordList::Start);
+        assert!(matches!(e, KeywordError::NotAlphanumeric { .. }), "{e:?}");
+        let e = parse(&["STOP"], &["GO", "go"]);
+        assert_eq!(
+            e,
+            KeywordError::Repeated {
+                list: KeywordList::Start,
+                word: "go".into()
+            }
+        );
+        assert_eq!(parse(&["STOP"], &[]).list(), KeywordList::Start);
+        assert_eq!(parse(&[], &["GO"]).list(), KeywordList::Stop);
+        let e = parse(&["HALT", "STOPPPPPPPPPPPPPPPPPPP"], &["GO"]);
+        assert!(
+            matches!(&e, KeywordError::TooLong { list: KeywordList::Stop, word } if word.starts_with("STOP")),
+            "{e:?}"
+        );
+        // A word in both lists: the stop list's fault, though the start list's spelling.
+        let e = parse(&["STOP"], &["Stop"]);
+        assert_eq!(
+            (e.list(), &e),
+            (KeywordList::Stop, &KeywordError::InBoth("Stop".into()))
+        );
+        assert_eq!(
+            e.to_string(),
+            "\"Stop\" cannot be both a stop and a start keyword"
+        );
     }
 
     #[test]

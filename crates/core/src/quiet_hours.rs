@@ -19,12 +19,37 @@ pub struct QuietHours {
     pub end: Time,
 }
 
+/// One end of the quiet-hours window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowEnd {
+    Start,
+    End,
+}
+
+impl WindowEnd {
+    /// `start` or `end`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowEnd::Start => "start",
+            WindowEnd::End => "end",
+        }
+    }
+}
+
+/// A quiet-hours time that is not a time of day: which end, and the text as written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("quiet hours {} \"{text}\" is not a time like 21:00", .end.as_str())]
+pub struct QuietHoursError {
+    pub end: WindowEnd,
+    pub text: String,
+}
+
 impl QuietHours {
     /// Parses "21:00" and "07:00" style times.
-    pub fn parse(start: &str, end: &str) -> Result<QuietHours, String> {
+    pub fn parse(start: &str, end: &str) -> Result<QuietHours, QuietHoursError> {
         Ok(QuietHours {
-            start: parse_time("start", start)?,
-            end: parse_time("end", end)?,
+            start: parse_time(WindowEnd::Start, start)?,
+            end: parse_time(WindowEnd::End, end)?,
         })
     }
 
@@ -84,8 +109,11 @@ pub(crate) fn first_at_or_after(zone: &TimeZone, dt: DateTime) -> Option<Timesta
 }
 
 /// Parses `H:MM` or `HH:MM` (00:00–23:59).
-fn parse_time(which: &str, text: &str) -> Result<Time, String> {
-    let bad = || format!("quiet hours {which} \"{text}\" is not a time like 21:00");
+fn parse_time(which: WindowEnd, text: &str) -> Result<Time, QuietHoursError> {
+    let bad = || QuietHoursError {
+        end: which,
+        text: text.to_string(),
+    };
     let (h, m) = text.trim().split_once(':').ok_or_else(bad)?;
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if !(1..=2).contains(&h.len()) || m.len() != 2 || !digits(h) || !digits(m) {
@@ -143,10 +171,20 @@ mod tests {
             "24:00", "21:60", "2100", "21:0", "", ":00", "ab:cd", "21:00:00", "+1:00",
         ] {
             let e = QuietHours::parse("21:00", bad).unwrap_err();
-            assert!(e.contains(&format!("end \"{bad}\"")), "{e}");
+            assert_eq!((e.end, e.text.as_str()), (WindowEnd::End, bad));
+            assert!(e.to_string().contains(&format!("end \"{bad}\"")), "{e}");
         }
         let e = QuietHours::parse("9pm", "07:00").unwrap_err();
-        assert_eq!(e, "quiet hours start \"9pm\" is not a time like 21:00");
+        assert_eq!(e.end, WindowEnd::Start);
+        assert_eq!(
+            e.to_string(),
+            "quiet hours start \"9pm\" is not a time like 21:00"
+        );
+        // Both wrong: the start is named.
+        assert_eq!(
+            QuietHours::parse("x", "y").unwrap_err().end,
+            WindowEnd::Start
+        );
     }
 
     #[test]

@@ -6,19 +6,22 @@
 //! more requests in flight, hand each to the gateway at its slot, and record the answers as
 //! they come, many per transaction. A sweeper expires messages past their validity and takes
 //! back messages whose dispatcher died mid-send. Nothing is handed over during the project's
-//! quiet hours.
+//! quiet hours, nor while its stored messaging settings cannot be used (the quiet hours are not
+//! known then): that is logged as an error at every refresh until an admin saves them again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use casecast_core::quiet_hours::QuietHours;
 use casecast_core::sms::Encoding;
 use casecast_core::PhoneNumber;
 use casecast_gateways::config::AnyGateway;
 use casecast_gateways::{OutboundSms, SendError, SmsGateway};
 use casecast_store::gateways::Gateway;
 use casecast_store::outbox::{now_us, Claim, ClaimRequest, Claimed, Outcome, SendResult};
-use casecast_store::settings::MessagingSettings;
+use casecast_store::projects::Project;
+use casecast_store::settings::{MessagingSettings, SettingsError};
 use casecast_store::Db;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -75,15 +78,49 @@ struct Entry {
     /// Permits for messages claimed and not yet answered (twice `in_flight`).
     claimed: Arc<Semaphore>,
     zone: jiff::tz::TimeZone,
-    settings: MessagingSettings,
+    /// The project's settings as read, to tell when they change.
+    settings: Result<MessagingSettings, SettingsError>,
+    /// When the project's messages may be handed over.
+    window: Window,
+}
+
+/// When a project's messages may be handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Window {
+    /// Any time: the project has no quiet hours.
+    Always,
+    /// Outside its quiet hours.
+    OutsideQuietHours(QuietHours),
+    /// Not at all: its stored settings cannot be used, so its quiet hours are not known.
+    Held,
+}
+
+impl Window {
+    /// The window a project's settings give.
+    fn of(project: &Project) -> Window {
+        match project
+            .messaging
+            .as_ref()
+            .map(MessagingSettings::quiet_hours)
+        {
+            Ok(Ok(None)) => Window::Always,
+            Ok(Ok(Some(q))) => Window::OutsideQuietHours(q),
+            // Stored settings are checked as they are read: quiet hours that do not parse
+            // cannot come from storage, and are held all the same.
+            Ok(Err(_)) | Err(_) => Window::Held,
+        }
+    }
 }
 
 impl Entry {
-    /// Whether the project's quiet hours hold now.
-    fn quiet_now(&self) -> bool {
-        self.settings
-            .quiet_hours()
-            .is_some_and(|q| q.contains(jiff::Timestamp::now(), &self.zone))
+    /// Whether nothing may be handed over now: the project's quiet hours hold, or its settings
+    /// cannot be used.
+    fn held_now(&self) -> bool {
+        match self.window {
+            Window::Always => false,
+            Window::OutsideQuietHours(q) => q.contains(jiff::Timestamp::now(), &self.zone),
+            Window::Held => true,
+        }
     }
 }
 
@@ -113,6 +150,11 @@ async fn refresh(db: &Db, http: &reqwest::Client, registry: &Registry, max_in_fl
             Some(p) => Some(p),
             None => match db.project_by_id(g.project_id).await {
                 Ok(p) => {
+                    if let Err(e) = &p.messaging {
+                        // Once per project and refresh; the error names a field, never a
+                        // number or a message's text.
+                        tracing::error!(project.id = p.id, error = %e, "dispatcher: the project's messaging settings cannot be used; its messages are held until an admin saves them again");
+                    }
                     projects.insert(g.project_id, p);
                     projects.get(&g.project_id)
                 }
@@ -140,6 +182,7 @@ async fn refresh(db: &Db, http: &reqwest::Client, registry: &Registry, max_in_fl
                 gateway: g,
                 zone: project.zone(),
                 settings: project.messaging.clone(),
+                window: Window::of(project),
             }),
         };
         entries.push(entry);
@@ -258,7 +301,7 @@ async fn run_lane(
         let n = entries.len();
         for i in 0..n {
             let entry = &entries[(i + lane) % n];
-            if entry.quiet_now() {
+            if entry.held_now() {
                 continue;
             }
             // Claim only what can be handed over soon: each claimed message holds one of the
@@ -440,5 +483,31 @@ mod tests {
         assert_eq!(backoff(&o, 3, 0), 20_000);
         assert_eq!(backoff(&o, 30, 0), 600_000);
         assert!(backoff(&o, 1, 9) > backoff(&o, 1, 0));
+    }
+
+    #[test]
+    fn settings_that_cannot_be_used_hold_the_project() {
+        let project = |stored: &str| Project {
+            id: 1,
+            slug: "p".into(),
+            name: "P".into(),
+            time_zone: "Africa/Kampala".into(),
+            country: None,
+            created_at: 0,
+            messaging: MessagingSettings::from_stored(stored),
+        };
+        assert_eq!(Window::of(&project("{}")), Window::Always);
+        let quiet = Window::of(&project(
+            r#"{"quiet_hours_start": "21:00", "quiet_hours_end": "07:00"}"#,
+        ));
+        assert!(matches!(quiet, Window::OutsideQuietHours(_)), "{quiet:?}");
+        for broken in [
+            r#"{"quiet_hours_start": "21:00", "quiet_hours_end": "7 pm"}"#,
+            r#"{"quiet_hours_start": "21:00"}"#,
+            r#"{"validity_seconds": 0}"#,
+            "not json",
+        ] {
+            assert_eq!(Window::of(&project(broken)), Window::Held, "{broken}");
+        }
     }
 }

@@ -31,10 +31,9 @@ impl ExportWriter {
     pub fn new(format: ExportFormat, columns: &ExportColumns, path: &Path) -> StoreResult<Self> {
         match format {
             ExportFormat::Csv => {
-                let mut out =
-                    BufWriter::new(std::fs::File::create(path).map_err(StoreError::from_io)?);
+                let mut out = BufWriter::new(std::fs::File::create(path).map_err(StoreError::Io)?);
                 out.write_all(&sheet_out::csv_start(&columns.headers()))
-                    .map_err(StoreError::from_io)?;
+                    .map_err(StoreError::Io)?;
                 Ok(ExportWriter::Csv(out))
             }
             ExportFormat::Xlsx => Ok(ExportWriter::Xlsx(Box::new(
@@ -49,7 +48,7 @@ impl ExportWriter {
         match self {
             ExportWriter::Csv(out) => out
                 .write_all(&sheet_out::csv_rows(rows))
-                .map_err(StoreError::from_io),
+                .map_err(StoreError::Io),
             ExportWriter::Xlsx(w) => {
                 let before = w.rows_written();
                 w.append(rows).map_err(|e| {
@@ -78,7 +77,7 @@ impl ExportWriter {
     /// Finishes the file at `path` (the workbook is zipped off the async threads).
     pub async fn finish(self, path: &Path) -> StoreResult<()> {
         match self {
-            ExportWriter::Csv(mut out) => out.flush().map_err(StoreError::from_io),
+            ExportWriter::Csv(mut out) => out.flush().map_err(StoreError::Io),
             ExportWriter::Xlsx(w) => {
                 let path = path.to_path_buf();
                 tokio::task::spawn_blocking(move || w.finish_to(&path))
@@ -175,7 +174,7 @@ pub async fn process_export(
         return Ok(()); // deleted or finished meanwhile
     };
     let format = ExportFormat::from_stored(export.format);
-    let dir = tempfile::tempdir().map_err(StoreError::from_io)?;
+    let dir = tempfile::tempdir().map_err(StoreError::Io)?;
     let path = dir.path().join(format!("export.{}", format.as_str()));
     let progress = |written: u64| async move { db.export_progress(export_id, run, written).await };
     let written =
@@ -188,9 +187,7 @@ pub async fn process_export(
             }
             Err(e) => return Err(e.into()),
         };
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(StoreError::from_io)?;
+    let mut file = tokio::fs::File::open(&path).await.map_err(StoreError::Io)?;
     let (mut seq, mut size) = (0i64, 0i64);
     loop {
         let chunk = read_chunk(&mut file).await?;
@@ -222,7 +219,7 @@ async fn read_chunk(file: &mut tokio::fs::File) -> StoreResult<Vec<u8>> {
         let n = file
             .read(&mut buf[filled..])
             .await
-            .map_err(StoreError::from_io)?;
+            .map_err(StoreError::Io)?;
         if n == 0 {
             break;
         }

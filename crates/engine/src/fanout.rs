@@ -28,7 +28,7 @@ pub async fn process_fanout(
     };
     let broadcast = work.broadcast;
     let project = db.project_by_id(broadcast.project_id).await?;
-    let expires = work.due_at + project.messaging.validity_seconds * 1000;
+    let expires = work.due_at + project.validity_seconds() * 1000;
     let now = casecast_core::time::now_ms();
     if now >= expires {
         return end(

@@ -87,7 +87,9 @@ impl ChannelSink {
 
 impl RowSink for ChannelSink {
     fn headers(&mut self, headers: &Headers) -> Result<(), SheetError> {
-        self.columns = Some(ImportColumns::from_headers(headers).map_err(SheetError::Sink)?);
+        self.columns = Some(
+            ImportColumns::from_headers(headers).map_err(|e| SheetError::Sink(e.to_string()))?,
+        );
         Ok(())
     }
     fn row(&mut self, row: Row) -> Result<(), SheetError> {

@@ -93,17 +93,20 @@ pub async fn handle_inbound(
         return seen(id.ok_or(StoreError::NotFound("message"))?).await;
     };
     let mut intent = None;
+    let messaging = project.inbound_settings();
     if let Some(number) = &number {
-        if let Some(asked) = casecast_core::opt_out::intent(&text, &project.messaging.keywords()) {
+        // Stored settings are checked as they are read: their keywords are usable.
+        let keywords = messaging.keywords().unwrap_or_default();
+        if let Some(asked) = casecast_core::opt_out::intent(&text, &keywords) {
             let (changed, reply) = match asked {
                 Intent::OptOut => (
                     db.opt_out_tx(&mut tx, project.id, number.as_str(), "keyword")
                         .await?,
-                    &project.messaging.opt_out_reply,
+                    &messaging.opt_out_reply,
                 ),
                 Intent::OptIn => (
                     db.opt_in_tx(&mut tx, project.id, number.as_str()).await?,
-                    &project.messaging.opt_in_reply,
+                    &messaging.opt_in_reply,
                 ),
             };
             // A keyword that changes nothing (a second STOP) gets no second confirmation.

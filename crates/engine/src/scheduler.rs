@@ -61,13 +61,14 @@ pub async fn fire_in_tx(
     let Some(due) = db.lock_due_broadcast(tx, id, now).await? else {
         return Ok(false);
     };
-    let schedule = Schedule::parse(&due.schedule).map_err(StoreError::corrupt)?;
-    let validity_ms = project.messaging.validity_seconds * 1000;
+    let schedule =
+        Schedule::parse(&due.schedule).map_err(|e| StoreError::corrupt("broadcast schedule", e))?;
+    let validity_ms = project.validity_seconds() * 1000;
     let missed = now - due.due_at > validity_ms;
     let error = missed.then(|| {
         format!(
             "not sent: the server was not running between the time it was due and {} hours after (the message validity)",
-            project.messaging.validity_seconds / 3600
+            project.validity_seconds() / 3600
         )
     });
     let occurrence = Db::insert_occurrence(

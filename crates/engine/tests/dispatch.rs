@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use casecast_core::case::CaseChanges;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_core::{CountryCode, PhoneNumber, ProjectSlug, TimeZoneName};
-use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::NewGateway;
 use casecast_store::projects::{NewProject, Project};
 use casecast_store::settings::MessagingSettings;
@@ -180,7 +180,83 @@ async fn nothing_is_handed_over_during_quiet_hours(engine: Dialect) {
     task.await.unwrap();
 }
 
+/// Runs a dispatcher until the returned sender is told to stop.
+fn start_dispatcher(
+    db: &Db,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(casecast_engine::run_dispatcher(
+        db.clone(),
+        "t".into(),
+        test_dispatch_options(),
+        stopped,
+    ));
+    (stop, task)
+}
+
+/// Stored settings that cannot be used (written past the checks: a hand edit, damage) hold
+/// the project's messages until an admin saves settings again: their quiet hours are not
+/// known, and must not be taken to be none.
+async fn nothing_is_handed_over_while_the_stored_settings_cannot_be_used(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = t.db.clone();
+    let broken = project_named(&db, "broken").await;
+    let open = project_named(&db, "open").await;
+    let held_case = gateway_and_case(&db, &broken, "+256772000001").await;
+    let open_case = gateway_and_case(&db, &open, "+256772000002").await;
+    let mut held = Vec::new();
+    for stored in [
+        // Quiet hours whose end is no time of day.
+        r#"{"quiet_hours_start": "21:00", "quiet_hours_end": "25:00"}"#,
+        // Not JSON at all.
+        r#"{"quiet_hours_start": "21:00", "#,
+    ] {
+        t.store_messaging_settings_unchecked(broken.id, stored)
+            .await;
+        let project = db.project_by_id(broken.id).await.unwrap();
+        assert!(project.messaging.is_err(), "{stored}");
+        held.push(
+            db.send_to_case(&project, &held_case, "wait", None, None)
+                .await
+                .unwrap(),
+        );
+        let (stop, task) = start_dispatcher(&db);
+        // The other project's messages, queued later, go out: the dispatcher has passed over
+        // the broken project's gateway (more than once, by the time two of these are sent).
+        for text in ["first", "second"] {
+            let m = db
+                .send_to_case(&open, &open_case, text, None, None)
+                .await
+                .unwrap();
+            wait_status(&db, open.id, m.id, "sent").await;
+        }
+        let _ = stop.send(true);
+        task.await.unwrap();
+        for m in &held {
+            assert_eq!(
+                db.message(broken.id, m.id).await.unwrap().status,
+                "queued",
+                "{stored}"
+            );
+        }
+    }
+    // An admin saves settings again: the messages go.
+    db.set_messaging_settings(broken.id, &MessagingSettings::default())
+        .await
+        .unwrap();
+    let (stop, task) = start_dispatcher(&db);
+    for m in &held {
+        wait_status(&db, broken.id, m.id, "sent").await;
+    }
+    let _ = stop.send(true);
+    task.await.unwrap();
+}
+
 on_both_engines!(
     a_message_to_a_case_goes_through_the_log_gateway,
     nothing_is_handed_over_during_quiet_hours,
+    nothing_is_handed_over_while_the_stored_settings_cannot_be_used,
 );

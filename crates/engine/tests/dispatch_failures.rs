@@ -16,8 +16,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Form;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_core::PhoneNumber;
-use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::{Gateway, GatewayPatch, NewGateway};
 use casecast_store::messages::{Message, MessageFilter};
 use casecast_testkit::kannel::Kannel;
@@ -94,7 +94,7 @@ async fn settled(app: &TestApp) {
 
 async fn kannel_stopped_messages_retry_then_expire(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
-    let mut settings = app.alpha.messaging.clone();
+    let mut settings = app.alpha.messaging.clone().unwrap();
     settings.validity_seconds = 10;
     app.db
         .set_messaging_settings(app.alpha.id, &settings)

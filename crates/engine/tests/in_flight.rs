@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::Form;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_core::{CountryCode, PhoneNumber, ProjectSlug, TimeZoneName};
 use casecast_engine::{run_dispatcher, DispatchOptions};
-use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::{Gateway, NewGateway};
 use casecast_store::projects::{NewProject, Project};
 use casecast_store::Db;

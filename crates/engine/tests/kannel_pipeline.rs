@@ -11,8 +11,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use casecast_core::case::CaseChanges;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_core::PhoneNumber;
-use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::{Gateway, GatewayPatch, NewGateway};
 use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::StoreError;
@@ -166,7 +166,13 @@ async fn messages_reach_the_operator_and_both_reports_count(engine: Dialect) {
 async fn mo_replies_stop_and_start(engine: Dialect) {
     let (app, kannel, _g) = setup(engine).await;
     let case_id = case(&app).await;
-    let settings = app.db.project_by_id(app.alpha.id).await.unwrap().messaging;
+    let settings = app
+        .db
+        .project_by_id(app.alpha.id)
+        .await
+        .unwrap()
+        .messaging
+        .unwrap();
 
     kannel.send_mo(PHONE, SENDER, "Yes I will come").await;
     let reply = eventually("the reply in the case's history", || async {

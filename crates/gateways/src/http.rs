@@ -1,6 +1,7 @@
 //! The generic HTTP gateway: one GET or POST per message to an aggregator's URL, shaped by the
 //! configuration (the parameters with placeholders, how success looks, where the id is), as the
-//! SMS aggregators in Africa and Asia expect. It logs the message id, the masked number and the
+//! SMS aggregators in Africa and Asia expect; inbound messages arrive as `from`, `to`, `text`
+//! and `id` fields ([`parse_inbound`]). It logs the message id, the masked number and the
 //! HTTP status: never the text, and never the gateway's body (it may echo the text).
 //!
 //! `https://` URLs are reached with rustls (the `ring` provider, Mozilla's root certificates
@@ -8,65 +9,15 @@
 
 use std::time::Duration;
 
-use crate::{Accepted, OutboundSms, SendError, SmsGateway};
+pub use casecast_core::gateway::config::{HttpConfig, HttpMethod};
+
+use crate::{Accepted, CallbackError, InboundSms, OutboundSms, SendError, SmsGateway};
 
 /// How long one request may take before the message is retried later.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many characters of a gateway's body an error keeps.
 const SNIPPET_CHARS: usize = 200;
-
-/// The HTTP method the gateway expects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum HttpMethod {
-    /// Parameters in the query string.
-    Get,
-    /// Parameters form-encoded in the body.
-    Post,
-}
-
-/// How to talk to one HTTP gateway. `Debug` shows parameter and header names, not their
-/// values (API keys live there).
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-pub struct HttpConfig {
-    pub url: String,
-    pub method: HttpMethod,
-    /// Parameters with placeholders `{to}` `{to_digits}` `{from}` `{text}` `{id}`; values are URL-encoded when sent.
-    #[serde(default)]
-    pub params: Vec<(String, String)>,
-    /// How to recognise success: a status code range (inclusive) and, optionally, a substring the body must contain.
-    #[serde(default = "default_success_status")]
-    pub success_status: (u16, u16),
-    #[serde(default)]
-    pub success_contains: Option<String>,
-    /// Optional regex-free way to find the gateway's id: the text after this prefix up to the end of the line.
-    #[serde(default)]
-    pub id_after: Option<String>,
-    #[serde(default)]
-    pub headers: Vec<(String, String)>,
-}
-
-impl std::fmt::Debug for HttpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names = |pairs: &[(String, String)]| -> Vec<String> {
-            pairs.iter().map(|(n, _)| n.clone()).collect()
-        };
-        f.debug_struct("HttpConfig")
-            .field("url", &"***")
-            .field("method", &self.method)
-            .field("params", &names(&self.params))
-            .field("success_status", &self.success_status)
-            .field("success_contains", &self.success_contains)
-            .field("id_after", &self.id_after)
-            .field("headers", &names(&self.headers))
-            .finish()
-    }
-}
-
-fn default_success_status() -> (u16, u16) {
-    (200, 299)
-}
 
 /// A gateway reached by plain HTTP requests.
 #[derive(Clone, Debug)]
@@ -250,5 +201,124 @@ pub(crate) fn request_error(who: &str, e: reqwest::Error) -> SendError {
         SendError::Permanent(message)
     } else {
         SendError::Temporary(message)
+    }
+}
+
+/// Reads an inbound message the aggregator forwards: `from`, `to`, `text` and optionally `id`
+/// (the first of each; query and form fields alike, decoded). `from`, `to` and `id` are
+/// trimmed; the text is kept as it came.
+pub fn parse_inbound(fields: &[(String, String)]) -> Result<InboundSms, CallbackError> {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let non_empty = |name: &str| field(name).map(str::trim).filter(|v| !v.is_empty());
+    let from = non_empty("from").ok_or(CallbackError::NoSender)?;
+    let to = non_empty("to").ok_or(CallbackError::NoReceiver)?;
+    // An empty text is a real (empty) SMS; a missing one is a misconfigured gateway.
+    let text = field("text").ok_or(CallbackError::NoText)?;
+    Ok(InboundSms {
+        from: from.to_string(),
+        to: to.to_string(),
+        text: text.to_string(),
+        gateway_message_id: non_empty("id").map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_inbound_message_is_read_from_its_fields() {
+        let sms = parse_inbound(&fields(&[
+            ("apikey", "ignored"),
+            ("from", " +256772123456 "),
+            ("to", "1234"),
+            ("text", "  NDIYO 2\nasante "),
+            ("id", " ATXid_1 "),
+        ]))
+        .unwrap();
+        assert_eq!(
+            sms,
+            InboundSms {
+                from: "+256772123456".into(),
+                to: "1234".into(),
+                text: "  NDIYO 2\nasante ".into(),
+                gateway_message_id: Some("ATXid_1".into()),
+            }
+        );
+        // The first of a repeated field counts (form fields come before the query's).
+        let sms = parse_inbound(&fields(&[
+            ("from", "A"),
+            ("to", "B"),
+            ("text", "first"),
+            ("text", "second"),
+            ("from", "C"),
+        ]))
+        .unwrap();
+        assert_eq!((sms.from.as_str(), sms.text.as_str()), ("A", "first"));
+        assert_eq!(sms.gateway_message_id, None);
+    }
+
+    #[test]
+    fn an_empty_text_is_a_message_and_a_blank_id_is_none() {
+        let sms = parse_inbound(&fields(&[
+            ("from", "A"),
+            ("to", "B"),
+            ("text", ""),
+            ("id", "  "),
+        ]))
+        .unwrap();
+        assert_eq!((sms.text.as_str(), sms.gateway_message_id), ("", None));
+        // Long texts (concatenated SMS) are taken whole: the webhook's body limit bounds them.
+        let long = "é".repeat(5_000);
+        let sms = parse_inbound(&fields(&[("from", "A"), ("to", "B"), ("text", &long)])).unwrap();
+        assert_eq!(sms.text, long);
+    }
+
+    #[test]
+    fn a_message_without_sender_receiver_or_text_is_refused() {
+        let full = [("from", "+256772123456"), ("to", "1234"), ("text", "hi")];
+        for (missing, error, words) in [
+            (
+                "from",
+                CallbackError::NoSender,
+                "the inbound message has no sender (from)",
+            ),
+            (
+                "to",
+                CallbackError::NoReceiver,
+                "the inbound message has no receiver (to)",
+            ),
+            (
+                "text",
+                CallbackError::NoText,
+                "the inbound message has no text parameter",
+            ),
+        ] {
+            let without: Vec<_> = full
+                .iter()
+                .copied()
+                .filter(|(n, _)| *n != missing)
+                .collect();
+            let e = parse_inbound(&fields(&without)).unwrap_err();
+            assert_eq!((&e, e.to_string().as_str()), (&error, words), "{missing}");
+        }
+        // A blank sender or receiver is no sender or receiver; names are compared exactly.
+        let blank = fields(&[("from", "  "), ("to", "1234"), ("text", "hi")]);
+        assert_eq!(parse_inbound(&blank), Err(CallbackError::NoSender));
+        let upper = fields(&[("From", "A"), ("To", "B"), ("Text", "hi")]);
+        assert_eq!(parse_inbound(&upper), Err(CallbackError::NoSender));
+        assert_eq!(parse_inbound(&[]), Err(CallbackError::NoSender));
     }
 }

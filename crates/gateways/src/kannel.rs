@@ -1,16 +1,15 @@
 //! The Kannel gateway: each message is a GET to smsbox's `sendsms`, whose `dlr-url` carries our
 //! message id back in delivery reports; inbound messages arrive on an `sms-service` get-url.
 
-use std::fmt;
 use std::time::Duration;
 
+pub use casecast_core::gateway::config::KannelConfig;
 use casecast_core::sms::Encoding;
 use casecast_core::PhoneNumber;
-use serde::{Deserialize, Serialize};
 
 use crate::{
-    Accepted, DeliveryReport, DeliveryStatus, InboundSms, MessageRef, OutboundSms, SendError,
-    SmsGateway,
+    Accepted, CallbackError, DeliveryReport, DeliveryStatus, InboundSms, MessageRef, OutboundSms,
+    SendError, SmsGateway,
 };
 
 /// How long one `sendsms` call may take, connection included.
@@ -22,41 +21,6 @@ const DLR_MASK: &str = "31";
 
 /// Kannel's answers are one short line; longer bodies are cut to this many characters.
 const MAX_BODY: usize = 200;
-
-/// Settings of a Kannel gateway (stored per project as JSON later).
-#[derive(Clone, Serialize, Deserialize)]
-pub struct KannelConfig {
-    /// smsbox's sendsms URL, e.g. `http://kannel.example:13013/cgi-bin/sendsms`.
-    pub sendsms_url: String,
-    /// A `sendsms-user` of smsbox.
-    pub username: String,
-    pub password: String,
-    /// The sender used when a message names none (Kannel refuses a message with no sender,
-    /// unless smsbox has a `global-sender`).
-    #[serde(default)]
-    pub from: Option<String>,
-    /// Where Kannel reports delivery: filled in by Casecast from the gateway's callback URL
-    /// (`…/hooks/{gateway_id}/{secret}/dlr`), not given by the user.
-    #[serde(default, skip_serializing)]
-    pub dlr_url: String,
-    /// The `smsc-id` to route through, when Kannel has several operators.
-    #[serde(default)]
-    pub smsc: Option<String>,
-}
-
-// By hand, so that the password never reaches a log through `{:?}`.
-impl fmt::Debug for KannelConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KannelConfig")
-            .field("sendsms_url", &self.sendsms_url)
-            .field("username", &self.username)
-            .field("password", &"***")
-            .field("from", &self.from)
-            .field("dlr_url", &"***")
-            .field("smsc", &self.smsc)
-            .finish()
-    }
-}
 
 /// A Kannel smsbox that takes messages over its HTTP `sendsms` interface.
 #[derive(Clone, Debug)]
@@ -251,20 +215,18 @@ fn url_decode(s: &str) -> Vec<u8> {
 }
 
 /// Reads a delivery report from the dlr-url callback's query string (`id`, `status`, `answer`).
-pub fn parse_dlr(query: &str) -> Result<DeliveryReport, String> {
+pub fn parse_dlr(query: &str) -> Result<DeliveryReport, CallbackError> {
     let params = Params::parse(query);
     let id = params
         .non_empty("id")
-        .ok_or("the delivery report has no id")?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| format!("the delivery report's id {id:?} is not a message id"))?;
+        .ok_or(CallbackError::ReportWithout("id"))?;
+    let id: i64 = id.parse().map_err(|_| CallbackError::NotAMessageId(id))?;
     let code = params
         .non_empty("status")
-        .ok_or("the delivery report has no status")?;
+        .ok_or(CallbackError::ReportWithout("status"))?;
     let code: u8 = code
         .parse()
-        .map_err(|_| format!("the delivery report's status {code:?} is not a Kannel DLR type"))?;
+        .map_err(|_| CallbackError::StatusNotANumber(code))?;
     // Kannel reports one dlr-mask bit at a time.
     let (status, meaning) = match code {
         1 => (DeliveryStatus::Delivered, "delivered to the phone"),
@@ -272,11 +234,7 @@ pub fn parse_dlr(query: &str) -> Result<DeliveryReport, String> {
         4 => (DeliveryStatus::Pending, "queued on the SMSC"),
         8 => (DeliveryStatus::Sent, "accepted by the SMSC"),
         16 => (DeliveryStatus::Failed, "rejected by the SMSC"),
-        other => {
-            return Err(format!(
-                "the delivery report's status {other} is not a Kannel DLR type"
-            ))
-        }
+        other => return Err(CallbackError::UnknownDlrType(other)),
     };
     let detail = match params.non_empty("answer") {
         Some(answer) => format!("{code} {meaning}: {}", shorten(&answer)),
@@ -291,18 +249,12 @@ pub fn parse_dlr(query: &str) -> Result<DeliveryReport, String> {
 
 /// Reads an inbound (MO) message from smsbox's get-url callback ([`mo_get_url`], or the shorter
 /// `from=%p&to=%P&text=%a&id=%I`).
-pub fn parse_mo(query: &str) -> Result<InboundSms, String> {
+pub fn parse_mo(query: &str) -> Result<InboundSms, CallbackError> {
     let params = Params::parse(query);
-    let from = params
-        .non_empty("from")
-        .ok_or("the inbound message has no sender (from)")?;
-    let to = params
-        .non_empty("to")
-        .ok_or("the inbound message has no receiver (to)")?;
+    let from = params.non_empty("from").ok_or(CallbackError::NoSender)?;
+    let to = params.non_empty("to").ok_or(CallbackError::NoReceiver)?;
     // An empty text is a real (empty) SMS; a missing one means the get-url lacks `text=`.
-    let text = params
-        .bytes("text")
-        .ok_or("the inbound message has no text parameter")?;
+    let text = params.bytes("text").ok_or(CallbackError::NoText)?;
     let text = decode_text(
         text,
         params.text("coding").as_deref(),
@@ -407,14 +359,44 @@ mod tests {
     }
 
     #[test]
-    fn the_config_reads_from_json_without_the_optional_fields() {
-        let config: KannelConfig = serde_json::from_str(
-            r#"{"sendsms_url": "http://k:13013/cgi-bin/sendsms", "username": "u",
-                "password": "secret", "dlr_url": "http://c/hooks/kannel/1"}"#,
-        )
-        .unwrap();
-        assert_eq!((&config.from, &config.smsc), (&None, &None));
-        assert!(!format!("{config:?}").contains("secret"));
+    fn callbacks_that_cannot_be_read_say_which_parameter() {
+        for (query, error, words) in [
+            (
+                "status=8",
+                CallbackError::ReportWithout("id"),
+                "the delivery report has no id",
+            ),
+            (
+                "id=x1&status=8",
+                CallbackError::NotAMessageId("x1".into()),
+                "the delivery report's id \"x1\" is not a message id",
+            ),
+            (
+                "id=1",
+                CallbackError::ReportWithout("status"),
+                "the delivery report has no status",
+            ),
+            (
+                "id=1&status=%25d",
+                CallbackError::StatusNotANumber("%d".into()),
+                "the delivery report's status \"%d\" is not a Kannel DLR type",
+            ),
+            (
+                "id=1&status=3",
+                CallbackError::UnknownDlrType(3),
+                "the delivery report's status 3 is not a Kannel DLR type",
+            ),
+        ] {
+            let e = parse_dlr(query).unwrap_err();
+            assert_eq!((&e, e.to_string().as_str()), (&error, words), "{query}");
+        }
+        for (query, error) in [
+            ("to=1&text=a", CallbackError::NoSender),
+            ("from=1&text=a", CallbackError::NoReceiver),
+            ("from=1&to=2", CallbackError::NoText),
+        ] {
+            assert_eq!(parse_mo(query), Err(error), "{query}");
+        }
     }
 
     #[test]

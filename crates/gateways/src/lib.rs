@@ -1,7 +1,8 @@
 //! SMS gateways: for each kind (Kannel, Twilio, a generic HTTP gateway, a log gateway) how one
 //! message is handed over, and how its delivery reports and inbound messages are read. No
 //! storage here: the dispatcher (outbox) calls `SmsGateway::send`, and the webhook handlers
-//! call the parsers.
+//! call the parsers. The data both sides share (reports, inbound messages, settings) is
+//! `casecast_core::gateway`'s, re-exported here.
 
 pub mod config;
 pub mod http;
@@ -9,6 +10,7 @@ pub mod kannel;
 pub mod log;
 pub mod twilio;
 
+pub use casecast_core::gateway::{DeliveryReport, DeliveryStatus, InboundSms, MessageRef};
 use casecast_core::sms::Encoding;
 use casecast_core::PhoneNumber;
 
@@ -43,44 +45,31 @@ pub enum SendError {
     Permanent(String),
 }
 
-/// Where a message stands according to a delivery report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// The operator's SMSC took it.
-    Sent,
-    /// The handset got it.
-    Delivered,
-    /// It will not arrive.
-    Failed,
-    /// The report says nothing final (buffered, queued).
-    Pending,
-}
-
-/// A delivery report, read from a gateway's callback.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeliveryReport {
-    /// Our id (gateways given it in the callback URL) or the gateway's id.
-    pub message: MessageRef,
-    pub status: DeliveryStatus,
-    /// The gateway's words, for the message log.
-    pub detail: String,
-}
-
-/// How a report names its message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MessageRef {
-    Ours(i64),
-    Gateway(String),
-}
-
-/// A message from a phone, read from a gateway's callback.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InboundSms {
-    /// The sender, as the gateway wrote it (E.164 where it can be parsed).
-    pub from: String,
-    pub to: String,
-    pub text: String,
-    pub gateway_message_id: Option<String>,
+/// Why a gateway's callback (a delivery report, an inbound message) cannot be read. The text is
+/// the gateway's answer (400): it names the parameter, never a value a person wrote.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// A delivery report without this parameter (`id`, `status`).
+    #[error("the delivery report has no {0}")]
+    ReportWithout(&'static str),
+    #[error("the delivery report's id {0:?} is not a message id")]
+    NotAMessageId(String),
+    /// A delivery report's status that is not a number.
+    #[error("the delivery report's status {0:?} is not a Kannel DLR type")]
+    StatusNotANumber(String),
+    /// A number that is none of Kannel's delivery report types.
+    #[error("the delivery report's status {0} is not a Kannel DLR type")]
+    UnknownDlrType(u8),
+    #[error("the inbound message has no sender (from)")]
+    NoSender,
+    #[error("the inbound message has no receiver (to)")]
+    NoReceiver,
+    /// The parameter is absent (an empty text is a real, empty SMS).
+    #[error("the inbound message has no text parameter")]
+    NoText,
+    /// A Twilio request without this parameter (`MessageSid`, `From`, `Body`…).
+    #[error("the Twilio request has no {0}")]
+    TwilioWithout(&'static str),
 }
 
 /// A gateway that can take a message.

@@ -5,64 +5,18 @@
 //! Twilio's API is HTTPS only: reqwest speaks TLS with rustls (the `ring` provider, Mozilla's
 //! root certificates built in).
 
-use std::fmt;
-
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
+pub use casecast_core::gateway::config::{TwilioConfig, DEFAULT_API_BASE};
+
 use crate::http::{mask_number, request_error, snippet, status_error, TIMEOUT};
 use crate::{
-    Accepted, DeliveryReport, DeliveryStatus, InboundSms, MessageRef, OutboundSms, SendError,
-    SmsGateway,
+    Accepted, CallbackError, DeliveryReport, DeliveryStatus, InboundSms, MessageRef, OutboundSms,
+    SendError, SmsGateway,
 };
-
-/// Where Twilio's REST API lives.
-pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
-
-/// How to reach one Twilio account. `Debug` hides the auth token.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-pub struct TwilioConfig {
-    pub account_sid: String,
-    pub auth_token: String,
-    /// The sender used when a message names none: a Twilio number or an alphanumeric id.
-    #[serde(default)]
-    pub from: Option<String>,
-    /// A Messaging Service to send through (Twilio then picks the sender from its pool).
-    #[serde(default)]
-    pub messaging_service_sid: Option<String>,
-    /// Default <https://api.twilio.com>.
-    #[serde(default = "default_api_base")]
-    pub api_base: String,
-    /// Where Twilio reports status: filled in by Casecast from the gateway's callback URL
-    /// (`…/hooks/{gateway_id}/{secret}/status`), not given by the user.
-    #[serde(default, skip_serializing)]
-    pub status_callback: Option<String>,
-}
-
-fn default_api_base() -> String {
-    DEFAULT_API_BASE.to_string()
-}
-
-impl fmt::Debug for TwilioConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TwilioConfig")
-            .field("account_sid", &self.account_sid)
-            .field("auth_token", &"<hidden>")
-            .field("from", &self.from)
-            .field("messaging_service_sid", &self.messaging_service_sid)
-            .field("api_base", &self.api_base)
-            .field(
-                "status_callback",
-                &self
-                    .status_callback
-                    .as_ref()
-                    .map(|_| "*** (carries the webhook secret)"),
-            )
-            .finish()
-    }
-}
 
 /// A gateway sending through one Twilio account.
 #[derive(Clone, Debug)]
@@ -229,15 +183,18 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// A required, non-empty parameter, or the first of its older names Twilio also sends.
-fn required<'a>(params: &'a [(String, String)], names: &[&str]) -> Result<&'a str, String> {
+fn required<'a>(
+    params: &'a [(String, String)],
+    names: &[&'static str],
+) -> Result<&'a str, CallbackError> {
     names
         .iter()
         .find_map(|name| param(params, name).filter(|v| !v.is_empty()))
-        .ok_or_else(|| format!("the Twilio request has no {}", names[0]))
+        .ok_or(CallbackError::TwilioWithout(names[0]))
 }
 
 /// Reads a status callback: `MessageSid`, `MessageStatus` and, when delivery failed, `ErrorCode`.
-pub fn parse_status_callback(params: &[(String, String)]) -> Result<DeliveryReport, String> {
+pub fn parse_status_callback(params: &[(String, String)]) -> Result<DeliveryReport, CallbackError> {
     let sid = required(params, &["MessageSid", "SmsSid"])?;
     let status = required(params, &["MessageStatus", "SmsStatus"])?;
     let delivery = match status {
@@ -261,11 +218,11 @@ pub fn parse_status_callback(params: &[(String, String)]) -> Result<DeliveryRepo
 }
 
 /// Reads an incoming-message webhook: `From`, `To`, `Body` and `MessageSid`.
-pub fn parse_inbound(params: &[(String, String)]) -> Result<InboundSms, String> {
+pub fn parse_inbound(params: &[(String, String)]) -> Result<InboundSms, CallbackError> {
     let from = required(params, &["From"])?;
     let to = required(params, &["To"])?;
     // An empty body is a real message (or a picture with no words); only its absence is wrong.
-    let text = param(params, "Body").ok_or("the Twilio request has no Body")?;
+    let text = param(params, "Body").ok_or(CallbackError::TwilioWithout("Body"))?;
     let sid = ["MessageSid", "SmsMessageSid", "SmsSid"]
         .iter()
         .find_map(|name| param(params, name).filter(|v| !v.is_empty()));

@@ -14,7 +14,8 @@ use casecast_gateways::twilio::{
     DEFAULT_API_BASE,
 };
 use casecast_gateways::{
-    DeliveryReport, DeliveryStatus, InboundSms, MessageRef, OutboundSms, SendError, SmsGateway,
+    CallbackError, DeliveryReport, DeliveryStatus, InboundSms, MessageRef, OutboundSms, SendError,
+    SmsGateway,
 };
 use fake_http::{decode_form, field, FakeServer, Recorded, Reply};
 use serde_json::json;
@@ -490,9 +491,14 @@ fn a_failed_callback_carries_its_error_code() {
 #[test]
 fn a_callback_without_sid_or_status_is_refused() {
     let no_sid = pairs(&[("MessageStatus", "delivered")]);
-    assert!(parse_status_callback(&no_sid).is_err());
+    assert_eq!(
+        parse_status_callback(&no_sid),
+        Err(CallbackError::TwilioWithout("MessageSid"))
+    );
     let no_status = pairs(&[("MessageSid", MESSAGE_SID)]);
-    assert!(parse_status_callback(&no_status).is_err());
+    let e = parse_status_callback(&no_status).unwrap_err();
+    assert_eq!(e, CallbackError::TwilioWithout("MessageStatus"));
+    assert_eq!(e.to_string(), "the Twilio request has no MessageStatus");
     // The older names alone still do.
     let old = pairs(&[("SmsSid", MESSAGE_SID), ("SmsStatus", "sent")]);
     assert_eq!(
@@ -544,6 +550,10 @@ fn an_inbound_message_needs_from_to_and_body() {
             .copied()
             .filter(|(n, _)| *n != missing)
             .collect();
-        assert!(parse_inbound(&pairs(&without)).is_err(), "{missing}");
+        assert_eq!(
+            parse_inbound(&pairs(&without)),
+            Err(CallbackError::TwilioWithout(missing)),
+            "{missing}"
+        );
     }
 }

@@ -90,15 +90,14 @@ const BROADCAST_COLUMNS: &str =
     "b.id, b.project_id, b.name, b.recipients, b.content, b.schedule, b.gateway_id, \
     b.state, b.next_run_at, b.next_index, b.last_run_at, b.created_at";
 
-pub(crate) fn broadcast_from_row(row: &AnyRow) -> Result<Broadcast, sqlx::Error> {
-    let decode = |e: String| sqlx::Error::Decode(e.into());
-    let recipients: serde_json::Value =
-        serde_json::from_str(&row.try_get::<String, _>("recipients")?)
-            .map_err(|e| decode(e.to_string()))?;
-    let content: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>("content")?)
-        .map_err(|e| decode(e.to_string()))?;
-    let schedule: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>("schedule")?)
-        .map_err(|e| decode(e.to_string()))?;
+pub(crate) fn broadcast_from_row(row: &AnyRow) -> StoreResult<Broadcast> {
+    let json = |column: &str, what: &'static str| -> StoreResult<serde_json::Value> {
+        serde_json::from_str(&row.try_get::<String, _>(column)?)
+            .map_err(|e| StoreError::corrupt_json(what, &e))
+    };
+    let recipients = json("recipients", "broadcast recipients")?;
+    let content = json("content", "broadcast content")?;
+    let schedule = json("schedule", "broadcast schedule")?;
     // Stored bodies were checked when saved: parse them back through the same rules.
     let draft = Draft::parse(&serde_json::json!({
         "name": row.try_get::<String, _>("name")?,
@@ -106,7 +105,7 @@ pub(crate) fn broadcast_from_row(row: &AnyRow) -> Result<Broadcast, sqlx::Error>
         "content": content,
         "schedule": schedule,
     }))
-    .map_err(|e| decode(e.to_string()))?;
+    .map_err(|e| StoreError::corrupt("broadcast", e))?;
     Ok(Broadcast {
         id: row.try_get("id")?,
         project_id: row.try_get("project_id")?,
@@ -292,7 +291,7 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound("broadcast"))?;
-        Ok(broadcast_from_row(&row)?)
+        broadcast_from_row(&row)
     }
 
     /// The project's broadcasts, newest first.
@@ -427,7 +426,8 @@ impl Db {
                 .fetch_optional(self.pool())
                 .await?
                 .ok_or(StoreError::NotFound("broadcast"))?;
-        text.parse().map_err(StoreError::corrupt)
+        text.parse()
+            .map_err(|e| StoreError::corrupt("broadcast state", e))
     }
 
     /// Cancels a broadcast: no further occurrence, the running fan-out stops, and every message
@@ -446,7 +446,7 @@ impl Db {
         let state: BroadcastState = state
             .ok_or(StoreError::NotFound("broadcast"))?
             .parse()
-            .map_err(StoreError::corrupt)?;
+            .map_err(|e| StoreError::corrupt("broadcast state", e))?;
         if state == BroadcastState::Cancelled {
             return Ok(0);
         }

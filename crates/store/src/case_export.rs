@@ -378,7 +378,7 @@ impl Db {
         };
         let export = export_from_row(&row)?;
         let mut filter: CaseFilter = serde_json::from_str(&row.try_get::<String, _>("filter")?)
-            .map_err(StoreError::corrupt)?;
+            .map_err(|e| StoreError::corrupt_json("export filter", &e))?;
         filter.country = self.project_by_id(export.project_id).await?.country_code();
         let run: Option<i64> = sqlx::query_scalar(
             "UPDATE exports SET status = 'running', processed_rows = 0, error = NULL, run = run + 1

@@ -74,7 +74,7 @@ impl ImportWriter {
         tx: &mut Transaction<'static, Any>,
         batch: Vec<Parsed>,
         report: &mut ImportReport,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), StoreError> {
         let mut rows = Vec::with_capacity(batch.len());
         for parsed in batch {
             match parsed {
@@ -182,7 +182,7 @@ impl ImportWriter {
                 },
             }
         }
-        insert_cases(tx, self.engine, self.project_id, &new_cases).await
+        Ok(insert_cases(tx, self.engine, self.project_id, &new_cases).await?)
     }
 
     /// Refuses a second row for the same case ID or external ID in one file.
@@ -212,7 +212,7 @@ impl ImportWriter {
         tx: &mut Transaction<'static, Any>,
         column: &'static str,
         values: impl Iterator<Item = String>,
-    ) -> Result<HashMap<String, Vec<(i64, Case)>>, sqlx::Error> {
+    ) -> Result<HashMap<String, Vec<(i64, Case)>>, StoreError> {
         let values: Vec<String> = values.collect::<HashSet<_>>().into_iter().collect();
         let mut found: HashMap<String, Vec<(i64, Case)>> = HashMap::new();
         for chunk in values.chunks(MAX_BIND_PARAMS - 1) {

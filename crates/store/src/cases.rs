@@ -204,10 +204,10 @@ impl<T> Page<T> {
 pub(crate) const CASE_COLUMNS: &str = "id, case_id, case_type, name, external_id, phone_number, language_code, owner_id, closed, deleted, properties, created_at, modified_at";
 
 /// A case with its row id (for keyset pagination and joins).
-pub(crate) fn case_from_row(row: &AnyRow) -> Result<(i64, Case), sqlx::Error> {
+pub(crate) fn case_from_row(row: &AnyRow) -> StoreResult<(i64, Case)> {
     let properties: String = row.try_get("properties")?;
-    let properties: BTreeMap<String, String> =
-        serde_json::from_str(&properties).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let properties: BTreeMap<String, String> = serde_json::from_str(&properties)
+        .map_err(|e| StoreError::corrupt_json("case properties", &e))?;
     Ok((
         row.try_get("id")?,
         Case {
@@ -498,10 +498,10 @@ impl Db {
             let json: String = row.try_get(0)?;
             // The error says where, never what (it would be a case's data, into the log).
             let rows: Vec<JsonCase> = serde_json::from_str(&json).map_err(|e| {
-                StoreError::Database(sqlx::Error::Protocol(format!(
+                StoreError::Internal(format!(
                     "a page of cases could not be decoded (column {})",
                     e.column()
-                )))
+                ))
             })?;
             let mut rows: Vec<(i64, Case)> = rows.into_iter().map(case_from_json).collect();
             // SQLite does not promise an aggregate's order: the page is put in order here.

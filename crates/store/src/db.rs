@@ -117,11 +117,9 @@ impl Db {
 
     /// The key that seals gateway credentials.
     pub(crate) fn secret_key(&self) -> Result<&crate::sealed::SecretKey, crate::StoreError> {
-        self.key.as_deref().ok_or_else(|| {
-            crate::StoreError::Database(sqlx::Error::Protocol(
-                "no secret key is configured for gateway credentials".to_string(),
-            ))
-        })
+        self.key.as_deref().ok_or(crate::StoreError::Config(
+            crate::error::SetupError::NoSecretKey,
+        ))
     }
 
     /// Resolves when this process queues an outbound message.

@@ -17,23 +17,61 @@ pub enum StoreError {
     /// The database failed; never shown to users.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A file or temporary file failed (writing an export); like a database failure, logged
+    /// and never shown.
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+    /// This process is not set up for the request; logged, never shown.
+    #[error("configuration error: {0}")]
+    Config(#[from] SetupError),
+    /// Stored data that cannot be read back, though it was checked when written (`what` it
+    /// is, and why); logged, never shown.
+    #[error("stored {what} cannot be read: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+    /// A part of the work running beside the request stopped (a task that panicked, a sheet
+    /// writer that failed); logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What this process's configuration lacks for a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    /// Gateway credentials are sealed with a key, and this process was given none.
+    #[error("no secret key is configured for gateway credentials")]
+    NoSecretKey,
+    /// Stored credentials were sealed with another key than this process's.
+    #[error(transparent)]
+    WrongSecretKey(#[from] crate::sealed::WrongKey),
 }
 
 impl StoreError {
-    /// A file or temporary-file failure (writing an export): like a database failure, logged
-    /// and never shown.
-    pub fn from_io(e: std::io::Error) -> Self {
-        StoreError::Database(sqlx::Error::Io(e))
+    /// Stored data of `what` kind that cannot be read back, and why.
+    pub fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt {
+            what,
+            reason: reason.to_string(),
+        }
     }
 
-    /// A stored value that does not read back (a schedule, a JSON column): logged, never shown.
-    pub fn corrupt(what: impl std::fmt::Display) -> Self {
-        StoreError::Database(sqlx::Error::Decode(what.to_string().into()))
+    /// Stored JSON of `what` kind that cannot be read back. The reason says where, never what
+    /// (serde quotes the values it refuses, and they may be a person's data).
+    pub fn corrupt_json(what: &'static str, e: &serde_json::Error) -> Self {
+        StoreError::Corrupt {
+            what,
+            reason: format!(
+                "{:?} error at line {}, column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+        }
     }
 
-    /// A background task of the caller's that stopped unexpectedly: logged, never shown.
+    /// A part of the work running beside the request that stopped (a task that panicked, a
+    /// reader that went away): logged, never shown.
     pub fn internal(what: impl std::fmt::Display) -> Self {
-        StoreError::Database(sqlx::Error::Protocol(what.to_string()))
+        StoreError::Internal(what.to_string())
     }
 }
 
@@ -45,5 +83,32 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_failures_have_variants_of_their_own() {
+        let io = StoreError::from(std::io::Error::other("disk full"));
+        assert!(matches!(io, StoreError::Io(_)));
+        assert_eq!(io.to_string(), "file error: disk full");
+        let key = StoreError::from(SetupError::NoSecretKey);
+        assert_eq!(
+            key.to_string(),
+            "configuration error: no secret key is configured for gateway credentials"
+        );
+        let wrong = StoreError::from(SetupError::from(crate::sealed::WrongKey));
+        assert!(matches!(
+            wrong,
+            StoreError::Config(SetupError::WrongSecretKey(_))
+        ));
+        let corrupt = StoreError::corrupt("broadcast schedule", "expected a kind");
+        assert_eq!(
+            corrupt.to_string(),
+            "stored broadcast schedule cannot be read: expected a kind"
+        );
     }
 }

@@ -2,13 +2,13 @@
 //! webhook secret, the rate limit, routing by number prefix and the default flag.
 
 use casecast_core::case::FieldError;
-use casecast_gateways::config::{GatewayConfig, GatewayKind};
+use casecast_core::gateway::config::{Callbacks, ConfigError, GatewayConfig, GatewayKind};
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::dialect;
-use crate::error::{is_unique_violation, StoreError, StoreResult};
+use crate::error::{is_unique_violation, SetupError, StoreError, StoreResult};
 use crate::secrets::{constant_time_eq, random_hex, token_digest};
 use crate::Db;
 
@@ -68,8 +68,8 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// Callback URLs of this gateway.
-    pub fn callbacks(&self) -> casecast_gateways::config::Callbacks {
-        casecast_gateways::config::Callbacks {
+    pub fn callbacks(&self) -> Callbacks {
+        Callbacks {
             base: self.callback_base_url.clone(),
             gateway_id: self.id,
             secret: self.webhook_secret.clone(),
@@ -201,16 +201,13 @@ pub fn check_prefixes(prefixes: &[String]) -> Result<Vec<String>, FieldError> {
     Ok(out)
 }
 
+/// A settings error as the field at fault (`config.sendsms_url`) and what is wrong with it.
+fn config_field_error(e: ConfigError) -> FieldError {
+    FieldError::new(e.path(), e.problem.to_string())
+}
+
 fn check_config(kind: GatewayKind, config: &Value) -> Result<GatewayConfig, FieldError> {
-    GatewayConfig::parse(kind, config).map_err(|e| {
-        let (field, message) = match e.split_once(": ") {
-            Some((field, message)) if field.starts_with("config") => {
-                (field.to_string(), message.to_string())
-            }
-            _ => ("config".to_string(), e),
-        };
-        FieldError::new(field, message)
-    })
+    GatewayConfig::parse(kind, config).map_err(config_field_error)
 }
 
 fn name_taken(name: &str) -> StoreError {
@@ -224,16 +221,15 @@ impl Db {
     fn gateway_from_row(&self, row: &AnyRow) -> StoreResult<Gateway> {
         let key = self.secret_key()?;
         let kind: String = row.try_get("kind")?;
-        let kind = GatewayKind::parse(&kind).map_err(sqlx::Error::Protocol)?;
+        let kind = GatewayKind::parse(&kind).map_err(|e| StoreError::corrupt("gateway kind", e))?;
         let open = |column: &str| -> StoreResult<String> {
             let sealed: String = row.try_get(column)?;
-            key.open(&sealed)
-                .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e)))
+            Ok(key.open(&sealed).map_err(SetupError::from)?)
         };
         let config: Value = serde_json::from_str(&open("config_sealed")?)
-            .map_err(|e| sqlx::Error::Protocol(format!("stored gateway settings: {e}")))?;
+            .map_err(|e| StoreError::corrupt("gateway settings", e))?;
         let config = GatewayConfig::parse(kind, &config)
-            .map_err(|e| sqlx::Error::Protocol(format!("stored gateway settings: {e}")))?;
+            .map_err(|e| StoreError::corrupt("gateway settings", e))?;
         let prefixes: String = row.try_get("prefixes")?;
         Ok(Gateway {
             id: row.try_get("id")?,
@@ -441,10 +437,8 @@ impl Db {
                 if !edit.is_object() {
                     return Err(FieldError::new("config", "must be an object").into());
                 }
-                let merged = GatewayConfig::merge_edit(&old.config, edit).map_err(|e| {
-                    let (field, message) = e.split_once(": ").unwrap_or(("config", e.as_str()));
-                    FieldError::new(field, message)
-                })?;
+                let merged =
+                    GatewayConfig::merge_edit(&old.config, edit).map_err(config_field_error)?;
                 check_config(old.kind, &merged)?
             }
             None => old.config.clone(),

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use casecast_core::identifier::{classify, Identifier, IdentifierKind, Outcome};
+use casecast_core::identifier::{classify, Identifier, IdentifierError, IdentifierKind, Outcome};
 use casecast_core::CountryCode;
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
@@ -90,7 +90,7 @@ pub(crate) struct Found {
 
 enum Resolution {
     Blank,
-    Invalid(String),
+    Invalid(IdentifierError),
     One(Found),
     Ambiguous(Vec<(Found, Vec<&'static str>)>),
     Deleted(Found),
@@ -142,12 +142,12 @@ async fn resolve(
     tx: &mut Transaction<'static, Any>,
     engine: Dialect,
     project_id: i64,
-    ids: &[Result<Identifier, String>],
+    ids: &[Option<Result<Identifier, IdentifierError>>],
 ) -> Result<Vec<Resolution>, sqlx::Error> {
     let mut case_ids = HashSet::new();
     let mut external_ids = HashSet::new();
     let mut phones = HashSet::new();
-    for id in ids.iter().flatten() {
+    for id in ids.iter().flatten().flatten() {
         if let Some(c) = &id.case_id {
             case_ids.insert(c.as_str().to_string());
         }
@@ -166,9 +166,9 @@ async fn resolve(
         .iter()
         .map(|id| {
             let id = match id {
-                Err(why) if why.is_empty() => return Resolution::Blank,
-                Err(why) => return Resolution::Invalid(why.clone()),
-                Ok(id) => id,
+                None => return Resolution::Blank,
+                Some(Err(why)) => return Resolution::Invalid(why.clone()),
+                Some(Ok(id)) => id,
             };
             let mut matches: Vec<(Found, Vec<&'static str>)> = Vec::new();
             let mut add = |found: &Vec<Found>, how: &'static str| {
@@ -227,15 +227,10 @@ pub(crate) async fn apply_batch(
     entries: &[Entry],
     seen: &mut HashSet<i64>,
 ) -> Result<Vec<ItemResult>, sqlx::Error> {
-    let ids: Vec<Result<Identifier, String>> = entries
+    // `None`: a blank entry.
+    let ids: Vec<Option<Result<Identifier, IdentifierError>>> = entries
         .iter()
-        .map(|e| {
-            if e.raw.trim().is_empty() {
-                Err(String::new())
-            } else {
-                classify(&e.raw, e.kind, country)
-            }
-        })
+        .map(|e| (!e.raw.trim().is_empty()).then(|| classify(&e.raw, e.kind, country)))
         .collect();
     let resolutions = resolve(tx, engine, project_id, &ids).await?;
     let mut results = Vec::with_capacity(entries.len());
@@ -243,7 +238,7 @@ pub(crate) async fn apply_batch(
     for (i, (entry, res)) in entries.iter().zip(&resolutions).enumerate() {
         let r = match res {
             Resolution::Blank => result(entry, Outcome::Blank, None, String::new()),
-            Resolution::Invalid(why) => result(entry, Outcome::Invalid, None, why.clone()),
+            Resolution::Invalid(why) => result(entry, Outcome::Invalid, None, why.to_string()),
             Resolution::NotFound => result(
                 entry,
                 Outcome::NotFound,

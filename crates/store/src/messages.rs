@@ -2,10 +2,10 @@
 //! received, with delivery reports, inbound messages and the opt-out list.
 
 use casecast_core::case::FieldError;
+use casecast_core::gateway::{DeliveryStatus, MessageRef};
 use casecast_core::sms;
 use casecast_core::states::{Direction, MessageKind, MessageStatus};
 use casecast_core::PhoneNumber;
-use casecast_gateways::{DeliveryStatus, MessageRef};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -144,7 +144,7 @@ impl Db {
     ) -> StoreResult<i64> {
         let info = sms::analyse(&new.text);
         let now = casecast_core::time::now_ms();
-        let expires = now + project.messaging.validity_seconds * 1000;
+        let expires = now + project.validity_seconds() * 1000;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
                 gateway_id, user_id, next_attempt_at, created_at, expires_at, updated_at)
@@ -530,7 +530,7 @@ impl Db {
             check_text(text)?;
         }
         let now = casecast_core::time::now_ms();
-        let expires = now + project.messaging.validity_seconds * 1000;
+        let expires = now + project.validity_seconds() * 1000;
         let mut tx = self.begin_write().await?;
         let mut queued = 0;
         for chunk in items.chunks(BULK_ROWS) {

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::error::{is_unique_violation, StoreError, StoreResult};
+use crate::settings::{MessagingSettings, SettingsError};
 use crate::Db;
 
 /// A project as stored.
@@ -18,9 +19,10 @@ pub struct Project {
     pub time_zone: String,
     pub country: Option<String>,
     pub created_at: i64,
-    /// Quiet hours, keywords, replies, validity.
+    /// Quiet hours, keywords, replies, validity; an error when the stored settings cannot be
+    /// used (the dispatcher then sends none of the project's messages).
     #[serde(skip)]
-    pub messaging: crate::settings::MessagingSettings,
+    pub messaging: Result<MessagingSettings, SettingsError>,
 }
 
 impl Project {
@@ -35,6 +37,29 @@ impl Project {
         TimeZoneName::parse(&self.time_zone)
             .map(|t| t.zone())
             .unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+
+    /// Seconds a message queued now may wait before it expires. While the stored settings
+    /// cannot be used, the default: nothing of the project is sent then anyway, and a message
+    /// queued meanwhile keeps a day for an admin to mend them.
+    pub fn validity_seconds(&self) -> i64 {
+        match &self.messaging {
+            Ok(m) => m.validity_seconds,
+            Err(_) => crate::settings::DEFAULT_VALIDITY_SECONDS,
+        }
+    }
+
+    /// The settings an inbound message is read with. While the stored ones cannot be used,
+    /// the defaults, so that STOP still stops (logged as an error each time; the replies wait
+    /// in the outbox like every other message of the project).
+    pub fn inbound_settings(&self) -> std::borrow::Cow<'_, MessagingSettings> {
+        match &self.messaging {
+            Ok(m) => std::borrow::Cow::Borrowed(m),
+            Err(e) => {
+                tracing::error!(project.id = self.id, error = %e, "inbound message read with the default keywords: the project's messaging settings cannot be used");
+                std::borrow::Cow::Owned(MessagingSettings::default())
+            }
+        }
     }
 }
 
@@ -56,9 +81,7 @@ fn from_row(row: &AnyRow) -> Result<Project, sqlx::Error> {
         time_zone: row.try_get("time_zone")?,
         country: row.try_get("country")?,
         created_at: row.try_get("created_at")?,
-        messaging: crate::settings::MessagingSettings::from_stored(
-            &row.try_get::<String, _>("messaging_settings")?,
-        ),
+        messaging: MessagingSettings::from_stored(&row.try_get::<String, _>("messaging_settings")?),
     })
 }
 

@@ -357,8 +357,12 @@ impl Walk {
                 .map(|r| Candidate::from_row(r, self.fields.properties.len()))
                 .collect::<Result<_, sqlx::Error>>()?
         } else {
-            serde_json::from_str(&raw.json)
-                .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?
+            serde_json::from_str(&raw.json).map_err(|e| {
+                StoreError::Internal(format!(
+                    "a batch of recipients could not be decoded (column {})",
+                    e.column()
+                ))
+            })?
         };
         // JSON aggregates do not promise to keep the rows' order.
         rows.sort_unstable_by_key(Candidate::pk);

@@ -21,6 +21,19 @@ impl std::fmt::Debug for SecretKey {
 /// Sealed values start with this, so a later key scheme can be told apart.
 const PREFIX: &str = "v1:";
 
+/// A secret key written as something other than 64 hexadecimal digits.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the secret key must be 64 hexadecimal digits (32 bytes)")]
+pub struct BadKey;
+
+/// A sealed value this key cannot open: sealed with another key, or not a sealed value at all.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "stored gateway credentials cannot be read with this server's secret key \
+     (CASECAST_SECRET_KEY or the key file): every process must use the same key"
+)]
+pub struct WrongKey;
+
 impl SecretKey {
     /// A new random key.
     pub fn generate() -> SecretKey {
@@ -30,10 +43,13 @@ impl SecretKey {
     }
 
     /// Reads a key written as 64 hexadecimal digits.
-    pub fn from_hex(s: &str) -> Result<SecretKey, String> {
+    pub fn from_hex(s: &str) -> Result<SecretKey, BadKey> {
+        let s = s.trim();
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(BadKey);
+        }
         let mut k = [0u8; 32];
-        hex::decode_to_slice(s.trim(), &mut k)
-            .map_err(|_| "the secret key must be 64 hexadecimal digits (32 bytes)")?;
+        hex::decode_to_slice(s, &mut k).map_err(|_| BadKey)?;
         Ok(SecretKey(k))
     }
 
@@ -60,25 +76,20 @@ impl SecretKey {
     }
 
     /// Decrypts a value sealed with this key; an error when the key is another one.
-    pub fn open(&self, sealed: &str) -> Result<String, String> {
-        let wrong = || {
-            "stored gateway credentials cannot be read with this server's secret key \
-             (CASECAST_SECRET_KEY or the key file): every process must use the same key"
-                .to_string()
-        };
+    pub fn open(&self, sealed: &str) -> Result<String, WrongKey> {
         let bytes = sealed
             .strip_prefix(PREFIX)
             .and_then(|b| BASE64.decode(b).ok())
-            .ok_or_else(wrong)?;
+            .ok_or(WrongKey)?;
         if bytes.len() < 12 + 16 {
-            return Err(wrong());
+            return Err(WrongKey);
         }
         let (nonce, body) = bytes.split_at(12);
         let plain = self
             .cipher()
             .decrypt(Nonce::from_slice(nonce), body)
-            .map_err(|_| wrong())?;
-        String::from_utf8(plain).map_err(|_| wrong())
+            .map_err(|_| WrongKey)?;
+        String::from_utf8(plain).map_err(|_| WrongKey)
     }
 }
 
@@ -97,14 +108,21 @@ mod tests {
             "a fresh nonce each time"
         );
         assert_eq!(key.open(&sealed).unwrap(), "s3cret password");
-        assert!(SecretKey::generate().open(&sealed).is_err());
-        assert!(key.open("v1:AAAA").is_err());
-        let again = SecretKey::from_hex(&key.to_hex()).unwrap();
+        assert_eq!(SecretKey::generate().open(&sealed), Err(WrongKey));
+        assert_eq!(key.open("v1:AAAA"), Err(WrongKey));
+        assert_eq!(key.open("s3cret password"), Err(WrongKey));
+        assert!(WrongKey
+            .to_string()
+            .contains("every process must use the same key"));
+        let again = SecretKey::from_hex(&format!(" {} ", key.to_hex())).unwrap();
         assert_eq!(again.open(&sealed).unwrap(), "s3cret password");
-        assert!(SecretKey::from_hex("abc").is_err());
-        assert!(SecretKey::from_hex(&"0".repeat(66)).is_err());
-        assert!(SecretKey::from_hex(&format!("{}g", "0".repeat(63))).is_err());
-        assert!(SecretKey::from_hex(&"ab".repeat(31)).is_err());
+        assert_eq!(SecretKey::from_hex("abc").unwrap_err(), BadKey);
+        assert_eq!(
+            SecretKey::from_hex(&"g".repeat(64))
+                .unwrap_err()
+                .to_string(),
+            "the secret key must be 64 hexadecimal digits (32 bytes)"
+        );
         assert!(!format!("{key:?}").contains(&key.to_hex()));
     }
 

@@ -90,6 +90,24 @@ impl TestDb {
         assert_eq!(db.dialect(), engine);
         TestDb { db, url, _dir: dir }
     }
+
+    /// Stores `text` as a project's messaging settings past every check, as a hand edit of the
+    /// database (or damage) would.
+    pub async fn store_messaging_settings_unchecked(&self, project_id: i64, text: &str) {
+        sqlx::any::install_default_drivers();
+        let mut conn =
+            sqlx::AnyConnection::connect(&casecast_store::db::normalise_url(&self.url).1)
+                .await
+                .expect("connecting to the test database");
+        let done = sqlx::query("UPDATE projects SET messaging_settings = $1 WHERE id = $2")
+            .bind(text)
+            .bind(project_id)
+            .execute(&mut conn)
+            .await
+            .expect("writing the settings");
+        assert_eq!(done.rows_affected(), 1, "project {project_id}");
+        conn.close().await.ok();
+    }
 }
 
 /// Polls `check` every 50 ms until it gives a value; panics naming `what` after `within`

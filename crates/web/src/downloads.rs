@@ -241,15 +241,13 @@ pub async fn cases_download(
         // Counts first, and refuses more rows than a sheet holds before anything is written.
         db.count_for_export(project_id, &filter, ExportFormat::Xlsx)
             .await?;
-        let dir = tempfile::tempdir().map_err(StoreError::from_io)?;
+        let dir = tempfile::tempdir().map_err(StoreError::Io)?;
         let path = dir.path().join("cases.xlsx");
         write_case_export(db, project_id, &filter, ExportFormat::Xlsx, &path, |_| {
             std::future::ready(Ok(()))
         })
         .await?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(StoreError::from_io)?;
+        let file = tokio::fs::File::open(&path).await.map_err(StoreError::Io)?;
         return Ok(download(
             file_body(file, dir),
             XLSX,

@@ -104,9 +104,13 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, code, message)
             }
             StoreError::Invalid(f) => f.into(),
-            StoreError::Database(err) => {
+            err @ (StoreError::Database(_)
+            | StoreError::Io(_)
+            | StoreError::Config(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::Internal(_)) => {
                 // Logged with its cause, shown to nobody.
-                tracing::error!(error = %err, "database error");
+                tracing::error!(error = %err, "storage failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
@@ -174,8 +178,12 @@ impl From<StoreError> for PageError {
                 message,
             },
             StoreError::Invalid(f) => PageError::bad_request(f.to_string()),
-            StoreError::Database(err) => {
-                tracing::error!(error = %err, "database error");
+            err @ (StoreError::Database(_)
+            | StoreError::Io(_)
+            | StoreError::Config(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::Internal(_)) => {
+                tracing::error!(error = %err, "storage failed");
                 Self {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     message: "Something went wrong; it has been logged.".into(),
@@ -225,5 +233,50 @@ impl IntoResponse for PageError {
         };
         let html = askama::Template::render(&page).unwrap_or_else(|_| self.message.clone());
         (self.status, axum::response::Html(html)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use casecast_store::error::SetupError;
+
+    #[test]
+    fn file_configuration_stored_data_and_internal_failures_are_a_500_without_details() {
+        let failures = || {
+            [
+                StoreError::Io(std::io::Error::other("/var/lib/casecast/x: disk full")),
+                StoreError::Config(SetupError::NoSecretKey),
+                StoreError::Corrupt {
+                    what: "broadcast schedule",
+                    reason: "Data error at line 1, column 3".into(),
+                },
+                StoreError::Internal("import parser stopped".into()),
+            ]
+        };
+        for e in failures() {
+            let shown = e.to_string();
+            let api = ApiError::from(e);
+            assert_eq!(
+                (api.status, api.code, api.message.as_str()),
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong; it has been logged"
+                ),
+                "{shown}"
+            );
+        }
+        for e in failures() {
+            let page = PageError::from(e);
+            assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(page.message, "Something went wrong; it has been logged.");
+        }
+        // What the request got wrong is still said.
+        let invalid = ApiError::from(StoreError::Invalid(FieldError::new("name", "is required")));
+        assert_eq!(
+            (invalid.status, invalid.message.as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "name: is required")
+        );
     }
 }

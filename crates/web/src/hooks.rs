@@ -12,8 +12,9 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use casecast_gateways::config::GatewayKind;
-use casecast_gateways::{kannel, twilio, DeliveryReport, InboundSms, MessageRef};
+use casecast_core::gateway::config::{GatewayConfig, GatewayKind};
+use casecast_core::gateway::{DeliveryReport, InboundSms, MessageRef};
+use casecast_gateways::{http, kannel, twilio};
 use casecast_store::gateways::Gateway;
 use casecast_store::StoreError;
 
@@ -98,8 +99,8 @@ fn not_found() -> Refusal {
     )
 }
 
-fn bad_request(why: impl Into<String>) -> Refusal {
-    Refusal(StatusCode::BAD_REQUEST, why.into())
+fn bad_request(why: impl std::fmt::Display) -> Refusal {
+    Refusal(StatusCode::BAD_REQUEST, why.to_string())
 }
 
 fn internal(e: StoreError, gateway_id: i64, what: What) -> Refusal {
@@ -281,7 +282,7 @@ async fn handle(
                 .into_response())
         }
         (GatewayKind::Http, What::Inbound) => {
-            let sms = http_inbound(&params.all_fields()).map_err(bad_request)?;
+            let sms = http::parse_inbound(&params.all_fields()).map_err(bad_request)?;
             record(state, &gateway, &sms, what).await?;
             Ok(StatusCode::OK.into_response())
         }
@@ -299,7 +300,7 @@ fn check_twilio_signature(
     params: &Params,
     what: What,
 ) -> Result<(), Refusal> {
-    let casecast_gateways::config::GatewayConfig::Twilio(config) = &gateway.config else {
+    let GatewayConfig::Twilio(config) = &gateway.config else {
         return Err(not_found());
     };
     let Some(claimed) = headers
@@ -331,27 +332,6 @@ fn check_twilio_signature(
         return Err(forbidden("the X-Twilio-Signature does not match"));
     }
     Ok(())
-}
-
-/// Reads a generic HTTP gateway's inbound message: `from`, `to`, `text` and optionally `id`.
-fn http_inbound(fields: &[(String, String)]) -> Result<InboundSms, String> {
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let non_empty = |name: &str| field(name).map(str::trim).filter(|v| !v.is_empty());
-    let from = non_empty("from").ok_or("the inbound message has no sender (from)")?;
-    let to = non_empty("to").ok_or("the inbound message has no receiver (to)")?;
-    // An empty text is a real (empty) SMS; a missing one is a misconfigured gateway.
-    let text = field("text").ok_or("the inbound message has no text parameter")?;
-    Ok(InboundSms {
-        from: from.to_string(),
-        to: to.to_string(),
-        text: text.to_string(),
-        gateway_message_id: non_empty("id").map(str::to_string),
-    })
 }
 
 async fn apply_report(

@@ -307,7 +307,7 @@ async fn occurrences_later_than_the_validity_are_missed_never_sent(engine: Diale
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let (p, g) = setup(db, "Africa/Kampala").await;
-    assert_eq!(p.messaging.validity_seconds * 1000, DAY);
+    assert_eq!(p.messaging.as_ref().unwrap().validity_seconds * 1000, DAY);
     let late = scheduled(db, &p, g, json!({"kind": "once", "at": "2027-01-10T09:00"})).await;
     let on_time = scheduled(db, &p, g, json!({"kind": "once", "at": "2027-01-11T09:00"})).await;
     let edge = scheduled(db, &p, g, json!({"kind": "once", "at": "2027-01-20T09:00"})).await;

@@ -1,7 +1,7 @@
 //! Gateways: settings checked and sealed at rest, names unique, one default, routing by prefix,
 //! deletion cancelling what is queued, webhook secrets.
 
-use casecast_gateways::config::{GatewayConfig, GatewayKind, MASK};
+use casecast_core::gateway::config::{GatewayConfig, GatewayKind, MASK};
 use casecast_store::gateways::{GatewayPatch, NewGateway};
 use casecast_store::sealed::SecretKey;
 use casecast_store::{Db, StoreError};

@@ -1,11 +1,11 @@
 //! Inbound messages and delivery reports: matched to cases, opt-out and opt-in keywords with
 //! one confirmation each, gateway retries recorded once, reports in any order.
 
+use casecast_core::gateway::{DeliveryStatus, InboundSms, MessageRef};
 use casecast_core::opt_out::Intent;
 use casecast_core::states::{Direction, MessageStatus};
-use casecast_gateways::{DeliveryStatus, InboundSms, MessageRef};
 use casecast_store::messages::MessageFilter;
-use casecast_store::settings::MessagingSettings;
+use casecast_store::settings::{MessagingSettings, SettingsError, SettingsField};
 use casecast_store::StoreError;
 use casecast_testkit::Workflows;
 use casecast_testkit::{on_both_engines, Dialect, TestDb};
@@ -20,6 +20,7 @@ on_both_engines!(
     delivery_reports_in_any_order_end_delivered,
     reports_of_another_gateway_or_unknown_ids_change_nothing,
     opt_out_list_by_hand,
+    stored_settings_that_cannot_be_used_are_an_error_and_stop_still_stops,
 );
 
 fn mo(from: &str, text: &str, id: Option<&str>) -> InboundSms {
@@ -186,7 +187,7 @@ async fn project_keywords_and_replies_are_used(engine: Dialect) {
     };
     db.set_messaging_settings(p.id, &settings).await.unwrap();
     let p = db.project_by_id(p.id).await.unwrap();
-    assert_eq!(p.messaging, settings);
+    assert_eq!(p.messaging, Ok(settings));
     let g = db.create_gateway(p.id, &log("L", &[])).await.unwrap();
     let out = db
         .record_inbound(&g, &mo("+256772000001", "arrêt", None))
@@ -353,4 +354,73 @@ async fn opt_out_list_by_hand(engine: Dialect) {
         db.remove_opt_out(q.id, "+256772000002").await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+/// Settings written past the checks (a hand edit, damage) read as an error naming what is
+/// wrong, never as the defaults; an inbound STOP is still honoured (by the default keywords).
+async fn stored_settings_that_cannot_be_used_are_an_error_and_stop_still_stops(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "alpha", Some("UG")).await;
+    let g = db.create_gateway(p.id, &log("L", &[])).await.unwrap();
+    t.store_messaging_settings_unchecked(
+        p.id,
+        r#"{"quiet_hours_start": "21:00", "quiet_hours_end": "7 pm", "stop_keywords": ["SIMAMA"], "validity_seconds": 600}"#,
+    )
+    .await;
+    let broken = db.project_by_id(p.id).await.unwrap();
+    let e = broken.messaging.as_ref().unwrap_err();
+    assert_eq!(
+        e.field_error().map(|f| f.field),
+        Some(SettingsField::QuietHoursEnd),
+        "{e}"
+    );
+    let stored = e.stored().unwrap();
+    assert_eq!(
+        (stored.quiet_hours_end.as_deref(), stored.validity_seconds),
+        (Some("7 pm"), 600)
+    );
+    // Messages queued meanwhile keep the default validity.
+    assert_eq!(
+        broken.validity_seconds(),
+        casecast_store::settings::DEFAULT_VALIDITY_SECONDS
+    );
+    let stop = db
+        .record_inbound(&g, &mo("+256772000001", "STOP", None))
+        .await
+        .unwrap();
+    assert_eq!(stop.intent, Some((Intent::OptOut, true)));
+    assert!(db.is_opted_out(p.id, "+256772000001").await.unwrap());
+    // Text that is not JSON, or JSON of another shape, cannot be read at all.
+    for (text, expected) in [
+        (
+            "{\"quiet_hours_start\": ",
+            SettingsError::NotJson {
+                line: 1,
+                column: 22,
+            },
+        ),
+        ("[]", SettingsError::NotAnObject),
+        (
+            r#"{"quiet_hours_end": 7}"#,
+            SettingsError::WrongShape {
+                at: "quiet_hours_end".into(),
+            },
+        ),
+    ] {
+        t.store_messaging_settings_unchecked(p.id, text).await;
+        let e = db.project_by_id(p.id).await.unwrap().messaging.unwrap_err();
+        assert_eq!(e, expected, "{text}");
+        // Every way of reading a project says so.
+        let by_slug = db.project_by_slug("alpha").await.unwrap();
+        assert_eq!(by_slug.messaging, Err(e), "{text}");
+    }
+    // Saving settings again mends them.
+    db.set_messaging_settings(p.id, &MessagingSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        db.project_by_id(p.id).await.unwrap().messaging,
+        Ok(MessagingSettings::default())
+    );
 }

@@ -264,8 +264,8 @@ async fn a_sent_result_never_undoes_a_delivery_report(engine: Dialect) {
     let found =
         t.db.apply_delivery_report(
             &g,
-            &casecast_gateways::MessageRef::Ours(ids[0]),
-            casecast_gateways::DeliveryStatus::Delivered,
+            &casecast_core::gateway::MessageRef::Ours(ids[0]),
+            casecast_core::gateway::DeliveryStatus::Delivered,
             "1",
         )
         .await

@@ -5,8 +5,8 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_core::Role;
-use casecast_gateways::config::GatewayKind;
 use casecast_store::gateways::{Gateway, GatewayPatch, NewGateway};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;

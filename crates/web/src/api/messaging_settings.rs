@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use casecast_store::settings::MessagingSettings;
+use casecast_store::settings::{MessagingSettings, SettingsError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -41,6 +41,45 @@ pub struct MessagingSettingsJson {
     pub validity_seconds: i64,
 }
 
+/// The messaging settings as read: the settings, and why the stored ones cannot be used when
+/// they cannot.
+#[derive(Serialize, ToSchema)]
+pub struct MessagingSettingsRead {
+    #[serde(flatten)]
+    pub settings: MessagingSettingsJson,
+    /// Present when the stored settings cannot be used (changed outside Casecast, or damaged):
+    /// nothing of the project is sent until an admin saves settings again. The fields above
+    /// are then the stored values, or the defaults when the stored text cannot be read at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_error: Option<StoredSettingsError>,
+}
+
+/// Why the stored settings cannot be used.
+#[derive(Serialize, ToSchema)]
+pub struct StoredSettingsError {
+    /// The field at fault; null when the stored text cannot be read at all.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl From<Result<MessagingSettings, SettingsError>> for MessagingSettingsRead {
+    fn from(stored: Result<MessagingSettings, SettingsError>) -> Self {
+        match stored {
+            Ok(settings) => MessagingSettingsRead {
+                settings: settings.into(),
+                stored_error: None,
+            },
+            Err(e) => MessagingSettingsRead {
+                settings: e.stored().cloned().unwrap_or_default().into(),
+                stored_error: Some(StoredSettingsError {
+                    field: e.field_error().map(|f| f.field.as_str().to_string()),
+                    message: e.to_string(),
+                }),
+            },
+        }
+    }
+}
+
 impl Default for MessagingSettingsJson {
     fn default() -> Self {
         MessagingSettings::default().into()
@@ -76,9 +115,12 @@ impl From<MessagingSettingsJson> for MessagingSettings {
 }
 
 /// Read the messaging settings.
+///
+/// `stored_error` appears when the stored settings cannot be used: the project's messages are
+/// then held until an admin saves settings again.
 #[utoipa::path(get, path = "/settings/messaging", tag = "settings",
-    responses((status = 200, body = MessagingSettingsJson), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_settings(auth: ApiAuth) -> ApiResult<Json<MessagingSettingsJson>> {
+    responses((status = 200, body = MessagingSettingsRead), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_settings(auth: ApiAuth) -> ApiResult<Json<MessagingSettingsRead>> {
     Ok(Json(auth.project.messaging.into()))
 }
 
@@ -86,12 +128,12 @@ async fn get_settings(auth: ApiAuth) -> ApiResult<Json<MessagingSettingsJson>> {
 ///
 /// A field left out takes its default. 422 names the field at fault.
 #[utoipa::path(put, path = "/settings/messaging", tag = "settings", request_body = MessagingSettingsJson,
-    responses((status = 200, body = MessagingSettingsJson), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = MessagingSettingsRead), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_settings(
     State(state): State<AppState>,
     AdminAuth(auth): AdminAuth,
     ApiJson(body): ApiJson<MessagingSettingsJson>,
-) -> ApiResult<Json<MessagingSettingsJson>> {
+) -> ApiResult<Json<MessagingSettingsRead>> {
     let settings = MessagingSettings::from(body);
     state
         .db

@@ -2,7 +2,7 @@
 //! (credentials never shown again); errors carry the form's own field names.
 
 use casecast_core::case::FieldError;
-use casecast_gateways::config::{GatewayConfig, GatewayKind, MASK};
+use casecast_core::gateway::config::{GatewayConfig, GatewayKind, MASK};
 use casecast_store::gateways::{Gateway, GatewayPatch, NewGateway};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};

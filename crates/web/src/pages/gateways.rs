@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use casecast_core::case::FieldError;
-use casecast_gateways::config::GatewayKind;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_store::gateways::Gateway;
 use casecast_store::StoreError;
 use serde::Deserialize;

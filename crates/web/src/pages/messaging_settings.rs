@@ -1,5 +1,6 @@
 //! The project's messaging settings page: quiet hours, stop and start keywords and their
 //! replies, and how long a message may wait. Admins change them; everyone else reads them.
+//! Stored settings that cannot be used are shown as they are stored, with what is wrong.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -7,8 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use casecast_core::case::FieldError;
-use casecast_store::settings::MessagingSettings;
-use casecast_store::StoreError;
+use casecast_store::settings::{MessagingSettings, SettingsField};
 use serde::Deserialize;
 
 use super::{html, Chrome, DoneQuery};
@@ -90,21 +90,16 @@ impl SettingsForm {
     }
 }
 
-/// The form field an error of the store is about (its checks name the first of a pair).
-fn form_field(e: &FieldError) -> &'static str {
-    match e.field.as_str() {
-        "quiet_hours_start" if e.message.contains("quiet hours end") => "quiet_hours_end",
-        "quiet_hours_start" => "quiet_hours_start",
-        "quiet_hours_end" => "quiet_hours_end",
-        "stop_keywords"
-            if e.message.contains("start keyword") && !e.message.contains("both a stop") =>
-        {
-            "start_keywords"
-        }
-        "stop_keywords" => "stop_keywords",
-        "opt_out_reply" => "opt_out_reply",
-        "opt_in_reply" => "opt_in_reply",
-        _ => "validity",
+/// The form field a settings field is typed in.
+fn form_field(field: SettingsField) -> &'static str {
+    match field {
+        SettingsField::QuietHoursStart => "quiet_hours_start",
+        SettingsField::QuietHoursEnd => "quiet_hours_end",
+        SettingsField::StopKeywords => "stop_keywords",
+        SettingsField::StartKeywords => "start_keywords",
+        SettingsField::OptOutReply => "opt_out_reply",
+        SettingsField::OptInReply => "opt_in_reply",
+        SettingsField::ValiditySeconds => "validity",
     }
 }
 
@@ -130,6 +125,8 @@ struct SettingsPage {
     time_zone: String,
     /// (form field, message).
     error: Option<(&'static str, String)>,
+    /// What the page says when the stored settings cannot be used.
+    stored_error: Option<String>,
     notice: Option<&'static str>,
 }
 
@@ -162,16 +159,38 @@ fn render(
         form,
         time_zone: page.project.time_zone.clone(),
         error,
+        stored_error: page
+            .project
+            .messaging
+            .as_ref()
+            .err()
+            .map(|e| match e.field_error() {
+                // The field is marked in the form (`show`).
+                Some(_) => "The stored settings cannot be used.".to_string(),
+                None => format!(
+                    "The stored settings cannot be read ({e}): the form shows the defaults."
+                ),
+            }),
         notice,
     };
     Ok((status, html(&view)?).into_response())
 }
 
-/// `GET …/messaging/settings`.
+/// `GET …/messaging/settings`. Stored settings that cannot be used show as stored (the
+/// defaults when they cannot be read at all), the field at fault marked.
 pub(super) async fn show(page: ProjectPage, Query(q): Query<DoneQuery>) -> PageResult<Response> {
     let notice = (q.done.as_deref() == Some("saved")).then_some("The settings were saved.");
-    let form = SettingsForm::from_settings(&page.project.messaging);
-    render(&page, StatusCode::OK, form, None, notice)
+    let (form, error) = match &page.project.messaging {
+        Ok(s) => (SettingsForm::from_settings(s), None),
+        Err(e) => {
+            let stored = e.stored().cloned().unwrap_or_default();
+            let error = e
+                .field_error()
+                .map(|f| (form_field(f.field), f.message.clone()));
+            (SettingsForm::from_settings(&stored), error)
+        }
+    };
+    render(&page, StatusCode::OK, form, error, notice)
 }
 
 /// `POST …/messaging/settings` (admins).
@@ -182,20 +201,30 @@ pub(super) async fn save(
 ) -> PageResult<Response> {
     page.me.check_csrf(&form.csrf)?;
     page.require_admin()?;
-    let outcome = match form.settings() {
-        Ok(s) => state.db.set_messaging_settings(page.project.id, &s).await,
-        Err(f) => Err(StoreError::Invalid(f)),
-    };
-    match outcome {
-        Ok(()) => Ok(Redirect::to(&format!(
-            "/a/{}/messaging/settings?done=saved",
-            page.project.slug
-        ))
-        .into_response()),
-        Err(StoreError::Invalid(f)) => {
-            let error = Some((form_field(&f), f.message));
-            render(&page, StatusCode::UNPROCESSABLE_ENTITY, form, error, None)
+    // The form's own checks are all about the validity; the settings are checked here as the
+    // store checks them, for the field at fault (the store checks again).
+    let checked = form
+        .settings()
+        .map_err(|f| ("validity", f.message))
+        .and_then(|s| {
+            s.check().map_err(|e| (form_field(e.field), e.message))?;
+            Ok(s)
+        });
+    match checked {
+        Ok(s) => {
+            state.db.set_messaging_settings(page.project.id, &s).await?;
+            Ok(Redirect::to(&format!(
+                "/a/{}/messaging/settings?done=saved",
+                page.project.slug
+            ))
+            .into_response())
         }
-        Err(e) => Err(e.into()),
+        Err(error) => render(
+            &page,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+            Some(error),
+            None,
+        ),
     }
 }

@@ -4,7 +4,7 @@ use casecast_testkit::Workflows;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use casecast_gateways::InboundSms;
+use casecast_core::gateway::InboundSms;
 use casecast_testkit::{Dialect, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -6,7 +6,11 @@ use serde_json::{json, Value};
 
 use crate::{call, code};
 
-casecast_testkit::on_both_engines!(settings_round_trip, bad_settings_name_the_field);
+casecast_testkit::on_both_engines!(
+    settings_round_trip,
+    bad_settings_name_the_field,
+    stored_settings_that_cannot_be_used_are_reported,
+);
 
 async fn get(app: &TestApp, project: &str, token: &str) -> Value {
     let (status, got) = call(
@@ -66,6 +70,7 @@ async fn settings_round_trip(engine: Dialect) {
             .await
             .unwrap()
             .messaging
+            .unwrap()
             .validity_seconds,
         3600
     );
@@ -128,4 +133,61 @@ async fn bad_settings_name_the_field(engine: Dialect) {
         before,
         "nothing changed"
     );
+}
+
+/// Settings written past the checks (a hand edit, damage) are reported with the field at
+/// fault, the stored values shown for mending; settings saved again mend them.
+async fn stored_settings_that_cannot_be_used_are_reported(engine: Dialect) {
+    let app = TestApp::spawn(engine).await;
+    let healthy = get(&app, "alpha", &app.alpha_admin.token).await;
+    assert!(healthy.get("stored_error").is_none(), "{healthy}");
+    app.test_db
+        .store_messaging_settings_unchecked(
+            app.alpha.id,
+            r#"{"quiet_hours_start": "21:00", "quiet_hours_end": "25:00", "validity_seconds": 3600}"#,
+        )
+        .await;
+    for token in [&app.alpha_admin.token, &app.alpha_viewer.token] {
+        let got = get(&app, "alpha", token).await;
+        assert_eq!(
+            got["stored_error"],
+            json!({
+                "field": "quiet_hours_end",
+                "message": "the stored quiet_hours_end: quiet hours end \"25:00\" is not a time like 21:00",
+            })
+        );
+        assert_eq!(
+            (&got["quiet_hours_end"], &got["validity_seconds"]),
+            (&json!("25:00"), &json!(3600)),
+            "the stored values"
+        );
+    }
+    // Another project's settings are its own.
+    let beta = get(&app, "beta", &app.beta_admin.token).await;
+    assert!(beta.get("stored_error").is_none(), "{beta}");
+    // Text that cannot be read at all: the defaults are shown, and the error says where.
+    app.test_db
+        .store_messaging_settings_unchecked(app.alpha.id, "{\"quiet_hours_start\": \"21:00\", ")
+        .await;
+    let got = get(&app, "alpha", &app.alpha_admin.token).await;
+    assert_eq!(got["stored_error"]["field"], Value::Null);
+    let message = got["stored_error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not valid JSON (line 1, column"),
+        "{message}"
+    );
+    assert_eq!(got["quiet_hours_start"], Value::Null, "the defaults");
+    // An admin saves settings again: nothing more to report.
+    let (status, saved) = put(
+        &app,
+        &app.alpha_admin.token,
+        json!({"validity_seconds": 600}),
+    )
+    .await;
+    assert_eq!(status, 200, "{saved}");
+    assert!(saved.get("stored_error").is_none(), "{saved}");
+    assert!(get(&app, "alpha", &app.alpha_admin.token)
+        .await
+        .get("stored_error")
+        .is_none());
 }

@@ -1,7 +1,7 @@
 //! Gateway pages: credentials and webhook secrets never reach a page they should not, forms
 //! name the field in error and keep what was typed, admins only change gateways.
 
-use casecast_gateways::config::GatewayConfig;
+use casecast_core::gateway::config::GatewayConfig;
 use casecast_testkit::{Dialect, TestApp};
 
 use super::*;

@@ -5,7 +5,10 @@ use casecast_testkit::{Dialect, TestApp};
 use super::*;
 use crate::pages::login;
 
-casecast_testkit::on_both_engines!(opt_out_and_settings_pages);
+casecast_testkit::on_both_engines!(
+    opt_out_and_settings_pages,
+    stored_settings_that_cannot_be_used_are_shown,
+);
 
 async fn opt_out_and_settings_pages(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
@@ -128,7 +131,13 @@ async fn opt_out_and_settings_pages(engine: Dialect) {
         (status, location.as_str()),
         (303, "/a/alpha/messaging/settings?done=saved")
     );
-    let saved = app.db.project_by_slug("alpha").await.unwrap().messaging;
+    let saved = app
+        .db
+        .project_by_slug("alpha")
+        .await
+        .unwrap()
+        .messaging
+        .unwrap();
     assert_eq!(
         (
             saved.quiet_hours_start.as_deref(),
@@ -147,4 +156,90 @@ async fn opt_out_and_settings_pages(engine: Dialect) {
     assert_eq!(saved.opt_out_reply, "Bye <b>now</b>");
     let after = page(&app, &admin, &location).await;
     assert!(after.contains("value=\"90\"") && after.contains("The settings were saved."));
+}
+
+/// The text of the `<label>` holding the input `name`.
+fn label_of<'a>(html: &'a str, name: &str) -> &'a str {
+    let at = html
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no {name} in page"));
+    let start = html[..at].rfind("<label").unwrap();
+    let end = at + html[at..].find("</label>").unwrap();
+    &html[start..end]
+}
+
+/// Settings written past the checks (a hand edit, damage): the page says that nothing is sent,
+/// shows the stored values and marks the field at fault.
+async fn stored_settings_that_cannot_be_used_are_shown(engine: Dialect) {
+    let app = TestApp::spawn(engine).await;
+    let admin = login(&app, &app.alpha_admin).await;
+    let path = "/a/alpha/messaging/settings";
+    assert!(!page(&app, &admin, path).await.contains("stored-error"));
+    app.test_db
+        .store_messaging_settings_unchecked(
+            app.alpha.id,
+            r#"{"quiet_hours_start": "21:00", "quiet_hours_end": "25:00", "start_keywords": ["GO"]}"#,
+        )
+        .await;
+    let shown = page(&app, &admin, path).await;
+    assert!(
+        shown.contains("id=\"stored-error\"")
+            && shown.contains("No message of this project is sent until an admin saves"),
+        "{shown}"
+    );
+    let end = label_of(&shown, "quiet_hours_end");
+    assert!(
+        end.contains("value=\"25:00\"")
+            && end.contains("field-error")
+            && end.contains("is not a time like 21:00"),
+        "{end}"
+    );
+    assert!(!label_of(&shown, "quiet_hours_start").contains("field-error"));
+    assert!(
+        hidden(&shown, "start_keywords").starts_with("GO"),
+        "stored values shown"
+    );
+    // Everyone who reads the settings sees it.
+    let viewer = login(&app, &app.alpha_viewer).await;
+    assert!(page(&app, &viewer, path)
+        .await
+        .contains("id=\"stored-error\""));
+    // A start keyword list at fault is marked on the start list.
+    app.test_db
+        .store_messaging_settings_unchecked(app.alpha.id, r#"{"start_keywords": ["GO", "go"]}"#)
+        .await;
+    let shown = page(&app, &admin, path).await;
+    assert!(
+        label_of(&shown, "start_keywords").contains("is listed twice"),
+        "{shown}"
+    );
+    assert!(!label_of(&shown, "stop_keywords").contains("field-error"));
+    // Unreadable text: the defaults are shown, and the page says so.
+    app.test_db
+        .store_messaging_settings_unchecked(app.alpha.id, "not json")
+        .await;
+    let shown = page(&app, &admin, path).await;
+    assert!(
+        shown.contains("The stored settings cannot be read")
+            && shown.contains("the form shows the defaults"),
+        "{shown}"
+    );
+    assert!(hidden(&shown, "stop_keywords").starts_with("STOP"));
+    // Saved again, the settings are whole.
+    let csrf = csrf_of(&app, &admin).await;
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("stop_keywords", "STOP"),
+        ("start_keywords", "START"),
+        ("opt_out_reply", "Bye"),
+        ("opt_in_reply", "Welcome back"),
+        ("validity", "24"),
+        ("validity_unit", "hours"),
+    ];
+    let (status, location, _) = post(&app, &admin, path, &fields).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/a/alpha/messaging/settings?done=saved")
+    );
+    assert!(!page(&app, &admin, &location).await.contains("stored-error"));
 }

@@ -9,7 +9,7 @@ mod lists;
 mod log;
 mod sending;
 
-use casecast_gateways::config::GatewayKind;
+use casecast_core::gateway::config::GatewayKind;
 use casecast_store::gateways::NewGateway;
 use casecast_testkit::TestApp;
 use reqwest::Method;
