@@ -47,25 +47,25 @@ pub struct WorkerArgs {
 #[derive(Args, Clone, Debug)]
 pub struct RunArgs {
     /// How long a claim holds its messages before another dispatcher may take them back (ms).
-    #[arg(long, hide = true, env = "CASECAST_DISPATCH_LEASE_MS", value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_LEASE_MS", value_parser = positive::<i64>("CASECAST_DISPATCH_LEASE_MS"))]
     dispatch_lease_ms: Option<i64>,
     /// How often the sweeper runs (ms).
-    #[arg(long, hide = true, env = "CASECAST_DISPATCH_SWEEP_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_SWEEP_MS", value_parser = positive::<u64>("CASECAST_DISPATCH_SWEEP_MS"))]
     dispatch_sweep_ms: Option<u64>,
     /// The wait before the first retry (ms).
-    #[arg(long, hide = true, env = "CASECAST_DISPATCH_RETRY_BASE_MS", value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_RETRY_BASE_MS", value_parser = positive::<i64>("CASECAST_DISPATCH_RETRY_BASE_MS"))]
     dispatch_retry_base_ms: Option<i64>,
     /// The longest wait between attempts (ms).
-    #[arg(long, hide = true, env = "CASECAST_DISPATCH_RETRY_MAX_MS", value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_RETRY_MAX_MS", value_parser = positive::<i64>("CASECAST_DISPATCH_RETRY_MAX_MS"))]
     dispatch_retry_max_ms: Option<i64>,
     /// How often the gateway list is read again (ms).
-    #[arg(long, hide = true, env = "CASECAST_DISPATCH_REFRESH_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_REFRESH_MS", value_parser = positive::<u64>("CASECAST_DISPATCH_REFRESH_MS"))]
     dispatch_refresh_ms: Option<u64>,
     /// Claim-send-record loops per process.
-    #[arg(long, hide = true, env = "CASECAST_DISPATCH_LANES", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_LANES", value_parser = positive::<u64>("CASECAST_DISPATCH_LANES"))]
     dispatch_lanes: Option<u64>,
     /// Most messages per claim.
-    #[arg(long, hide = true, env = "CASECAST_DISPATCH_BATCH", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, hide = true, env = "CASECAST_DISPATCH_BATCH", value_parser = positive::<u64>("CASECAST_DISPATCH_BATCH"))]
     dispatch_batch: Option<u64>,
     /// Tests only: the scheduler's clock, ANCHOR_MS:START_MS:SPEED (from the real instant
     /// ANCHOR_MS it shows START_MS and runs SPEED times faster), shared by several processes.
@@ -74,6 +74,21 @@ pub struct RunArgs {
     /// Tests only: hold at this fault point (fanout-batch=N, upload-batch=N); repeatable.
     #[arg(long, hide = true, value_name = "POINT")]
     test_fault: Vec<Fault>,
+}
+
+/// A parser of a positive whole number whose error names the variable, as operators set these
+/// through the environment.
+fn positive<T>(var: &'static str) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+{
+    move |text: &str| {
+        text.trim()
+            .parse()
+            .ok()
+            .filter(|v: &T| *v >= T::from(1))
+            .ok_or_else(|| format!("{var}: {text:?} is not a positive whole number"))
+    }
 }
 
 impl RunArgs {
