@@ -5,7 +5,7 @@ use std::io::Read;
 use anyhow::{anyhow, bail, Context};
 use casecast_core::{CountryCode, Email, ProjectSlug, Role, TimeZoneName};
 use casecast_store::projects::NewProject;
-use casecast_store::sealed::SecretKey;
+use casecast_store::sealed::{self, SecretKey};
 use casecast_store::Db;
 use clap::Subcommand;
 
@@ -85,75 +85,16 @@ fn secret_key(url: &str) -> anyhow::Result<SecretKey> {
     }
     let path = match std::env::var_os("CASECAST_KEY_FILE") {
         Some(p) => std::path::PathBuf::from(p),
-        None => {
-            let (engine, _) = casecast_store::db::normalise_url(url);
-            let sqlite_file = url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-                .unwrap_or(url)
-                .split('?')
-                .next()
-                .unwrap_or("");
-            match engine {
-                casecast_store::Dialect::Sqlite if !sqlite_file.is_empty() => {
-                    let dir = std::path::Path::new(sqlite_file)
-                        .parent()
-                        .filter(|d| !d.as_os_str().is_empty())
-                        .unwrap_or(std::path::Path::new("."));
-                    dir.join("casecast.key")
-                }
-                _ => std::path::PathBuf::from("casecast.key"),
-            }
-        }
+        None => sealed::default_key_file(url),
     };
-    read_or_create_key(&path)
-}
-
-fn read_or_create_key(path: &std::path::Path) -> anyhow::Result<SecretKey> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            return SecretKey::from_hex(&text)
-                .map_err(|e| anyhow!("key file {}: {e}", path.display()))
-        }
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(anyhow!("cannot read the key file {}: {e}", path.display()))
-        }
-        Err(_) => {}
-    }
-    // Written beside the target and linked into place: a process starting at the same moment
-    // sees either no file or the whole key, and the first link wins.
-    let key = SecretKey::generate();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".casecast-key")
-        .tempfile_in(dir)
-        .map_err(|e| anyhow!("cannot write a key file in {}: {e}", dir.display()))?;
-    std::fs::write(tmp.path(), key.to_hex())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600))?;
-    }
-    match std::fs::hard_link(tmp.path(), path) {
-        Ok(()) => {
-            eprintln!(
-                "created a new secret key for gateway credentials in {} (keep it with the database)",
-                path.display()
-            );
-            Ok(key)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(path)?;
-            SecretKey::from_hex(&text).map_err(|e| anyhow!("key file {}: {e}", path.display()))
-        }
-        Err(e) => Err(anyhow!(
-            "cannot create the key file {}: {e}",
+    let (key, created) = sealed::read_or_create_key_file(&path).map_err(|e| anyhow!(e))?;
+    if created {
+        eprintln!(
+            "created a new secret key for gateway credentials in {} (keep it with the database)",
             path.display()
-        )),
+        );
     }
+    Ok(key)
 }
 
 pub async fn project(url: &str, command: ProjectCommand) -> anyhow::Result<()> {

@@ -59,7 +59,7 @@ pub enum CasesCommand {
 pub async fn cases(url: &str, command: CasesCommand) -> anyhow::Result<()> {
     match command {
         CasesCommand::Import { project, file } => {
-            let report = import_file(url, &project, &file, true).await?;
+            let report = import_file(url, &project, &file).await?;
             print_report(&report);
         }
         CasesCommand::Export {
@@ -155,13 +155,8 @@ async fn export_file(
     Ok(())
 }
 
-/// Imports a file; shows a progress bar on a terminal when `show_progress`.
-pub async fn import_file(
-    url: &str,
-    project: &str,
-    file: &PathBuf,
-    show_progress: bool,
-) -> anyhow::Result<ImportReport> {
+/// Imports a file, with a progress bar on a terminal.
+async fn import_file(url: &str, project: &str, file: &PathBuf) -> anyhow::Result<ImportReport> {
     let limits = Limits::default();
     let size = std::fs::metadata(file)
         .with_context(|| format!("cannot read '{}'", file.display()))?
@@ -180,11 +175,7 @@ pub async fn import_file(
         .project_by_slug(project)
         .await
         .with_context(|| format!("project '{project}'"))?;
-    let bar = if show_progress {
-        ProgressBar::new_spinner()
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} importing {msg}: {human_pos} rows [{elapsed_precise}, {per_sec}]",

@@ -1,11 +1,6 @@
 //! The `casecast` command: serve, worker, migrate, and the admin and data commands.
 
 mod admin;
-mod bench;
-mod bench_broadcast;
-mod bench_dispatch;
-mod bench_export;
-mod bench_groups;
 mod demo;
 mod groups;
 mod import;
@@ -61,9 +56,6 @@ enum Command {
     /// Manage case groups and their members.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
-    /// Measure speed and memory (makes its own data).
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
 }
 
 fn init_logging(format: LogFormat, long_running: bool) {
@@ -104,7 +96,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => admin::token(&cli.db, c).await,
         Command::Cases(c) => import::cases(&cli.db, c).await,
         Command::Groups(c) => groups::groups(&cli.db, c).await,
-        Command::Bench(c) => bench::bench(&cli.db, c).await,
     }
 }
 

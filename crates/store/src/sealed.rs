@@ -1,7 +1,10 @@
 //! Credentials at rest: gateway settings and webhook secrets are sealed with the server's key
 //! (ChaCha20-Poly1305, a random nonce per value), so a copy of the database alone does not give
 //! away a gateway's password. The key comes from `CASECAST_SECRET_KEY` or a key file (see the
-//! CLI); every process sharing a database needs the same key.
+//! CLI; [`default_key_file`] and [`read_or_create_key_file`]); every process sharing a database
+//! needs the same key.
+
+use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -93,9 +96,139 @@ impl SecretKey {
     }
 }
 
+/// Where the key file is when none is named: `casecast.key` beside a SQLite database file, else
+/// (PostgreSQL, or SQLite in memory) in the working directory.
+pub fn default_key_file(url: &str) -> PathBuf {
+    let (dialect, _) = crate::db::normalise_url(url);
+    let sqlite_file = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+        .split('?')
+        .next()
+        .unwrap_or("");
+    match dialect {
+        crate::Dialect::Sqlite if !sqlite_file.is_empty() => {
+            let dir = Path::new(sqlite_file)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            dir.join("casecast.key")
+        }
+        _ => PathBuf::from("casecast.key"),
+    }
+}
+
+/// Why a key file could not be read or made; says which file and what went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("cannot read the key file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("key file {path}: {source}")]
+    Bad { path: String, source: BadKey },
+    #[error("cannot write a key file in {dir}: {source}")]
+    Write { dir: String, source: std::io::Error },
+    #[error("cannot create the key file {path}: {source}")]
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Reads the key in `path`, or creates that file with a new random key (readable by its owner
+/// only) when there is none. The second value says whether the file was created here.
+pub fn read_or_create_key_file(path: &Path) -> Result<(SecretKey, bool), KeyFileError> {
+    let shown = || path.display().to_string();
+    let parse = |text: &str| {
+        SecretKey::from_hex(text).map_err(|source| KeyFileError::Bad {
+            path: shown(),
+            source,
+        })
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => return parse(&text).map(|key| (key, false)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(KeyFileError::Read {
+                path: shown(),
+                source: e,
+            })
+        }
+        Err(_) => {}
+    }
+    // Written beside the target and linked into place: a process starting at the same moment
+    // sees either no file or the whole key, and the first link wins.
+    let key = SecretKey::generate();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let cannot_write = |source: std::io::Error| KeyFileError::Write {
+        dir: dir.display().to_string(),
+        source,
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".casecast-key")
+        .tempfile_in(dir)
+        .map_err(cannot_write)?;
+    std::fs::write(tmp.path(), key.to_hex()).map_err(cannot_write)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600))
+            .map_err(cannot_write)?;
+    }
+    match std::fs::hard_link(tmp.path(), path) {
+        Ok(()) => Ok((key, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+                path: shown(),
+                source,
+            })?;
+            parse(&text).map(|key| (key, false))
+        }
+        Err(source) => Err(KeyFileError::Create {
+            path: shown(),
+            source,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_file_is_created_once_then_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("casecast.key");
+        let (made, created) = read_or_create_key_file(&path).unwrap();
+        assert!(created);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (read, created) = read_or_create_key_file(&path).unwrap();
+        assert!(!created);
+        assert_eq!(read.to_hex(), made.to_hex());
+        std::fs::write(&path, "not a key").unwrap();
+        let err = read_or_create_key_file(&path).unwrap_err();
+        assert!(matches!(err, KeyFileError::Bad { .. }), "{err}");
+        assert!(err.to_string().contains("casecast.key"), "{err}");
+    }
+
+    #[test]
+    fn default_key_file_is_beside_a_sqlite_file() {
+        let key = |url| default_key_file(url).to_string_lossy().into_owned();
+        assert_eq!(key("data/casecast.db"), "data/casecast.key");
+        assert_eq!(key("sqlite:///srv/c.db?mode=rwc"), "/srv/casecast.key");
+        assert_eq!(key("casecast.db"), "./casecast.key");
+        assert_eq!(key("postgres://u@h/db"), "casecast.key");
+    }
 
     #[test]
     fn seals_and_opens_only_with_the_same_key() {

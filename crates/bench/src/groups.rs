@@ -1,21 +1,18 @@
-//! `bench groups`: case-group figures on a project of N cases: a sheet upload of identifiers
+//! `groups`: case-group figures on a project of N cases: a sheet upload of identifiers
 //! in mixed forms, the members page of a group of every case (first page and deep), and the
 //! peak memory of a `casecast serve` process while it takes a one-row-per-case CSV upload.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use casecast_core::identifier::GroupName;
-use casecast_core::{CountryCode, Email, ProjectSlug, Role, TimeZoneName};
+use casecast_core::{Email, Role};
 use casecast_store::case_groups::Actor;
 use casecast_store::membership::Change;
-use casecast_store::projects::NewProject;
 use casecast_store::Db;
 
-use crate::admin::open;
+use crate::common::{import_sheet, new_project, Bench};
 
 pub(crate) const ACTOR: Actor = Actor {
     user_id: None,
@@ -90,49 +87,6 @@ pub(crate) async fn upload_in_process(
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// Starts `casecast serve` on a free loopback port; returns the process and its base URL.
-pub(crate) fn spawn_server(url: &str) -> anyhow::Result<(std::process::Child, String)> {
-    let mut server = Command::new(std::env::current_exe()?)
-        .args(["--db", url, "serve", "--listen", "127.0.0.1:0"])
-        .env("CASECAST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting casecast serve")?;
-    let ready = BufReader::new(server.stdout.take().context("the server's output")?)
-        .lines()
-        .next()
-        .context("no ready line")??;
-    let base = ready
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .context("no address")?
-        .to_string();
-    Ok((server, format!("http://{base}")))
-}
-
-/// Stops a server started by [`spawn_server`].
-pub(crate) fn stop_server(mut server: std::process::Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(server.id().to_string())
-        .status();
-    let _ = server.wait();
-}
-
-pub(crate) fn vm_hwm_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
 fn median_ms(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -140,13 +94,13 @@ fn median_ms(mut v: Vec<f64>) -> f64 {
 
 /// Imports cases `bc-0000000`… (every fifth with language `sw`) into a project; returns how
 /// many were created.
-pub(crate) async fn import_cases(url: &str, slug: &str, cases: usize) -> anyhow::Result<usize> {
-    import_generated(url, slug, cases, write_cases).await
+pub(crate) async fn import_cases(db: &Db, slug: &str, cases: usize) -> anyhow::Result<usize> {
+    import_generated(db, slug, cases, write_cases).await
 }
 
 /// Imports cases from sheets that `write` makes (rows `from..to` into a file), a part at a time.
 pub(crate) async fn import_generated(
-    url: &str,
+    db: &Db,
     slug: &str,
     cases: usize,
     write: fn(&Path, usize, usize) -> anyhow::Result<()>,
@@ -157,27 +111,18 @@ pub(crate) async fn import_generated(
     for (part, start) in (0..cases).step_by(200_000).enumerate() {
         let file = dir.path().join(format!("cases-{part}.csv"));
         write(&file, start, (start + 200_000).min(cases))?;
-        created += crate::import::import_file(url, slug, &file, false)
-            .await?
-            .created;
+        created += import_sheet(db, slug, &file).await?.created;
     }
     Ok(created)
 }
 
-pub async fn run(url: &str, cases: usize, identifiers: usize) -> anyhow::Result<()> {
-    let db = open(url).await?;
+pub async fn run(bench: &Bench, cases: usize, identifiers: usize) -> anyhow::Result<()> {
+    let db = bench.open().await?;
     let engine = db.dialect().name();
-    let slug = format!("bench-{}", casecast_store::secrets::random_hex(4));
-    let project = db
-        .create_project(&NewProject {
-            slug: ProjectSlug::parse(&slug)?,
-            name: "Benchmark".into(),
-            time_zone: TimeZoneName::parse("Africa/Kampala")?,
-            country: Some(CountryCode::parse("UG")?),
-        })
-        .await?;
+    let project = new_project(&db).await?;
+    let slug = project.slug.clone();
     let started = Instant::now();
-    let created = import_cases(url, &slug, cases).await?;
+    let created = import_cases(&db, &slug, cases).await?;
     println!(
         "[{engine}] setup: imported {created} cases in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -214,8 +159,7 @@ pub async fn run(url: &str, cases: usize, identifiers: usize) -> anyhow::Result<
     for i in 0..cases {
         csv.push_str(&format!("bc-{i:07}\n"));
     }
-    let (server, base) = spawn_server(url)?;
-    let pid = server.id();
+    let (server, base) = bench.start_server()?;
     let http = reqwest::Client::new();
     let api = format!("{base}/api/v1/projects/{slug}");
     let started = Instant::now();
@@ -247,7 +191,7 @@ pub async fn run(url: &str, cases: usize, identifiers: usize) -> anyhow::Result<
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let peak = vm_hwm_mib(pid).unwrap_or(f64::NAN);
+    let peak = server.peak_rss_mib().unwrap_or(f64::NAN);
     println!("[{engine}] upload {cases} rows (.csv) through `casecast serve`: {secs:.1} s, server peak RSS {peak:.0} MiB");
 
     // 3. The members page of a group of every case: first page and one deep in the list.
@@ -334,6 +278,6 @@ pub async fn run(url: &str, cases: usize, identifiers: usize) -> anyhow::Result<
         }
         println!("[{engine}] members page of a {cases}-member group, {label}: median {:.1} ms (21 requests, loopback)", median_ms(times));
     }
-    stop_server(server);
+    drop(server);
     Ok(())
 }

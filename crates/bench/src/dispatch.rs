@@ -1,4 +1,4 @@
-//! `bench dispatch`: figures of the delivery pipeline.
+//! `dispatch`: figures of the delivery pipeline.
 //!
 //! - `http`: N queued messages go through an `http` gateway with no rate limit to a minimal
 //!   HTTP sink in this process (keep-alive, answers 200 with an id). Prints messages/s from
@@ -18,27 +18,25 @@
 //! gateway at the end.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use casecast_core::gateway::config::GatewayKind;
-use casecast_core::{CountryCode, PhoneNumber, ProjectSlug, TimeZoneName};
+use casecast_core::PhoneNumber;
 use casecast_engine::{run_dispatcher, DispatchOptions};
 use casecast_store::gateways::{Gateway, NewGateway};
 use casecast_store::outbox::now_us;
-use casecast_store::projects::{NewProject, Project};
+use casecast_store::projects::Project;
 use casecast_store::Db;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::admin::open;
-use crate::bench::peak_rss_mib;
+use crate::common::{new_project, peak_rss_mib, reset_peak_rss, stat_cpu_seconds, Bench, Process};
 
 #[derive(Subcommand)]
 pub enum DispatchBench {
@@ -46,6 +44,8 @@ pub enum DispatchBench {
     Http {
         #[arg(long, default_value_t = 50_000)]
         messages: usize,
+        #[command(flatten)]
+        tuning: Tuning,
     },
     /// A plain load generator against the dispatcher, through a running Kannel.
     Kannel {
@@ -66,6 +66,8 @@ pub enum DispatchBench {
         /// have requests in flight to one gateway, `DispatchOptions::max_in_flight`).
         #[arg(long)]
         connections: Option<usize>,
+        #[command(flatten)]
+        tuning: Tuning,
     },
     /// The rate achieved by worker processes sharing a gateway's rate limit.
     Rate {
@@ -83,9 +85,40 @@ pub enum DispatchBench {
     },
 }
 
-pub async fn run(url: &str, bench: DispatchBench) -> anyhow::Result<()> {
-    match bench {
-        DispatchBench::Http { messages } => http(url, messages).await,
+/// The in-process dispatcher's settings, to compare them; the defaults are
+/// `DispatchOptions::default()`.
+#[derive(Args)]
+pub struct Tuning {
+    /// Lanes of the dispatcher.
+    #[arg(long, env = "CASECAST_BENCH_LANES")]
+    lanes: Option<usize>,
+    /// Messages a lane claims at a time.
+    #[arg(long, env = "CASECAST_BENCH_BATCH")]
+    batch: Option<usize>,
+    /// Requests in flight to one gateway at most.
+    #[arg(long, env = "CASECAST_BENCH_IN_FLIGHT")]
+    in_flight: Option<usize>,
+}
+
+impl Tuning {
+    fn options(&self) -> DispatchOptions {
+        let mut options = DispatchOptions::default();
+        if let Some(n) = self.lanes {
+            options.lanes = n;
+        }
+        if let Some(n) = self.batch {
+            options.batch = n;
+        }
+        if let Some(n) = self.in_flight {
+            options.max_in_flight = n;
+        }
+        options
+    }
+}
+
+pub async fn run(bench: &Bench, command: DispatchBench) -> anyhow::Result<()> {
+    match command {
+        DispatchBench::Http { messages, tuning } => http(bench, messages, tuning.options()).await,
         DispatchBench::Kannel {
             sendsms_url,
             username,
@@ -93,6 +126,7 @@ pub async fn run(url: &str, bench: DispatchBench) -> anyhow::Result<()> {
             from,
             messages,
             connections,
+            tuning,
         } => {
             let kannel = KannelTarget {
                 sendsms_url,
@@ -100,14 +134,14 @@ pub async fn run(url: &str, bench: DispatchBench) -> anyhow::Result<()> {
                 password,
                 from,
             };
-            kannel_bench(url, &kannel, messages, connections).await
+            kannel_bench(bench, &kannel, messages, connections, tuning.options()).await
         }
         DispatchBench::Rate {
             rate,
             seconds,
             warmup,
             workers,
-        } => rate_bench(url, rate, seconds, warmup, workers).await,
+        } => rate_bench(bench, rate, seconds, warmup, workers).await,
     }
 }
 
@@ -225,18 +259,6 @@ async fn serve_connection(
 // ---------------------------------------------------------------------------------------------
 // Shared set-up.
 
-async fn bench_project(db: &Db) -> anyhow::Result<Project> {
-    let slug = format!("bench-{}", casecast_store::secrets::random_hex(4));
-    Ok(db
-        .create_project(&NewProject {
-            slug: ProjectSlug::parse(&slug)?,
-            name: "Benchmark".into(),
-            time_zone: TimeZoneName::parse("Africa/Kampala")?,
-            country: Some(CountryCode::parse("UG")?),
-        })
-        .await?)
-}
-
 /// Refuses a database with live gateways: the bench's dispatcher would send their messages.
 async fn require_no_gateways(db: &Db) -> anyhow::Result<()> {
     let live = db
@@ -246,7 +268,7 @@ async fn require_no_gateways(db: &Db) -> anyhow::Result<()> {
     if !live.is_empty() {
         bail!(
             "the database has {} live gateway(s): the bench's dispatcher would send their queued \
-             messages too. Run `bench dispatch` on a database of its own",
+             messages too. Run `casecast-bench dispatch` on a database of its own",
             live.len()
         );
     }
@@ -328,29 +350,6 @@ async fn queue(
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// Restarts the peak-memory count of this process (Linux 4.0+), so that the peak read later
-/// covers only what follows.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// The dispatcher's defaults; `CASECAST_BENCH_LANES`, `CASECAST_BENCH_BATCH` and
-/// `CASECAST_BENCH_IN_FLIGHT` override them, to compare settings.
-fn dispatch_options() -> DispatchOptions {
-    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
-    let mut options = DispatchOptions::default();
-    if let Some(n) = var("CASECAST_BENCH_LANES") {
-        options.lanes = n;
-    }
-    if let Some(n) = var("CASECAST_BENCH_BATCH") {
-        options.batch = n;
-    }
-    if let Some(n) = var("CASECAST_BENCH_IN_FLIGHT") {
-        options.max_in_flight = n;
-    }
-    options
-}
-
 /// A dispatcher running in this process.
 struct Dispatcher {
     stop: watch::Sender<bool>,
@@ -358,14 +357,9 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
-    fn start(db: &Db) -> Dispatcher {
+    fn start(db: &Db, options: DispatchOptions) -> Dispatcher {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run_dispatcher(
-            db.clone(),
-            "bench".into(),
-            dispatch_options(),
-            stopped,
-        ));
+        let task = tokio::spawn(run_dispatcher(db.clone(), "bench".into(), options, stopped));
         Dispatcher { stop, task }
     }
 
@@ -414,11 +408,11 @@ async fn check_all_sent(db: &Db, gateway_id: i64, n: usize) -> anyhow::Result<()
 // ---------------------------------------------------------------------------------------------
 // 1. An http gateway with no limit.
 
-async fn http(url: &str, n: usize) -> anyhow::Result<()> {
-    let db = open(url).await?;
+async fn http(bench: &Bench, n: usize, options: DispatchOptions) -> anyhow::Result<()> {
+    let db = bench.open().await?;
     require_no_gateways(&db).await?;
     let sink = Sink::start(false).await?;
-    let project = bench_project(&db).await?;
+    let project = new_project(&db).await?;
     let gateway = create_gateway(
         &db,
         &project,
@@ -428,7 +422,7 @@ async fn http(url: &str, n: usize) -> anyhow::Result<()> {
         None,
     )
     .await?;
-    let result = http_measured(&db, &sink, &project, &gateway, n).await;
+    let result = http_measured(&db, &sink, &project, &gateway, n, options).await;
     db.delete_gateway(project.id, gateway.id).await?;
     db.close().await;
     result
@@ -440,6 +434,7 @@ async fn http_measured(
     project: &Project,
     gateway: &Gateway,
     n: usize,
+    options: DispatchOptions,
 ) -> anyhow::Result<()> {
     let engine = db.dialect().name();
     let setup = queue(db, project, gateway.id, n, None).await?;
@@ -447,7 +442,7 @@ async fn http_measured(
 
     reset_peak_rss();
     let started = Instant::now();
-    let dispatcher = Dispatcher::start(db);
+    let dispatcher = Dispatcher::start(db, options);
     let deadline = started + Duration::from_secs(600);
     while sink.requests() < n as u64 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -509,10 +504,9 @@ fn connections_to(port: u16) -> usize {
 }
 
 /// CPU seconds used so far by each process of one of these names, by process id (from /proc).
-/// Clock ticks are taken as 100 a second, as on Linux.
 type CpuReading = HashMap<u32, (usize, f64)>;
 
-fn cpu_seconds(names: &[&str]) -> CpuReading {
+fn cpu_by_process(names: &[&str]) -> CpuReading {
     let mut reading = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return reading;
@@ -528,20 +522,12 @@ fn cpu_seconds(names: &[&str]) -> CpuReading {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        // `PID (COMM) STATE …`: the name is between the first `(` and the last `)`.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        let Some((name, secs)) = stat_cpu_seconds(&stat) else {
             continue;
         };
-        let Some(i) = names.iter().position(|n| *n == &stat[open + 1..close]) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-        let ticks: f64 = [11, 12]
-            .iter()
-            .filter_map(|k| fields.get(*k).and_then(|v| v.parse::<f64>().ok()))
-            .sum();
-        reading.insert(pid, (i, ticks / 100.0));
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            reading.insert(pid, (i, secs));
+        }
     }
     reading
 }
@@ -677,15 +663,15 @@ async fn settle_reports(sink: &Sink, want: u64) -> u64 {
 }
 
 async fn kannel_bench(
-    url: &str,
+    bench: &Bench,
     target: &KannelTarget,
     n: usize,
     connections: Option<usize>,
+    options: DispatchOptions,
 ) -> anyhow::Result<()> {
-    let db = open(url).await?;
+    let db = bench.open().await?;
     let engine = db.dialect().name();
     require_no_gateways(&db).await?;
-    let options = dispatch_options();
     let connections = connections.unwrap_or(options.max_in_flight);
     let port = port_of(&target.sendsms_url)?;
     // Delivery reports (two per message from the fake operator) go to a sink that counts them.
@@ -695,7 +681,7 @@ async fn kannel_bench(
     let plain_before = plain_run(&db, target, &reports, port, n, connections, "first").await?;
 
     // The dispatcher, through a Kannel gateway.
-    let project = bench_project(&db).await?;
+    let project = new_project(&db).await?;
     let gateway = create_gateway(
         &db,
         &project,
@@ -710,7 +696,7 @@ async fn kannel_bench(
         None,
     )
     .await?;
-    let result = kannel_dispatch(&db, &reports, &project, &gateway, port, n).await;
+    let result = kannel_dispatch(&db, &reports, &project, &gateway, port, n, options).await;
     db.delete_gateway(project.id, gateway.id).await?;
     db.close().await;
     let rate = result?;
@@ -724,8 +710,9 @@ async fn kannel_bench(
     Ok(())
 }
 
-/// The processes whose CPU the Kannel bench reports (this one is `casecast`).
-const CPU_OF: [&str; 4] = ["smsbox", "bearerbox", "casecast", "postgres"];
+/// The processes whose CPU the Kannel bench reports (this one, with the dispatcher, is
+/// `casecast-bench`).
+const CPU_OF: [&str; 4] = ["smsbox", "bearerbox", "casecast-bench", "postgres"];
 
 /// One run of the plain load generator, with its figures printed; returns its messages/s.
 async fn plain_run(
@@ -740,7 +727,7 @@ async fn plain_run(
     let engine = db.dialect().name();
     let before = reports.requests();
     let sampler = ConnectionSampler::start(port);
-    let cpu_before = cpu_seconds(&CPU_OF);
+    let cpu_before = cpu_by_process(&CPU_OF);
     let secs = plain_load(
         target,
         &format!("{}/hooks/0/plain/dlr", reports.base),
@@ -748,7 +735,7 @@ async fn plain_run(
         connections,
     )
     .await?;
-    let cpu = cpu_used(&CPU_OF, &cpu_before, &cpu_seconds(&CPU_OF));
+    let cpu = cpu_used(&CPU_OF, &cpu_before, &cpu_by_process(&CPU_OF));
     let peak = sampler.peak();
     drop(sampler);
     let rate = n as f64 / secs;
@@ -770,15 +757,16 @@ async fn kannel_dispatch(
     gateway: &Gateway,
     port: u16,
     n: usize,
+    options: DispatchOptions,
 ) -> anyhow::Result<f64> {
     let engine = db.dialect().name();
     queue(db, project, gateway.id, n, None).await?;
     let before = reports.requests();
     let sampler = ConnectionSampler::start(port);
-    let cpu_before = cpu_seconds(&CPU_OF);
+    let cpu_before = cpu_by_process(&CPU_OF);
     reset_peak_rss();
     let started = Instant::now();
-    let dispatcher = Dispatcher::start(db);
+    let dispatcher = Dispatcher::start(db, options);
     wait_until_sent(
         db,
         gateway.id,
@@ -787,7 +775,7 @@ async fn kannel_dispatch(
     )
     .await?;
     let secs = started.elapsed().as_secs_f64();
-    let cpu = cpu_used(&CPU_OF, &cpu_before, &cpu_seconds(&CPU_OF));
+    let cpu = cpu_used(&CPU_OF, &cpu_before, &cpu_by_process(&CPU_OF));
     let peak_rss = peak_rss_mib().unwrap_or(f64::NAN);
     let peak_connections = sampler.peak();
     drop(sampler);
@@ -815,7 +803,7 @@ type Arrivals = Vec<(i64, u32)>;
 /// every arrival and the messages each worker handed over.
 #[allow(clippy::too_many_arguments)]
 async fn rate_measured(
-    url: &str,
+    bench: &Bench,
     db: &Db,
     sink: &Sink,
     project: &Project,
@@ -827,10 +815,11 @@ async fn rate_measured(
     let dir = tempfile::tempdir()?;
     let mut children = Vec::new();
     for i in 0..workers {
-        children.push(Worker::start(
-            url,
-            dir.path().join(format!("worker-{i}.log")),
-        )?);
+        let log = dir.path().join(format!("worker-{i}.log"));
+        children.push(Worker {
+            _process: bench.start_worker(&log)?,
+            log,
+        });
     }
     // Enough for the time measured and a margin; one message in five has two segments, so 1.2
     // segments per message on average.
@@ -865,35 +854,13 @@ async fn rate_measured(
     Ok((first, got, shares))
 }
 
-/// A `casecast worker` child, its log in a file.
+/// A `casecast worker` child (stopped when dropped), its log in a file.
 struct Worker {
-    child: Child,
-    log: std::path::PathBuf,
+    _process: Process,
+    log: PathBuf,
 }
 
 impl Worker {
-    fn start(url: &str, log: std::path::PathBuf) -> anyhow::Result<Worker> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["--db", url, "worker"])
-            // One line per message handed over, to count each worker's share.
-            .env("CASECAST_LOG", "warn,casecast_gateways=info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .context("starting casecast worker")?;
-        let stdout = child.stdout.take().context("the worker's output")?;
-        // From here on, dropping the value stops the process.
-        let worker = Worker { child, log };
-        let ready = BufReader::new(stdout)
-            .lines()
-            .next()
-            .context("the worker printed no ready line")??;
-        if !ready.contains("ready") {
-            bail!("the worker said {ready:?}");
-        }
-        Ok(worker)
-    }
-
     /// Messages this worker handed over (from its log).
     fn handed_over(&self) -> usize {
         std::fs::read_to_string(&self.log)
@@ -906,19 +873,8 @@ impl Worker {
     }
 }
 
-impl Drop for Worker {
-    /// Stops the worker (SIGTERM, by its process id) and waits for it.
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
 async fn rate_bench(
-    url: &str,
+    bench: &Bench,
     rate: f64,
     seconds: u64,
     warmup: u64,
@@ -927,11 +883,11 @@ async fn rate_bench(
     if seconds < 10 || !seconds.is_multiple_of(10) {
         bail!("--seconds must be a multiple of 10 (windows of 10 s)");
     }
-    let db = open(url).await?;
+    let db = bench.open().await?;
     let engine = db.dialect().name();
     require_no_gateways(&db).await?;
     let sink = Sink::start(true).await?;
-    let project = bench_project(&db).await?;
+    let project = new_project(&db).await?;
     let gateway = create_gateway(
         &db,
         &project,
@@ -942,7 +898,7 @@ async fn rate_bench(
     )
     .await?;
     let result = rate_measured(
-        url,
+        bench,
         &db,
         &sink,
         &project,

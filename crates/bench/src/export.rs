@@ -1,4 +1,4 @@
-//! `bench export`: case-export figures on a project of N cases (1,000,000 by default) with five
+//! `export`: case-export figures on a project of N cases (1,000,000 by default) with five
 //! properties each: `GET /cases/export.csv` and `/cases/export.xlsx` through `casecast serve`
 //! (time to the first byte, rows/s, the server's peak memory), and the background `.xlsx`
 //! export that the case list page starts, made by the server's worker. A fresh server serves
@@ -8,13 +8,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use casecast_core::{CountryCode, Email, ProjectSlug, Role, TimeZoneName};
+use casecast_core::{Email, Role};
 use casecast_store::case_export::ExportFormat;
 use casecast_store::cases::CaseFilter;
-use casecast_store::projects::NewProject;
 
-use crate::admin::open;
-use crate::bench_groups::{import_generated, phone_digits, spawn_server, stop_server, vm_hwm_mib};
+use crate::common::{new_project, Bench};
+use crate::groups::{import_generated, phone_digits};
 
 const DISTRICTS: [&str; 5] = ["Gulu", "Kitgum", "Lira", "Arua", "Mbarara"];
 
@@ -72,20 +71,13 @@ async fn fetch(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result
     })
 }
 
-pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
-    let db = open(url).await?;
+pub async fn run(bench: &Bench, cases: usize) -> anyhow::Result<()> {
+    let db = bench.open().await?;
     let engine = db.dialect().name();
-    let slug = format!("bench-{}", casecast_store::secrets::random_hex(4));
-    let project = db
-        .create_project(&NewProject {
-            slug: ProjectSlug::parse(&slug)?,
-            name: "Benchmark".into(),
-            time_zone: TimeZoneName::parse("Africa/Kampala")?,
-            country: Some(CountryCode::parse("UG")?),
-        })
-        .await?;
+    let project = new_project(&db).await?;
+    let slug = project.slug.clone();
     let started = Instant::now();
-    let created = import_generated(url, &slug, cases, write_cases).await?;
+    let created = import_generated(&db, &slug, cases, write_cases).await?;
     println!(
         "[{engine}] setup: imported {created} cases with 5 properties in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -105,15 +97,15 @@ pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
     let rows = created as f64;
 
     for path in ["export.csv", "export.xlsx"] {
-        let (server, base) = spawn_server(url)?;
+        let (server, base) = bench.start_server()?;
         let got = fetch(
             &http,
             &format!("{base}/api/v1/projects/{slug}/cases/{path}"),
             &token,
         )
         .await;
-        let peak = vm_hwm_mib(server.id()).unwrap_or(f64::NAN);
-        stop_server(server);
+        let peak = server.peak_rss_mib().unwrap_or(f64::NAN);
+        drop(server);
         let got = got?;
         if path.ends_with(".csv") && got.lines != created as u64 + 1 {
             bail!("the CSV export has {} lines for {created} cases", got.lines);
@@ -129,8 +121,8 @@ pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
     }
 
     // The case list's "Export Excel": queued here, made by the server's worker, kept in chunks.
-    let (server, _base) = spawn_server(url)?;
-    let db = open(url).await?;
+    let (server, _base) = bench.start_server()?;
+    let db = bench.open().await?;
     let project = db.project_by_id(project.id).await?;
     let started = Instant::now();
     let export = db
@@ -155,8 +147,8 @@ pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
         }
     };
     let secs = started.elapsed().as_secs_f64();
-    let peak = vm_hwm_mib(server.id()).unwrap_or(f64::NAN);
-    stop_server(server);
+    let peak = server.peak_rss_mib().unwrap_or(f64::NAN);
+    drop(server);
     db.close().await;
     if done.processed_rows != created as i64 {
         bail!(

@@ -1,38 +1,27 @@
-//! `bench broadcast`: a broadcast to one group of N cases (1,000,000 by default) with a
+//! `broadcast`: a broadcast to one group of N cases (1,000,000 by default) with a
 //! templated text in two languages: the preview's time, then the fan-out into the outbox in a
-//! child process (`bench run-fanout`), with its time and peak memory. No dispatcher runs, so the
+//! child process (`run-fanout`), with its time and peak memory. No dispatcher runs, so the
 //! figure is the fan-out alone.
 
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use casecast_core::broadcast::Draft;
 use casecast_core::gateway::config::GatewayKind;
 use casecast_core::identifier::GroupName;
-use casecast_core::{CountryCode, ProjectSlug, TimeZoneName};
 use casecast_store::gateways::NewGateway;
-use casecast_store::projects::NewProject;
 use serde_json::json;
 
-use crate::admin::open;
-use crate::bench_groups::{import_cases, upload_in_process, ACTOR};
+use crate::common::{new_project, peak_rss_mib, Bench, Stopwatch};
+use crate::groups::{import_cases, upload_in_process, ACTOR};
 
 /// Sets up the project, times the preview, then runs and times the fan-out in a child process.
-pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
-    let db = open(url).await?;
+pub async fn run(bench: &Bench, cases: usize) -> anyhow::Result<()> {
+    let db = bench.open().await?;
     let engine = db.dialect().name();
-    let slug = format!("bench-{}", casecast_store::secrets::random_hex(4));
-    let project = db
-        .create_project(&NewProject {
-            slug: ProjectSlug::parse(&slug)?,
-            name: "Benchmark".into(),
-            time_zone: TimeZoneName::parse("Africa/Kampala")?,
-            country: Some(CountryCode::parse("UG")?),
-        })
-        .await?;
+    let project = new_project(&db).await?;
     let started = Instant::now();
-    let created = import_cases(url, &slug, cases).await?;
+    let created = import_cases(&db, &project.slug, cases).await?;
     let group = db
         .create_group(project.id, &GroupName::parse("Everyone")?, ACTOR)
         .await?;
@@ -62,18 +51,15 @@ pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
     let project = db.project_by_id(project.id).await?;
     let draft = draft(group.id)?;
     db.close().await;
-    child(
-        url,
-        &[
-            "run-preview",
-            "--project-id",
-            &project.id.to_string(),
-            "--group-id",
-            &group.id.to_string(),
-        ],
-        engine,
-    )?;
-    let db = open(url).await?;
+    let figures = bench.measure(&[
+        "run-preview",
+        "--project-id",
+        &project.id.to_string(),
+        "--group-id",
+        &group.id.to_string(),
+    ])?;
+    println!("[{engine}] {figures}");
+    let db = bench.open().await?;
     // The broadcast is created without workers running: its fan-out job waits for the child.
     let broadcast = casecast_engine::broadcasts::create_broadcast(
         &db,
@@ -89,17 +75,15 @@ pub async fn run(url: &str, cases: usize) -> anyhow::Result<()> {
         .pop()
         .context("the broadcast did not fire")?;
     db.close().await;
-    child(
-        url,
-        &[
-            "run-fanout",
-            "--project-id",
-            &project.id.to_string(),
-            "--occurrence",
-            &occurrence.id.to_string(),
-        ],
-        engine,
-    )
+    let figures = bench.measure(&[
+        "run-fanout",
+        "--project-id",
+        &project.id.to_string(),
+        "--occurrence",
+        &occurrence.id.to_string(),
+    ])?;
+    println!("[{engine}] {figures}");
+    Ok(())
 }
 
 /// The benchmark's broadcast: two languages, the case's name and a property.
@@ -115,32 +99,12 @@ fn draft(group_id: i64) -> anyhow::Result<Draft> {
     }))?)
 }
 
-/// Runs a measured part in a child process (so that its peak memory is its own) and prints
-/// what it printed.
-fn child(url: &str, args: &[&str], engine: &str) -> anyhow::Result<()> {
-    let out = Command::new(std::env::current_exe()?)
-        .args(["--db", url, "bench"])
-        .args(args)
-        .output()
-        .with_context(|| format!("running bench {}", args[0]))?;
-    if !out.status.success() {
-        bail!(
-            "bench {} failed: {}",
-            args[0],
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    print!("[{engine}] {}", String::from_utf8_lossy(&out.stdout));
-    Ok(())
-}
-
 /// The measured preview: prints its time, CPU time and peak memory.
-pub async fn run_preview(url: &str, project_id: i64, group_id: i64) -> anyhow::Result<()> {
-    let db = open(url).await?;
+pub async fn run_preview(bench: &Bench, project_id: i64, group_id: i64) -> anyhow::Result<()> {
+    let db = bench.open().await?;
     let project = db.project_by_id(project_id).await?;
     let draft = draft(group_id)?;
-    let started = Instant::now();
-    let cpu = crate::bench::cpu_seconds();
+    let watch = Stopwatch::start();
     let preview = casecast_engine::preview_broadcast(
         &db,
         &casecast_engine::clock::SystemClock,
@@ -152,19 +116,18 @@ pub async fn run_preview(url: &str, project_id: i64, group_id: i64) -> anyhow::R
         "preview of a broadcast to {} recipients ({} segments): {:.2} s (CPU {:.2} s), peak RSS {:.0} MiB",
         preview.recipients,
         preview.segments,
-        started.elapsed().as_secs_f64(),
-        crate::bench::cpu_seconds().zip(cpu).map_or(f64::NAN, |(b, a)| b - a),
-        crate::bench::peak_rss_mib().unwrap_or(f64::NAN)
+        watch.secs(),
+        watch.cpu_secs(),
+        peak_rss_mib().unwrap_or(f64::NAN)
     );
     Ok(())
 }
 
 /// The measured part: fans one occurrence out and prints the time, rate and peak memory.
-pub async fn run_fanout(url: &str, project_id: i64, occurrence_id: i64) -> anyhow::Result<()> {
-    let db = open(url).await?;
+pub async fn run_fanout(bench: &Bench, project_id: i64, occurrence_id: i64) -> anyhow::Result<()> {
+    let db = bench.open().await?;
     let worker = "bench";
-    let started = Instant::now();
-    let cpu = crate::bench::cpu_seconds();
+    let watch = Stopwatch::start();
     let job = db
         .claim_job_for(casecast_store::jobs::JobKind::Fanout, occurrence_id, worker)
         .await?
@@ -178,10 +141,7 @@ pub async fn run_fanout(url: &str, project_id: i64, occurrence_id: i64) -> anyho
     )
     .await?;
     db.finish_job(job.id).await?;
-    let secs = started.elapsed().as_secs_f64();
-    let cpu = crate::bench::cpu_seconds()
-        .zip(cpu)
-        .map_or(f64::NAN, |(b, a)| b - a);
+    let (secs, cpu) = (watch.secs(), watch.cpu_secs());
     let o = db.occurrence(project_id, occurrence_id).await?;
     if o.status != casecast_core::states::OccurrenceStatus::Done {
         bail!("the occurrence ended {}: {:?}", o.status, o.error);
@@ -190,7 +150,7 @@ pub async fn run_fanout(url: &str, project_id: i64, occurrence_id: i64) -> anyho
         "fan-out of {} messages into the outbox: {secs:.2} s ({:.0} messages/s; CPU {cpu:.2} s), peak RSS {:.0} MiB",
         o.queued,
         o.queued as f64 / secs,
-        crate::bench::peak_rss_mib().unwrap_or(f64::NAN)
+        peak_rss_mib().unwrap_or(f64::NAN)
     );
     Ok(())
 }

@@ -1,0 +1,175 @@
+//! `casecast-bench`: speed and memory figures of Casecast on data it makes: imports, case
+//! groups, delivery, broadcasts and case exports. Where a figure is a `casecast serve` or
+//! `casecast worker` process's, it starts the `casecast` binary (`--casecast PATH`, by default
+//! the one beside this program); `scripts/bench` builds both and runs every benchmark on SQLite
+//! and PostgreSQL.
+
+mod broadcast;
+mod common;
+mod dispatch;
+mod export;
+mod groups;
+mod import;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::common::Bench;
+
+/// Measure Casecast's speed and memory (every benchmark makes its own data).
+#[derive(Parser)]
+#[command(name = "casecast-bench", version, about)]
+struct Cli {
+    /// Database: a SQLite file path (created on first use) or a postgres:// URL.
+    #[arg(
+        long,
+        global = true,
+        env = "CASECAST_DB",
+        default_value = "casecast.db"
+    )]
+    db: String,
+    /// The `casecast` binary to start as `serve` or `worker` [default: `casecast` in this
+    /// program's folder].
+    #[arg(long, global = true, value_name = "PATH")]
+    casecast: Option<PathBuf>,
+    /// The key that seals gateway credentials, 64 hex digits; the `casecast` processes started
+    /// get the same key.
+    #[arg(
+        long,
+        global = true,
+        env = "CASECAST_SECRET_KEY",
+        hide_env_values = true
+    )]
+    secret_key: Option<String>,
+    /// The key file when no key is given (created when missing) [default: `casecast.key` beside
+    /// a SQLite database file, else in the working directory].
+    #[arg(long, global = true, env = "CASECAST_KEY_FILE", value_name = "PATH")]
+    key_file: Option<PathBuf>,
+    /// Log filter of this program on stderr (the processes it starts log warnings only).
+    #[arg(long, global = true, env = "CASECAST_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import N generated cases into a new project and print rows/s and peak RSS.
+    Import {
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        #[arg(long, value_enum, default_value_t = import::SheetFormat::Csv)]
+        format: import::SheetFormat,
+    },
+    /// Case-group figures: upload N identifiers, the members page, server memory.
+    Groups {
+        /// Cases in the project (and members of the big group).
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: usize,
+        /// Identifiers in the uploaded sheet.
+        #[arg(long, default_value_t = 100_000)]
+        identifiers: usize,
+    },
+    /// Broadcast figures: the preview and fan-out of a broadcast to a group of N cases.
+    Broadcast {
+        /// Cases in the project, all in the group.
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: usize,
+    },
+    /// Case-export figures: CSV and .xlsx exports of N cases through `casecast serve`, and the
+    /// background .xlsx export.
+    Export {
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: usize,
+    },
+    /// Delivery figures: dispatch to a local HTTP sink, through Kannel, a shared rate limit.
+    #[command(subcommand)]
+    Dispatch(dispatch::DispatchBench),
+    /// (internal) The measured part of `import`.
+    #[command(hide = true)]
+    RunImport {
+        #[arg(long)]
+        project: String,
+        file: PathBuf,
+    },
+    /// (internal) The measured preview of `broadcast`.
+    #[command(hide = true)]
+    RunPreview {
+        #[arg(long)]
+        project_id: i64,
+        #[arg(long)]
+        group_id: i64,
+    },
+    /// (internal) The measured fan-out of `broadcast`.
+    #[command(hide = true)]
+    RunFanout {
+        #[arg(long)]
+        project_id: i64,
+        #[arg(long)]
+        occurrence: i64,
+    },
+}
+
+impl Command {
+    /// Whether the benchmark starts `casecast` processes (found before it makes its data).
+    fn starts_casecast(&self) -> bool {
+        matches!(
+            self,
+            Command::Groups { .. }
+                | Command::Export { .. }
+                | Command::Dispatch(dispatch::DispatchBench::Rate { .. })
+        )
+    }
+}
+
+async fn run(bench: &Bench, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Import { rows, format } => import::run(bench, rows, format).await,
+        Command::RunImport { project, file } => import::run_import(bench, &project, &file).await,
+        Command::Groups { cases, identifiers } => groups::run(bench, cases, identifiers).await,
+        Command::Broadcast { cases } => broadcast::run(bench, cases).await,
+        Command::RunPreview {
+            project_id,
+            group_id,
+        } => broadcast::run_preview(bench, project_id, group_id).await,
+        Command::RunFanout {
+            project_id,
+            occurrence,
+        } => broadcast::run_fanout(bench, project_id, occurrence).await,
+        Command::Export { cases } => export::run(bench, cases).await,
+        Command::Dispatch(command) => dispatch::run(bench, command).await,
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .map_err(|e| anyhow::anyhow!("--log: {e}"))
+        .and_then(|filter| {
+            use std::io::IsTerminal;
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .init();
+            let casecast = cli
+                .command
+                .starts_casecast()
+                .then(|| common::casecast_binary(cli.casecast))
+                .transpose()?;
+            let bench = Bench::new(cli.db, cli.secret_key.as_deref(), cli.key_file, casecast)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"))?
+                .block_on(run(&bench, cli.command))
+        });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
