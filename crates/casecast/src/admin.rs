@@ -1,5 +1,6 @@
 //! `project`, `user` and `token` commands.
 
+use crate::config::Config;
 use std::io::Read;
 
 use anyhow::{anyhow, bail, Context};
@@ -65,9 +66,9 @@ pub enum TokenCommand {
 }
 
 /// Opens and migrates the database, with a one-line reason on failure.
-pub async fn open(url: &str) -> anyhow::Result<Db> {
-    let key = secret_key(url)?;
-    let db = Db::open(url)
+pub async fn open(cfg: &Config) -> anyhow::Result<Db> {
+    let key = secret_key(cfg)?;
+    let db = Db::open(&cfg.db)
         .await
         .map_err(|e| anyhow!("cannot open the database: {e}"))?
         .with_secret_key(key);
@@ -79,13 +80,13 @@ pub async fn open(url: &str) -> anyhow::Result<Db> {
 /// file `CASECAST_KEY_FILE`, by default `casecast.key` beside a SQLite database file or in the
 /// working directory for PostgreSQL. A missing key file is created with a new random key
 /// (readable by its owner only). Every process sharing a database must use the same key.
-fn secret_key(url: &str) -> anyhow::Result<SecretKey> {
-    if let Ok(hex) = std::env::var("CASECAST_SECRET_KEY") {
-        return SecretKey::from_hex(&hex).map_err(|e| anyhow!("CASECAST_SECRET_KEY: {e}"));
+fn secret_key(cfg: &Config) -> anyhow::Result<SecretKey> {
+    if let Some(hex) = &cfg.secret_key {
+        return SecretKey::from_hex(hex).map_err(|e| anyhow!("CASECAST_SECRET_KEY: {e}"));
     }
-    let path = match std::env::var_os("CASECAST_KEY_FILE") {
-        Some(p) => std::path::PathBuf::from(p),
-        None => sealed::default_key_file(url),
+    let path = match &cfg.key_file {
+        Some(p) => p.clone(),
+        None => sealed::default_key_file(&cfg.db),
     };
     let (key, created) = sealed::read_or_create_key_file(&path).map_err(|e| anyhow!(e))?;
     if created {
@@ -97,7 +98,7 @@ fn secret_key(url: &str) -> anyhow::Result<SecretKey> {
     Ok(key)
 }
 
-pub async fn project(url: &str, command: ProjectCommand) -> anyhow::Result<()> {
+pub async fn project(cfg: &Config, command: ProjectCommand) -> anyhow::Result<()> {
     let ProjectCommand::Create {
         slug,
         name,
@@ -110,7 +111,7 @@ pub async fn project(url: &str, command: ProjectCommand) -> anyhow::Result<()> {
         time_zone: TimeZoneName::parse(&time_zone)?,
         country: country.as_deref().map(CountryCode::parse).transpose()?,
     };
-    let db = open(url).await?;
+    let db = open(cfg).await?;
     let p = db.create_project(&new).await?;
     println!(
         "created project '{}' ({}, time zone {})",
@@ -135,7 +136,7 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-pub async fn user(url: &str, command: UserCommand) -> anyhow::Result<()> {
+pub async fn user(cfg: &Config, command: UserCommand) -> anyhow::Result<()> {
     let UserCommand::Create {
         email,
         project,
@@ -149,7 +150,7 @@ pub async fn user(url: &str, command: UserCommand) -> anyhow::Result<()> {
     } else {
         casecast_store::secrets::random_hex(10)
     };
-    let db = open(url).await?;
+    let db = open(cfg).await?;
     let p = db
         .project_by_slug(&project)
         .await
@@ -173,8 +174,8 @@ pub async fn user(url: &str, command: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn token(url: &str, command: TokenCommand) -> anyhow::Result<()> {
-    let db = open(url).await?;
+pub async fn token(cfg: &Config, command: TokenCommand) -> anyhow::Result<()> {
+    let db = open(cfg).await?;
     match command {
         TokenCommand::Create {
             project,

@@ -20,6 +20,7 @@ use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::admin::open;
+use crate::config::Config;
 
 const CLI: Actor = Actor {
     user_id: None,
@@ -124,8 +125,8 @@ impl SheetFormat {
     }
 }
 
-pub async fn groups(url: &str, command: GroupsCommand) -> anyhow::Result<()> {
-    let db = open(url).await?;
+pub async fn groups(cfg: &Config, command: GroupsCommand) -> anyhow::Result<()> {
+    let db = open(cfg).await?;
     let result = run(&db, command).await;
     db.close().await;
     result

@@ -14,6 +14,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::admin::open;
+use crate::config::Config;
 use crate::groups::SheetFormat;
 
 #[derive(Subcommand)]
@@ -56,10 +57,10 @@ pub enum CasesCommand {
     },
 }
 
-pub async fn cases(url: &str, command: CasesCommand) -> anyhow::Result<()> {
+pub async fn cases(cfg: &Config, command: CasesCommand) -> anyhow::Result<()> {
     match command {
         CasesCommand::Import { project, file } => {
-            let report = import_file(url, &project, &file).await?;
+            let report = import_file(cfg, &project, &file).await?;
             print_report(&report);
         }
         CasesCommand::Export {
@@ -82,7 +83,7 @@ pub async fn cases(url: &str, command: CasesCommand) -> anyhow::Result<()> {
                 modified_since,
                 ..Default::default()
             };
-            let db = open(url).await?;
+            let db = open(cfg).await?;
             let result =
                 export_file(&db, &project, &query, SheetFormat::of(format, &file), &file).await;
             db.close().await;
@@ -156,7 +157,7 @@ async fn export_file(
 }
 
 /// Imports a file, with a progress bar on a terminal.
-async fn import_file(url: &str, project: &str, file: &PathBuf) -> anyhow::Result<ImportReport> {
+async fn import_file(cfg: &Config, project: &str, file: &PathBuf) -> anyhow::Result<ImportReport> {
     let limits = Limits::default();
     let size = std::fs::metadata(file)
         .with_context(|| format!("cannot read '{}'", file.display()))?
@@ -170,7 +171,7 @@ async fn import_file(url: &str, project: &str, file: &PathBuf) -> anyhow::Result
         );
     }
     let bytes = std::fs::read(file).with_context(|| format!("cannot read '{}'", file.display()))?;
-    let db = open(url).await?;
+    let db = open(cfg).await?;
     let p = db
         .project_by_slug(project)
         .await

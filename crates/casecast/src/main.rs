@@ -1,36 +1,23 @@
 //! The `casecast` command: serve, worker, migrate, and the admin and data commands.
 
 mod admin;
+mod config;
 mod demo;
 mod groups;
 mod import;
 mod serve;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use config::{Config, LogFormat};
 
 /// Casecast: SMS to case groups for health and field programs.
 #[derive(Parser)]
 #[command(name = "casecast", version, about)]
 struct Cli {
-    /// Database: a SQLite file path (created on first use) or a postgres:// URL.
-    #[arg(
-        long,
-        global = true,
-        env = "CASECAST_DB",
-        default_value = "casecast.db"
-    )]
-    db: String,
-    /// Log format on stderr.
-    #[arg(long, global = true, env = "CASECAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    config: config::Config,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -58,7 +45,7 @@ enum Command {
     Groups(groups::GroupsCommand),
 }
 
-fn init_logging(format: LogFormat, long_running: bool) {
+fn init_logging(config: &Config, long_running: bool) {
     use std::io::IsTerminal;
     // Servers log their work; one-shot commands stay quiet so that a failure is one line.
     let default = if long_running {
@@ -66,43 +53,45 @@ fn init_logging(format: LogFormat, long_running: bool) {
     } else {
         "warn"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CASECAST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = (config.log_filter.as_deref())
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colour codes only on a terminal: not in log files, journald or a container's log.
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
-    match format {
+        .with_ansi(std::io::stderr().is_terminal() && config.colour());
+    match config.log_format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = &cli.config;
     match cli.command {
-        Command::Serve(args) => serve::serve(&cli.db, args).await,
-        Command::Worker(args) => serve::worker(&cli.db, args).await,
+        Command::Serve(args) => serve::serve(cfg, args).await,
+        Command::Worker(args) => serve::worker(cfg, args).await,
         Command::Migrate => {
-            let db = casecast_store::Db::open(&cli.db)
+            let db = casecast_store::Db::open(&cfg.db)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
             db.close().await;
             println!("the database is migrated");
             Ok(())
         }
-        Command::Project(c) => admin::project(&cli.db, c).await,
-        Command::User(c) => admin::user(&cli.db, c).await,
-        Command::Token(c) => admin::token(&cli.db, c).await,
-        Command::Cases(c) => import::cases(&cli.db, c).await,
-        Command::Groups(c) => groups::groups(&cli.db, c).await,
+        Command::Project(c) => admin::project(cfg, c).await,
+        Command::User(c) => admin::user(cfg, c).await,
+        Command::Token(c) => admin::token(cfg, c).await,
+        Command::Cases(c) => import::cases(cfg, c).await,
+        Command::Groups(c) => groups::groups(cfg, c).await,
     }
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let long_running = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
-    init_logging(cli.log_format, long_running);
+    init_logging(&cli.config, long_running);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

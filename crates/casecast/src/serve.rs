@@ -14,6 +14,7 @@ use clap::Args;
 use tokio::sync::watch;
 
 use crate::admin::open;
+use crate::config::Config;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -207,8 +208,8 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
-    let db = open(url).await?;
+pub async fn serve(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
+    let db = open(cfg).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -276,8 +277,8 @@ fn worker_name(role: &str) -> String {
     format!("{role}@{host}:{}", std::process::id())
 }
 
-pub async fn worker(url: &str, args: WorkerArgs) -> anyhow::Result<()> {
-    let db = open(url).await?;
+pub async fn worker(cfg: &Config, args: WorkerArgs) -> anyhow::Result<()> {
+    let db = open(cfg).await?;
     let shutdown = shutdown_signal();
     let background = Background::start(&db, "worker", &args.run);
     println!(
