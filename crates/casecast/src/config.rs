@@ -47,8 +47,7 @@ pub struct Config {
     )]
     pub secret_key: Option<String>,
     /// The file that holds the key sealing gateway credentials (default: `casecast.key` beside
-    /// a SQLite file, or in the
-    /// working directory); created with a new key when missing.
+    /// a SQLite file, or in the working directory); created with a new key when missing.
     #[arg(long, global = true, env = "CASECAST_KEY_FILE", value_name = "PATH")]
     pub key_file: Option<PathBuf>,
     /// No colours in logs (the `NO_COLOR` convention: set to anything but empty).

@@ -7,6 +7,7 @@ mod groups;
 mod import;
 mod serve;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use config::{Config, LogFormat};
 
@@ -89,7 +90,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A refused value is one line, like every other error of ours (the usage hint that
+        // clap adds is for mistyped commands, where it helps).
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ValueValidation | ErrorKind::InvalidValue
+            ) =>
+        {
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid value"));
+            return std::process::ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     let long_running = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
     init_logging(&cli.config, long_running);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

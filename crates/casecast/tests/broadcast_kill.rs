@@ -24,6 +24,8 @@ use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_casecast");
 const CASES: usize = 100_000;
+/// The fan-out batch after which the first worker is held, then killed.
+const HELD_AFTER: i64 = 3;
 /// How long the restarted worker may take: the dead one's lease (30 s), then the rest.
 const RESUME_WITHIN: Duration = Duration::from_secs(300);
 
@@ -120,28 +122,30 @@ async fn a_fan_out_killed_half_way_ends_with_each_message_once(engine: Dialect) 
         .remove(0)
         .id;
 
-    let mut worker = Worker::start(BIN, &t.url, &[]);
+    // The worker holds right after its third batch (5,000 recipients each) is committed, and
+    // is killed there: the same point on a fast machine and a slow one.
+    let mut worker = Worker::start_with(
+        BIN,
+        &t.url,
+        &["--test-fault", &format!("fanout-batch={HELD_AFTER}")],
+        &[],
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let o = db.occurrence(project.id, occurrence).await.unwrap();
-        if o.queued > 0 {
-            worker.kill();
-            break;
-        }
-        assert_eq!(o.status, "fanning_out", "{o:?}");
+    while !worker
+        .stderr()
+        .contains("held at fault point fanout-batch=")
+    {
         worker.check_alive();
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no fan-out progress"
+            "the worker never reached its fault point"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    worker.kill();
     let left = db.occurrence(project.id, occurrence).await.unwrap();
-    assert_eq!(
-        left.status, "fanning_out",
-        "the fan-out ended before the kill; use more cases: {left:?}"
-    );
-    assert!(left.queued < CASES as i64, "{left:?}");
+    assert_eq!(left.status, "fanning_out", "{left:?}");
+    assert_eq!(left.queued, HELD_AFTER * 5000, "{left:?}");
     let written: i64 = left.counts.values().sum();
     assert_eq!(written, left.queued, "the tallies match the rows written");
     eprintln!("{engine:?}: worker killed with {written} of {CASES} messages written");

@@ -19,6 +19,8 @@ casecast_testkit::on_both_engines!(upload_resumes_after_the_server_is_killed);
 
 /// Cases in the project and rows in the upload.
 const ROWS: usize = 30_000;
+/// The upload batch after which the first server is held, then killed.
+const HELD_AFTER: i64 = 5;
 /// How long the new server may take to finish the upload (a dead worker's lease lasts 30 s).
 const RESUME_WITHIN: Duration = Duration::from_secs(120);
 
@@ -142,7 +144,10 @@ async fn upload_resumes_after_the_server_is_killed(engine: Dialect) {
     }
 
     let http = reqwest::Client::new();
-    let mut server = Server::start(BIN, &url, &[]).await;
+    // The server holds right after the upload's fifth batch (2,000 rows each) is committed,
+    // and is killed there: the same point on a fast machine and a slow one.
+    let fault = format!("upload-batch={HELD_AFTER}");
+    let mut server = Server::start(BIN, &url, &["--test-fault", &fault]).await;
     let api = |base: &str, path: &str| format!("{base}/api/v1/projects/gulu{path}");
     let form = reqwest::multipart::Form::new().part(
         "file",
@@ -164,15 +169,18 @@ async fn upload_resumes_after_the_server_is_killed(engine: Dialect) {
     let status_path = format!("/uploads/{upload_id}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let seen = loop {
+        let held = server
+            .stderr()
+            .contains("held at fault point upload-batch=");
+        // The server still answers while held: only the upload's task waits.
         let s = get_json(&http, &api(&server.base, &status_path), &token).await;
-        let processed = s["processed_rows"].as_i64().unwrap();
-        if processed > 0 && processed < ROWS as i64 {
+        if held {
             server.kill();
             break s;
         }
         assert!(
             s["status"] != "done" && s["status"] != "failed",
-            "the upload finished before it could be interrupted; use a bigger file: {s}\n{}",
+            "the upload went past its fault point: {s}\n{}",
             server.stderr()
         );
         assert!(
@@ -183,6 +191,7 @@ async fn upload_resumes_after_the_server_is_killed(engine: Dialect) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     assert_eq!(seen["status"], "running", "{seen}");
+    assert_eq!(seen["processed_rows"], HELD_AFTER * 2000, "{seen}");
     assert_eq!(seen["total_rows"], ROWS, "{seen}");
 
     // A new server on the same database finishes it.
