@@ -12,6 +12,7 @@ mod case_import;
 mod cases;
 mod gateways;
 mod group_pages;
+mod health;
 mod hooks;
 mod message_pages;
 mod messages;
