@@ -14,6 +14,7 @@ pub mod inbound;
 pub mod preview;
 pub mod recipients;
 pub mod scheduler;
+pub mod send;
 pub mod supervise;
 pub mod upload;
 pub mod worker;

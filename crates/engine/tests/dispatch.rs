@@ -5,6 +5,7 @@
 // spares only #[test] functions and #[cfg(test)] modules.
 #![allow(clippy::unwrap_used)]
 
+use casecast_testkit::Workflows;
 use std::time::Duration;
 
 use casecast_core::case::CaseChanges;

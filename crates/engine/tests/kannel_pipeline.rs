@@ -7,6 +7,7 @@
 // spares only #[test] functions and #[cfg(test)] modules.
 #![allow(clippy::unwrap_used)]
 
+use casecast_testkit::Workflows;
 use std::future::Future;
 use std::time::Duration;
 

@@ -100,6 +100,15 @@ pub struct MessageFilter {
     pub until: Option<i64>,
 }
 
+/// A case as a message to it needs it.
+#[derive(Clone, Debug)]
+pub struct CaseRecipient {
+    pub case_pk: i64,
+    pub phone: Option<String>,
+    pub closed: bool,
+    pub deleted: bool,
+}
+
 /// A message to queue.
 #[derive(Clone, Debug)]
 pub struct NewOutbound {
@@ -166,85 +175,46 @@ impl Db {
         Ok(id)
     }
 
-    /// Sends one SMS to a case: checks the case can receive it, routes it, queues it.
-    pub async fn send_to_case(
+    /// The case with this case ID as a message would reach it: (row id, phone number,
+    /// closed, deleted); `None` when the project has no such case.
+    pub async fn case_recipient(
         &self,
-        project: &Project,
+        project_id: i64,
         case_id: &str,
-        text: &str,
-        user_id: Option<i64>,
-        gateway_id: Option<i64>,
-    ) -> StoreResult<Message> {
-        check_text(text)?;
+    ) -> StoreResult<Option<CaseRecipient>> {
         let row = sqlx::query(
             "SELECT id, phone_number, closed, deleted FROM cases WHERE project_id = $1 AND case_id = $2",
         )
-        .bind(project.id)
+        .bind(project_id)
         .bind(case_id)
         .fetch_optional(self.pool())
-        .await?
-        .ok_or(StoreError::NotFound("case"))?;
-        if row.try_get::<i64, _>("deleted")? != 0 {
-            return Err(StoreError::NotFound("case"));
-        }
-        if row.try_get::<i64, _>("closed")? != 0 {
-            return Err(StoreError::Conflict {
-                code: "case_closed",
-                message: "the case is closed: closed cases receive no messages".into(),
-            });
-        }
-        let Some(phone) = row.try_get::<Option<String>, _>("phone_number")? else {
-            return Err(StoreError::Conflict {
-                code: "no_phone_number",
-                message: "the case has no phone number".into(),
-            });
-        };
-        let case_pk: i64 = row.try_get("id")?;
-        let router = (self.router_for(project.id, gateway_id).await?)
-            .ok_or_else(|| FieldError::new("gateway_id", "no such gateway in this project"))?;
-        let gateway_id = router.route(&phone).ok_or(StoreError::Conflict {
-            code: "no_gateway",
-            message: "no SMS gateway is set up: an admin can add one under Messaging → Gateways"
-                .into(),
-        })?;
-        let mut tx = self.begin_write().await?;
-        // Deleted a moment ago (its queue already cancelled)?
+        .await?;
+        row.map(|row| {
+            Ok(CaseRecipient {
+                case_pk: row.try_get("id")?,
+                phone: row.try_get("phone_number")?,
+                closed: row.try_get::<i64, _>("closed")? != 0,
+                deleted: row.try_get::<i64, _>("deleted")? != 0,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
+    /// Whether the gateway is the project's and not deleted, inside the caller's transaction.
+    pub async fn gateway_is_live(
+        tx: &mut Transaction<'static, Any>,
+        project_id: i64,
+        gateway_id: i64,
+    ) -> StoreResult<bool> {
         let live: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM gateways WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL",
         )
         .bind(gateway_id)
-        .bind(project.id)
-        .fetch_optional(&mut *tx)
+        .bind(project_id)
+        .fetch_optional(&mut **tx)
         .await?;
-        if live.is_none() {
-            return Err(StoreError::Conflict {
-                code: "no_gateway",
-                message: "the gateway was just deleted: try again".into(),
-            });
-        }
-        if self.is_opted_out_tx(&mut tx, project.id, &phone).await? {
-            return Err(StoreError::Conflict {
-                code: "opted_out",
-                message: "this phone number has opted out: it is sent nothing until it texts a start keyword"
-                    .into(),
-            });
-        }
-        let id = Db::queue_outbound(
-            &mut tx,
-            project,
-            &NewOutbound {
-                case_pk: Some(case_pk),
-                phone: PhoneNumber::from_stored(phone),
-                text: text.to_string(),
-                gateway_id,
-                user_id,
-                kind: MessageKind::Normal,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        self.wake_dispatchers();
-        self.message(project.id, id).await
+        Ok(live.is_some())
     }
 
     /// One message of the project.

@@ -17,7 +17,7 @@ pub struct OptOut {
 }
 
 impl Db {
-    pub(crate) async fn is_opted_out_tx(
+    pub async fn is_opted_out_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         project_id: i64,

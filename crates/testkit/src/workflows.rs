@@ -10,6 +10,7 @@ use casecast_gateways::InboundSms;
 use casecast_store::accounts::LoginOutcome;
 use casecast_store::broadcasts::Broadcast;
 use casecast_store::gateways::Gateway;
+use casecast_store::messages::Message;
 use casecast_store::projects::Project;
 use casecast_store::{Db, StoreResult};
 
@@ -32,6 +33,15 @@ pub trait Workflows {
     ) -> StoreResult<Broadcast>;
     /// `casecast_engine::preview_broadcast`.
     async fn preview_broadcast(&self, project: &Project, draft: &Draft) -> StoreResult<Preview>;
+    /// `casecast_engine::send::send_to_case`.
+    async fn send_to_case(
+        &self,
+        project: &Project,
+        case_id: &str,
+        text: &str,
+        user_id: Option<i64>,
+        gateway_id: Option<i64>,
+    ) -> StoreResult<Message>;
     /// `casecast_web::auth::log_in`.
     async fn login(&self, email: &str, password: &str, client: &str) -> StoreResult<LoginOutcome>;
     /// `casecast_engine::inbound::handle_inbound`.
@@ -73,6 +83,17 @@ impl Workflows for Db {
 
     async fn preview_broadcast(&self, project: &Project, draft: &Draft) -> StoreResult<Preview> {
         casecast_engine::preview_broadcast(self, &SystemClock, project, draft).await
+    }
+
+    async fn send_to_case(
+        &self,
+        project: &Project,
+        case_id: &str,
+        text: &str,
+        user_id: Option<i64>,
+        gateway_id: Option<i64>,
+    ) -> StoreResult<Message> {
+        casecast_engine::send::send_to_case(self, project, case_id, text, user_id, gateway_id).await
     }
 
     async fn login(&self, email: &str, password: &str, client: &str) -> StoreResult<LoginOutcome> {

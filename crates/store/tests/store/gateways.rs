@@ -5,6 +5,7 @@ use casecast_core::gateway::config::{GatewayConfig, GatewayKind, MASK};
 use casecast_store::gateways::{GatewayPatch, NewGateway};
 use casecast_store::sealed::SecretKey;
 use casecast_store::{Db, StoreError};
+use casecast_testkit::Workflows;
 use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use serde_json::json;
 use sqlx::Row;

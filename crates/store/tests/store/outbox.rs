@@ -1,6 +1,7 @@
 //! The outbox as the dispatcher sees it: claims with leases, the shared rate limit, expiry and
 //! opt-outs at claim time, recorded results, and the sweeper.
 
+use casecast_testkit::Workflows;
 use std::collections::BTreeSet;
 
 use casecast_store::outbox::{Claim, ClaimRequest, Claimed, Outcome, SendResult};

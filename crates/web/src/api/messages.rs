@@ -261,16 +261,15 @@ async fn send_to_case(
     Path(path): Path<CasePath>,
     ApiJson(body): ApiJson<SendBody>,
 ) -> ApiResult<(StatusCode, Json<MessageJson>)> {
-    let message = state
-        .db
-        .send_to_case(
-            &auth.project,
-            &path.case_id,
-            &body.text,
-            Some(auth.user_id),
-            body.gateway_id,
-        )
-        .await?;
+    let message = casecast_engine::send::send_to_case(
+        &state.db,
+        &auth.project,
+        &path.case_id,
+        &body.text,
+        Some(auth.user_id),
+        body.gateway_id,
+    )
+    .await?;
     tracing::info!(
         message.id = message.id,
         project.id = auth.project.id,

@@ -447,16 +447,15 @@ pub(super) async fn send(
             }
         },
     };
-    let sent = state
-        .db
-        .send_to_case(
-            &page.project,
-            &case_id,
-            &text,
-            Some(page.me.user.id),
-            gateway_id,
-        )
-        .await;
+    let sent = casecast_engine::send::send_to_case(
+        &state.db,
+        &page.project,
+        &case_id,
+        &text,
+        Some(page.me.user.id),
+        gateway_id,
+    )
+    .await;
     let (status, outcome) = match sent {
         Ok(_) => {
             return Ok(Redirect::to(&format!(

@@ -3,6 +3,7 @@
 //! hooks, and every refusal (wrong secret, wrong or missing signature: 403 and nothing
 //! recorded; a webhook the gateway kind does not have: 404; bad parameters: 400).
 
+use casecast_testkit::Workflows;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,7 @@
 //! The message log page: newest first, keyset pages, filters in the project's time zone, bad
 //! filters named.
 
+use casecast_testkit::Workflows;
 use casecast_testkit::{Dialect, TestApp};
 use serde_json::json;
 
