@@ -10,6 +10,7 @@ pub mod opt_out;
 pub mod phone;
 pub mod quiet_hours;
 pub mod recurrence;
+pub mod settings;
 pub mod sheet;
 pub mod sheet_out;
 pub mod sms;
