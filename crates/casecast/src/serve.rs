@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// inbound URLs (default: http:// and the listen address).
     #[arg(long, env = "CASECAST_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Require this token (as `Authorization: Bearer TOKEN`) on `GET /metrics`.
+    #[arg(long, env = "CASECAST_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -248,6 +251,7 @@ pub async fn serve(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
         WebConfig {
             secure_cookies: args.secure_cookies,
             public_url,
+            metrics_token: args.metrics_token.filter(|t| !t.trim().is_empty()),
         },
     )
     .with_health(background.health.clone());

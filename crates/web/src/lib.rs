@@ -34,6 +34,8 @@ pub struct WebConfig {
     /// The address at which gateways reach this server (for webhook URLs), e.g.
     /// `https://casecast.example`; when unset, the address the user's browser used.
     pub public_url: Option<String>,
+    /// When set, `/metrics` answers only requests that bear this token.
+    pub metrics_token: Option<String>,
 }
 
 impl WebConfig {

@@ -16,6 +16,18 @@ use prometheus_client::registry::Registry;
 
 use crate::AppState;
 
+/// The methods that get a label of their own; any other is counted as `other`, so that no
+/// request can add a label value (a made-up method name once grew the registry without bound).
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// A request method as a label: one of [`METHODS`], else `other`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    METHODS
+        .into_iter()
+        .find(|m| *m == method.as_str())
+        .unwrap_or("other")
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: String,
@@ -113,10 +125,12 @@ impl Metrics {
 }
 
 /// Counts and times every request by its route template (never the raw path, which may hold
-/// phone numbers), and logs it.
+/// phone numbers) and its method among a fixed few, and logs it. Every label set is bounded:
+/// the methods by [`METHODS`], the routes by the router's templates (`unmatched` for the
+/// rest), the statuses by the responses the server writes.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_string();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -145,8 +159,24 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-/// `GET /metrics`.
-pub async fn endpoint(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics`: open, unless the operator set a token (`--metrics-token`), which a scrape
+/// then sends as `Authorization: Bearer …` (401 without it).
+pub async fn endpoint(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &state.config.metrics_token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !casecast_store::secrets::constant_time_eq(given.trim(), token) {
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                "a metrics token is required\n",
+            )
+                .into_response();
+        }
+    }
     // Read through the partial indexes of the two statuses; a failure leaves the last figures.
     let backlog = match state.db.outbox_backlog().await {
         Ok(b) => Some(b),
@@ -162,4 +192,22 @@ pub async fn endpoint(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(state.db.pool_stats(), backlog),
     )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_fixed_set_share_one_label() {
+        for m in METHODS {
+            let method = axum::http::Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), m);
+        }
+        for m in ["TRACE", "CONNECT", "FOOBAR", &"X".repeat(2000)] {
+            let method = axum::http::Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{m}");
+        }
+    }
 }

@@ -17,6 +17,7 @@ mod hooks;
 mod message_pages;
 mod messages;
 mod messaging_settings;
+mod metrics;
 mod opt_outs;
 mod pages;
 mod upload_bad_input;
