@@ -114,7 +114,7 @@ pub(crate) fn broadcast_from_row(row: &AnyRow) -> StoreResult<Broadcast> {
         content: draft.content,
         schedule: draft.schedule,
         gateway_id: row.try_get("gateway_id")?,
-        state: crate::messages::stored(row, "state")?,
+        state: crate::db::stored(row, "state")?,
         status: BroadcastStatus::Scheduled,
         counts: BTreeMap::new(),
         next_run_at: row.try_get("next_run_at")?,
@@ -135,7 +135,7 @@ fn occurrence_from_row(row: &AnyRow) -> Result<Occurrence, sqlx::Error> {
         broadcast_id: row.try_get("broadcast_id")?,
         index: row.try_get("occurrence_index")?,
         due_at: row.try_get("due_at")?,
-        status: crate::messages::stored(row, "status")?,
+        status: crate::db::stored(row, "status")?,
         queued: row.try_get("queued")?,
         segments: row.try_get("segments")?,
         excluded: Excluded {
@@ -333,7 +333,7 @@ impl Db {
         id: i64,
         limit: i64,
     ) -> StoreResult<Vec<Occurrence>> {
-        self.broadcast_state(project_id, id).await?;
+        Db::broadcast_state(self.pool(), "", project_id, id).await?;
         let rows = sqlx::query(&format!(
             "SELECT {OCCURRENCE_COLUMNS} FROM broadcast_occurrences WHERE broadcast_id = $1
              ORDER BY occurrence_index DESC LIMIT $2"
@@ -404,7 +404,7 @@ impl Db {
         .await?;
         let (last_status, error, occurrences) = match &last {
             Some(r) => (
-                Some(crate::messages::stored::<OccurrenceStatus>(r, "status")?),
+                Some(crate::db::stored::<OccurrenceStatus>(r, "status")?),
                 r.try_get::<Option<String>, _>("error")?,
                 r.try_get::<i64, _>("n")?,
             ),
@@ -417,15 +417,22 @@ impl Db {
         Ok(())
     }
 
-    /// The stored state of a broadcast of the project.
-    async fn broadcast_state(&self, project_id: i64, id: i64) -> StoreResult<BroadcastState> {
-        let text: String =
-            sqlx::query_scalar("SELECT state FROM broadcasts WHERE id = $1 AND project_id = $2")
-                .bind(id)
-                .bind(project_id)
-                .fetch_optional(self.pool())
-                .await?
-                .ok_or(StoreError::NotFound("broadcast"))?;
+    /// The stored state of a broadcast of the project; `lock` ends the SELECT (`""`, or
+    /// `dialect::for_update` inside a write transaction).
+    async fn broadcast_state<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+        executor: E,
+        lock: &str,
+        project_id: i64,
+        id: i64,
+    ) -> StoreResult<BroadcastState> {
+        let text: String = sqlx::query_scalar(&format!(
+            "SELECT state FROM broadcasts WHERE id = $1 AND project_id = $2{lock}"
+        ))
+        .bind(id)
+        .bind(project_id)
+        .fetch_optional(executor)
+        .await?
+        .ok_or(StoreError::NotFound("broadcast"))?;
         text.parse()
             .map_err(|e| StoreError::corrupt("broadcast state", e))
     }
@@ -435,18 +442,8 @@ impl Db {
     pub async fn cancel_broadcast(&self, project_id: i64, id: i64) -> StoreResult<u64> {
         let now = casecast_core::time::now_ms();
         let mut tx = self.begin_write().await?;
-        let state: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT state FROM broadcasts WHERE id = $1 AND project_id = $2{}",
-            crate::dialect::for_update(self.dialect())
-        ))
-        .bind(id)
-        .bind(project_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let state: BroadcastState = state
-            .ok_or(StoreError::NotFound("broadcast"))?
-            .parse()
-            .map_err(|e| StoreError::corrupt("broadcast state", e))?;
+        let lock = crate::dialect::for_update(self.dialect());
+        let state = Db::broadcast_state(&mut *tx, lock, project_id, id).await?;
         if state == BroadcastState::Cancelled {
             return Ok(0);
         }
@@ -488,7 +485,7 @@ impl Db {
     /// Pauses a broadcast with occurrences to come: none fires until it is resumed. What an
     /// occurrence already queued still goes out.
     pub async fn pause_broadcast(&self, project_id: i64, id: i64) -> StoreResult<()> {
-        let state = self.broadcast_state(project_id, id).await?;
+        let state = Db::broadcast_state(self.pool(), "", project_id, id).await?;
         if state != BroadcastState::Active {
             return Err(StoreError::Conflict {
                 code: "not_active",

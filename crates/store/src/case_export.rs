@@ -162,7 +162,7 @@ fn export_from_row(row: &AnyRow) -> Result<Export, sqlx::Error> {
         user_id: row.try_get("user_id")?,
         format: ExportFormat::from_stored(&row.try_get::<String, _>("format")?).as_str(),
         file_name: row.try_get("file_name")?,
-        status: crate::messages::stored(row, "status")?,
+        status: crate::db::stored(row, "status")?,
         total_rows: row.try_get("total_rows")?,
         processed_rows: row.try_get("processed_rows")?,
         size_bytes: row.try_get("size_bytes")?,

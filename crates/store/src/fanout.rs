@@ -53,7 +53,7 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound("occurrence"))?;
-        if crate::messages::stored::<OccurrenceStatus>(&row, "occurrence_status")?
+        if crate::db::stored::<OccurrenceStatus>(&row, "occurrence_status")?
             != OccurrenceStatus::FanningOut
         {
             return Ok(None);
@@ -98,9 +98,7 @@ impl Db {
         .bind(target.occurrence_id)
         .fetch_one(&mut *tx)
         .await?;
-        if crate::messages::stored::<OccurrenceStatus>(&row, "status")?
-            != OccurrenceStatus::FanningOut
-        {
+        if crate::db::stored::<OccurrenceStatus>(&row, "status")? != OccurrenceStatus::FanningOut {
             return Ok(Written::Finished);
         }
         let cursor: (i64, i64) = (row.try_get("source_pos")?, row.try_get("cursor_pk")?);

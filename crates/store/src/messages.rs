@@ -49,28 +49,16 @@ const COLUMNS: &str = "m.id, m.project_id, m.direction, m.kind, c.case_id AS cas
     m.status, m.encoding, m.segments, m.gateway_id, m.broadcast_id, m.attempts, m.error, m.created_at, \
     m.sent_at, m.delivered_at, m.expires_at";
 
-/// A stored state or kind, read back; a text that names none is a decoding error.
-pub(crate) fn stored<T: std::str::FromStr>(row: &AnyRow, column: &str) -> Result<T, sqlx::Error>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    let text: String = row.try_get(column)?;
-    text.parse().map_err(|e: T::Err| sqlx::Error::ColumnDecode {
-        index: column.to_string(),
-        source: Box::new(e),
-    })
-}
-
 fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
     Ok(Message {
         id: row.try_get("id")?,
         project_id: row.try_get("project_id")?,
-        direction: stored(row, "direction")?,
-        kind: stored(row, "kind")?,
+        direction: crate::db::stored(row, "direction")?,
+        kind: crate::db::stored(row, "kind")?,
         case_id: row.try_get("case_public_id")?,
         phone_number: row.try_get("phone")?,
         text: row.try_get("text")?,
-        status: stored(row, "status")?,
+        status: crate::db::stored(row, "status")?,
         encoding: row.try_get("encoding")?,
         segments: row.try_get("segments")?,
         gateway_id: row.try_get("gateway_id")?,

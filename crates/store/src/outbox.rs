@@ -175,7 +175,7 @@ impl Db {
         for r in &rows {
             let id: i64 = r.try_get("id")?;
             let expires_at: i64 = r.try_get("expires_at")?;
-            let kind: MessageKind = crate::messages::stored(r, "kind")?;
+            let kind: MessageKind = crate::db::stored(r, "kind")?;
             if expires_at <= now {
                 expired.push(id);
                 continue;

@@ -78,9 +78,9 @@ fn upload_from_row(r: &AnyRow) -> Result<Upload, sqlx::Error> {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
         group_id: r.try_get("group_id")?,
-        mode: crate::messages::stored(r, "mode")?,
+        mode: crate::db::stored(r, "mode")?,
         file_name: r.try_get("file_name")?,
-        status: crate::messages::stored(r, "status")?,
+        status: crate::db::stored(r, "status")?,
         total_rows: r.try_get("total_rows")?,
         processed_rows: r.try_get("processed_rows")?,
         counts: serde_json::from_str(&counts).unwrap_or_default(),
@@ -266,11 +266,11 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound("upload"))?;
-        let status: JobStatus = crate::messages::stored(&row, "status")?;
+        let status: JobStatus = crate::db::stored(&row, "status")?;
         if status.is_finished() {
             return Ok(None);
         }
-        let change: Change = crate::messages::stored(&row, "mode")?;
+        let change: Change = crate::db::stored(&row, "mode")?;
         Ok(Some(UploadWork {
             id: upload_id,
             project_id: row.try_get("project_id")?,

@@ -129,3 +129,13 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Serves `state` on a free loopback port until the test ends; returns its base URL
+/// (`http://127.0.0.1:PORT`), for tests that need a server configured otherwise than
+/// [`TestApp`]'s.
+pub async fn serve_state(state: casecast_web::AppState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(casecast_web::serve(listener, state, std::future::pending()));
+    base
+}

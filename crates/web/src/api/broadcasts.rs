@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use casecast_core::broadcast::Draft;
-use casecast_core::states::MessageStatus;
 use casecast_store::messages::MessageFilter;
 use serde::Deserialize;
 use serde_json::Value;
@@ -230,18 +229,7 @@ async fn broadcast_messages(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<MessageList>> {
     let (limit, cursor) = page.checked()?;
-    let status = query
-        .status
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            MessageStatus::parse(&s).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "status: must be one of {}",
-                    MessageStatus::choices()
-                ))
-            })
-        })
-        .transpose()?;
+    let status = super::messages::status_param(query.status)?;
     // 404 for a broadcast that is not the project's, rather than an empty list.
     state.db.broadcast_row(auth.project.id, p.id).await?;
     let filter = MessageFilter {

@@ -142,6 +142,20 @@ fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
 
+/// A `status` query parameter: none when blank, else one of the message statuses.
+pub(super) fn status_param(value: Option<String>) -> ApiResult<Option<MessageStatus>> {
+    non_empty(value)
+        .map(|s| {
+            MessageStatus::parse(&s).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "status: must be one of {}",
+                    MessageStatus::choices()
+                ))
+            })
+        })
+        .transpose()
+}
+
 impl MessageQuery {
     fn filter(self, project: &Project) -> ApiResult<MessageFilter> {
         let direction = non_empty(self.direction)
@@ -150,16 +164,7 @@ impl MessageQuery {
                     .ok_or_else(|| ApiError::invalid("direction: must be outbound or inbound"))
             })
             .transpose()?;
-        let status = non_empty(self.status)
-            .map(|s| {
-                MessageStatus::parse(&s).ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "status: must be one of {}",
-                        MessageStatus::choices()
-                    ))
-                })
-            })
-            .transpose()?;
+        let status = status_param(self.status)?;
         let case_id = non_empty(self.case_id)
             .map(|c| {
                 CaseId::parse(c.trim())

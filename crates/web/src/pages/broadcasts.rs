@@ -24,24 +24,11 @@ use crate::AppState;
 const PAGE_SIZE: i64 = 50;
 /// Occurrences shown on a broadcast's page (and in its progress).
 pub(super) const OCCURRENCES_SHOWN: i64 = 20;
-/// The outbound statuses in the order a message goes through them.
-const COUNT_ORDER: [&str; 7] = {
-    let o = MessageStatus::OUTBOUND;
-    [
-        o[0].as_str(),
-        o[1].as_str(),
-        o[2].as_str(),
-        o[3].as_str(),
-        o[4].as_str(),
-        o[5].as_str(),
-        o[6].as_str(),
-    ]
-};
 
-/// Per-status counts in `COUNT_ORDER`.
+/// Per-status counts, in the order a message goes through the outbound statuses.
 fn counts(c: &BTreeMap<String, i64>) -> Vec<(&'static str, i64)> {
-    (COUNT_ORDER.iter())
-        .map(|s| (*s, c.get(*s).copied().unwrap_or(0)))
+    (MessageStatus::OUTBOUND.iter())
+        .map(|s| (s.as_str(), c.get(s.as_str()).copied().unwrap_or(0)))
         .collect()
 }
 
@@ -155,7 +142,7 @@ struct DetailPage {
     more_occurrences: bool,
     messages: Vec<MessageRow>,
     q: MessageQuery,
-    statuses: &'static [&'static str],
+    statuses: &'static [MessageStatus],
     filters: String,
     next_cursor: Option<i64>,
 }
@@ -305,7 +292,7 @@ pub(super) async fn show(
             .collect(),
         b: BroadcastRow::new(&b, &zone),
         q,
-        statuses: &COUNT_ORDER,
+        statuses: &MessageStatus::OUTBOUND,
         filters,
         next_cursor,
     };

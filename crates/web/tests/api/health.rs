@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use casecast_engine::supervise::{supervise, Health, UNHEALTHY_AFTER};
-use casecast_testkit::{eventually, on_both_engines, Dialect, TestDb};
+use casecast_testkit::{eventually, on_both_engines, serve_state, Dialect, TestDb};
 use casecast_web::{AppState, WebConfig};
 use serde_json::Value;
 
@@ -15,9 +15,7 @@ async fn healthz_names_a_task_that_keeps_failing(engine: Dialect) {
     let health = Health::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let state = AppState::new(t.db.clone(), WebConfig::default()).with_health(health.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/healthz", listener.local_addr().unwrap());
-    tokio::spawn(casecast_web::serve(listener, state, std::future::pending()));
+    let url = format!("{}/healthz", serve_state(state).await);
     let http = reqwest::Client::new();
 
     // Healthy while the task has not failed yet.

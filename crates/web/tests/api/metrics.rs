@@ -1,6 +1,6 @@
 //! `/metrics` stays bounded whatever requests come in, and asks for a token when one is set.
 
-use casecast_testkit::{on_both_engines, Dialect, TestApp, TestDb};
+use casecast_testkit::{on_both_engines, serve_state, Dialect, TestApp, TestDb};
 use casecast_web::{AppState, WebConfig};
 use reqwest::Method;
 
@@ -51,9 +51,7 @@ async fn a_metrics_token_is_required_when_set(engine: Dialect) {
             ..WebConfig::default()
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
-    tokio::spawn(casecast_web::serve(listener, state, std::future::pending()));
+    let url = format!("{}/metrics", serve_state(state).await);
     let http = reqwest::Client::new();
     let none = http.get(&url).send().await.unwrap();
     assert_eq!(none.status(), 401);
