@@ -56,7 +56,7 @@ async fn follow_to_completed(b: &Browser) {
     let (status, first_sent) = progress_of(&b.source().await);
     assert_eq!(
         status, "sending",
-        "three segments at 0.5 a second take a while"
+        "four segments at 0.5 a second take a while"
     );
     let mut live = false;
     for _ in 0..300 {
@@ -74,8 +74,9 @@ async fn follow_to_completed(b: &Browser) {
     panic!("the broadcast's page never showed completed");
 }
 
-/// A project `gulu` with an editor, three cases in a group "Gulu study" (Aber speaks Swahili,
-/// Okello has no language, one case has no phone), and a log gateway. Returns the group id.
+/// A project `gulu` with an editor, four cases in a group "Gulu study" (Aber speaks Swahili,
+/// Okello and Akena have no language, one case has no phone), and a log gateway. Returns the
+/// group id.
 async fn project(url: &str) -> String {
     casecast(
         url,
@@ -118,7 +119,8 @@ async fn project(url: &str) -> String {
         "case_id,external_id,name,phone_number,language_code\n\
          c-aber,GUL-0001,Aber Grace,0772 100001,sw\n\
          c-okello,GUL-0002,Okello James,0772 100002,\n\
-         c-lamwaka,GUL-0003,Lamwaka Rose,,sw\n",
+         c-lamwaka,GUL-0003,Lamwaka Rose,,sw\n\
+         c-akena,GUL-0004,Akena Paul,0772 100004,\n",
     )
     .unwrap();
     casecast(
@@ -156,6 +158,7 @@ async fn project(url: &str) -> String {
             "c-aber",
             "c-okello",
             "c-lamwaka",
+            "c-akena",
         ],
         None,
     )
@@ -164,8 +167,9 @@ async fn project(url: &str) -> String {
 }
 
 /// Adds a log gateway through the API with the admin's token. Its limit of one segment every
-/// two seconds spreads the broadcast's three segments over four seconds or more, so that its
-/// page is seen sending before it completes.
+/// two seconds spreads the broadcast's four segments (three messages) over six seconds or more,
+/// so that its page is seen sending, and its count moving, before it completes: even when the
+/// first message is sent before the page is drawn, two seconds pass before the next.
 async fn log_gateway(url: &str, base: &str) {
     let token = casecast(
         url,
@@ -251,9 +255,9 @@ async fn browser_broadcast_to_a_group(engine: Dialect) {
         .await;
     b.clear(&b.find("textarea[name=text_1]").await).await;
 
-    // Preview: two recipients (Lamwaka has no phone), a sample in each language.
+    // Preview: three recipients (Lamwaka has no phone), a sample in each language.
     b.click(&b.find("#preview-button").await).await;
-    b.wait_for_text("#preview-recipients", |t| t == "2").await;
+    b.wait_for_text("#preview-recipients", |t| t == "3").await;
     let preview = b.text(&b.find("#preview").await).await;
     assert!(
         preview.contains("Habari Aber Grace, kliniki kesho"),
@@ -265,7 +269,7 @@ async fn browser_broadcast_to_a_group(engine: Dialect) {
     );
     assert!(preview.contains("no phone number"), "{preview}");
     assert!(
-        preview.contains("about 6 s at the gateways' rate limits"),
+        preview.contains("about 8 s at the gateways' rate limits"),
         "{preview}"
     );
     assert_eq!(b.text(&b.find("#preview-encoding").await).await, "UCS-2");
@@ -279,7 +283,7 @@ async fn browser_broadcast_to_a_group(engine: Dialect) {
     // Send, and follow the counts on the broadcast's page until it completes.
     screenshot(&b, "broadcast-preview", engine).await;
     let confirm = b.find("#confirm-button").await;
-    assert_eq!(b.text(&confirm).await, "Send now to 2 recipients");
+    assert_eq!(b.text(&confirm).await, "Send now to 3 recipients");
     b.click(&confirm).await;
     b.wait_for_url("the broadcast's page", |u| u.contains("?done=created"))
         .await;
@@ -289,7 +293,7 @@ async fn browser_broadcast_to_a_group(engine: Dialect) {
     assert_eq!(
         b.text(&b.find("#broadcast-counts [data-count=sent]").await)
             .await,
-        "2"
+        "3"
     );
     assert_eq!(
         b.text(&b.find("#broadcast-counts [data-count=queued]").await)
@@ -327,7 +331,7 @@ async fn browser_broadcast_to_a_group(engine: Dialect) {
     b.goto(&format!("{base}/a/gulu/messaging/broadcasts")).await;
     let list = b.text(&b.find("#broadcast-list").await).await;
     assert!(
-        list.contains("Clinic reminder") && list.contains("completed") && list.contains("sent 2"),
+        list.contains("Clinic reminder") && list.contains("completed") && list.contains("sent 3"),
         "{list}"
     );
     b.quit().await;
