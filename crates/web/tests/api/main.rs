@@ -18,6 +18,7 @@ mod message_pages;
 mod messages;
 mod messaging_settings;
 mod metrics;
+mod openapi;
 mod opt_outs;
 mod pages;
 mod upload_bad_input;
