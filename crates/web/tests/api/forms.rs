@@ -50,7 +50,8 @@ async fn get(app: &TestApp, session: &str, path: &str) -> (u16, String, String) 
 /// A form of the pages: where it posts, its fields (besides `csrf`), or the upload.
 enum Body {
     Fields(Vec<(&'static str, String)>),
-    Upload,
+    /// The upload form with this file.
+    Upload(&'static str, &'static [u8]),
 }
 
 /// Posts a form with the session and its CSRF token: status and `Location`.
@@ -65,14 +66,11 @@ async fn post(app: &TestApp, session: &str, csrf: &str, path: &str, body: &Body)
             all.extend(fields.iter().cloned());
             req.form(&all)
         }
-        Body::Upload => req.multipart(
+        Body::Upload(name, bytes) => req.multipart(
             Form::new()
                 .text("csrf", csrf.to_string())
                 .text("mode", "add")
-                .part(
-                    "file",
-                    Part::bytes(b"case_identifier\nEXT-OPEN\n".to_vec()).file_name("people.csv"),
-                ),
+                .part("file", Part::bytes(bytes.to_vec()).file_name(*name)),
         ),
     };
     let resp = req.send().await.unwrap();
@@ -229,9 +227,15 @@ async fn every_form_answers_303_to_a_page_showing_the_outcome(engine: Dialect) {
         ),
         (
             at("upload"),
-            Body::Upload,
+            Body::Upload("people.csv", b"case_identifier\nEXT-OPEN\n"),
             "/a/alpha/messaging/uploads/".into(),
             "people.csv".into(),
+        ),
+        (
+            at("upload"),
+            Body::Upload("photo.csv", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            group.clone(),
+            "PNG".into(),
         ),
         (
             "/a/alpha/cases/exports?q=Ann".into(),
