@@ -365,6 +365,8 @@ pub(super) async fn message_statuses(
     page: ProjectPage,
     Path((_, case_id)): Path<(String, String)>,
 ) -> PageResult<Json<serde_json::Value>> {
+    // A case of another project (or none) is not found, as its page is.
+    state.db.get_case(page.project.id, &case_id).await?;
     let filter = MessageFilter {
         case_id: Some(case_id),
         ..Default::default()

@@ -313,6 +313,41 @@ async fn every_form_answers_303_to_a_page_showing_the_outcome(engine: Dialect) {
             "reload {to}"
         );
     }
+    // What the case page polls: its messages' statuses; another project's case is not found.
+    let (status, _, body) = get(
+        &app,
+        &session,
+        &format!("/a/alpha/cases/{open}/messages.json"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{body}");
+    assert!(
+        messages[0]["id"].is_i64() && messages[0]["status"].is_string(),
+        "{body}"
+    );
+    let theirs = call(
+        &app,
+        Method::POST,
+        &app.api("beta", "/cases"),
+        Some(&app.beta_admin.token),
+        Some(json!({"name": "Beta person"})),
+    )
+    .await
+    .1["case_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _, body) = get(
+        &app,
+        &session,
+        &format!("/a/alpha/cases/{theirs}/messages.json"),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("Beta person"));
     // The closed case's add is a warning, not a success.
     let (status, to) = post(
         &app,
