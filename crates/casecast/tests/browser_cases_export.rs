@@ -152,7 +152,7 @@ async fn browser_filter_and_export_cases(engine: Dialect) {
     b.wait_for_url("the case list", |u| u.ends_with("/a/gulu/cases"))
         .await;
     let heading = b.text(&b.find("h1").await).await;
-    assert!(heading.contains("5 in all"), "{heading}");
+    assert!(heading.contains("5 cases in all"), "{heading}");
     assert!(
         !b.source().await.contains("id=\"matching\""),
         "no count of matches without a filter"

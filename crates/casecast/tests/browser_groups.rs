@@ -35,6 +35,8 @@ async fn fetch(base: &str, path: &str, session: &str) -> Vec<u8> {
 
 async fn add(b: &Browser, identifier: &str) -> String {
     let input = b.find("#add-case input[name=identifier]").await;
+    // A refused add keeps what was typed: start afresh.
+    b.clear(&input).await;
     b.type_into(&input, identifier).await;
     b.click(&b.find("#add-case button").await).await;
     // The form reloads the page: the result shown before the click must not be read as this
@@ -287,7 +289,7 @@ async fn browser_case_group_workflow(engine: Dialect) {
     b.wait_for_text("#no-groups", |t| t.contains("no case groups"))
         .await;
     b.goto(&format!("{base}/a/gulu/cases")).await;
-    assert!(b.text(&b.find("h1").await).await.contains("7 in all"));
+    assert!(b.text(&b.find("h1").await).await.contains("7 cases in all"));
     if let Ok(shots) = std::env::var("CASECAST_SCREENSHOTS") {
         b.screenshot(&std::path::Path::new(&shots).join(format!("groups-{}.png", engine.name())))
             .await;

@@ -302,6 +302,37 @@ impl Browser {
             .unwrap();
     }
 
+    /// Makes the page's viewport `width` × `height` CSS pixels, as a phone's (Chromium's
+    /// device metrics emulation, which also honours the page's `<meta name=viewport>`).
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(
+                json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                    "width": width, "height": height, "deviceScaleFactor": 2, "mobile": true
+                }}),
+            ),
+        )
+        .await;
+    }
+
+    /// Runs `script` (a function body; `return` gives the value) in the page.
+    pub async fn execute(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Reloads the current page, as the browser's reload button does.
+    pub async fn refresh(&self) {
+        self.call(reqwest::Method::POST, "/refresh", Some(json!({})))
+            .await;
+    }
+
     /// Ends the session.
     pub async fn quit(mut self) {
         let _ = self.http.delete(&self.session).send().await;

@@ -150,13 +150,62 @@ impl CurrentUser {
     }
 }
 
-/// Sends people without a session to the login page, then back.
-pub struct LoginRedirect(String);
+/// Sends people without a session to the login page, then back to `next`. `expired`: the
+/// browser sent a session that has ended (the login page says so, and the stale cookie goes).
+pub struct LoginRedirect {
+    pub next: String,
+    pub expired: bool,
+    pub secure: bool,
+}
 
 impl IntoResponse for LoginRedirect {
     fn into_response(self) -> Response {
-        Redirect::to(&format!("/login?next={}", percent_encode(&self.0))).into_response()
+        let next = percent_encode(&self.next);
+        if self.expired {
+            let clear = set_cookie(SESSION_COOKIE, "", 0, self.secure);
+            (
+                [(header::SET_COOKIE, clear)],
+                Redirect::to(&format!("/login?next={next}&expired=1")),
+            )
+                .into_response()
+        } else {
+            Redirect::to(&format!("/login?next={next}")).into_response()
+        }
     }
+}
+
+/// Where to return after logging in: this page for a GET; for a form's POST, the page the
+/// form was on (its `Referer`, when it is this site's), else the form's action URL (a GET on
+/// which leads to the form's page).
+fn return_to(parts: &Parts) -> String {
+    let here = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    if parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD {
+        return here;
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let referer = parts
+        .headers
+        .get(header::REFERER)
+        .and_then(|h| h.to_str().ok());
+    if let (Some(host), Some(referer)) = (host, referer) {
+        let rest = referer
+            .strip_prefix("https://")
+            .or_else(|| referer.strip_prefix("http://"));
+        if let Some(rest) = rest {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            if authority == host && path.starts_with('/') {
+                return path.to_string();
+            }
+        }
+    }
+    parts.uri.path().to_string()
 }
 
 /// What [`percent_encode`] escapes: every byte but ASCII letters, digits and `-_./`.
@@ -176,13 +225,16 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let here = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into());
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(LoginRedirect(here).into_response());
+        let login = |expired: bool| {
+            LoginRedirect {
+                next: return_to(parts),
+                expired,
+                secure: state.config.secure_cookies,
+            }
+            .into_response()
+        };
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
+            return Err(login(false));
         };
         match state.db.session(&token).await {
             Ok(s) => Ok(CurrentUser {
@@ -190,7 +242,7 @@ impl FromRequestParts<AppState> for CurrentUser {
                 csrf_token: s.csrf_token,
                 session_token: token,
             }),
-            Err(StoreError::NotFound(_)) => Err(LoginRedirect(here).into_response()),
+            Err(StoreError::NotFound(_)) => Err(login(true)),
             Err(e) => Err(PageError::from(e).into_response()),
         }
     }

@@ -103,6 +103,7 @@ pub fn app(state: AppState) -> Router {
             "/static/broadcast_progress.js",
             get(broadcast_progress_script),
         )
+        .route("/static/case_messages.js", get(case_messages_script))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -181,6 +182,10 @@ async fn broadcast_form_script() -> impl IntoResponse {
 
 async fn broadcast_progress_script() -> impl IntoResponse {
     script(include_str!("../static/broadcast_progress.js"))
+}
+
+async fn case_messages_script() -> impl IntoResponse {
+    script(include_str!("../static/case_messages.js"))
 }
 
 /// Refuses URLs that carry a NUL character (`%00`): nothing legitimate does, and PostgreSQL

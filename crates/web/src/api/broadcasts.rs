@@ -67,6 +67,7 @@ pub struct BroadcastPath {
 
 /// Filters of a broadcast's messages.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BroadcastMessageQuery {
     /// One of queued, sending, sent, delivered, failed, expired, cancelled.
     pub status: Option<String>,
@@ -76,6 +77,7 @@ pub struct BroadcastMessageQuery {
 
 /// How many occurrences to read.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OccurrenceQuery {
     /// 1 to 500; 50 when absent.
     pub limit: Option<usize>,

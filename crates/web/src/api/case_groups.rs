@@ -165,6 +165,7 @@ pub struct MemberPath {
 
 /// Search of the members list.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MemberQuery {
     /// A case ID, external ID or phone number, or part of the name.
     pub q: Option<String>,

@@ -93,6 +93,7 @@ pub struct MessageList {
 
 /// Filters of the message log; all optional, combined with AND.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessageQuery {
     /// `outbound` or `inbound`.
     pub direction: Option<String>,

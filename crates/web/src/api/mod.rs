@@ -35,12 +35,22 @@ struct ApiDoc;
 
 struct BearerAuth;
 
+/// How to get a token, as the docs' "Authorize" dialog shows it.
+const TOKEN_HELP: &str = "An API token of one project, sent as `Authorization: Bearer <token>`. \
+Create one on the server with `casecast token create --project SLUG --user EMAIL`: it prints \
+the token alone, once. The token reaches the project it was made for, with its user's role there.";
+
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(TOKEN_HELP))
+                    .build(),
+            ),
         );
     }
 }
@@ -61,6 +71,7 @@ pub struct ErrorDetail {
 
 /// `limit` and `cursor` of every list.
 #[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1 to 500; 50 when absent.
     pub limit: Option<usize>,
@@ -119,8 +130,59 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(messages::router())
         .merge(opt_outs::router())
         .merge(messaging_settings::router());
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1/projects/{project}", project)
         .split_for_parts();
+    declare_path_parameters(&mut openapi);
     (router, openapi)
+}
+
+/// Declares every `{name}` of every path that its operations leave undeclared (the
+/// `{project}` of the prefix, which the handlers' annotations do not name), so that the
+/// docs' "Try it out" can fill it in.
+fn declare_path_parameters(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let names: Vec<&str> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .collect();
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            let params = op.parameters.get_or_insert_with(Vec::new);
+            for (at, name) in names.iter().enumerate() {
+                let declared = params
+                    .iter()
+                    .any(|p| p.name == *name && p.parameter_in == ParameterIn::Path);
+                if declared {
+                    continue;
+                }
+                let description = if *name == "project" {
+                    "The project's slug, as in its pages' addresses (`/a/{project}/cases`)."
+                        .to_string()
+                } else {
+                    format!("The `{name}` of the path.")
+                };
+                let param = ParameterBuilder::new()
+                    .name(*name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .description(Some(description))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build();
+                params.insert(at.min(params.len()), param);
+            }
+        }
+    }
 }

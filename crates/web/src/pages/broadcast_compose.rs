@@ -233,7 +233,11 @@ async fn render(
         time_zone: page.project.time_zone.clone(),
         groups: (groups.into_iter())
             .map(|g| {
-                let label = format!("{} ({} cases)", g.name, g.case_count);
+                let label = format!(
+                    "{} ({})",
+                    g.name,
+                    super::plural(&g.case_count, "case", "cases")
+                );
                 choice(g.id.to_string(), label, &f.groups)
             })
             .collect(),

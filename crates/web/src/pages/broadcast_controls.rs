@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
+use casecast_store::StoreError;
 use serde::{Deserialize, Serialize};
 
 use super::broadcasts::{BroadcastPath, OCCURRENCES_SHOWN};
@@ -59,6 +60,29 @@ async fn control(
 ) -> PageResult<Response> {
     page.me.check_csrf(&form.csrf)?;
     page.require_write()?;
+    match act(state, page, id, what).await {
+        Ok(done) => Ok(redirect(page, id, done)),
+        // Another tab (or the schedule) changed the broadcast first: its page shows how it is.
+        Err(StoreError::Conflict { .. }) => Ok(redirect(page, id, "refused")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn redirect(page: &ProjectPage, id: i64, done: &str) -> Response {
+    let url = format!(
+        "/a/{}/messaging/broadcasts/{id}?done={done}",
+        page.project.slug
+    );
+    Redirect::to(&url).into_response()
+}
+
+/// Does it; names what was done.
+async fn act(
+    state: &AppState,
+    page: &ProjectPage,
+    id: i64,
+    what: Control,
+) -> Result<&'static str, StoreError> {
     let done = match what {
         Control::Cancel => {
             state.db.cancel_broadcast(page.project.id, id).await?;
@@ -83,11 +107,7 @@ async fn control(
             "resumed"
         }
     };
-    let url = format!(
-        "/a/{}/messaging/broadcasts/{id}?done={done}",
-        page.project.slug
-    );
-    Ok(Redirect::to(&url).into_response())
+    Ok(done)
 }
 
 /// `POST …/broadcasts/{id}/cancel`.

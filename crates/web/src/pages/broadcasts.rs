@@ -200,6 +200,7 @@ fn notice(done: &str) -> Option<&'static str> {
         "cancelled" => Some("The broadcast was cancelled: nothing more goes out. Messages a gateway already had may still arrive."),
         "paused" => Some("The broadcast is paused: no occurrence fires until it is resumed."),
         "resumed" => Some("The broadcast was resumed from its next occurrence; those that fell while it was paused are skipped."),
+        "refused" => Some("That could not be done: the broadcast had changed in the meantime. It is shown as it is now."),
         _ => None,
     }
 }

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use casecast_core::identifier::{GroupName, Outcome};
@@ -17,7 +17,7 @@ use casecast_store::StoreError;
 use serde::Deserialize;
 
 use super::cases::CaseView;
-use super::{html, Chrome};
+use super::{html, Chrome, Flash};
 use crate::api::uploads::UploadJson;
 use crate::auth::{percent_encode, ProjectPage};
 use crate::downloads::{download, Sheet, XLSX};
@@ -54,11 +54,14 @@ struct GroupsPage {
     groups: Vec<GroupRow>,
     name: String,
     error: Option<String>,
+    notice: Option<String>,
 }
 
 /// The outcome of a single add, as the page shows it.
 struct AddResult {
-    outcome: &'static str,
+    outcome: String,
+    /// How it is shown: `success`, `warning` (added, but the case is closed) or `error`.
+    level: &'static str,
     headline: String,
     message: String,
     /// (case ID, label) of each case an ambiguous identifier matched.
@@ -94,12 +97,100 @@ impl AddResult {
         } else {
             r.message
         };
+        let level = match r.outcome {
+            Outcome::Added | Outcome::AlreadyInGroup if !message.is_empty() => "warning",
+            Outcome::Added | Outcome::AlreadyInGroup => "success",
+            _ => "error",
+        };
         AddResult {
-            outcome: r.outcome.as_str(),
+            outcome: r.outcome.as_str().to_string(),
+            level,
             headline,
             message,
             choices: r.matches,
         }
+    }
+
+    /// The result as the add form's redirect carries it; `typed` is kept in the form when
+    /// nothing was added.
+    fn flash(&self, typed: &str) -> Flash {
+        let mut f = Flash::new("add")
+            .with("outcome", &self.outcome)
+            .with("level", self.level)
+            .with("headline", &self.headline)
+            .with("message", &self.message);
+        if self.level == "error" {
+            f = f.with("identifier", typed);
+        }
+        for (case_id, label) in self.choices.iter().take(MAX_CHOICES) {
+            f = f.with("choice", case_id).with("label", label);
+        }
+        f
+    }
+
+    /// The result a redirect carried.
+    fn from_flash(f: &Flash) -> Option<Self> {
+        if f.done() != Some("add") {
+            return None;
+        }
+        let level = match f.get("level") {
+            Some("success") => "success",
+            Some("warning") => "warning",
+            _ => "error",
+        };
+        Some(AddResult {
+            outcome: f.get("outcome").unwrap_or_default().to_string(),
+            level,
+            headline: f.get("headline").unwrap_or_default().to_string(),
+            message: f.get("message").unwrap_or_default().to_string(),
+            choices: f
+                .all("choice")
+                .zip(f.all("label"))
+                .map(|(c, l)| (c.to_string(), l.to_string()))
+                .collect(),
+        })
+    }
+}
+
+/// Cases offered when an identifier matches several.
+const MAX_CHOICES: usize = 20;
+
+/// What the group page shows after one of its forms.
+#[derive(Default)]
+struct GroupOutcome {
+    result: Option<AddResult>,
+    notice: Option<String>,
+    error: Option<String>,
+    /// The identifier typed in the add form, kept when nothing was added.
+    identifier: String,
+    /// The name typed in the rename form, kept when it was refused.
+    name: Option<String>,
+}
+
+impl GroupOutcome {
+    fn from_flash(f: &Flash) -> Self {
+        let mut o = GroupOutcome {
+            result: AddResult::from_flash(f),
+            ..Default::default()
+        };
+        match f.done() {
+            Some("add") => o.identifier = f.get("identifier").unwrap_or_default().into(),
+            Some("removed") => {
+                o.notice = Some(format!(
+                    "Removed case {} from this group.",
+                    f.get("case").unwrap_or_default()
+                ))
+            }
+            Some("removed-all") => o.notice = Some("Removed every case from this group.".into()),
+            Some("renamed") => o.notice = Some("The group was renamed.".into()),
+            Some("rename-refused") => {
+                o.error = f.get("error").map(str::to_string);
+                o.name = f.get("name").map(str::to_string);
+            }
+            Some("upload-refused") => o.error = f.get("error").map(str::to_string),
+            _ => {}
+        }
+        o
     }
 }
 
@@ -131,7 +222,13 @@ struct GroupPage {
     can_write: bool,
     group: GroupRow,
     error: Option<String>,
+    notice: Option<String>,
     result: Option<AddResult>,
+    /// The add form's text, kept when nothing was added.
+    identifier: String,
+    /// The rename form's text: the group's name, or what was typed when it was refused.
+    rename_to: String,
+    rename_open: bool,
     q: String,
     q_encoded: String,
     members: Vec<CaseView>,
@@ -168,6 +265,7 @@ async fn render_list(
     status: StatusCode,
     name: String,
     error: Option<String>,
+    notice: Option<String>,
 ) -> PageResult<Response> {
     let zone = page.project.zone();
     let groups = state
@@ -184,13 +282,26 @@ async fn render_list(
         groups,
         name,
         error,
+        notice,
     };
     Ok((status, html(&view)?).into_response())
 }
 
 /// `GET …/messaging/case-groups`.
-pub(super) async fn list(State(state): State<AppState>, page: ProjectPage) -> PageResult<Response> {
-    render_list(&state, &page, StatusCode::OK, String::new(), None).await
+pub(super) async fn list(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    uri: Uri,
+) -> PageResult<Response> {
+    let flash = Flash::read(&page.me, &uri);
+    let notice = match flash.done() {
+        Some("deleted") => Some(format!(
+            "The group “{}” was deleted.",
+            flash.get("name").unwrap_or_default()
+        )),
+        _ => None,
+    };
+    render_list(&state, &page, StatusCode::OK, String::new(), None, notice).await
 }
 
 #[derive(Deserialize)]
@@ -219,6 +330,7 @@ pub(super) async fn create(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 form.name,
                 Some(e.0.trim_start_matches("name: ").to_string()),
+                None,
             )
             .await
         }
@@ -236,6 +348,7 @@ pub(super) async fn create(
                 StatusCode::CONFLICT,
                 form.name,
                 Some(message),
+                None,
             )
             .await
         }
@@ -262,8 +375,7 @@ async fn render_group(
     group_id: i64,
     query: ShowQuery,
     status: StatusCode,
-    result: Option<AddResult>,
-    error: Option<String>,
+    outcome: GroupOutcome,
 ) -> PageResult<Response> {
     let zone = page.project.zone();
     let group = state.db.get_group(page.project.id, group_id).await?;
@@ -313,9 +425,13 @@ async fn render_group(
         chrome: Chrome::project(page, "case-groups"),
         slug: page.project.slug.clone(),
         can_write: page.role.can_write(),
+        rename_open: outcome.name.is_some(),
+        rename_to: outcome.name.unwrap_or_else(|| group.name.clone()),
         group: group_row(group, &zone),
-        error,
-        result,
+        error: outcome.error,
+        notice: outcome.notice,
+        result: outcome.result,
+        identifier: outcome.identifier,
         q_encoded: percent_encode(&q),
         q,
         members: members
@@ -337,8 +453,10 @@ pub(super) async fn show(
     page: ProjectPage,
     Path(p): Path<GroupPath>,
     Query(query): Query<ShowQuery>,
+    uri: Uri,
 ) -> PageResult<Response> {
-    render_group(&state, &page, p.id, query, StatusCode::OK, None, None).await
+    let outcome = GroupOutcome::from_flash(&Flash::read(&page.me, &uri));
+    render_group(&state, &page, p.id, query, StatusCode::OK, outcome).await
 }
 
 #[derive(Deserialize)]
@@ -348,7 +466,7 @@ pub(super) struct AddForm {
     identifier: String,
 }
 
-/// `POST …/case-groups/{id}/add`: one case; the result shows at once.
+/// `POST …/case-groups/{id}/add`: one case; the group page shows the result.
 pub(super) async fn add(
     State(state): State<AppState>,
     page: ProjectPage,
@@ -364,38 +482,26 @@ pub(super) async fn add(
             page.project.id,
             p.id,
             Change::Add,
-            &[identifier],
+            std::slice::from_ref(&identifier),
             actor(&page),
         )
         .await?;
-    let result = match results.pop() {
-        Some(r) => {
-            let name = match &r.case_id {
-                Some(id) => state
-                    .db
-                    .get_case(page.project.id, id)
-                    .await
-                    .ok()
-                    .map(|c| c.name),
-                None => None,
-            };
-            Some(AddResult::new(r, name))
-        }
+    let url = group_url(&page, p.id);
+    let Some(r) = results.pop() else {
+        return Ok(Redirect::to(&url).into_response());
+    };
+    let name = match &r.case_id {
+        Some(id) => state
+            .db
+            .get_case(page.project.id, id)
+            .await
+            .ok()
+            .map(|c| c.name),
         None => None,
     };
-    render_group(
-        &state,
-        &page,
-        p.id,
-        ShowQuery {
-            q: None,
-            cursor: None,
-        },
-        StatusCode::OK,
-        result,
-        None,
-    )
-    .await
+    Ok(AddResult::new(r, name)
+        .flash(&identifier)
+        .redirect(&page.me, &url))
 }
 
 #[derive(Deserialize)]
@@ -419,9 +525,9 @@ pub(super) async fn remove(
         .remove_member(page.project.id, p.id, &form.case_id, actor(&page))
         .await
     {
-        Ok(()) | Err(StoreError::NotFound("member")) => {
-            Ok(Redirect::to(&group_url(&page, p.id)).into_response())
-        }
+        Ok(()) | Err(StoreError::NotFound("member")) => Ok(Flash::new("removed")
+            .with("case", &form.case_id)
+            .redirect(&page.me, &group_url(&page, p.id))),
         Err(e) => Err(e.into()),
     }
 }
@@ -445,7 +551,7 @@ pub(super) async fn remove_all(
         .db
         .remove_all_members(page.project.id, p.id, actor(&page))
         .await?;
-    Ok(Redirect::to(&group_url(&page, p.id)).into_response())
+    Ok(Flash::new("removed-all").redirect(&page.me, &group_url(&page, p.id)))
 }
 
 /// `POST …/case-groups/{id}/rename`.
@@ -468,40 +574,32 @@ pub(super) async fn rename(
             e.0.trim_start_matches("name: "),
         ))),
     };
+    let url = group_url(&page, p.id);
+    let refused = |error: String| {
+        Ok(Flash::new("rename-refused")
+            .with("name", &form.name)
+            .with("error", &error)
+            .redirect(&page.me, &url))
+    };
     match outcome {
-        Ok(()) => Ok(Redirect::to(&group_url(&page, p.id)).into_response()),
-        Err(StoreError::Conflict { message, .. }) => {
-            render_group(
-                &state,
-                &page,
-                p.id,
-                ShowQuery {
-                    q: None,
-                    cursor: None,
-                },
-                StatusCode::CONFLICT,
-                None,
-                Some(message),
-            )
-            .await
-        }
-        Err(StoreError::Invalid(f)) => {
-            render_group(
-                &state,
-                &page,
-                p.id,
-                ShowQuery {
-                    q: None,
-                    cursor: None,
-                },
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some(format!("The name {}", f.message)),
-            )
-            .await
-        }
+        Ok(()) => Ok(Flash::new("renamed").redirect(&page.me, &url)),
+        Err(StoreError::Conflict { message, .. }) => refused(sentence(&message)),
+        Err(StoreError::Invalid(f)) => refused(format!("The name {}.", f.message)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A store message as a sentence: capital first letter, full stop.
+fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 /// `POST …/case-groups/{id}/delete`.
@@ -513,8 +611,12 @@ pub(super) async fn delete(
 ) -> PageResult<Response> {
     page.me.check_csrf(&form.csrf)?;
     page.require_write()?;
+    let group = state.db.get_group(page.project.id, p.id).await?;
     state.db.delete_group(page.project.id, p.id).await?;
-    Ok(Redirect::to(&format!("/a/{}/messaging/case-groups", page.project.slug)).into_response())
+    Ok(Flash::new("deleted").with("name", &group.name).redirect(
+        &page.me,
+        &format!("/a/{}/messaging/case-groups", page.project.slug),
+    ))
 }
 
 /// `POST …/case-groups/{id}/upload` (multipart: csrf, file, mode): queues the upload and shows its progress.
@@ -578,21 +680,9 @@ pub(super) async fn upload(
             page.project.slug, u.id
         ))
         .into_response()),
-        Err(casecast_store::case_import::ImportError::Sheet(e)) => {
-            render_group(
-                &state,
-                &page,
-                p.id,
-                ShowQuery {
-                    q: None,
-                    cursor: None,
-                },
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some(e.to_string()),
-            )
-            .await
-        }
+        Err(casecast_store::case_import::ImportError::Sheet(e)) => Ok(Flash::new("upload-refused")
+            .with("error", &e.to_string())
+            .redirect(&page.me, &group_url(&page, p.id))),
         Err(casecast_store::case_import::ImportError::Store(e)) => Err(e.into()),
     }
 }

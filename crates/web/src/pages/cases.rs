@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use axum::Json;
 use casecast_core::case::Case;
-use casecast_core::states::{Direction, JobStatus};
+use casecast_core::states::{Direction, JobStatus, MessageStatus};
 use casecast_store::case_export::{Export, ExportFormat};
 use casecast_store::cases::{CaseFilter, Page};
 use casecast_store::messages::{MessageFilter, MAX_TEXT_CHARS};
@@ -128,6 +128,8 @@ struct CasePage {
     notice: Option<&'static str>,
     history: Vec<MessageRow>,
     more_history: bool,
+    /// Some message may still change status (the page then polls `messages.json`).
+    history_moving: bool,
     /// The case ID for a query string.
     case_id_q: String,
 }
@@ -337,6 +339,56 @@ pub(super) async fn export_file(
     Ok(downloads::export_download(&state.db, &export))
 }
 
+/// Whether a message of the list may still change status: queued or on its way, or sent and
+/// waiting for its delivery report.
+fn history_moving(history: &[casecast_store::messages::Message]) -> bool {
+    history.iter().any(|m| {
+        matches!(
+            m.status,
+            MessageStatus::Queued | MessageStatus::Sending | MessageStatus::Sent
+        )
+    })
+}
+
+/// One message's status, as the case page polls it.
+#[derive(serde::Serialize)]
+pub(super) struct MessageStatusJson {
+    id: i64,
+    status: &'static str,
+    error: String,
+}
+
+/// `GET /a/{project}/cases/{case_id}/messages.json`: the statuses of the messages the case
+/// page lists, which it polls while some may still change.
+pub(super) async fn message_statuses(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path((_, case_id)): Path<(String, String)>,
+) -> PageResult<Json<serde_json::Value>> {
+    // A case of another project (or none) is not found, as its page is.
+    state.db.get_case(page.project.id, &case_id).await?;
+    let filter = MessageFilter {
+        case_id: Some(case_id),
+        ..Default::default()
+    };
+    let (history, _) = state
+        .db
+        .list_messages(page.project.id, &filter, HISTORY_SIZE, None)
+        .await?;
+    let moving = history_moving(&history);
+    let messages: Vec<MessageStatusJson> = history
+        .into_iter()
+        .map(|m| MessageStatusJson {
+            id: m.id,
+            status: m.status.as_str(),
+            error: m.error.unwrap_or_default(),
+        })
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "messages": messages, "moving": moving }),
+    ))
+}
+
 /// What the send form leaves on the case page.
 #[derive(Default)]
 struct SendOutcome {
@@ -371,6 +423,7 @@ async fn render_case(
         .db
         .list_messages(page.project.id, &filter, HISTORY_SIZE, None)
         .await?;
+    let moving = history_moving(&history);
     let view = CasePage {
         chrome: Chrome::project(page, "cases"),
         slug: page.project.slug.clone(),
@@ -388,6 +441,7 @@ async fn render_case(
             .map(|m| MessageRow::new(m, &zone, &names))
             .collect(),
         more_history: next.is_some(),
+        history_moving: moving,
         case_id_q: percent_encode(case_id),
     };
     Ok((status, html(&view)?).into_response())

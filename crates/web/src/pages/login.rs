@@ -25,7 +25,12 @@ struct LoginPage {
     next: String,
     email: String,
     error: Option<String>,
+    /// Why the user is asked to log in again.
+    notice: Option<&'static str>,
 }
+
+/// What the login page says when the browser's session has ended.
+pub const SESSION_EXPIRED: &str = "Your session has expired, please sign in again.";
 
 #[derive(Template)]
 #[template(path = "projects.html")]
@@ -37,6 +42,8 @@ struct ProjectsPage {
 #[derive(Deserialize)]
 pub(super) struct NextParam {
     next: Option<String>,
+    /// Set by the redirect of a request whose session had ended.
+    expired: Option<String>,
 }
 
 /// Only local paths, so that a link cannot send a user elsewhere after login.
@@ -71,9 +78,25 @@ fn login_page(
         next,
         email,
         error,
+        notice: None,
     };
     let cookie = set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, state.config.secure_cookies);
     Ok((status, [(header::SET_COOKIE, cookie)], html(&page)?).into_response())
+}
+
+/// The login page with a notice above the form.
+fn login_page_saying(state: &AppState, next: String, notice: &'static str) -> PageResult<Response> {
+    let csrf = secrets::random_hex(32);
+    let page = LoginPage {
+        chrome: Chrome::anonymous(),
+        csrf: csrf.clone(),
+        next,
+        email: String::new(),
+        error: None,
+        notice: Some(notice),
+    };
+    let cookie = set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, state.config.secure_cookies);
+    Ok(([(header::SET_COOKIE, cookie)], html(&page)?).into_response())
 }
 
 /// `GET /login`.
@@ -81,6 +104,9 @@ pub(super) async fn form(
     State(state): State<AppState>,
     Query(q): Query<NextParam>,
 ) -> PageResult<Response> {
+    if q.expired.is_some() {
+        return login_page_saying(&state, safe_next(q.next.as_deref()), SESSION_EXPIRED);
+    }
     login_page(
         &state,
         StatusCode::OK,

@@ -17,7 +17,7 @@ mod schedule_words;
 
 use askama::Template;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
@@ -32,10 +32,13 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(login::projects))
         .route("/login", get(login::form).post(login::submit))
-        .route("/logout", post(login::logout))
+        .route("/logout", get(to_form_page).post(login::logout))
         .route("/a/{project}/cases", get(cases::list))
         .route("/a/{project}/cases/export.csv", get(cases::export_csv))
-        .route("/a/{project}/cases/exports", post(cases::start_export))
+        .route(
+            "/a/{project}/cases/exports",
+            get(to_form_page).post(cases::start_export),
+        )
         .route("/a/{project}/cases/exports/{id}", get(cases::export_page))
         .route(
             "/a/{project}/cases/exports/{id}/status.json",
@@ -46,7 +49,14 @@ pub fn router() -> Router<AppState> {
             get(cases::export_file),
         )
         .route("/a/{project}/cases/{case_id}", get(cases::show))
-        .route("/a/{project}/cases/{case_id}/messages", post(cases::send))
+        .route(
+            "/a/{project}/cases/{case_id}/messages",
+            get(to_form_page).post(cases::send),
+        )
+        .route(
+            "/a/{project}/cases/{case_id}/messages.json",
+            get(cases::message_statuses),
+        )
         .route(
             "/a/{project}/messaging/case-groups",
             get(case_groups::list).post(case_groups::create),
@@ -61,27 +71,29 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/a/{project}/messaging/case-groups/{id}/add",
-            post(case_groups::add),
+            get(to_form_page).post(case_groups::add),
         )
         .route(
             "/a/{project}/messaging/case-groups/{id}/remove",
-            post(case_groups::remove),
+            get(to_form_page).post(case_groups::remove),
         )
         .route(
             "/a/{project}/messaging/case-groups/{id}/remove-all",
-            post(case_groups::remove_all),
+            get(to_form_page).post(case_groups::remove_all),
         )
         .route(
             "/a/{project}/messaging/case-groups/{id}/rename",
-            post(case_groups::rename),
+            get(to_form_page).post(case_groups::rename),
         )
         .route(
             "/a/{project}/messaging/case-groups/{id}/delete",
-            post(case_groups::delete),
+            get(to_form_page).post(case_groups::delete),
         )
         .route(
             "/a/{project}/messaging/case-groups/{id}/upload",
-            post(case_groups::upload).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
+            get(to_form_page)
+                .post(case_groups::upload)
+                .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
         )
         .route(
             "/a/{project}/messaging/case-groups/{id}/export.csv",
@@ -106,15 +118,15 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/a/{project}/messaging/broadcasts/{id}/cancel",
-            post(broadcast_controls::cancel),
+            get(to_form_page).post(broadcast_controls::cancel),
         )
         .route(
             "/a/{project}/messaging/broadcasts/{id}/pause",
-            post(broadcast_controls::pause),
+            get(to_form_page).post(broadcast_controls::pause),
         )
         .route(
             "/a/{project}/messaging/broadcasts/{id}/resume",
-            post(broadcast_controls::resume),
+            get(to_form_page).post(broadcast_controls::resume),
         )
         .route(
             "/a/{project}/messaging/gateways",
@@ -126,7 +138,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/a/{project}/messaging/gateways/{id}/delete",
-            post(gateways::delete),
+            get(to_form_page).post(gateways::delete),
         )
         .route("/a/{project}/messaging/messages", get(messages::list))
         .route("/a/{project}/messaging/messages/{id}", get(messages::show))
@@ -136,7 +148,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/a/{project}/messaging/opt-outs/remove",
-            post(opt_outs::remove),
+            get(to_form_page).post(opt_outs::remove),
         )
         .route(
             "/a/{project}/messaging/settings",
@@ -164,6 +176,130 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize)]
 struct DoneQuery {
     done: Option<String>,
+}
+
+/// POST-redirect-GET, for every form: a handler answers `303 See Other` to the GET page that
+/// shows the outcome, `Flash::new("renamed").with("name", typed).redirect(&me, &url)`, and that
+/// page reads it back with `Flash::read(&me, &uri)`. The outcome rides in the query string
+/// (`?done=renamed&name=…&sig=…`), so reloading the page shows it again and re-submits
+/// nothing; `sig` is an HMAC-SHA256 of the other parameters keyed by the session's CSRF
+/// token, so a crafted link cannot make a page show text of its choosing, and another session
+/// sees no outcome at all. A page whose notices are fixed texts may read `?done=` alone
+/// ([`DoneQuery`]). Message bodies stay out of it (they would reach proxies' access logs): a
+/// refused send is shown again at 422 instead.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Flash {
+    pairs: Vec<(String, String)>,
+}
+
+/// The longest value a flash carries (longer ones are cut: they are shown, never stored).
+const FLASH_VALUE_CHARS: usize = 1000;
+
+impl Flash {
+    /// An outcome named `done`.
+    pub fn new(done: &str) -> Self {
+        Flash {
+            pairs: vec![("done".into(), done.into())],
+        }
+    }
+
+    /// With one more value.
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.pairs
+            .push((key.into(), value.chars().take(FLASH_VALUE_CHARS).collect()));
+        self
+    }
+
+    /// The `done` of the outcome, when there is one.
+    pub fn done(&self) -> Option<&str> {
+        self.get("done")
+    }
+
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`, in order.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn encoded(pairs: &[(String, String)]) -> String {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    }
+
+    fn sign(key: &str, encoded: &str) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(encoded.as_bytes());
+        mac
+    }
+
+    /// `path?…` with this outcome, signed for the session of `me`.
+    pub fn url(&self, me: &CurrentUser, path: &str) -> String {
+        use hmac::Mac;
+        let encoded = Self::encoded(&self.pairs);
+        let sig = hex::encode(Self::sign(&me.csrf_token, &encoded).finalize().into_bytes());
+        format!("{path}?{encoded}&sig={sig}")
+    }
+
+    /// `303 See Other` to `path` showing this outcome.
+    pub fn redirect(&self, me: &CurrentUser, path: &str) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        axum::response::Redirect::to(&self.url(me, path)).into_response()
+    }
+
+    /// The outcome in a page's URL; empty when there is none or it was not made for this
+    /// session.
+    pub fn read(me: &CurrentUser, uri: &axum::http::Uri) -> Self {
+        use hmac::Mac;
+        let query = uri.query().unwrap_or("");
+        let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let Some(at) = pairs.iter().position(|(k, _)| k == "sig") else {
+            return Flash::default();
+        };
+        let (_, sig) = pairs.remove(at);
+        let Ok(sig) = hex::decode(sig) else {
+            return Flash::default();
+        };
+        // Only what the form put there (a page's own parameters, such as a pager's, come
+        // after none of it: the link is built anew).
+        pairs.retain(|(k, _)| !matches!(k.as_str(), "q" | "cursor"));
+        let encoded = Self::encoded(&pairs);
+        match Self::sign(&me.csrf_token, &encoded).verify_slice(&sig) {
+            Ok(()) => Flash { pairs },
+            Err(_) => Flash::default(),
+        }
+    }
+}
+
+/// `GET` on a form's action URL (a bookmark, a new tab, the login's return after a session
+/// ended mid-form): `303` to the page the form lives on, the URL without its last segment.
+async fn to_form_page(uri: axum::http::Uri) -> axum::response::Redirect {
+    let path = uri.path().trim_end_matches('/');
+    let parent = match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(at) => &path[..at],
+    };
+    match uri.query() {
+        // The export form's filters ride in its query: the list shows the same cases.
+        Some(q) if parent.ends_with("/cases") => {
+            axum::response::Redirect::to(&format!("{parent}?{q}"))
+        }
+        _ => axum::response::Redirect::to(parent),
+    }
 }
 
 /// The frame around every page: who is logged in, which project, the logout form's CSRF token.
@@ -217,6 +353,16 @@ impl Chrome {
     }
 }
 
+/// A count with its noun: "1 case", "2 cases", "0 cases" (templates pass references).
+pub fn plural(n: &i64, one: &str, many: &str) -> String {
+    let n = *n;
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// The page shown for errors.
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -228,4 +374,17 @@ pub struct ErrorPage<'a> {
 /// Renders a template into an HTML response.
 pub fn html(t: &impl Template) -> crate::error::PageResult<axum::response::Html<String>> {
     Ok(axum::response::Html(t.render()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plural;
+
+    #[test]
+    fn counts_take_the_singular_for_one_only() {
+        assert_eq!(plural(&1, "case", "cases"), "1 case");
+        assert_eq!(plural(&0, "case", "cases"), "0 cases");
+        assert_eq!(plural(&2, "case", "cases"), "2 cases");
+        assert_eq!(plural(&-1, "case", "cases"), "-1 cases");
+    }
 }
