@@ -124,7 +124,9 @@ pub enum LoginOutcome {
 }
 
 impl Db {
-    /// Creates a user, or sets the password of an existing one; then gives the role in the project.
+    /// Creates a user, or sets the password of an existing one (ending its sessions); then
+    /// gives the role in the project. For the demo and tests: people are managed with
+    /// [`Db::create_login`], [`Db::set_password`] and [`Db::set_role`].
     pub async fn upsert_user(
         &self,
         email: &Email,
@@ -143,6 +145,11 @@ impl Db {
             Some(id) => {
                 sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                     .bind(&hash)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                // A new password ends the sessions opened with the old one.
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
