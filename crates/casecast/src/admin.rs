@@ -28,7 +28,9 @@ pub enum ProjectCommand {
 
 #[derive(Subcommand)]
 pub enum UserCommand {
-    /// Create a login (or reset its password) with a role in a project.
+    /// Create a login with a role in a project. An existing email is refused unless
+    /// --reset-password is given (`user add` gives an existing login a role without touching
+    /// its password).
     Create {
         email: String,
         #[arg(long)]
@@ -38,7 +40,34 @@ pub enum UserCommand {
         /// Read the password from standard input; otherwise a random one is made and printed.
         #[arg(long)]
         password_stdin: bool,
+        /// For an existing login: replace its password (ending all its sessions) and set its
+        /// role in the project.
+        #[arg(long)]
+        reset_password: bool,
     },
+    /// Give an existing login a role in a project, or change its role there; the password
+    /// stays as it is.
+    Add {
+        email: String,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// List logins: email, project, role and last login, one membership a line.
+    List {
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Remove a login from a project (or, without --project, from every project, with its
+    /// password), revoking its API tokens there and ending its sessions.
+    Remove {
+        email: String,
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Forget an email's failed logins, so that no address has to wait before trying again.
+    Unlock { email: String },
 }
 
 #[derive(Subcommand)]
@@ -127,49 +156,163 @@ fn read_password() -> anyhow::Result<String> {
         .read_to_string(&mut s)
         .context("reading the password from stdin")?;
     let password = s.trim_end_matches(['\n', '\r']).to_string();
-    if password.chars().count() < 8 {
-        bail!("the password must have at least 8 characters");
-    }
-    if password.len() > 1024 {
-        bail!("the password must have at most 1024 bytes");
-    }
+    casecast_core::password::check_new(&password)?;
     Ok(password)
 }
 
-pub async fn user(cfg: &Config, command: UserCommand) -> anyhow::Result<()> {
-    let UserCommand::Create {
-        email,
-        project,
-        role,
-        password_stdin,
-    } = command;
-    let email = Email::parse(&email)?;
-    let role: Role = role.parse()?;
-    let password = if password_stdin {
-        read_password()?
-    } else {
-        casecast_store::secrets::random_hex(10)
-    };
-    let db = open(cfg).await?;
-    let p = db
-        .project_by_slug(&project)
+async fn project_named(db: &Db, slug: &str) -> anyhow::Result<casecast_store::projects::Project> {
+    db.project_by_slug(slug)
         .await
-        .with_context(|| format!("project '{project}'"))?;
-    db.upsert_user(&email, &password, p.id, role).await?;
-    if password_stdin {
-        println!(
-            "{} can log in to '{}' as {}",
-            email.as_str(),
-            p.slug,
-            role.as_str()
-        );
-    } else {
-        println!(
-            "{} can log in to '{}' as {} with password {password}",
-            email.as_str(),
-            p.slug,
-            role.as_str()
-        );
+        .with_context(|| format!("project '{slug}'"))
+}
+
+/// The active login with this email, or a one-line reason.
+async fn login_named(db: &Db, email: &Email) -> anyhow::Result<casecast_store::accounts::User> {
+    match db.find_login(email).await? {
+        Some(l) if l.active => Ok(l.user),
+        _ => bail!(
+            "{} has no login: `casecast user create` makes one",
+            email.as_str()
+        ),
+    }
+}
+
+pub async fn user(cfg: &Config, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create {
+            email,
+            project,
+            role,
+            password_stdin,
+            reset_password,
+        } => {
+            let email = Email::parse(&email)?;
+            let role: Role = role.parse()?;
+            let password = if password_stdin {
+                read_password()?
+            } else {
+                casecast_store::secrets::random_hex(10)
+            };
+            let db = open(cfg).await?;
+            let p = project_named(&db, &project).await?;
+            let existing = db.find_login(&email).await?.filter(|l| l.active);
+            let replaced = existing.is_some();
+            match existing {
+                Some(_) if !reset_password => bail!(
+                    "{e} already has a login: `casecast user add {e} --project {slug} --role {r}` \
+                     gives it this role without changing its password; add --reset-password to \
+                     replace its password (its sessions end)",
+                    e = email.as_str(),
+                    slug = p.slug,
+                    r = role.as_str()
+                ),
+                Some(login) => {
+                    // The role first: refused for a project's last admin, before the password
+                    // changes.
+                    db.set_role(p.id, login.user.id, role).await?;
+                    db.set_password(login.user.id, &password).await?;
+                }
+                None => {
+                    let user = db.create_login(&email, &password).await?;
+                    db.set_role(p.id, user.id, role).await?;
+                }
+            }
+            let what = if replaced {
+                "the password was replaced and its sessions ended; "
+            } else {
+                ""
+            };
+            if password_stdin {
+                println!(
+                    "{what}{} can log in to '{}' as {}",
+                    email.as_str(),
+                    p.slug,
+                    role.as_str()
+                );
+            } else {
+                println!(
+                    "{what}{} can log in to '{}' as {} with password {password}",
+                    email.as_str(),
+                    p.slug,
+                    role.as_str()
+                );
+            }
+        }
+        UserCommand::Add {
+            email,
+            project,
+            role,
+        } => {
+            let email = Email::parse(&email)?;
+            let role: Role = role.parse()?;
+            let db = open(cfg).await?;
+            let p = project_named(&db, &project).await?;
+            let user = login_named(&db, &email).await?;
+            db.set_role(p.id, user.id, role).await?;
+            println!(
+                "{} is {} in '{}' (password unchanged)",
+                email.as_str(),
+                role.as_str(),
+                p.slug
+            );
+        }
+        UserCommand::List { project } => {
+            let db = open(cfg).await?;
+            let project_id = match &project {
+                Some(slug) => Some(project_named(&db, slug).await?.id),
+                None => None,
+            };
+            for (slug, m) in db.list_memberships(project_id).await? {
+                let last = m
+                    .last_login_at
+                    .map_or_else(|| "never".to_string(), casecast_core::time::rfc3339);
+                println!("{}\t{}\t{}\t{}", m.user.email, slug, m.role.as_str(), last);
+            }
+        }
+        UserCommand::Remove { email, project } => {
+            let email = Email::parse(&email)?;
+            let db = open(cfg).await?;
+            let user = login_named(&db, &email).await?;
+            match project {
+                Some(slug) => {
+                    let p = project_named(&db, &slug).await?;
+                    db.remove_from_project(p.id, user.id)
+                        .await
+                        .map_err(|e| match e {
+                            casecast_store::StoreError::NotFound(_) => {
+                                anyhow!(
+                                    "{} is not a member of project '{}'",
+                                    email.as_str(),
+                                    p.slug
+                                )
+                            }
+                            other => other.into(),
+                        })?;
+                    println!(
+                        "removed {} from '{}': its tokens there are revoked and its sessions ended",
+                        email.as_str(),
+                        p.slug
+                    );
+                }
+                None => {
+                    db.remove_login(user.id).await?;
+                    println!(
+                        "removed the login {}: no project, token, session or password is left",
+                        email.as_str()
+                    );
+                }
+            }
+        }
+        UserCommand::Unlock { email } => {
+            let email = Email::parse(&email)?;
+            let db = open(cfg).await?;
+            let n = db.unlock_login(email.as_str()).await?;
+            println!(
+                "forgot {n} failed login{} of {}",
+                if n == 1 { "" } else { "s" },
+                email.as_str()
+            );
+        }
     }
     Ok(())
 }

@@ -60,7 +60,7 @@ fn assert_login_ok(outcome: &LoginOutcome, what: &str) {
 #[track_caller]
 fn assert_login_wrong(outcome: &LoginOutcome, what: &str) {
     assert!(
-        matches!(outcome, LoginOutcome::Wrong),
+        matches!(outcome, LoginOutcome::Wrong { .. }),
         "{what}: {outcome:?}"
     );
 }
@@ -271,14 +271,70 @@ async fn user_create(engine: Dialect) {
     );
     assert_eq!(t.db.role_in_project(user.id, other.id).await.unwrap(), None);
 
-    // Again for the same email: a new password and a role in another project.
+    // Again for the same email: refused, pointing at `user add` and --reset-password; nothing
+    // changes.
+    let LoginOutcome::Ok { token: session, .. } =
+        login(&t.db, "nurse@example.org", "correct horse battery").await
+    else {
+        panic!("login failed");
+    };
     run_stdin(
         &t.url,
         &create("nurse@example.org", "other", "viewer"),
         "a brand new secret\n",
     )
     .await
-    .ok();
+    .fails(&["already has a login", "user add", "--reset-password"]);
+    assert_login_wrong(
+        &login(&t.db, "nurse@example.org", "a brand new secret").await,
+        "the password is not replaced silently",
+    );
+    assert_eq!(t.db.role_in_project(user.id, other.id).await.unwrap(), None);
+    // `user add`: a role in another project, the password unchanged.
+    let out = run(
+        &t.url,
+        &[
+            "user",
+            "add",
+            "nurse@example.org",
+            "--project",
+            "other",
+            "--role",
+            "viewer",
+        ],
+    )
+    .await;
+    assert!(out.ok().contains("password unchanged"), "{out:?}");
+    assert_login_ok(
+        &login(&t.db, "nurse@example.org", "correct horse battery").await,
+        "the password after user add",
+    );
+    assert_eq!(
+        t.db.role_in_project(user.id, other.id).await.unwrap(),
+        Some(Role::Viewer)
+    );
+    run(
+        &t.url,
+        &[
+            "user",
+            "add",
+            "nobody@example.org",
+            "--project",
+            "other",
+            "--role",
+            "viewer",
+        ],
+    )
+    .await
+    .fails(&["nobody@example.org", "user create"]);
+    // --reset-password: a new password, the sessions end, the other project's role stays.
+    let mut reset = create("nurse@example.org", "other", "editor").to_vec();
+    reset.push("--reset-password");
+    run_stdin(&t.url, &reset, "a brand new secret\n").await.ok();
+    assert!(
+        matches!(t.db.session(&session).await, Err(StoreError::NotFound(_))),
+        "a reset ends the sessions"
+    );
     assert_login_ok(
         &login(&t.db, "nurse@example.org", "a brand new secret").await,
         "the reset password",
@@ -289,13 +345,24 @@ async fn user_create(engine: Dialect) {
     );
     assert_eq!(
         t.db.role_in_project(user.id, other.id).await.unwrap(),
-        Some(Role::Viewer)
+        Some(Role::Editor)
     );
     assert_eq!(
         t.db.role_in_project(user.id, clinic.id).await.unwrap(),
         Some(Role::Editor),
         "the role in the first project stays"
     );
+    // A common password is refused, whatever its case, at create and at reset.
+    run_stdin(&t.url, &reset, "Password123\n")
+        .await
+        .fails(&["most common passwords"]);
+    run_stdin(
+        &t.url,
+        &create("new@example.org", "clinic", "viewer"),
+        "iloveyou\n",
+    )
+    .await
+    .fails(&["most common passwords"]);
 
     // Without --password-stdin: a random password, printed.
     let out = run(
@@ -352,6 +419,7 @@ async fn user_create(engine: Dialect) {
     .await
     .fails(&["not-an-email"]);
     for email in [
+        "new@example.org",
         "short@example.org",
         "lost@example.org",
         "god@example.org",
@@ -365,6 +433,160 @@ async fn user_create(engine: Dialect) {
             "{email} was not created"
         );
     }
+}
+
+/// `user list`, `user remove` and `user unlock`.
+async fn user_list_remove_unlock(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    run(&t.url, &["project", "create", "clinic"]).await.ok();
+    run(&t.url, &["project", "create", "other"]).await.ok();
+    for (email, project, role) in [
+        ("boss@example.org", "clinic", "admin"),
+        ("nurse@example.org", "clinic", "editor"),
+    ] {
+        run_stdin(
+            &t.url,
+            &[
+                "user",
+                "create",
+                email,
+                "--project",
+                project,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            "long enough secret\n",
+        )
+        .await
+        .ok();
+    }
+    run(
+        &t.url,
+        &[
+            "user",
+            "add",
+            "nurse@example.org",
+            "--project",
+            "other",
+            "--role",
+            "viewer",
+        ],
+    )
+    .await
+    .ok();
+    run(
+        &t.url,
+        &[
+            "user",
+            "add",
+            "boss@example.org",
+            "--project",
+            "other",
+            "--role",
+            "admin",
+        ],
+    )
+    .await
+    .ok();
+    assert_login_ok(
+        &login(&t.db, "nurse@example.org", "long enough secret").await,
+        "login",
+    );
+    let rows = |out: &str| -> Vec<Vec<String>> {
+        out.lines()
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    };
+    let all = rows(run(&t.url, &["user", "list"]).await.ok());
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all[0][..3], ["boss@example.org", "clinic", "admin"]);
+    assert_eq!(all[0][3], "never");
+    assert_eq!(all[2][..3], ["nurse@example.org", "clinic", "editor"]);
+    assert!(all[2][3].starts_with("20"), "an RFC 3339 time: {all:?}");
+    let clinic_rows = rows(
+        run(&t.url, &["user", "list", "--project", "clinic"])
+            .await
+            .ok(),
+    );
+    assert_eq!(clinic_rows.len(), 2);
+    assert!(clinic_rows.iter().all(|r| r[1] == "clinic"));
+
+    // Removing from one project: its tokens there are revoked, its sessions end.
+    let clinic = t.db.project_by_slug("clinic").await.unwrap();
+    let other = t.db.project_by_slug("other").await.unwrap();
+    let nurse = t.db.user_by_email("nurse@example.org").await.unwrap();
+    let (_, clinic_token) = t.db.create_token(clinic.id, nurse.id, "a").await.unwrap();
+    let (_, other_token) = t.db.create_token(other.id, nurse.id, "b").await.unwrap();
+    let LoginOutcome::Ok { token: session, .. } =
+        login(&t.db, "nurse@example.org", "long enough secret").await
+    else {
+        panic!("login failed");
+    };
+    run(
+        &t.url,
+        &["user", "remove", "nurse@example.org", "--project", "clinic"],
+    )
+    .await
+    .ok();
+    assert_eq!(
+        t.db.role_in_project(nurse.id, clinic.id).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        t.db.check_token(&clinic_token).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(t.db.check_token(&other_token).await.is_ok());
+    assert!(matches!(
+        t.db.session(&session).await,
+        Err(StoreError::NotFound(_))
+    ));
+    run(
+        &t.url,
+        &["user", "remove", "nurse@example.org", "--project", "clinic"],
+    )
+    .await
+    .fails(&["not a member", "clinic"]);
+    // The last admin stays.
+    run(
+        &t.url,
+        &["user", "remove", "boss@example.org", "--project", "clinic"],
+    )
+    .await
+    .fails(&["last admin"]);
+    // Removing the login everywhere.
+    run(&t.url, &["user", "remove", "nurse@example.org"])
+        .await
+        .ok();
+    assert!(matches!(
+        t.db.check_token(&other_token).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_login_wrong(
+        &login(&t.db, "nurse@example.org", "long enough secret").await,
+        "a removed login",
+    );
+    let all = rows(run(&t.url, &["user", "list"]).await.ok());
+    assert!(all.iter().all(|r| r[0] != "nurse@example.org"), "{all:?}");
+    run(&t.url, &["user", "remove", "nurse@example.org"])
+        .await
+        .fails(&["has no login"]);
+
+    // Unlock: five failures from one address make it wait; unlock forgets them.
+    for _ in 0..5 {
+        assert_login_wrong(&login(&t.db, "boss@example.org", "wrong").await, "a guess");
+    }
+    assert!(matches!(
+        login(&t.db, "boss@example.org", "long enough secret").await,
+        LoginOutcome::Throttled { .. }
+    ));
+    let out = run(&t.url, &["user", "unlock", "BOSS@example.org"]).await;
+    assert!(out.ok().contains("forgot 5 failed logins"), "{out:?}");
+    assert_login_ok(
+        &login(&t.db, "boss@example.org", "long enough secret").await,
+        "after unlock",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -937,6 +1159,7 @@ on_both_engines!(
     unreachable_database_is_a_one_line_error,
     project_create,
     user_create,
+    user_list_remove_unlock,
     tokens,
     cases_import,
     serve_demo_is_idempotent,

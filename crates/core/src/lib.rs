@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod identifier;
 pub mod ids;
 pub mod opt_out;
+pub mod password;
 pub mod phone;
 pub mod quiet_hours;
 pub mod recurrence;

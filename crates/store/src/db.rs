@@ -53,11 +53,69 @@ pub fn normalise_url(url: &str) -> (Dialect, String) {
     }
 }
 
+/// The file of a SQLite driver URL, `None` for a database in memory.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
+    (!in_memory).then(|| std::path::PathBuf::from(path))
+}
+
+/// Makes the SQLite database readable by its owner only: it holds patient data and password
+/// hashes. A new file is created empty with mode 0600 before SQLite opens it (SQLite gives its
+/// `-wal` and `-shm` files the database file's mode); an existing file, and its `-wal` and
+/// `-shm`, lose any permission for group and others. A failure is logged, and SQLite then
+/// reports what it finds.
+fn private_sqlite_file(url: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let Some(path) = sqlite_file(url) else {
+            return;
+        };
+        if url.contains("mode=rwc") {
+            // Only when the URL lets SQLite create the file; `create_new` never truncates one.
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+        }
+        let mut files = vec![path.clone()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            files.push(name.into());
+        }
+        for file in files {
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                if let Err(e) =
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))
+                {
+                    tracing::warn!(file = %file.display(), error = %e,
+                        "cannot make the database file readable by its owner only");
+                }
+            }
+        }
+    }
+}
+
 impl Db {
-    /// Connects (creating a SQLite file if needed) without migrating.
+    /// Connects (creating a SQLite file if needed, readable by its owner only) without
+    /// migrating.
     pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
         sqlx::any::install_default_drivers();
         let (engine, url) = normalise_url(url);
+        if engine == Dialect::Sqlite {
+            private_sqlite_file(&url);
+        }
         let options: AnyConnectOptions = url.parse()?;
         // One direct connection first: it fails with the real reason (refused, wrong password,
         // no such database) where the pool would only say that it timed out.

@@ -168,23 +168,52 @@ pub(super) async fn submit(
             )
                 .into_response())
         }
-        LoginOutcome::Wrong => login_page(
-            &state,
-            StatusCode::UNAUTHORIZED,
-            next,
-            form.email,
-            Some("Wrong email or password.".into()),
-        ),
-        LoginOutcome::Throttled { minutes } => login_page(
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            next,
-            form.email,
-            Some(format!(
-                "Too many failed attempts. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            )),
-        ),
+        LoginOutcome::Wrong {
+            attempts_left,
+            next_wait_secs,
+        } => {
+            let then = if attempts_left > 0 {
+                format!(
+                    "{attempts_left} attempt{} left before a delay.",
+                    plural(attempts_left)
+                )
+            } else {
+                format!(
+                    "Wait {next_wait_secs} second{} before the next attempt.",
+                    plural(next_wait_secs)
+                )
+            };
+            login_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                next,
+                form.email,
+                Some(format!("Wrong email or password. {then}")),
+            )
+        }
+        LoginOutcome::Throttled { seconds } => {
+            let mut page = login_page(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                next,
+                form.email,
+                Some(format!(
+                    "Too many failed attempts: wait {seconds} second{} and try again.",
+                    plural(seconds)
+                )),
+            )?;
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+            Ok(page)
+        }
+    }
+}
+
+fn plural(n: i64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 

@@ -1,5 +1,6 @@
 //! Server-rendered pages (askama templates, escaped by default): login, projects, cases, case
-//! groups, and messaging (broadcasts, gateways, the message log, opt-outs, settings).
+//! groups, messaging (broadcasts, gateways, the message log, opt-outs, settings), and a
+//! project's users and API tokens.
 
 mod broadcast_compose;
 mod broadcast_controls;
@@ -14,6 +15,8 @@ mod messages;
 mod messaging_settings;
 mod opt_outs;
 mod schedule_words;
+mod settings_tokens;
+mod settings_users;
 
 use askama::Template;
 use axum::extract::DefaultBodyLimit;
@@ -153,6 +156,30 @@ pub fn router() -> Router<AppState> {
         .route(
             "/a/{project}/messaging/settings",
             get(messaging_settings::show).post(messaging_settings::save),
+        )
+        .route(
+            "/a/{project}/settings/users",
+            get(settings_users::list).post(settings_users::add),
+        )
+        .route(
+            "/a/{project}/settings/users/{user_id}/role",
+            post(settings_users::set_role),
+        )
+        .route(
+            "/a/{project}/settings/users/{user_id}/remove",
+            post(settings_users::remove),
+        )
+        .route(
+            "/a/{project}/settings/users/{user_id}/unlock",
+            post(settings_users::unlock),
+        )
+        .route(
+            "/a/{project}/settings/tokens",
+            get(settings_tokens::list).post(settings_tokens::create),
+        )
+        .route(
+            "/a/{project}/settings/tokens/{id}/revoke",
+            post(settings_tokens::revoke),
         )
         .route(
             "/a/{project}/messaging/uploads/{upload_id}",
@@ -340,6 +367,11 @@ impl Chrome {
             }),
             section,
         }
+    }
+    /// Whether the person is an admin of the project shown (the nav then offers Users and
+    /// API tokens).
+    pub fn is_admin(&self) -> bool {
+        self.role == Some("admin")
     }
     /// For the login page.
     pub fn anonymous() -> Self {

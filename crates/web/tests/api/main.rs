@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod accounts;
 mod broadcasts;
 mod case_export;
 mod case_groups;

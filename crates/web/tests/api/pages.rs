@@ -13,7 +13,7 @@ casecast_testkit::on_both_engines!(
 );
 
 /// The value of `name="{field}" value="…"` in a page.
-fn hidden(html: &str, field: &str) -> String {
+pub fn hidden(html: &str, field: &str) -> String {
     let marker = format!("name=\"{field}\" value=\"");
     let start = html
         .find(&marker)
@@ -22,7 +22,7 @@ fn hidden(html: &str, field: &str) -> String {
     html[start..].split('"').next().unwrap().to_string()
 }
 
-fn cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> {
+pub fn cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()
         .get_all("set-cookie")
         .iter()
@@ -61,7 +61,7 @@ async fn try_login(app: &TestApp, email: &str, password: &str) -> (u16, Option<S
     )
 }
 
-async fn get_page(app: &TestApp, session: &str, path: &str) -> (u16, String) {
+pub async fn get_page(app: &TestApp, session: &str, path: &str) -> (u16, String) {
     let resp = app
         .http
         .get(app.url(path))
