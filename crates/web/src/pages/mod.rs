@@ -163,15 +163,15 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/a/{project}/settings/users/{user_id}/role",
-            post(settings_users::set_role),
+            get(to_list_page).post(settings_users::set_role),
         )
         .route(
             "/a/{project}/settings/users/{user_id}/remove",
-            post(settings_users::remove),
+            get(to_list_page).post(settings_users::remove),
         )
         .route(
             "/a/{project}/settings/users/{user_id}/unlock",
-            post(settings_users::unlock),
+            get(to_list_page).post(settings_users::unlock),
         )
         .route(
             "/a/{project}/settings/tokens",
@@ -179,7 +179,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/a/{project}/settings/tokens/{id}/revoke",
-            post(settings_tokens::revoke),
+            get(to_list_page).post(settings_tokens::revoke),
         )
         .route(
             "/a/{project}/messaging/uploads/{upload_id}",
@@ -327,6 +327,18 @@ async fn to_form_page(uri: axum::http::Uri) -> axum::response::Redirect {
         }
         _ => axum::response::Redirect::to(parent),
     }
+}
+
+/// `GET` on the action URL of a form about one row of a list (`…/users/{id}/remove`): leads
+/// to the list (`…/users`), as [`to_form_page`] does for a form on its own page.
+async fn to_list_page(uri: axum::http::Uri) -> axum::response::Redirect {
+    let path = uri.path().trim_end_matches('/');
+    let list = path
+        .rsplitn(3, '/')
+        .nth(2)
+        .filter(|list| !list.is_empty())
+        .unwrap_or("/");
+    axum::response::Redirect::to(list)
 }
 
 /// The frame around every page: who is logged in, which project, the logout form's CSRF token.

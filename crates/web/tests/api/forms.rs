@@ -443,6 +443,19 @@ async fn get_on_a_form_url_leads_to_its_page(engine: Dialect) {
             "/a/alpha/messaging/opt-outs/remove",
             "/a/alpha/messaging/opt-outs",
         ),
+        ("/a/alpha/settings/users/4/role", "/a/alpha/settings/users"),
+        (
+            "/a/alpha/settings/users/4/remove",
+            "/a/alpha/settings/users",
+        ),
+        (
+            "/a/alpha/settings/users/4/unlock",
+            "/a/alpha/settings/users",
+        ),
+        (
+            "/a/alpha/settings/tokens/2/revoke",
+            "/a/alpha/settings/tokens",
+        ),
         ("/logout", "/"),
     ] {
         let (status, to, _) = get(&app, &session, url).await;
