@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use casecast_core::broadcast::Draft;
 use casecast_core::sms;
+use casecast_core::template::{closest_name, Placeholder, STANDARD_PLACEHOLDERS};
 use serde::Serialize;
 
 use casecast_store::broadcasts::Excluded;
@@ -36,7 +37,23 @@ pub struct Preview {
     pub samples: Vec<Sample>,
     /// Seconds to hand everything to the gateways at their rate limits; `None` without limits.
     pub estimated_seconds: Option<f64>,
+    /// Recipients by their case's own language code (compared ignoring case; `None`: the case
+    /// has none), most first: what the translations are chosen by.
+    pub recipient_languages: Vec<RecipientLanguage>,
+    /// What is probably a mistake but does not stop the broadcast: a translation no recipient
+    /// gets, a placeholder naming a property no case has (with the closest name).
+    pub warnings: Vec<String>,
 }
+
+/// How many recipients have one language code.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecipientLanguage {
+    pub language_code: Option<String>,
+    pub recipients: i64,
+}
+
+/// Property names read to check placeholders (and offered by the composer).
+pub const PROPERTY_NAMES: usize = 1000;
 
 /// One text of a preview.
 #[derive(Clone, Debug, Serialize)]
@@ -81,6 +98,7 @@ pub async fn preview_broadcast(
     let mut languages = vec![(0i64, 0i64); keys.len()];
     let mut samples: Vec<(i64, Outgoing)> = Vec::new();
     let mut by_gateway: HashMap<i64, i64> = HashMap::new();
+    let mut by_code: HashMap<Option<String>, i64> = HashMap::new();
     let mut ucs2 = false;
     let mut batches = batches(&walk, 0, 0);
     loop {
@@ -107,6 +125,8 @@ pub async fn preview_broadcast(
                 *preview.missing.entry(p.clone()).or_default() += 1;
             }
             *by_gateway.entry(m.gateway_id).or_default() += m.segments;
+            let code = m.case_language.as_deref().map(str::to_ascii_lowercase);
+            *by_code.entry(code).or_default() += 1;
             let entry = &mut languages[m.language];
             entry.0 += 1;
             entry.1 += m.segments;
@@ -154,5 +174,68 @@ pub async fn preview_broadcast(
         }
     }
     preview.estimated_seconds = seconds;
+    let mut codes: Vec<RecipientLanguage> = by_code
+        .into_iter()
+        .map(|(language_code, recipients)| RecipientLanguage {
+            language_code,
+            recipients,
+        })
+        .collect();
+    codes.sort_by(|a, b| (b.recipients, &a.language_code).cmp(&(a.recipients, &b.language_code)));
+    let properties = db.property_names(project.id, PROPERTY_NAMES).await?;
+    preview.warnings = warnings(draft, &preview, &codes, &properties);
+    preview.recipient_languages = codes;
     Ok(preview)
+}
+
+/// The preview's warnings: translations that reach no recipient, placeholders naming a
+/// property no case of the project has.
+fn warnings(
+    draft: &Draft,
+    preview: &Preview,
+    codes: &[RecipientLanguage],
+    properties: &[String],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let present = codes
+        .iter()
+        .map(|c| match &c.language_code {
+            Some(code) => format!("{code} ({})", c.recipients),
+            None => format!("none ({})", c.recipients),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (key, _) in draft.content.templates().skip(1) {
+        let used = preview.languages.iter().any(|l| l.language == key);
+        if !used && preview.recipients > 0 {
+            out.push(format!(
+                "No recipient gets the translation '{key}': no recipient's language code is '{key}'                  (the recipients' codes: {present}). Those recipients get the default text."
+            ));
+        }
+    }
+    let mut seen = HashSet::new();
+    // With as many names as were read, the list may be cut short: no warning then.
+    let complete = properties.len() < PROPERTY_NAMES;
+    for (_, template) in draft.content.templates() {
+        for p in template.placeholders() {
+            let Placeholder::Property(name) = p else {
+                continue;
+            };
+            if !complete || properties.contains(name) || !seen.insert(name.clone()) {
+                continue;
+            }
+            let known = STANDARD_PLACEHOLDERS
+                .iter()
+                .copied()
+                .chain(properties.iter().map(String::as_str));
+            let hint = match closest_name(name, known) {
+                Some(close) => format!("; did you mean {{case.{close}}}?"),
+                None => String::new(),
+            };
+            out.push(format!(
+                "{{case.{name}}}: no case of this project has a property '{name}'{hint}"
+            ));
+        }
+    }
+    out
 }

@@ -218,6 +218,8 @@ pub struct Outgoing {
     pub segments: i64,
     pub gateway_id: i64,
     pub missing: Vec<String>,
+    /// The case's own language code, as stored (the preview counts recipients by it).
+    pub case_language: Option<String>,
 }
 
 /// The exclusion rules, in the order a case is checked against them.
@@ -275,6 +277,7 @@ impl Walk {
             encoding: info.encoding,
             segments: info.segments as i64,
             missing: rendered.missing,
+            case_language: c.language_code().map(str::to_string),
         })
     }
 }
@@ -521,5 +524,23 @@ impl Db {
             count: row.try_get("n")?,
             last: row.try_get("last")?,
         })
+    }
+
+    /// Names of the properties the project's live cases have, sorted, at most `limit` (for
+    /// placeholders). Read from each case's `property_keys`, distinct sets first.
+    pub async fn property_names(&self, project_id: i64, limit: usize) -> StoreResult<Vec<String>> {
+        let sets: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT property_keys FROM cases
+             WHERE project_id = $1 AND deleted = 0 AND property_keys <> '' LIMIT 2000",
+        )
+        .bind(project_id)
+        .fetch_all(self.pool())
+        .await?;
+        let names: std::collections::BTreeSet<&str> = sets
+            .iter()
+            .flat_map(|set| set.split(','))
+            .filter(|k| !k.is_empty())
+            .collect();
+        Ok(names.into_iter().take(limit).map(str::to_string).collect())
     }
 }

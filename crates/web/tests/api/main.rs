@@ -20,6 +20,7 @@ mod messaging_settings;
 mod metrics;
 mod opt_outs;
 mod pages;
+mod people_pages;
 mod upload_bad_input;
 mod uploads;
 
