@@ -41,7 +41,7 @@ pub struct Preview {
     /// has none), most first: what the translations are chosen by.
     pub recipient_languages: Vec<RecipientLanguage>,
     /// What is probably a mistake but does not stop the broadcast: a translation no recipient
-    /// gets, a placeholder naming a property no case has (with the closest name).
+    /// gets, a property placeholder no recipient has a value for (with the closest name).
     pub warnings: Vec<String>,
 }
 
@@ -52,8 +52,8 @@ pub struct RecipientLanguage {
     pub recipients: i64,
 }
 
-/// Property names read to check placeholders (and offered by the composer).
-pub const PROPERTY_NAMES: usize = 1000;
+/// Property names read to suggest one for a misspelt placeholder.
+const PROPERTY_NAMES: usize = 1000;
 
 /// One text of a preview.
 #[derive(Clone, Debug, Serialize)]
@@ -182,21 +182,25 @@ pub async fn preview_broadcast(
         })
         .collect();
     codes.sort_by(|a, b| (b.recipients, &a.language_code).cmp(&(a.recipients, &b.language_code)));
-    let properties = db.property_names(project.id, PROPERTY_NAMES).await?;
-    preview.warnings = warnings(draft, &preview, &codes, &properties);
+    preview.warnings = warnings(db, project.id, draft, &preview, &codes).await?;
     preview.recipient_languages = codes;
     Ok(preview)
 }
 
-/// The preview's warnings: translations that reach no recipient, placeholders naming a
-/// property no case of the project has.
-fn warnings(
+/// The preview's warnings: translations that reach no recipient, property placeholders that
+/// no recipient has a value for (the project's property names are read only then, for the
+/// closest one).
+async fn warnings(
+    db: &Db,
+    project_id: i64,
     draft: &Draft,
     preview: &Preview,
     codes: &[RecipientLanguage],
-    properties: &[String],
-) -> Vec<String> {
+) -> StoreResult<Vec<String>> {
     let mut out = Vec::new();
+    if preview.recipients == 0 {
+        return Ok(out);
+    }
     let present = codes
         .iter()
         .map(|c| match &c.language_code {
@@ -206,36 +210,47 @@ fn warnings(
         .collect::<Vec<_>>()
         .join(", ");
     for (key, _) in draft.content.templates().skip(1) {
-        let used = preview.languages.iter().any(|l| l.language == key);
-        if !used && preview.recipients > 0 {
+        if !preview.languages.iter().any(|l| l.language == key) {
             out.push(format!(
-                "No recipient gets the translation '{key}': no recipient's language code is '{key}'                  (the recipients' codes: {present}). Those recipients get the default text."
+                "No recipient gets the translation '{key}': no recipient's language code is '{key}' \
+                 (the recipients' codes: {present}). Those recipients get the default text."
             ));
         }
     }
-    let mut seen = HashSet::new();
-    // With as many names as were read, the list may be cut short: no warning then.
-    let complete = properties.len() < PROPERTY_NAMES;
-    for (_, template) in draft.content.templates() {
+    // Per property placeholder: how many recipients' texts use it, and its name.
+    let mut uses: BTreeMap<String, (i64, &str)> = BTreeMap::new();
+    for (key, template) in draft.content.templates() {
+        let recipients = (preview.languages.iter())
+            .find(|l| l.language == key)
+            .map_or(0, |l| l.recipients);
         for p in template.placeholders() {
-            let Placeholder::Property(name) = p else {
-                continue;
-            };
-            if !complete || properties.contains(name) || !seen.insert(name.clone()) {
-                continue;
+            if let Placeholder::Property(name) = p {
+                uses.entry(p.to_string()).or_insert((0, name)).0 += recipients;
             }
-            let known = STANDARD_PLACEHOLDERS
-                .iter()
-                .copied()
-                .chain(properties.iter().map(String::as_str));
-            let hint = match closest_name(name, known) {
-                Some(close) => format!("; did you mean {{case.{close}}}?"),
-                None => String::new(),
-            };
-            out.push(format!(
-                "{{case.{name}}}: no case of this project has a property '{name}'{hint}"
-            ));
         }
     }
-    out
+    // Those that every recipient whose text uses them lacks.
+    let unknown: Vec<&str> = (uses.iter())
+        .filter(|(p, (n, _))| *n > 0 && preview.missing.get(*p).copied().unwrap_or(0) == *n)
+        .map(|(_, (_, name))| *name)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(out);
+    }
+    let properties = db.property_names(project_id, PROPERTY_NAMES).await?;
+    for name in unknown {
+        let known = STANDARD_PLACEHOLDERS
+            .iter()
+            .copied()
+            .chain(properties.iter().map(String::as_str));
+        out.push(match closest_name(name, known) {
+            Some(close) => format!(
+                "{{case.{name}}}: no recipient has a property '{name}'; did you mean {{case.{close}}}?"
+            ),
+            None => format!(
+                "{{case.{name}}}: no recipient has a property '{name}', so it is empty in every message"
+            ),
+        });
+    }
+    Ok(out)
 }

@@ -20,6 +20,9 @@ use crate::error::{StoreError, StoreResult};
 use crate::gateways::Router;
 use crate::Db;
 
+/// Cases whose property names `Db::property_names` reads.
+pub const PROPERTY_SAMPLE: usize = 20_000;
+
 /// Cases read per batch (and per fan-out transaction).
 pub(crate) const BATCH: i64 = 5000;
 
@@ -527,12 +530,14 @@ impl Db {
     }
 
     /// Names of the properties the project's live cases have, sorted, at most `limit` (for
-    /// placeholders). Read from each case's `property_keys`, distinct sets first.
+    /// placeholders). Read from the `property_keys` of the newest `PROPERTY_SAMPLE` cases, so
+    /// that a page or preview costs the same in a project of any size.
     pub async fn property_names(&self, project_id: i64, limit: usize) -> StoreResult<Vec<String>> {
-        let sets: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT property_keys FROM cases
-             WHERE project_id = $1 AND deleted = 0 AND property_keys <> '' LIMIT 2000",
-        )
+        let sets: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT DISTINCT property_keys FROM (SELECT property_keys FROM cases
+               WHERE project_id = $1 AND deleted = 0 ORDER BY id DESC LIMIT {PROPERTY_SAMPLE}) s
+             WHERE property_keys <> ''"
+        ))
         .bind(project_id)
         .fetch_all(self.pool())
         .await?;
