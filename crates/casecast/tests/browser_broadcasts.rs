@@ -308,7 +308,7 @@ async fn browser_broadcast_to_a_group(engine: Dialect) {
     screenshot(&b, "broadcast-detail", engine).await;
     let messages = b.text(&b.find("#broadcast-messages").await).await;
     assert!(
-        messages.contains("c-aber") && messages.contains("c-okello"),
+        messages.contains("Aber Grace GUL-0001") && messages.contains("Okello James GUL-0002"),
         "{messages}"
     );
 

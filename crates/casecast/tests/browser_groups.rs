@@ -224,8 +224,8 @@ async fn browser_case_group_workflow(engine: Dialect) {
     let counts = b.text(&b.find("#upload-counts").await).await;
     assert!(
         counts.contains("added 2")
-            && counts.contains("already_in_group 1")
-            && counts.contains("not_found 1"),
+            && counts.contains("already in the group 1")
+            && counts.contains("no such case 1"),
         "{counts}"
     );
 

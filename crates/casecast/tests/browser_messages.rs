@@ -200,7 +200,7 @@ async fn browser_send_sms_from_a_case(engine: Dialect) {
         log.contains(text)
             && log.contains("outbound")
             && log.contains("sent")
-            && log.contains("c-aber"),
+            && log.contains("Aber Grace GUL-0001"),
         "{log}"
     );
     b.goto(&format!("{base}/a/gulu/messaging/messages")).await;

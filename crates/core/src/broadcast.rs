@@ -227,6 +227,18 @@ fn parse_content(value: Option<&Value>) -> Result<Content, FieldError> {
         let text = text
             .as_str()
             .ok_or_else(|| FieldError::new(format!("content.sms.{language}"), "must be text"))?;
+        // A translation is chosen by a case's language code, which has the shape
+        // `case::parse_language_code` allows: any other key (`Acholi` for `ach`) would reach
+        // nobody, so a new broadcast refuses it. (Stored broadcasts are read as they were.)
+        let key = language.trim();
+        if key != crate::template::DEFAULT_KEY && crate::case::parse_language_code(key).is_err() {
+            return Err(FieldError::new(
+                format!("content.sms.{language}"),
+                format!(
+                    "'{key}' is not a language code, so no case would get this translation:                      cases have codes of 2 or 3 letters such as en, sw or ach (with a region                      if needed: pt-BR)"
+                ),
+            ));
+        }
         pairs.push((language.as_str(), text));
     }
     Content::parse(pairs).map_err(content_error)
@@ -276,6 +288,22 @@ mod tests {
             content_json(&d.content),
             json!({"sms": {"*": "Hello {case.name}", "sw": "Habari {case.name}"}})
         );
+    }
+
+    #[test]
+    fn a_translation_key_must_be_a_code_a_case_can_have() {
+        let content = |sms: Value| Draft::parse(&body(json!({"content": {"sms": sms}})));
+        let e = content(json!({"*": "Hi", "Acholi": "Apwoyo"})).unwrap_err();
+        assert_eq!(e.field, "content.sms.Acholi");
+        assert!(
+            e.message.contains("'Acholi' is not a language code") && e.message.contains("ach"),
+            "{}",
+            e.message
+        );
+        assert!(content(json!({"*": "Hi", "english": "Hi"})).is_err());
+        for ok in ["ach", "en", "pt-BR", "SW"] {
+            assert!(content(json!({"*": "Hi", ok: "x"})).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::case::{self, CaseChanges, FieldError, STANDARD_FIELDS};
 use crate::ids::{CaseId, CountryCode};
 use crate::phone::PhoneNumber;
-use crate::sheet::{Headers, Row};
+use crate::sheet::{header_key, Headers, Row};
 
 /// Where each known column is; every other column is a property.
 #[derive(Clone, Debug)]
@@ -46,7 +46,7 @@ pub enum HeaderError {
 }
 
 impl ImportColumns {
-    /// Maps header names (trimmed, any case) to fields; refuses sheets without `name` or with repeated headers.
+    /// Maps header names (compared by `sheet::header_key`) to fields; refuses sheets without `name` or with repeated headers.
     pub fn from_headers(headers: &Headers) -> Result<Self, HeaderError> {
         let mut standard = BTreeMap::new();
         let mut properties = Vec::new();
@@ -60,8 +60,12 @@ impl ImportColumns {
             if !seen.insert(lower.clone()) {
                 return Err(HeaderError::Repeated(name.to_string()));
             }
-            if let Some(field) = STANDARD_FIELDS.iter().find(|f| **f == lower) {
-                standard.insert(*field, i);
+            let key = header_key(name);
+            if let Some(field) = STANDARD_FIELDS.iter().find(|f| header_key(f) == key) {
+                // `Phone Number` beside `phone_number` is the same column twice.
+                if standard.insert(*field, i).is_some() {
+                    return Err(HeaderError::Repeated(name.to_string()));
+                }
             } else if lower == "created_at" || lower == "modified_at" {
                 // An export's `modified_at`: the database keeps it, a sheet cannot set it.
                 continue;
@@ -188,6 +192,40 @@ mod tests {
             number,
             cells: cells.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn headers_match_ignoring_case_spaces_underscores_and_hyphens() {
+        let h = headers(&["Name", "Phone Number", "Case Identifier", "EXTERNAL-ID"]);
+        assert_eq!(h.find("phone_number"), Some(1));
+        assert_eq!(h.find("case_identifier"), Some(2));
+        assert_eq!(h.find("external_id"), Some(3));
+        assert_eq!(h.find("case_id"), None, "a prefix is not a match");
+        assert_eq!(header_key(" Case_ Identifier "), "caseidentifier");
+        let cols = ImportColumns::from_headers(&headers(&[
+            "Name",
+            "Phone Number",
+            "Case Type",
+            "External ID",
+        ]))
+        .unwrap();
+        let r = cols
+            .parse_row(&row(2, &["Aber", "+256772123456", "mother", "P-1"]), None)
+            .unwrap();
+        assert_eq!(r.external_id.as_deref(), Some("P-1"));
+        assert_eq!(r.changes.case_type.as_deref(), Some("mother"));
+        assert_eq!(
+            r.changes.phone_number.clone().flatten().unwrap().as_str(),
+            "+256772123456"
+        );
+        assert!(
+            r.changes.properties.is_empty(),
+            "{:?}",
+            r.changes.properties
+        );
+        let err = ImportColumns::from_headers(&headers(&["name", "Phone Number", "phone_number"]))
+            .unwrap_err();
+        assert_eq!(err, HeaderError::Repeated("phone_number".into()));
     }
 
     #[test]

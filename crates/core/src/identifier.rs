@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::ids::{CaseId, CountryCode};
 use crate::phone::{PhoneError, PhoneNumber};
+use crate::sheet::{self, Headers, Limits, Row, RowSink, SheetError};
 
 /// Which kinds a value may be looked up as: a `case_identifier` is any kind; typed columns one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +86,57 @@ pub fn classify(
     })
 }
 
+/// Identifier columns of an upload sheet, typed ones first: a row uses the first not blank.
+const UPLOAD_COLUMNS: [IdentifierKind; 4] = [
+    IdentifierKind::CaseId,
+    IdentifierKind::ExternalId,
+    IdentifierKind::PhoneNumber,
+    IdentifierKind::Any,
+];
+
+/// Finds an upload sheet's identifier columns (headers compared by `sheet::header_key`); the
+/// error lists the headers found when there is none.
+pub fn identifier_columns(headers: &Headers) -> Result<Vec<(usize, IdentifierKind)>, SheetError> {
+    let cols: Vec<(usize, IdentifierKind)> = UPLOAD_COLUMNS
+        .iter()
+        .filter_map(|k| headers.find(k.column()).map(|i| (i, *k)))
+        .collect();
+    if cols.is_empty() {
+        let found = if headers.0.iter().all(|h| h.trim().is_empty()) {
+            "no names".to_string()
+        } else {
+            headers.list()
+        };
+        return Err(SheetError::Sink(format!(
+            "the sheet has no case_identifier column (nor case_id, external_id or phone_number); its header row has {found}"
+        )));
+    }
+    Ok(cols)
+}
+
+/// Reads only an upload sheet's header row and checks that it has an identifier column, so
+/// that a sheet without one is refused when it is uploaded rather than failing as a job.
+/// `Ok` when the header row could not be read at all (the job says why).
+pub fn check_upload_headers(bytes: &[u8], file_name: &str) -> Result<(), SheetError> {
+    /// Stops the read at the first data row: only the header row matters here.
+    struct HeaderRow<'a>(&'a str, Option<Result<(), SheetError>>);
+    impl RowSink for HeaderRow<'_> {
+        fn headers(&mut self, headers: &Headers) -> Result<(), SheetError> {
+            let verdict = identifier_columns(headers).map(|_| ());
+            self.1 = Some(verdict.map_err(|e| SheetError::Sink(format!("'{}': {e}", self.0))));
+            Err(SheetError::Sink(String::new()))
+        }
+        fn row(&mut self, _: Row) -> Result<(), SheetError> {
+            Err(SheetError::Sink(String::new()))
+        }
+    }
+    let mut sink = HeaderRow(file_name, None);
+    // Only the header row's verdict counts: a file that cannot be read is left to the job,
+    // which reads it whole and reports that with the rest.
+    let _ = sheet::read_sheet(bytes, file_name, &Limits::default(), &mut sink);
+    sink.1.unwrap_or(Ok(()))
+}
+
 /// What happened to one identifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -116,6 +168,35 @@ impl Outcome {
             Outcome::Invalid => "invalid",
             Outcome::Blank => "blank",
         }
+    }
+
+    /// The outcome in words, as pages show it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Added => "added",
+            Outcome::AlreadyInGroup => "already in the group",
+            Outcome::Removed => "removed",
+            Outcome::NotInGroup => "not in the group",
+            Outcome::DuplicateInFile => "repeats an earlier row",
+            Outcome::NotFound => "no such case",
+            Outcome::Ambiguous => "matches several cases",
+            Outcome::Deleted => "the case was deleted",
+            Outcome::Invalid => "not an identifier",
+            Outcome::Blank => "blank row",
+        }
+    }
+
+    /// Whether a person should look at the row: nothing happened because the identifier
+    /// named no single live case (or named one already met in the file).
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            Outcome::DuplicateInFile
+                | Outcome::NotFound
+                | Outcome::Ambiguous
+                | Outcome::Deleted
+                | Outcome::Invalid
+        )
     }
 
     /// Reads a stored name.
@@ -221,6 +302,18 @@ mod tests {
         );
         let err = classify(&"9".repeat(256), IdentifierKind::ExternalId, None).unwrap_err();
         assert_eq!(err, IdentifierError::TooLong);
+    }
+
+    #[test]
+    fn an_upload_without_an_identifier_column_is_found_from_its_header_row() {
+        let e = check_upload_headers(b"Name,Mobile\nAber,0772\n", "people.csv").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "'people.csv': the sheet has no case_identifier column (nor case_id, external_id or \
+             phone_number); its header row has 'Name', 'Mobile'"
+        );
+        assert!(check_upload_headers(b"Name, Case Identifier\nA,1\n", "a.csv").is_ok());
+        assert!(check_upload_headers(b"Phone Number\n0772\n", "a.csv").is_ok());
     }
 
     #[test]

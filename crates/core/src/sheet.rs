@@ -66,15 +66,25 @@ impl Row {
     }
 }
 
+/// How a header is compared with a known column's name: ignoring case, spaces, underscores
+/// and hyphens, so that `Phone Number`, `phone-number` and `PHONE_NUMBER` are `phone_number`.
+pub fn header_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// Trimmed header texts in column order (trailing empty headers dropped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers(pub Vec<String>);
 
 impl Headers {
-    /// Column index of the header matching `name` (trimmed, ASCII case-insensitive).
+    /// Column index of the header matching `name` by `header_key` (`Phone Number` is
+    /// `phone_number`).
     pub fn find(&self, name: &str) -> Option<usize> {
-        let name = name.trim();
-        self.0.iter().position(|h| h.eq_ignore_ascii_case(name))
+        let key = header_key(name);
+        self.0.iter().position(|h| header_key(h) == key)
     }
 
     /// The headers as `'a', 'b', 'c'` for user-facing messages.

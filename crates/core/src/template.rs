@@ -98,6 +98,32 @@ impl fmt::Display for Placeholder {
     }
 }
 
+/// The names a `{case.…}` placeholder may use besides properties.
+pub const STANDARD_PLACEHOLDERS: [&str; 7] = [
+    "name",
+    "external_id",
+    "phone_number",
+    "case_id",
+    "case_type",
+    "language_code",
+    "owner_id",
+];
+
+/// The known name closest to a misspelt one (`distict` → `district`), if one is close: a
+/// few edits away (a swap of two letters is one), or the same ignoring case.
+pub fn closest_name<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    // One edit per three characters, at least one and at most three.
+    let allowed = (name.chars().count() / 3).clamp(1, 3);
+    known
+        .into_iter()
+        .filter(|k| *k != name)
+        .map(|k| (strsim::osa_distance(&lower, &k.to_lowercase()), k))
+        .filter(|(d, _)| *d <= allowed)
+        .min_by_key(|(d, k)| (*d, *k))
+        .map(|(_, k)| k)
+}
+
 /// What is wrong with one placeholder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Problem {
@@ -697,6 +723,20 @@ mod tests {
 
     fn content(pairs: &[(&str, &str)]) -> Result<Content, ContentError> {
         Content::parse(pairs.iter().copied())
+    }
+
+    #[test]
+    fn closest_name_suggests_a_near_property() {
+        let known = ["district", "ward", "name", "village"];
+        assert_eq!(closest_name("distict", known), Some("district"));
+        assert_eq!(closest_name("District", known), Some("district"));
+        assert_eq!(closest_name("nmae", known), Some("name"));
+        assert_eq!(closest_name("blood_group", known), None);
+        assert_eq!(
+            closest_name("ward", known),
+            None,
+            "an exact name is no suggestion"
+        );
     }
 
     #[test]

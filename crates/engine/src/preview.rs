@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use casecast_core::broadcast::Draft;
 use casecast_core::sms;
+use casecast_core::template::{closest_name, Placeholder, STANDARD_PLACEHOLDERS};
 use serde::Serialize;
 
 use casecast_store::broadcasts::Excluded;
@@ -36,7 +37,23 @@ pub struct Preview {
     pub samples: Vec<Sample>,
     /// Seconds to hand everything to the gateways at their rate limits; `None` without limits.
     pub estimated_seconds: Option<f64>,
+    /// Recipients by their case's own language code (compared ignoring case; `None`: the case
+    /// has none), most first: what the translations are chosen by.
+    pub recipient_languages: Vec<RecipientLanguage>,
+    /// What is probably a mistake but does not stop the broadcast: a translation no recipient
+    /// gets, a property placeholder no recipient has a value for (with the closest name).
+    pub warnings: Vec<String>,
 }
+
+/// How many recipients have one language code.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecipientLanguage {
+    pub language_code: Option<String>,
+    pub recipients: i64,
+}
+
+/// Property names read to suggest one for a misspelt placeholder.
+const PROPERTY_NAMES: usize = 1000;
 
 /// One text of a preview.
 #[derive(Clone, Debug, Serialize)]
@@ -81,6 +98,7 @@ pub async fn preview_broadcast(
     let mut languages = vec![(0i64, 0i64); keys.len()];
     let mut samples: Vec<(i64, Outgoing)> = Vec::new();
     let mut by_gateway: HashMap<i64, i64> = HashMap::new();
+    let mut by_code: HashMap<Option<String>, i64> = HashMap::new();
     let mut ucs2 = false;
     let mut batches = batches(&walk, 0, 0);
     loop {
@@ -107,6 +125,8 @@ pub async fn preview_broadcast(
                 *preview.missing.entry(p.clone()).or_default() += 1;
             }
             *by_gateway.entry(m.gateway_id).or_default() += m.segments;
+            let code = m.case_language.as_deref().map(str::to_ascii_lowercase);
+            *by_code.entry(code).or_default() += 1;
             let entry = &mut languages[m.language];
             entry.0 += 1;
             entry.1 += m.segments;
@@ -154,5 +174,83 @@ pub async fn preview_broadcast(
         }
     }
     preview.estimated_seconds = seconds;
+    let mut codes: Vec<RecipientLanguage> = by_code
+        .into_iter()
+        .map(|(language_code, recipients)| RecipientLanguage {
+            language_code,
+            recipients,
+        })
+        .collect();
+    codes.sort_by(|a, b| (b.recipients, &a.language_code).cmp(&(a.recipients, &b.language_code)));
+    preview.warnings = warnings(db, project.id, draft, &preview, &codes).await?;
+    preview.recipient_languages = codes;
     Ok(preview)
+}
+
+/// The preview's warnings: translations that reach no recipient, property placeholders that
+/// no recipient has a value for (the project's property names are read only then, for the
+/// closest one).
+async fn warnings(
+    db: &Db,
+    project_id: i64,
+    draft: &Draft,
+    preview: &Preview,
+    codes: &[RecipientLanguage],
+) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    if preview.recipients == 0 {
+        return Ok(out);
+    }
+    let present = codes
+        .iter()
+        .map(|c| match &c.language_code {
+            Some(code) => format!("{code} ({})", c.recipients),
+            None => format!("none ({})", c.recipients),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (key, _) in draft.content.templates().skip(1) {
+        if !preview.languages.iter().any(|l| l.language == key) {
+            out.push(format!(
+                "No recipient gets the translation '{key}': no recipient's language code is '{key}' \
+                 (the recipients' codes: {present}). Those recipients get the default text."
+            ));
+        }
+    }
+    // Per property placeholder: how many recipients' texts use it, and its name.
+    let mut uses: BTreeMap<String, (i64, &str)> = BTreeMap::new();
+    for (key, template) in draft.content.templates() {
+        let recipients = (preview.languages.iter())
+            .find(|l| l.language == key)
+            .map_or(0, |l| l.recipients);
+        for p in template.placeholders() {
+            if let Placeholder::Property(name) = p {
+                uses.entry(p.to_string()).or_insert((0, name)).0 += recipients;
+            }
+        }
+    }
+    // Those that every recipient whose text uses them lacks.
+    let unknown: Vec<&str> = (uses.iter())
+        .filter(|(p, (n, _))| *n > 0 && preview.missing.get(*p).copied().unwrap_or(0) == *n)
+        .map(|(_, (_, name))| *name)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(out);
+    }
+    let properties = db.property_names(project_id, PROPERTY_NAMES).await?;
+    for name in unknown {
+        let known = STANDARD_PLACEHOLDERS
+            .iter()
+            .copied()
+            .chain(properties.iter().map(String::as_str));
+        out.push(match closest_name(name, known) {
+            Some(close) => format!(
+                "{{case.{name}}}: no recipient has a property '{name}'; did you mean {{case.{close}}}?"
+            ),
+            None => format!(
+                "{{case.{name}}}: no recipient has a property '{name}', so it is empty in every message"
+            ),
+        });
+    }
+    Ok(out)
 }

@@ -2,7 +2,7 @@
 //! changes, then resolved and applied batch by batch, each batch one transaction with its
 //! per-row results (`Db::apply_upload_batch`), resuming after the rows a previous attempt wrote.
 
-use casecast_core::identifier::IdentifierKind;
+use casecast_core::identifier::{identifier_columns, IdentifierKind};
 use casecast_core::sheet::{self, Headers, Limits, Row, RowSink, SheetError};
 use casecast_store::membership::Entry;
 use casecast_store::uploads::UploadProgress;
@@ -15,14 +15,6 @@ use crate::JobError;
 
 /// Rows resolved and written per transaction.
 const BATCH: usize = 2000;
-/// Identifier columns, typed ones first: a row uses the first that is not blank.
-const COLUMNS: [IdentifierKind; 4] = [
-    IdentifierKind::CaseId,
-    IdentifierKind::ExternalId,
-    IdentifierKind::PhoneNumber,
-    IdentifierKind::Any,
-];
-
 /// The job body: checks the sheet, then resolves and applies it batch by batch, resuming
 /// after the rows a previous attempt already wrote.
 pub async fn process_upload(
@@ -151,25 +143,6 @@ pub async fn process_upload(
     db.refresh_statistics("case_group_members", (added + removed) as usize)
         .await;
     Ok(())
-}
-
-/// Finds the identifier columns; the message lists the headers found when there is none.
-fn identifier_columns(headers: &Headers) -> Result<Vec<(usize, IdentifierKind)>, SheetError> {
-    let cols: Vec<(usize, IdentifierKind)> = COLUMNS
-        .iter()
-        .filter_map(|k| headers.find(k.column()).map(|i| (i, *k)))
-        .collect();
-    if cols.is_empty() {
-        let found = if headers.0.iter().all(|h| h.trim().is_empty()) {
-            "no names".to_string()
-        } else {
-            headers.list()
-        };
-        return Err(SheetError::Sink(format!(
-            "the sheet has no case_identifier column (nor case_id, external_id or phone_number); its header row has {found}"
-        )));
-    }
-    Ok(cols)
 }
 
 fn entry_of(row: &Row, cols: &[(usize, IdentifierKind)]) -> Entry {

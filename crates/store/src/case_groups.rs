@@ -40,6 +40,8 @@ pub struct HistoryEntry {
     pub added: i64,
     pub removed: i64,
     pub detail: String,
+    /// The case a single add or removal was about, while it exists: (case ID, name, external ID).
+    pub case: Option<(String, String, Option<String>)>,
 }
 
 const GROUP_COLUMNS: &str =
@@ -106,6 +108,7 @@ pub(crate) async fn lock_group(
 }
 
 /// Records a change in the group's history.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn record(
     tx: &mut Transaction<'static, Any>,
     group_id: i64,
@@ -114,10 +117,11 @@ pub(crate) async fn record(
     added: i64,
     removed: i64,
     detail: &str,
+    case_pk: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     let now = casecast_core::time::now_ms();
     sqlx::query(
-        "INSERT INTO case_group_history (group_id, user_id, at, action, via, added, removed, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO case_group_history (group_id, user_id, at, action, via, added, removed, detail, case_pk) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(group_id)
     .bind(actor.user_id)
@@ -127,6 +131,7 @@ pub(crate) async fn record(
     .bind(added)
     .bind(removed)
     .bind(detail)
+    .bind(case_pk)
     .execute(&mut **tx)
     .await?;
     if added > 0 || removed > 0 || action == "rename" {
@@ -159,7 +164,7 @@ impl Db {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| if is_unique_violation(&e) { name_taken(name) } else { e.into() })?;
-        record(&mut tx, id, actor, "create", 0, 0, name.as_str()).await?;
+        record(&mut tx, id, actor, "create", 0, 0, name.as_str(), None).await?;
         tx.commit().await?;
         self.get_group(project_id, id).await
     }
@@ -244,7 +249,17 @@ impl Db {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("case group"));
         }
-        record(&mut tx, group_id, actor, "rename", 0, 0, name.as_str()).await?;
+        record(
+            &mut tx,
+            group_id,
+            actor,
+            "rename",
+            0,
+            0,
+            name.as_str(),
+            None,
+        )
+        .await?;
         tx.commit().await?;
         self.get_group(project_id, group_id).await
     }
@@ -373,23 +388,32 @@ impl Db {
         self.get_group(project_id, group_id).await?;
         let mut tx = self.begin_write().await?;
         lock_group(&mut tx, self.dialect(), group_id).await?;
-        let done = sqlx::query(
+        let case_pk: i64 = sqlx::query_scalar(
             "DELETE FROM case_group_members WHERE group_id = $1
-             AND case_pk = (SELECT id FROM cases WHERE project_id = $2 AND case_id = $3 AND deleted = 0)",
+             AND case_pk = (SELECT id FROM cases WHERE project_id = $2 AND case_id = $3 AND deleted = 0)
+             RETURNING case_pk",
         )
         .bind(group_id)
         .bind(project_id)
         .bind(case_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("member"));
-        }
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("member"))?;
         sqlx::query("UPDATE case_groups SET member_count = member_count - 1 WHERE id = $1")
             .bind(group_id)
             .execute(&mut *tx)
             .await?;
-        record(&mut tx, group_id, actor, "remove", 0, 1, case_id).await?;
+        record(
+            &mut tx,
+            group_id,
+            actor,
+            "remove",
+            0,
+            1,
+            case_id,
+            Some(case_pk),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -416,7 +440,7 @@ impl Db {
             .bind(group_id)
             .execute(&mut *tx)
             .await?;
-        record(&mut tx, group_id, actor, "remove_all", 0, live, "").await?;
+        record(&mut tx, group_id, actor, "remove_all", 0, live, "", None).await?;
         tx.commit().await?;
         Ok(live as u64)
     }
@@ -430,10 +454,14 @@ impl Db {
     ) -> StoreResult<Vec<HistoryEntry>> {
         self.get_group(project_id, group_id).await?;
         let rows = sqlx::query(&format!(
-            "SELECT h.at, u.email, h.action, h.via, h.added, h.removed, h.detail FROM case_group_history h
-             LEFT JOIN users u ON u.id = h.user_id WHERE h.group_id = $1 ORDER BY h.id DESC LIMIT {limit}"
+            "SELECT h.at, u.email, h.action, h.via, h.added, h.removed, h.detail,
+                    c.case_id, c.name, c.external_id FROM case_group_history h
+             LEFT JOIN users u ON u.id = h.user_id
+             LEFT JOIN cases c ON c.id = h.case_pk AND c.project_id = $2
+             WHERE h.group_id = $1 ORDER BY h.id DESC LIMIT {limit}"
         ))
         .bind(group_id)
+        .bind(project_id)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -446,6 +474,10 @@ impl Db {
                     added: r.try_get("added")?,
                     removed: r.try_get("removed")?,
                     detail: r.try_get("detail")?,
+                    case: match r.try_get::<Option<String>, _>("case_id")? {
+                        Some(id) => Some((id, r.try_get("name")?, r.try_get("external_id")?)),
+                        None => None,
+                    },
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

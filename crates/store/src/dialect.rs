@@ -130,6 +130,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 "accounts",
                 include_str!("../migrations/sqlite/0006_accounts.sql"),
             ),
+            (
+                7,
+                "external IDs ignoring case, history names cases",
+                include_str!("../migrations/sqlite/0007_external_id_case.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -162,6 +167,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 "accounts",
                 include_str!("../migrations/postgres/0006_accounts.sql"),
             ),
+            (
+                7,
+                "external IDs ignoring case, history names cases",
+                include_str!("../migrations/postgres/0007_external_id_case.sql"),
+            ),
         ],
     }
 }
@@ -177,6 +187,18 @@ pub(crate) const MAX_BIND_PARAMS: usize = 30_000;
 pub(crate) struct Placeholders {
     engine: Dialect,
     next: usize,
+}
+
+/// `column` with its ASCII letters in lower case, written exactly as the expression index
+/// `cases_external_id_lower` (migration 6) is, so that lookups use it. ASCII only on both
+/// engines: SQLite's LOWER folds nothing else, and the two engines must match alike.
+pub(crate) fn ascii_lower(engine: Dialect, column: &str) -> String {
+    match engine {
+        Dialect::Sqlite => format!("LOWER({column})"),
+        Dialect::Postgres => format!(
+            "translate({column}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+        ),
+    }
 }
 
 /// The LIKE that ignores case (ASCII on SQLite, whose LIKE already does; any on PostgreSQL).

@@ -98,6 +98,7 @@ enum Resolution {
 }
 
 /// Looks up `column IN values` in the project, in chunks: the cases found, by matched value.
+/// `column` may be an expression over one column (as `dialect::ascii_lower` writes it).
 pub(crate) async fn lookup(
     conn: &mut sqlx::AnyConnection,
     engine: Dialect,
@@ -107,6 +108,9 @@ pub(crate) async fn lookup(
 ) -> Result<HashMap<String, Vec<Found>>, sqlx::Error> {
     let values: Vec<String> = values.into_iter().collect();
     let mut out: HashMap<String, Vec<Found>> = HashMap::new();
+    if values.is_empty() {
+        return Ok(out);
+    }
     for chunk in values.chunks(MAX_BIND_PARAMS - 1) {
         let mut params = Placeholders::new(engine);
         let project = params.next();
@@ -161,32 +165,58 @@ async fn resolve(
     let by_case_id = lookup(tx, engine, project_id, "case_id", case_ids).await?;
     let by_external_id = lookup(tx, engine, project_id, "external_id", external_ids).await?;
     let by_phone = lookup(tx, engine, project_id, "phone_number", phones).await?;
-    let empty = Vec::new();
+    let exact = |id: &Identifier| {
+        let mut matches: Vec<(Found, Vec<&'static str>)> = Vec::new();
+        if let Some(c) = &id.case_id {
+            add_matches(&mut matches, by_case_id.get(c.as_str()), "case ID");
+        }
+        if let Some(e) = &id.external_id {
+            add_matches(&mut matches, by_external_id.get(e), "external ID");
+        }
+        if let Some(p) = &id.phone {
+            add_matches(&mut matches, by_phone.get(p.as_str()), "phone number");
+        }
+        matches
+    };
+    // An external ID that matched nothing exactly is looked up again ignoring (ASCII) case:
+    // one more set-join, over the few identifiers that found nothing and have letters.
+    let exact_matches: Vec<Vec<(Found, Vec<&'static str>)>> = ids
+        .iter()
+        .map(|id| match id {
+            Some(Ok(id)) => exact(id),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut folded = HashSet::new();
+    for (id, matches) in ids.iter().zip(&exact_matches) {
+        if let (Some(Ok(id)), true) = (id, matches.is_empty()) {
+            if let Some(e) = id.external_id.as_ref().filter(|e| has_ascii_letter(e)) {
+                folded.insert(e.to_ascii_lowercase());
+            }
+        }
+    }
+    let by_folded = lookup(
+        tx,
+        engine,
+        project_id,
+        &crate::dialect::ascii_lower(engine, "external_id"),
+        folded,
+    )
+    .await?;
     Ok(ids
         .iter()
-        .map(|id| {
+        .zip(exact_matches)
+        .map(|(id, mut matches)| {
             let id = match id {
                 None => return Resolution::Blank,
                 Some(Err(why)) => return Resolution::Invalid(why.clone()),
                 Some(Ok(id)) => id,
             };
-            let mut matches: Vec<(Found, Vec<&'static str>)> = Vec::new();
-            let mut add = |found: &Vec<Found>, how: &'static str| {
-                for f in found {
-                    match matches.iter_mut().find(|(m, _)| m.pk == f.pk) {
-                        Some((_, hows)) => hows.push(how),
-                        None => matches.push((f.clone(), vec![how])),
-                    }
+            if matches.is_empty() {
+                if let Some(e) = &id.external_id {
+                    let found = by_folded.get(&e.to_ascii_lowercase());
+                    add_matches(&mut matches, found, "external ID ignoring case");
                 }
-            };
-            if let Some(c) = &id.case_id {
-                add(by_case_id.get(c.as_str()).unwrap_or(&empty), "case ID");
-            }
-            if let Some(e) = &id.external_id {
-                add(by_external_id.get(e).unwrap_or(&empty), "external ID");
-            }
-            if let Some(p) = &id.phone {
-                add(by_phone.get(p.as_str()).unwrap_or(&empty), "phone number");
             }
             let live: Vec<_> = matches
                 .iter()
@@ -201,6 +231,24 @@ async fn resolve(
             }
         })
         .collect())
+}
+
+/// Adds the cases `found` by one kind of lookup to `matches`, noting how each matched.
+fn add_matches(
+    matches: &mut Vec<(Found, Vec<&'static str>)>,
+    found: Option<&Vec<Found>>,
+    how: &'static str,
+) {
+    for f in found.into_iter().flatten() {
+        match matches.iter_mut().find(|(m, _)| m.pk == f.pk) {
+            Some((_, hows)) => hows.push(how),
+            None => matches.push((f.clone(), vec![how])),
+        }
+    }
+}
+
+fn has_ascii_letter(text: &str) -> bool {
+    text.bytes().any(|b| b.is_ascii_alphabetic())
 }
 
 fn result(entry: &Entry, outcome: Outcome, found: Option<&Found>, message: String) -> ItemResult {
@@ -456,6 +504,10 @@ impl Db {
             added,
             removed,
             &detail,
+            results
+                .first()
+                .filter(|_| identifiers.len() == 1)
+                .and_then(|r| r.case_pk),
         )
         .await?;
         tx.commit().await?;

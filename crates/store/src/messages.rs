@@ -30,6 +30,11 @@ pub struct Message {
     /// `normal`, or `confirmation` (the reply to STOP/START).
     pub kind: MessageKind,
     pub case_id: Option<String>,
+    /// The case's name and external ID, for pages (not in the API's message).
+    #[serde(skip)]
+    pub case_name: Option<String>,
+    #[serde(skip)]
+    pub case_external_id: Option<String>,
     pub phone_number: String,
     pub text: String,
     pub status: MessageStatus,
@@ -45,7 +50,8 @@ pub struct Message {
     pub expires_at: i64,
 }
 
-const COLUMNS: &str = "m.id, m.project_id, m.direction, m.kind, c.case_id AS case_public_id, m.phone, m.text, \
+const COLUMNS: &str = "m.id, m.project_id, m.direction, m.kind, c.case_id AS case_public_id, \
+    c.name AS case_name, c.external_id AS case_external_id, m.phone, m.text, \
     m.status, m.encoding, m.segments, m.gateway_id, m.broadcast_id, m.attempts, m.error, m.created_at, \
     m.sent_at, m.delivered_at, m.expires_at";
 
@@ -56,6 +62,8 @@ fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
         direction: crate::db::stored(row, "direction")?,
         kind: crate::db::stored(row, "kind")?,
         case_id: row.try_get("case_public_id")?,
+        case_name: row.try_get("case_name")?,
+        case_external_id: row.try_get("case_external_id")?,
         phone_number: row.try_get("phone")?,
         text: row.try_get("text")?,
         status: crate::db::stored(row, "status")?,
@@ -208,7 +216,7 @@ impl Db {
     /// One message of the project.
     pub async fn message(&self, project_id: i64, id: i64) -> StoreResult<Message> {
         let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM messages m LEFT JOIN cases c ON c.id = m.case_pk WHERE m.id = $1 AND m.project_id = $2"
+            "SELECT {COLUMNS} FROM messages m LEFT JOIN cases c ON c.id = m.case_pk AND c.project_id = m.project_id WHERE m.id = $1 AND m.project_id = $2"
         ))
         .bind(id)
         .bind(project_id)
@@ -227,7 +235,7 @@ impl Db {
         cursor: Option<i64>,
     ) -> StoreResult<(Vec<Message>, Option<i64>)> {
         let mut sql = format!(
-            "SELECT {COLUMNS} FROM messages m LEFT JOIN cases c ON c.id = m.case_pk WHERE m.project_id = $1"
+            "SELECT {COLUMNS} FROM messages m LEFT JOIN cases c ON c.id = m.case_pk AND c.project_id = m.project_id WHERE m.project_id = $1"
         );
         let mut n = 1;
         let mut next = |sql: &mut String, clause: &str| {

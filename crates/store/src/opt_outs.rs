@@ -4,8 +4,19 @@
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
+use std::collections::HashMap;
+
+use crate::dialect::{Placeholders, MAX_BIND_PARAMS};
 use crate::error::{StoreError, StoreResult};
 use crate::Db;
+
+/// A case as lists name it: its case ID (for the link), name and external ID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseName {
+    pub case_id: String,
+    pub name: String,
+    pub external_id: Option<String>,
+}
 
 /// One opted-out number.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -169,5 +180,38 @@ impl Db {
             None
         };
         Ok((items, next))
+    }
+
+    /// The project's live cases with these phone numbers, by number: (case ID, name, external
+    /// ID), so that the opt-out list names who opted out.
+    pub async fn cases_by_phone(
+        &self,
+        project_id: i64,
+        phones: &[String],
+    ) -> StoreResult<HashMap<String, Vec<CaseName>>> {
+        let mut out: HashMap<String, Vec<CaseName>> = HashMap::new();
+        for chunk in phones.chunks(MAX_BIND_PARAMS - 1) {
+            let mut params = Placeholders::new(self.dialect());
+            let project = params.next();
+            let sql = format!(
+                "SELECT phone_number, case_id, name, external_id FROM cases
+                 WHERE project_id = {project} AND deleted = 0 AND phone_number IN ({}) ORDER BY id",
+                params.list(chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(project_id);
+            for phone in chunk {
+                q = q.bind(phone.clone());
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                out.entry(r.try_get("phone_number")?)
+                    .or_default()
+                    .push(CaseName {
+                        case_id: r.try_get("case_id")?,
+                        name: r.try_get("name")?,
+                        external_id: r.try_get("external_id")?,
+                    });
+            }
+        }
+        Ok(out)
     }
 }

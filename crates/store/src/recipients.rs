@@ -20,6 +20,9 @@ use crate::error::{StoreError, StoreResult};
 use crate::gateways::Router;
 use crate::Db;
 
+/// Cases whose property names `Db::property_names` reads.
+pub const PROPERTY_SAMPLE: usize = 20_000;
+
 /// Cases read per batch (and per fan-out transaction).
 pub(crate) const BATCH: i64 = 5000;
 
@@ -218,6 +221,8 @@ pub struct Outgoing {
     pub segments: i64,
     pub gateway_id: i64,
     pub missing: Vec<String>,
+    /// The case's own language code, as stored (the preview counts recipients by it).
+    pub case_language: Option<String>,
 }
 
 /// The exclusion rules, in the order a case is checked against them.
@@ -275,6 +280,7 @@ impl Walk {
             encoding: info.encoding,
             segments: info.segments as i64,
             missing: rendered.missing,
+            case_language: c.language_code().map(str::to_string),
         })
     }
 }
@@ -521,5 +527,25 @@ impl Db {
             count: row.try_get("n")?,
             last: row.try_get("last")?,
         })
+    }
+
+    /// Names of the properties the project's live cases have, sorted, at most `limit` (for
+    /// placeholders). Read from the `property_keys` of the newest `PROPERTY_SAMPLE` cases, so
+    /// that a page or preview costs the same in a project of any size.
+    pub async fn property_names(&self, project_id: i64, limit: usize) -> StoreResult<Vec<String>> {
+        let sets: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT DISTINCT property_keys FROM (SELECT property_keys FROM cases
+               WHERE project_id = $1 AND deleted = 0 ORDER BY id DESC LIMIT {PROPERTY_SAMPLE}) s
+             WHERE property_keys <> ''"
+        ))
+        .bind(project_id)
+        .fetch_all(self.pool())
+        .await?;
+        let names: std::collections::BTreeSet<&str> = sets
+            .iter()
+            .flat_map(|set| set.split(','))
+            .filter(|k| !k.is_empty())
+            .collect();
+        Ok(names.into_iter().take(limit).map(str::to_string).collect())
     }
 }

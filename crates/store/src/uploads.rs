@@ -67,6 +67,11 @@ pub struct ResultRow {
     pub outcome: Outcome,
     pub case_id: Option<String>,
     pub message: String,
+    /// The matched case's name and external ID, while the case exists (for reports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 const UPLOAD_COLUMNS: &str =
@@ -144,6 +149,17 @@ impl Db {
             .into());
         }
         sheet::detect_format(&bytes, file_name)?;
+        // A sheet without an identifier column is refused now, with the columns it has,
+        // rather than queued to fail. Only the header row is read (off the async threads: an
+        // .xlsx is unzipped for it).
+        let name = file_name.to_string();
+        let (checked, bytes) = tokio::task::spawn_blocking(move || {
+            let checked = casecast_core::identifier::check_upload_headers(&bytes, &name);
+            (checked, bytes)
+        })
+        .await
+        .map_err(|e| StoreError::internal(format!("upload check stopped: {e}")))?;
+        checked?;
         let file_name: String = file_name
             .chars()
             .filter(|c| !c.is_control())
@@ -212,13 +228,41 @@ impl Db {
         after_row: i64,
         limit: usize,
     ) -> StoreResult<Vec<ResultRow>> {
+        self.upload_report(project_id, upload_id, after_row, limit, false)
+            .await
+    }
+
+    /// Result rows after `after_row`, in row order, with the matched case's name and external
+    /// ID; with `problems_only`, only rows whose outcome `Outcome::is_problem`.
+    pub async fn upload_report(
+        &self,
+        project_id: i64,
+        upload_id: i64,
+        after_row: i64,
+        limit: usize,
+        problems_only: bool,
+    ) -> StoreResult<Vec<ResultRow>> {
         self.get_upload(project_id, upload_id).await?;
+        let problems = if problems_only {
+            let names: Vec<String> = casecast_core::identifier::ALL_OUTCOMES
+                .iter()
+                .filter(|o| o.is_problem())
+                .map(|o| format!("'{}'", o.as_str()))
+                .collect();
+            format!("AND r.outcome IN ({})", names.join(","))
+        } else {
+            String::new()
+        };
         let rows = sqlx::query(&format!(
-            "SELECT row_number, identifier, outcome, case_id, message FROM upload_results
-             WHERE upload_id = $1 AND row_number > $2 ORDER BY row_number LIMIT {limit}"
+            "SELECT r.row_number, r.identifier, r.outcome, r.case_id, r.message,
+                    c.name AS case_name, c.external_id
+             FROM upload_results r LEFT JOIN cases c ON c.id = r.case_pk AND c.project_id = $3
+             WHERE r.upload_id = $1 AND r.row_number > $2 {problems}
+             ORDER BY r.row_number LIMIT {limit}"
         ))
         .bind(upload_id)
         .bind(after_row)
+        .bind(project_id)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -235,6 +279,8 @@ impl Db {
                     },
                     case_id: r.try_get("case_id")?,
                     message: r.try_get("message")?,
+                    case_name: r.try_get("case_name")?,
+                    external_id: r.try_get("external_id")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -393,6 +439,7 @@ impl Db {
             added,
             removed,
             &work.file_name,
+            None,
         )
         .await?;
         tx.commit().await?;

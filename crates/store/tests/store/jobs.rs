@@ -233,15 +233,20 @@ async fn the_worker_loop_processes_queued_uploads(engine: Dialect) {
         )
         .await
         .unwrap();
+    // A workbook that cannot be read fails in its job (a sheet without an identifier column
+    // is refused before it gets one).
+    let broken = {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default();
+        zip.start_file("xl/workbook.xml", options).unwrap();
+        zip.write_all(b"this is not xml <<<").unwrap();
+        zip.start_file("[Content_Types].xml", options).unwrap();
+        zip.write_all(b"nor this").unwrap();
+        zip.finish().unwrap().into_inner()
+    };
     let bad = db
-        .create_upload(
-            p.id,
-            g.id,
-            Change::Add,
-            "b.csv",
-            csv("name", &["C-1"]),
-            None,
-        )
+        .create_upload(p.id, g.id, Change::Add, "b.xlsx", broken, None)
         .await
         .unwrap();
     // Wait (with a generous bound, only so that a hang fails) for both to end.

@@ -19,6 +19,8 @@ on_both_engines!(
     cases_of_another_project_are_not_found_by_any_identifier,
     a_case_matched_twice_by_the_same_identifier_is_not_ambiguous,
     change_members_records_history_with_counts,
+    an_external_id_matches_ignoring_case_when_one_case_has_it,
+    external_ids_differing_only_by_case_are_ambiguous_unless_one_is_exact,
 );
 
 fn only(results: &[ItemResult]) -> &ItemResult {
@@ -530,4 +532,60 @@ async fn change_members_records_history_with_counts(engine: Dialect) {
             ("create", 0, 0, "G"),
         ]
     );
+}
+
+async fn an_external_id_matches_ignoring_case_when_one_case_has_it(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "demo", Some("UG")).await;
+    let other = project(db, "other", Some("UG")).await;
+    let g = group(db, p.id, "G").await;
+    case_with(db, p.id, Some("C-20"), "Aber", Some("GUL-0020"), None).await;
+    case_with(db, p.id, Some("C-21"), "Gone", Some("GUL-0021"), None).await;
+    db.delete_case(p.id, "C-21").await.unwrap();
+    // Another project's case with the same letters is never found.
+    case_with(
+        db,
+        other.id,
+        Some("C-22"),
+        "Elsewhere",
+        Some("GUL-0022"),
+        None,
+    )
+    .await;
+    let results = change(
+        db,
+        p.id,
+        g.id,
+        Change::Add,
+        &["gul-0020", "Gul-0021", "gul-0022"],
+    )
+    .await;
+    assert_eq!(
+        outcomes(&results),
+        vec![Outcome::Added, Outcome::Deleted, Outcome::NotFound],
+        "{results:?}"
+    );
+    assert_eq!(results[0].case_id.as_deref(), Some("C-20"));
+    assert_eq!(member_ids(db, p.id, g.id).await, vec!["C-20"]);
+}
+
+async fn external_ids_differing_only_by_case_are_ambiguous_unless_one_is_exact(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "demo", Some("UG")).await;
+    let g = group(db, p.id, "G").await;
+    case_with(db, p.id, Some("C-1"), "Upper", Some("AB-1"), None).await;
+    case_with(db, p.id, Some("C-2"), "Mixed", Some("Ab-1"), None).await;
+    let r = change(db, p.id, g.id, Change::Add, &["ab-1"]).await;
+    let r = only(&r);
+    assert_eq!(r.outcome, Outcome::Ambiguous, "{r:?}");
+    assert!(r.message.contains("Upper (case ID C-1)"), "{}", r.message);
+    assert!(r.message.contains("Mixed (case ID C-2)"), "{}", r.message);
+    assert!(r.message.contains("ignoring case"), "{}", r.message);
+    // An exact match wins over one that ignores case.
+    let r = change(db, p.id, g.id, Change::Add, &["Ab-1"]).await;
+    let r = only(&r);
+    assert_eq!(r.outcome, Outcome::Added, "{r:?}");
+    assert_eq!(r.case_id.as_deref(), Some("C-2"));
 }

@@ -179,6 +179,19 @@ pub struct PreviewJson {
     /// Seconds to hand every message to the gateways at their rate limits; null when no
     /// gateway involved has a limit.
     pub estimated_seconds: Option<f64>,
+    /// Recipients by their case's language code (null: none), most first.
+    pub recipient_languages: Vec<RecipientLanguageJson>,
+    /// Probable mistakes that do not stop the broadcast: a translation no recipient gets, a
+    /// placeholder naming a property no case has ("did you mean …").
+    pub warnings: Vec<String>,
+}
+
+/// How many recipients have one language code.
+#[derive(Serialize, ToSchema)]
+pub struct RecipientLanguageJson {
+    /// The code in lower case; null for cases without one.
+    pub language_code: Option<String>,
+    pub recipients: i64,
 }
 
 /// One text of a preview.
@@ -242,6 +255,13 @@ impl From<Preview> for PreviewJson {
             missing: p.missing,
             samples: p.samples.into_iter().map(Into::into).collect(),
             estimated_seconds: p.estimated_seconds,
+            recipient_languages: (p.recipient_languages.into_iter())
+                .map(|l| RecipientLanguageJson {
+                    language_code: l.language_code,
+                    recipients: l.recipients,
+                })
+                .collect(),
+            warnings: p.warnings,
         }
     }
 }

@@ -63,6 +63,9 @@ struct PreviewView {
     immediate: bool,
     /// The checked draft, for the confirm button.
     draft: String,
+    /// (language code, or "no code", recipients), most first.
+    recipient_languages: Vec<(String, i64)>,
+    warnings: Vec<String>,
 }
 
 struct LanguageView {
@@ -100,7 +103,13 @@ struct ComposePage {
     error_section: &'static str,
     notice: Option<&'static str>,
     preview: Option<PreviewView>,
+    /// The project's property names, for placeholders (at most `PROPERTY_NAMES_SHOWN`).
+    property_names: Vec<String>,
+    property_names_cut: bool,
 }
+
+/// Property names the composer lists.
+const PROPERTY_NAMES_SHOWN: usize = 200;
 
 fn encoding_label(encoding: &str) -> &'static str {
     if encoding == "ucs2" {
@@ -179,6 +188,13 @@ fn preview_view(p: Preview, draft: &Draft) -> PreviewView {
         schedule: super::schedule_words::describe(&draft.schedule),
         immediate: draft.schedule == Schedule::Immediate,
         draft: canonical(draft),
+        recipient_languages: (p.recipient_languages.into_iter())
+            .map(|l| {
+                let code = l.language_code.unwrap_or_else(|| "no code".into());
+                (code, l.recipients)
+            })
+            .collect(),
+        warnings: p.warnings,
     }
 }
 
@@ -199,6 +215,12 @@ async fn render(
 ) -> PageResult<Response> {
     let groups = state.db.list_groups(page.project.id).await?;
     let gateways = state.db.list_gateways(page.project.id).await?;
+    let mut property_names = state
+        .db
+        .property_names(page.project.id, PROPERTY_NAMES_SHOWN + 1)
+        .await?;
+    let property_names_cut = property_names.len() > PROPERTY_NAMES_SHOWN;
+    property_names.truncate(PROPERTY_NAMES_SHOWN);
     let mut rows: Vec<Row> = (f.translations.iter().enumerate())
         .map(|(index, r)| Row {
             index,
@@ -265,6 +287,8 @@ async fn render(
         error: outcome.error.as_ref().map(message),
         notice: outcome.notice,
         preview: outcome.preview,
+        property_names,
+        property_names_cut,
         f,
     };
     Ok((status, html(&view)?).into_response())

@@ -212,6 +212,8 @@ struct HistoryRow {
     added: i64,
     removed: i64,
     detail: String,
+    /// (case ID, name, external ID) of the case a single add or removal was about.
+    case: Option<(String, String, Option<String>)>,
 }
 
 #[derive(Template)]
@@ -244,8 +246,12 @@ struct UploadPage {
     chrome: Chrome,
     slug: String,
     upload: Upload,
+    /// (outcome, in words, count, whether it is a problem)
+    counts: Vec<(String, &'static str, i64, bool)>,
     results: Vec<ResultRow>,
     more_results: bool,
+    problems_only: bool,
+    problems: i64,
 }
 
 fn actor(page: &ProjectPage) -> Actor {
@@ -419,6 +425,7 @@ async fn render_group(
             added: h.added,
             removed: h.removed,
             detail: h.detail,
+            case: h.case,
         })
         .collect();
     let view = GroupPage {
@@ -694,29 +701,59 @@ pub(super) struct UploadPath {
     upload_id: i64,
 }
 
-/// `GET …/messaging/uploads/{upload_id}`: progress, then counts and the per-row report.
+#[derive(Deserialize)]
+pub(super) struct ReportQuery {
+    /// `?problems=1`: only the rows a person should look at.
+    problems: Option<String>,
+}
+
+/// `GET …/messaging/uploads/{upload_id}[?problems=1]`: progress, then counts and the per-row
+/// report (each matched case by name, linked), or only its problems.
 pub(super) async fn upload_page(
     State(state): State<AppState>,
     page: ProjectPage,
     Path(p): Path<UploadPath>,
+    Query(query): Query<ReportQuery>,
 ) -> PageResult<Response> {
+    let problems_only = query
+        .problems
+        .as_deref()
+        .is_some_and(|v| !v.is_empty() && v != "0");
     let upload = state.db.get_upload(page.project.id, p.upload_id).await?;
     let mut results = if upload.status == JobStatus::Done {
         state
             .db
-            .upload_results(page.project.id, p.upload_id, 0, RESULTS_SHOWN + 1)
+            .upload_report(
+                page.project.id,
+                p.upload_id,
+                0,
+                RESULTS_SHOWN + 1,
+                problems_only,
+            )
             .await?
     } else {
         Vec::new()
     };
     let more_results = results.len() > RESULTS_SHOWN;
     results.truncate(RESULTS_SHOWN);
+    let counts: Vec<(String, &'static str, i64, bool)> = upload
+        .counts
+        .iter()
+        .map(|(k, v)| match Outcome::parse(k) {
+            Some(o) => (k.clone(), o.label(), *v, o.is_problem()),
+            None => (k.clone(), "other", *v, false),
+        })
+        .collect();
+    let problems = counts.iter().filter(|c| c.3).map(|c| c.2).sum();
     let view = UploadPage {
         chrome: Chrome::project(&page, "case-groups"),
         slug: page.project.slug.clone(),
         upload,
+        counts,
         results,
         more_results,
+        problems_only,
+        problems,
     };
     Ok(html(&view)?.into_response())
 }

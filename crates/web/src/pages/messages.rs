@@ -28,6 +28,9 @@ pub(crate) struct MessageRow {
     pub(crate) at: String,
     pub(crate) direction: Direction,
     pub(crate) case_id: String,
+    /// The case's name and external ID (empty when there is no case).
+    pub(crate) case_name: String,
+    pub(crate) external_id: String,
     pub(crate) phone: String,
     pub(crate) text: String,
     pub(crate) short_text: String,
@@ -64,6 +67,8 @@ impl MessageRow {
             at: local(Some(m.created_at)),
             direction: m.direction,
             case_id: m.case_id.unwrap_or_default(),
+            case_name: m.case_name.unwrap_or_default(),
+            external_id: m.case_external_id.unwrap_or_default(),
             phone: m.phone_number,
             short_text,
             text: m.text,

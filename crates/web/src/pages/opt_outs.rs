@@ -19,6 +19,8 @@ const PAGE_SIZE: i64 = 100;
 
 struct OptOutRow {
     phone: String,
+    /// The project's live cases with this number.
+    cases: Vec<casecast_store::opt_outs::CaseName>,
     source: String,
     at: String,
 }
@@ -70,6 +72,8 @@ async fn render(
         .db
         .list_opt_outs(page.project.id, PAGE_SIZE, cursor)
         .await?;
+    let phones: Vec<String> = items.iter().map(|o| o.phone_number.clone()).collect();
+    let mut cases = state.db.cases_by_phone(page.project.id, &phones).await?;
     let zone = page.project.zone();
     let view = OptOutsPage {
         chrome: Chrome::project(page, "opt-outs"),
@@ -78,6 +82,7 @@ async fn render(
         rows: items
             .into_iter()
             .map(|o| OptOutRow {
+                cases: cases.remove(&o.phone_number).unwrap_or_default(),
                 phone: o.phone_number,
                 source: o.source,
                 at: casecast_core::time::local_minute(o.created_at, &zone),

@@ -23,6 +23,7 @@ mod metrics;
 mod openapi;
 mod opt_outs;
 mod pages;
+mod people_pages;
 mod upload_bad_input;
 mod uploads;
 

@@ -15,7 +15,7 @@ use crate::{call, code};
 casecast_testkit::on_both_engines!(
     csv_upload_adds_repeats_and_removes,
     xlsx_numeric_cells_and_typed_columns,
-    sheet_without_identifier_column_fails,
+    sheet_without_identifier_column_is_refused,
     uploads_refused_at_once,
     other_projects_are_invisible
 );
@@ -322,26 +322,36 @@ async fn xlsx_numeric_cells_and_typed_columns(engine: Dialect) {
     assert_eq!(members, expected);
 }
 
-async fn sheet_without_identifier_column_fails(engine: Dialect) {
+async fn sheet_without_identifier_column_is_refused(engine: Dialect) {
     let app = TestApp::spawn(engine).await;
     let a = alpha_case(&app, json!({"name": "Aber", "phone_number": "0772123456"})).await;
     let g = new_group(&app, "Study").await;
     change(&app, g, false, &[&a]).await;
-    let csv = "Name, Phone Number ,District\nAber,0772123456,Gulu\nOkello,0772000001,Lira\n";
-    let failed = upload_and_wait(&app, g, "people.csv", csv.into(), Some("remove")).await;
-    assert_eq!(failed["status"], "failed", "{failed}");
-    let error = failed["error"].as_str().unwrap();
-    assert!(error.contains("case_identifier"), "{error}");
+    let token = app.alpha_editor.token.clone();
+    let csv = "Name, Mobile ,District\nAber,0772123456,Gulu\nOkello,0772000001,Lira\n";
+    let (status, err) = upload(
+        &app,
+        "alpha",
+        &token,
+        g,
+        "people.csv",
+        csv.into(),
+        Some("remove"),
+    )
+    .await;
+    assert_eq!((status, code(&err)), (422, "invalid"), "{err}");
+    let error = err["error"]["message"].as_str().unwrap();
     assert!(
-        error.contains("'Name', 'Phone Number', 'District'"),
+        error.contains("people.csv") && error.contains("no case_identifier column"),
+        "{error}"
+    );
+    assert!(
+        error.contains("'Name', 'Mobile', 'District'"),
         "the error lists the headers found: {error}"
     );
-    assert_eq!(failed["processed_rows"], 0);
     assert_eq!(member_ids(&app, g).await, [a], "the group is unchanged");
-    let rows = result_rows(&app, failed["upload_id"].as_i64().unwrap()).await;
-    assert!(rows.is_empty(), "{rows:?}");
 
-    // An .xlsx whose first sheet has no identifier column fails alike.
+    // An .xlsx whose first sheet has no identifier column is refused alike.
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
     ws.write_string(0, 0, "mobile").unwrap();
@@ -349,20 +359,31 @@ async fn sheet_without_identifier_column_fails(engine: Dialect) {
     let other = wb.add_worksheet();
     other.write_string(0, 0, "case_identifier").unwrap();
     other.write_string(1, 0, "0772123456").unwrap();
-    let failed = upload_and_wait(
+    let (status, err) = upload(
         &app,
+        "alpha",
+        &token,
         g,
         "people.xlsx",
         wb.save_to_buffer().unwrap(),
         Some("remove"),
     )
     .await;
-    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(status, 422, "{err}");
     assert!(
-        failed["error"].as_str().unwrap().contains("'mobile'"),
-        "{failed}"
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'mobile'"),
+        "{err}"
     );
     assert_eq!(group(&app, g).await["case_count"], 1);
+
+    // Headers as people write them name the columns: `Phone Number` is phone_number.
+    let csv = "Name, Phone Number \nAber,0772123456\n";
+    let done = upload_and_wait(&app, g, "people.csv", csv.into(), Some("remove")).await;
+    assert_eq!(done["counts"], json!({"removed": 1}), "{done}");
+    assert_eq!(group(&app, g).await["case_count"], 0);
 }
 
 async fn uploads_refused_at_once(engine: Dialect) {
