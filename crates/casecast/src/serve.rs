@@ -36,8 +36,8 @@ pub struct ServeArgs {
     /// Require this token (as `Authorization: Bearer TOKEN`) on `GET /metrics`.
     #[arg(long, env = "CASECAST_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
-    /// Connections served at once; more wait until one closes (default: 1024, or three
-    /// quarters of the process's open-file limit when that is lower).
+    /// Connections served at once; more wait until one closes (default: 1024, or the
+    /// process's open-file limit less 64 when that is lower).
     #[arg(long, env = "CASECAST_MAX_CONNECTIONS", value_parser = positive::<usize>("CASECAST_MAX_CONNECTIONS"))]
     max_connections: Option<usize>,
     /// Seconds a connection may take to send a request's headers, counted from when it opened
@@ -76,14 +76,14 @@ impl ServeArgs {
     }
 }
 
-/// 1024 connections, or fewer when the process may not open that many files: three quarters
-/// of its limit, leaving the rest for the database and the files it writes.
+/// 1024 connections, or fewer when the process may not open that many files: its limit less
+/// 64, left for the database, its own files and the gateways' connections (at least 16).
 fn default_max_connections() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    (limit / 4 * 3).clamp(16, 1024)
+    limit.saturating_sub(64).clamp(16, 1024)
 }
 
 /// What `worker` takes.

@@ -132,7 +132,7 @@ pub enum SheetError {
     Corrupt { file: String, detail: String },
     #[error("'{file}' unpacks to too much data (the limit is {} MB); delete unused sheets, images or formatting, or save it as CSV, and upload it again", mb(.limit))]
     XlsxTooLarge { file: String, limit: u64 },
-    #[error("'{file}' has {detail}, which is more than a spreadsheet of its size needs and more than Casecast reads; open it in Excel, save it again (or save it as CSV) and upload it again")]
+    #[error("'{file}' has {detail}: more than Casecast reads from a workbook; open it in Excel, save it again (or save it as CSV) and upload it again")]
     SharedStrings { file: String, detail: String },
     #[error("'{file}' has more than {limit} data rows; split it into files of at most {limit} rows and upload them one by one")]
     TooManyRows { file: String, limit: usize },
