@@ -32,7 +32,8 @@ pub async fn run(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    // A million is beyond any open-file limit, and within what `acquire_many` takes.
+    let max = limits.max_connections.clamp(1, 1_000_000);
     let open = Arc::new(Semaphore::new(max));
     let (stop, stopping) = watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
