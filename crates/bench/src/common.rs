@@ -101,16 +101,18 @@ impl Bench {
 
     /// Starts `casecast serve` on a free loopback port; returns it and its base URL.
     pub fn start_server(&self) -> anyhow::Result<(Process, String)> {
-        self.start_server_limited(None)
+        self.start_server_with(None, &[])
     }
 
-    /// [`Bench::start_server`] with the server's open files limited to `nofile`.
-    pub fn start_server_with_nofile(&self, nofile: u32) -> anyhow::Result<(Process, String)> {
-        self.start_server_limited(Some(nofile))
-    }
-
-    fn start_server_limited(&self, nofile: Option<u32>) -> anyhow::Result<(Process, String)> {
-        let args = ["serve", "--listen", "127.0.0.1:0"];
+    /// [`Bench::start_server`] with the server's open files limited to `nofile` when given,
+    /// and these flags of `serve` besides.
+    pub fn start_server_with(
+        &self,
+        nofile: Option<u32>,
+        flags: &[String],
+    ) -> anyhow::Result<(Process, String)> {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend(flags.iter().map(String::as_str));
         let mut cmd = self.casecast_limited(nofile, &args, "warn")?;
         cmd.stderr(Stdio::inherit());
         let (server, ready) = Process::start(cmd, "casecast serve")?;

@@ -44,6 +44,10 @@ pub struct Hardening {
     /// Concurrent logins for unknown emails (item 6).
     #[arg(long, default_value_t = 100)]
     logins: usize,
+    /// A flag for every `casecast serve` started (repeatable), e.g.
+    /// `--serve-arg=--max-password-checks=1`.
+    #[arg(long, value_name = "FLAG", allow_hyphen_values = true)]
+    serve_arg: Vec<String>,
 }
 
 pub async fn run(bench: &Bench, h: Hardening) -> anyhow::Result<()> {
@@ -88,7 +92,7 @@ fn method_name(i: usize, len: usize) -> String {
 
 /// Item 1: RSS before and after requests with made-up methods, and the size of a scrape.
 async fn methods(bench: &Bench, h: &Hardening) -> anyhow::Result<()> {
-    let (server, base) = bench.start_server()?;
+    let (server, base) = bench.start_server_with(None, &h.serve_arg)?;
     let http = reqwest::Client::new();
     // One request first, so that "before" counts a warmed-up server.
     http.get(format!("{base}/healthz")).send().await?;
@@ -198,7 +202,7 @@ async fn bombs(bench: &Bench, h: &Hardening) -> anyhow::Result<()> {
         unpacked as f64 / 1e6,
         h.bomb_strings + 4
     );
-    let (server, base) = bench.start_server()?;
+    let (server, base) = bench.start_server_with(None, &h.serve_arg)?;
     let url = format!("{base}/api/v1/projects/{}/cases/import", project.slug);
     let started = Instant::now();
     let mut tasks = JoinSet::new();
@@ -243,7 +247,7 @@ async fn bombs(bench: &Bench, h: &Hardening) -> anyhow::Result<()> {
 
 /// Item 5: `/healthz` while idle connections are held, the server's open files limited.
 async fn idle(bench: &Bench, h: &Hardening) -> anyhow::Result<()> {
-    let (server, base) = bench.start_server_with_nofile(h.nofile)?;
+    let (server, base) = bench.start_server_with(Some(h.nofile), &h.serve_arg)?;
     let addr = base.trim_start_matches("http://").to_string();
     let mut held = Vec::new();
     for _ in 0..h.idle {
@@ -287,7 +291,7 @@ async fn idle(bench: &Bench, h: &Hardening) -> anyhow::Result<()> {
 
 /// Item 6: peak RSS and answers of concurrent logins for unknown emails.
 async fn logins(bench: &Bench, h: &Hardening) -> anyhow::Result<()> {
-    let (server, base) = bench.start_server()?;
+    let (server, base) = bench.start_server_with(None, &h.serve_arg)?;
     let mut forms = Vec::new();
     // Each login needs its form's CSRF token and cookie; fetch them all first.
     for _ in 0..h.logins {
