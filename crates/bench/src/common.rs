@@ -66,11 +66,30 @@ impl Bench {
     /// `casecast --db URL ARGS…` with this benchmark's key, logging `log` on stderr, its
     /// stdout piped.
     fn casecast(&self, args: &[&str], log: &str) -> anyhow::Result<Command> {
+        self.casecast_limited(None, args, log)
+    }
+
+    /// [`Bench::casecast`], run under `ulimit -n NOFILE` when given.
+    fn casecast_limited(
+        &self,
+        nofile: Option<u32>,
+        args: &[&str],
+        log: &str,
+    ) -> anyhow::Result<Command> {
         let casecast = self
             .casecast
             .as_ref()
             .context("this benchmark was not given the casecast binary")?;
-        let mut cmd = Command::new(casecast);
+        let mut cmd = match nofile {
+            None => Command::new(casecast),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(casecast);
+                sh
+            }
+        };
         cmd.arg("--db")
             .arg(&self.url)
             .args(args)
@@ -82,7 +101,19 @@ impl Bench {
 
     /// Starts `casecast serve` on a free loopback port; returns it and its base URL.
     pub fn start_server(&self) -> anyhow::Result<(Process, String)> {
-        let mut cmd = self.casecast(&["serve", "--listen", "127.0.0.1:0"], "warn")?;
+        self.start_server_with(None, &[])
+    }
+
+    /// [`Bench::start_server`] with the server's open files limited to `nofile` when given,
+    /// and these flags of `serve` besides.
+    pub fn start_server_with(
+        &self,
+        nofile: Option<u32>,
+        flags: &[String],
+    ) -> anyhow::Result<(Process, String)> {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend(flags.iter().map(String::as_str));
+        let mut cmd = self.casecast_limited(nofile, &args, "warn")?;
         cmd.stderr(Stdio::inherit());
         let (server, ready) = Process::start(cmd, "casecast serve")?;
         let base = ready
@@ -167,6 +198,11 @@ impl Process {
     /// The process's peak resident memory so far, in MiB.
     pub fn peak_rss_mib(&self) -> Option<f64> {
         vm_hwm_mib(&format!("/proc/{}/status", self.child.id()))
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 }
 
@@ -256,10 +292,15 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// `VmHWM` of a `/proc/…/status` file, in MiB.
 fn vm_hwm_mib(status: &str) -> Option<f64> {
+    status_mib(status, "VmHWM:")
+}
+
+/// A field of a `/proc/…/status` file given in kB (`VmRSS:`, `VmHWM:`), in MiB.
+pub fn status_mib(status: &str, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(status).ok()?;
     let kb: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()

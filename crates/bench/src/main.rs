@@ -9,6 +9,7 @@ mod common;
 mod dispatch;
 mod export;
 mod groups;
+mod hardening;
 mod import;
 
 use std::path::PathBuf;
@@ -86,6 +87,9 @@ enum Command {
     /// Delivery figures: dispatch to a local HTTP sink, through Kannel, a shared rate limit.
     #[command(subcommand)]
     Dispatch(dispatch::DispatchBench),
+    /// Issue 12's hardening figures through `casecast serve`: memory after made-up methods,
+    /// shared-strings bombs, /healthz under held idle connections, concurrent logins.
+    Hardening(hardening::Hardening),
     /// (internal) The measured part of `import`.
     #[command(hide = true)]
     RunImport {
@@ -118,6 +122,7 @@ impl Command {
             self,
             Command::Groups { .. }
                 | Command::Export { .. }
+                | Command::Hardening(_)
                 | Command::Dispatch(dispatch::DispatchBench::Rate { .. })
         )
     }
@@ -139,6 +144,7 @@ async fn run(bench: &Bench, command: Command) -> anyhow::Result<()> {
         } => broadcast::run_fanout(bench, project_id, occurrence).await,
         Command::Export { cases } => export::run(bench, cases).await,
         Command::Dispatch(command) => dispatch::run(bench, command).await,
+        Command::Hardening(h) => hardening::run(bench, h).await,
     }
 }
 

@@ -1,15 +1,17 @@
 //! `serve` and `worker`: the long-running processes.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use casecast_engine::clock::{ScaledClock, SharedClock};
 use casecast_engine::faults::{Fault, Faults};
+use casecast_engine::permits::Permits;
 use casecast_engine::supervise::{supervise, Health};
 use casecast_engine::worker::{run_worker, WorkerContext};
 use casecast_engine::{run_dispatcher, DispatchOptions};
 use casecast_store::Db;
-use casecast_web::{AppState, WebConfig};
+use casecast_web::{AppState, ServerLimits, WebConfig};
 use clap::Args;
 use tokio::sync::watch;
 
@@ -34,8 +36,54 @@ pub struct ServeArgs {
     /// Require this token (as `Authorization: Bearer TOKEN`) on `GET /metrics`.
     #[arg(long, env = "CASECAST_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Connections served at once; more wait until one closes (default: 1024, or the
+    /// process's open-file limit less 64 when that is lower).
+    #[arg(long, env = "CASECAST_MAX_CONNECTIONS", value_parser = positive::<usize>("CASECAST_MAX_CONNECTIONS"))]
+    max_connections: Option<usize>,
+    /// Seconds a connection may take to send a request's headers, counted from when it opened
+    /// or its last response was sent: idle connections are closed after it.
+    #[arg(long, env = "CASECAST_HEADER_TIMEOUT", default_value_t = 30, value_parser = positive::<u64>("CASECAST_HEADER_TIMEOUT"))]
+    header_timeout: u64,
+    /// Seconds a request's body may take to arrive in full (uploads included); then 408.
+    #[arg(long, env = "CASECAST_BODY_TIMEOUT", default_value_t = 600, value_parser = positive::<u64>("CASECAST_BODY_TIMEOUT"))]
+    body_timeout: u64,
+    /// Sheets (uploads, case imports) parsed at once; an import beyond it waits a few
+    /// seconds, then is answered 503.
+    #[arg(long, env = "CASECAST_MAX_SHEET_PARSES", default_value_t = 2, value_parser = positive::<usize>("CASECAST_MAX_SHEET_PARSES"))]
+    max_sheet_parses: usize,
+    /// Passwords checked at once (each takes 19 MiB); a login beyond it waits a few seconds,
+    /// then is answered 503 (default: twice the processor cores).
+    #[arg(long, env = "CASECAST_MAX_PASSWORD_CHECKS", value_parser = positive::<usize>("CASECAST_MAX_PASSWORD_CHECKS"))]
+    max_password_checks: Option<usize>,
     #[command(flatten)]
     run: RunArgs,
+}
+
+impl ServeArgs {
+    /// The server's limits: the flags, else the defaults.
+    fn limits(&self) -> ServerLimits {
+        let defaults = ServerLimits::default();
+        ServerLimits {
+            max_connections: self.max_connections.unwrap_or_else(default_max_connections),
+            header_timeout: Duration::from_secs(self.header_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+            max_sheet_parses: self.max_sheet_parses,
+            max_password_checks: self
+                .max_password_checks
+                .unwrap_or(defaults.max_password_checks),
+            busy_wait: defaults.busy_wait,
+        }
+    }
+}
+
+/// 1024 connections, or fewer when the process may not open that many files: its limit less
+/// 64, left for the database, its own files and the gateways' connections (at least 16).
+fn default_max_connections() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    limit.saturating_sub(64).clamp(16, 1024)
 }
 
 /// What `worker` takes.
@@ -141,13 +189,14 @@ struct Background {
 
 impl Background {
     /// Starts the worker loop and the dispatcher on `db`.
-    fn start(db: &Db, role: &str, run: &RunArgs) -> Background {
+    fn start(db: &Db, role: &str, run: &RunArgs, sheets: Permits) -> Background {
         let (stop, stopped) = watch::channel(false);
         let health = Health::default();
         let cx = WorkerContext {
             name: worker_name(role),
             clock: run.clock(),
             faults: Faults::hold_at(run.test_fault.clone()),
+            sheets,
         };
         let options = run.dispatch_options();
         let worker = {
@@ -245,16 +294,20 @@ pub async fn serve(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
         None
     };
     let shutdown = shutdown_signal();
-    let background = Background::start(&db, "serve", &args.run);
+    let limits = args.limits();
+    let sheets = Permits::new(limits.max_sheet_parses, limits.busy_wait);
+    let background = Background::start(&db, "serve", &args.run, sheets.clone());
     let state = AppState::new(
         db.clone(),
         WebConfig {
             secure_cookies: args.secure_cookies,
             public_url,
             metrics_token: args.metrics_token.filter(|t| !t.trim().is_empty()),
+            limits,
         },
     )
-    .with_health(background.health.clone());
+    .with_health(background.health.clone())
+    .with_sheet_permits(sheets);
     println!(
         "Casecast is ready at http://{addr}/ (database: {})",
         db.dialect().name()
@@ -284,7 +337,7 @@ fn worker_name(role: &str) -> String {
 pub async fn worker(cfg: &Config, args: WorkerArgs) -> anyhow::Result<()> {
     let db = open(cfg).await?;
     let shutdown = shutdown_signal();
-    let background = Background::start(&db, "worker", &args.run);
+    let background = Background::start(&db, "worker", &args.run, Permits::sheets());
     println!(
         "Casecast worker is ready (database: {})",
         db.dialect().name()

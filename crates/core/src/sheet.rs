@@ -28,6 +28,12 @@ pub struct Limits {
     pub max_file_bytes: u64,
     pub max_rows: usize,
     pub max_xlsx_uncompressed_bytes: u64,
+    /// Most entries in a workbook's shared strings (`xl/sharedStrings.xml`), which the reader
+    /// holds in memory whole; besides, there may be no more of them than the worksheets have
+    /// cells, give or take [`SHARED_STRINGS_SLACK`].
+    pub max_shared_strings: u64,
+    /// Most bytes of the shared-strings part, unpacked.
+    pub max_shared_strings_bytes: u64,
 }
 
 impl Default for Limits {
@@ -36,9 +42,15 @@ impl Default for Limits {
             max_file_bytes: 50 * MIB,
             max_rows: 1_000_000,
             max_xlsx_uncompressed_bytes: 500 * MIB,
+            max_shared_strings: 3_000_000,
+            max_shared_strings_bytes: 150 * MIB,
         }
     }
 }
+
+/// Shared strings a workbook may hold beyond one per cell of its worksheets: spreadsheet
+/// programs can keep a few that no cell uses any more.
+pub const SHARED_STRINGS_SLACK: u64 = 10_000;
 
 /// The spreadsheet format detected from the file's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +142,8 @@ pub enum SheetError {
     Corrupt { file: String, detail: String },
     #[error("'{file}' unpacks to too much data (the limit is {} MB); delete unused sheets, images or formatting, or save it as CSV, and upload it again", mb(.limit))]
     XlsxTooLarge { file: String, limit: u64 },
+    #[error("'{file}' has {detail}: more than Casecast reads from a workbook; open it in Excel, save it again (or save it as CSV) and upload it again")]
+    SharedStrings { file: String, detail: String },
     #[error("'{file}' has more than {limit} data rows; split it into files of at most {limit} rows and upload them one by one")]
     TooManyRows { file: String, limit: usize },
     #[error(
@@ -526,11 +540,18 @@ fn read_xlsx<S: RowSink>(bytes: &[u8], out: &mut Emitter<S>) -> Result<(), Sheet
 
 /// Refuses zip bombs before calamine inflates anything, from the central directory's declared
 /// sizes; then inflates each entry into a sink, capped at its declared size, because the zip
-/// crate does not stop at the declared size and calamine buffers some entries whole.
+/// crate does not stop at the declared size and calamine buffers some entries whole. Counts
+/// the worksheets' cells and the shared strings on the way: calamine holds every shared string
+/// in memory, so a workbook with far more of them than cells is refused (a few megabytes of
+/// zip can hold tens of millions of them).
 fn check_zip(bytes: &[u8], file: &str, limits: &Limits) -> Result<(), SheetError> {
     let too_large = || SheetError::XlsxTooLarge {
         file: file.into(),
         limit: limits.max_xlsx_uncompressed_bytes,
+    };
+    let shared = |detail: String| SheetError::SharedStrings {
+        file: file.into(),
+        detail,
     };
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| corrupt(file, e))?;
     let mut total: u64 = 0;
@@ -542,11 +563,27 @@ fn check_zip(bytes: &[u8], file: &str, limits: &Limits) -> Result<(), SheetError
         if absurd || total > limits.max_xlsx_uncompressed_bytes {
             return Err(too_large());
         }
+        if Part::of(entry.name()) == Part::SharedStrings
+            && entry.size() > limits.max_shared_strings_bytes
+        {
+            return Err(shared(format!(
+                "{} MB of shared strings (xl/sharedStrings.xml; at most {} MB are read)",
+                mb(&entry.size()),
+                mb(&limits.max_shared_strings_bytes)
+            )));
+        }
     }
+    let (mut cells, mut strings) = (0u64, 0u64);
     for i in 0..zip.len() {
         let entry = zip.by_index(i).map_err(|e| corrupt(file, e))?;
         let declared = entry.size();
-        let actual = io::copy(&mut entry.take(declared.saturating_add(1)), &mut io::sink())
+        let part = Part::of(entry.name());
+        let mut counter = TagCounter::new(match part {
+            Part::Worksheet => b"c",
+            Part::SharedStrings => b"si",
+            Part::Other => b"",
+        });
+        let actual = io::copy(&mut entry.take(declared.saturating_add(1)), &mut counter)
             .map_err(|e| corrupt(file, e))?;
         if actual > declared {
             return Err(corrupt(
@@ -554,8 +591,104 @@ fn check_zip(bytes: &[u8], file: &str, limits: &Limits) -> Result<(), SheetError
                 "a part unpacks to more than its declared size",
             ));
         }
+        match part {
+            Part::Worksheet => cells = cells.saturating_add(counter.count),
+            Part::SharedStrings => strings = strings.saturating_add(counter.count),
+            Part::Other => {}
+        }
+    }
+    if strings > limits.max_shared_strings {
+        return Err(shared(format!(
+            "{strings} shared strings (xl/sharedStrings.xml; at most {} are read)",
+            limits.max_shared_strings
+        )));
+    }
+    if strings > cells.saturating_add(SHARED_STRINGS_SLACK) {
+        return Err(shared(format!(
+            "{strings} shared strings (xl/sharedStrings.xml) for {cells} cells"
+        )));
     }
     Ok(())
+}
+
+/// The parts of a workbook that [`check_zip`] counts in, named as calamine finds them
+/// (ignoring case, `\` read as `/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Worksheet,
+    SharedStrings,
+    Other,
+}
+
+impl Part {
+    fn of(name: &str) -> Part {
+        let name = name.replace('\\', "/").to_ascii_lowercase();
+        if name == "xl/sharedstrings.xml" {
+            Part::SharedStrings
+        } else if name.starts_with("xl/worksheets/")
+            && name.ends_with(".xml")
+            && !name["xl/worksheets/".len()..].contains('/')
+        {
+            Part::Worksheet
+        } else {
+            Part::Other
+        }
+    }
+}
+
+/// Counts, in streamed XML, the start tags of elements with one local name (`<c>`, `<c r="A1">`,
+/// `<c/>`, `<x:c …>`), holding nothing but the name being read; an empty name counts nothing.
+struct TagCounter {
+    local: &'static [u8],
+    /// The name after a `<`, while it is being read.
+    name: Option<Vec<u8>>,
+    count: u64,
+}
+
+impl TagCounter {
+    fn new(local: &'static [u8]) -> Self {
+        TagCounter {
+            local,
+            name: None,
+            count: 0,
+        }
+    }
+}
+
+impl io::Write for TagCounter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.local.is_empty() {
+            return Ok(buf.len());
+        }
+        for &b in buf {
+            match &mut self.name {
+                None => {
+                    if b == b'<' {
+                        self.name = Some(Vec::new());
+                    }
+                }
+                Some(name) => {
+                    if b.is_ascii_whitespace() || b == b'>' || b == b'/' {
+                        // `</…`, `<?…` and `<!…` have no name here, so never count.
+                        let local = name.rsplit(|c| *c == b':').next().unwrap_or_default();
+                        if !name.is_empty() && local == self.local {
+                            self.count += 1;
+                        }
+                        self.name = None;
+                    } else if b == b'?' || b == b'!' || b == b'<' || name.len() > 64 {
+                        self.name = (b == b'<').then(Vec::new);
+                    } else {
+                        name.push(b);
+                    }
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Cell text as the user typed or saw it; numbers never in scientific notation.
@@ -914,6 +1047,70 @@ mod tests {
         // Within the total cap, a 1000:1 entry over 10 MB is still refused.
         let e = err(&bomb, "bomb.xlsx", &Limits::default());
         assert!(matches!(e, SheetError::XlsxTooLarge { .. }), "{e}");
+    }
+
+    /// A workbook whose one sheet has a header and a data row, both cells shared strings, and
+    /// whose shared strings hold `extra` more entries no cell uses.
+    fn shared_strings_workbook(extra: usize) -> Vec<u8> {
+        let mut sst = String::from(
+            r#"<?xml version="1.0"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>name</t></si><si><t>Akello</t></si>"#,
+        );
+        for i in 0..extra {
+            sst.push_str(&format!("<si><t>{i}</t></si>"));
+        }
+        sst.push_str("</sst>");
+        zip_of(&[
+            ("xl/workbook.xml", br#"<workbook xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>"#),
+            ("xl/_rels/workbook.xml.rels", br#"<Relationships><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#),
+            ("xl/worksheets/sheet1.xml", br#"<worksheet><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"><x:c r="A2" t="s"><v>1</v></x:c></row></sheetData></worksheet>"#),
+            ("xl/sharedStrings.xml", sst.as_bytes()),
+        ])
+    }
+
+    #[test]
+    fn shared_strings_beyond_the_cells_or_the_caps_are_refused_before_reading() {
+        // Within the slack, the workbook reads as usual.
+        let fine = shared_strings_workbook(SHARED_STRINGS_SLACK as usize - 10);
+        let t = read_table(&fine, "fine.xlsx", &Limits::default()).unwrap();
+        assert_eq!(t.headers.0, ["name"]);
+        assert_eq!(cells(&t), [(2, vec!["Akello"])]);
+        // Far more shared strings than cells: the bomb of issue 12, in small.
+        let bomb = shared_strings_workbook(SHARED_STRINGS_SLACK as usize + 10);
+        let e = err(&bomb, "bomb.xlsx", &Limits::default());
+        assert!(matches!(e, SheetError::SharedStrings { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("10012 shared strings (xl/sharedStrings.xml) for 2 cells"),
+            "{e}"
+        );
+        // The absolute caps on their number and size hold even when there are cells enough.
+        let limits = Limits {
+            max_shared_strings: 100,
+            ..Limits::default()
+        };
+        let e = err(&fine, "fine.xlsx", &limits);
+        assert!(e.to_string().contains("at most 100 are read"), "{e}");
+        let limits = Limits {
+            max_shared_strings_bytes: 1024,
+            ..Limits::default()
+        };
+        let e = err(&fine, "fine.xlsx", &limits);
+        assert!(matches!(e, SheetError::SharedStrings { .. }), "{e}");
+        assert!(e.to_string().contains("MB of shared strings"), "{e}");
+    }
+
+    #[test]
+    fn tag_counter_counts_start_tags_by_local_name_across_writes() {
+        use std::io::Write as _;
+        let xml =
+            br#"<?xml version="1.0"?><!-- a note --><sheetData><row><c r="A1"/><x:c>1</x:c><col/><c
+t="s"></c><cc/></row></sheetData>"#;
+        for split in 0..xml.len() {
+            let mut counter = TagCounter::new(b"c");
+            counter.write_all(&xml[..split]).unwrap();
+            counter.write_all(&xml[split..]).unwrap();
+            assert_eq!(counter.count, 3, "split at {split}");
+        }
     }
 
     #[test]

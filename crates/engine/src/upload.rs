@@ -10,6 +10,7 @@ use casecast_store::{Db, StoreError};
 use tokio::sync::mpsc;
 
 use crate::faults::{Fault, Faults};
+use crate::permits::Permits;
 use crate::worker::Heartbeat;
 use crate::JobError;
 
@@ -23,6 +24,20 @@ pub async fn process_upload(
     job_id: i64,
     worker: &str,
     faults: &Faults,
+) -> Result<(), JobError> {
+    process_upload_within(db, upload_id, job_id, worker, faults, &Permits::sheets()).await
+}
+
+/// [`process_upload`], each pass over the sheet holding one of the process's `sheets` permits
+/// (waiting its turn), so that uploads and imports never parse more sheets at once than it
+/// allows.
+pub async fn process_upload_within(
+    db: &Db,
+    upload_id: i64,
+    job_id: i64,
+    worker: &str,
+    faults: &Faults,
+    sheets: &Permits,
 ) -> Result<(), JobError> {
     let Some(work) = db.upload_work(upload_id).await? else {
         return Ok(());
@@ -45,7 +60,9 @@ pub async fn process_upload(
 
     // Pass 1: the whole sheet is checked before anything changes.
     let (check_bytes, check_name) = (bytes.clone(), file_name.clone());
+    let permit = sheets.acquire().await;
     let checked = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let mut counter = Counter {
             rows: 0,
             cols: Vec::new(),
@@ -70,7 +87,9 @@ pub async fn process_upload(
     let done_rows = work.processed_rows;
     let (tx, mut rx) = mpsc::channel::<Vec<(i64, Entry)>>(4);
     let name = file_name.clone();
+    let permit = sheets.acquire().await;
     let feeder = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         if let Some(kept) = kept {
             let rest = &kept[(done_rows as usize).min(kept.len())..];
             for batch in rest.chunks(BATCH) {

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::clock::SharedClock;
 use crate::faults::Faults;
+use crate::permits::Permits;
 use crate::JobError;
 
 /// Attempts before a job is given up.
@@ -29,6 +30,8 @@ pub struct WorkerContext {
     pub clock: SharedClock,
     /// Fault points at which this process holds (none, except in tests).
     pub faults: Faults,
+    /// The process's bound on sheets parsed at once, shared with its web requests.
+    pub sheets: Permits,
 }
 
 impl WorkerContext {
@@ -38,6 +41,7 @@ impl WorkerContext {
             name: name.into(),
             clock: crate::clock::system(),
             faults: Faults::none(),
+            sheets: Permits::sheets(),
         }
     }
 }
@@ -93,7 +97,10 @@ pub async fn run_job_body(
 ) -> Result<(), JobError> {
     match kind {
         JobKind::Upload => {
-            crate::upload::process_upload(db, ref_id, job_id, &cx.name, &cx.faults).await
+            crate::upload::process_upload_within(
+                db, ref_id, job_id, &cx.name, &cx.faults, &cx.sheets,
+            )
+            .await
         }
         JobKind::Fanout => {
             crate::fanout::process_fanout(db, ref_id, job_id, &cx.name, &cx.faults).await

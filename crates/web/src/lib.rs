@@ -9,9 +9,9 @@ pub mod hooks;
 pub mod json;
 pub mod metrics;
 pub mod pages;
+pub mod server;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use casecast_engine::clock::SharedClock;
+use casecast_engine::permits::Permits;
 use casecast_engine::supervise::Health;
 use casecast_store::Db;
 use tokio::net::TcpListener;
@@ -36,6 +37,40 @@ pub struct WebConfig {
     pub public_url: Option<String>,
     /// When set, `/metrics` answers only requests that bear this token.
     pub metrics_token: Option<String>,
+    /// Bounds on connections and on costly work.
+    pub limits: ServerLimits,
+}
+
+/// How many connections, and how much costly work, the server takes on at once, and how long
+/// it waits for a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Connections served at once; more wait in the listen queue until one closes.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, counted from when it
+    /// opened or its previous response was sent: idle connections are closed after it too.
+    pub header_timeout: std::time::Duration,
+    /// How long a request's body may take to arrive, in all.
+    pub body_timeout: std::time::Duration,
+    /// Sheets parsed at once (uploads, imports), across the process.
+    pub max_sheet_parses: usize,
+    /// Passwords checked at once (each argon2 check takes 19 MiB).
+    pub max_password_checks: usize,
+    /// How long a request waits for one of those before it is answered 503.
+    pub busy_wait: std::time::Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 1024,
+            header_timeout: std::time::Duration::from_secs(30),
+            body_timeout: std::time::Duration::from_secs(600),
+            max_sheet_parses: 2,
+            max_password_checks: 2 * casecast_engine::permits::cores(),
+            busy_wait: casecast_engine::permits::DEFAULT_WAIT,
+        }
+    }
 }
 
 impl WebConfig {
@@ -54,6 +89,9 @@ impl WebConfig {
     }
 }
 
+/// The `Retry-After` (seconds) of a 503 that says the server is busy.
+pub const RETRY_AFTER_SECS: &str = "5";
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -64,18 +102,31 @@ pub struct AppState {
     pub clock: SharedClock,
     /// The health of this process's background tasks, for `/healthz`.
     pub health: Health,
+    /// The process's bound on sheets parsed at once (shared with its worker).
+    pub sheets: Permits,
+    /// The bound on passwords checked at once.
+    pub password_checks: Permits,
 }
 
 impl AppState {
     /// State over a database, on the system clock, with no background task reported.
     pub fn new(db: Db, config: WebConfig) -> Self {
+        let l = config.limits;
         AppState {
             db,
             metrics: Arc::new(metrics::Metrics::default()),
             config: Arc::new(config),
             clock: casecast_engine::clock::system(),
             health: Health::default(),
+            sheets: Permits::new(l.max_sheet_parses, l.busy_wait),
+            password_checks: Permits::new(l.max_password_checks, l.busy_wait),
         }
+    }
+
+    /// This state, sharing these sheet permits (the worker's) instead of its own.
+    pub fn with_sheet_permits(mut self, sheets: Permits) -> Self {
+        self.sheets = sheets;
+        self
     }
 
     /// This state, reporting the health of these background tasks.
@@ -87,6 +138,7 @@ impl AppState {
 
 /// The whole application: pages, API, OpenAPI, service endpoints.
 pub fn app(state: AppState) -> Router {
+    let body_timeout = state.config.limits.body_timeout;
     let (api, openapi) = api::router();
     Router::new()
         .merge(pages::router())
@@ -105,6 +157,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/static/case_messages.js", get(case_messages_script))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            body_timeout,
+            server::body_deadline,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -242,16 +298,13 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves until `shutdown` completes, then finishes the requests in flight.
+/// Serves until `shutdown` completes, then finishes the requests in flight; within the
+/// connection limits and timeouts of the state's [`ServerLimits`] (see [`server`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let limits = state.config.limits;
+    server::run(listener, app(state), limits, shutdown).await
 }

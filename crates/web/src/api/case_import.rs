@@ -129,6 +129,11 @@ async fn import_cases(
 ) -> ApiResult<Json<ImportResult>> {
     check_announced_size(&headers)?;
     let (name, bytes) = file_part(multipart).await?;
+    let _parsing = state.sheets.try_acquire().await.map_err(|_| {
+        ApiError::busy(
+            "the server is reading as many sheets as it may at once; try again in a few seconds",
+        )
+    })?;
     let report = casecast_engine::import::import_cases(
         &state.db,
         auth.project.id,

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use askama::Template;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::Form;
 use casecast_store::accounts::{LoginOutcome, SESSION_MS};
@@ -149,6 +149,22 @@ pub(super) async fn submit(
             Some("That email or password cannot be right: check it and try again.".into()),
         );
     }
+    // An argon2 check takes 19 MiB: a burst of logins (known emails or not) waits briefly for
+    // one of the server's password-check permits, then is turned away instead of exhausting
+    // memory.
+    let Ok(_checking) = state.password_checks.try_acquire().await else {
+        let message = "Too many sign-ins at once; try again in a few seconds.";
+        let mut page = login_page(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            next,
+            form.email,
+            Some(message.into()),
+        )?;
+        let retry = HeaderValue::from_static(crate::RETRY_AFTER_SECS);
+        page.headers_mut().insert(header::RETRY_AFTER, retry);
+        return Ok(page);
+    };
     match crate::auth::log_in(
         &state.db,
         &form.email,

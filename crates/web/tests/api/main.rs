@@ -16,6 +16,7 @@ mod gateways;
 mod group_pages;
 mod health;
 mod hooks;
+mod limits;
 mod message_pages;
 mod messages;
 mod messaging_settings;
