@@ -11,6 +11,7 @@ pub mod fanout;
 pub mod faults;
 pub mod import;
 pub mod inbound;
+pub mod pace;
 pub mod preview;
 pub mod recipients;
 pub mod scheduler;

@@ -103,6 +103,7 @@ pub async fn process_upload(
     };
     let mut outcome = Ok(());
     let mut written = 0u64;
+    let mut pacer = crate::pace::Pacer::new(db);
     while let Some(batch) = rx.recv().await {
         let kept = match db
             .apply_upload_batch(
@@ -129,6 +130,7 @@ pub async fn process_upload(
             outcome = Err(JobError::LeaseLost("another worker took the upload over"));
             break;
         }
+        pacer.after_commit().await;
     }
     drop(rx);
     let fed = feeder

@@ -125,6 +125,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 "case export",
                 include_str!("../migrations/sqlite/0005_case_export.sql"),
             ),
+            (
+                6,
+                "case imports",
+                include_str!("../migrations/sqlite/0006_case_imports.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -151,6 +156,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 5,
                 "case export",
                 include_str!("../migrations/postgres/0005_case_export.sql"),
+            ),
+            (
+                6,
+                "case imports",
+                include_str!("../migrations/postgres/0006_case_imports.sql"),
             ),
         ],
     }

@@ -58,10 +58,36 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is asked to wait before trying a busy database again.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
+/// A 503 tells the client when to try again.
+fn with_retry_after(status: StatusCode, mut response: Response) -> Response {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(RETRY_AFTER_SECONDS),
+        );
+    }
+    response
+}
+
+impl ApiError {
+    /// 503: the database stayed busy (another process's long write) past the time a request
+    /// waits; nothing was changed, and trying again shortly works.
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the database is busy; nothing was changed; try again in a moment",
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
-        (self.status, body).into_response()
+        with_retry_after(self.status, (self.status, body).into_response())
     }
 }
 
@@ -98,6 +124,10 @@ impl From<crate::downloads::DownloadError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_busy() {
+            tracing::warn!(error = %e, "the database was busy");
+            return ApiError::busy();
+        }
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict { code, message } => {
@@ -171,6 +201,13 @@ impl PageError {
 
 impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
+        if e.is_busy() {
+            tracing::warn!(error = %e, "the database was busy");
+            return Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "The database is busy with a large import or upload; nothing was changed. Wait a moment and try again.".into(),
+            };
+        }
         match e {
             StoreError::NotFound(_) => PageError::not_found(),
             StoreError::Conflict { message, .. } => Self {
@@ -232,7 +269,10 @@ impl IntoResponse for PageError {
             message: &self.message,
         };
         let html = askama::Template::render(&page).unwrap_or_else(|_| self.message.clone());
-        (self.status, axum::response::Html(html)).into_response()
+        with_retry_after(
+            self.status,
+            (self.status, axum::response::Html(html)).into_response(),
+        )
     }
 }
 

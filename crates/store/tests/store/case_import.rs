@@ -1,4 +1,5 @@
-//! Case imports: which case a row creates or updates, all-or-nothing writes, isolation.
+//! Case imports: which case a row creates or updates, a file checked whole before anything is
+//! written, batches that let other writers in, isolation.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +21,7 @@ on_both_engines!(
     import_creates_a_case_with_the_given_case_id,
     import_applies_two_rows_that_reach_the_same_case_in_order,
     import_over_the_row_limit_writes_nothing,
-    import_failing_after_a_written_batch_rolls_everything_back,
+    a_file_error_past_the_first_batch_writes_nothing,
     large_import_counts_and_stays_in_its_project,
 );
 
@@ -285,7 +286,7 @@ async fn import_over_the_row_limit_writes_nothing(engine: Dialect) {
     assert_eq!(report.created, 3);
 }
 
-async fn import_failing_after_a_written_batch_rolls_everything_back(engine: Dialect) {
+async fn a_file_error_past_the_first_batch_writes_nothing(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -301,7 +302,8 @@ async fn import_failing_after_a_written_batch_rolls_everything_back(engine: Dial
         )
         .await
         .unwrap();
-    // The importer writes in batches of 2,000 rows; the limit is hit after the first batch.
+    // The importer writes in batches of 2,000 rows; the limit is hit past the first batch, and
+    // found by the check of the whole file before anything is written.
     let mut csv = String::from("external_id,name\nE-0,After\n");
     for i in 1..2_100 {
         csv.push_str(&format!("E-{i},Case {i}\n"));
@@ -326,7 +328,7 @@ async fn import_failing_after_a_written_batch_rolls_everything_back(engine: Dial
     let after = db.get_case(p.id, existing.case_id.as_str()).await.unwrap();
     assert_eq!(
         after, existing,
-        "the update in the first batch was rolled back"
+        "the update in the first batch was not written"
     );
 }
 
@@ -394,4 +396,59 @@ async fn large_import_counts_and_stays_in_its_project(engine: Dialect) {
         all_cases(db, a.id, &CaseFilter::default(), 1_000).await,
         a_before
     );
+}
+
+/// On SQLite an import commits batch by batch, so that another writer (a login, another
+/// project's new case) gets in between two batches instead of waiting for the whole import:
+/// here a second connection that waits at most 1 s for the lock writes while the import is
+/// past its first batch. (The import used to hold the lock from its first row to its last.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_writer_gets_in_between_an_imports_batches() {
+    let t = TestDb::new(Dialect::Sqlite).await;
+    let db = &t.db;
+    let p = project(db, "demo", Some("UG")).await;
+    let mut csv = String::from("external_id,name\n");
+    for i in 0..5_000 {
+        csv.push_str(&format!("E-{i},Case {i}\n"));
+    }
+    let url = casecast_store::db::normalise_url(&t.url).1;
+    let wrote = std::sync::Mutex::new(Vec::new());
+    let progress = |n: usize| {
+        if n != 2_000 {
+            return;
+        }
+        // Another process's writer, on its own thread and runtime, while the import waits.
+        let url = url.clone();
+        let outcome = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(async move {
+                    use sqlx::{Connection, Executor};
+                    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+                    conn.execute("PRAGMA busy_timeout = 1000").await.unwrap();
+                    let written = conn
+                        .execute("UPDATE projects SET name = 'Renamed' WHERE slug = 'demo'")
+                        .await;
+                    conn.close().await.ok();
+                    written.map(|_| ()).map_err(|e| e.to_string())
+                })
+        })
+        .join()
+        .unwrap();
+        wrote.lock().unwrap().push(outcome);
+    };
+    let report = casecast_engine::import::import_cases(
+        db,
+        p.id,
+        p.country_code(),
+        csv.into_bytes(),
+        "five.csv",
+        Limits::default(),
+        &progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.created, 5_000);
+    assert_eq!(*wrote.lock().unwrap(), vec![Ok(())]);
+    assert_eq!(db.project_by_id(p.id).await.unwrap().name, "Renamed");
 }

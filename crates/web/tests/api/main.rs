@@ -9,6 +9,7 @@ mod broadcasts;
 mod case_export;
 mod case_groups;
 mod case_import;
+mod case_import_pages;
 mod cases;
 mod gateways;
 mod group_pages;
