@@ -23,6 +23,7 @@ on_both_engines!(
     import_over_the_row_limit_writes_nothing,
     a_file_error_past_the_first_batch_writes_nothing,
     large_import_counts_and_stays_in_its_project,
+    a_stopped_page_import_resumes_after_the_rows_written,
 );
 
 async fn import_creates_cases_with_e164_phones_properties_and_closed(engine: Dialect) {
@@ -451,4 +452,73 @@ async fn another_writer_gets_in_between_an_imports_batches() {
     assert_eq!(report.created, 5_000);
     assert_eq!(*wrote.lock().unwrap(), vec![Ok(())]);
     assert_eq!(db.project_by_id(p.id).await.unwrap().name, "Renamed");
+}
+
+/// A page's import whose worker stopped after its first batch resumes after the rows written:
+/// they are not written again (nor reported as unchanged), and a later row repeating one of
+/// them is still refused as a repeat.
+async fn a_stopped_page_import_resumes_after_the_rows_written(engine: Dialect) {
+    use casecast_core::case_sheet::ImportColumns;
+    use casecast_core::sheet::{read_table, Row};
+    use casecast_store::case_import::{ImportWriter, Parsed};
+    use casecast_store::import_jobs::ImportProgress;
+    use casecast_store::jobs::JobKind;
+
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "demo", Some("UG")).await;
+    let mut csv = String::from("external_id,name\n");
+    for i in 0..5_000 {
+        // Row 4,502 repeats row 102's external ID.
+        let id = if i == 4_500 { 100 } else { i };
+        csv.push_str(&format!("E-{id},Case {i}\n"));
+    }
+    let import = db
+        .create_case_import(p.id, "five.csv", csv.clone().into_bytes(), None)
+        .await
+        .unwrap();
+    // An earlier run wrote the first 2,000 rows, then its worker died.
+    let table = read_table(csv.as_bytes(), "five.csv", &Limits::default()).unwrap();
+    let columns = ImportColumns::from_headers(&table.headers).unwrap();
+    let parsed = |r: &Row| Parsed::Valid(columns.parse_row(r, None).unwrap());
+    let work = db.case_import_work(import.id).await.unwrap().unwrap();
+    let mut writer = ImportWriter::new(db, p.id).with_results();
+    let mut progress = ImportProgress::default();
+    let first: Vec<Parsed> = table.rows[..2_000].iter().map(parsed).collect();
+    assert!(db
+        .write_case_import_batch(&work, &mut writer, first, &mut progress)
+        .await
+        .unwrap());
+
+    let job = db
+        .claim_job_for(JobKind::Import, import.id, "resumer")
+        .await
+        .unwrap()
+        .unwrap();
+    casecast_engine::import::process_case_import(db, import.id, job.id, "resumer")
+        .await
+        .unwrap();
+    let done = db.get_case_import(p.id, import.id).await.unwrap();
+    assert_eq!(done.status.to_string(), "done");
+    assert_eq!((done.total_rows, done.processed_rows), (5_000, 5_000));
+    assert_eq!(
+        done.counts.get("created"),
+        Some(&4_999),
+        "{:?}",
+        done.counts
+    );
+    assert_eq!(done.counts.get("error"), Some(&1), "{:?}", done.counts);
+    assert_eq!(done.counts.get("unchanged"), None, "{:?}", done.counts);
+    assert_eq!(db.count_cases(p.id).await.unwrap(), 4_999);
+    let results = db
+        .case_import_results(p.id, import.id, 0, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 5_000);
+    let repeat = results.iter().find(|r| r.row == 4_502).unwrap();
+    assert_eq!(repeat.column, "external_id");
+    assert!(
+        repeat.message.contains("already appears in row 102"),
+        "{repeat:?}"
+    );
 }
