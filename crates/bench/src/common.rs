@@ -8,7 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
-use casecast_core::sheet::Limits;
 use casecast_core::{CountryCode, ProjectSlug, TimeZoneName};
 use casecast_store::case_import::ImportReport;
 use casecast_store::projects::{NewProject, Project};
@@ -97,6 +96,12 @@ impl Bench {
             .env("CASECAST_LOG", log)
             .stdout(Stdio::piped());
         Ok(cmd)
+    }
+
+    /// `casecast --db URL ARGS…` with this benchmark's key, for a command that runs and ends
+    /// (its output captured by the caller).
+    pub fn casecast_command(&self, args: &[&str]) -> anyhow::Result<Command> {
+        self.casecast(args, "warn")
     }
 
     /// Starts `casecast serve` on a free loopback port; returns it and its base URL.
@@ -229,17 +234,10 @@ pub async fn new_project(db: &Db) -> anyhow::Result<Project> {
         .await?)
 }
 
-/// Imports a sheet of cases into the project `slug`, as `casecast cases import` does.
+/// Imports a sheet of cases into the project `slug`, as `casecast cases import` does (streamed
+/// from the file).
 pub async fn import_sheet(db: &Db, slug: &str, file: &Path) -> anyhow::Result<ImportReport> {
-    let limits = Limits::default();
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read '{}'", file.display()))?;
-    if bytes.len() as u64 > limits.max_file_bytes {
-        bail!(
-            "'{}' is over the {} MB limit",
-            file.display(),
-            limits.max_file_bytes / 1_048_576
-        );
-    }
+    use casecast_engine::import::{import_source, Source, FILE_LIMITS};
     let project = db
         .project_by_slug(slug)
         .await
@@ -248,16 +246,17 @@ pub async fn import_sheet(db: &Db, slug: &str, file: &Path) -> anyhow::Result<Im
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    Ok(casecast_engine::import::import_cases(
+    import_source(
         db,
         project.id,
         project.country_code(),
-        bytes,
+        Source::File(file.to_path_buf()),
         &name,
-        limits,
+        FILE_LIMITS,
         &|_| {},
     )
-    .await?)
+    .await
+    .map_err(|e| anyhow!("{e}"))
 }
 
 /// Wall-clock and CPU time of this process since [`Stopwatch::start`].

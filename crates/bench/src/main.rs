@@ -6,6 +6,7 @@
 
 mod broadcast;
 mod common;
+mod contention;
 mod dispatch;
 mod export;
 mod groups;
@@ -62,6 +63,14 @@ enum Command {
         rows: usize,
         #[arg(long, value_enum, default_value_t = import::SheetFormat::Csv)]
         format: import::SheetFormat,
+    },
+    /// How long another project's writes wait while an import of N cases runs through
+    /// `casecast serve`'s API or `casecast cases import` on the same database.
+    Contention {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, value_enum, default_value_t = contention::Via::Api)]
+        via: contention::Via,
     },
     /// Case-group figures: upload N identifiers, the members page, server memory.
     Groups {
@@ -123,6 +132,7 @@ impl Command {
             Command::Groups { .. }
                 | Command::Export { .. }
                 | Command::Hardening(_)
+                | Command::Contention { .. }
                 | Command::Dispatch(dispatch::DispatchBench::Rate { .. })
         )
     }
@@ -143,6 +153,7 @@ async fn run(bench: &Bench, command: Command) -> anyhow::Result<()> {
             occurrence,
         } => broadcast::run_fanout(bench, project_id, occurrence).await,
         Command::Export { cases } => export::run(bench, cases).await,
+        Command::Contention { rows, via } => contention::run(bench, rows, via).await,
         Command::Dispatch(command) => dispatch::run(bench, command).await,
         Command::Hardening(h) => hardening::run(bench, h).await,
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use casecast_core::sheet::Limits;
+use casecast_engine::import::{Source, FILE_LIMITS};
 use casecast_store::case_export::ExportFormat;
 use casecast_store::case_import::ImportReport;
 use casecast_store::{Db, StoreError};
@@ -156,21 +156,10 @@ async fn export_file(
     Ok(())
 }
 
-/// Imports a file, with a progress bar on a terminal.
+/// Imports a file, streamed (a CSV of any size: see `FILE_LIMITS`), with a progress bar on a
+/// terminal.
 async fn import_file(cfg: &Config, project: &str, file: &PathBuf) -> anyhow::Result<ImportReport> {
-    let limits = Limits::default();
-    let size = std::fs::metadata(file)
-        .with_context(|| format!("cannot read '{}'", file.display()))?
-        .len();
-    if size > limits.max_file_bytes {
-        anyhow::bail!(
-            "'{}' is {:.1} MB; the limit is {} MB",
-            file.display(),
-            size as f64 / 1_048_576.0,
-            limits.max_file_bytes / 1_048_576
-        );
-    }
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read '{}'", file.display()))?;
+    std::fs::metadata(file).with_context(|| format!("cannot read '{}'", file.display()))?;
     let db = open(cfg).await?;
     let p = db
         .project_by_slug(project)
@@ -190,19 +179,29 @@ async fn import_file(cfg: &Config, project: &str, file: &PathBuf) -> anyhow::Res
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let progress = |n: usize| bar.set_position(n as u64);
-    let result = casecast_engine::import::import_cases(
+    let result = casecast_engine::import::import_source(
         &db,
         p.id,
         p.country_code(),
-        bytes,
+        Source::File(file.clone()),
         &name,
-        limits,
+        FILE_LIMITS,
         &progress,
     )
     .await;
     bar.finish_and_clear();
     db.close().await;
-    Ok(result?)
+    match result {
+        Ok(report) => Ok(report),
+        Err(e) if e.written.rows > 0 => {
+            print_report(&e.written);
+            Err(anyhow::Error::new(e.cause).context(format!(
+                "the import stopped after the {} rows above were written; run the same command again to finish (rows already written come out unchanged)",
+                e.written.rows
+            )))
+        }
+        Err(e) => Err(e.cause.into()),
+    }
 }
 
 fn print_report(r: &ImportReport) {

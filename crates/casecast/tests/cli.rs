@@ -888,6 +888,43 @@ async fn cases_import(engine: Dialect) {
     assert_eq!(t.db.count_cases(clinic.id).await.unwrap(), 4);
 }
 
+/// The CLI streams a file past the limits of uploads over HTTP (50 MB here): a CSV exported
+/// from another system imports in one command.
+async fn cases_import_streams_a_file_over_the_upload_limits(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    run(&t.url, &["project", "create", "clinic", "--country", "UG"])
+        .await
+        .ok();
+    let clinic = t.db.project_by_slug("clinic").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.csv");
+    let notes = "n".repeat(4_000);
+    let mut csv = String::from("external_id,name,notes\n");
+    let mut rows = 0;
+    while csv.len() <= 50 * 1024 * 1024 {
+        rows += 1;
+        csv.push_str(&format!("E{rows},Person {rows},{notes}\n"));
+    }
+    std::fs::write(&path, csv).unwrap();
+    let out = run(
+        &t.url,
+        &[
+            "cases",
+            "import",
+            "--project",
+            "clinic",
+            path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        out.ok(),
+        format!("{rows} rows: {rows} created, 0 updated, 0 unchanged, 0 blank, 0 with errors\n"),
+        "{out:?}"
+    );
+    assert_eq!(t.db.count_cases(clinic.id).await.unwrap(), rows as i64);
+}
+
 // ---------------------------------------------------------------------------------------------
 // serve and worker: long-running processes
 // ---------------------------------------------------------------------------------------------
@@ -1162,6 +1199,7 @@ on_both_engines!(
     user_list_remove_unlock,
     tokens,
     cases_import,
+    cases_import_streams_a_file_over_the_upload_limits,
     serve_demo_is_idempotent,
     serve_without_demo_and_a_taken_port,
     serve_stops_on_a_signal_right_after_ready,

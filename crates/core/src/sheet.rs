@@ -424,21 +424,61 @@ fn read_csv<S: RowSink>(
     out: &mut Emitter<S>,
 ) -> Result<(), SheetError> {
     let (text, _) = encoding.decode_without_bom_handling(body);
+    csv_rows(text.as_bytes(), delimiter_of(&text), out)
+}
+
+/// European Excel writes `;`, some exports use tabs; both only when the header (the first
+/// line that is not blank) has no comma.
+fn delimiter_of(text: &str) -> u8 {
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    // European Excel writes `;`, some exports use tabs; both only when the header has no comma.
     let count = |d: u8| first.bytes().filter(|b| *b == d).count();
-    let delimiter = match (count(b','), count(b';'), count(b'\t')) {
+    match (count(b','), count(b';'), count(b'\t')) {
         (0, semi, tab) if semi > 0 && semi >= tab => b';',
         (0, _, tab) if tab > 0 => b'\t',
         _ => b',',
-    };
+    }
+}
+
+/// The bytes a reader has handed over and not yet been done with: what the CSV loop reads back
+/// between two records, however far the file is streamed.
+#[derive(Default)]
+struct Window {
+    /// Offset in the stream of `bytes[0]`.
+    base: usize,
+    bytes: Vec<u8>,
+}
+
+/// Keeps a copy of what passes through in a shared [`Window`].
+struct Tee<R> {
+    inner: R,
+    window: std::rc::Rc<std::cell::RefCell<Window>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.window.borrow_mut().bytes.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Reads CSV records from UTF-8 text as it streams in, numbering rows as Excel shows them.
+fn csv_rows<S: RowSink>(
+    text: impl Read,
+    delimiter: u8,
+    out: &mut Emitter<S>,
+) -> Result<(), SheetError> {
+    let window = std::rc::Rc::new(std::cell::RefCell::new(Window::default()));
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
-        .from_reader(text.as_bytes());
+        .from_reader(Tee {
+            inner: text,
+            window: window.clone(),
+        });
     let mut record = csv::StringRecord::new();
-    let (bytes, mut number, mut carry) = (text.as_bytes(), 0, &b""[..]);
+    let (mut number, mut carry) = (0, Vec::new());
     loop {
         let start = reader.position().byte() as usize;
         let more = reader
@@ -454,7 +494,9 @@ fn read_csv<S: RowSink>(
         // The csv crate silently skips empty lines, but Excel shows them as rows: count the
         // line breaks between the previous record's content and this one's (a CRLF may be
         // split across the two reads).
-        let consumed = &bytes[start..reader.position().byte() as usize];
+        let end = reader.position().byte() as usize;
+        let mut w = window.borrow_mut();
+        let consumed = &w.bytes[start - w.base..end - w.base];
         let lead = consumed
             .iter()
             .take_while(|b| matches!(b, b'\r' | b'\n'))
@@ -470,7 +512,14 @@ fn read_csv<S: RowSink>(
             breaks += usize::from(b == b'\r' || (b == b'\n' && prev != b'\r'));
             prev = b;
         }
-        carry = &consumed[consumed.len() - trail.min(consumed.len() - lead)..];
+        carry = consumed[consumed.len() - trail.min(consumed.len() - lead)..].to_vec();
+        // What the parser is done with is dropped now and then, not at every record.
+        if end - w.base > 1 << 20 {
+            let done = end - w.base;
+            w.bytes.drain(..done);
+            w.base = end;
+        }
+        drop(w);
         number = if number == 0 {
             1 + breaks
         } else {
@@ -478,6 +527,142 @@ fn read_csv<S: RowSink>(
         };
         out.push(number, record.iter().map(str::to_string).collect())?;
     }
+}
+
+/// Decodes a stream of text in any encoding into UTF-8, a buffer at a time.
+struct Decoding<R> {
+    inner: R,
+    decoder: encoding_rs::Decoder,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+impl<R: Read> Read for Decoding<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.output.len() && !self.done {
+            self.input.resize(16 * 1024, 0);
+            let n = self.inner.read(&mut self.input)?;
+            self.done = n == 0;
+            self.output.clear();
+            self.output.resize(
+                self.decoder
+                    .max_utf8_buffer_length(n)
+                    .unwrap_or(64 * 1024)
+                    .max(16),
+                0,
+            );
+            let (_, _, written, _) =
+                self.decoder
+                    .decode_to_utf8(&self.input[..n], &mut self.output, self.done);
+            self.output.truncate(written);
+            self.at = 0;
+        }
+        let n = buf.len().min(self.output.len() - self.at);
+        buf[..n].copy_from_slice(&self.output[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Whether a whole stream is valid UTF-8, read a buffer at a time.
+fn stream_is_utf8(mut reader: impl Read) -> io::Result<bool> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut kept = 0;
+    loop {
+        let n = reader.read(&mut buf[kept..])?;
+        let filled = kept + n;
+        match std::str::from_utf8(&buf[..filled]) {
+            Ok(_) => kept = 0,
+            // A character cut at the end of the buffer is completed by the next read.
+            Err(e) if e.error_len().is_none() && n > 0 => {
+                let valid = e.valid_up_to();
+                buf.copy_within(valid..filled, 0);
+                kept = filled - valid;
+            }
+            Err(_) => return Ok(false),
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Streams a sheet from a file, like [`read_sheet`]. A CSV is parsed as it is read, so
+/// `limits.max_file_bytes` does not apply to it and memory stays flat however long it is (it
+/// is read twice when it has no BOM: once to tell UTF-8 from Windows-1252). An `.xlsx` is read
+/// into memory first (at most `limits.max_file_bytes`), then its cells are streamed.
+pub fn read_sheet_file(
+    path: &std::path::Path,
+    file_name: &str,
+    limits: &Limits,
+    sink: &mut impl RowSink,
+) -> Result<usize, SheetError> {
+    let file = file_name;
+    let unreadable = |e: io::Error| corrupt(file, e);
+    let open = || std::fs::File::open(path).map_err(unreadable);
+    let mut head = Vec::new();
+    open()?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(unreadable)?;
+    if head.starts_with(b"PK") || head.starts_with(OLE_MAGIC) {
+        // An .xlsx (or an old or encrypted Excel file, refused by `read_sheet`): read whole.
+        let len = open()?.metadata().map_err(unreadable)?.len();
+        if len > limits.max_file_bytes {
+            return Err(SheetError::TooLarge {
+                file: file.into(),
+                bytes: len,
+                limit: limits.max_file_bytes,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(unreadable)?;
+        return read_sheet(&bytes, file, limits, sink);
+    }
+    let (encoding, bom) = match sniff(&head, file)? {
+        Sniffed::Csv(encoding, bom) => (encoding, bom),
+        Sniffed::Xlsx => return Err(corrupt(file, "it changed while it was read")),
+    };
+    // The start of the file said UTF-8 or Windows-1252; only the whole file can tell.
+    let encoding = if bom == 0 && (encoding == UTF_8 || encoding == WINDOWS_1252) {
+        if stream_is_utf8(io::BufReader::new(open()?)).map_err(unreadable)? {
+            UTF_8
+        } else {
+            WINDOWS_1252
+        }
+    } else {
+        encoding
+    };
+    let (sample, _) = encoding.decode_without_bom_handling(&head[bom..]);
+    let delimiter = delimiter_of(&sample);
+    let mut body = io::BufReader::new(open()?);
+    io::copy(&mut (&mut body).take(bom as u64), &mut io::sink()).map_err(unreadable)?;
+    let mut out = Emitter {
+        file,
+        limits,
+        sink,
+        header_seen: false,
+        last: 0,
+        count: 0,
+    };
+    if encoding == UTF_8 {
+        csv_rows(body, delimiter, &mut out)?;
+    } else {
+        let text = Decoding {
+            inner: body,
+            decoder: encoding.new_decoder_without_bom_handling(),
+            input: Vec::new(),
+            output: Vec::new(),
+            at: 0,
+            done: false,
+        };
+        csv_rows(text, delimiter, &mut out)?;
+    }
+    if !out.header_seen {
+        return Err(SheetError::Empty { file: file.into() });
+    }
+    Ok(out.count)
 }
 
 fn read_xlsx<S: RowSink>(bytes: &[u8], out: &mut Emitter<S>) -> Result<(), SheetError> {
@@ -941,6 +1126,65 @@ mod tests {
         assert_eq!(cells(&csv(&[&[0xFF, 0xFE][..], &le].concat())), expected);
         assert_eq!(cells(&csv(&[&[0xFE, 0xFF][..], &be].concat())), expected);
         assert_eq!(cells(&csv(&le)), expected, "BOM-less UTF-16LE");
+    }
+
+    /// Reads `bytes` from a file, as the CLI does, and from memory, as an upload is read.
+    fn from_file_and_memory(bytes: &[u8], name: &str) -> (Table, Table) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "casecast-sheet-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::write(&path, bytes).unwrap();
+        let mut from_file = Table::default();
+        let read = read_sheet_file(&path, name, &Limits::default(), &mut from_file);
+        std::fs::remove_file(&path).unwrap();
+        read.unwrap();
+        (
+            from_file,
+            read_table(bytes, name, &Limits::default()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_file_streams_as_its_bytes_read() {
+        let text = "name;phone;note\nAkello;0772;\"two\nlines\"\n\nOkello;0773\n;;\n";
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let samples: Vec<Vec<u8>> = vec![
+            text.as_bytes().to_vec(),
+            b"\xef\xbb\xbfname,phone\r\nMukasa Zo\xc3\xab,0772\r\n\r\n\rb,1\r\n".to_vec(),
+            b"name,phone\nMukasa Zo\xeb,0772123456\n".to_vec(),
+            [&[0xFF, 0xFE][..], &le].concat(),
+            le.clone(),
+        ];
+        for bytes in samples {
+            let (file, memory) = from_file_and_memory(&bytes, "people.csv");
+            assert_eq!(file, memory, "{bytes:?}");
+        }
+        // Long: the reader drops what it is done with as it goes, rows straddle its buffers,
+        // and a Windows-1252 letter far past the start still decides the encoding.
+        let mut long = b"name,note\r\n".to_vec();
+        for i in 0..60_000 {
+            long.extend_from_slice(format!("person {i},{}\r\n", "x".repeat(i % 50)).as_bytes());
+            if i % 7 == 0 {
+                long.extend_from_slice(b"\r\n");
+            }
+        }
+        long.extend_from_slice(b"Zo\xeb,last\r\n");
+        let (file, memory) = from_file_and_memory(&long, "long.csv");
+        assert_eq!(file.rows.len(), memory.rows.len());
+        assert_eq!(file, memory);
+        assert_eq!(file.rows.last().unwrap().cells, ["Zoë", "last"]);
+        // An .xlsx is read whole, then the same.
+        let mut book = Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(0, 0, "name").unwrap();
+        sheet.write_string(2, 0, "Akello").unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let (file, memory) = from_file_and_memory(&bytes, "people.xlsx");
+        assert_eq!(file, memory);
+        assert_eq!(file.rows.len(), 2);
     }
 
     #[test]

@@ -114,6 +114,7 @@ pub async fn process_upload_within(
     };
     let mut outcome = Ok(());
     let mut written = 0u64;
+    let mut pacer = crate::pace::Pacer::new(db);
     while let Some(batch) = rx.recv().await {
         let kept = match db
             .apply_upload_batch(
@@ -140,6 +141,7 @@ pub async fn process_upload_within(
             outcome = Err(JobError::LeaseLost("another worker took the upload over"));
             break;
         }
+        pacer.after_commit().await;
     }
     drop(rx);
     let fed = feeder

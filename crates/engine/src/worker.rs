@@ -106,6 +106,7 @@ pub async fn run_job_body(
             crate::fanout::process_fanout(db, ref_id, job_id, &cx.name, &cx.faults).await
         }
         JobKind::Export => crate::export::process_export(db, ref_id, job_id, &cx.name).await,
+        JobKind::Import => crate::import::process_case_import(db, ref_id, job_id, &cx.name).await,
     }
 }
 
@@ -140,6 +141,13 @@ pub async fn run_job(db: &Db, cx: &WorkerContext, job: Job) {
                     db.fail_export(
                         job.ref_id,
                         "the export could not be made; it has been logged",
+                    )
+                    .await
+                }
+                JobKind::Import => {
+                    db.fail_case_import(
+                        job.ref_id,
+                        "the import could not be finished; it has been logged (the rows in the report were written)",
                     )
                     .await
                 }

@@ -1,6 +1,7 @@
 //! Case imports' statements: batches of parsed rows into created and updated cases, in sets,
-//! inside one transaction that the engine's import (`casecast_engine::import`) holds, so that a
-//! file-level error (too many rows, a corrupt file) leaves nothing half-written.
+//! each batch inside a transaction that the engine's import (`casecast_engine::import`) holds.
+//! The engine checks the whole file before the first batch, so that a file-level error (too
+//! many rows, a corrupt file) leaves nothing written.
 
 use std::collections::{HashMap, HashSet};
 
@@ -43,18 +44,69 @@ impl From<sqlx::Error> for ImportError {
 
 /// One row of an import sheet, parsed.
 pub enum Parsed {
-    Blank,
+    /// A blank row, by its number.
+    Blank(usize),
     Valid(ImportRow),
     Invalid(RowError),
 }
 
-/// Writes an import's batches, all in the caller's one transaction, remembering the case IDs
-/// and external IDs already met so that a sheet naming one twice is refused on that row.
+/// What became of one row, in an import's per-row report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowOutcome {
+    Created,
+    Updated,
+    Unchanged,
+    Blank,
+    Error,
+}
+
+impl RowOutcome {
+    /// The stored text, also the report's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowOutcome::Created => "created",
+            RowOutcome::Updated => "updated",
+            RowOutcome::Unchanged => "unchanged",
+            RowOutcome::Blank => "blank",
+            RowOutcome::Error => "error",
+        }
+    }
+
+    /// The outcome stored as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<RowOutcome> {
+        [
+            RowOutcome::Created,
+            RowOutcome::Updated,
+            RowOutcome::Unchanged,
+            RowOutcome::Blank,
+            RowOutcome::Error,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == text)
+    }
+}
+
+/// One row's line in an import's report: its outcome, the case it made or changed, and for an
+/// error the column and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RowResult {
+    pub row: usize,
+    pub outcome: RowOutcome,
+    pub case_id: Option<String>,
+    pub column: String,
+    pub message: String,
+}
+
+/// Writes an import's batches, each in a transaction of the caller's, remembering the case IDs
+/// and external IDs already met so that a sheet naming one twice is refused on that row. With
+/// [`ImportWriter::with_results`] it also keeps each row's [`RowResult`].
 pub struct ImportWriter {
     engine: Dialect,
     project_id: i64,
     seen_case_ids: HashMap<String, usize>,
     seen_external_ids: HashMap<String, usize>,
+    results: Option<Vec<RowResult>>,
 }
 
 impl ImportWriter {
@@ -65,7 +117,53 @@ impl ImportWriter {
             project_id,
             seen_case_ids: HashMap::new(),
             seen_external_ids: HashMap::new(),
+            results: None,
         }
+    }
+
+    /// This writer, keeping each row's result for [`ImportWriter::take_results`].
+    pub fn with_results(mut self) -> ImportWriter {
+        self.results = Some(Vec::new());
+        self
+    }
+
+    /// The row results kept since the last call (none without `with_results`).
+    pub fn take_results(&mut self) -> Vec<RowResult> {
+        self.results
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Remembers a row an earlier attempt already wrote, without writing it, so that a later
+    /// row naming the same case is still refused as a repeat.
+    pub fn remember(&mut self, parsed: &Parsed) {
+        if let Parsed::Valid(r) = parsed {
+            self.first_seen(r);
+        }
+    }
+
+    fn result(
+        &mut self,
+        row: usize,
+        outcome: RowOutcome,
+        case_id: Option<&str>,
+        error: Option<&RowError>,
+    ) {
+        if let Some(results) = &mut self.results {
+            results.push(RowResult {
+                row,
+                outcome,
+                case_id: case_id.map(str::to_string),
+                column: error.map(|e| e.column.clone()).unwrap_or_default(),
+                message: error.map(|e| e.message.clone()).unwrap_or_default(),
+            });
+        }
+    }
+
+    fn error(&mut self, report: &mut ImportReport, case_id: Option<&str>, e: RowError) {
+        self.result(e.row, RowOutcome::Error, case_id, Some(&e));
+        report.errors.push(e);
     }
 
     /// Writes one batch of parsed rows, counting what it did in `report`.
@@ -78,10 +176,13 @@ impl ImportWriter {
         let mut rows = Vec::with_capacity(batch.len());
         for parsed in batch {
             match parsed {
-                Parsed::Blank => report.blank += 1,
-                Parsed::Invalid(e) => report.errors.push(e),
+                Parsed::Blank(row) => {
+                    report.blank += 1;
+                    self.result(row, RowOutcome::Blank, None, None);
+                }
+                Parsed::Invalid(e) => self.error(report, None, e),
                 Parsed::Valid(r) => match self.first_seen(&r) {
-                    Some(e) => report.errors.push(e),
+                    Some(e) => self.error(report, r.case_id.as_ref().map(|c| c.as_str()), e),
                     None => rows.push(r),
                 },
             }
@@ -122,7 +223,7 @@ impl ImportWriter {
                         .map(|v| v.iter().filter(|(_, c)| !c.deleted).collect())
                         .unwrap_or_default();
                     if live.len() > 1 {
-                        report.errors.push(RowError {
+                        let e = RowError {
                             row: r.number,
                             column: "external_id".into(),
                             message: format!(
@@ -131,54 +232,84 @@ impl ImportWriter {
                                 live.len(),
                                 live.iter().map(|(_, c)| c.case_id.as_str()).collect::<Vec<_>>().join(", ")
                             ),
-                        });
+                        };
+                        self.error(report, None, e);
                         continue;
                     }
                     live.first().copied()
                 }
             };
             match target {
-                Some((_, existing)) if existing.deleted => report.errors.push(RowError {
-                    row: r.number,
-                    column: "case_id".into(),
-                    message: format!("case '{}' has been deleted", existing.case_id),
-                }),
+                Some((_, existing)) if existing.deleted => {
+                    let e = RowError {
+                        row: r.number,
+                        column: "case_id".into(),
+                        message: format!("case '{}' has been deleted", existing.case_id),
+                    };
+                    self.error(report, Some(existing.case_id.as_str()), e);
+                }
                 Some((id, existing)) => {
                     let mut case = updated.get(id).unwrap_or(existing).clone();
                     if r.changes.apply(&mut case) {
                         if let Err(e) = CaseChanges::check_result(&case) {
-                            report.errors.push(RowError {
+                            let e = RowError {
                                 row: r.number,
                                 column: e.field,
                                 message: e.message,
-                            });
+                            };
+                            self.error(report, Some(case.case_id.as_str()), e);
                             continue;
                         }
                         case.modified_at = now;
                         update_case_row(tx, *id, &case).await?;
+                        self.result(
+                            r.number,
+                            RowOutcome::Updated,
+                            Some(case.case_id.as_str()),
+                            None,
+                        );
                         updated.insert(*id, case);
                         report.updated += 1;
                     } else {
+                        self.result(
+                            r.number,
+                            RowOutcome::Unchanged,
+                            Some(existing.case_id.as_str()),
+                            None,
+                        );
                         report.unchanged += 1;
                     }
                 }
                 None => match r.changes.create(r.case_id.clone().unwrap_or_default(), now) {
                     Ok(case) => match CaseChanges::check_result(&case) {
                         Ok(()) => {
+                            self.result(
+                                r.number,
+                                RowOutcome::Created,
+                                Some(case.case_id.as_str()),
+                                None,
+                            );
                             new_cases.push(case);
                             report.created += 1;
                         }
-                        Err(e) => report.errors.push(RowError {
+                        Err(e) => {
+                            let e = RowError {
+                                row: r.number,
+                                column: e.field,
+                                message: e.message,
+                            };
+                            self.error(report, r.case_id.as_ref().map(|c| c.as_str()), e);
+                        }
+                    },
+                    Err(e) => {
+                        let e = RowError {
                             row: r.number,
                             column: e.field,
-                            message: e.message,
-                        }),
-                    },
-                    Err(e) => report.errors.push(RowError {
-                        row: r.number,
-                        column: e.field,
-                        message: "this row creates a new case, and a new case needs a name".into(),
-                    }),
+                            message: "this row creates a new case, and a new case needs a name"
+                                .into(),
+                        };
+                        self.error(report, r.case_id.as_ref().map(|c| c.as_str()), e);
+                    }
                 },
             }
         }

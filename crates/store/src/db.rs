@@ -40,6 +40,24 @@ pub struct Db {
     key: Option<std::sync::Arc<crate::sealed::SecretKey>>,
     /// Wakes this process's dispatchers when it queues a message (others poll).
     outbox: std::sync::Arc<tokio::sync::Notify>,
+    /// Write transactions of this process waiting to begin (see `writers_waiting`).
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a writer waiting for its transaction while it lives.
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Turns what the user gave to `--db` into a driver URL: a plain path is a SQLite file.
@@ -157,6 +175,7 @@ impl Db {
             wake: Default::default(),
             key: None,
             outbox: Default::default(),
+            waiting: Default::default(),
         })
     }
 
@@ -217,9 +236,16 @@ impl Db {
     /// A transaction that will write (see `dialect::begin_write`): the unit in which a
     /// workflow composes several statements atomically.
     pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        let _waiting = Waiting::new(&self.waiting);
         self.pool
             .begin_with(dialect::begin_write(self.engine))
             .await
+    }
+
+    /// How many of this process's write transactions are waiting to begin: a long bulk write
+    /// (an import, an upload) lets them in between its batches (see `casecast_engine::pace`).
+    pub fn writers_waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// After a bulk change of `rows` rows to `table`, brings the planner's statistics up to

@@ -135,6 +135,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 "external IDs ignoring case, history names cases",
                 include_str!("../migrations/sqlite/0007_external_id_case.sql"),
             ),
+            (
+                8,
+                "case imports",
+                include_str!("../migrations/sqlite/0008_case_imports.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -171,6 +176,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 7,
                 "external IDs ignoring case, history names cases",
                 include_str!("../migrations/postgres/0007_external_id_case.sql"),
+            ),
+            (
+                8,
+                "case imports",
+                include_str!("../migrations/postgres/0008_case_imports.sql"),
             ),
         ],
     }

@@ -73,6 +73,28 @@ impl StoreError {
     pub fn internal(what: impl std::fmt::Display) -> Self {
         StoreError::Internal(what.to_string())
     }
+
+    /// Whether the database was too busy to answer in time (see [`is_busy`]): worth trying
+    /// again in a moment, so the web answers 503 with `Retry-After`, not 500.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Database(e) if is_busy(e))
+    }
+}
+
+/// Whether a database error means "busy, try again": SQLite's `SQLITE_BUSY` or `SQLITE_LOCKED`
+/// (any extended code) once its busy timeout has run out, or no pooled connection free within
+/// the pool's acquire timeout.
+pub fn is_busy(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+            .and_then(sqlx::error::DatabaseError::code)
+            .and_then(|c| c.parse::<i64>().ok())
+            // The primary code is the low byte: 5 SQLITE_BUSY, 6 SQLITE_LOCKED.
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+        _ => false,
+    }
 }
 
 /// Results of storage calls.

@@ -15,11 +15,18 @@ pub enum JobKind {
     Fanout,
     /// Write a background case export.
     Export,
+    /// Import a sheet of cases uploaded from the pages.
+    Import,
 }
 
 impl JobKind {
     /// Every kind, for lists and tests.
-    pub const ALL: [JobKind; 3] = [JobKind::Upload, JobKind::Fanout, JobKind::Export];
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Upload,
+        JobKind::Fanout,
+        JobKind::Export,
+        JobKind::Import,
+    ];
 
     /// The stored text.
     pub fn as_str(self) -> &'static str {
@@ -27,6 +34,7 @@ impl JobKind {
             JobKind::Upload => "upload",
             JobKind::Fanout => "fanout",
             JobKind::Export => "export",
+            JobKind::Import => "import",
         }
     }
 

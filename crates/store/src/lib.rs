@@ -12,6 +12,7 @@ mod dialect;
 pub mod error;
 pub mod fanout;
 pub mod gateways;
+pub mod import_jobs;
 pub mod jobs;
 pub mod membership;
 pub mod messages;

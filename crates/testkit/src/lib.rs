@@ -110,6 +110,23 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A connection of its own holding the write lock of a SQLite test database (`BEGIN
+    /// IMMEDIATE`) until it is dropped: what another process's long write looks like.
+    pub async fn hold_write_lock(&self) -> sqlx::AnyConnection {
+        assert_eq!(self.db.dialect(), Dialect::Sqlite, "a SQLite database");
+        sqlx::any::install_default_drivers();
+        let mut conn =
+            sqlx::AnyConnection::connect(&casecast_store::db::normalise_url(&self.url).1)
+                .await
+                .expect("connecting to the test database");
+        conn.execute("BEGIN IMMEDIATE")
+            .await
+            .expect("taking the write lock");
+        conn
+    }
+}
+
 /// Polls `check` every 50 ms until it gives a value; panics naming `what` after `within`
 /// (a generous deadline: tests wait for outcomes, they do not time them).
 pub async fn eventually<T, F, Fut>(what: &str, within: std::time::Duration, mut check: F) -> T

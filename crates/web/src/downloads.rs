@@ -18,6 +18,9 @@ pub const MEMBER_COLUMNS: [&str; 8] = casecast_core::case::STANDARD_FIELDS;
 /// The columns of upload reports.
 pub const RESULT_COLUMNS: [&str; 5] = ["row", "identifier", "outcome", "case_id", "message"];
 
+/// The columns of case import reports.
+pub const IMPORT_REPORT_COLUMNS: [&str; 5] = ["row", "outcome", "case_id", "column", "message"];
+
 /// Rows read from the database per page.
 const PAGE: usize = 5000;
 
@@ -44,6 +47,8 @@ pub enum Sheet {
     Members { project_id: i64, group_id: i64 },
     /// The per-row report of an upload.
     Results { project_id: i64, upload_id: i64 },
+    /// The per-row report of a case import.
+    ImportReport { project_id: i64, import_id: i64 },
 }
 
 /// Why a download could not be made.
@@ -60,6 +65,7 @@ impl Sheet {
         match self {
             Sheet::Members { .. } => &MEMBER_COLUMNS,
             Sheet::Results { .. } => &RESULT_COLUMNS,
+            Sheet::ImportReport { .. } => &IMPORT_REPORT_COLUMNS,
         }
     }
 
@@ -68,6 +74,7 @@ impl Sheet {
         match self {
             Sheet::Members { .. } => &[0, 1, 3],
             Sheet::Results { .. } => &[1, 3],
+            Sheet::ImportReport { .. } => &[2],
         }
     }
 
@@ -75,6 +82,7 @@ impl Sheet {
         match self {
             Sheet::Members { .. } => "members",
             Sheet::Results { .. } => "results",
+            Sheet::ImportReport { .. } => "report",
         }
     }
 
@@ -124,6 +132,30 @@ impl Sheet {
                             r.identifier,
                             r.outcome.as_str().to_string(),
                             r.case_id.unwrap_or_default(),
+                            r.message,
+                        ]
+                    })
+                    .collect();
+                Ok((rows, next))
+            }
+            Sheet::ImportReport {
+                project_id,
+                import_id,
+            } => {
+                let page = db
+                    .case_import_results(project_id, import_id, after, PAGE)
+                    .await?;
+                let next = (page.len() == PAGE)
+                    .then(|| page.last().map(|r| r.row as i64))
+                    .flatten();
+                let rows = page
+                    .into_iter()
+                    .map(|r| {
+                        vec![
+                            r.row.to_string(),
+                            r.outcome.as_str().to_string(),
+                            r.case_id.unwrap_or_default(),
+                            r.column,
                             r.message,
                         ]
                     })

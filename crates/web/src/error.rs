@@ -57,22 +57,42 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
     }
     /// 503 with `Retry-After`: the server is doing as much of this as it may at once.
-    pub fn busy(message: impl Into<String>) -> Self {
+    pub fn overloaded(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+    }
+}
+
+/// Seconds a client is asked to wait before trying again after a 503 (a busy database, or as
+/// many sheet reads or password checks as the server allows at once).
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// A 503 tells the client when to try again.
+fn with_retry_after(status: StatusCode, mut response: Response) -> Response {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(RETRY_AFTER_SECONDS),
+        );
+    }
+    response
+}
+
+impl ApiError {
+    /// 503: the database stayed busy (another process's long write) past the time a request
+    /// waits; nothing was changed, and trying again shortly works.
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the database is busy; nothing was changed; try again in a moment",
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
-        let mut response = (self.status, body).into_response();
-        if self.code == "busy" {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static(crate::RETRY_AFTER_SECS),
-            );
-        }
-        response
+        with_retry_after(self.status, (self.status, body).into_response())
     }
 }
 
@@ -109,6 +129,10 @@ impl From<crate::downloads::DownloadError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_busy() {
+            tracing::warn!(error = %e, "the database was busy");
+            return ApiError::busy();
+        }
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict { code, message } => {
@@ -182,6 +206,13 @@ impl PageError {
 
 impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
+        if e.is_busy() {
+            tracing::warn!(error = %e, "the database was busy");
+            return Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "The database is busy with a large import or upload; nothing was changed. Wait a moment and try again.".into(),
+            };
+        }
         match e {
             StoreError::NotFound(_) => PageError::not_found(),
             StoreError::Conflict { message, .. } => Self {
@@ -243,7 +274,10 @@ impl IntoResponse for PageError {
             message: &self.message,
         };
         let html = askama::Template::render(&page).unwrap_or_else(|_| self.message.clone());
-        (self.status, axum::response::Html(html)).into_response()
+        with_retry_after(
+            self.status,
+            (self.status, axum::response::Html(html)).into_response(),
+        )
     }
 }
 

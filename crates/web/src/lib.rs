@@ -89,9 +89,6 @@ impl WebConfig {
     }
 }
 
-/// The `Retry-After` (seconds) of a 503 that says the server is busy.
-pub const RETRY_AFTER_SECS: &str = "5";
-
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {

@@ -1,4 +1,5 @@
-//! Case imports: which case a row creates or updates, all-or-nothing writes, isolation.
+//! Case imports: which case a row creates or updates, a file checked whole before anything is
+//! written, batches that let other writers in, isolation.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,8 +21,9 @@ on_both_engines!(
     import_creates_a_case_with_the_given_case_id,
     import_applies_two_rows_that_reach_the_same_case_in_order,
     import_over_the_row_limit_writes_nothing,
-    import_failing_after_a_written_batch_rolls_everything_back,
+    a_file_error_past_the_first_batch_writes_nothing,
     large_import_counts_and_stays_in_its_project,
+    a_stopped_page_import_resumes_after_the_rows_written,
 );
 
 async fn import_creates_cases_with_e164_phones_properties_and_closed(engine: Dialect) {
@@ -285,7 +287,7 @@ async fn import_over_the_row_limit_writes_nothing(engine: Dialect) {
     assert_eq!(report.created, 3);
 }
 
-async fn import_failing_after_a_written_batch_rolls_everything_back(engine: Dialect) {
+async fn a_file_error_past_the_first_batch_writes_nothing(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
     let p = project(db, "demo", Some("UG")).await;
@@ -301,7 +303,8 @@ async fn import_failing_after_a_written_batch_rolls_everything_back(engine: Dial
         )
         .await
         .unwrap();
-    // The importer writes in batches of 2,000 rows; the limit is hit after the first batch.
+    // The importer writes in batches of 2,000 rows; the limit is hit past the first batch, and
+    // found by the check of the whole file before anything is written.
     let mut csv = String::from("external_id,name\nE-0,After\n");
     for i in 1..2_100 {
         csv.push_str(&format!("E-{i},Case {i}\n"));
@@ -326,7 +329,7 @@ async fn import_failing_after_a_written_batch_rolls_everything_back(engine: Dial
     let after = db.get_case(p.id, existing.case_id.as_str()).await.unwrap();
     assert_eq!(
         after, existing,
-        "the update in the first batch was rolled back"
+        "the update in the first batch was not written"
     );
 }
 
@@ -393,5 +396,129 @@ async fn large_import_counts_and_stays_in_its_project(engine: Dialect) {
     assert_eq!(
         all_cases(db, a.id, &CaseFilter::default(), 1_000).await,
         a_before
+    );
+}
+
+/// On SQLite an import commits batch by batch, so that another writer (a login, another
+/// project's new case) gets in between two batches instead of waiting for the whole import:
+/// here a second connection that waits at most 1 s for the lock writes while the import is
+/// past its first batch. (The import used to hold the lock from its first row to its last.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_writer_gets_in_between_an_imports_batches() {
+    let t = TestDb::new(Dialect::Sqlite).await;
+    let db = &t.db;
+    let p = project(db, "demo", Some("UG")).await;
+    let mut csv = String::from("external_id,name\n");
+    for i in 0..5_000 {
+        csv.push_str(&format!("E-{i},Case {i}\n"));
+    }
+    let url = casecast_store::db::normalise_url(&t.url).1;
+    let wrote = std::sync::Mutex::new(Vec::new());
+    let progress = |n: usize| {
+        if n != 2_000 {
+            return;
+        }
+        // Another process's writer, on its own thread and runtime, while the import waits.
+        let url = url.clone();
+        let outcome = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(async move {
+                    use sqlx::{Connection, Executor};
+                    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+                    conn.execute("PRAGMA busy_timeout = 1000").await.unwrap();
+                    let written = conn
+                        .execute("UPDATE projects SET name = 'Renamed' WHERE slug = 'demo'")
+                        .await;
+                    conn.close().await.ok();
+                    written.map(|_| ()).map_err(|e| e.to_string())
+                })
+        })
+        .join()
+        .unwrap();
+        wrote.lock().unwrap().push(outcome);
+    };
+    let report = casecast_engine::import::import_cases(
+        db,
+        p.id,
+        p.country_code(),
+        csv.into_bytes(),
+        "five.csv",
+        Limits::default(),
+        &progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.created, 5_000);
+    assert_eq!(*wrote.lock().unwrap(), vec![Ok(())]);
+    assert_eq!(db.project_by_id(p.id).await.unwrap().name, "Renamed");
+}
+
+/// A page's import whose worker stopped after its first batch resumes after the rows written:
+/// they are not written again (nor reported as unchanged), and a later row repeating one of
+/// them is still refused as a repeat.
+async fn a_stopped_page_import_resumes_after_the_rows_written(engine: Dialect) {
+    use casecast_core::case_sheet::ImportColumns;
+    use casecast_core::sheet::{read_table, Row};
+    use casecast_store::case_import::{ImportWriter, Parsed};
+    use casecast_store::import_jobs::ImportProgress;
+    use casecast_store::jobs::JobKind;
+
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "demo", Some("UG")).await;
+    let mut csv = String::from("external_id,name\n");
+    for i in 0..5_000 {
+        // Row 4,502 repeats row 102's external ID.
+        let id = if i == 4_500 { 100 } else { i };
+        csv.push_str(&format!("E-{id},Case {i}\n"));
+    }
+    let import = db
+        .create_case_import(p.id, "five.csv", csv.clone().into_bytes(), None)
+        .await
+        .unwrap();
+    // An earlier run wrote the first 2,000 rows, then its worker died.
+    let table = read_table(csv.as_bytes(), "five.csv", &Limits::default()).unwrap();
+    let columns = ImportColumns::from_headers(&table.headers).unwrap();
+    let parsed = |r: &Row| Parsed::Valid(columns.parse_row(r, None).unwrap());
+    let work = db.case_import_work(import.id).await.unwrap().unwrap();
+    let mut writer = ImportWriter::new(db, p.id).with_results();
+    let mut progress = ImportProgress::default();
+    let first: Vec<Parsed> = table.rows[..2_000].iter().map(parsed).collect();
+    assert!(db
+        .write_case_import_batch(&work, &mut writer, first, &mut progress)
+        .await
+        .unwrap());
+
+    let job = db
+        .claim_job_for(JobKind::Import, import.id, "resumer")
+        .await
+        .unwrap()
+        .unwrap();
+    casecast_engine::import::process_case_import(db, import.id, job.id, "resumer")
+        .await
+        .unwrap();
+    let done = db.get_case_import(p.id, import.id).await.unwrap();
+    assert_eq!(done.status.to_string(), "done");
+    assert_eq!((done.total_rows, done.processed_rows), (5_000, 5_000));
+    assert_eq!(
+        done.counts.get("created"),
+        Some(&4_999),
+        "{:?}",
+        done.counts
+    );
+    assert_eq!(done.counts.get("error"), Some(&1), "{:?}", done.counts);
+    assert_eq!(done.counts.get("unchanged"), None, "{:?}", done.counts);
+    assert_eq!(db.count_cases(p.id).await.unwrap(), 4_999);
+    let results = db
+        .case_import_results(p.id, import.id, 0, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 5_000);
+    let repeat = results.iter().find(|r| r.row == 4_502).unwrap();
+    assert_eq!(repeat.column, "external_id");
+    assert!(
+        repeat.message.contains("already appears in row 102"),
+        "{repeat:?}"
     );
 }

@@ -130,7 +130,7 @@ async fn import_cases(
     check_announced_size(&headers)?;
     let (name, bytes) = file_part(multipart).await?;
     let _parsing = state.sheets.try_acquire().await.map_err(|_| {
-        ApiError::busy(
+        ApiError::overloaded(
             "the server is reading as many sheets as it may at once; try again in a few seconds",
         )
     })?;

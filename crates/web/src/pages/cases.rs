@@ -98,6 +98,8 @@ struct CasesPage {
     filtered: bool,
     /// Deleted cases are listed: exports hold live cases only, so none is offered.
     include_deleted: bool,
+    /// Editors and admins are offered the import.
+    can_write: bool,
     total: i64,
     /// How many cases the filters select (when any is set).
     matching: Option<i64>,
@@ -196,6 +198,7 @@ pub(super) async fn list(
         filters: filters.query_string(),
         filtered: filters.is_filtered(),
         include_deleted,
+        can_write: page.role.can_write(),
         total: state.db.count_cases(page.project.id).await?,
         matching,
         groups,

@@ -161,7 +161,7 @@ pub(super) async fn submit(
             form.email,
             Some(message.into()),
         )?;
-        let retry = HeaderValue::from_static(crate::RETRY_AFTER_SECS);
+        let retry = HeaderValue::from(crate::error::RETRY_AFTER_SECONDS);
         page.headers_mut().insert(header::RETRY_AFTER, retry);
         return Ok(page);
     };

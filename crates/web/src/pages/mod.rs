@@ -7,6 +7,7 @@ mod broadcast_controls;
 mod broadcast_form;
 mod broadcasts;
 mod case_groups;
+mod case_imports;
 mod cases;
 mod gateway_form;
 mod gateways;
@@ -50,6 +51,25 @@ pub fn router() -> Router<AppState> {
         .route(
             "/a/{project}/cases/exports/{id}/file",
             get(cases::export_file),
+        )
+        .route(
+            "/a/{project}/cases/import",
+            get(case_imports::new)
+                .post(case_imports::create)
+                .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
+        )
+        .route("/a/{project}/cases/imports/{id}", get(case_imports::show))
+        .route(
+            "/a/{project}/cases/imports/{id}/status.json",
+            get(case_imports::status),
+        )
+        .route(
+            "/a/{project}/cases/imports/{id}/report.csv",
+            get(case_imports::report_csv),
+        )
+        .route(
+            "/a/{project}/cases/imports/{id}/report.xlsx",
+            get(case_imports::report_xlsx),
         )
         .route("/a/{project}/cases/{case_id}", get(cases::show))
         .route(

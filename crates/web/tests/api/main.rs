@@ -10,6 +10,7 @@ mod broadcasts;
 mod case_export;
 mod case_groups;
 mod case_import;
+mod case_import_pages;
 mod cases;
 mod forms;
 mod gateways;
