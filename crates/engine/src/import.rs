@@ -39,6 +39,9 @@ pub const FILE_LIMITS: Limits = Limits {
     max_file_bytes: 500 * 1024 * 1024,
     max_rows: 100_000_000,
     max_xlsx_uncompressed_bytes: 500 * 1024 * 1024,
+    // As over HTTP (`Limits::default`): the shared strings are held whole.
+    max_shared_strings: 3_000_000,
+    max_shared_strings_bytes: 150 * 1024 * 1024,
 };
 
 /// Where a sheet is read from.

@@ -106,7 +106,12 @@ pub async fn run_job_body(
             crate::fanout::process_fanout(db, ref_id, job_id, &cx.name, &cx.faults).await
         }
         JobKind::Export => crate::export::process_export(db, ref_id, job_id, &cx.name).await,
-        JobKind::Import => crate::import::process_case_import(db, ref_id, job_id, &cx.name).await,
+        JobKind::Import => {
+            // An import reads its sheet twice (to check, then to write): it holds one of the
+            // process's sheet permits throughout, waiting its turn, as uploads do per pass.
+            let _parsing = cx.sheets.acquire().await;
+            crate::import::process_case_import(db, ref_id, job_id, &cx.name).await
+        }
     }
 }
 
