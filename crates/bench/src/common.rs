@@ -82,7 +82,17 @@ impl Bench {
 
     /// Starts `casecast serve` on a free loopback port; returns it and its base URL.
     pub fn start_server(&self) -> anyhow::Result<(Process, String)> {
-        let mut cmd = self.casecast(&["serve", "--listen", "127.0.0.1:0"], "warn")?;
+        // The benchmarks' gateways are sinks on loopback.
+        let mut cmd = self.casecast(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--allow-gateway-host",
+                "127.0.0.1",
+            ],
+            "warn",
+        )?;
         cmd.stderr(Stdio::inherit());
         let (server, ready) = Process::start(cmd, "casecast serve")?;
         let base = ready
@@ -95,7 +105,10 @@ impl Bench {
 
     /// Starts `casecast worker`, its log (a line per message handed over) written to `log`.
     pub fn start_worker(&self, log: &Path) -> anyhow::Result<Process> {
-        let mut cmd = self.casecast(&["worker"], "warn,casecast_gateways=info")?;
+        let mut cmd = self.casecast(
+            &["worker", "--allow-gateway-host", "127.0.0.1"],
+            "warn,casecast_gateways=info",
+        )?;
         cmd.stderr(std::fs::File::create(log)?);
         let (worker, ready) = Process::start(cmd, "casecast worker")?;
         if !ready.contains("ready") {

@@ -385,7 +385,7 @@ async fn render_case(
         notice: outcome.notice,
         history: history
             .into_iter()
-            .map(|m| MessageRow::new(m, &zone, &names))
+            .map(|m| MessageRow::new(m, &zone, &names, page.role))
             .collect(),
         more_history: next.is_some(),
         case_id_q: percent_encode(case_id),

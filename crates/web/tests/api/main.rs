@@ -10,6 +10,7 @@ mod case_export;
 mod case_groups;
 mod case_import;
 mod cases;
+mod gateway_addresses;
 mod gateways;
 mod group_pages;
 mod health;
