@@ -116,7 +116,14 @@ impl Bench {
         nofile: Option<u32>,
         flags: &[String],
     ) -> anyhow::Result<(Process, String)> {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        // The benchmarks' gateways are sinks on loopback.
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-gateway-host",
+            "127.0.0.1",
+        ];
         args.extend(flags.iter().map(String::as_str));
         let mut cmd = self.casecast_limited(nofile, &args, "warn")?;
         cmd.stderr(Stdio::inherit());
@@ -131,7 +138,10 @@ impl Bench {
 
     /// Starts `casecast worker`, its log (a line per message handed over) written to `log`.
     pub fn start_worker(&self, log: &Path) -> anyhow::Result<Process> {
-        let mut cmd = self.casecast(&["worker"], "warn,casecast_gateways=info")?;
+        let mut cmd = self.casecast(
+            &["worker", "--allow-gateway-host", "127.0.0.1"],
+            "warn,casecast_gateways=info",
+        )?;
         cmd.stderr(std::fs::File::create(log)?);
         let (worker, ready) = Process::start(cmd, "casecast worker")?;
         if !ready.contains("ready") {

@@ -102,7 +102,11 @@ pub struct Tuning {
 
 impl Tuning {
     fn options(&self) -> DispatchOptions {
-        let mut options = DispatchOptions::default();
+        // The benchmarks' gateways are sinks on loopback.
+        let mut options = DispatchOptions {
+            gateway_addresses: casecast_gateways::AddressPolicy::allowing_loopback(),
+            ..DispatchOptions::default()
+        };
         if let Some(n) = self.lanes {
             options.lanes = n;
         }

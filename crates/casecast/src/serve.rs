@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use casecast_core::gateway::address::{AddressPolicy, AllowEntry, BadAllowEntry};
 use casecast_engine::clock::{ScaledClock, SharedClock};
 use casecast_engine::faults::{Fault, Faults};
 use casecast_engine::permits::Permits;
@@ -119,6 +120,17 @@ pub struct RunArgs {
     /// Most messages per claim.
     #[arg(long, hide = true, env = "CASECAST_DISPATCH_BATCH", value_parser = positive::<u64>("CASECAST_DISPATCH_BATCH"))]
     dispatch_batch: Option<u64>,
+    /// Let gateways reach this host, address or network (CIDR) although it is loopback,
+    /// link-local or private, e.g. 127.0.0.1 for a Kannel smsbox on this machine; repeatable,
+    /// or comma-separated in the variable. Every other such address is refused.
+    #[arg(
+        long = "allow-gateway-host",
+        env = "CASECAST_ALLOW_GATEWAY_HOSTS",
+        value_name = "HOST_OR_CIDR",
+        value_delimiter = ',',
+        value_parser = allow_entry
+    )]
+    allow_gateway_host: Vec<AllowEntry>,
     /// Tests only: the scheduler's clock, ANCHOR_MS:START_MS:SPEED (from the real instant
     /// ANCHOR_MS it shows START_MS and runs SPEED times faster), shared by several processes.
     #[arg(long, hide = true, value_name = "ANCHOR_MS:START_MS:SPEED")]
@@ -143,10 +155,23 @@ where
     }
 }
 
+/// One `--allow-gateway-host` value.
+fn allow_entry(text: &str) -> Result<AllowEntry, String> {
+    text.parse().map_err(|e: BadAllowEntry| e.to_string())
+}
+
 impl RunArgs {
+    /// The addresses gateways may be reached at.
+    fn gateway_addresses(&self) -> AddressPolicy {
+        AddressPolicy::allowing(self.allow_gateway_host.iter().cloned())
+    }
+
     /// The dispatcher's settings: the defaults, each replaced by its flag or variable.
     fn dispatch_options(&self) -> DispatchOptions {
-        let mut o = DispatchOptions::default();
+        let mut o = DispatchOptions {
+            gateway_addresses: self.gateway_addresses(),
+            ..DispatchOptions::default()
+        };
         if let Some(v) = self.dispatch_lease_ms {
             o.lease_ms = v;
         }
@@ -304,6 +329,7 @@ pub async fn serve(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
             public_url,
             metrics_token: args.metrics_token.filter(|t| !t.trim().is_empty()),
             limits,
+            gateway_addresses: args.run.gateway_addresses(),
         },
     )
     .with_health(background.health.clone())

@@ -52,6 +52,7 @@ impl Worker {
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let child = cli::command(BIN, Some(url))
             .arg("worker")
+            .args(cli::ALLOW_LOOPBACK)
             .env("CASECAST_DISPATCH_LEASE_MS", LEASE_MS)
             .env("CASECAST_DISPATCH_SWEEP_MS", "500")
             .env("CASECAST_LOG", "warn")

@@ -17,7 +17,7 @@ use casecast_core::quiet_hours::QuietHours;
 use casecast_core::sms::Encoding;
 use casecast_core::PhoneNumber;
 use casecast_gateways::config::AnyGateway;
-use casecast_gateways::{OutboundSms, SendError, SmsGateway};
+use casecast_gateways::{AddressPolicy, GatewayHttp, OutboundSms, SendError, SmsGateway};
 use casecast_store::gateways::Gateway;
 use casecast_store::outbox::{now_us, Claim, ClaimRequest, Claimed, Outcome, SendResult};
 use casecast_store::projects::Project;
@@ -51,6 +51,9 @@ pub struct DispatchOptions {
     pub refresh_ms: u64,
     /// How often the sweeper runs.
     pub sweep_ms: u64,
+    /// The addresses gateways may be reached at (by default no loopback, link-local or
+    /// private one: `--allow-gateway-host`).
+    pub gateway_addresses: AddressPolicy,
 }
 
 impl Default for DispatchOptions {
@@ -65,6 +68,7 @@ impl Default for DispatchOptions {
             retry_max_ms: 10 * 60_000,
             refresh_ms: 2_000,
             sweep_ms: 5_000,
+            gateway_addresses: AddressPolicy::default(),
         }
     }
 }
@@ -127,7 +131,7 @@ impl Entry {
 type Registry = Arc<Mutex<Arc<Vec<Arc<Entry>>>>>;
 
 /// Reads the live gateways, building each sender once per change of its settings.
-async fn refresh(db: &Db, http: &reqwest::Client, registry: &Registry, max_in_flight: usize) {
+async fn refresh(db: &Db, http: &GatewayHttp, registry: &Registry, max_in_flight: usize) {
     let gateways = match db.all_live_gateways().await {
         Ok(g) => g,
         Err(e) => {
@@ -197,12 +201,12 @@ pub async fn run_dispatcher(
     options: DispatchOptions,
     mut stop: watch::Receiver<bool>,
 ) {
-    let http = reqwest::Client::builder()
-        // Idle connections are kept for every request in flight (several gateways may share
-        // a host): a connection closed after each burst would be opened again for the next.
-        .pool_max_idle_per_host(options.max_in_flight.max(256))
-        .build()
-        .expect("an HTTP client without TLS builds");
+    // Idle connections are kept for every request in flight (several gateways may share a
+    // host): a connection closed after each burst would be opened again for the next.
+    let http = GatewayHttp::with_idle_per_host(
+        options.gateway_addresses.clone(),
+        options.max_in_flight.max(256),
+    );
     let registry: Registry = Arc::new(Mutex::new(Arc::new(Vec::new())));
     let max_in_flight = options.max_in_flight;
     refresh(&db, &http, &registry, max_in_flight).await;

@@ -242,7 +242,7 @@ async fn a_gateway_failing_every_fifth_request(engine: Dialect) {
                     let error = m.error.as_deref().unwrap_or("");
                     assert!(
                         error.contains(&format!("after {max_attempts} attempts"))
-                            && error.contains("answered 500"),
+                            && error.contains("(HTTP 500)"),
                         "{m:?}"
                     );
                 }

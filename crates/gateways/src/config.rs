@@ -10,6 +10,7 @@ pub use casecast_core::gateway::config::{
 use crate::http::HttpGateway;
 use crate::kannel::KannelGateway;
 use crate::log::LogGateway;
+use crate::outbound::GatewayHttp;
 use crate::twilio::TwilioGateway;
 use crate::{Accepted, OutboundSms, SendError, SmsGateway};
 
@@ -24,11 +25,7 @@ pub enum AnyGateway {
 
 impl AnyGateway {
     /// The gateway for these settings, its delivery reports pointed at `callbacks`.
-    pub fn build(
-        config: GatewayConfig,
-        callbacks: &Callbacks,
-        http: reqwest::Client,
-    ) -> AnyGateway {
+    pub fn build(config: GatewayConfig, callbacks: &Callbacks, http: GatewayHttp) -> AnyGateway {
         match config {
             GatewayConfig::Kannel(mut c) => {
                 c.dlr_url = callbacks.url("dlr");

@@ -11,7 +11,11 @@ use std::time::Duration;
 
 pub use casecast_core::gateway::config::{HttpConfig, HttpMethod};
 
-use crate::{Accepted, CallbackError, InboundSms, OutboundSms, SendError, SmsGateway};
+use crate::outbound::{refusal_in, GatewayHttp, Refused};
+use crate::{error_text, Accepted, CallbackError, InboundSms, OutboundSms, SendError, SmsGateway};
+
+/// What errors call this kind of gateway.
+const WHO: &str = "the gateway";
 
 /// How long one request may take before the message is retried later.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,12 +27,12 @@ const SNIPPET_CHARS: usize = 200;
 #[derive(Clone, Debug)]
 pub struct HttpGateway {
     config: HttpConfig,
-    http: reqwest::Client,
+    http: GatewayHttp,
 }
 
 impl HttpGateway {
     /// A gateway sending through `http` (shared, so connections are reused).
-    pub fn new(config: HttpConfig, http: reqwest::Client) -> Self {
+    pub fn new(config: HttpConfig, http: GatewayHttp) -> Self {
         HttpGateway { config, http }
     }
 
@@ -47,10 +51,16 @@ impl HttpGateway {
 
 impl SmsGateway for HttpGateway {
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, SendError> {
+        if let Err(refused) = self.http.check(&self.config.url) {
+            let err = refused_error(WHO, &refused);
+            tracing::warn!(message.id = sms.message_id, to = %sms.to.masked(), error = %err, "HTTP gateway: address refused");
+            return Err(err);
+        }
         let params = self.params(sms);
+        let client = self.http.client();
         let mut request = match self.config.method {
-            HttpMethod::Get => self.http.get(&self.config.url).query(&params),
-            HttpMethod::Post => self.http.post(&self.config.url).form(&params),
+            HttpMethod::Get => client.get(&self.config.url).query(&params),
+            HttpMethod::Post => client.post(&self.config.url).form(&params),
         };
         for (name, value) in &self.config.headers {
             request = request.header(name, value);
@@ -58,7 +68,7 @@ impl SmsGateway for HttpGateway {
         let response = match request.timeout(TIMEOUT).send().await {
             Ok(response) => response,
             Err(e) => {
-                let err = request_error("HTTP gateway", e);
+                let err = request_error(WHO, e);
                 tracing::warn!(message.id = sms.message_id, to = %sms.to.masked(), error = %err, "HTTP gateway: request failed");
                 return Err(err);
             }
@@ -70,9 +80,9 @@ impl SmsGateway for HttpGateway {
         let result = if (low..=high).contains(&status) {
             match &self.config.success_contains {
                 Some(needle) if !body.contains(needle.as_str()) => {
-                    Err(SendError::Permanent(format!(
-                        "the gateway answered {status} without '{needle}': {}",
-                        snippet(&body, sms)
+                    Err(SendError::Permanent(error_text(
+                        &format!("{WHO} did not confirm the message (HTTP {status})"),
+                        &format!("no '{needle}' in its answer: {}", snippet(&body, sms)),
                     )))
                 }
                 _ => Ok(Accepted {
@@ -84,7 +94,7 @@ impl SmsGateway for HttpGateway {
                 }),
             }
         } else {
-            Err(status_error("the gateway", status, &snippet(&body, sms)))
+            Err(status_error(WHO, status, &snippet(&body, sms)))
         };
         match &result {
             Ok(accepted) => tracing::info!(
@@ -167,37 +177,59 @@ pub(crate) fn mask_number(text: &str, sms: &OutboundSms) -> String {
         .replace(digits, masked.trim_start_matches('+'))
 }
 
-/// A non-success status as a `SendError`: timeouts, throttling and 5xx are worth retrying.
+/// A non-success status as a `SendError` (`who` names the gateway: "the gateway", "Twilio"):
+/// timeouts, throttling and 5xx are worth retrying. `detail` is the gateway's answer.
 pub(crate) fn status_error(who: &str, status: u16, detail: &str) -> SendError {
-    let message = if detail.is_empty() {
-        format!("{who} answered {status}")
-    } else {
-        format!("{who} answered {status}: {detail}")
+    let category = match status {
+        408 | 429 => format!("{who} is busy (HTTP {status})"),
+        500..=599 => format!("{who} could not take the message (HTTP {status})"),
+        300..=399 => {
+            format!("{who} answered with a redirect, which is not followed (HTTP {status})")
+        }
+        _ => format!("{who} refused the message (HTTP {status})"),
     };
+    let message = error_text(&category, detail);
     match status {
         408 | 429 | 500..=599 => SendError::Temporary(message),
         _ => SendError::Permanent(message),
     }
 }
 
+/// A request not made because the gateway's address is refused: it will be refused again
+/// until the settings or the server's allowed hosts change.
+pub(crate) fn refused_error(who: &str, refused: &Refused) -> SendError {
+    SendError::Permanent(error_text(
+        &format!("{who}'s address is not allowed"),
+        &refused.to_string(),
+    ))
+}
+
 /// A failed request as a `SendError`, without the URL.
 pub(crate) fn request_error(who: &str, e: reqwest::Error) -> SendError {
+    if let Some(refused) = refusal_in(&e) {
+        return refused_error(who, refused);
+    }
     // A GET's query holds the number and the text: neither may reach the logs.
     let e = e.without_url();
-    // A request that cannot be built (bad URL, bad header) will fail the same way again.
-    let permanent = e.is_builder();
-    let mut message = if e.is_timeout() {
-        format!("{who}: no answer within {} s", TIMEOUT.as_secs())
+    let category = if e.is_timeout() {
+        format!("{who} timed out (no answer within {} s)", TIMEOUT.as_secs())
+    } else if e.is_builder() {
+        format!("{who}'s URL cannot be used")
+    } else if e.is_connect() {
+        format!("{who} could not be reached")
     } else {
-        format!("{who}: {e}")
+        format!("the request to {who} failed")
     };
+    let mut detail = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
         source = cause.source();
     }
-    if permanent {
+    let message = error_text(&category, &detail);
+    // A request that cannot be built (bad URL, bad header) will fail the same way again.
+    if e.is_builder() {
         SendError::Permanent(message)
     } else {
         SendError::Temporary(message)

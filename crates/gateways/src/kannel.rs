@@ -7,10 +7,15 @@ pub use casecast_core::gateway::config::KannelConfig;
 use casecast_core::sms::Encoding;
 use casecast_core::PhoneNumber;
 
+use crate::http::{refused_error, request_error};
+use crate::outbound::GatewayHttp;
 use crate::{
-    Accepted, CallbackError, DeliveryReport, DeliveryStatus, InboundSms, MessageRef, OutboundSms,
-    SendError, SmsGateway,
+    error_text, Accepted, CallbackError, DeliveryReport, DeliveryStatus, InboundSms, MessageRef,
+    OutboundSms, SendError, SmsGateway,
 };
+
+/// What errors call this kind of gateway.
+const WHO: &str = "Kannel";
 
 /// How long one `sendsms` call may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,12 +31,12 @@ const MAX_BODY: usize = 200;
 #[derive(Clone, Debug)]
 pub struct KannelGateway {
     config: KannelConfig,
-    http: reqwest::Client,
+    http: GatewayHttp,
 }
 
 impl KannelGateway {
     /// A gateway for `config`, sending with `http` (shared, for its connection pool).
-    pub fn new(config: KannelConfig, http: reqwest::Client) -> Self {
+    pub fn new(config: KannelConfig, http: GatewayHttp) -> Self {
         KannelGateway { config, http }
     }
 
@@ -68,8 +73,14 @@ impl SmsGateway for KannelGateway {
             query.push(("smsc", smsc));
         }
         let to = sms.to.masked();
+        if let Err(refused) = self.http.check(&self.config.sendsms_url) {
+            let error = refused_error(WHO, &refused);
+            tracing::warn!(message.id = sms.message_id, to = %to, error = %error, "kannel: address refused");
+            return Err(error);
+        }
         let result = self
             .http
+            .client()
             .get(&self.config.sendsms_url)
             .query(&query)
             .timeout(TIMEOUT)
@@ -78,7 +89,7 @@ impl SmsGateway for KannelGateway {
         let response = match result {
             Ok(response) => response,
             Err(e) => {
-                let error = request_error(e);
+                let error = request_error(WHO, e);
                 tracing::warn!(message.id = sms.message_id, to = %to, error = %error, "kannel: sendsms failed");
                 return Err(error);
             }
@@ -100,63 +111,26 @@ impl SmsGateway for KannelGateway {
     }
 }
 
-/// What an answer of sendsms means.
+/// What an answer of sendsms means; `body` is the detail of an error.
 fn classify(status: u16, body: &str) -> Result<Accepted, SendError> {
-    let answer = || {
-        if body.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            format!("HTTP {status}: {body}")
-        }
-    };
+    let error = |category: &str| error_text(&format!("{category} (HTTP {status})"), body);
     match status {
         // `0: Accepted for delivery`, or `3: Queued for later delivery` while no operator is
         // connected (sent on reconnect). Kannel gives no id: ours travels in the dlr-url.
         200..=299 => Ok(Accepted {
             gateway_message_id: None,
         }),
-        403 => Err(SendError::Permanent(format!(
-            "Kannel refused the request: bad credentials, or a number its lists deny ({})",
-            answer()
+        403 => Err(SendError::Permanent(error(
+            "Kannel refused the request: bad credentials, or a number its lists deny",
         ))),
-        408 | 429 => Err(SendError::Temporary(format!(
-            "Kannel is busy ({})",
-            answer()
+        408 | 429 => Err(SendError::Temporary(error("Kannel is busy"))),
+        300..=399 => Err(SendError::Permanent(error(
+            "Kannel answered with a redirect, which is not followed",
         ))),
-        400..=499 => Err(SendError::Permanent(format!(
-            "Kannel refused the message ({})",
-            answer()
+        400..=499 => Err(SendError::Permanent(error("Kannel refused the message"))),
+        _ => Err(SendError::Temporary(error(
+            "Kannel could not take the message",
         ))),
-        _ => Err(SendError::Temporary(format!(
-            "Kannel could not take the message ({})",
-            answer()
-        ))),
-    }
-}
-
-/// A failed request as a send error, without the URL: its query holds the password, the number
-/// and the text.
-fn request_error(e: reqwest::Error) -> SendError {
-    let builder = e.is_builder();
-    let timeout = e.is_timeout();
-    let e = e.without_url();
-    let mut why = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(inner) = source {
-        why.push_str(": ");
-        why.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    if builder {
-        // A sendsms_url that is not a URL fails every time, until the settings are corrected.
-        SendError::Permanent(format!("the Kannel sendsms URL is not usable: {why}"))
-    } else if timeout {
-        SendError::Temporary(format!(
-            "Kannel did not answer within {}s: {why}",
-            TIMEOUT.as_secs()
-        ))
-    } else {
-        SendError::Temporary(format!("Kannel could not be reached: {why}"))
     }
 }
 
@@ -341,7 +315,7 @@ mod tests {
         };
         let gw = KannelGateway::new(
             config("http://c.example/hooks/kannel/7"),
-            reqwest::Client::new(),
+            GatewayHttp::new(Default::default()),
         );
         assert_eq!(
             gw.dlr_url(42),
@@ -349,7 +323,7 @@ mod tests {
         );
         let gw = KannelGateway::new(
             config("http://c.example/h/caf%C3%A9?k=1"),
-            reqwest::Client::new(),
+            GatewayHttp::new(Default::default()),
         );
         assert_eq!(
             gw.dlr_url(5),

@@ -8,11 +8,15 @@ pub mod config;
 pub mod http;
 pub mod kannel;
 pub mod log;
+pub mod outbound;
 pub mod twilio;
 
-pub use casecast_core::gateway::{DeliveryReport, DeliveryStatus, InboundSms, MessageRef};
+pub use casecast_core::gateway::{
+    error_text, error_without_detail, DeliveryReport, DeliveryStatus, InboundSms, MessageRef,
+};
 use casecast_core::sms::Encoding;
 use casecast_core::PhoneNumber;
+pub use outbound::{AddressPolicy, GatewayHttp};
 
 /// One message to hand to a gateway.
 #[derive(Clone, Debug)]
@@ -34,7 +38,8 @@ pub struct Accepted {
     pub gateway_message_id: Option<String>,
 }
 
-/// Why a gateway did not take a message.
+/// Why a gateway did not take a message. The text is [`error_text`]'s: a category anyone in
+/// the project may read, and the detail (the gateway's own words) for admins.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// Worth trying again later (network error, 5xx, the gateway is throttling).

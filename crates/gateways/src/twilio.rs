@@ -12,22 +12,26 @@ use sha1::Sha1;
 
 pub use casecast_core::gateway::config::{TwilioConfig, DEFAULT_API_BASE};
 
-use crate::http::{mask_number, request_error, snippet, status_error, TIMEOUT};
+use crate::http::{mask_number, refused_error, request_error, snippet, status_error, TIMEOUT};
+use crate::outbound::GatewayHttp;
 use crate::{
     Accepted, CallbackError, DeliveryReport, DeliveryStatus, InboundSms, MessageRef, OutboundSms,
     SendError, SmsGateway,
 };
 
+/// What errors call this kind of gateway.
+const WHO: &str = "Twilio";
+
 /// A gateway sending through one Twilio account.
 #[derive(Clone, Debug)]
 pub struct TwilioGateway {
     config: TwilioConfig,
-    http: reqwest::Client,
+    http: GatewayHttp,
 }
 
 impl TwilioGateway {
     /// A gateway sending through `http` (shared, so connections are reused).
-    pub fn new(config: TwilioConfig, http: reqwest::Client) -> Self {
+    pub fn new(config: TwilioConfig, http: GatewayHttp) -> Self {
         TwilioGateway { config, http }
     }
 
@@ -81,9 +85,16 @@ impl SmsGateway for TwilioGateway {
         if let Some(callback) = callback.as_deref() {
             form.push(("StatusCallback", callback));
         }
+        let url = self.messages_url();
+        if let Err(refused) = self.http.check(&url) {
+            let err = refused_error(WHO, &refused);
+            tracing::warn!(message.id = sms.message_id, to = %sms.to.masked(), error = %err, "twilio: address refused");
+            return Err(err);
+        }
         let sent = self
             .http
-            .post(self.messages_url())
+            .client()
+            .post(url)
             .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
             .form(&form)
             .timeout(TIMEOUT)
@@ -92,7 +103,7 @@ impl SmsGateway for TwilioGateway {
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
-                let err = request_error("twilio", e);
+                let err = request_error(WHO, e);
                 tracing::warn!(message.id = sms.message_id, to = %sms.to.masked(), error = %err, "twilio: request failed");
                 return Err(err);
             }
@@ -126,7 +137,7 @@ impl SmsGateway for TwilioGateway {
             }
             Err(_) => (None, snippet(&body, sms)),
         };
-        let err = status_error("twilio", status, &detail);
+        let err = status_error(WHO, status, &detail);
         tracing::warn!(
             message.id = sms.message_id,
             to = %sms.to.masked(),

@@ -10,7 +10,7 @@ mod fake_http;
 use casecast_core::sms::Encoding;
 use casecast_core::PhoneNumber;
 use casecast_gateways::http::{HttpConfig, HttpGateway, HttpMethod};
-use casecast_gateways::{OutboundSms, SendError, SmsGateway};
+use casecast_gateways::{AddressPolicy, GatewayHttp, OutboundSms, SendError, SmsGateway};
 use fake_http::{decode_form, field, FakeServer, Reply};
 
 /// Swahili, Amharic, an accent, and the characters that break naive query strings.
@@ -266,6 +266,63 @@ async fn a_bad_header_name_is_permanent() {
     let gateway = HttpGateway::new(cfg, fake_http::client());
     let err = gateway.send(&sms()).await.unwrap_err();
     assert!(matches!(err, SendError::Permanent(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    // A gateway answering with a redirect to another local service: the service is not asked.
+    let internal = FakeServer::start(|_| Reply::text(200, "metrics: secret")).await;
+    let target = internal.url("/metrics");
+    let gateway_server = FakeServer::start(move |_| Reply::redirect(302, &target)).await;
+    let gateway = HttpGateway::new(
+        config(gateway_server.url("/send"), HttpMethod::Get),
+        fake_http::client(),
+    );
+    let err = gateway.send(&sms()).await.unwrap_err();
+    let SendError::Permanent(message) = &err else {
+        panic!("expected a permanent failure, got {err}");
+    };
+    assert!(
+        message
+            .starts_with("the gateway answered with a redirect, which is not followed (HTTP 302)"),
+        "{message}"
+    );
+    assert_eq!(gateway_server.requests().len(), 1);
+    assert!(internal.requests().is_empty(), "the redirect was followed");
+}
+
+#[tokio::test]
+async fn a_refused_address_is_never_asked() {
+    let fake = FakeServer::start(|_| Reply::text(200, "OK")).await;
+    let strict = GatewayHttp::new(AddressPolicy::default());
+    // The address in the URL, and a name that resolves to loopback (checked as resolved).
+    for url in [
+        fake.url("/send"),
+        format!("http://localhost:{}/send", fake.addr.port()),
+    ] {
+        let gateway = HttpGateway::new(config(url.clone(), HttpMethod::Get), strict.clone());
+        let err = gateway.send(&sms()).await.unwrap_err();
+        let SendError::Permanent(message) = &err else {
+            panic!("{url}: expected a permanent failure, got {err}");
+        };
+        assert!(
+            message.starts_with("the gateway's address is not allowed [detail: "),
+            "{message}"
+        );
+        assert!(message.contains("loopback address"), "{message}");
+        assert!(message.contains("--allow-gateway-host"), "{message}");
+        assert_eq!(
+            casecast_gateways::error_without_detail(message),
+            "the gateway's address is not allowed"
+        );
+    }
+    assert!(fake.requests().is_empty());
+    // Allowing 127.0.0.1: `localhost` reaches its IPv4 address only (::1 is dropped).
+    let allowed = GatewayHttp::new(AddressPolicy::allowing(["127.0.0.1".parse().unwrap()]));
+    let url = format!("http://localhost:{}/send", fake.addr.port());
+    let gateway = HttpGateway::new(config(url, HttpMethod::Get), allowed);
+    gateway.send(&sms()).await.unwrap();
+    assert_eq!(fake.requests().len(), 1);
 }
 
 #[test]

@@ -31,8 +31,13 @@ fn config(kannel: &Kannel, dlr_url: &str) -> KannelConfig {
     }
 }
 
+/// The gateways' client, allowed to reach loopback (where the harness's Kannel listens).
+fn loopback_client() -> casecast_gateways::GatewayHttp {
+    casecast_gateways::GatewayHttp::new(casecast_gateways::AddressPolicy::allowing_loopback())
+}
+
 fn gateway(kannel: &Kannel, dlr_url: &str) -> KannelGateway {
-    KannelGateway::new(config(kannel, dlr_url), reqwest::Client::new())
+    KannelGateway::new(config(kannel, dlr_url), loopback_client())
 }
 
 fn sms(message_id: i64, text: &str) -> OutboundSms {
@@ -210,7 +215,7 @@ async fn refusals_are_permanent_and_a_stopped_kannel_temporary() {
 
     let mut settings = config(&kannel, "http://127.0.0.1:9/dlr");
     settings.password = "wrong".into();
-    let wrong = KannelGateway::new(settings, reqwest::Client::new());
+    let wrong = KannelGateway::new(settings, loopback_client());
     match wrong.send(&message).await {
         Err(SendError::Permanent(why)) => assert!(why.contains("bad credentials"), "{why}"),
         other => panic!("{other:?}"),
@@ -219,7 +224,7 @@ async fn refusals_are_permanent_and_a_stopped_kannel_temporary() {
     // No sender anywhere: Kannel answers 400 with its reason.
     let mut settings = config(&kannel, "http://127.0.0.1:9/dlr");
     settings.from = None;
-    let unnamed = KannelGateway::new(settings, reqwest::Client::new());
+    let unnamed = KannelGateway::new(settings, loopback_client());
     match unnamed.send(&message).await {
         Err(SendError::Permanent(why)) => assert!(why.contains("Sender missing"), "{why}"),
         other => panic!("{other:?}"),

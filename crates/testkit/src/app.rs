@@ -61,7 +61,8 @@ async fn member(db: &Db, project: &Project, who: &str, role: Role) -> Fixture {
     }
 }
 
-/// Dispatcher settings for tests: the same code, shorter waits.
+/// Dispatcher settings for tests: the same code, shorter waits, and gateways allowed on
+/// loopback (where the tests' fake gateways listen).
 pub fn test_dispatch_options() -> casecast_engine::DispatchOptions {
     casecast_engine::DispatchOptions {
         lease_ms: 10_000,
@@ -69,6 +70,7 @@ pub fn test_dispatch_options() -> casecast_engine::DispatchOptions {
         retry_max_ms: 2_000,
         refresh_ms: 200,
         sweep_ms: 500,
+        gateway_addresses: casecast_gateways::AddressPolicy::allowing_loopback(),
         ..Default::default()
     }
 }
@@ -90,6 +92,7 @@ impl TestApp {
             db.clone(),
             WebConfig {
                 public_url: Some(base.clone()),
+                gateway_addresses: casecast_gateways::AddressPolicy::allowing_loopback(),
                 ..WebConfig::default()
             },
         );

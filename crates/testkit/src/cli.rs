@@ -17,6 +17,7 @@ pub fn command(bin: &str, url: Option<&str>) -> Command {
         "CASECAST_LOG",
         "CASECAST_LOG_FORMAT",
         "CASECAST_SECURE_COOKIES",
+        "CASECAST_ALLOW_GATEWAY_HOSTS",
         "NO_COLOR",
     ] {
         cmd.env_remove(var);
@@ -30,6 +31,10 @@ pub fn command(bin: &str, url: Option<&str>) -> Command {
     }
     cmd
 }
+
+/// What `serve` and `worker` are given in tests unless a test says otherwise: the fake
+/// gateways listen on loopback, which gateways may not reach without it.
+pub const ALLOW_LOOPBACK: [&str; 2] = ["--allow-gateway-host", "127.0.0.1"];
 
 /// What a finished command left behind.
 pub struct Run {
@@ -136,10 +141,22 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        let args: Vec<&str> = ALLOW_LOOPBACK.iter().chain(extra).copied().collect();
+        Server::start_exactly(bin, url, &args, env).await
+    }
+
+    /// Starts `casecast --db URL serve --listen 127.0.0.1:0 ARGS…` with these environment
+    /// variables, without [`ALLOW_LOOPBACK`].
+    pub async fn start_exactly(
+        bin: &str,
+        url: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut child = command(bin, Some(url))
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -246,8 +263,15 @@ impl Worker {
         Worker::start_with(bin, url, &[], env)
     }
 
-    /// [`Worker::start`] with these arguments after `worker`.
+    /// [`Worker::start`] with these arguments after `worker` (and [`ALLOW_LOOPBACK`]).
     pub fn start_with(bin: &str, url: &str, args: &[&str], env: &[(&str, &str)]) -> Worker {
+        let args: Vec<&str> = ALLOW_LOOPBACK.iter().chain(args).copied().collect();
+        Worker::start_exactly(bin, url, &args, env)
+    }
+
+    /// `casecast --db URL worker ARGS…` with these environment variables, without
+    /// [`ALLOW_LOOPBACK`].
+    pub fn start_exactly(bin: &str, url: &str, args: &[&str], env: &[(&str, &str)]) -> Worker {
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let child = command(bin, Some(url))
             .arg("worker")

@@ -37,6 +37,8 @@ pub struct WebConfig {
     pub public_url: Option<String>,
     /// When set, `/metrics` answers only requests that bear this token.
     pub metrics_token: Option<String>,
+    /// The addresses gateways may be set up at (`--allow-gateway-host`).
+    pub gateway_addresses: casecast_gateways::AddressPolicy,
     /// Bounds on connections and on costly work.
     pub limits: ServerLimits,
 }

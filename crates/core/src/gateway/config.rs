@@ -75,7 +75,7 @@ impl GatewayKind {
     }
 
     /// The settings field holding the address the gateway is reached at (none for `log`).
-    fn url_field(self) -> Option<&'static str> {
+    pub fn url_field(self) -> Option<&'static str> {
         match self {
             GatewayKind::Kannel => Some("sendsms_url"),
             GatewayKind::Twilio => Some("api_base"),

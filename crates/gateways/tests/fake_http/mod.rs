@@ -43,6 +43,8 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// A `Location` header, for redirects.
+    pub location: Option<String>,
 }
 
 impl Reply {
@@ -52,6 +54,7 @@ impl Reply {
             status,
             content_type: "application/json; charset=utf-8",
             body: body.to_string(),
+            location: None,
         }
     }
 
@@ -61,6 +64,15 @@ impl Reply {
             status,
             content_type: "text/plain; charset=utf-8",
             body: body.to_string(),
+            location: None,
+        }
+    }
+
+    /// A redirect to `location`.
+    pub fn redirect(status: u16, location: &str) -> Reply {
+        Reply {
+            location: Some(location.to_string()),
+            ..Reply::text(status, "moved")
         }
     }
 }
@@ -163,8 +175,12 @@ where
     };
     let reply = respond(&request);
     recorder.lock().unwrap().push(request);
+    let location = match &reply.location {
+        Some(l) => format!("Location: {l}\r\n"),
+        None => String::new(),
+    };
     let answer = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n{}",
         reply.status,
         reason(reply.status),
         reply.content_type,
@@ -204,12 +220,9 @@ pub fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// A plain client, without proxies, so loopback is reached directly.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
+/// The gateways' client, allowed to reach loopback (where the fakes listen).
+pub fn client() -> casecast_gateways::GatewayHttp {
+    casecast_gateways::GatewayHttp::new(casecast_gateways::AddressPolicy::allowing_loopback())
 }
 
 /// A loopback address nothing listens on.

@@ -16,7 +16,7 @@ use super::broadcast_json::{
     BroadcastJson, BroadcastList, OccurrenceList, PreviewJson, RecipientsJson,
 };
 use super::case_groups::ApiPath;
-use super::messages::MessageList;
+use super::messages::{MessageJson, MessageList};
 use super::{ErrorBody, PageParams};
 use crate::auth::{ApiAuth, WriteAuth};
 use crate::error::{ApiError, ApiResult};
@@ -245,7 +245,10 @@ async fn broadcast_messages(
         .list_messages(auth.project.id, &filter, limit as i64, cursor)
         .await?;
     Ok(Json(MessageList {
-        messages: messages.into_iter().map(Into::into).collect(),
+        messages: messages
+            .into_iter()
+            .map(|m| MessageJson::new(m, auth.role))
+            .collect(),
         next_cursor: next.map(|id| id.to_string()),
     }))
 }

@@ -5,9 +5,11 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use casecast_core::case::FieldError;
 use casecast_core::gateway::config::GatewayKind;
 use casecast_core::Role;
 use casecast_store::gateways::{Gateway, GatewayPatch, NewGateway};
+use casecast_store::StoreError;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -209,6 +211,24 @@ fn default_callback_base(config: &WebConfig, headers: &HeaderMap) -> ApiResult<S
         })
 }
 
+/// Refuses settings whose address this server may not reach (a loopback, link-local or
+/// private address not allowed by `--allow-gateway-host`); the error names the settings field
+/// (`config.url`), the address and the flag that would allow it.
+pub(crate) async fn address_allowed(
+    config: &WebConfig,
+    kind: GatewayKind,
+    settings: &Value,
+) -> Result<(), StoreError> {
+    casecast_gateways::outbound::check_settings_address(&config.gateway_addresses, kind, settings)
+        .await
+        .map_err(|(field, refused)| {
+            StoreError::Invalid(FieldError::new(
+                format!("config.{field}"),
+                refused.to_string(),
+            ))
+        })
+}
+
 /// List the project's gateways, by name.
 #[utoipa::path(get, path = "/gateways", tag = "gateways", params(PageParams),
     responses((status = 200, body = GatewayList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -262,6 +282,7 @@ async fn create_gateway(
         prefixes: body.prefixes.unwrap_or_default(),
         is_default: body.is_default.unwrap_or(false),
     };
+    address_allowed(&state.config, new.kind, &new.config).await?;
     let gateway = state.db.create_gateway(auth.project.id, &new).await?;
     tracing::info!(
         gateway.id = gateway.id,
@@ -298,13 +319,18 @@ async fn update_gateway(
     ApiPath(p): ApiPath<GatewayPath>,
     ApiJson(body): ApiJson<GatewayPatchBody>,
 ) -> ApiResult<Json<GatewayJson>> {
-    if let Some(k) = &body.kind {
+    if body.kind.is_some() || body.config.is_some() {
         let old = state.db.gateway(auth.project.id, p.id).await?;
-        if kind(k)? != old.kind {
-            return Err(ApiError::invalid(format!(
-                "kind: this gateway is a {} gateway and stays one; add a new gateway for another kind",
-                old.kind.as_str()
-            )));
+        if let Some(k) = &body.kind {
+            if kind(k)? != old.kind {
+                return Err(ApiError::invalid(format!(
+                    "kind: this gateway is a {} gateway and stays one; add a new gateway for another kind",
+                    old.kind.as_str()
+                )));
+            }
+        }
+        if let Some(config) = &body.config {
+            address_allowed(&state.config, old.kind, config).await?;
         }
     }
     let patch = GatewayPatch {

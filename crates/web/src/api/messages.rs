@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use casecast_core::states::{Direction, MessageStatus};
-use casecast_core::{CaseId, PhoneNumber};
+use casecast_core::{CaseId, PhoneNumber, Role};
 use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::projects::Project;
 use serde::{Deserialize, Serialize};
@@ -59,8 +59,19 @@ pub struct MessageJson {
     pub expires_at: Option<String>,
 }
 
-impl From<Message> for MessageJson {
-    fn from(m: Message) -> Self {
+/// A message's error as `role` may read it: admins see the gateway's own words (the detail),
+/// the others only the category (`the gateway refused the message (HTTP 400)`), since a
+/// gateway's answer may echo whatever answered at its address.
+pub(crate) fn shown_error(error: Option<String>, role: Role) -> Option<String> {
+    match role {
+        Role::Admin => error,
+        _ => error.map(|e| casecast_gateways::error_without_detail(&e)),
+    }
+}
+
+impl MessageJson {
+    /// The message as `role` may see it.
+    pub fn new(m: Message, role: Role) -> Self {
         let time = casecast_core::time::rfc3339;
         MessageJson {
             expires_at: (m.direction == Direction::Outbound).then(|| time(m.expires_at)),
@@ -76,7 +87,7 @@ impl From<Message> for MessageJson {
             gateway_id: m.gateway_id,
             broadcast_id: m.broadcast_id,
             attempts: m.attempts,
-            error: m.error,
+            error: shown_error(m.error, role),
             created_at: time(m.created_at),
             sent_at: m.sent_at.map(time),
             delivered_at: m.delivered_at.map(time),
@@ -239,7 +250,10 @@ async fn list_messages(
         .list_messages(auth.project.id, &filter, limit as i64, cursor)
         .await?;
     Ok(Json(MessageList {
-        messages: messages.into_iter().map(Into::into).collect(),
+        messages: messages
+            .into_iter()
+            .map(|m| MessageJson::new(m, auth.role))
+            .collect(),
         next_cursor: next.map(|id| id.to_string()),
     }))
 }
@@ -252,7 +266,8 @@ async fn get_message(
     auth: ApiAuth,
     ApiPath(p): ApiPath<MessagePath>,
 ) -> ApiResult<Json<MessageJson>> {
-    Ok(Json(state.db.message(auth.project.id, p.id).await?.into()))
+    let message = state.db.message(auth.project.id, p.id).await?;
+    Ok(Json(MessageJson::new(message, auth.role)))
 }
 
 /// Send one SMS to a case.
@@ -282,5 +297,8 @@ async fn send_to_case(
         gateway.id = message.gateway_id,
         "message queued for a case"
     );
-    Ok((StatusCode::CREATED, Json(message.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(MessageJson::new(message, auth.role)),
+    ))
 }

@@ -289,7 +289,7 @@ pub(super) async fn show(
             .map(|o| OccurrenceRow::new(o, &zone))
             .collect(),
         messages: (messages.into_iter())
-            .map(|m| MessageRow::new(m, &zone, &gateways))
+            .map(|m| MessageRow::new(m, &zone, &gateways, page.role))
             .collect(),
         b: BroadcastRow::new(&b, &zone),
         q,

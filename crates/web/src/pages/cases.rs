@@ -441,7 +441,7 @@ async fn render_case(
         notice: outcome.notice,
         history: history
             .into_iter()
-            .map(|m| MessageRow::new(m, &zone, &names))
+            .map(|m| MessageRow::new(m, &zone, &names, page.role))
             .collect(),
         more_history: next.is_some(),
         history_moving: moving,

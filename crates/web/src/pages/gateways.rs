@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::gateway_form::{form_field, label, GatewayForm};
 use super::{html, Chrome, DoneQuery};
+use crate::api::gateways::address_allowed;
 use crate::auth::ProjectPage;
 use crate::error::PageResult;
 use crate::AppState;
@@ -202,7 +203,10 @@ pub(super) async fn create(
     page.require_admin()?;
     let kind = form.parsed_kind().ok();
     let outcome = match form.new_gateway() {
-        Ok(new) => state.db.create_gateway(page.project.id, &new).await,
+        Ok(new) => match address_allowed(&state.config, new.kind, &new.config).await {
+            Ok(()) => state.db.create_gateway(page.project.id, &new).await,
+            Err(e) => Err(e),
+        },
         Err(f) => Err(StoreError::Invalid(f)),
     };
     match outcome {
@@ -310,7 +314,13 @@ pub(super) async fn update(
     page.require_admin()?;
     let gateway = state.db.gateway(page.project.id, p.id).await?;
     let outcome = match form.patch(gateway.kind) {
-        Ok(patch) => state.db.update_gateway(page.project.id, p.id, &patch).await,
+        Ok(patch) => {
+            let settings = patch.config.clone().unwrap_or_default();
+            match address_allowed(&state.config, gateway.kind, &settings).await {
+                Ok(()) => state.db.update_gateway(page.project.id, p.id, &patch).await,
+                Err(e) => Err(e),
+            }
+        }
         Err(f) => Err(StoreError::Invalid(f)),
     };
     match outcome {

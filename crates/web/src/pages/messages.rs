@@ -9,11 +9,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use casecast_core::case::FieldError;
 pub(crate) use casecast_core::states::{Direction, MessageKind, MessageStatus};
-use casecast_core::PhoneNumber;
+use casecast_core::{PhoneNumber, Role};
 use casecast_store::messages::{Message, MessageFilter};
 use serde::Deserialize;
 
 use super::{html, Chrome};
+use crate::api::messages::shown_error;
 use crate::auth::{percent_encode, ProjectPage};
 use crate::error::PageResult;
 use crate::AppState;
@@ -46,10 +47,12 @@ pub(crate) struct MessageRow {
 }
 
 impl MessageRow {
+    /// The message as `role` may see it (the gateway's own words in an error are for admins).
     pub(crate) fn new(
         m: Message,
         zone: &jiff::tz::TimeZone,
         gateways: &HashMap<i64, String>,
+        role: Role,
     ) -> Self {
         let local = |ms: Option<i64>| {
             ms.map(|t| casecast_core::time::local_minute(t, zone))
@@ -73,7 +76,7 @@ impl MessageRow {
             short_text,
             text: m.text,
             status: m.status,
-            error: m.error.unwrap_or_default(),
+            error: shown_error(m.error, role).unwrap_or_default(),
             segments: m.segments,
             encoding: m.encoding,
             attempts: m.attempts,
@@ -289,7 +292,7 @@ pub(super) async fn list(
         statuses: MessageStatus::ALL,
         messages: messages
             .into_iter()
-            .map(|m| MessageRow::new(m, &zone, &names))
+            .map(|m| MessageRow::new(m, &zone, &names, page.role))
             .collect(),
         error,
         next_cursor,
@@ -317,7 +320,7 @@ pub(super) async fn show(
     let view = MessagePage {
         chrome: Chrome::project(&page, "messages"),
         slug: page.project.slug.clone(),
-        m: MessageRow::new(m, &page.project.zone(), &names),
+        m: MessageRow::new(m, &page.project.zone(), &names, page.role),
     };
     Ok(html(&view)?.into_response())
 }

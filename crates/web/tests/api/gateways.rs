@@ -301,7 +301,7 @@ async fn masked_credentials_are_kept_on_patch(engine: Dialect) {
         Method::PATCH,
         &url,
         admin,
-        Some(json!({"config": {"sendsms_url": "http://10.0.0.5:13013/cgi-bin/sendsms", "username": "casecast2"}})),
+        Some(json!({"config": {"sendsms_url": "http://kannel.example.org:13013/cgi-bin/sendsms", "username": "casecast2"}})),
     )
     .await;
     assert_eq!(status, 422, "{got}");
@@ -314,7 +314,7 @@ async fn masked_credentials_are_kept_on_patch(engine: Dialect) {
         Method::PATCH,
         &url,
         admin,
-        Some(json!({"config": {"sendsms_url": "http://10.0.0.5:13013/cgi-bin/sendsms", "username": "casecast2", "password": PASSWORD}})),
+        Some(json!({"config": {"sendsms_url": "http://kannel.example.org:13013/cgi-bin/sendsms", "username": "casecast2", "password": PASSWORD}})),
     )
     .await;
     assert_eq!(status, 200, "{got}");
@@ -328,7 +328,7 @@ async fn masked_credentials_are_kept_on_patch(engine: Dialect) {
     assert_eq!(stored["password"], PASSWORD);
     assert_eq!(
         stored["sendsms_url"],
-        "http://10.0.0.5:13013/cgi-bin/sendsms"
+        "http://kannel.example.org:13013/cgi-bin/sendsms"
     );
     // A new one replaces it.
     let (status, got) = call(
@@ -336,7 +336,7 @@ async fn masked_credentials_are_kept_on_patch(engine: Dialect) {
         Method::PATCH,
         &url,
         admin,
-        Some(json!({"config": {"sendsms_url": "http://10.0.0.5:13013/cgi-bin/sendsms", "username": "casecast2", "password": "n3w-pass"}})),
+        Some(json!({"config": {"sendsms_url": "http://kannel.example.org:13013/cgi-bin/sendsms", "username": "casecast2", "password": "n3w-pass"}})),
     )
     .await;
     assert_eq!(status, 200);

@@ -13,6 +13,7 @@ mod case_import;
 mod case_import_pages;
 mod cases;
 mod forms;
+mod gateway_addresses;
 mod gateways;
 mod group_pages;
 mod health;
