@@ -1,7 +1,9 @@
 //! Secrets: random tokens, their SHA-256 digests for storage, and argon2 password hashes.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use std::sync::Mutex;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -28,15 +30,53 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
-/// Whether a password matches a stored hash.
+/// argon2's working memory (19 MiB a check at the default parameters), kept for the next
+/// check instead of freed: the allocator would keep a freed block in the arena of whichever
+/// thread freed it, so checks spread over many blocking threads would hold many blocks for
+/// good. Kept here, the memory is bounded by the most checks ever run at once, which the
+/// server bounds (`--max-password-checks`).
+static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+
+/// The most memory a stored hash may ask a check for (KiB); ours ask 19 MiB.
+const MAX_MEMORY_KIB: u32 = 64 * 1024;
+
+/// Whether a password matches a stored hash (argon2, with the hash's own parameters).
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .map(|hash| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &hash)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) =
+        (Algorithm::try_from(hash.algorithm), Params::try_from(&hash))
+    else {
+        return false;
+    };
+    let Ok(version) = hash.version.map(Version::try_from).transpose() else {
+        return false;
+    };
+    if params.m_cost() > MAX_MEMORY_KIB {
+        return false;
+    }
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut blocks = MEMORY
+        .lock()
+        .ok()
+        .and_then(|mut kept| kept.pop())
+        .unwrap_or_default();
+    blocks.resize(params.block_count(), Block::default());
+    let mut computed = vec![0u8; expected.len()];
+    let hashed = Argon2::new(algorithm, version.unwrap_or_default(), params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut computed, &mut blocks[..])
+        .is_ok();
+    if let Ok(mut kept) = MEMORY.lock() {
+        kept.push(blocks);
+    }
+    hashed && bool::from(expected.as_bytes().ct_eq(&computed))
 }
 
 /// Compares two secrets in time that does not depend on where they differ (only on their
@@ -56,6 +96,26 @@ mod tests {
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("wrong", &hash));
         assert!(!verify_password("x", "not a hash"));
+        // A hash made with other parameters is checked with its own.
+        use argon2::password_hash::PasswordVerifier;
+        let params = Params::new(8 * 1024, 3, 1, Some(24)).unwrap();
+        let other = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(
+                b"other",
+                &SaltString::encode_b64(b"0123456789abcdef").unwrap(),
+            )
+            .unwrap()
+            .to_string();
+        assert!(verify_password("other", &other));
+        assert!(!verify_password("Other", &other));
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        // A hash that would ask for more memory than any of ours is refused unchecked.
+        let greedy = "$argon2id$v=19$m=1048576,t=2,p=1$MDEyMzQ1Njc4OWFiY2RlZg$\
+                      AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(!verify_password("x", greedy));
         let t = random_hex(32);
         assert_eq!(t.len(), 64);
         assert_ne!(t, random_hex(32));

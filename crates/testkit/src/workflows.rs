@@ -97,7 +97,10 @@ impl Workflows for Db {
     }
 
     async fn login(&self, email: &str, password: &str, client: &str) -> StoreResult<LoginOutcome> {
-        casecast_web::auth::log_in(self, email, password, client).await
+        let checking = casecast_engine::permits::Permits::password_checks()
+            .acquire()
+            .await;
+        casecast_web::auth::log_in(self, email, password, client, checking).await
     }
 
     async fn record_inbound(

@@ -303,17 +303,24 @@ impl FromRequestParts<AppState> for ProjectPage {
 }
 
 /// Logs a user in (see `Db::login_with`), checking the password with argon2 on a blocking
-/// thread so that the async threads keep serving while it works.
+/// thread so that the async threads keep serving while it works. The blocking thread holds
+/// `checking` (one of the process's password-check permits) until the check ends, even when
+/// the request is dropped half-way (its client went away), so that the bound on checks
+/// running at once holds.
 pub async fn log_in(
     db: &casecast_store::Db,
     email: &str,
     password: &str,
     client: &str,
+    checking: casecast_engine::permits::Permit,
 ) -> Result<casecast_store::accounts::LoginOutcome, StoreError> {
     db.login_with(email, password, client, |password, hash| async move {
-        tokio::task::spawn_blocking(move || secrets::verify_password(&password, &hash))
-            .await
-            .unwrap_or(false)
+        tokio::task::spawn_blocking(move || {
+            let _checking = checking;
+            secrets::verify_password(&password, &hash)
+        })
+        .await
+        .unwrap_or(false)
     })
     .await
 }

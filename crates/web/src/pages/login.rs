@@ -152,7 +152,7 @@ pub(super) async fn submit(
     // An argon2 check takes 19 MiB: a burst of logins (known emails or not) waits briefly for
     // one of the server's password-check permits, then is turned away instead of exhausting
     // memory.
-    let Ok(_checking) = state.password_checks.try_acquire().await else {
+    let Ok(checking) = state.password_checks.try_acquire().await else {
         let message = "Too many sign-ins at once; try again in a few seconds.";
         let mut page = login_page(
             &state,
@@ -170,6 +170,7 @@ pub(super) async fn submit(
         &form.email,
         &form.password,
         &addr.ip().to_string(),
+        checking,
     )
     .await?
     {
