@@ -13,7 +13,8 @@
 //!   digits), and `DDMMYYYY`; the calendar is checked (31/02 is refused); years 1900 to 2200.
 //!   Eight digits are always day, month, year (never `YYYYMMDD`).
 //! - `choice`: the option's number, its value, its text in any of the survey's languages, or
-//!   a synonym; matched after normalising (case, surrounding punctuation, inner runs of spaces).
+//!   a synonym; matched after normalising (case, surrounding punctuation, inner runs of spaces),
+//!   so `3.`, `(3)` and `-3-` choose option 3. An option's text in any language chooses it.
 //! - `yes_no`: the words of [`YES_NO`] in every language, whatever the session's language (a
 //!   respondent may answer in another language than the case's); `1` is yes and `2` no.
 //! - `skip` (any case, surrounding punctuation ignored) skips an optional question; on a
@@ -489,6 +490,7 @@ mod tests {
     fn skip_moves_past_optional_questions_only() {
         for kind in [
             QuestionType::Text,
+            QuestionType::Choice,
             QuestionType::Number,
             QuestionType::Date,
             QuestionType::YesNo,

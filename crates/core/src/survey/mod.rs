@@ -19,7 +19,10 @@
 //!   question at most.
 //! - `min`/`max` bound a `number` answer, and the length in characters of a `text` answer
 //!   (whole numbers); other types refuse them.
-//! - `max_attempts` (default 3, 1..=10) invalid replies to one question cancel the session.
+//! - A choice's value, texts and synonyms each choose one option only (not another's number);
+//!   on an optional question none of them may be `skip`. Names and values are stored trimmed.
+//! - `required` defaults to `true`; `max_attempts` (default 3, 1..=10) invalid replies to one
+//!   question cancel the session.
 //! - Reminders: `every_minutes` 1..=10080, `times` 1..=10, and `every_minutes` shorter than
 //!   `expire_after_minutes` (default 1440, 1..=43200), since expiry counts from the last message
 //!   the session sent (a reminder included).
@@ -222,8 +225,16 @@ impl Survey {
             };
             vec![FieldError::new(field, e.into_inner().to_string())]
         })?;
+        let mut survey = survey;
         let problems = survey.check();
         if problems.is_empty() {
+            // Stored as they are read back: without surrounding spaces.
+            survey.name = survey.name.trim().to_string();
+            for q in &mut survey.questions {
+                for c in &mut q.choices {
+                    c.value = c.value.trim().to_string();
+                }
+            }
             Ok(survey)
         } else {
             Err(problems)
@@ -599,12 +610,20 @@ fn check_choices(at: &str, q: &Question, p: &mut Vec<FieldError>) {
     let mut taken: Vec<(String, usize)> = (0..q.choices.len())
         .map(|i| ((i + 1).to_string(), i))
         .collect();
+    // "skip" skips an optional question, so no option of one may be chosen by it.
+    if !q.required {
+        taken.push(("skip".to_string(), usize::MAX));
+    }
     let mut claim = |field: String, token: &str, i: usize, p: &mut Vec<FieldError>| {
         let n = answer::normalise(token);
         if n.is_empty() {
             return;
         }
         match taken.iter().find(|(t, _)| *t == n) {
+            Some((_, j)) if *j == usize::MAX => p.push(FieldError::new(
+                field,
+                "'skip' skips this optional question, so it cannot choose an option",
+            )),
             Some((_, j)) if *j != i => p.push(FieldError::new(
                 field,
                 format!(

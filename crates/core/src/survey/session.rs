@@ -77,8 +77,9 @@ impl std::fmt::Display for SessionStatus {
     }
 }
 
-/// What the engine stores of a session between events.
+/// What the engine stores of a session between events (absent fields read as their defaults).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SessionState {
     pub status: SessionStatus,
     /// Index of the question waiting for a reply; `None` before `Start` and once finished.

@@ -175,6 +175,31 @@ fn a_reply_must_choose_one_option_only() {
 }
 
 #[test]
+fn skip_cannot_choose_an_option_of_an_optional_question() {
+    let set = |b: &mut Value| {
+        b["questions"][1]["required"] = json!(false);
+        b["questions"][1]["choices"][2]["synonyms"] = json!(["Skip"]);
+    };
+    let e = problems(set);
+    assert_eq!(e[0].field, "questions[1].choices[2].synonyms[0]");
+    assert!(e[0].message.contains("optional"), "{}", e[0].message);
+    // On a required question "skip" may be an option.
+    let mut b = body();
+    b["questions"][1]["choices"][2]["synonyms"] = json!(["skip"]);
+    assert!(Survey::parse(&b).is_ok());
+}
+
+#[test]
+fn names_and_values_are_stored_trimmed() {
+    let mut b = body();
+    b["name"] = json!("  ANC  ");
+    b["questions"][1]["choices"][0]["value"] = json!(" good ");
+    let s = Survey::parse(&b).unwrap();
+    assert_eq!(s.name, "ANC");
+    assert_eq!(s.questions[1].choices[0].value, "good");
+}
+
+#[test]
 fn bounds_fit_the_type() {
     assert_eq!(
         fields(|b| b["questions"][0]["min"] = json!(30)),
