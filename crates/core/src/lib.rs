@@ -16,6 +16,7 @@ pub mod sheet;
 pub mod sheet_out;
 pub mod sms;
 pub mod states;
+pub mod survey;
 pub mod template;
 pub mod time;
 
