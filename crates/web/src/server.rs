@@ -1,15 +1,20 @@
 //! The HTTP/1.1 server under the application: at most `max_connections` connections served at
-//! once (more wait in the listen queue), a connection closed when it takes longer than
-//! `header_timeout` to send a request's headers (idle keep-alive connections included), and a
-//! request answered 408 when its body takes longer than `body_timeout` to arrive. Slow or idle
-//! clients can therefore not hold the server's file descriptors for ever.
+//! once, a connection closed when it takes longer than `header_timeout` to send a request's
+//! headers (idle keep-alive connections included), and a request answered 408 when its body
+//! takes longer than `body_timeout` to arrive. When every connection is taken and another
+//! client connects, the connection idle longest (no request in the application: one that sent
+//! nothing or half a request head, or a kept-alive one between requests) is closed to make room
+//! for it; a connection whose request is being served is never closed for that. Slow or idle
+//! clients can therefore neither hold the server's file descriptors for ever nor keep others
+//! out while they wait for the timeout.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
@@ -19,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tower::Service;
 
 use crate::ServerLimits;
@@ -35,6 +40,7 @@ pub async fn run(
     // A million is beyond any open-file limit, and within what `acquire_many` takes.
     let max = limits.max_connections.clamp(1, 1_000_000);
     let open = Arc::new(Semaphore::new(max));
+    let held = Arc::new(Held::new());
     let (stop, stopping) = watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -42,15 +48,6 @@ pub async fn run(
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
-        // A slot first, then the connection: beyond the limit, clients wait in the listen
-        // queue (holding no descriptor of this process) until a connection closes.
-        let slot = tokio::select! {
-            slot = open.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -61,17 +58,45 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
+        // Every slot taken: the connection idle longest makes room, or (all of them being
+        // served) the new one waits for a slot, and clients beyond it in the listen queue.
+        let slot = match open.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                held.close_idle_longest();
+                tokio::select! {
+                    slot = open.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
+        let (id, this) = held.add();
         let service = {
             let app = app.clone();
+            let this = this.clone();
             hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(remote));
                 let mut app = app.clone();
-                async move { app.call(request.map(Body::new)).await }
+                let serving = Serving::start(this.clone());
+                async move {
+                    let response = app.call(request.map(Body::new)).await?;
+                    // Served until its body has been sent.
+                    Ok::<_, std::convert::Infallible>(response.map(|body| {
+                        Body::new(ServedBody {
+                            inner: body,
+                            _serving: serving,
+                        })
+                    }))
+                }
             })
         };
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let mut stopping = stopping.clone();
+        let held = held.clone();
         tokio::spawn(async move {
             let _slot = slot;
             tokio::pin!(connection);
@@ -84,7 +109,10 @@ pub async fn run(
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }
+                // Dropping the connection closes it.
+                () = this.close.notified() => Ok(()),
             };
+            held.remove(id);
             if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
@@ -94,6 +122,126 @@ pub async fn run(
     // Every slot back means every connection has ended.
     let _ = open.acquire_many(max as u32).await;
     Ok(())
+}
+
+/// The connections being served, and since when each has been idle.
+struct Held {
+    started: Instant,
+    next: AtomicU64,
+    connections: Mutex<HashMap<u64, Arc<Connection>>>,
+}
+
+/// One connection: its requests in the application, since when it has had none, and how to
+/// close it.
+struct Connection {
+    /// When the server started: `idle_since` counts from it.
+    started: Instant,
+    serving: AtomicUsize,
+    /// Microseconds after the server started.
+    idle_since: AtomicU64,
+    close: Notify,
+}
+
+impl Connection {
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+impl Held {
+    fn new() -> Self {
+        Held {
+            started: Instant::now(),
+            next: AtomicU64::new(0),
+            connections: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn add(&self) -> (u64, Arc<Connection>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let connection = Arc::new(Connection {
+            started: self.started,
+            serving: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            close: Notify::new(),
+        });
+        connection
+            .idle_since
+            .store(connection.now(), Ordering::Relaxed);
+        if let Ok(mut all) = self.connections.lock() {
+            all.insert(id, connection.clone());
+        }
+        (id, connection)
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut all) = self.connections.lock() {
+            all.remove(&id);
+        }
+    }
+
+    /// Closes the connection that has been idle longest, if any is idle.
+    fn close_idle_longest(&self) {
+        let Ok(mut all) = self.connections.lock() else {
+            return;
+        };
+        let idlest = all
+            .iter()
+            .filter(|(_, c)| c.serving.load(Ordering::Acquire) == 0)
+            .min_by_key(|(_, c)| c.idle_since.load(Ordering::Relaxed))
+            .map(|(id, c)| (*id, c.clone()));
+        if let Some((id, connection)) = idlest {
+            // Taken out at once, so that the next newcomer picks another one.
+            all.remove(&id);
+            connection.close.notify_one();
+        }
+    }
+}
+
+/// A request in the application, until its response's body is sent (or dropped).
+struct Serving {
+    connection: Arc<Connection>,
+}
+
+impl Serving {
+    fn start(connection: Arc<Connection>) -> Self {
+        connection.serving.fetch_add(1, Ordering::AcqRel);
+        Serving { connection }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let now = self.connection.now();
+        self.connection.idle_since.store(now, Ordering::Relaxed);
+        self.connection.serving.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its connection counted as serving until it is sent.
+struct ServedBody {
+    inner: Body,
+    _serving: Serving,
+}
+
+impl HttpBody for ServedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Errors of `accept` that concern one connection are skipped; others (out of descriptors,
