@@ -117,7 +117,10 @@ async fn sqlite_facts(url: &str) -> Facts {
                 continue; // the primary key, compared above
             }
             let columns: Vec<String> =
-                sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
+                // An expression (`LOWER(external_id)`) has no name: both engines show it alike.
+                sqlx::query_scalar(
+                    "SELECT COALESCE(name, '(expression)') FROM pragma_index_info(?) ORDER BY seqno",
+                )
                     .bind(&name)
                     .fetch_all(&pool)
                     .await
@@ -162,9 +165,10 @@ async fn postgres_facts(url: &str) -> Facts {
             "SELECT i.relname::text AS name, x.indisunique AS unique, x.indisprimary AS primary,
                     x.indpred IS NOT NULL AS partial,
                     EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid) AS constraint,
-                    ARRAY(SELECT a.attname::text
+                    ARRAY(SELECT COALESCE(a.attname::text, '(expression)')
                           FROM generate_series(0, x.indnkeyatts - 1) AS n(i)
-                          JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[n.i]
+                          LEFT JOIN pg_attribute a
+                            ON a.attrelid = x.indrelid AND a.attnum = x.indkey[n.i]
                           ORDER BY n.i) AS columns
              FROM pg_index x
              JOIN pg_class i ON i.oid = x.indexrelid
