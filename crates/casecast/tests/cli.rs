@@ -538,10 +538,8 @@ async fn user_list_remove_unlock(engine: Dialect) {
         Err(StoreError::NotFound(_))
     ));
     assert!(t.db.check_token(&other_token).await.is_ok());
-    assert!(matches!(
-        t.db.session(&session).await,
-        Err(StoreError::NotFound(_))
-    ));
+    // The session stays for the other project.
+    assert!(t.db.session(&session).await.is_ok());
     run(
         &t.url,
         &["user", "remove", "nurse@example.org", "--project", "clinic"],
@@ -561,6 +559,11 @@ async fn user_list_remove_unlock(engine: Dialect) {
         .ok();
     assert!(matches!(
         t.db.check_token(&other_token).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Removed everywhere, the login's sessions end.
+    assert!(matches!(
+        t.db.session(&session).await,
         Err(StoreError::NotFound(_))
     ));
     assert_login_wrong(

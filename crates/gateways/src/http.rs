@@ -75,7 +75,7 @@ impl SmsGateway for HttpGateway {
         };
         let status = response.status().as_u16();
         // A body that cannot be read counts as empty: the status still tells the outcome.
-        let body = response.text().await.unwrap_or_default();
+        let body = crate::outbound::answer_text(response).await;
         let (low, high) = self.config.success_status;
         let result = if (low..=high).contains(&status) {
             match &self.config.success_contains {

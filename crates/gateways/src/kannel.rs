@@ -96,7 +96,7 @@ impl SmsGateway for KannelGateway {
         };
         let status = response.status();
         // The body only explains the status: a body that cannot be read changes nothing.
-        let body = response.text().await.unwrap_or_default();
+        let body = crate::outbound::answer_text(response).await;
         let body = shorten(body.trim());
         match classify(status.as_u16(), &body) {
             Ok(accepted) => {

@@ -22,6 +22,24 @@ pub use casecast_core::gateway::address::{
 /// How long resolving a gateway's host may take while its settings are saved.
 const SAVE_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The most of a gateway's answer that is read: its id, status or error is in the first few
+/// hundred bytes; a gateway that streams more cannot make the server hold it.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// A gateway's answer as text (lossy UTF-8), at most [`MAX_ANSWER_BYTES`] of it; what cannot be
+/// read is left out.
+pub async fn answer_text(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ANSWER_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ANSWER_BYTES {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// A shared HTTP client for gateways and the policy it keeps to. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct GatewayHttp {

@@ -110,7 +110,7 @@ impl SmsGateway for TwilioGateway {
         };
         let status = response.status().as_u16();
         // A body that cannot be read counts as empty: the status still tells the outcome.
-        let body = response.text().await.unwrap_or_default();
+        let body = crate::outbound::answer_text(response).await;
         if (200..300).contains(&status) {
             let sid = serde_json::from_str::<CreatedMessage>(&body)
                 .ok()

@@ -338,3 +338,34 @@ fn the_config_reads_from_json_with_defaults() {
     assert_eq!(cfg.params[1], ("text".to_string(), "{text}".to_string()));
     assert!(cfg.headers.is_empty() && cfg.id_after.is_none());
 }
+
+/// A gateway that answers 200 and then streams its body for ever: only the start of it is read
+/// (the server does not hold whatever a gateway sends), and the send ends on what it read,
+/// without waiting for the end that never comes.
+#[tokio::test]
+async fn an_endless_answer_is_read_only_in_part() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/send", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 4096];
+        let _ = socket.read(&mut head).await;
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let chunk = vec![b'x'; 8192];
+        // Until the client goes away.
+        while socket.write_all(&chunk).await.is_ok() {}
+    });
+    let mut cfg = config(url, HttpMethod::Get);
+    cfg.success_contains = Some("ACCEPTED".to_string());
+    let gateway = HttpGateway::new(cfg, fake_http::client());
+    let err = gateway.send(&sms()).await.unwrap_err();
+    // Not the client's timeout (temporary): the answer read, without the expected text.
+    let SendError::Permanent(message) = &err else {
+        panic!("expected a permanent failure on the answer's start, got {err}");
+    };
+    assert!(message.contains("xxxx"), "{message}");
+}

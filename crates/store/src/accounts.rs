@@ -31,8 +31,10 @@ pub fn delay_secs(failures: i64, free: i64) -> i64 {
 
 /// The start of every failure key of an email: a space cannot be in an email, so one email's
 /// keys never start with another's.
+/// The start of every failure key of an email. Its length is part of it, so that a typed
+/// "email" with a space (`victim@x.org junk`) cannot make keys that count as another email's.
 fn pair_prefix(email: &str) -> String {
-    format!("pair:{email} ")
+    format!("pair:{}:{email} ", email.len())
 }
 
 fn pair_key(email: &str, client: &str) -> String {
@@ -287,8 +289,10 @@ impl Db {
         Ok(())
     }
 
-    /// Takes a login out of a project: its membership goes, its tokens for the project are
-    /// revoked and all its sessions end. Refuses (`last_admin`) to remove the project's last
+    /// Takes a login out of a project: its membership goes and its tokens for the project are
+    /// revoked. Its sessions stay: they may serve other projects, which are not this project's
+    /// admin's to end, and every page checks the role in its project on every request, so the
+    /// sessions reach this project no more. Refuses (`last_admin`) to remove the project's last
     /// admin; `NotFound("membership")` when it was not a member.
     pub async fn remove_from_project(&self, project_id: i64, user_id: i64) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
@@ -305,10 +309,6 @@ impl Db {
         sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE project_id = $2 AND user_id = $3 AND revoked_at IS NULL")
             .bind(now)
             .bind(project_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut *tx)
             .await?;

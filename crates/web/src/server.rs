@@ -4,9 +4,10 @@
 //! takes longer than `body_timeout` to arrive. When every connection is taken and another
 //! client connects, the connection idle longest (no request in the application: one that sent
 //! nothing or half a request head, or a kept-alive one between requests) is closed to make room
-//! for it; a connection whose request is being served is never closed for that. Slow or idle
-//! clients can therefore neither hold the server's file descriptors for ever nor keep others
-//! out while they wait for the timeout.
+//! for it, else, when none is idle, the oldest whose request body is still arriving; a
+//! connection whose whole request is in and being answered is never closed for that. Slow or
+//! idle clients can therefore neither hold the server's file descriptors for ever nor keep
+//! others out while they wait for the timeouts.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -82,8 +83,15 @@ pub async fn run(
                 request.extensions_mut().insert(ConnectInfo(remote));
                 let mut app = app.clone();
                 let serving = Serving::start(this.clone());
+                let request = request.map(|body| {
+                    if body.is_end_stream() {
+                        Body::new(body)
+                    } else {
+                        Body::new(Receiving::start(body, this.clone()))
+                    }
+                });
                 async move {
-                    let response = app.call(request.map(Body::new)).await?;
+                    let response = app.call(request).await?;
                     // Served until its body has been sent.
                     Ok::<_, std::convert::Infallible>(response.map(|body| {
                         Body::new(ServedBody {
@@ -137,6 +145,8 @@ struct Connection {
     /// When the server started: `idle_since` counts from it.
     started: Instant,
     serving: AtomicUsize,
+    /// Requests whose body is still arriving.
+    receiving: AtomicUsize,
     /// Microseconds after the server started.
     idle_since: AtomicU64,
     close: Notify,
@@ -162,6 +172,7 @@ impl Held {
         let connection = Arc::new(Connection {
             started: self.started,
             serving: AtomicUsize::new(0),
+            receiving: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             close: Notify::new(),
         });
@@ -180,7 +191,8 @@ impl Held {
         }
     }
 
-    /// Closes the connection that has been idle longest, if any is idle.
+    /// Closes the connection that has been idle longest, else the oldest one still receiving a
+    /// request body, if any.
     fn close_idle_longest(&self) {
         let Ok(mut all) = self.connections.lock() else {
             return;
@@ -189,6 +201,11 @@ impl Held {
             .iter()
             .filter(|(_, c)| c.serving.load(Ordering::Acquire) == 0)
             .min_by_key(|(_, c)| c.idle_since.load(Ordering::Relaxed))
+            .or_else(|| {
+                all.iter()
+                    .filter(|(_, c)| c.receiving.load(Ordering::Acquire) > 0)
+                    .min_by_key(|(id, _)| **id)
+            })
             .map(|(id, c)| (*id, c.clone()));
         if let Some((id, connection)) = idlest {
             // Taken out at once, so that the next newcomer picks another one.
@@ -215,6 +232,61 @@ impl Drop for Serving {
         let now = self.connection.now();
         self.connection.idle_since.store(now, Ordering::Relaxed);
         self.connection.serving.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A request body that keeps its connection counted as receiving until it has all arrived (or
+/// is dropped).
+struct Receiving {
+    inner: hyper::body::Incoming,
+    connection: Option<Arc<Connection>>,
+}
+
+impl Receiving {
+    fn start(inner: hyper::body::Incoming, connection: Arc<Connection>) -> Self {
+        connection.receiving.fetch_add(1, Ordering::AcqRel);
+        Receiving {
+            inner,
+            connection: Some(connection),
+        }
+    }
+
+    fn arrived(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            connection.receiving.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.arrived();
+    }
+}
+
+impl HttpBody for Receiving {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
+            || self.inner.is_end_stream()
+        {
+            self.arrived();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -384,7 +384,8 @@ pub(super) async fn message_statuses(
         .map(|m| MessageStatusJson {
             id: m.id,
             status: m.status.as_str(),
-            error: m.error.unwrap_or_default(),
+            // As the page shows it: the gateway's own answer is for admins only.
+            error: crate::api::messages::shown_error(m.error, page.role).unwrap_or_default(),
         })
         .collect();
     Ok(Json(

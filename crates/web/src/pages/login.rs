@@ -169,7 +169,7 @@ pub(super) async fn submit(
         &state.db,
         &form.email,
         &form.password,
-        &addr.ip().to_string(),
+        &client_address(addr.ip()),
         checking,
     )
     .await?
@@ -264,6 +264,18 @@ pub(super) async fn projects(
     .into_response())
 }
 
+/// The client a login's failures are counted against: its IPv4 address, or the /64 network of
+/// its IPv6 address (one subscriber's line or host has a whole /64 to pick addresses from).
+fn client_address(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        other => other.to_canonical().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::safe_next;
@@ -287,5 +299,24 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
         }
         assert_eq!(safe_next(None), "/");
+    }
+}
+
+#[cfg(test)]
+mod client_tests {
+    use super::client_address;
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let a = client_address("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = client_address("2001:db8:1:2:bbbb:cccc:dddd:eeee".parse().unwrap());
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(a, b);
+        assert_ne!(a, client_address("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(client_address("127.0.0.2".parse().unwrap()), "127.0.0.2");
+        assert_eq!(
+            client_address("::ffff:10.1.2.3".parse().unwrap()),
+            "10.1.2.3"
+        );
     }
 }

@@ -298,7 +298,8 @@ async fn users_page_manages_one_projects_members(engine: Dialect) {
     .await;
     assert_eq!(status, 403, "the token follows the new role");
 
-    // Removing: the person's sessions end and their token for the project is revoked.
+    // Removing: the person's session no longer reaches the project (it stays for other
+    // projects, which are not this admin's to end) and their token for it is revoked.
     let (status, location, _) = post_form(
         &app,
         &admin,
@@ -311,10 +312,13 @@ async fn users_page_manages_one_projects_members(engine: Dialect) {
         (303, "/a/alpha/settings/users?done=removed")
     );
     assert_eq!(
-        get_page(&app, &newbie_session, "/").await.0,
-        303,
-        "the session ended"
+        get_page(&app, &newbie_session, "/a/alpha/cases").await.0,
+        404,
+        "the project is out of the session's reach"
     );
+    let (status, projects) = get_page(&app, &newbie_session, "/").await;
+    assert_eq!(status, 200, "the session itself goes on");
+    assert!(!projects.contains("/a/alpha/"), "{projects}");
     let (status, _) = call(
         &app,
         Method::GET,

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 
 casecast_testkit::on_both_engines!(
     slow_and_idle_connections_are_closed,
+    slow_bodies_do_not_keep_others_out,
     healthz_answers_while_every_connection_is_held,
     a_shared_strings_bomb_is_refused,
     imports_beyond_the_sheet_bound_answer_503,
@@ -137,6 +138,43 @@ async fn healthz_answers_while_every_connection_is_held(engine: Dialect) {
     for socket in &mut held[..4] {
         assert_eq!(read_until_closed(socket).await, "");
     }
+}
+
+async fn slow_bodies_do_not_keep_others_out(engine: Dialect) {
+    let app = TestApp::spawn(engine).await;
+    // Timeouts far beyond the test's patience: only making room helps /healthz in.
+    let limits = ServerLimits {
+        max_connections: 3,
+        header_timeout: Duration::from_secs(3600),
+        body_timeout: Duration::from_secs(3600),
+        ..short()
+    };
+    let (base, _) = serve_with(&app, limits).await;
+    let addr = base.trim_start_matches("http://");
+    // Every slot taken by a request whose body trickles: its head is in, its body never ends.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(
+                b"POST /login HTTP/1.1\r\nHost: casecast\r\n\
+                  Content-Type: application/x-www-form-urlencoded\r\n\
+                  Content-Length: 100000\r\n\r\ncsrf=a&email=",
+            )
+            .await
+            .unwrap();
+        held.push(socket);
+    }
+    // Let the server take all three heads in.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let r = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // The oldest of them made room.
+    read_until_closed(&mut held[0]).await;
 }
 
 /// A workbook with one data row and `strings` shared strings besides the four its cells use,
