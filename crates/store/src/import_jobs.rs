@@ -46,11 +46,7 @@ pub struct CaseImportWork {
 }
 
 /// How far an import has come: the rows written and their outcomes.
-#[derive(Clone, Debug, Default)]
-pub struct ImportProgress {
-    pub processed: i64,
-    pub counts: BTreeMap<String, i64>,
-}
+pub type ImportProgress = crate::jobs::RowProgress;
 
 const COLUMNS: &str =
     "id, project_id, file_name, status, total_rows, processed_rows, counts, error, created_at, finished_at";
@@ -199,10 +195,6 @@ impl Db {
         let mut tx = self.begin_write().await?;
         writer.write_batch(&mut tx, batch, &mut report).await?;
         let results = writer.take_results();
-        let mut counts = progress.counts.clone();
-        for r in &results {
-            *counts.entry(r.outcome.as_str().to_string()).or_insert(0) += 1;
-        }
         for chunk in results.chunks(MAX_BIND_PARAMS / 6) {
             let mut params = Placeholders::new(self.dialect());
             let values: Vec<String> = chunk
@@ -225,22 +217,15 @@ impl Db {
             }
             q.execute(&mut *tx).await?;
         }
-        let processed = progress.processed + rows;
-        let moved = sqlx::query(
-            "UPDATE case_imports SET processed_rows = $1, counts = $2 WHERE id = $3 AND processed_rows = $4",
-        )
-        .bind(processed)
-        .bind(serde_json::to_string(&counts).unwrap_or_default())
-        .bind(work.id)
-        .bind(progress.processed)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() == 0 {
+        let outcomes = results.iter().map(|r| r.outcome.as_str());
+        let Some(next) = progress
+            .advance(&mut tx, "case_imports", work.id, rows, outcomes)
+            .await?
+        else {
             return Ok(false);
-        }
+        };
         tx.commit().await?;
-        progress.processed = processed;
-        progress.counts = counts;
+        *progress = next;
         Ok(true)
     }
 

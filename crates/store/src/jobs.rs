@@ -1,6 +1,8 @@
 //! The work queue is the database: jobs are rows that workers claim with a lease.
 
-use sqlx::Row;
+use std::collections::BTreeMap;
+
+use sqlx::{Any, Row, Transaction};
 
 use crate::dialect;
 use crate::error::StoreResult;
@@ -182,5 +184,44 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+}
+
+/// How far a job that works through a sheet row by row (a group upload, a page import) has
+/// come: the rows done and their outcomes.
+#[derive(Clone, Debug, Default)]
+pub struct RowProgress {
+    pub processed: i64,
+    pub counts: BTreeMap<String, i64>,
+}
+
+impl RowProgress {
+    /// Records, in `tx`, this progress moved on by `rows` rows with these outcomes on the job's
+    /// row (`table`: `uploads` or `case_imports`, each with `processed_rows` and `counts`),
+    /// guarded by the progress this worker last wrote: `None` (nothing recorded) when a worker
+    /// that took the job over has moved on. The caller commits, then keeps the new progress.
+    pub(crate) async fn advance<'a>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        table: &'static str,
+        id: i64,
+        rows: i64,
+        outcomes: impl Iterator<Item = &'a str>,
+    ) -> StoreResult<Option<RowProgress>> {
+        let mut counts = self.counts.clone();
+        for outcome in outcomes {
+            *counts.entry(outcome.to_string()).or_insert(0) += 1;
+        }
+        let processed = self.processed + rows;
+        let moved = sqlx::query(&format!(
+            "UPDATE {table} SET processed_rows = $1, counts = $2 WHERE id = $3 AND processed_rows = $4"
+        ))
+        .bind(processed)
+        .bind(serde_json::to_string(&counts).unwrap_or_default())
+        .bind(id)
+        .bind(self.processed)
+        .execute(&mut **tx)
+        .await?;
+        Ok((moved.rows_affected() > 0).then_some(RowProgress { processed, counts }))
     }
 }

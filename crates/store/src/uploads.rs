@@ -53,11 +53,7 @@ pub struct UploadWork {
 }
 
 /// How far an upload has come: the rows written and their outcomes.
-#[derive(Clone, Debug, Default)]
-pub struct UploadProgress {
-    pub processed: i64,
-    pub counts: BTreeMap<String, i64>,
-}
+pub type UploadProgress = crate::jobs::RowProgress;
 
 /// One input row's result.
 #[derive(Clone, Debug, Serialize)]
@@ -381,28 +377,17 @@ impl Db {
             seen,
         )
         .await?;
-        let mut counts = progress.counts.clone();
-        for r in &results {
-            *counts.entry(r.outcome.as_str().to_string()).or_insert(0) += 1;
-        }
         let rows: Vec<(i64, ItemResult)> = batch.iter().map(|(n, _)| *n).zip(results).collect();
         insert_results(&mut tx, self.dialect(), work.id, &rows).await?;
-        let processed = progress.processed + rows.len() as i64;
-        let moved = sqlx::query(
-            "UPDATE uploads SET processed_rows = $1, counts = $2 WHERE id = $3 AND processed_rows = $4",
-        )
-        .bind(processed)
-        .bind(serde_json::to_string(&counts).unwrap_or_default())
-        .bind(work.id)
-        .bind(progress.processed)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() == 0 {
+        let outcomes = rows.iter().map(|(_, r)| r.outcome.as_str());
+        let Some(next) = progress
+            .advance(&mut tx, "uploads", work.id, rows.len() as i64, outcomes)
+            .await?
+        else {
             return Ok(false);
-        }
+        };
         tx.commit().await?;
-        progress.processed = processed;
-        progress.counts = counts;
+        *progress = next;
         Ok(true)
     }
 
