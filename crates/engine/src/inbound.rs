@@ -121,6 +121,7 @@ pub async fn handle_inbound(
                         gateway_id: gateway.id,
                         user_id: None,
                         kind: MessageKind::Confirmation,
+                        survey: None,
                     },
                 )
                 .await?;

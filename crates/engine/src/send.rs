@@ -72,6 +72,7 @@ pub async fn send_to_case(
             gateway_id,
             user_id,
             kind: MessageKind::Normal,
+            survey: None,
         },
     )
     .await?;

@@ -566,6 +566,34 @@ impl Db {
         Ok(case)
     }
 
+    /// Sets properties of a case (by row id) inside the caller's transaction: a survey's
+    /// answers. A deleted case is left as it is; returns whether the case was written.
+    pub async fn set_case_properties_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        case_pk: i64,
+        properties: &[(String, String)],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let row = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 AND deleted = 0{}",
+            crate::dialect::for_update(self.dialect())
+        ))
+        .bind(case_pk)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let (id, mut case) = case_from_row(&row)?;
+        for (key, value) in properties {
+            case.properties.insert(key.clone(), value.clone());
+        }
+        case.modified_at = now;
+        update_case_row(tx, id, &case).await?;
+        Ok(true)
+    }
+
     /// Closes a case: it stays, but receives no messages.
     pub async fn close_case(&self, project_id: i64, case_id: &str) -> StoreResult<Case> {
         self.update_case(

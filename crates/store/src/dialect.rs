@@ -30,6 +30,15 @@ pub(crate) fn for_update(engine: Dialect) -> &'static str {
     }
 }
 
+/// `FOR UPDATE OF alias` on PostgreSQL (a join's other tables stay unlocked); nothing on
+/// SQLite, whose write transaction already excludes other writers.
+pub(crate) fn for_update_of(engine: Dialect, alias: &str) -> String {
+    match engine {
+        Dialect::Sqlite => String::new(),
+        Dialect::Postgres => format!(" FOR UPDATE OF {alias}"),
+    }
+}
+
 /// Whether a batch of recipients is read as one JSON row ([`json_rows`]) rather than row by
 /// row. On SQLite each row crosses from the driver's thread on its own, which made that most of
 /// a preview's time; PostgreSQL builds JSON slowly (2 µs a row, ten times its plain rows).
@@ -140,6 +149,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 "case imports",
                 include_str!("../migrations/sqlite/0008_case_imports.sql"),
             ),
+            (
+                9,
+                "surveys",
+                include_str!("../migrations/sqlite/0009_surveys.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -181,6 +195,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 8,
                 "case imports",
                 include_str!("../migrations/postgres/0008_case_imports.sql"),
+            ),
+            (
+                9,
+                "surveys",
+                include_str!("../migrations/postgres/0009_surveys.sql"),
             ),
         ],
     }

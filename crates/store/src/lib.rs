@@ -24,6 +24,8 @@ pub mod recipients;
 pub mod sealed;
 pub mod secrets;
 pub mod settings;
+pub mod survey_sessions;
+pub mod surveys;
 pub mod tokens;
 pub mod uploads;
 

@@ -114,6 +114,8 @@ pub struct NewOutbound {
     pub gateway_id: i64,
     pub user_id: Option<i64>,
     pub kind: MessageKind,
+    /// The survey session that sends it and the session's step when it is queued.
+    pub survey: Option<(i64, i64)>,
 }
 
 /// Checks the text of a message a user writes.
@@ -152,8 +154,10 @@ impl Db {
         let expires = now + project.validity_seconds() * 1000;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
-                gateway_id, user_id, next_attempt_at, created_at, expires_at, updated_at)
-             VALUES ($1, 'outbound', $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $10, $11, $10) RETURNING id",
+                gateway_id, user_id, next_attempt_at, created_at, expires_at, updated_at,
+                survey_session_id, survey_step)
+             VALUES ($1, 'outbound', $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $10, $11, $10, $12, $13)
+             RETURNING id",
         )
         .bind(project.id)
         .bind(new.kind.as_str())
@@ -166,6 +170,8 @@ impl Db {
         .bind(new.user_id)
         .bind(now)
         .bind(expires)
+        .bind(new.survey.map(|(session, _)| session))
+        .bind(new.survey.map(|(_, step)| step))
         .fetch_one(&mut **tx)
         .await?;
         Ok(id)

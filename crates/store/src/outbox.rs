@@ -354,6 +354,9 @@ impl Db {
                 }
             }
         }
+        // Survey sessions whose latest message this was start their timers from now.
+        let done: Vec<i64> = results.iter().map(|r| r.id).collect();
+        self.start_session_timers(&mut tx, &done, now).await?;
         tx.commit().await?;
         Ok(())
     }
