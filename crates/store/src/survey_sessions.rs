@@ -352,7 +352,11 @@ impl Db {
             for id in chunk {
                 q = q.bind(*id);
             }
-            started += q.persistent(false).execute(&mut **tx).await?.rows_affected();
+            started += q
+                .persistent(false)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
         }
         Ok(started)
     }
@@ -391,6 +395,24 @@ impl Db {
         }
         tx.commit().await?;
         Ok(started)
+    }
+
+    /// Clears a session's due reminder, or its expiry too (a timer that fired and changed
+    /// nothing, so that it does not fire again and again).
+    pub async fn clear_due_timers(
+        tx: &mut Transaction<'static, Any>,
+        id: i64,
+        expiry_too: bool,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE survey_sessions SET reminder_due = NULL,
+                expiry_due = CASE WHEN $1 = 1 THEN NULL ELSE expiry_due END WHERE id = $2",
+        )
+        .bind(i64::from(expiry_too))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Active sessions whose reminder or expiry is due at `now`, soonest first, at most `limit`.
