@@ -25,6 +25,7 @@ mod membership;
 mod outbox;
 mod projects;
 mod schema;
+mod surveys;
 mod tokens;
 mod uploads;
 
