@@ -66,11 +66,10 @@ pub async fn handle_number(
     while handled.len() < PER_NUMBER {
         let mut tx = db.begin_write().await?;
         db.lock_number(&mut tx, project.id, phone).await?;
-        let Some(message) = Db::unhandled_inbound(&mut tx, project.id, phone, 1)
-            .await?
-            .into_iter()
-            .next()
-        else {
+        // Two: the second says whether to look again after this one.
+        let mut waiting = Db::unhandled_inbound(&mut tx, project.id, phone, 2).await?;
+        let more = waiting.len() > 1;
+        let Some(message) = waiting.drain(..).next() else {
             tx.rollback().await?;
             break;
         };
@@ -144,6 +143,9 @@ pub async fn handle_number(
         Db::mark_inbound_handled(&mut tx, message.id, case_pk, outcome.session_id, now).await?;
         tx.commit().await?;
         handled.push(outcome);
+        if !more {
+            break;
+        }
     }
     if wake {
         db.wake_dispatchers();

@@ -11,6 +11,8 @@
 //! - A reply from a number goes to the active session of that number asked most recently (two
 //!   cases sharing a phone: the one whose question went out last); the other session is not
 //!   answered by it and runs on to its own reminders and expiry.
+//! - A case closed or deleted mid-survey ends its session as `cancelled` at its next reply or
+//!   reminder (saying why), and is sent nothing more; its expiry still ends it as `expired`.
 //! - Timers count from when the dispatcher is done with the session's latest message (sent,
 //!   failed or expired), so quiet hours and a gateway's rate limit delay them; a timer fires only
 //!   at the step that set it (every transition clears the due times).
@@ -66,6 +68,16 @@ pub(crate) async fn transition(
     gateway_id: Option<i64>,
 ) -> StoreResult<Transition> {
     let At { db, project, now } = *at;
+    // A case closed or deleted mid-survey is sent nothing more: whatever comes, it ends.
+    let event = match event {
+        Event::Reply(_) | Event::ReminderDue { .. } if session.case_deleted => {
+            Event::Cancel("the case was deleted".into())
+        }
+        Event::Reply(_) | Event::ReminderDue { .. } if session.case_closed => {
+            Event::Cancel("the case was closed".into())
+        }
+        other => other,
+    };
     let language = session.language_code.as_deref();
     let (next, actions) = session::step(survey, language, &session.state, event);
     if next == session.state && actions.is_empty() {

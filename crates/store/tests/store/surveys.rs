@@ -31,6 +31,7 @@ on_both_engines!(
     a_stored_message_left_unhandled_is_handled_by_the_sweep,
     a_burst_of_replies_is_handled_once_each_in_order,
     starting_refuses_cases_that_cannot_receive,
+    a_case_closed_mid_survey_is_sent_nothing_more,
 );
 
 fn survey_body() -> Value {
@@ -589,4 +590,29 @@ async fn starting_refuses_cases_that_cannot_receive(engine: Dialect) {
         send_all(db, s.g.id).await,
         vec!["Habari, maswali 3.\nMara ngapi?".to_string()]
     );
+}
+
+async fn a_case_closed_mid_survey_is_sent_nothing_more(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let s = setup(db, survey_body()).await;
+    let c = case_with(db, s.p.id, None, "Jo", None, Some("0772000010")).await;
+    let started = db
+        .start_survey(&s.p, s.survey_id, c.case_id.as_str())
+        .await
+        .unwrap();
+    send_all(db, s.g.id).await;
+    db.close_case(s.p.id, c.case_id.as_str()).await.unwrap();
+    let r = db
+        .record_inbound(&s.g, &mo("+256772000010", "3"))
+        .await
+        .unwrap();
+    assert_eq!(r.session_id, Some(started.id));
+    let over = session(db, &s.p, started.id).await;
+    assert_eq!(over.status, SessionStatus::Cancelled);
+    assert_eq!(over.reason.as_deref(), Some("the case was closed"));
+    assert!(over.answers.is_empty());
+    assert!(send_all(db, s.g.id).await.is_empty());
+    let case = db.get_case(s.p.id, c.case_id.as_str()).await.unwrap();
+    assert!(!case.properties.contains_key("anc_visits"));
 }
