@@ -33,6 +33,50 @@
     return max + 1;
   }
 
+  function value(q, suffix) {
+    var el = q.querySelector("[name$='" + suffix + "']");
+    return el ? el.value.replace(/\r\n/g, "\n").trim() : "";
+  }
+
+  // "value | text | synonyms" lines: the text (else the value) of each option.
+  function options(text) {
+    return text.split("\n").filter(function (l) { return l.trim() !== ""; }).map(function (l, i) {
+      var parts = l.split("|");
+      var label = (parts[1] || "").trim() || parts[0].trim();
+      return (i + 1) + ". " + label;
+    });
+  }
+
+  function count(q, first) {
+    var out = q.querySelector(".message-counter");
+    if (!out || !window.casecastSmsAnalyse) return;
+    var idx = q.getAttribute("data-index");
+    var message = value(q, "q" + idx + ".text");
+    var type = q.querySelector("select[name$='.type']");
+    if (type && type.value === "choice") {
+      message += "\n" + options(value(q, "q" + idx + ".choices")).join(" ");
+    }
+    var intro = document.getElementById("intro");
+    if (first && intro && intro.value.trim() !== "") {
+      message = intro.value.replace(/\r\n/g, "\n").trim() + "\n" + message;
+    }
+    var a = window.casecastSmsAnalyse(message);
+    var max = parseInt(out.closest("form").getAttribute("data-max-chars"), 10) || 0;
+    out.textContent = (first ? "First message as sent (intro and question)" : "Question as sent") +
+      ", default text: " + a.chars + (max ? " / " + max : "") + " characters · " +
+      (a.gsm ? "GSM-7" : "UCS-2") + " · " + a.segments + (a.segments === 1 ? " SMS" : " SMS parts");
+    out.setAttribute("data-segments", String(a.segments));
+    out.setAttribute("data-encoding", a.gsm ? "gsm7" : "ucs2");
+    out.classList.toggle("over", max > 0 && a.chars > max);
+  }
+
+  function countAll() {
+    questions().forEach(function (q, i) { count(q, i === 0); });
+  }
+
+  form.addEventListener("input", countAll);
+  form.addEventListener("change", countAll);
+
   add.addEventListener("click", function (event) {
     var limit = parseInt(add.getAttribute("data-max"), 10) || 50;
     if (questions().length >= limit) return; // the server says why
@@ -47,6 +91,7 @@
       }
     });
     renumber();
+    countAll();
     var first = q.querySelector("input[type=text]");
     if (first) first.focus();
   });
@@ -58,5 +103,8 @@
     var q = button.closest("fieldset.question");
     if (q) q.remove();
     renumber();
+    countAll();
   });
+
+  countAll();
 })();

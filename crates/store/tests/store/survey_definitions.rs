@@ -22,6 +22,7 @@ on_both_engines!(
     delete_is_refused_while_a_live_broadcast_sends_the_survey,
     delete_removes_sessions_and_unlinks_their_messages,
     surveys_of_another_project_are_not_found,
+    concurrent_changes_are_each_applied_to_the_latest_survey,
 );
 
 pub fn survey(name: &str) -> Survey {
@@ -457,4 +458,38 @@ async fn surveys_of_another_project_are_not_found(engine: Dialect) {
         db.survey(p.id, s.id).await.unwrap().survey.name,
         "Follow-up"
     );
+}
+
+/// Each change reads the survey with its row locked, in the transaction that writes it: ten
+/// changes at once, each adding its number to the name, leave all ten numbers (none is lost to
+/// another that read the survey before it was written).
+async fn concurrent_changes_are_each_applied_to_the_latest_survey(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "demo", None).await;
+    let s = db.create_survey(p.id, &survey("S"), None).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            db.update_survey(p.id, s.id, |old| {
+                let mut new = old.clone();
+                new.name = format!("{} {i}", old.name);
+                Ok(new)
+            })
+            .await
+            .unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let name = db.survey(p.id, s.id).await.unwrap().survey.name;
+    let mut numbers: Vec<u32> = name
+        .split(' ')
+        .skip(1)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (0..10).collect::<Vec<_>>(), "{name}");
 }
