@@ -352,7 +352,11 @@ impl Db {
             for id in chunk {
                 q = q.bind(*id);
             }
-            started += q.persistent(false).execute(&mut **tx).await?.rows_affected();
+            started += q
+                .persistent(false)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
         }
         Ok(started)
     }
