@@ -7,7 +7,6 @@
 
 use casecast_core::broadcast::{survey_content, BroadcastContent};
 use casecast_core::states::OccurrenceStatus;
-use casecast_core::survey::session::{self, Action, Event, SessionState};
 use casecast_core::survey::Survey;
 use casecast_store::fanout::{SurveyStart, Target, Written};
 use casecast_store::recipients::Walk;
@@ -129,28 +128,16 @@ pub async fn process_fanout(
 }
 
 /// The sessions a survey broadcast starts: the timers `Event::Start` sets (the same for every
-/// recipient, whatever its language), and why a case's active session ends. `None` when the
-/// survey starts nothing (no questions).
+/// recipient, whatever its language: `surveys::started_state`), and why a case's active session
+/// ends. `None` when the survey starts nothing (no questions).
 pub fn survey_start(survey: &Survey, survey_id: i64, broadcast_id: i64) -> Option<SurveyStart> {
-    let (state, actions) = session::step(survey, None, &SessionState::new(), Event::Start);
-    if state.step != 1 {
-        return None;
-    }
-    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-    actions.into_iter().find_map(|a| match a {
-        Action::SetTimers {
-            reminder_in,
-            expiry_in,
-            ..
-        } => Some(SurveyStart {
-            survey_id,
-            reminder_in_ms: reminder_in.map(ms),
-            expiry_in_ms: ms(expiry_in),
-            cancel_reason: format!(
-                "a new survey was started for the case (broadcast {broadcast_id})"
-            ),
-        }),
-        _ => None,
+    let (state, timers) = crate::surveys::started_state(survey);
+    let timers = timers.filter(|_| state.step == 1)?;
+    Some(SurveyStart {
+        survey_id,
+        reminder_in_ms: timers.reminder_in_ms,
+        expiry_in_ms: timers.expiry_in_ms,
+        cancel_reason: format!("a new survey was started for the case (broadcast {broadcast_id})"),
     })
 }
 
