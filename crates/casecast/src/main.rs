@@ -7,6 +7,7 @@ mod groups;
 mod import;
 mod serve;
 mod survey_responses;
+mod surveys;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -45,9 +46,9 @@ enum Command {
     /// Manage case groups and their members.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
-    /// Surveys' responses.
+    /// Read surveys and their responses.
     #[command(subcommand)]
-    Surveys(survey_responses::SurveysCommand),
+    Surveys(surveys::SurveysCommand),
 }
 
 fn init_logging(config: &Config, long_running: bool) {
@@ -90,7 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => admin::token(cfg, c).await,
         Command::Cases(c) => import::cases(cfg, c).await,
         Command::Groups(c) => groups::groups(cfg, c).await,
-        Command::Surveys(c) => survey_responses::surveys(cfg, c).await,
+        Command::Surveys(c) => surveys::surveys(cfg, c).await,
     }
 }
 

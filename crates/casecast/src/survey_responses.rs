@@ -6,50 +6,34 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context};
 use casecast_store::case_export::ExportFormat;
 use casecast_store::{Db, StoreError};
-use clap::Subcommand;
+use clap::Args;
 
-use crate::admin::open;
-use crate::config::Config;
 use crate::groups::SheetFormat;
 
-#[derive(Subcommand)]
-pub enum SurveysCommand {
-    /// Write a survey's responses to an .xlsx or .csv file: one row per session (case_id,
-    /// external_id, name, phone_number, status, started_at, completed_at), then one column per
-    /// question key.
-    Responses {
-        #[arg(long)]
-        project: String,
-        /// The survey's ID.
-        id: String,
-        /// The file's format; by default `.xlsx` for a name ending in .xlsx, else CSV.
-        #[arg(long, value_enum)]
-        format: Option<SheetFormat>,
-        /// The file to write (or give it after the ID).
-        #[arg(long, conflicts_with = "file")]
-        output: Option<PathBuf>,
-        file: Option<PathBuf>,
-    },
+/// `surveys responses`' arguments (a variant of `surveys::SurveysCommand`).
+#[derive(Args)]
+pub struct ResponsesArgs {
+    #[arg(long)]
+    project: String,
+    /// The survey's ID.
+    id: String,
+    /// The file's format; by default `.xlsx` for a name ending in .xlsx, else CSV.
+    #[arg(long, value_enum)]
+    format: Option<SheetFormat>,
+    /// The file to write (or give it after the ID).
+    #[arg(long, conflicts_with = "file")]
+    output: Option<PathBuf>,
+    file: Option<PathBuf>,
 }
 
-pub async fn surveys(cfg: &Config, command: SurveysCommand) -> anyhow::Result<()> {
-    match command {
-        SurveysCommand::Responses {
-            project,
-            id,
-            format,
-            output,
-            file,
-        } => {
-            let out = output
-                .or(file)
-                .ok_or_else(|| anyhow!("name the file to write: --output FILE"))?;
-            let db = open(cfg).await?;
-            let result = responses(&db, &project, &id, SheetFormat::of(format, &out), &out).await;
-            db.close().await;
-            result
-        }
-    }
+/// Writes the survey's responses to the file named.
+pub async fn run(db: &Db, args: ResponsesArgs) -> anyhow::Result<()> {
+    let out = args
+        .output
+        .or(args.file)
+        .ok_or_else(|| anyhow!("name the file to write: --output FILE"))?;
+    let format = SheetFormat::of(args.format, &out);
+    responses(db, &args.project, &args.id, format, &out).await
 }
 
 /// Writes the responses next to `out`, then renames the file into place: a failed export
