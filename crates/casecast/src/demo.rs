@@ -186,6 +186,9 @@ pub async fn seed(db: &Db, public_url: &str) -> anyhow::Result<DemoLogin> {
     seed_gateway(db, project.id, public_url)
         .await
         .context("creating the demo log gateway")?;
+    seed_survey(db, project.id)
+        .await
+        .context("creating the demo survey")?;
     Ok(DemoLogin {
         email: DEMO_ADMIN.to_string(),
         password,
@@ -213,6 +216,49 @@ async fn seed_gateway(db: &Db, project_id: i64, public_url: &str) -> anyhow::Res
         Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The demo survey: three questions (a number saved to a case property, a choice, a date),
+/// with Luganda translations of its texts.
+const DEMO_SURVEY: &str = r#"{
+  "name": "Clinic visit follow-up",
+  "intro": {"*": "Hello from the Gulu HIV study. 3 short questions.",
+            "lg": "Gyebale ko okuva mu kunoonyereza kwa Gulu. Ebibuuzo 3."},
+  "end_text": {"*": "Thank you. Reply STOP to stop messages.", "lg": "Webale nnyo."},
+  "reminders": {"every_minutes": 240, "times": 1},
+  "expire_after_minutes": 2880,
+  "questions": [
+    {"key": "missed_doses", "type": "number", "min": 0, "max": 31,
+     "text": {"*": "How many doses did you miss this month?", "lg": "Dozi mmeka z'otomidde mwezi guno?"},
+     "case_property": "missed_doses"},
+    {"key": "side_effects", "type": "choice",
+     "text": {"*": "Any side effects?", "lg": "Olina obuzibu bwonna?"},
+     "choices": [
+       {"value": "none", "text": {"*": "None", "lg": "Tewali"}, "synonyms": ["no"]},
+       {"value": "mild", "text": {"*": "Mild", "lg": "Butono"}},
+       {"value": "severe", "text": {"*": "Severe", "lg": "Bungi"}}
+     ]},
+    {"key": "next_visit", "type": "date", "required": false,
+     "text": {"*": "When is your next clinic visit? (DD/MM/YYYY, or SKIP)",
+              "lg": "Oddayo ddi ku ddwaliro? (DD/MM/YYYY, oba SKIP)"},
+     "case_property": "next_visit"}
+  ]
+}"#;
+
+/// Creates the demo survey unless the project has a survey of that name.
+async fn seed_survey(db: &Db, project_id: i64) -> anyhow::Result<()> {
+    let body: serde_json::Value = serde_json::from_str(DEMO_SURVEY)?;
+    let survey = casecast_core::survey::Survey::parse(&body)
+        .map_err(|e| anyhow::anyhow!("the demo survey is invalid: {e:?}"))?;
+    let exists = db
+        .list_surveys(project_id)
+        .await?
+        .iter()
+        .any(|s| s.survey.name == survey.name);
+    if !exists {
+        db.create_survey(project_id, &survey, None).await?;
+    }
+    Ok(())
 }
 
 /// Creates the demo group with its members, unless a group of that name exists (then it is
@@ -267,6 +313,14 @@ async fn seed_group(db: &Db, project_id: i64) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_survey_is_valid() {
+        let body: serde_json::Value = serde_json::from_str(DEMO_SURVEY).unwrap();
+        let survey = casecast_core::survey::Survey::parse(&body).unwrap();
+        assert_eq!(survey.questions.len(), 3);
+        assert_eq!(survey.languages(), vec!["lg".to_string()]);
+    }
 
     #[test]
     fn demo_sheet_is_stable_and_sized() {

@@ -1,8 +1,12 @@
-//! The inbound router: what happens to an SMS a gateway delivers. It becomes a row first
-//! (nothing is lost if the process dies), matched to the case with that number; then the router
-//! decides, in order: stop/start keywords (the opt-out list changes, queued messages are
-//! cancelled, one confirmation is queued through the same gateway); otherwise the message is
-//! only logged on the case. Surveys and keywords (later issues) add their steps here.
+//! The inbound router: what happens to an SMS a gateway delivers. It becomes a row first, in
+//! its own transaction (nothing is lost if the process dies), matched to the case with that
+//! number; then it is handled with the number's other waiting messages, one at a time in
+//! arrival order under the number's lock ([`handle_number`]): stop/start keywords (the opt-out
+//! list changes, queued messages are cancelled, a stop ends the number's survey sessions, one
+//! confirmation is queued through the same gateway); else the reply to the number's active
+//! survey session (`crate::surveys`); otherwise it is only logged on the case. A message whose
+//! process died before handling it is handled by a worker's sweep ([`handle_unhandled`]).
+//! Keywords (a later issue) add their step here.
 
 use casecast_core::opt_out::Intent;
 use casecast_core::states::MessageKind;
@@ -10,6 +14,7 @@ use casecast_core::PhoneNumber;
 use casecast_gateways::InboundSms;
 use casecast_store::gateways::Gateway;
 use casecast_store::messages::{Message, NewInbound, NewOutbound, MAX_INBOUND_CHARS};
+use casecast_store::projects::Project;
 use casecast_store::{Db, StoreError, StoreResult};
 
 use crate::clock::Clock;
@@ -21,8 +26,148 @@ pub struct InboundOutcome {
     /// The opt-out or opt-in it asked for, and whether that changed the list (a second STOP
     /// changes nothing and gets no second confirmation).
     pub intent: Option<(Intent, bool)>,
+    /// The survey session it answered, if any.
+    pub session_id: Option<i64>,
     /// False when the gateway delivered the same message twice (nothing recorded again).
     pub recorded: bool,
+}
+
+/// What handling one stored inbound message did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handled {
+    pub message_id: i64,
+    /// The opt-out or opt-in it asked for, and whether that changed the list.
+    pub intent: Option<(Intent, bool)>,
+    /// The survey session it answered (or, with a stop keyword, none).
+    pub session_id: Option<i64>,
+}
+
+/// Most inbound messages of one number handled per call of [`handle_number`] (the rest wait
+/// for the next message or the sweep).
+const PER_NUMBER: usize = 1000;
+
+/// Handles a number's stored inbound messages that are not handled yet, oldest first, each in
+/// its own transaction holding the number's lock (whichever process gets the lock handles
+/// them; the others find them handled). In order: a stop or start keyword (a stop also
+/// cancels the number's survey sessions); else the reply to the number's active survey
+/// session asked most recently; else the message is only logged on the case.
+pub async fn handle_number(
+    db: &Db,
+    clock: &dyn Clock,
+    project: &Project,
+    phone: &str,
+) -> StoreResult<Vec<Handled>> {
+    let messaging = project.inbound_settings();
+    // Stored settings are checked as they are read: their keywords are usable.
+    let keywords = messaging.keywords().unwrap_or_default();
+    let number = PhoneNumber::parse(phone, project.country_code().as_ref()).ok();
+    let mut handled = Vec::new();
+    let mut wake = false;
+    while handled.len() < PER_NUMBER {
+        let mut tx = db.begin_write().await?;
+        db.lock_number(&mut tx, project.id, phone).await?;
+        // Two: the second says whether to look again after this one.
+        let mut waiting = Db::unhandled_inbound(&mut tx, project.id, phone, 2).await?;
+        let more = waiting.len() > 1;
+        let Some(message) = waiting.drain(..).next() else {
+            tx.rollback().await?;
+            break;
+        };
+        let now = clock.now_ms();
+        let asked = number
+            .as_ref()
+            .and_then(|_| casecast_core::opt_out::intent(&message.text, &keywords));
+        let mut outcome = Handled {
+            message_id: message.id,
+            intent: None,
+            session_id: None,
+        };
+        let mut case_pk = None;
+        match (asked, number.as_ref()) {
+            (Some(asked), Some(number)) => {
+                let (changed, reply) = match asked {
+                    Intent::OptOut => {
+                        crate::surveys::stop_sessions_of_phone(db, &mut tx, project, phone, now)
+                            .await?;
+                        (
+                            db.opt_out_tx(&mut tx, project.id, number.as_str(), "keyword")
+                                .await?,
+                            &messaging.opt_out_reply,
+                        )
+                    }
+                    Intent::OptIn => (
+                        db.opt_in_tx(&mut tx, project.id, number.as_str()).await?,
+                        &messaging.opt_in_reply,
+                    ),
+                };
+                // A keyword that changes nothing (a second STOP) gets no second confirmation.
+                if changed {
+                    if let Some(gateway_id) = message.gateway_id {
+                        Db::queue_outbound(
+                            &mut tx,
+                            project,
+                            &NewOutbound {
+                                case_pk: message.case_pk,
+                                phone: number.clone(),
+                                text: reply.clone(),
+                                gateway_id,
+                                user_id: None,
+                                kind: MessageKind::Confirmation,
+                                survey: None,
+                            },
+                        )
+                        .await?;
+                        wake = true;
+                    }
+                }
+                outcome.intent = Some((asked, changed));
+            }
+            _ => {
+                if let Some((session, done)) = crate::surveys::answer(
+                    db,
+                    &mut tx,
+                    project,
+                    phone,
+                    &message.text,
+                    message.gateway_id,
+                    now,
+                )
+                .await?
+                {
+                    outcome.session_id = Some(session.id);
+                    case_pk = Some(session.case_pk);
+                    wake |= done.queued > 0;
+                }
+            }
+        }
+        Db::mark_inbound_handled(&mut tx, message.id, case_pk, outcome.session_id, now).await?;
+        tx.commit().await?;
+        handled.push(outcome);
+        if !more {
+            break;
+        }
+    }
+    if wake {
+        db.wake_dispatchers();
+    }
+    Ok(handled)
+}
+
+/// How long an inbound message may wait unhandled before a worker's sweep handles it (the
+/// process that stored it normally handles it at once).
+pub const UNHANDLED_AFTER_MS: i64 = 5_000;
+
+/// Handles the inbound messages that were stored more than [`UNHANDLED_AFTER_MS`] ago and
+/// are still not handled (the process that stored them died first); returns how many.
+pub async fn handle_unhandled(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
+    let before = clock.now_ms() - UNHANDLED_AFTER_MS;
+    let numbers = db.numbers_with_unhandled(before, 100).await?;
+    let mut done = 0;
+    for (project_id, phone) in numbers {
+        let project = db.project_by_id(project_id).await?;
+        done += handle_number(db, clock, &project, &phone).await?.len();
+    }
+    Ok(done)
 }
 
 /// What gateways send is stored as text: no NUL (PostgreSQL refuses it) and no other control
@@ -59,6 +204,7 @@ pub async fn handle_inbound(
         Ok(InboundOutcome {
             message: db.message(project.id, id).await?,
             intent: None,
+            session_id: None,
             recorded: false,
         })
     };
@@ -92,50 +238,16 @@ pub async fn handle_inbound(
         tx.rollback().await?;
         return seen(id.ok_or(StoreError::NotFound("message"))?).await;
     };
-    let mut intent = None;
-    let messaging = project.inbound_settings();
-    if let Some(number) = &number {
-        // Stored settings are checked as they are read: their keywords are usable.
-        let keywords = messaging.keywords().unwrap_or_default();
-        if let Some(asked) = casecast_core::opt_out::intent(&text, &keywords) {
-            let (changed, reply) = match asked {
-                Intent::OptOut => (
-                    db.opt_out_tx(&mut tx, project.id, number.as_str(), "keyword")
-                        .await?,
-                    &messaging.opt_out_reply,
-                ),
-                Intent::OptIn => (
-                    db.opt_in_tx(&mut tx, project.id, number.as_str()).await?,
-                    &messaging.opt_in_reply,
-                ),
-            };
-            // A keyword that changes nothing (a second STOP) gets no second confirmation.
-            if changed {
-                Db::queue_outbound(
-                    &mut tx,
-                    &project,
-                    &NewOutbound {
-                        case_pk,
-                        phone: number.clone(),
-                        text: reply.clone(),
-                        gateway_id: gateway.id,
-                        user_id: None,
-                        kind: MessageKind::Confirmation,
-                        survey: None,
-                    },
-                )
-                .await?;
-            }
-            intent = Some((asked, changed));
-        }
-    }
     tx.commit().await?;
-    if intent.is_some_and(|(_, changed)| changed) {
-        db.wake_dispatchers();
-    }
+    // Stored: from here a process that dies leaves it to a worker's sweep
+    // ([`handle_unhandled`]). Handled now, with any earlier message of the number still waiting.
+    let handled = handle_number(db, clock, &project, &phone).await?;
+    let ours = handled.into_iter().find(|h| h.message_id == id);
+    let (intent, session_id) = ours.map_or((None, None), |h| (h.intent, h.session_id));
     Ok(InboundOutcome {
         message: db.message(project.id, id).await?,
         intent,
+        session_id,
         recorded: true,
     })
 }

@@ -1,5 +1,6 @@
 //! The background worker loop: claims jobs from the database and runs them, fires due
-//! broadcasts and deletes old exports, in `serve` and in `casecast worker` alike.
+//! broadcasts and survey timers, handles inbound messages a dead process left unhandled, and
+//! deletes old exports, in `serve` and in `casecast worker` alike.
 
 use std::time::Duration;
 
@@ -18,7 +19,12 @@ pub const MAX_ATTEMPTS: i64 = 5;
 /// How often each worker deletes the exports older than a day.
 const CLEANUP_EVERY: Duration = Duration::from_secs(600);
 
-/// How often each worker looks for due broadcasts.
+/// How often each worker starts the timers of survey sessions whose latest message ended by a
+/// path other than the dispatcher's results (expired in the outbox, taken back).
+const TIMER_SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// How often each worker looks for due broadcasts, survey reminders and expiries, and inbound
+/// messages left unhandled.
 const SCHEDULER_TICK: Duration = Duration::from_secs(1);
 
 /// What a worker needs besides the database.
@@ -52,6 +58,7 @@ pub async fn run_worker(db: Db, cx: WorkerContext, mut stop: watch::Receiver<boo
     tracing::info!(worker = %cx.name, "worker started");
     let mut last_tick: Option<std::time::Instant> = None;
     let mut last_cleanup: Option<std::time::Instant> = None;
+    let mut last_timer_sweep: Option<std::time::Instant> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -60,6 +67,18 @@ pub async fn run_worker(db: Db, cx: WorkerContext, mut stop: watch::Receiver<boo
             last_tick = Some(std::time::Instant::now());
             if let Err(e) = crate::scheduler::fire_due_broadcasts(&db, cx.clock.now_ms()).await {
                 tracing::error!(error = %e, "firing due broadcasts failed");
+            }
+            if let Err(e) = crate::surveys::fire_due_timers(&db, &*cx.clock).await {
+                tracing::error!(error = %e, "firing survey reminders and expiries failed");
+            }
+            if let Err(e) = crate::inbound::handle_unhandled(&db, &*cx.clock).await {
+                tracing::error!(error = %e, "handling left-over inbound messages failed");
+            }
+        }
+        if last_timer_sweep.is_none_or(|t| t.elapsed() >= TIMER_SWEEP_EVERY) {
+            last_timer_sweep = Some(std::time::Instant::now());
+            if let Err(e) = db.start_missed_session_timers(1000).await {
+                tracing::error!(error = %e, "starting survey timers failed");
             }
         }
         if last_cleanup.is_none_or(|t| t.elapsed() >= CLEANUP_EVERY) {

@@ -177,6 +177,23 @@ impl Db {
         Ok(id)
     }
 
+    /// The messages of a survey session (those it sent and the replies it took), in order.
+    pub async fn messages_of_session(
+        &self,
+        project_id: i64,
+        session_id: i64,
+    ) -> StoreResult<Vec<Message>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM messages m LEFT JOIN cases c ON c.id = m.case_pk
+             WHERE m.project_id = $1 AND m.survey_session_id = $2 ORDER BY m.id LIMIT 1000"
+        ))
+        .bind(project_id)
+        .bind(session_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
     /// The case with this case ID as a message would reach it: (row id, phone number,
     /// closed, deleted); `None` when the project has no such case.
     pub async fn case_recipient(

@@ -32,6 +32,11 @@ pub struct SurveySession {
     pub case_name: String,
     #[serde(skip)]
     pub external_id: Option<String>,
+    /// Whether its case is closed or deleted now (it is sent nothing more).
+    #[serde(skip)]
+    pub case_closed: bool,
+    #[serde(skip)]
+    pub case_deleted: bool,
     pub phone_number: String,
     #[serde(skip)]
     pub language_code: Option<String>,
@@ -59,7 +64,7 @@ pub struct SurveySession {
 }
 
 pub(crate) const SESSION_COLUMNS: &str = "s.id, s.project_id, s.survey_id, s.case_pk, c.case_id, \
-    c.name AS case_name, c.external_id, s.phone, s.language_code, s.gateway_id, s.occurrence_id, \
+    c.name AS case_name, c.external_id, c.closed AS case_closed, c.deleted AS case_deleted, s.phone, s.language_code, s.gateway_id, s.occurrence_id, \
     s.status, s.current_question, s.attempts, s.reminders_sent, s.step, s.answers, s.reason, \
     s.reminder_due, s.expiry_due, s.asked_at, s.started_at, s.completed_at";
 
@@ -97,6 +102,8 @@ pub(crate) fn session_from_row(row: &AnyRow) -> StoreResult<SurveySession> {
         case_id: row.try_get("case_id")?,
         case_name: row.try_get("case_name")?,
         external_id: row.try_get("external_id")?,
+        case_closed: row.try_get::<i64, _>("case_closed")? != 0,
+        case_deleted: row.try_get::<i64, _>("case_deleted")? != 0,
         phone_number: row.try_get("phone")?,
         language_code: row.try_get("language_code")?,
         gateway_id: row.try_get("gateway_id")?,
@@ -395,6 +402,24 @@ impl Db {
         }
         tx.commit().await?;
         Ok(started)
+    }
+
+    /// Clears a session's due reminder, or its expiry too (a timer that fired and changed
+    /// nothing, so that it does not fire again and again).
+    pub async fn clear_due_timers(
+        tx: &mut Transaction<'static, Any>,
+        id: i64,
+        expiry_too: bool,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE survey_sessions SET reminder_due = NULL,
+                expiry_due = CASE WHEN $1 = 1 THEN NULL ELSE expiry_due END WHERE id = $2",
+        )
+        .bind(i64::from(expiry_too))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Active sessions whose reminder or expiry is due at `now`, soonest first, at most `limit`.

@@ -157,6 +157,25 @@ impl Db {
         survey_from_row(&row)
     }
 
+    /// One survey of the project, read inside the caller's transaction (a workflow that holds
+    /// a transaction must not wait for a second connection of the pool).
+    pub async fn survey_tx(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        project_id: i64,
+        id: i64,
+    ) -> StoreResult<StoredSurvey> {
+        let row = sqlx::query(&format!(
+            "SELECT {SURVEY_COLUMNS} FROM surveys WHERE project_id = $1 AND id = $2"
+        ))
+        .bind(project_id)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("survey"))?;
+        survey_from_row(&row)
+    }
+
     /// The project's surveys, newest first.
     pub async fn list_surveys(&self, project_id: i64) -> StoreResult<Vec<StoredSurvey>> {
         let rows = sqlx::query(&format!(

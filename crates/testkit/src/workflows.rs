@@ -12,6 +12,7 @@ use casecast_store::broadcasts::Broadcast;
 use casecast_store::gateways::Gateway;
 use casecast_store::messages::Message;
 use casecast_store::projects::Project;
+use casecast_store::survey_sessions::SurveySession;
 use casecast_store::{Db, StoreResult};
 
 /// The engine's workflows, called on a database handle.
@@ -50,6 +51,13 @@ pub trait Workflows {
         gateway: &Gateway,
         sms: &InboundSms,
     ) -> StoreResult<InboundOutcome>;
+    /// `casecast_engine::surveys::start_for_case`.
+    async fn start_survey(
+        &self,
+        project: &Project,
+        survey_id: i64,
+        case_id: &str,
+    ) -> StoreResult<SurveySession>;
 }
 
 impl Workflows for Db {
@@ -109,5 +117,22 @@ impl Workflows for Db {
         sms: &InboundSms,
     ) -> StoreResult<InboundOutcome> {
         casecast_engine::inbound::handle_inbound(self, &SystemClock, gateway, sms).await
+    }
+
+    async fn start_survey(
+        &self,
+        project: &Project,
+        survey_id: i64,
+        case_id: &str,
+    ) -> StoreResult<SurveySession> {
+        casecast_engine::surveys::start_for_case(
+            self,
+            &SystemClock,
+            project,
+            survey_id,
+            case_id,
+            None,
+        )
+        .await
     }
 }

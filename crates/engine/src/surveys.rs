@@ -1,0 +1,380 @@
+//! Survey sessions' workflow: starting a survey for a case, a reply from the respondent's number,
+//! a reminder or expiry that falls due, and a stop keyword. Each goes through the core's step
+//! function (`casecast_core::survey::session::step`) and carries out its actions in one
+//! transaction that holds the number's lock (`Db::lock_number`): the answer saved, the case
+//! property set, the next question queued and the state written commit together or not at all,
+//! and no two processes advance one number's sessions at once.
+//!
+//! Rules (see also the core's):
+//! - A case has at most one active session per project: starting a survey for it ends the old
+//!   one as `cancelled`, saying why.
+//! - A reply from a number goes to the active session of that number asked most recently (two
+//!   cases sharing a phone: the one whose question went out last); the other session is not
+//!   answered by it and runs on to its own reminders and expiry.
+//! - A case closed or deleted mid-survey ends its session as `cancelled` at its next reply or
+//!   reminder (saying why), and is sent nothing more; its expiry still ends it as `expired`.
+//! - Timers count from when the dispatcher is done with the session's latest message (sent,
+//!   failed or expired), so quiet hours and a gateway's rate limit delay them; a timer fires only
+//!   at the step that set it (every transition clears the due times).
+
+use casecast_core::case::FieldError;
+use casecast_core::states::MessageKind;
+use casecast_core::survey::session::{self, property_text, Action, Event, SessionState};
+use casecast_core::survey::Survey;
+use casecast_core::PhoneNumber;
+use casecast_store::messages::NewOutbound;
+use casecast_store::projects::Project;
+use casecast_store::survey_sessions::{NewSession, SessionWrite, SurveySession, Timers};
+use casecast_store::{Db, StoreError, StoreResult, Tx};
+
+use crate::clock::Clock;
+
+/// Due sessions handled per call of [`fire_due_timers`].
+pub const TIMERS_PER_ROUND: i64 = 500;
+
+fn conflict(code: &'static str, message: &str) -> StoreError {
+    StoreError::Conflict {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Where and when a transition happens: the database, the session's project, now.
+#[derive(Clone, Copy)]
+pub(crate) struct At<'a> {
+    pub db: &'a Db,
+    pub project: &'a Project,
+    pub now: i64,
+}
+
+/// What one transition did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transition {
+    /// Messages it queued.
+    pub queued: usize,
+    /// Whether the state changed (an ignored event changes nothing).
+    pub changed: bool,
+}
+
+/// Runs `event` on `session` (whose survey is `survey`) and carries out the actions in `tx`:
+/// messages queued through `gateway_id` (else the session's gateway), answers saved to the
+/// case's properties, the state and timers written.
+pub(crate) async fn transition(
+    at: &At<'_>,
+    tx: &mut Tx,
+    survey: &Survey,
+    session: &SurveySession,
+    event: Event,
+    gateway_id: Option<i64>,
+) -> StoreResult<Transition> {
+    let At { db, project, now } = *at;
+    // A case closed or deleted mid-survey is sent nothing more: whatever comes, it ends.
+    let event = match event {
+        Event::Reply(_) | Event::ReminderDue { .. } if session.case_deleted => {
+            Event::Cancel("the case was deleted".into())
+        }
+        Event::Reply(_) | Event::ReminderDue { .. } if session.case_closed => {
+            Event::Cancel("the case was closed".into())
+        }
+        other => other,
+    };
+    let language = session.language_code.as_deref();
+    let (next, actions) = session::step(survey, language, &session.state, event);
+    if next == session.state && actions.is_empty() {
+        return Ok(Transition::default());
+    }
+    let mut write = SessionWrite {
+        now,
+        ..SessionWrite::default()
+    };
+    let mut properties = Vec::new();
+    let mut queued = 0;
+    for action in actions {
+        match action {
+            Action::Send(text) => {
+                let Some(gateway) = gateway_id.or(session.gateway_id) else {
+                    return Err(StoreError::internal("a survey session without a gateway"));
+                };
+                Db::queue_outbound(
+                    tx,
+                    project,
+                    &NewOutbound {
+                        case_pk: Some(session.case_pk),
+                        phone: PhoneNumber::from_stored(session.phone_number.clone()),
+                        text,
+                        gateway_id: gateway,
+                        user_id: None,
+                        kind: MessageKind::Normal,
+                        survey: Some((session.id, i64::try_from(next.step).unwrap_or(i64::MAX))),
+                    },
+                )
+                .await?;
+                queued += 1;
+                write.asked_at = Some(now);
+                write.gateway_id = Some(gateway);
+            }
+            Action::SaveAnswer {
+                value,
+                case_property: Some(property),
+                ..
+            } => properties.push((property, property_text(&value))),
+            Action::SaveAnswer { .. } | Action::End { .. } => {}
+            Action::SetTimers {
+                reminder_in,
+                expiry_in,
+                ..
+            } => {
+                write.timers = Some(Timers {
+                    reminder_in_ms: reminder_in.map(|d| d.as_millis() as i64),
+                    expiry_in_ms: expiry_in.as_millis() as i64,
+                });
+            }
+        }
+    }
+    if !properties.is_empty() {
+        db.set_case_properties_tx(tx, session.case_pk, &properties, now)
+            .await?;
+    }
+    Db::write_session(tx, session.id, &next, &write).await?;
+    Ok(Transition {
+        queued,
+        changed: true,
+    })
+}
+
+/// Starts survey `survey_id` for one case now: the case must be able to receive messages; its
+/// active session (of any survey) ends as `cancelled`; the intro and first question are queued.
+pub async fn start_for_case(
+    db: &Db,
+    clock: &dyn Clock,
+    project: &Project,
+    survey_id: i64,
+    case_id: &str,
+    user_id: Option<i64>,
+) -> StoreResult<SurveySession> {
+    let stored = match db.survey(project.id, survey_id).await {
+        Err(StoreError::NotFound(_)) => {
+            return Err(FieldError::new("survey_id", "no such survey in this project").into())
+        }
+        other => other?,
+    };
+    let case = db
+        .case_recipient(project.id, case_id)
+        .await?
+        .filter(|c| !c.deleted)
+        .ok_or(StoreError::NotFound("case"))?;
+    if case.closed {
+        return Err(conflict(
+            "case_closed",
+            "the case is closed: closed cases receive no messages",
+        ));
+    }
+    let Some(phone) = case.phone else {
+        return Err(conflict("no_phone_number", "the case has no phone number"));
+    };
+    let language = db.get_case(project.id, case_id).await?.language_code;
+    let router = db
+        .router_for(project.id, None)
+        .await?
+        .ok_or(StoreError::NotFound("gateway"))?;
+    let gateway_id = router.route(&phone).ok_or_else(|| {
+        conflict(
+            "no_gateway",
+            "no SMS gateway is set up: an admin can add one under Messaging → Gateways",
+        )
+    })?;
+    let now = clock.now_ms();
+    let mut tx = db.begin_write().await?;
+    db.lock_number(&mut tx, project.id, &phone).await?;
+    if !Db::gateway_is_live(&mut tx, project.id, gateway_id).await? {
+        return Err(conflict(
+            "no_gateway",
+            "the gateway was just deleted: try again",
+        ));
+    }
+    if db.is_opted_out_tx(&mut tx, project.id, &phone).await? {
+        return Err(conflict(
+            "opted_out",
+            "this phone number has opted out: it is sent nothing until it texts a start keyword",
+        ));
+    }
+    if let Some(old) = db
+        .active_session_of_case(&mut tx, project.id, case.case_pk)
+        .await?
+    {
+        let old_survey = db.survey_tx(&mut tx, project.id, old.survey_id).await?;
+        let why = format!(
+            "a new survey was started for the case ({})",
+            stored.survey.name
+        );
+        let at = At { db, project, now };
+        transition(
+            &at,
+            &mut tx,
+            &old_survey.survey,
+            &old,
+            Event::Cancel(why),
+            None,
+        )
+        .await?;
+    }
+    let id = Db::insert_session(
+        &mut tx,
+        &NewSession {
+            project_id: project.id,
+            survey_id,
+            case_pk: case.case_pk,
+            phone: &phone,
+            language_code: language.as_deref(),
+            gateway_id,
+            occurrence_id: None,
+            started_by: user_id,
+            now,
+        },
+    )
+    .await?;
+    let session = db
+        .survey_session_tx(&mut tx, project.id, id)
+        .await?
+        .ok_or(StoreError::NotFound("survey session"))?;
+    let at = At { db, project, now };
+    transition(
+        &at,
+        &mut tx,
+        &stored.survey,
+        &session,
+        Event::Start,
+        Some(gateway_id),
+    )
+    .await?;
+    tx.commit().await?;
+    db.wake_dispatchers();
+    db.survey_session(project.id, id).await
+}
+
+/// Ends every active session of a number as `cancelled` because it opted out (inside the
+/// caller's transaction, which holds the number's lock). Returns how many ended.
+pub(crate) async fn stop_sessions_of_phone(
+    db: &Db,
+    tx: &mut Tx,
+    project: &Project,
+    phone: &str,
+    now: i64,
+) -> StoreResult<usize> {
+    let sessions = db.active_sessions_of_phone(tx, project.id, phone).await?;
+    for s in &sessions {
+        let survey = db.survey_tx(tx, project.id, s.survey_id).await?;
+        let at = At { db, project, now };
+        transition(&at, tx, &survey.survey, s, Event::Stop, None).await?;
+    }
+    Ok(sessions.len())
+}
+
+/// Gives an inbound text to the number's session asked most recently, if any (inside the
+/// caller's transaction, which holds the number's lock). Returns the session and what the
+/// reply did, or `None` when the number has no active session.
+pub(crate) async fn answer(
+    db: &Db,
+    tx: &mut Tx,
+    project: &Project,
+    phone: &str,
+    text: &str,
+    gateway_id: Option<i64>,
+    now: i64,
+) -> StoreResult<Option<(SurveySession, Transition)>> {
+    let Some(session) = db
+        .active_sessions_of_phone(tx, project.id, phone)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let survey = db.survey_tx(tx, project.id, session.survey_id).await?;
+    let at = At { db, project, now };
+    let done = transition(
+        &at,
+        tx,
+        &survey.survey,
+        &session,
+        Event::Reply(text.to_string()),
+        gateway_id,
+    )
+    .await?;
+    Ok(Some((session, done)))
+}
+
+/// Fires the reminders and expiries due at the clock's now, at most [`TIMERS_PER_ROUND`];
+/// returns how many changed a session. Each is re-read under its number's lock: one whose
+/// session moved on since (a reply came, another process fired it) does nothing.
+pub async fn fire_due_timers(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
+    let now = clock.now_ms();
+    let due = db.due_sessions(now, TIMERS_PER_ROUND).await?;
+    let mut fired = 0;
+    let mut queued = false;
+    let mut projects: std::collections::HashMap<i64, Project> = Default::default();
+    for d in due {
+        let project = match projects.get(&d.project_id) {
+            Some(p) => p.clone(),
+            None => {
+                let p = db.project_by_id(d.project_id).await?;
+                projects.insert(d.project_id, p.clone());
+                p
+            }
+        };
+        let mut tx = db.begin_write().await?;
+        db.lock_number(&mut tx, project.id, &d.phone).await?;
+        let Some(session) = db.survey_session_tx(&mut tx, project.id, d.id).await? else {
+            continue;
+        };
+        let expiry = session.expiry_due.filter(|t| *t <= now);
+        let reminder = session.reminder_due.filter(|t| *t <= now);
+        let step = session.state.step;
+        let expiring = expiry.is_some();
+        let event = match (expiry, reminder) {
+            (Some(_), _) => Event::ExpiryDue { step },
+            (None, Some(_)) => Event::ReminderDue { step },
+            (None, None) => continue,
+        };
+        let survey = db.survey_tx(&mut tx, project.id, session.survey_id).await?;
+        let at = At {
+            db,
+            project: &project,
+            now,
+        };
+        let done = transition(&at, &mut tx, &survey.survey, &session, event, None).await?;
+        if done.changed {
+            fired += 1;
+            queued |= done.queued > 0;
+        } else {
+            // A reminder the survey no longer allows (its reminders were edited): not due again.
+            if expiring {
+                tracing::warn!(session.id = session.id, "a due expiry changed nothing");
+            }
+            Db::clear_due_timers(&mut tx, session.id, expiring).await?;
+        }
+        tx.commit().await?;
+    }
+    if queued {
+        db.wake_dispatchers();
+    }
+    Ok(fired)
+}
+
+/// The state a session starts in after `Start`, and its timers: what a fan-out writes for
+/// every recipient of a survey broadcast (the same for all).
+pub fn started_state(survey: &Survey) -> (SessionState, Option<Timers>) {
+    let (state, actions) = session::step(survey, None, &SessionState::new(), Event::Start);
+    let timers = actions.iter().find_map(|a| match a {
+        Action::SetTimers {
+            reminder_in,
+            expiry_in,
+            ..
+        } => Some(Timers {
+            reminder_in_ms: reminder_in.map(|d| d.as_millis() as i64),
+            expiry_in_ms: expiry_in.as_millis() as i64,
+        }),
+        _ => None,
+    });
+    (state, timers)
+}
