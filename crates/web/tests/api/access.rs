@@ -85,6 +85,8 @@ async fn every_route_checks_token_project_and_role(engine: Dialect) {
     .await;
     assert_eq!(status, 201, "{broadcast}");
     let broadcast_id = broadcast["id"].as_i64().unwrap().to_string();
+    let survey = crate::surveys::new_survey(&app, "Follow-up").await;
+    let survey_id = survey["id"].as_i64().unwrap().to_string();
     let doc: serde_json::Value = app
         .http
         .get(app.url("/api/v1/openapi.json"))
@@ -119,6 +121,7 @@ async fn every_route_checks_token_project_and_role(engine: Dialect) {
             t if t.starts_with("/gateways/") => &gateway_id,
             t if t.starts_with("/messages/") => &message_id,
             t if t.starts_with("/broadcasts/") => &broadcast_id,
+            t if t.starts_with("/surveys/") => &survey_id,
             _ => &group_id,
         };
         for (method, operation) in item.as_object().unwrap() {
