@@ -254,7 +254,7 @@ async fn seed_survey(db: &Db, project_id: i64) -> anyhow::Result<()> {
         .list_surveys(project_id)
         .await?
         .iter()
-        .any(|s| s.survey.name == survey.name);
+        .any(|s| s.survey.name.to_lowercase() == survey.name.to_lowercase());
     if !exists {
         db.create_survey(project_id, &survey, None).await?;
     }

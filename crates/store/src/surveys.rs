@@ -158,15 +158,22 @@ impl Db {
     }
 
     /// One survey of the project, read inside the caller's transaction (a workflow that holds
-    /// a transaction must not wait for a second connection of the pool).
+    /// a transaction must not wait for a second connection of the pool). On PostgreSQL the row
+    /// is share-locked until the transaction ends, so a change of its questions or its deletion
+    /// ([`Db::update_survey`], [`Db::delete_survey`], which lock it for update) waits for a
+    /// session started from what was read here, and then sees it active.
     pub async fn survey_tx(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         project_id: i64,
         id: i64,
     ) -> StoreResult<StoredSurvey> {
+        let lock = match self.dialect() {
+            crate::Dialect::Sqlite => "",
+            crate::Dialect::Postgres => " FOR SHARE",
+        };
         let row = sqlx::query(&format!(
-            "SELECT {SURVEY_COLUMNS} FROM surveys WHERE project_id = $1 AND id = $2"
+            "SELECT {SURVEY_COLUMNS} FROM surveys WHERE project_id = $1 AND id = $2{lock}"
         ))
         .bind(project_id)
         .bind(id)

@@ -4,13 +4,15 @@
 //! and isolation between projects.
 
 use casecast_core::survey::Survey;
-use casecast_store::survey_sessions::NewSession;
+use casecast_engine::clock::ManualClock;
+use casecast_store::projects::Project;
 use casecast_store::surveys::SurveyEditError;
 use casecast_store::{Db, StoreError};
 use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use serde_json::json;
 use sqlx::Row;
 
+use crate::gateways::log;
 use crate::{case_with, project, raw_pool};
 
 on_both_engines!(
@@ -37,49 +39,33 @@ pub fn survey(name: &str) -> Survey {
     .unwrap()
 }
 
-/// The internal id of a case.
-async fn case_pk(url: &str, case_id: &str) -> i64 {
-    let pool = raw_pool(url).await;
-    let row = sqlx::query("SELECT id FROM cases WHERE case_id = $1")
-        .bind(case_id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    row.try_get("id").unwrap()
-}
-
-/// An active session of the survey for a new case, as the engine starts one.
-pub async fn active_session(db: &Db, url: &str, project_id: i64, survey_id: i64, n: u32) -> i64 {
+/// An active session of the survey for a new case with phone number `+2567720000{n}`, started
+/// as a broadcast or the case page starts one (through a log gateway of the project).
+pub async fn active_session(db: &Db, project: &Project, survey_id: i64, n: u32) -> i64 {
+    // One log gateway per project; a second call finds it there (name taken).
+    let _ = db.create_gateway(project.id, &log("Log", &[])).await;
     let phone = format!("+2567720000{n:02}");
     let case = case_with(
         db,
-        project_id,
+        project.id,
         None,
         &format!("Case {n}"),
         None,
         Some(&phone),
     )
     .await;
-    let case_pk = case_pk(url, case.case_id.as_str()).await;
-    let mut tx = db.begin_write().await.unwrap();
-    let id = Db::insert_session(
-        &mut tx,
-        &NewSession {
-            project_id,
-            survey_id,
-            case_pk,
-            phone: &phone,
-            language_code: None,
-            gateway_id: 0,
-            occurrence_id: None,
-            started_by: None,
-            now: 1_000,
-        },
+    let clock = ManualClock::new(1_000);
+    casecast_engine::surveys::start_for_case(
+        db,
+        &clock,
+        project,
+        survey_id,
+        case.case_id.as_str(),
+        None,
     )
     .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    id
+    .unwrap()
+    .id
 }
 
 async fn set_status(url: &str, session_id: i64, status: &str) {
@@ -119,9 +105,9 @@ async fn surveys_are_created_listed_with_counts_and_read(engine: Dialect) {
         .await
         .unwrap();
     assert_eq!(a.survey.name, "First", "stored trimmed");
-    let s1 = active_session(db, &t.url, p.id, b.id, 1).await;
-    let s2 = active_session(db, &t.url, p.id, b.id, 2).await;
-    active_session(db, &t.url, p.id, b.id, 3).await;
+    let s1 = active_session(db, &p, b.id, 1).await;
+    let s2 = active_session(db, &p, b.id, 2).await;
+    active_session(db, &p, b.id, 3).await;
     set_status(&t.url, s1, "completed").await;
     set_status(&t.url, s2, "expired").await;
     let page = db.survey_overviews(p.id, 10, None).await.unwrap();
@@ -195,8 +181,8 @@ async fn questions_cannot_change_while_sessions_are_active(engine: Dialect) {
         .create_survey(p.id, &survey("Follow-up"), None)
         .await
         .unwrap();
-    let one = active_session(db, &t.url, p.id, s.id, 1).await;
-    let two = active_session(db, &t.url, p.id, s.id, 2).await;
+    let one = active_session(db, &p, s.id, 1).await;
+    let two = active_session(db, &p, s.id, 2).await;
     let mut changed = survey("Follow-up");
     changed.questions[0].max = Some(99.into());
     let (code, message) =
@@ -275,7 +261,7 @@ async fn delete_is_refused_while_sessions_are_active(engine: Dialect) {
         .create_survey(p.id, &survey("Follow-up"), None)
         .await
         .unwrap();
-    let one = active_session(db, &t.url, p.id, s.id, 1).await;
+    let one = active_session(db, &p, s.id, 1).await;
     let (code, message) = conflict_code(db.delete_survey(p.id, s.id).await);
     assert_eq!(code, "survey_in_use");
     assert!(message.contains("1 active session"), "{message}");
@@ -384,8 +370,8 @@ async fn delete_removes_sessions_and_unlinks_their_messages(engine: Dialect) {
         .await
         .unwrap();
     let kept = db.create_survey(p.id, &survey("Kept"), None).await.unwrap();
-    let gone = active_session(db, &t.url, p.id, s.id, 1).await;
-    let other = active_session(db, &t.url, p.id, kept.id, 2).await;
+    let gone = active_session(db, &p, s.id, 1).await;
+    let other = active_session(db, &p, kept.id, 2).await;
     set_status(&t.url, gone, "completed").await;
     let pool = raw_pool(&t.url).await;
     for session in [gone, other] {
@@ -416,10 +402,17 @@ async fn delete_removes_sessions_and_unlinks_their_messages(engine: Dialect) {
         .iter()
         .map(|r| r.try_get("survey_session_id").unwrap())
         .collect();
+    // Each session's first message (queued when it started) and the one inserted above.
+    assert_eq!(links.len(), 4, "every message stays");
     assert_eq!(
-        links,
-        vec![None, Some(other)],
-        "the message stays, unlinked"
+        links.iter().filter(|l| l.is_none()).count(),
+        2,
+        "unlinked: {links:?}"
+    );
+    assert_eq!(
+        links.iter().filter(|l| **l == Some(other)).count(),
+        2,
+        "{links:?}"
     );
 }
 

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 
 use casecast_core::case::{parse_language_code, FieldError};
-use casecast_core::survey::{QuestionType, Survey, Texts, MAX_QUESTIONS};
+use casecast_core::survey::{Question, QuestionType, Survey, Texts, MAX_QUESTIONS};
 use casecast_core::template::{DEFAULT_KEY, MAX_LANGUAGES};
 use serde_json::{json, Map, Number, Value};
 
@@ -193,8 +193,9 @@ impl SurveyForm {
         let mut f = SurveyForm::default();
         let mut errors = Vec::new();
         let mut questions: BTreeMap<usize, QuestionForm> = BTreeMap::new();
+        // Browsers send a textarea's line breaks as CRLF; the survey's texts keep LF.
         let pairs: Vec<(String, String)> = form_urlencoded::parse(body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .map(|(k, v)| (k.into_owned(), v.replace("\r\n", "\n")))
             .collect();
         // The languages first: translations of other languages are dropped.
         for (k, v) in &pairs {
@@ -471,6 +472,22 @@ fn question_json(
     Value::Object(out)
 }
 
+/// Whether two lists of questions differ only in what the form cannot keep: spaces around
+/// texts and CRLF line breaks. The builder keeps the stored questions then, so that saving a
+/// survey's form unchanged is no change of its questions (refused while sessions run).
+pub fn same_questions(a: &[Question], b: &[Question]) -> bool {
+    fn norm(v: Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(s.replace("\r\n", "\n").trim().to_string()),
+            Value::Array(items) => Value::Array(items.into_iter().map(norm).collect()),
+            Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, norm(v))).collect()),
+            other => other,
+        }
+    }
+    let json = |q: &[Question]| norm(serde_json::to_value(q).unwrap_or(Value::Null));
+    a.len() == b.len() && json(a) == json(b)
+}
+
 /// The form field that shows an error of `Survey::parse` (or of the form), and the message
 /// as shown next to it; `None`: shown above the form only.
 pub fn field_of(e: &FieldError) -> Option<(String, String)> {
@@ -636,6 +653,40 @@ mod tests {
         assert!(fields.contains(&"reminders.times"), "{fields:?}");
         assert!(fields.contains(&"questions[0].choices.sw"), "{fields:?}");
         assert!(fields.contains(&"questions[0].min"), "{fields:?}");
+    }
+
+    #[test]
+    fn line_breaks_and_surrounding_spaces_are_no_change_of_questions() {
+        let stored = Survey::parse(&json!({"name": "S", "questions": [
+            {"key": "a", "type": "text", "text": {"*": " Line one\nline two ", "sw": "Moja"}}
+        ]}))
+        .unwrap();
+        let body = encoded(&[
+            ("name", "S"),
+            ("languages", "sw"),
+            ("q0.key", "a"),
+            ("q0.type", "text"),
+            ("q0.required", "on"),
+            ("q0.text", "Line one\r\nline two"),
+            ("q0.text.sw", "Moja"),
+        ]);
+        let (f, _) = SurveyForm::parse(&body);
+        assert_eq!(
+            f.questions[0].text["*"], "Line one\nline two",
+            "CRLF read as LF"
+        );
+        let posted = Survey::parse(&f.to_json().0).unwrap();
+        assert_ne!(posted.questions, stored.questions);
+        assert!(same_questions(&posted.questions, &stored.questions));
+        let mut other = posted.clone();
+        other.questions[0]
+            .text
+            .0
+            .insert("*".into(), "Line one".into());
+        assert!(!same_questions(&other.questions, &stored.questions));
+        other = posted.clone();
+        other.questions[0].required = false;
+        assert!(!same_questions(&other.questions, &stored.questions));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use casecast_store::surveys::SurveyEditError;
 use casecast_store::StoreError;
 use serde::Deserialize;
 
-use super::survey_form::{place_errors, QuestionForm, SurveyForm, TYPES};
+use super::survey_form::{place_errors, same_questions, QuestionForm, SurveyForm, TYPES};
 use super::{html, to_list_page, Chrome, Flash};
 use crate::api::surveys::SURVEY_BODY_LIMIT;
 use crate::auth::ProjectPage;
@@ -509,7 +509,13 @@ async fn update(
         Outcome::Save(survey) => {
             match state
                 .db
-                .update_survey(page.project.id, p.id, |_| Ok(survey))
+                .update_survey(page.project.id, p.id, |old| {
+                    let mut survey = survey;
+                    if same_questions(&old.questions, &survey.questions) {
+                        survey.questions = old.questions.clone();
+                    }
+                    Ok(survey)
+                })
                 .await
             {
                 Ok(s) => {

@@ -85,15 +85,8 @@ async fn every_route_checks_token_project_and_role(engine: Dialect) {
     .await;
     assert_eq!(status, 201, "{broadcast}");
     let broadcast_id = broadcast["id"].as_i64().unwrap().to_string();
-    let survey = casecast_core::survey::Survey::parse(&json!({
-        "name": "Check", "expire_after_minutes": 60,
-        "questions": [{"key": "ok", "type": "yes_no", "text": "Well?"}]
-    }))
-    .unwrap();
-    let survey_id = (app.db.create_survey(app.alpha.id, &survey, None).await)
-        .unwrap()
-        .id
-        .to_string();
+    let survey = crate::surveys::new_survey(&app, "Follow-up").await;
+    let survey_id = survey["id"].as_i64().unwrap().to_string();
     let doc: serde_json::Value = app
         .http
         .get(app.url("/api/v1/openapi.json"))

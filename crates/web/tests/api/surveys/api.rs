@@ -13,6 +13,7 @@ casecast_testkit::on_both_engines!(
     names_are_unique_ignoring_case,
     questions_are_frozen_while_sessions_are_active,
     deletion_is_refused_while_sessions_are_active,
+    deletion_is_refused_while_a_scheduled_broadcast_sends_the_survey,
     readers_read_and_writers_write,
     another_projects_survey_is_404,
     the_largest_survey_fits_and_bigger_bodies_are_413,
@@ -540,4 +541,43 @@ async fn the_largest_survey_fits_and_bigger_bodies_are_413(engine: Dialect) {
         e["error"]["message"].as_str().unwrap().contains("8 MB"),
         "{e}"
     );
+}
+
+async fn deletion_is_refused_while_a_scheduled_broadcast_sends_the_survey(engine: Dialect) {
+    let app = TestApp::spawn(engine).await;
+    let token = Some(app.alpha_editor.token.as_str());
+    let id = new_survey(&app, "Follow-up").await["id"].as_i64().unwrap();
+    let group = crate::case_groups::new_group(&app, "Study").await;
+    let mut broadcast = crate::broadcasts::body("Weekly survey", group);
+    broadcast["content"] = json!({"survey": id});
+    broadcast["schedule"] = crate::broadcasts::weekly();
+    let (status, b) = crate::broadcasts::post(&app, "/broadcasts", broadcast).await;
+    assert_eq!(status, 201, "{b}");
+    let url = app.api("alpha", &format!("/surveys/{id}"));
+    let (status, e) = call(&app, Method::DELETE, &url, token, None).await;
+    assert_eq!((status, code(&e)), (409, "survey_in_use"), "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Weekly survey"), "{message}");
+    assert!(message.contains("cancel the broadcast first"), "{message}");
+    // Its questions may still change: no session has started.
+    let (status, _) = call(
+        &app,
+        Method::PATCH,
+        &url,
+        token,
+        Some(json!({"name": "Renamed"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &app.api("alpha", &format!("/broadcasts/{}/cancel", b["id"])),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&app, Method::DELETE, &url, token, None).await;
+    assert_eq!(status, 204);
 }

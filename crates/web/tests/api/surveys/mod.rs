@@ -4,7 +4,6 @@
 mod api;
 mod pages;
 
-use casecast_store::survey_sessions::NewSession;
 use casecast_store::Db;
 use casecast_testkit::TestApp;
 use reqwest::Method;
@@ -48,8 +47,17 @@ pub async fn new_survey(app: &TestApp, name: &str) -> Value {
 }
 
 /// An active session of the survey for a new alpha case with phone number `+2567720000{n}`,
-/// inserted as the engine inserts one.
+/// started as the case page starts one (through a log gateway of the project).
 pub async fn active_session(app: &TestApp, survey_id: i64, n: u32) -> i64 {
+    // One log gateway; a second call finds its name taken.
+    call(
+        app,
+        Method::POST,
+        &app.api("alpha", "/gateways"),
+        Some(&app.alpha_admin.token),
+        Some(json!({"name": "Log", "kind": "log"})),
+    )
+    .await;
     let phone = format!("+2567720000{n:02}");
     let (status, case) = call(
         app,
@@ -61,31 +69,17 @@ pub async fn active_session(app: &TestApp, survey_id: i64, n: u32) -> i64 {
     .await;
     assert_eq!(status, 201, "{case}");
     let case_id = case["case_id"].as_str().unwrap();
-    let recipient = app
-        .db
-        .case_recipient(app.alpha.id, case_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut tx = app.db.begin_write().await.unwrap();
-    let id = Db::insert_session(
-        &mut tx,
-        &NewSession {
-            project_id: app.alpha.id,
-            survey_id,
-            case_pk: recipient.case_pk,
-            phone: &phone,
-            language_code: None,
-            gateway_id: 0,
-            occurrence_id: None,
-            started_by: None,
-            now: 1_000,
-        },
+    casecast_engine::surveys::start_for_case(
+        &app.db,
+        &casecast_engine::clock::SystemClock,
+        &app.alpha,
+        survey_id,
+        case_id,
+        None,
     )
     .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    id
+    .unwrap()
+    .id
 }
 
 /// Ends a session as `status` (what the engine does when it completes, expires or is cancelled).
