@@ -26,6 +26,7 @@ mod outbox;
 mod projects;
 mod schema;
 mod survey_broadcasts;
+mod survey_definitions;
 mod surveys;
 mod tokens;
 mod uploads;
