@@ -1,5 +1,5 @@
 //! `casecast-bench`: speed and memory figures of Casecast on data it makes: imports, case
-//! groups, delivery, broadcasts and case exports. Where a figure is a `casecast serve` or
+//! groups, delivery, broadcasts, surveys and case exports. Where a figure is a `casecast serve` or
 //! `casecast worker` process's, it starts the `casecast` binary (`--casecast PATH`, by default
 //! the one beside this program); `scripts/bench` builds both and runs every benchmark on SQLite
 //! and PostgreSQL.
@@ -13,6 +13,7 @@ mod groups;
 mod hardening;
 mod import;
 mod survey_export;
+mod surveys;
 
 use std::path::PathBuf;
 
@@ -88,6 +89,20 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         cases: usize,
     },
+    /// Survey figures (issue 13): a survey broadcast to a group of N cases, timed from firing
+    /// to every session and first message written; then R replies handled end to end by the
+    /// inbound router from several tasks (replies/s, p99 latency, peak RSS).
+    Surveys {
+        /// Cases in the project, all in the group (each gets a session).
+        #[arg(long, default_value_t = 100_000)]
+        cases: usize,
+        /// Replies, each from another recipient (0: the start only).
+        #[arg(long, default_value_t = 20_000)]
+        replies: usize,
+        /// Tasks sending replies at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// Case-export figures: CSV and .xlsx exports of N cases through `casecast serve`, and the
     /// background .xlsx export.
     Export {
@@ -120,6 +135,28 @@ enum Command {
         project_id: i64,
         #[arg(long)]
         group_id: i64,
+    },
+    /// (internal) The measured start of `surveys`.
+    #[command(hide = true)]
+    RunSurveyStart {
+        #[arg(long)]
+        project_id: i64,
+        #[arg(long)]
+        occurrence: i64,
+    },
+    /// (internal) The measured replies of `surveys`.
+    #[command(hide = true)]
+    RunSurveyReplies {
+        #[arg(long)]
+        project_id: i64,
+        #[arg(long)]
+        survey_id: i64,
+        #[arg(long)]
+        replies: usize,
+        #[arg(long)]
+        cases: usize,
+        #[arg(long)]
+        concurrency: usize,
     },
     /// (internal) The measured fan-out of `broadcast`.
     #[command(hide = true)]
@@ -160,6 +197,31 @@ async fn run(bench: &Bench, command: Command) -> anyhow::Result<()> {
             project_id,
             occurrence,
         } => broadcast::run_fanout(bench, project_id, occurrence).await,
+        Command::Surveys {
+            cases,
+            replies,
+            concurrency,
+        } => surveys::run(bench, cases, replies, concurrency).await,
+        Command::RunSurveyStart {
+            project_id,
+            occurrence,
+        } => surveys::run_start(bench, project_id, occurrence).await,
+        Command::RunSurveyReplies {
+            project_id,
+            survey_id,
+            replies,
+            cases,
+            concurrency,
+        } => {
+            let r = surveys::Replies {
+                project_id,
+                survey_id,
+                replies,
+                cases,
+                concurrency,
+            };
+            surveys::run_replies(bench, r).await
+        }
         Command::Export { cases } => export::run(bench, cases).await,
         Command::SurveyExport { sessions } => survey_export::run(bench, sessions).await,
         Command::Contention { rows, via } => contention::run(bench, rows, via).await,

@@ -134,15 +134,38 @@ impl Db {
             crate::Dialect::Postgres => messages.len().max(1),
             crate::Dialect::Sqlite => INSERT_ROWS,
         };
-        // A survey's messages come back with their ids: (message id, case row) of each written.
+        // A survey's sessions get their ids first, so that each message is written with its
+        // session's id (no second pass over the messages); its written messages come back as
+        // (message id, case row).
+        let session_ids: Vec<i64> = match &target.survey {
+            Some(_) => allocate_session_ids(&mut tx, self.dialect(), messages.len()).await?,
+            None => Vec::new(),
+        };
         let mut returned: Vec<(i64, i64)> = Vec::new();
-        for chunk in messages.chunks(rows_per_insert) {
+        for (n, chunk) in messages.chunks(rows_per_insert).enumerate() {
+            let start = n * rows_per_insert;
+            let sessions =
+                (!session_ids.is_empty()).then(|| &session_ids[start..start + chunk.len()]);
             let returning = target.survey.is_some().then_some(&mut returned);
-            inserted +=
-                insert_messages(&mut tx, self.dialect(), target, now, chunk, returning).await?;
+            inserted += insert_messages(
+                &mut tx,
+                self.dialect(),
+                target,
+                now,
+                chunk,
+                sessions,
+                returning,
+            )
+            .await?;
         }
         if let Some(survey) = &target.survey {
-            start_sessions(&mut tx, target, survey, &returned, now).await?;
+            let by_case: HashMap<i64, (i64, &Outgoing)> = (messages.iter().zip(&session_ids))
+                .map(|(m, id)| (m.case_pk, (*id, *m)))
+                .collect();
+            let written: Vec<(i64, &Outgoing)> = (returned.iter())
+                .filter_map(|(_, pk)| by_case.get(pk).copied())
+                .collect();
+            start_sessions(&mut tx, self.dialect(), target, survey, &written, now).await?;
         }
         // Numbers an earlier batch (or source) of this occurrence already took were skipped:
         // find which messages were written to count only theirs. (A message of the same case
@@ -214,12 +237,41 @@ pub struct SurveyStart {
     pub cancel_reason: String,
 }
 
-/// Starts the sessions of a batch's written messages, `(message id, case row)`, in the batch's
-/// transaction: ends the cases' active sessions as `cancelled` (the state
-/// `session::step(.., Event::Cancel(reason))` leaves: no question, one step on, the reason, no
-/// timers, completed now), inserts a session per message at its first question (step 1, the
-/// case's language code, the message's number and gateway) and links each message to its
-/// session at step 1. Three statements per batch, whatever its size.
+/// `n` ids for new sessions, inside the batch's transaction: PostgreSQL takes them from the
+/// table's sequence; SQLite's write transaction excludes every other writer, so the ids after
+/// the highest ever given are free.
+async fn allocate_session_ids(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    engine: crate::Dialect,
+    n: usize,
+) -> StoreResult<Vec<i64>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if engine == crate::Dialect::Postgres {
+        return Ok(sqlx::query_scalar(
+            "SELECT nextval(pg_get_serial_sequence('survey_sessions', 'id'))
+             FROM generate_series(1, $1)",
+        )
+        .bind(n as i64)
+        .fetch_all(&mut **tx)
+        .await?);
+    }
+    let last: i64 = sqlx::query_scalar(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'survey_sessions'), 0),
+            COALESCE((SELECT MAX(id) FROM survey_sessions), 0))",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((1..=n as i64).map(|i| last + i).collect())
+}
+
+/// Starts the sessions of a batch's written messages, `(session id, message)` (each message
+/// was written with its session's id), in the batch's transaction: ends the cases' active
+/// sessions as `cancelled` (the state `session::step(.., Event::Cancel(reason))` leaves: no
+/// question, one step on, the reason, no timers, completed now), then inserts a session per
+/// message at its first question (step 1, the case's language code, the message's number and
+/// gateway). Two statements per chunk of messages, whatever its size.
 ///
 /// A reply handled at the same time (PostgreSQL) locks the session row it advances: the cancel
 /// waits for it, or it finds the session cancelled. A survey started for one of the cases at
@@ -227,23 +279,29 @@ pub struct SurveyStart {
 /// and the job retries it.
 async fn start_sessions(
     tx: &mut sqlx::Transaction<'static, Any>,
+    engine: crate::Dialect,
     target: &Target,
     survey: &SurveyStart,
-    written: &[(i64, i64)],
+    written: &[(i64, &Outgoing)],
     now: i64,
 ) -> StoreResult<()> {
-    if written.is_empty() {
-        return Ok(());
-    }
     let project_id = target.project_id;
     let occurrence_id = target.occurrence_id;
-    // Row ids read from the database, written into the SQL as literals.
-    let list = |ids: &mut dyn Iterator<Item = i64>| {
-        ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
-    };
-    for chunk in written.chunks(5000) {
-        let cases = list(&mut chunk.iter().map(|(_, pk)| *pk));
-        let messages = list(&mut chunk.iter().map(|(id, _)| *id));
+    let survey_id = survey.survey_id;
+    for chunk in written.chunks(match engine {
+        crate::Dialect::Postgres => 5000,
+        crate::Dialect::Sqlite => INSERT_ROWS,
+    }) {
+        if engine == crate::Dialect::Postgres {
+            start_sessions_postgres(tx, target, survey, chunk, now).await?;
+            continue;
+        }
+        // SQLite: integers of our own written into the SQL as literals; the number and
+        // language code bound.
+        let cases = (chunk.iter())
+            .map(|(_, m)| m.case_pk.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         sqlx::query(&format!(
             "UPDATE survey_sessions SET status = 'cancelled', current_question = NULL,
                 step = step + 1, reason = $1, reminder_in_ms = NULL, expiry_in_ms = NULL,
@@ -255,34 +313,101 @@ async fn start_sessions(
         .persistent(false)
         .execute(&mut **tx)
         .await?;
-        sqlx::query(&format!(
-            "INSERT INTO survey_sessions (project_id, survey_id, case_pk, phone, language_code,
+        let mut p = crate::dialect::Placeholders::new(engine);
+        let (reminder, expiry) = (
+            survey
+                .reminder_in_ms
+                .map_or("NULL".to_string(), |ms| ms.to_string()),
+            survey.expiry_in_ms,
+        );
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|(id, m)| {
+                format!(
+                    "({id}, {project_id}, {survey_id}, {}, {}, {}, {}, {occurrence_id}, 'active', 0, 0, 0, 1, '{{}}', {reminder}, {expiry}, {now}, {now}, {now})",
+                    m.case_pk,
+                    p.next(),
+                    p.next(),
+                    m.gateway_id
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO survey_sessions (id, project_id, survey_id, case_pk, phone, language_code,
                 gateway_id, occurrence_id, status, current_question, attempts, reminders_sent,
                 step, answers, reminder_in_ms, expiry_in_ms, asked_at, started_at, updated_at)
-             SELECT m.project_id, $1, m.case_pk, m.phone, c.language_code, m.gateway_id,
-                m.occurrence_id, 'active', 0, 0, 0, 1, '{{}}', $2, $3, $4, $4, $4
-             FROM messages m JOIN cases c ON c.id = m.case_pk
-             WHERE m.id IN ({messages}) AND m.occurrence_id = {occurrence_id}"
-        ))
+             VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (_, m) in chunk {
+            q = q.bind(m.phone.as_str()).bind(m.case_language.as_deref());
+        }
+        q.persistent(false).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// [`start_sessions`] on PostgreSQL, driven by the one-active-session index alone: the chunk
+/// goes as one JSON parameter to an insert whose conflict on that index ends the case's active
+/// session instead (the row it returns is the old session's); the cases it ended get their new
+/// session from the same insert again. No statement joins the chunk with the table: with the
+/// statistics stale while a fan-out fills the table, such joins were planned as a scan of the
+/// project's active sessions for each case.
+async fn start_sessions_postgres(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    target: &Target,
+    survey: &SurveyStart,
+    chunk: &[(i64, &Outgoing)],
+    now: i64,
+) -> StoreResult<()> {
+    let mut left: Vec<(i64, &Outgoing)> = chunk.to_vec();
+    // At most twice: the second time, no case has an active session any more (the batch's
+    // transaction holds the rows it ended).
+    for _ in 0..2 {
+        if left.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = (left.iter())
+            .map(|(id, m)| {
+                serde_json::json!([id, m.case_pk, m.phone, m.case_language, m.gateway_id])
+            })
+            .collect();
+        let returned: Vec<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO survey_sessions (id, project_id, survey_id, case_pk, phone, language_code,
+                gateway_id, occurrence_id, status, current_question, attempts, reminders_sent,
+                step, answers, reminder_in_ms, expiry_in_ms, asked_at, started_at, updated_at)
+             OVERRIDING SYSTEM VALUE
+             SELECT (r->>0)::BIGINT, $2, $3, (r->>1)::BIGINT, r->>2, r->>3, (r->>4)::BIGINT, $4,
+                'active', 0, 0, 0, 1, '{}', $5, $6, $7, $7, $7
+             FROM json_array_elements($1::json) AS r
+             ON CONFLICT (project_id, case_pk) WHERE status = 'active' DO UPDATE SET
+                status = 'cancelled', current_question = NULL, step = survey_sessions.step + 1,
+                reason = $8, reminder_in_ms = NULL, expiry_in_ms = NULL, reminder_due = NULL,
+                expiry_due = NULL, completed_at = $7, updated_at = $7
+             RETURNING id, case_pk",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(target.project_id)
         .bind(survey.survey_id)
+        .bind(target.occurrence_id)
         .bind(survey.reminder_in_ms)
         .bind(survey.expiry_in_ms)
         .bind(now)
-        .persistent(false)
-        .execute(&mut **tx)
+        .bind(survey.cancel_reason.as_str())
+        .fetch_all(&mut **tx)
         .await?;
-        // Each case has one active session: the one just inserted.
-        sqlx::query(&format!(
-            "UPDATE messages SET survey_step = 1, survey_session_id = (
-                SELECT s.id FROM survey_sessions s WHERE s.project_id = {project_id}
-                   AND s.case_pk = messages.case_pk AND s.status = 'active')
-             WHERE id IN ({messages})"
-        ))
-        .persistent(false)
-        .execute(&mut **tx)
-        .await?;
+        let inserted: HashSet<i64> = returned.iter().map(|(id, _)| *id).collect();
+        left.retain(|(id, _)| !inserted.contains(id));
     }
-    Ok(())
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Internal(format!(
+            "{} survey sessions could not be started: their cases kept an active session",
+            left.len()
+        )))
+    }
 }
 
 /// Inserts one chunk of messages, skipping numbers the occurrence already has; returns how many
@@ -293,6 +418,7 @@ async fn insert_messages(
     target: &Target,
     now: i64,
     chunk: &[&Outgoing],
+    sessions: Option<&[i64]>,
     returning: Option<&mut Vec<(i64, i64)>>,
 ) -> StoreResult<u64> {
     let Target {
@@ -302,6 +428,12 @@ async fn insert_messages(
         expires,
         ..
     } = target;
+    // With `sessions` (one a message), each message is its session's first, at step 1.
+    let session_columns = if sessions.is_some() {
+        ", survey_session_id, survey_step"
+    } else {
+        ""
+    };
     // With `returning`, the written messages' (id, case row) are added to it.
     let tail = if returning.is_some() {
         " RETURNING id, case_pk"
@@ -311,25 +443,30 @@ async fn insert_messages(
     if engine == crate::Dialect::Postgres {
         // PostgreSQL parses and plans a 6,000-parameter statement slowly; the chunk goes as one
         // JSON parameter instead, to a statement it prepares once.
-        let rows: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|m| {
+        let rows: Vec<serde_json::Value> = (chunk.iter().enumerate())
+            .map(|(i, m)| {
                 serde_json::json!([
                     m.case_pk,
                     m.phone,
                     m.text,
                     m.encoding.as_str(),
                     m.segments,
-                    m.gateway_id
+                    m.gateway_id,
+                    sessions.map(|s| s[i]),
                 ])
             })
             .collect();
+        let session_values = if sessions.is_some() {
+            ", (r->>6)::BIGINT, 1"
+        } else {
+            ""
+        };
         let sql = format!(
             "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, encoding, segments,
                 status, gateway_id, broadcast_id, occurrence_id, attempts, next_attempt_at, created_at,
-                expires_at, updated_at)
+                expires_at, updated_at{session_columns})
              SELECT $2, 'outbound', 'normal', (r->>0)::BIGINT, r->>1, r->>2, r->>3, (r->>4)::BIGINT,
-                'queued', (r->>5)::BIGINT, $3, $4, 0, $5, $5, $6, $5
+                'queued', (r->>5)::BIGINT, $3, $4, 0, $5, $5, $6, $5{session_values}
              FROM json_array_elements($1::json) AS r
              ON CONFLICT DO NOTHING{tail}"
         );
@@ -347,11 +484,11 @@ async fn insert_messages(
     }
     let mut p = crate::dialect::Placeholders::new(engine);
     // Integers of our own are written as literals: only the six per-message values are bound.
-    let rows: Vec<String> = chunk
-        .iter()
-        .map(|_| {
+    let rows: Vec<String> = (0..chunk.len())
+        .map(|i| {
+            let session = sessions.map_or(String::new(), |s| format!(", {}, 1", s[i]));
             format!(
-                "({project_id}, 'outbound', 'normal', {}, 'queued', {}, {broadcast_id}, {occurrence_id}, 0, {now}, {now}, {expires}, {now})",
+                "({project_id}, 'outbound', 'normal', {}, 'queued', {}, {broadcast_id}, {occurrence_id}, 0, {now}, {now}, {expires}, {now}{session})",
                 p.list(5),
                 p.next()
             )
@@ -360,7 +497,7 @@ async fn insert_messages(
     let sql = format!(
         "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, encoding, segments,
             status, gateway_id, broadcast_id, occurrence_id, attempts, next_attempt_at, created_at,
-            expires_at, updated_at)
+            expires_at, updated_at{session_columns})
          VALUES {} ON CONFLICT DO NOTHING{tail}",
         rows.join(", ")
     );
