@@ -152,12 +152,6 @@ pub async fn start_for_case(
     case_id: &str,
     user_id: Option<i64>,
 ) -> StoreResult<SurveySession> {
-    let stored = match db.survey(project.id, survey_id).await {
-        Err(StoreError::NotFound(_)) => {
-            return Err(FieldError::new("survey_id", "no such survey in this project").into())
-        }
-        other => other?,
-    };
     let case = db
         .case_recipient(project.id, case_id)
         .await?
@@ -185,6 +179,14 @@ pub async fn start_for_case(
     })?;
     let now = clock.now_ms();
     let mut tx = db.begin_write().await?;
+    // Read inside the transaction (share-locked on PostgreSQL): a change of its questions waits
+    // for this session and then counts it as active.
+    let stored = match db.survey_tx(&mut tx, project.id, survey_id).await {
+        Err(StoreError::NotFound(_)) => {
+            return Err(FieldError::new("survey_id", "no such survey in this project").into())
+        }
+        other => other?,
+    };
     db.lock_number(&mut tx, project.id, &phone).await?;
     if !Db::gateway_is_live(&mut tx, project.id, gateway_id).await? {
         return Err(conflict(
