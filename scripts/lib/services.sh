@@ -70,6 +70,12 @@ start_postgres() {
   PG_DIR=$(mktemp -d /tmp/casecast-pg.XXXXXX)
   local port
   port=$(free_port 55432)
+  # Tests run without durability (faster); PG_DURABLE=1 (the benchmarks) keeps PostgreSQL's
+  # defaults: fsync, synchronous_commit and full_page_writes on.
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  if [ "${PG_DURABLE:-0}" = 1 ]; then
+    durability=""
+  fi
   local run=()
   if [ "$(id -u)" = 0 ]; then
     chown postgres:postgres "$PG_DIR"
@@ -78,7 +84,7 @@ start_postgres() {
   "${run[@]}" "$bindir/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >"$PG_DIR/initdb.log" 2>&1 \
     || { cat "$PG_DIR/initdb.log"; return 1; }
   "${run[@]}" "$bindir/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-    -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 $durability -c max_connections=300" \
     start >/dev/null || { cat "$PG_DIR/server.log"; return 1; }
   PG_BINDIR=$bindir
   PG_RUN=("${run[@]}")
