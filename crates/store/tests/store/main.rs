@@ -25,6 +25,7 @@ mod membership;
 mod outbox;
 mod projects;
 mod schema;
+mod survey_order;
 mod surveys;
 mod tokens;
 mod uploads;
