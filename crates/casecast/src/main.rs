@@ -6,6 +6,7 @@ mod demo;
 mod groups;
 mod import;
 mod serve;
+mod surveys;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -44,6 +45,9 @@ enum Command {
     /// Manage case groups and their members.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// Read surveys and their responses.
+    #[command(subcommand)]
+    Surveys(surveys::SurveysCommand),
 }
 
 fn init_logging(config: &Config, long_running: bool) {
@@ -86,6 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => admin::token(cfg, c).await,
         Command::Cases(c) => import::cases(cfg, c).await,
         Command::Groups(c) => groups::groups(cfg, c).await,
+        Command::Surveys(c) => surveys::surveys(cfg, c).await,
     }
 }
 

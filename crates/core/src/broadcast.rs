@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::case::FieldError;
 use crate::recurrence::Schedule;
+use crate::survey::Survey;
 use crate::template::Content;
 
 /// Longest broadcast name, in characters.
@@ -24,12 +25,55 @@ pub struct Recipients {
     pub cases: Vec<String>,
 }
 
+/// What a broadcast sends: SMS texts, or a survey (each recipient gets a session: the intro and
+/// the first question, then the rest as replies come).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BroadcastContent {
+    /// `{"sms": {"*": "text", "<language>": "text"}}`.
+    Sms(Content),
+    /// `{"survey": id}`: the id of one of the project's surveys (checked where the broadcast is
+    /// created, not here).
+    Survey(i64),
+}
+
+impl BroadcastContent {
+    /// The SMS texts, if the broadcast sends texts.
+    pub fn sms(&self) -> Option<&Content> {
+        match self {
+            BroadcastContent::Sms(c) => Some(c),
+            BroadcastContent::Survey(_) => None,
+        }
+    }
+
+    /// The survey's id, if the broadcast sends a survey.
+    pub fn survey(&self) -> Option<i64> {
+        match self {
+            BroadcastContent::Survey(id) => Some(*id),
+            BroadcastContent::Sms(_) => None,
+        }
+    }
+}
+
+/// A survey broadcast's texts as the recipient walk renders them: per language of the survey,
+/// the first message a session sends ([`Survey::first_message`]: intro and first question),
+/// chosen for a case by its language code as SMS texts are. Plain text: a survey's texts have
+/// no placeholders.
+pub fn survey_content(survey: &Survey) -> Content {
+    Content::literal(
+        &survey.first_message(None),
+        survey.languages().into_iter().map(|code| {
+            let text = survey.first_message(Some(&code));
+            (code, text)
+        }),
+    )
+}
+
 /// A checked broadcast body: what `POST /broadcasts` and its preview take.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Draft {
     pub name: String,
     pub recipients: Recipients,
-    pub content: Content,
+    pub content: BroadcastContent,
     pub schedule: Schedule,
     pub gateway_id: Option<i64>,
 }
@@ -193,34 +237,43 @@ fn parse_recipients(value: Option<&Value>) -> Result<Recipients, FieldError> {
     Ok(recipients)
 }
 
-fn parse_content(value: Option<&Value>) -> Result<Content, FieldError> {
+const CONTENT_SHAPE: &str =
+    "must be {\"sms\": {\"*\": \"text\", \"<language>\": \"text\"}} or {\"survey\": id}";
+
+fn parse_content(value: Option<&Value>) -> Result<BroadcastContent, FieldError> {
     let obj = match value {
         Some(Value::Object(o)) => o,
         None | Some(Value::Null) => return Err(FieldError::new("content", "write the message")),
-        Some(_) => {
-            return Err(FieldError::new(
-                "content",
-                "must be {\"sms\": {\"*\": \"text\", \"<language>\": \"text\"}}",
-            ))
-        }
+        Some(_) => return Err(FieldError::new("content", CONTENT_SHAPE)),
     };
-    if obj.contains_key("survey") {
+    if obj.len() != 1 {
         return Err(FieldError::new(
-            "content.survey",
-            "SMS surveys are not available yet: send an SMS message (content.sms)",
+            "content",
+            format!("{CONTENT_SHAPE}: send either an SMS message or a survey"),
         ));
     }
+    if let Some(id) = obj.get("survey") {
+        // Ids come as numbers from the API and as text from forms.
+        return id
+            .as_i64()
+            .or_else(|| id.as_str().and_then(|s| s.trim().parse().ok()))
+            .filter(|id| *id > 0)
+            .map(BroadcastContent::Survey)
+            .ok_or_else(|| {
+                FieldError::new(
+                    "content.survey",
+                    "must be a survey's id (a positive integer)",
+                )
+            });
+    }
     let texts = match obj.get("sms") {
-        Some(Value::Object(map)) if obj.len() == 1 => map,
-        Some(Value::String(text)) if obj.len() == 1 => {
-            return Content::parse([("*", text.as_str())]).map_err(content_error)
+        Some(Value::Object(map)) => map,
+        Some(Value::String(text)) => {
+            return Content::parse([("*", text.as_str())])
+                .map(BroadcastContent::Sms)
+                .map_err(content_error)
         }
-        _ => {
-            return Err(FieldError::new(
-                "content",
-                "must be {\"sms\": {\"*\": \"text\", \"<language>\": \"text\"}}",
-            ))
-        }
+        _ => return Err(FieldError::new("content", CONTENT_SHAPE)),
     };
     let mut pairs = Vec::with_capacity(texts.len());
     for (language, text) in texts {
@@ -241,7 +294,9 @@ fn parse_content(value: Option<&Value>) -> Result<Content, FieldError> {
         }
         pairs.push((language.as_str(), text));
     }
-    Content::parse(pairs).map_err(content_error)
+    Content::parse(pairs)
+        .map(BroadcastContent::Sms)
+        .map_err(content_error)
 }
 
 fn content_error(e: crate::template::ContentError) -> FieldError {
@@ -252,13 +307,19 @@ fn content_error(e: crate::template::ContentError) -> FieldError {
     FieldError::new(field, e.to_string())
 }
 
-/// The CONTRACT `content` object of a checked content: `{"sms": {"*": …, "<code>": …}}`.
-pub fn content_json(content: &Content) -> Value {
-    let texts: Map<String, Value> = content
-        .templates()
-        .map(|(k, t)| (k.to_string(), Value::String(t.as_str().to_string())))
-        .collect();
-    json!({ "sms": texts })
+/// The CONTRACT `content` object of a checked content: `{"sms": {"*": …, "<code>": …}}` or
+/// `{"survey": id}`.
+pub fn content_json(content: &BroadcastContent) -> Value {
+    match content {
+        BroadcastContent::Sms(content) => {
+            let texts: Map<String, Value> = content
+                .templates()
+                .map(|(k, t)| (k.to_string(), Value::String(t.as_str().to_string())))
+                .collect();
+            json!({ "sms": texts })
+        }
+        BroadcastContent::Survey(id) => json!({ "survey": id }),
+    }
 }
 
 #[cfg(test)]
@@ -287,6 +348,11 @@ mod tests {
         assert_eq!(
             content_json(&d.content),
             json!({"sms": {"*": "Hello {case.name}", "sw": "Habari {case.name}"}})
+        );
+        assert!(d.content.survey().is_none());
+        assert_eq!(
+            d.content.sms().map(|c| c.default_template().as_str()),
+            Some("Hello {case.name}")
         );
     }
 
@@ -332,6 +398,13 @@ mod tests {
             field(json!({"content": {"survey": "s1"}})),
             "content.survey"
         );
+        assert_eq!(field(json!({"content": {"survey": 0}})), "content.survey");
+        assert_eq!(field(json!({"content": {"survey": -3}})), "content.survey");
+        assert_eq!(field(json!({"content": {"survey": 1.5}})), "content.survey");
+        assert_eq!(
+            field(json!({"content": {"survey": 1, "sms": "hi"}})),
+            "content"
+        );
         assert_eq!(
             field(
                 json!({"schedule": {"kind": "weekly", "start_date": "2026-12-01", "time": "09:00", "every": 1, "weekdays": []}})
@@ -364,6 +437,70 @@ mod tests {
         assert!(Draft::parse(&body(json!({"recipients": {"case_groups": many}}))).is_err());
         let cases: Vec<String> = (0..1001).map(|i| format!("c{i}")).collect();
         assert!(Draft::parse(&body(json!({"recipients": {"cases": cases}}))).is_err());
+    }
+
+    #[test]
+    fn a_survey_is_read_by_its_id_and_written_back() {
+        let content = |v: Value| Draft::parse(&body(json!({"content": v}))).map(|d| d.content);
+        assert_eq!(
+            content(json!({"survey": 7})).unwrap(),
+            BroadcastContent::Survey(7)
+        );
+        // A form sends the id as text.
+        assert_eq!(
+            content(json!({"survey": " 12 "})).unwrap(),
+            BroadcastContent::Survey(12)
+        );
+        let c = content(json!({"survey": 7})).unwrap();
+        assert_eq!(content_json(&c), json!({"survey": 7}));
+        assert_eq!(c.survey(), Some(7));
+        assert!(c.sms().is_none());
+        let e = content(json!({"survey": "seven"})).unwrap_err();
+        assert!(e.message.contains("survey's id"), "{}", e.message);
+        assert!(content(json!({"survey": null})).is_err());
+    }
+
+    #[test]
+    fn a_survey_s_first_message_is_chosen_per_language_as_the_session_sends_it() {
+        let survey_body = || {
+            json!({
+                "name": "ANC",
+                "intro": {"*": "Hello, a few questions.", "sw": "Habari, maswali machache."},
+                "questions": [
+                    {"key": "visits", "type": "number", "text": {"*": "How many visits?", "sw": "Mara ngapi?"}},
+                    {"key": "ok", "type": "yes_no", "text": "Well?"}
+                ]
+            })
+        };
+        let survey = Survey::parse(&survey_body()).unwrap();
+        let content = survey_content(&survey);
+        let keys: Vec<&str> = content.templates().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["*", "sw"]);
+        for code in [
+            None,
+            Some("sw"),
+            Some("SW"),
+            Some("sw-KE"),
+            Some("fr"),
+            Some(""),
+        ] {
+            let rendered = content.for_language(code).render_with(|_| None);
+            assert_eq!(rendered.text, survey.first_message(code), "{code:?}");
+            assert!(rendered.missing.is_empty());
+        }
+        assert!(content
+            .for_language(Some("sw"))
+            .as_str()
+            .starts_with("Habari, maswali machache."));
+        // Braces in a survey's text are sent as written.
+        let mut body = survey_body();
+        body["intro"] = json!("Hello {case.name}}");
+        let survey = Survey::parse(&body).unwrap();
+        let text = survey_content(&survey)
+            .for_language(None)
+            .render_with(|_| Some("x"))
+            .text;
+        assert!(text.starts_with("Hello {case.name}}"), "{text}");
     }
 
     #[test]

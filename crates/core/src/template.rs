@@ -281,6 +281,20 @@ impl Template {
         })
     }
 
+    /// A template that is `text` as it is, with no placeholders (`{` and `}` are plain
+    /// characters): a survey's texts, which are sent as written.
+    pub fn literal(text: &str) -> Template {
+        Template {
+            source: text.to_string(),
+            parts: if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![Part::Literal(text.to_string())]
+            },
+            placeholders: Vec::new(),
+        }
+    }
+
     /// The text as written.
     pub fn as_str(&self) -> &str {
         &self.source
@@ -491,6 +505,25 @@ impl Content {
             default,
             translations,
         })
+    }
+
+    /// Plain texts (see [`Template::literal`]): `default` for `*` and one per language code,
+    /// chosen for a case as parsed texts are. Nothing is checked: a survey's first message in
+    /// each of its languages, checked when the survey was saved.
+    pub fn literal(
+        default: &str,
+        translations: impl IntoIterator<Item = (String, String)>,
+    ) -> Content {
+        let mut translations: Vec<(String, Template)> = translations
+            .into_iter()
+            .map(|(k, t)| (k, Template::literal(&t)))
+            .collect();
+        translations.sort_by(|a, b| a.0.cmp(&b.0));
+        translations.dedup_by(|a, b| a.0.eq_ignore_ascii_case(&b.0));
+        Content {
+            default: Template::literal(default),
+            translations,
+        }
     }
 
     /// The template for a case's language code, as [`Content::choose`] picks it.

@@ -5,10 +5,12 @@
 //! half-way resumes where it stopped and never writes a message twice. The next batch is read
 //! and rendered while the current one is written.
 
+use casecast_core::broadcast::{survey_content, BroadcastContent};
 use casecast_core::states::OccurrenceStatus;
-use casecast_store::fanout::{Target, Written};
+use casecast_core::survey::Survey;
+use casecast_store::fanout::{SurveyStart, Target, Written};
 use casecast_store::recipients::Walk;
-use casecast_store::{Db, StoreResult};
+use casecast_store::{Db, StoreError, StoreResult};
 
 use crate::faults::{Fault, Faults};
 use crate::recipients::{batches, received};
@@ -57,14 +59,43 @@ pub async fn process_fanout(
         )
         .await;
     }
+    let (content, survey) = match &broadcast.content {
+        BroadcastContent::Sms(content) => (content.clone(), None),
+        BroadcastContent::Survey(survey_id) => {
+            let stored = match db.survey(project.id, *survey_id).await {
+                Ok(stored) => stored,
+                Err(StoreError::NotFound(_)) => {
+                    return end(
+                        db,
+                        occurrence_id,
+                        OccurrenceStatus::Failed,
+                        &format!("not sent: the broadcast's survey ({survey_id}) was deleted"),
+                    )
+                    .await
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let Some(start) = survey_start(&stored.survey, *survey_id, broadcast.id) else {
+                return end(
+                    db,
+                    occurrence_id,
+                    OccurrenceStatus::Failed,
+                    "not sent: the broadcast's survey has no questions",
+                )
+                .await;
+            };
+            (survey_content(&stored.survey), Some(start))
+        }
+    };
     let sources = db.sources(project.id, &broadcast.recipients).await?;
     let target = Target {
         project_id: project.id,
         broadcast_id: broadcast.id,
         occurrence_id,
         expires,
+        survey,
     };
-    let walk = Walk::new(db, project.id, sources, broadcast.content, router);
+    let walk = Walk::new(db, project.id, sources, content, router);
     tracing::info!(
         broadcast.id = broadcast.id,
         occurrence.id = occurrence_id,
@@ -94,6 +125,20 @@ pub async fn process_fanout(
         "fan-out done"
     );
     Ok(())
+}
+
+/// The sessions a survey broadcast starts: the timers `Event::Start` sets (the same for every
+/// recipient, whatever its language: `surveys::started_state`), and why a case's active session
+/// ends. `None` when the survey starts nothing (no questions).
+pub fn survey_start(survey: &Survey, survey_id: i64, broadcast_id: i64) -> Option<SurveyStart> {
+    let (state, timers) = crate::surveys::started_state(survey);
+    let timers = timers.filter(|_| state.step == 1)?;
+    Some(SurveyStart {
+        survey_id,
+        reminder_in_ms: timers.reminder_in_ms,
+        expiry_in_ms: timers.expiry_in_ms,
+        cancel_reason: format!("a new survey was started for the case (broadcast {broadcast_id})"),
+    })
 }
 
 async fn end(

@@ -3,15 +3,15 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use casecast_core::broadcast::Draft;
+use casecast_core::broadcast::{survey_content, BroadcastContent, Draft};
 use casecast_core::sms;
-use casecast_core::template::{closest_name, Placeholder, STANDARD_PLACEHOLDERS};
+use casecast_core::template::{closest_name, Content, Placeholder, STANDARD_PLACEHOLDERS};
 use serde::Serialize;
 
 use casecast_store::broadcasts::Excluded;
 use casecast_store::projects::Project;
 use casecast_store::recipients::{Outgoing, Walk};
-use casecast_store::{Db, StoreResult};
+use casecast_store::{Db, StoreError, StoreResult};
 
 use crate::clock::Clock;
 use crate::recipients::{batches, received};
@@ -84,14 +84,25 @@ pub async fn preview_broadcast(
     draft: &Draft,
 ) -> StoreResult<Preview> {
     db.check_draft_refs(project, draft).await?;
+    // A survey's recipients get its first message (intro and first question) in their language.
+    let content = match (
+        &draft.content,
+        crate::broadcasts::draft_survey(db, project, draft).await?,
+    ) {
+        (BroadcastContent::Sms(content), _) => content.clone(),
+        (BroadcastContent::Survey(_), Some(stored)) => survey_content(&stored.survey),
+        (BroadcastContent::Survey(id), None) => {
+            return Err(StoreError::internal(format!("survey {id} was not read")))
+        }
+    };
     // A schedule with nothing to come is refused here as it would be on saving.
     casecast_store::broadcasts::first_occurrence(&draft.schedule, project, clock.now_ms())?;
     let sources = db.sources(project.id, &draft.recipients).await?;
     // A gateway deleted since the check above routes nothing: every number counts as
     // having no gateway.
     let router = (db.router_for(project.id, draft.gateway_id).await?).unwrap_or_default();
-    let walk = Walk::new(db, project.id, sources, draft.content.clone(), router);
-    let keys: Vec<&str> = draft.content.templates().map(|(k, _)| k).collect();
+    let walk = Walk::new(db, project.id, sources, content.clone(), router);
+    let keys: Vec<&str> = content.templates().map(|(k, _)| k).collect();
     let mut preview = Preview::default();
     let mut phones: HashSet<u64> = HashSet::new();
     // Per text (by position): recipients, segments.
@@ -182,7 +193,7 @@ pub async fn preview_broadcast(
         })
         .collect();
     codes.sort_by(|a, b| (b.recipients, &a.language_code).cmp(&(a.recipients, &b.language_code)));
-    preview.warnings = warnings(db, project.id, draft, &preview, &codes).await?;
+    preview.warnings = warnings(db, project.id, &content, &preview, &codes).await?;
     preview.recipient_languages = codes;
     Ok(preview)
 }
@@ -193,7 +204,7 @@ pub async fn preview_broadcast(
 async fn warnings(
     db: &Db,
     project_id: i64,
-    draft: &Draft,
+    content: &Content,
     preview: &Preview,
     codes: &[RecipientLanguage],
 ) -> StoreResult<Vec<String>> {
@@ -209,7 +220,7 @@ async fn warnings(
         })
         .collect::<Vec<_>>()
         .join(", ");
-    for (key, _) in draft.content.templates().skip(1) {
+    for (key, _) in content.templates().skip(1) {
         if !preview.languages.iter().any(|l| l.language == key) {
             out.push(format!(
                 "No recipient gets the translation '{key}': no recipient's language code is '{key}' \
@@ -219,7 +230,7 @@ async fn warnings(
     }
     // Per property placeholder: how many recipients' texts use it, and its name.
     let mut uses: BTreeMap<String, (i64, &str)> = BTreeMap::new();
-    for (key, template) in draft.content.templates() {
+    for (key, template) in content.templates() {
         let recipients = (preview.languages.iter())
             .find(|l| l.language == key)
             .map_or(0, |l| l.recipients);

@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use casecast_core::broadcast::{content_json, Draft, Recipients};
+use casecast_core::broadcast::{content_json, BroadcastContent, Draft, Recipients};
 use casecast_core::case::FieldError;
 use casecast_core::recurrence::Schedule;
 use casecast_core::states::{BroadcastState, BroadcastStatus, OccurrenceStatus};
-use casecast_core::template::Content;
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -27,7 +26,7 @@ pub struct Broadcast {
     pub name: String,
     pub recipients: Recipients,
     #[serde(skip)]
-    pub content: Content,
+    pub content: BroadcastContent,
     #[serde(skip)]
     pub schedule: Schedule,
     pub gateway_id: Option<i64>,

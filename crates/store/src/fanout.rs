@@ -134,8 +134,15 @@ impl Db {
             crate::Dialect::Postgres => messages.len().max(1),
             crate::Dialect::Sqlite => INSERT_ROWS,
         };
+        // A survey's messages come back with their ids: (message id, case row) of each written.
+        let mut returned: Vec<(i64, i64)> = Vec::new();
         for chunk in messages.chunks(rows_per_insert) {
-            inserted += insert_messages(&mut tx, self.dialect(), target, now, chunk).await?;
+            let returning = target.survey.is_some().then_some(&mut returned);
+            inserted +=
+                insert_messages(&mut tx, self.dialect(), target, now, chunk, returning).await?;
+        }
+        if let Some(survey) = &target.survey {
+            start_sessions(&mut tx, target, survey, &returned, now).await?;
         }
         // Numbers an earlier batch (or source) of this occurrence already took were skipped:
         // find which messages were written to count only theirs. (A message of the same case
@@ -189,6 +196,93 @@ pub struct Target {
     pub occurrence_id: i64,
     /// When its messages expire (epoch ms).
     pub expires: i64,
+    /// For a survey broadcast: the sessions its messages start.
+    pub survey: Option<SurveyStart>,
+}
+
+/// What a survey broadcast's fan-out writes besides the messages: each recipient whose message
+/// is written gets a session, asked its first question (the message); the case's active
+/// session, if any, ends first.
+#[derive(Clone, Debug)]
+pub struct SurveyStart {
+    pub survey_id: i64,
+    /// The timers `Event::Start` sets (the same for every recipient), as durations: the
+    /// dispatcher starts them when the first message is done with.
+    pub reminder_in_ms: Option<i64>,
+    pub expiry_in_ms: i64,
+    /// Why a case's active session ends (`Event::Cancel`'s reason).
+    pub cancel_reason: String,
+}
+
+/// Starts the sessions of a batch's written messages, `(message id, case row)`, in the batch's
+/// transaction: ends the cases' active sessions as `cancelled` (the state
+/// `session::step(.., Event::Cancel(reason))` leaves: no question, one step on, the reason, no
+/// timers, completed now), inserts a session per message at its first question (step 1, the
+/// case's language code, the message's number and gateway) and links each message to its
+/// session at step 1. Three statements per batch, whatever its size.
+///
+/// A reply handled at the same time (PostgreSQL) locks the session row it advances: the cancel
+/// waits for it, or it finds the session cancelled. A survey started for one of the cases at
+/// the same moment makes the insert fail on the one-active-session index: the batch rolls back
+/// and the job retries it.
+async fn start_sessions(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    target: &Target,
+    survey: &SurveyStart,
+    written: &[(i64, i64)],
+    now: i64,
+) -> StoreResult<()> {
+    if written.is_empty() {
+        return Ok(());
+    }
+    let project_id = target.project_id;
+    let occurrence_id = target.occurrence_id;
+    // Row ids read from the database, written into the SQL as literals.
+    let list = |ids: &mut dyn Iterator<Item = i64>| {
+        ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
+    };
+    for chunk in written.chunks(5000) {
+        let cases = list(&mut chunk.iter().map(|(_, pk)| *pk));
+        let messages = list(&mut chunk.iter().map(|(id, _)| *id));
+        sqlx::query(&format!(
+            "UPDATE survey_sessions SET status = 'cancelled', current_question = NULL,
+                step = step + 1, reason = $1, reminder_in_ms = NULL, expiry_in_ms = NULL,
+                reminder_due = NULL, expiry_due = NULL, completed_at = $2, updated_at = $2
+             WHERE project_id = {project_id} AND status = 'active' AND case_pk IN ({cases})"
+        ))
+        .bind(survey.cancel_reason.as_str())
+        .bind(now)
+        .persistent(false)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO survey_sessions (project_id, survey_id, case_pk, phone, language_code,
+                gateway_id, occurrence_id, status, current_question, attempts, reminders_sent,
+                step, answers, reminder_in_ms, expiry_in_ms, asked_at, started_at, updated_at)
+             SELECT m.project_id, $1, m.case_pk, m.phone, c.language_code, m.gateway_id,
+                m.occurrence_id, 'active', 0, 0, 0, 1, '{{}}', $2, $3, $4, $4, $4
+             FROM messages m JOIN cases c ON c.id = m.case_pk
+             WHERE m.id IN ({messages}) AND m.occurrence_id = {occurrence_id}"
+        ))
+        .bind(survey.survey_id)
+        .bind(survey.reminder_in_ms)
+        .bind(survey.expiry_in_ms)
+        .bind(now)
+        .persistent(false)
+        .execute(&mut **tx)
+        .await?;
+        // Each case has one active session: the one just inserted.
+        sqlx::query(&format!(
+            "UPDATE messages SET survey_step = 1, survey_session_id = (
+                SELECT s.id FROM survey_sessions s WHERE s.project_id = {project_id}
+                   AND s.case_pk = messages.case_pk AND s.status = 'active')
+             WHERE id IN ({messages})"
+        ))
+        .persistent(false)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Inserts one chunk of messages, skipping numbers the occurrence already has; returns how many
@@ -199,13 +293,21 @@ async fn insert_messages(
     target: &Target,
     now: i64,
     chunk: &[&Outgoing],
+    returning: Option<&mut Vec<(i64, i64)>>,
 ) -> StoreResult<u64> {
     let Target {
         project_id,
         broadcast_id,
         occurrence_id,
         expires,
+        ..
     } = target;
+    // With `returning`, the written messages' (id, case row) are added to it.
+    let tail = if returning.is_some() {
+        " RETURNING id, case_pk"
+    } else {
+        ""
+    };
     if engine == crate::Dialect::Postgres {
         // PostgreSQL parses and plans a 6,000-parameter statement slowly; the chunk goes as one
         // JSON parameter instead, to a statement it prepares once.
@@ -222,24 +324,26 @@ async fn insert_messages(
                 ])
             })
             .collect();
-        let done = sqlx::query(
+        let sql = format!(
             "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, encoding, segments,
                 status, gateway_id, broadcast_id, occurrence_id, attempts, next_attempt_at, created_at,
                 expires_at, updated_at)
              SELECT $2, 'outbound', 'normal', (r->>0)::BIGINT, r->>1, r->>2, r->>3, (r->>4)::BIGINT,
                 'queued', (r->>5)::BIGINT, $3, $4, 0, $5, $5, $6, $5
              FROM json_array_elements($1::json) AS r
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .bind(project_id)
-        .bind(broadcast_id)
-        .bind(occurrence_id)
-        .bind(now)
-        .bind(expires)
-        .execute(&mut **tx)
-        .await?;
-        return Ok(done.rows_affected());
+             ON CONFLICT DO NOTHING{tail}"
+        );
+        let q = sqlx::query(&sql)
+            .bind(serde_json::Value::Array(rows).to_string())
+            .bind(project_id)
+            .bind(broadcast_id)
+            .bind(occurrence_id)
+            .bind(now)
+            .bind(expires);
+        return match returning {
+            None => Ok(q.execute(&mut **tx).await?.rows_affected()),
+            Some(out) => fetch_returned(q.fetch_all(&mut **tx).await?, out),
+        };
     }
     let mut p = crate::dialect::Placeholders::new(engine);
     // Integers of our own are written as literals: only the six per-message values are bound.
@@ -257,7 +361,7 @@ async fn insert_messages(
         "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, encoding, segments,
             status, gateway_id, broadcast_id, occurrence_id, attempts, next_attempt_at, created_at,
             expires_at, updated_at)
-         VALUES {} ON CONFLICT DO NOTHING",
+         VALUES {} ON CONFLICT DO NOTHING{tail}",
         rows.join(", ")
     );
     let mut q = sqlx::query(&sql);
@@ -270,10 +374,19 @@ async fn insert_messages(
             .bind(m.segments)
             .bind(m.gateway_id);
     }
-    Ok(q.persistent(false)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected())
+    let q = q.persistent(false);
+    match returning {
+        None => Ok(q.execute(&mut **tx).await?.rows_affected()),
+        Some(out) => fetch_returned(q.fetch_all(&mut **tx).await?, out),
+    }
+}
+
+/// Adds the (id, case row) of `RETURNING id, case_pk` rows to `out`; returns how many.
+fn fetch_returned(rows: Vec<sqlx::any::AnyRow>, out: &mut Vec<(i64, i64)>) -> StoreResult<u64> {
+    for row in &rows {
+        out.push((row.try_get("id")?, row.try_get("case_pk")?));
+    }
+    Ok(rows.len() as u64)
 }
 
 /// Of these messages, the case rows whose message the occurrence holds (the others' numbers

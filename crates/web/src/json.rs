@@ -32,7 +32,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_large",
-                    "the request body is larger than the limit of 2 MB",
+                    "the request body is larger than the limit of 2 MB (8 MB for a survey)",
                 )
             } else {
                 ApiError::invalid(format!("could not read the request body: {e}"))

@@ -155,6 +155,7 @@ pub fn app(state: AppState) -> Router {
             get(broadcast_progress_script),
         )
         .route("/static/case_messages.js", get(case_messages_script))
+        .route("/static/survey_builder.js", get(survey_builder_script))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             body_timeout,
@@ -241,6 +242,10 @@ async fn broadcast_progress_script() -> impl IntoResponse {
 
 async fn case_messages_script() -> impl IntoResponse {
     script(include_str!("../static/case_messages.js"))
+}
+
+async fn survey_builder_script() -> impl IntoResponse {
+    script(include_str!("../static/survey_builder.js"))
 }
 
 /// Refuses URLs that carry a NUL character (`%00`): nothing legitimate does, and PostgreSQL

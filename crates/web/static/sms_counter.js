@@ -5,7 +5,7 @@
 //
 // Counts the case page's message box (#sms-text into #sms-counter) and every textarea with a
 // data-counter attribute (the id of its counter); window.casecastSmsCounter(textarea, out)
-// attaches one added later.
+// attaches one added later, and window.casecastSmsAnalyse(text) counts any text.
 (function () {
   var BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
   var EXTENSION = "\f^{}\\[~]|€";
@@ -58,6 +58,7 @@
   }
 
   window.casecastSmsCounter = attach;
+  window.casecastSmsAnalyse = analyse;
   attach(document.getElementById("sms-text"), document.getElementById("sms-counter"));
   document.querySelectorAll("textarea[data-counter]").forEach(function (t) {
     attach(t, document.getElementById(t.getAttribute("data-counter")));

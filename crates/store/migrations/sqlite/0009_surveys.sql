@@ -5,6 +5,8 @@ CREATE TABLE surveys (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
   name TEXT NOT NULL,
+  -- The trimmed name in lower case: unique per project (as case groups' names).
+  name_key TEXT NOT NULL,
   -- JSON: the CONTRACT's survey body (core::survey::Survey), checked when saved.
   definition TEXT NOT NULL,
   created_by BIGINT REFERENCES users(id) ON DELETE SET NULL,
@@ -12,6 +14,7 @@ CREATE TABLE surveys (
   updated_at BIGINT NOT NULL
 );
 CREATE INDEX surveys_project ON surveys(project_id, id);
+CREATE UNIQUE INDEX surveys_name ON surveys(project_id, name_key);
 -- A session: the state of core::survey::session::SessionState in columns, the respondent, and
 -- its timers. While its latest message waits in the outbox the timers are durations
 -- (reminder_in_ms, expiry_in_ms) and the due instants are NULL; when the dispatcher is done with

@@ -25,6 +25,8 @@ mod membership;
 mod outbox;
 mod projects;
 mod schema;
+mod survey_broadcasts;
+mod survey_definitions;
 mod survey_order;
 mod surveys;
 mod tokens;

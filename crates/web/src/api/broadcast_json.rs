@@ -20,7 +20,7 @@ pub struct BroadcastJson {
     pub id: i64,
     pub name: String,
     pub recipients: RecipientsJson,
-    /// `{"sms": {"*": "default text", "<language_code>": "text"}}`.
+    /// `{"sms": {"*": "default text", "<language_code>": "text"}}` or `{"survey": id}`.
     #[schema(value_type = Object)]
     pub content: Value,
     /// `{"kind": "immediate"}`, `{"kind": "once", "at"}` or `{"kind": "daily"|"weekly"|"monthly",

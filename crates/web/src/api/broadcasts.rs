@@ -44,8 +44,9 @@ pub struct BroadcastBody {
     pub name: String,
     /// At least one case group or case: at most 50 groups and 1,000 cases.
     pub recipients: RecipientsJson,
-    /// `{"sms": {"*": "default text", "<language_code>": "text"}}`. Placeholders:
-    /// `{case.name}`, `{case.external_id}`, `{case.phone_number}`, `{case.<property>}`.
+    /// `{"sms": {"*": "default text", "<language_code>": "text"}}` (placeholders:
+    /// `{case.name}`, `{case.external_id}`, `{case.phone_number}`, `{case.<property>}`), or
+    /// `{"survey": id}`: one of the project's surveys, started for each recipient.
     #[schema(value_type = Object)]
     pub content: Value,
     /// `{"kind": "immediate"}` (the default), `{"kind": "once", "at": "2026-12-01T09:00"}`, or

@@ -9,6 +9,7 @@ pub mod gateways;
 pub mod messages;
 pub mod messaging_settings;
 pub mod opt_outs;
+pub mod surveys;
 pub mod uploads;
 
 use axum::extract::FromRequestParts;
@@ -129,7 +130,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(broadcasts::router())
         .merge(messages::router())
         .merge(opt_outs::router())
-        .merge(messaging_settings::router());
+        .merge(messaging_settings::router())
+        .merge(surveys::router());
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1/projects/{project}", project)
         .split_for_parts();

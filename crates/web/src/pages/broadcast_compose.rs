@@ -94,6 +94,10 @@ struct ComposePage {
     f: BroadcastForm,
     groups: Vec<Choice>,
     gateways: Vec<Choice>,
+    /// The project's surveys, for a survey broadcast.
+    surveys: Vec<Choice>,
+    /// Whether the form sends a survey (else SMS texts).
+    survey_chosen: bool,
     rows: Vec<Row>,
     next_row: usize,
     weekdays: Vec<Choice>,
@@ -215,6 +219,7 @@ async fn render(
 ) -> PageResult<Response> {
     let groups = state.db.list_groups(page.project.id).await?;
     let gateways = state.db.list_gateways(page.project.id).await?;
+    let surveys = state.db.list_surveys(page.project.id).await?;
     let mut property_names = state
         .db
         .property_names(page.project.id, PROPERTY_NAMES_SHOWN + 1)
@@ -272,6 +277,16 @@ async fn render(
                 )
             })
             .collect(),
+        surveys: (surveys.into_iter())
+            .map(|s| {
+                choice(
+                    s.id.to_string(),
+                    s.survey.name,
+                    std::slice::from_ref(&f.survey_id),
+                )
+            })
+            .collect(),
+        survey_chosen: f.content_kind.trim() == "survey",
         next_row: rows.len(),
         rows,
         weekdays: (WEEKDAYS.iter())

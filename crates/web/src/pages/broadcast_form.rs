@@ -31,6 +31,10 @@ pub(super) struct BroadcastForm {
     pub groups: Vec<String>,
     /// Case IDs, one a line (commas also separate).
     pub cases: String,
+    /// `sms` (the texts below) or `survey` (the survey chosen).
+    pub content_kind: String,
+    /// The survey's id, when `content_kind` is `survey`.
+    pub survey_id: String,
     pub default_text: String,
     pub translations: Vec<TranslationRow>,
     /// `now`, `once`, `daily`, `weekly` or `monthly`.
@@ -69,6 +73,7 @@ impl BroadcastForm {
     pub fn blank(today: &str) -> BroadcastForm {
         BroadcastForm {
             schedule_kind: "now".into(),
+            content_kind: "sms".into(),
             once_date: today.into(),
             once_time: "09:00".into(),
             start_date: today.into(),
@@ -104,6 +109,8 @@ impl BroadcastForm {
                 "name" => &mut f.name,
                 "cases" => &mut f.cases,
                 "default_text" => &mut f.default_text,
+                "content_kind" => &mut f.content_kind,
+                "survey_id" => &mut f.survey_id,
                 "schedule_kind" => &mut f.schedule_kind,
                 "once_date" => &mut f.once_date,
                 "once_time" => &mut f.once_time,
@@ -140,6 +147,43 @@ impl BroadcastForm {
     /// The CONTRACT broadcast body the form describes; errors the checker cannot name (a
     /// translation without its language, one language twice) are reported here.
     pub fn body(&self) -> Result<Value, FieldError> {
+        let content = match self.content_kind.trim() {
+            "survey" => match self.survey_id.trim() {
+                "" => return Err(FieldError::new("content.survey", "choose a survey")),
+                id => json!({"survey": number_or_text(id)}),
+            },
+            "" | "sms" => json!({"sms": self.texts()?}),
+            _ => {
+                return Err(FieldError::new(
+                    "content",
+                    "choose an SMS message or a survey",
+                ))
+            }
+        };
+        let cases: Vec<&str> = self
+            .cases
+            .split(['\n', ','])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        let gateway_id = match self.gateway_id.trim() {
+            "" => Value::Null,
+            id => id
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::String(id.to_string())),
+        };
+        Ok(json!({
+            "name": self.name,
+            "recipients": {"case_groups": self.groups, "cases": cases},
+            "content": content,
+            "schedule": self.schedule()?,
+            "gateway_id": gateway_id,
+        }))
+    }
+
+    /// The SMS texts by language key.
+    fn texts(&self) -> Result<Map<String, Value>, FieldError> {
         let mut sms = Map::new();
         sms.insert("*".into(), Value::String(text(&self.default_text)));
         for (n, row) in self.translations.iter().enumerate() {
@@ -163,26 +207,7 @@ impl BroadcastForm {
             }
             sms.insert(lang.to_string(), Value::String(text(&row.text)));
         }
-        let cases: Vec<&str> = self
-            .cases
-            .split(['\n', ','])
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
-        let gateway_id = match self.gateway_id.trim() {
-            "" => Value::Null,
-            id => id
-                .parse::<i64>()
-                .map(Value::from)
-                .unwrap_or_else(|_| Value::String(id.to_string())),
-        };
-        Ok(json!({
-            "name": self.name,
-            "recipients": {"case_groups": self.groups, "cases": cases},
-            "content": {"sms": sms},
-            "schedule": self.schedule()?,
-            "gateway_id": gateway_id,
-        }))
+        Ok(sms)
     }
 
     fn schedule(&self) -> Result<Value, FieldError> {
@@ -243,6 +268,7 @@ pub(super) fn label(field: &str) -> String {
         "recipients" => "Recipients",
         "recipients.cases" => "Case IDs",
         "content" | "content.sms" => "Texts",
+        "content.survey" => "Survey",
         "content.sms.*" => "Default text",
         "translation" => "Translations",
         "schedule" | "schedule.kind" => "When",
@@ -315,7 +341,7 @@ mod tests {
         assert_eq!(draft.recipients.case_groups, vec![3, 4]);
         assert_eq!(draft.recipients.cases, vec!["c-1", "c-2", "c-3"]);
         assert_eq!(
-            draft.content.default_template().as_str(),
+            draft.content.sms().unwrap().default_template().as_str(),
             "Hello {case.name}\nsee you"
         );
         assert_eq!(
@@ -324,6 +350,29 @@ mod tests {
                 "weekdays": ["mon", "thu"], "days_of_month": [], "stop": {"after_occurrences": 10}})
         );
         assert_eq!(draft.gateway_id, None);
+    }
+
+    #[test]
+    fn a_survey_form_sends_the_survey_chosen_and_not_the_texts() {
+        let base = [("name", "N"), ("group", "1"), ("content_kind", "survey")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            form(&all)
+        };
+        // The texts (left empty, or a translation without its code) are not read.
+        let f = with(&[("survey_id", "12"), ("text_0", "Habari")]);
+        let draft = Draft::parse(&f.body().unwrap()).unwrap();
+        assert_eq!(draft.content.survey(), Some(12));
+        let e = with(&[("survey_id", " ")]).body().unwrap_err();
+        assert_eq!(
+            (section(&e.field), message(&e).as_str()),
+            ("texts", "Survey: choose a survey")
+        );
+        let e = Draft::parse(&with(&[("survey_id", "x")]).body().unwrap()).unwrap_err();
+        assert!(message(&e).starts_with("Survey: "), "{}", message(&e));
+        let e = form(&[("content_kind", "poll")]).body().unwrap_err();
+        assert_eq!(e.field, "content");
     }
 
     #[test]

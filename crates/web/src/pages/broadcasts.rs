@@ -133,6 +133,9 @@ struct DetailPage {
     cases: Vec<String>,
     gateway: String,
     texts: Vec<(String, String)>,
+    /// A survey broadcast's survey: (id, name), `None` for SMS texts; the name is a note when
+    /// the survey was deleted.
+    survey: Option<(i64, String)>,
     error: String,
     can_cancel: bool,
     can_pause: bool,
@@ -236,6 +239,14 @@ pub(super) async fn show(
         .into_iter()
         .map(|g| (g.id, g.name))
         .collect();
+    let survey = match b.content.survey() {
+        Some(id) => Some(match state.db.survey(page.project.id, id).await {
+            Ok(s) => (id, s.survey.name),
+            Err(casecast_store::StoreError::NotFound(_)) => (id, format!("deleted survey #{id}")),
+            Err(e) => return Err(e.into()),
+        }),
+        None => None,
+    };
     let filters = [
         ("status", status.map(|s| s.to_string()).unwrap_or_default()),
         (
@@ -266,7 +277,8 @@ pub(super) async fn show(
             }
             None => "each number's gateway (by prefix, else the default)".into(),
         },
-        texts: (b.content.templates())
+        survey,
+        texts: (b.content.sms().into_iter().flat_map(|c| c.templates()))
             .map(|(k, t)| {
                 let label = if k == "*" {
                     "Default text".to_string()

@@ -18,6 +18,8 @@ mod opt_outs;
 mod schedule_words;
 mod settings_tokens;
 mod settings_users;
+mod survey_form;
+mod surveys;
 
 use askama::Template;
 use axum::extract::DefaultBodyLimit;
@@ -34,6 +36,7 @@ const UPLOAD_BODY_LIMIT: usize = 50 * 1024 * 1024 + 64 * 1024;
 /// The page routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(surveys::router())
         .route("/", get(login::projects))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(to_form_page).post(login::logout))

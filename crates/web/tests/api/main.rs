@@ -27,6 +27,7 @@ mod openapi;
 mod opt_outs;
 mod pages;
 mod people_pages;
+mod surveys;
 mod upload_bad_input;
 mod uploads;
 

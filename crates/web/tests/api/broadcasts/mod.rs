@@ -6,6 +6,7 @@ mod api_errors;
 mod api_flow;
 mod controls;
 mod pages;
+mod surveys;
 
 use casecast_testkit::TestApp;
 use reqwest::Method;
