@@ -7,8 +7,8 @@
 //! receives exactly the intro and first question, the invalid text with the question again, the
 //! reminders and the end text; the answers land on the cases' properties and in the sessions.
 //!
-//! The sessions are started one case at a time with `engine::surveys::start_for_case` (a
-//! broadcast of a survey is another part of the issue).
+//! The sessions are started by a broadcast of the survey (content `{"survey": id}`) to the
+//! three cases, fanned out by the server's worker.
 
 // Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
 // spares only #[test] functions and #[cfg(test)] modules.
@@ -18,6 +18,7 @@ use casecast_testkit::Workflows;
 use std::future::Future;
 use std::time::Duration;
 
+use casecast_core::broadcast::Draft;
 use casecast_core::case::CaseChanges;
 use casecast_core::gateway::config::GatewayKind;
 use casecast_core::survey::session::SessionStatus;
@@ -212,19 +213,41 @@ async fn three_cases_answer_fail_and_stay_silent_through_kannel(engine: Dialect)
         .unwrap()
         .id;
     let mut cases = Vec::new();
-    let mut sessions = Vec::new();
     for (name, phone) in ["Amina", "Bea", "Cleo"].iter().zip(PHONES) {
-        let case_id = case(&app, name, phone).await;
-        let s = app
+        cases.push(case(&app, name, phone).await);
+    }
+    // A broadcast of the survey to the three cases, now: the worker fans it out into sessions.
+    let draft = Draft::parse(&json!({
+        "name": "ANC round",
+        "recipients": {"case_groups": [], "cases": cases},
+        "content": {"survey": survey_id},
+    }))
+    .unwrap();
+    app.db
+        .create_broadcast(&app.alpha, &draft, None)
+        .await
+        .unwrap();
+    let mut sessions = Vec::new();
+    for case_id in &cases {
+        let case_pk = app
             .db
-            .start_survey(&app.alpha, survey_id, &case_id)
+            .case_recipient(app.alpha.id, case_id)
             .await
-            .unwrap();
+            .unwrap()
+            .unwrap()
+            .case_pk;
+        let s = eventually("the case's session started", || async {
+            app.db
+                .sessions_of_case(app.alpha.id, case_pk, 10)
+                .await
+                .unwrap()
+                .pop()
+        })
+        .await;
         assert_eq!(
-            (s.status, s.current_question),
-            (SessionStatus::Active, Some(0))
+            (s.survey_id, s.status, s.current_question),
+            (survey_id, SessionStatus::Active, Some(0))
         );
-        cases.push(case_id);
         sessions.push(s.id);
     }
     for phone in PHONES {
