@@ -41,14 +41,19 @@ fn write_cases(path: &Path, from: usize, to: usize) -> anyhow::Result<()> {
 }
 
 /// What one download measured.
-struct Fetched {
-    first_byte: f64,
-    total: f64,
-    bytes: u64,
-    lines: u64,
+pub(crate) struct Fetched {
+    pub(crate) first_byte: f64,
+    pub(crate) total: f64,
+    pub(crate) bytes: u64,
+    pub(crate) lines: u64,
 }
 
-async fn fetch(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Fetched> {
+/// Downloads `url` with the token, timing the first byte and the whole.
+pub(crate) async fn fetch(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<Fetched> {
     let started = Instant::now();
     let mut resp = http.get(url).bearer_auth(token).send().await?;
     if !resp.status().is_success() {

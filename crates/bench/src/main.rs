@@ -12,6 +12,7 @@ mod export;
 mod groups;
 mod hardening;
 mod import;
+mod survey_export;
 
 use std::path::PathBuf;
 
@@ -93,6 +94,12 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         cases: usize,
     },
+    /// Survey-responses figures: CSV and .xlsx of a survey's N sessions through `casecast
+    /// serve` (first byte, rows/s, server peak memory).
+    SurveyExport {
+        #[arg(long, default_value_t = 100_000)]
+        sessions: usize,
+    },
     /// Delivery figures: dispatch to a local HTTP sink, through Kannel, a shared rate limit.
     #[command(subcommand)]
     Dispatch(dispatch::DispatchBench),
@@ -131,6 +138,7 @@ impl Command {
             self,
             Command::Groups { .. }
                 | Command::Export { .. }
+                | Command::SurveyExport { .. }
                 | Command::Hardening(_)
                 | Command::Contention { .. }
                 | Command::Dispatch(dispatch::DispatchBench::Rate { .. })
@@ -153,6 +161,7 @@ async fn run(bench: &Bench, command: Command) -> anyhow::Result<()> {
             occurrence,
         } => broadcast::run_fanout(bench, project_id, occurrence).await,
         Command::Export { cases } => export::run(bench, cases).await,
+        Command::SurveyExport { sessions } => survey_export::run(bench, sessions).await,
         Command::Contention { rows, via } => contention::run(bench, rows, via).await,
         Command::Dispatch(command) => dispatch::run(bench, command).await,
         Command::Hardening(h) => hardening::run(bench, h).await,

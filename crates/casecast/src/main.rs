@@ -6,6 +6,7 @@ mod demo;
 mod groups;
 mod import;
 mod serve;
+mod survey_responses;
 mod surveys;
 
 use clap::error::ErrorKind;

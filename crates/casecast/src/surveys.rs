@@ -28,6 +28,10 @@ pub enum SurveysCommand {
         project: String,
         id: String,
     },
+    /// Write a survey's responses to an .xlsx or .csv file: one row per session (case_id,
+    /// external_id, name, phone_number, status, started_at, completed_at), then one column per
+    /// question key.
+    Responses(crate::survey_responses::ResponsesArgs),
 }
 
 pub async fn surveys(cfg: &Config, command: SurveysCommand) -> anyhow::Result<()> {
@@ -39,6 +43,7 @@ pub async fn surveys(cfg: &Config, command: SurveysCommand) -> anyhow::Result<()
 
 async fn run(db: &Db, command: SurveysCommand) -> anyhow::Result<()> {
     match command {
+        SurveysCommand::Responses(args) => crate::survey_responses::run(db, args).await?,
         SurveysCommand::List { project } => {
             let p = project_of(db, &project).await?;
             let mut cursor = None;

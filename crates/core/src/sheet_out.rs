@@ -78,6 +78,8 @@ pub fn to_xlsx(table: &Table<'_>, sheet_name: &str) -> Result<Vec<u8>, XlsxError
 pub struct XlsxWriter {
     workbook: Workbook,
     next_row: u32,
+    /// Columns whose cells that read as numbers are written as numbers.
+    number_columns: Vec<usize>,
 }
 
 impl XlsxWriter {
@@ -102,7 +104,15 @@ impl XlsxWriter {
         Ok(XlsxWriter {
             workbook,
             next_row: 1,
+            number_columns: Vec::new(),
         })
+    }
+
+    /// Writes the cells of these columns that read as finite numbers (`12`, `-3.5`) as number
+    /// cells (a survey's number answers); other cells of them stay strings.
+    pub fn with_number_columns(mut self, columns: &[usize]) -> Self {
+        self.number_columns = columns.to_vec();
+        self
     }
 
     /// Adds rows below the ones already written; refuses to go past Excel's row limit.
@@ -113,7 +123,14 @@ impl XlsxWriter {
         let ws = self.workbook.worksheet_from_index(0)?;
         for row in rows {
             for (c, v) in row.iter().enumerate() {
-                if v.starts_with('\'') && formula_after_apostrophes(v) {
+                let number = self
+                    .number_columns
+                    .contains(&c)
+                    .then(|| v.parse::<f64>().ok().filter(|n| n.is_finite()))
+                    .flatten();
+                if let Some(n) = number {
+                    ws.write_number(self.next_row, c as u16, n)?;
+                } else if v.starts_with('\'') && formula_after_apostrophes(v) {
                     // Never run as a formula (a string cell), but every sheet read drops one
                     // apostrophe before a formula start: keep this value's own.
                     ws.write_string(self.next_row, c as u16, truncate_cell(&format!("'{v}")))?;

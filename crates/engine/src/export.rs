@@ -29,16 +29,37 @@ fn file_error(e: impl std::fmt::Display) -> StoreError {
 impl ExportWriter {
     /// Starts a file at `path` (CSV) or a workbook to be saved there (`.xlsx`).
     pub fn new(format: ExportFormat, columns: &ExportColumns, path: &Path) -> StoreResult<Self> {
+        Self::sheet(
+            format,
+            &columns.headers(),
+            &columns.text_columns(),
+            &[],
+            "cases",
+            path,
+        )
+    }
+
+    /// Starts a file of any table: its headers, the columns that are text and those that are
+    /// numbers in `.xlsx`, and the sheet's name.
+    pub fn sheet(
+        format: ExportFormat,
+        headers: &[&str],
+        text_columns: &[usize],
+        number_columns: &[usize],
+        sheet_name: &str,
+        path: &Path,
+    ) -> StoreResult<Self> {
         match format {
             ExportFormat::Csv => {
                 let mut out = BufWriter::new(std::fs::File::create(path).map_err(StoreError::Io)?);
-                out.write_all(&sheet_out::csv_start(&columns.headers()))
+                out.write_all(&sheet_out::csv_start(headers))
                     .map_err(StoreError::Io)?;
                 Ok(ExportWriter::Csv(out))
             }
             ExportFormat::Xlsx => Ok(ExportWriter::Xlsx(Box::new(
-                XlsxWriter::new(&columns.headers(), &columns.text_columns(), "cases")
-                    .map_err(file_error)?,
+                XlsxWriter::new(headers, text_columns, sheet_name)
+                    .map_err(file_error)?
+                    .with_number_columns(number_columns),
             ))),
         }
     }

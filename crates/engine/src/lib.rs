@@ -18,6 +18,7 @@ pub mod recipients;
 pub mod scheduler;
 pub mod send;
 pub mod supervise;
+pub mod survey_export;
 pub mod surveys;
 pub mod upload;
 pub mod worker;

@@ -24,6 +24,7 @@ pub mod recipients;
 pub mod sealed;
 pub mod secrets;
 pub mod settings;
+pub mod survey_responses;
 pub mod survey_sessions;
 pub mod surveys;
 pub mod tokens;

@@ -369,3 +369,38 @@ pub async fn members_table(db: &Db, project_id: i64, group_id: i64) -> StoreResu
         text_columns: &[0, 1, 3],
     })
 }
+
+/// A survey's responses as `{stem}.csv` (streamed as the sessions are read) or `{stem}.xlsx`
+/// (written to a temporary file a page at a time, then sent): one row per session, in the
+/// order they started. The survey must be the project's (the caller read it so).
+pub async fn responses_download(
+    db: &Db,
+    project: &casecast_store::projects::Project,
+    survey: &casecast_store::surveys::StoredSurvey,
+    xlsx: bool,
+    stem: &str,
+) -> Result<Response, DownloadError> {
+    use casecast_engine::survey_export;
+    if xlsx {
+        let dir = tempfile::tempdir().map_err(StoreError::Io)?;
+        let path = dir.path().join("responses.xlsx");
+        survey_export::write_responses(db, project, survey, ExportFormat::Xlsx, &path).await?;
+        let file = tokio::fs::File::open(&path).await.map_err(StoreError::Io)?;
+        return Ok(download(
+            file_body(file, dir),
+            XLSX,
+            &format!("{stem}.xlsx"),
+        ));
+    }
+    let columns = std::sync::Arc::new(survey_export::response_columns(project, survey));
+    let (first, next) =
+        survey_export::response_rows(db, project.id, survey.id, &columns, 0).await?;
+    let mut head = sheet_out::csv_start(&columns.headers());
+    head.extend(sheet_out::csv_rows(&first));
+    let pages = survey_export::response_pages(db, project.id, survey.id, columns, next);
+    Ok(download(
+        csv_body(head, pages),
+        "text/csv; charset=utf-8",
+        &format!("{stem}.csv"),
+    ))
+}

@@ -156,6 +156,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/static/case_messages.js", get(case_messages_script))
         .route("/static/survey_builder.js", get(survey_builder_script))
+        .route("/static/survey_counts.js", get(survey_counts_script))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             body_timeout,
@@ -246,6 +247,10 @@ async fn case_messages_script() -> impl IntoResponse {
 
 async fn survey_builder_script() -> impl IntoResponse {
     script(include_str!("../static/survey_builder.js"))
+}
+
+async fn survey_counts_script() -> impl IntoResponse {
+    script(include_str!("../static/survey_counts.js"))
 }
 
 /// Refuses URLs that carry a NUL character (`%00`): nothing legitimate does, and PostgreSQL

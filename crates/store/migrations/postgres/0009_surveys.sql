@@ -59,6 +59,8 @@ CREATE TABLE survey_sessions (
 CREATE UNIQUE INDEX survey_sessions_one_active ON survey_sessions(project_id, case_pk) WHERE status = 'active';
 CREATE INDEX survey_sessions_phone ON survey_sessions(project_id, phone, asked_at) WHERE status = 'active';
 CREATE INDEX survey_sessions_survey ON survey_sessions(survey_id, status, id);
+-- A survey's sessions in id order (its responses export, its sessions listed newest first).
+CREATE INDEX survey_sessions_survey_id ON survey_sessions(survey_id, id);
 CREATE INDEX survey_sessions_case ON survey_sessions(case_pk, id);
 CREATE INDEX survey_sessions_occurrence ON survey_sessions(occurrence_id, case_pk) WHERE occurrence_id IS NOT NULL;
 CREATE INDEX survey_sessions_reminder ON survey_sessions(reminder_due) WHERE status = 'active' AND reminder_due IS NOT NULL;

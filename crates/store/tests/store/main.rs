@@ -28,6 +28,7 @@ mod schema;
 mod survey_broadcasts;
 mod survey_definitions;
 mod survey_order;
+mod survey_responses;
 mod surveys;
 mod tokens;
 mod uploads;

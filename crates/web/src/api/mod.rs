@@ -9,6 +9,7 @@ pub mod gateways;
 pub mod messages;
 pub mod messaging_settings;
 pub mod opt_outs;
+pub mod survey_sessions;
 pub mod surveys;
 pub mod uploads;
 
@@ -131,7 +132,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(messages::router())
         .merge(opt_outs::router())
         .merge(messaging_settings::router())
-        .merge(surveys::router());
+        .merge(surveys::router())
+        .merge(survey_sessions::router());
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1/projects/{project}", project)
         .split_for_parts();

@@ -134,6 +134,10 @@ struct CasePage {
     history_moving: bool,
     /// The case ID for a query string.
     case_id_q: String,
+    /// The "Surveys" section.
+    surveys: super::case_surveys::CaseSurveys,
+    survey_notice: Option<&'static str>,
+    survey_error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -393,16 +397,18 @@ pub(super) async fn message_statuses(
     ))
 }
 
-/// What the send form leaves on the case page.
+/// What the send form (or the survey form) leaves on the case page.
 #[derive(Default)]
-struct SendOutcome {
-    text: String,
-    error: Option<String>,
-    error_code: &'static str,
-    notice: Option<&'static str>,
+pub(super) struct SendOutcome {
+    pub(super) text: String,
+    pub(super) error: Option<String>,
+    pub(super) error_code: &'static str,
+    pub(super) notice: Option<&'static str>,
+    pub(super) survey_notice: Option<&'static str>,
+    pub(super) survey_error: Option<String>,
 }
 
-async fn render_case(
+pub(super) async fn render_case(
     state: &AppState,
     page: &ProjectPage,
     case_id: &str,
@@ -428,6 +434,13 @@ async fn render_case(
         .list_messages(page.project.id, &filter, HISTORY_SIZE, None)
         .await?;
     let moving = history_moving(&history);
+    let pk = state
+        .db
+        .case_recipient(page.project.id, case_id)
+        .await?
+        .ok_or(StoreError::NotFound("case"))?
+        .case_pk;
+    let surveys = super::case_surveys::case_surveys(&state.db, page, pk, &names).await?;
     let view = CasePage {
         chrome: Chrome::project(page, "cases"),
         slug: page.project.slug.clone(),
@@ -447,6 +460,9 @@ async fn render_case(
         more_history: next.is_some(),
         history_moving: moving,
         case_id_q: percent_encode(case_id),
+        surveys,
+        survey_notice: outcome.survey_notice,
+        survey_error: outcome.survey_error,
     };
     Ok((status, html(&view)?).into_response())
 }
@@ -461,6 +477,8 @@ pub(super) async fn show(
     let outcome = SendOutcome {
         notice: (q.done.as_deref() == Some("sent"))
             .then_some("The message was queued: its status below follows it to the phone."),
+        survey_notice: (q.done.as_deref() == Some("survey_started"))
+            .then_some("The survey was started: its first question is queued."),
         ..Default::default()
     };
     render_case(&state, &page, &case_id, StatusCode::OK, outcome).await
@@ -492,7 +510,7 @@ pub(super) async fn send(
         text: text.clone(),
         error: Some(error),
         error_code: code,
-        notice: None,
+        ..Default::default()
     };
     let gateway_id = match form.gateway_id.trim() {
         "" => None,
@@ -543,7 +561,7 @@ pub(super) async fn send(
 }
 
 /// A store message as a sentence: capital first letter, full stop.
-fn sentence(message: &str) -> String {
+pub(super) fn sentence(message: &str) -> String {
     let mut chars = message.chars();
     let mut out: String = match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),

@@ -8,6 +8,7 @@ mod broadcast_form;
 mod broadcasts;
 mod case_groups;
 mod case_imports;
+mod case_surveys;
 mod cases;
 mod gateway_form;
 mod gateways;
@@ -19,6 +20,7 @@ mod schedule_words;
 mod settings_tokens;
 mod settings_users;
 mod survey_form;
+mod survey_results;
 mod surveys;
 
 use askama::Template;
@@ -78,6 +80,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/a/{project}/cases/{case_id}/messages",
             get(to_form_page).post(cases::send),
+        )
+        .route(
+            "/a/{project}/cases/{case_id}/surveys",
+            get(to_form_page).post(case_surveys::start),
         )
         .route(
             "/a/{project}/cases/{case_id}/messages.json",
@@ -203,6 +209,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/a/{project}/settings/tokens/{id}/revoke",
             get(to_list_page).post(settings_tokens::revoke),
+        )
+        .route(
+            "/a/{project}/messaging/surveys/{id}",
+            get(survey_results::show),
+        )
+        .route(
+            "/a/{project}/messaging/surveys/{id}/counts.json",
+            get(survey_results::counts),
+        )
+        .route(
+            "/a/{project}/messaging/surveys/{id}/responses.csv",
+            get(survey_results::responses_csv),
+        )
+        .route(
+            "/a/{project}/messaging/surveys/{id}/responses.xlsx",
+            get(survey_results::responses_xlsx),
         )
         .route(
             "/a/{project}/messaging/uploads/{upload_id}",

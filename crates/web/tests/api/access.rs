@@ -85,6 +85,15 @@ async fn every_route_checks_token_project_and_role(engine: Dialect) {
     .await;
     assert_eq!(status, 201, "{broadcast}");
     let broadcast_id = broadcast["id"].as_i64().unwrap().to_string();
+    let survey = casecast_core::survey::Survey::parse(&json!({
+        "name": "Check", "expire_after_minutes": 60,
+        "questions": [{"key": "ok", "type": "yes_no", "text": "Well?"}]
+    }))
+    .unwrap();
+    let survey_id = (app.db.create_survey(app.alpha.id, &survey, None).await)
+        .unwrap()
+        .id
+        .to_string();
     let doc: serde_json::Value = app
         .http
         .get(app.url("/api/v1/openapi.json"))
@@ -119,6 +128,7 @@ async fn every_route_checks_token_project_and_role(engine: Dialect) {
             t if t.starts_with("/gateways/") => &gateway_id,
             t if t.starts_with("/messages/") => &message_id,
             t if t.starts_with("/broadcasts/") => &broadcast_id,
+            t if t.starts_with("/surveys/") => &survey_id,
             _ => &group_id,
         };
         for (method, operation) in item.as_object().unwrap() {

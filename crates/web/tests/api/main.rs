@@ -27,6 +27,7 @@ mod openapi;
 mod opt_outs;
 mod pages;
 mod people_pages;
+mod survey_results;
 mod surveys;
 mod upload_bad_input;
 mod uploads;
