@@ -5,7 +5,8 @@
 //! its two reminders and then expires (its timers driven by a `ManualClock`: the server runs in
 //! this process, and its own worker's system clock is hours short of any timer). The operator
 //! receives exactly the intro and first question, the invalid text with the question again, the
-//! reminders and the end text; the answers land on the cases' properties and in the sessions.
+//! reminders and the end text; the answers land on the cases' properties, in the sessions and
+//! in the responses export (`GET /surveys/{id}/responses.csv`) exactly.
 //!
 //! The sessions are started by a broadcast of the survey (content `{"survey": id}`) to the
 //! three cases, fanned out by the server's worker.
@@ -395,4 +396,52 @@ async fn three_cases_answer_fail_and_stay_silent_through_kannel(engine: Dialect)
     assert_eq!(texts_to(&kannel, p2), [FIRST, INVALID, FEELING, DUE, END]);
     assert_eq!(texts_to(&kannel, p3), [FIRST, VISITS, VISITS]);
     assert_eq!(kannel.received().len(), 4 + 5 + 3);
+
+    // The responses export: one row per session in session order, times in Kampala.
+    let resp = app
+        .http
+        .get(app.api("alpha", &format!("/surveys/{survey_id}/responses.csv")))
+        .bearer_auth(&app.alpha_viewer.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let csv = resp.text().await.unwrap();
+    let local = |ms: Option<i64>| {
+        ms.map(|ms| {
+            jiff::Timestamp::from_millisecond(ms)
+                .unwrap()
+                .to_zoned(app.alpha.zone())
+                .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string()
+        })
+        .unwrap_or_default()
+    };
+    let answers = [",12,good,2026-12-25", ",7,bad,2027-01-15", ",,,"];
+    let names = ["Amina", "Bea", "Cleo"];
+    let mut rows: Vec<(i64, String)> = Vec::new();
+    for i in 0..3 {
+        let s = session(&app, sessions[i]).await;
+        rows.push((
+            s.id,
+            format!(
+                "{},,{},'{},{},{},{}{}\n",
+                cases[i],
+                names[i],
+                PHONES[i],
+                s.status,
+                local(Some(s.started_at)),
+                local(s.completed_at),
+                answers[i]
+            ),
+        ));
+    }
+    rows.sort();
+    let mut expected = String::from(
+        "\u{feff}case_id,external_id,name,phone_number,status,started_at,completed_at,visits,feeling,due\n",
+    );
+    for (_, row) in rows {
+        expected.push_str(&row);
+    }
+    assert_eq!(csv, expected);
 }
