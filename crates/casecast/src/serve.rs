@@ -135,7 +135,8 @@ pub struct RunArgs {
     /// ANCHOR_MS it shows START_MS and runs SPEED times faster), shared by several processes.
     #[arg(long, hide = true, value_name = "ANCHOR_MS:START_MS:SPEED")]
     test_clock: Option<ScaledClock>,
-    /// Tests only: hold at this fault point (fanout-batch=N, upload-batch=N); repeatable.
+    /// Tests only: hold at this fault point (fanout-batch=N, upload-batch=N,
+    /// survey-reply=N); repeatable.
     #[arg(long, hide = true, value_name = "POINT")]
     test_fault: Vec<Fault>,
 }

@@ -3,6 +3,7 @@
 //! passes [`Faults::none`]; the binary takes them from a hidden test-only flag.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A point in a workflow where a process can be held.
@@ -12,6 +13,10 @@ pub enum Fault {
     FanoutBatchWritten(u64),
     /// Right after an upload committed its Nth batch (from 1, counted per run of the job).
     UploadBatchWritten(u64),
+    /// Inside the transaction of the Nth reply to a survey session this process handles (from
+    /// 1): the answer saved, the next message queued, the inbound message marked handled, not
+    /// yet committed.
+    SurveyReply(u64),
 }
 
 impl fmt::Display for Fault {
@@ -19,13 +24,14 @@ impl fmt::Display for Fault {
         match self {
             Fault::FanoutBatchWritten(n) => write!(f, "fanout-batch={n}"),
             Fault::UploadBatchWritten(n) => write!(f, "upload-batch={n}"),
+            Fault::SurveyReply(n) => write!(f, "survey-reply={n}"),
         }
     }
 }
 
-/// A fault point that is not `fanout-batch=N` or `upload-batch=N`.
+/// A fault point that is not `fanout-batch=N`, `upload-batch=N` or `survey-reply=N`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0:?} is not a fault point (fanout-batch=N or upload-batch=N, N from 1)")]
+#[error("{0:?} is not a fault point (fanout-batch=N, upload-batch=N or survey-reply=N, N from 1)")]
 pub struct BadFault(pub String);
 
 impl std::str::FromStr for Fault {
@@ -38,14 +44,22 @@ impl std::str::FromStr for Fault {
         match name.trim() {
             "fanout-batch" => Ok(Fault::FanoutBatchWritten(n)),
             "upload-batch" => Ok(Fault::UploadBatchWritten(n)),
+            "survey-reply" => Ok(Fault::SurveyReply(n)),
             _ => Err(bad()),
         }
     }
 }
 
-/// The fault points at which this process holds. Cheap to clone.
+/// The fault points at which this process holds. Cheap to clone; clones share the counts.
 #[derive(Clone, Debug, Default)]
-pub struct Faults(Arc<Vec<Fault>>);
+pub struct Faults(Arc<Points>);
+
+#[derive(Debug, Default)]
+struct Points {
+    points: Vec<Fault>,
+    /// Survey replies this process handled, for [`Fault::SurveyReply`].
+    survey_replies: AtomicU64,
+}
 
 impl Faults {
     /// No fault point: production.
@@ -55,14 +69,27 @@ impl Faults {
 
     /// Holds at each of these points.
     pub fn hold_at(points: Vec<Fault>) -> Faults {
-        Faults(Arc::new(points))
+        Faults(Arc::new(Points {
+            points,
+            survey_replies: AtomicU64::new(0),
+        }))
+    }
+
+    /// Called by the inbound router inside the transaction of each reply to a survey session:
+    /// counts it, and holds there if this is the Nth and `survey-reply=N` is set.
+    pub async fn survey_reply(&self) {
+        if self.0.points.is_empty() {
+            return;
+        }
+        let n = self.0.survey_replies.fetch_add(1, Ordering::SeqCst) + 1;
+        self.reached(Fault::SurveyReply(n)).await;
     }
 
     /// Called by a workflow at `point`: if this process holds there, it says so on standard
     /// error (`casecast: held at fault point …`, which tests wait for) and never returns; the
     /// process's other tasks go on.
     pub async fn reached(&self, point: Fault) {
-        if self.0.contains(&point) {
+        if self.0.points.contains(&point) {
             eprintln!("casecast: held at fault point {point}");
             std::future::pending::<()>().await;
         }
@@ -75,7 +102,7 @@ mod tests {
 
     #[test]
     fn fault_points_parse_and_print() {
-        for text in ["fanout-batch=3", "upload-batch=1"] {
+        for text in ["fanout-batch=3", "upload-batch=1", "survey-reply=2"] {
             let f: Fault = text.parse().unwrap();
             assert_eq!(f.to_string(), text);
         }
@@ -102,5 +129,17 @@ mod tests {
         )
         .await;
         assert!(held.is_err(), "the named point did not hold");
+    }
+
+    #[tokio::test]
+    async fn the_nth_survey_reply_holds() {
+        let faults = Faults::hold_at(vec![Fault::SurveyReply(2)]);
+        // The first passes; a clone counts with the original.
+        faults.clone().survey_reply().await;
+        let held =
+            tokio::time::timeout(std::time::Duration::from_millis(50), faults.survey_reply()).await;
+        assert!(held.is_err(), "the second reply did not hold");
+        // Without the point, replies pass (and are not counted).
+        Faults::none().survey_reply().await;
     }
 }

@@ -1,6 +1,7 @@
 //! The inbound router: what happens to an SMS a gateway delivers. It becomes a row first, in
-//! its own transaction (nothing is lost if the process dies), matched to the case with that
-//! number; then it is handled with the number's other waiting messages, one at a time in
+//! its own transaction (nothing is lost if the process dies) under the number's lock (so that
+//! its id follows the order in which the number's messages were stored), matched to the case
+//! with that number; then it is handled with the number's other waiting messages, one at a time in
 //! arrival order under the number's lock ([`handle_number`]): stop/start keywords (the opt-out
 //! list changes, queued messages are cancelled, a stop ends the number's survey sessions, one
 //! confirmation is queued through the same gateway); else the reply to the number's active
@@ -18,6 +19,7 @@ use casecast_store::projects::Project;
 use casecast_store::{Db, StoreError, StoreResult};
 
 use crate::clock::Clock;
+use crate::faults::Faults;
 
 /// What happened to an inbound message.
 #[derive(Clone, Debug)]
@@ -54,6 +56,18 @@ const PER_NUMBER: usize = 1000;
 pub async fn handle_number(
     db: &Db,
     clock: &dyn Clock,
+    project: &Project,
+    phone: &str,
+) -> StoreResult<Vec<Handled>> {
+    handle_number_with_faults(db, clock, &Faults::none(), project, phone).await
+}
+
+/// [`handle_number`], holding at the fault point `survey-reply=N` (tests only: see
+/// `crate::faults`).
+pub async fn handle_number_with_faults(
+    db: &Db,
+    clock: &dyn Clock,
+    faults: &Faults,
     project: &Project,
     phone: &str,
 ) -> StoreResult<Vec<Handled>> {
@@ -141,6 +155,10 @@ pub async fn handle_number(
             }
         }
         Db::mark_inbound_handled(&mut tx, message.id, case_pk, outcome.session_id, now).await?;
+        if outcome.session_id.is_some() {
+            // A test's kill -9 lands here: everything written, nothing committed.
+            faults.survey_reply().await;
+        }
         tx.commit().await?;
         handled.push(outcome);
         if !more {
@@ -160,12 +178,24 @@ pub const UNHANDLED_AFTER_MS: i64 = 5_000;
 /// Handles the inbound messages that were stored more than [`UNHANDLED_AFTER_MS`] ago and
 /// are still not handled (the process that stored them died first); returns how many.
 pub async fn handle_unhandled(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
+    handle_unhandled_with_faults(db, clock, &Faults::none()).await
+}
+
+/// [`handle_unhandled`], holding at the fault point `survey-reply=N` (the worker's sweep, which
+/// a test can make hold: see `crate::faults`).
+pub async fn handle_unhandled_with_faults(
+    db: &Db,
+    clock: &dyn Clock,
+    faults: &Faults,
+) -> StoreResult<usize> {
     let before = clock.now_ms() - UNHANDLED_AFTER_MS;
     let numbers = db.numbers_with_unhandled(before, 100).await?;
     let mut done = 0;
     for (project_id, phone) in numbers {
         let project = db.project_by_id(project_id).await?;
-        done += handle_number(db, clock, &project, &phone).await?.len();
+        done += handle_number_with_faults(db, clock, faults, &project, &phone)
+            .await?
+            .len();
     }
     Ok(done)
 }
@@ -209,6 +239,11 @@ pub async fn handle_inbound(
         })
     };
     let mut tx = db.begin_write().await?;
+    // Stored under the number's lock: on PostgreSQL two processes storing replies of one number
+    // at once would otherwise take ids in one order and commit in the other, and a handler
+    // between the two commits would take the later reply first. Under the lock, ids follow the
+    // order of commits (SQLite's write transactions are one at a time anyway).
+    db.lock_number(&mut tx, project.id, &phone).await?;
     if let Some(gid) = &gateway_message_id {
         if let Some(id) = Db::inbound_seen(&mut tx, gateway.id, gid).await? {
             tx.rollback().await?;

@@ -71,7 +71,9 @@ pub async fn run_worker(db: Db, cx: WorkerContext, mut stop: watch::Receiver<boo
             if let Err(e) = crate::surveys::fire_due_timers(&db, &*cx.clock).await {
                 tracing::error!(error = %e, "firing survey reminders and expiries failed");
             }
-            if let Err(e) = crate::inbound::handle_unhandled(&db, &*cx.clock).await {
+            if let Err(e) =
+                crate::inbound::handle_unhandled_with_faults(&db, &*cx.clock, &cx.faults).await
+            {
                 tracing::error!(error = %e, "handling left-over inbound messages failed");
             }
         }

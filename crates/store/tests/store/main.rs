@@ -27,6 +27,7 @@ mod projects;
 mod schema;
 mod survey_broadcasts;
 mod survey_definitions;
+mod survey_order;
 mod survey_responses;
 mod surveys;
 mod tokens;
