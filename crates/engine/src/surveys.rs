@@ -152,6 +152,11 @@ pub async fn start_for_case(
     case_id: &str,
     user_id: Option<i64>,
 ) -> StoreResult<SurveySession> {
+    // Checked first, so that an unknown survey is named before anything about the case; read
+    // again inside the transaction below.
+    if let Err(StoreError::NotFound(_)) = db.survey(project.id, survey_id).await {
+        return Err(FieldError::new("survey_id", "no such survey in this project").into());
+    }
     let case = db
         .case_recipient(project.id, case_id)
         .await?
