@@ -426,6 +426,8 @@ async fn browser_survey_to_a_group(engine: Dialect) {
     assert_eq!(count(&b, "total").await, "3");
     // A mark in the page: still there at the end, so the page was never loaded anew.
     b.execute("window.notReloaded = true; return null;").await;
+    let stale = "return document.getElementById('responses-stale').hidden;";
+    assert_eq!(b.execute(stale).await, json!(true), "nothing new yet");
 
     // Replies come in; the counts follow without a reload.
     // Aber, in Swahili: all valid; the choice by its number, the date in the local form.
@@ -449,6 +451,8 @@ async fn browser_survey_to_a_group(engine: Dialect) {
         .text(&b.find("#session-counts [data-field=completion]").await)
         .await;
     assert_eq!(rate, "66.7%");
+    // The table was drawn before the replies: a notice says to reload it.
+    assert_eq!(b.execute(stale).await, json!(false), "no reload notice");
     assert_eq!(
         b.execute("return window.notReloaded === true;").await,
         json!(true),

@@ -45,6 +45,8 @@ pub(crate) struct CaseSurveys {
     pub(crate) sessions: Vec<SessionView>,
     /// The project's surveys (id, name), to start one.
     pub(crate) surveys: Vec<(i64, String)>,
+    /// The name of the survey the case is answering now, if any (starting another ends it).
+    pub(crate) active: Option<String>,
 }
 
 /// The answers of a session in its survey's question order, then any key the survey no longer
@@ -105,7 +107,12 @@ pub(crate) async fn case_surveys(
             more_messages,
         });
     }
+    let active = views
+        .first()
+        .filter(|v| v.status == "active")
+        .map(|v| v.survey_name.clone());
     Ok(CaseSurveys {
+        active,
         sessions: views,
         surveys: surveys.into_iter().map(|s| (s.id, s.survey.name)).collect(),
     })
@@ -117,6 +124,9 @@ pub(super) struct StartForm {
     csrf: String,
     #[serde(default)]
     survey_id: String,
+    /// "1": the user agreed to end the case's open session.
+    #[serde(default)]
+    replace: String,
 }
 
 /// `POST /a/{project}/cases/{case_id}/surveys`: starts the chosen survey for the case now
@@ -141,6 +151,11 @@ pub(super) async fn start(
         Err(_) => refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Survey: choose one of the list.".into(),
+        ),
+        Ok(_) if form.replace != "1" && answering(&state, &page, &case_id).await? => refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The case is answering a survey now: tick \"End its open survey\" to start another."
+                .into(),
         ),
         Ok(survey_id) => {
             let started = casecast_engine::surveys::start_for_case(
@@ -179,4 +194,18 @@ pub(super) async fn start(
         }
     };
     render_case(&state, &page, &case_id, status, outcome).await
+}
+
+/// Whether the case has an active survey session now.
+async fn answering(state: &AppState, page: &ProjectPage, case_id: &str) -> StoreResult<bool> {
+    let Some(case) = state.db.case_recipient(page.project.id, case_id).await? else {
+        return Ok(false);
+    };
+    let newest = state
+        .db
+        .sessions_of_case(page.project.id, case.case_pk, 1)
+        .await?;
+    Ok(newest
+        .first()
+        .is_some_and(|s| s.status == casecast_core::survey::session::SessionStatus::Active))
 }

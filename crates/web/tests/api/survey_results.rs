@@ -526,7 +526,9 @@ async fn the_survey_page_shows_counts_and_responses_escaped(engine: Dialect) {
         ("cancelled", 1),
     ] {
         assert!(
-            html.contains(&format!("<td data-count=\"{status}\">{n}</td>")),
+            html.contains(&format!(
+                "<td data-count=\"{status}\" data-initial=\"{n}\">{n}</td>"
+            )),
             "{status}: {n}"
         );
     }
@@ -637,11 +639,26 @@ async fn post_start(
     csrf: &str,
     survey_id: &str,
 ) -> (u16, String, String) {
+    post_start_form(
+        app,
+        session,
+        case_id,
+        &[("csrf", csrf), ("survey_id", survey_id)],
+    )
+    .await
+}
+
+async fn post_start_form(
+    app: &TestApp,
+    session: &str,
+    case_id: &str,
+    form: &[(&str, &str)],
+) -> (u16, String, String) {
     let resp = app
         .http
         .post(app.url(&format!("/a/alpha/cases/{case_id}/surveys")))
         .header("cookie", format!("casecast_session={session}"))
-        .form(&[("csrf", csrf), ("survey_id", survey_id)])
+        .form(form)
         .send()
         .await
         .unwrap();
@@ -722,6 +739,28 @@ async fn the_case_page_lists_sessions_and_starts_one(engine: Dialect) {
     )
     .await;
     assert_eq!(page["sessions"][0]["status"], "active", "{page}");
+    // Ending the open session takes a tick in the box the page now shows.
+    let (_, answering) = get_page(&app, &editor, &format!("/a/alpha/cases/{amina}")).await;
+    assert!(answering.contains("id=\"replace-open-survey\""));
+    assert!(answering.contains("End its open survey, «Other survey»"));
+    let (status, _, body) = post_start(&app, &editor, &amina, &csrf, &survey.to_string()).await;
+    assert_eq!(status, 422);
+    assert!(
+        body.contains("The case is answering a survey now"),
+        "{body}"
+    );
+    let (_, page) = call(
+        &app,
+        Method::GET,
+        &app.api(
+            "alpha",
+            &format!("/surveys/{other}/sessions?case_id={amina}"),
+        ),
+        Some(&app.alpha_viewer.token),
+        None,
+    )
+    .await;
+    assert_eq!(page["sessions"][0]["status"], "active", "still: {page}");
     // Refusals show the page again with why; nothing is started.
     let (status, _) = call(
         &app,
@@ -732,7 +771,13 @@ async fn the_case_page_lists_sessions_and_starts_one(engine: Dialect) {
     )
     .await;
     assert_eq!(status, 200);
-    let (status, _, body) = post_start(&app, &editor, &amina, &csrf, &survey.to_string()).await;
+    let survey_text = survey.to_string();
+    let replacing = [
+        ("csrf", csrf.as_str()),
+        ("survey_id", survey_text.as_str()),
+        ("replace", "1"),
+    ];
+    let (status, _, body) = post_start_form(&app, &editor, &amina, &replacing).await;
     assert_eq!(status, 409);
     assert!(body.contains("id=\"survey-error\"") && body.contains("closed"));
     let (status, _, body) = post_start(&app, &editor, &cleo, &csrf, "abc").await;
