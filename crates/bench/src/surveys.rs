@@ -22,7 +22,44 @@ use casecast_store::gateways::NewGateway;
 use serde_json::json;
 
 use crate::common::{new_project, peak_rss_mib, Bench, Stopwatch};
-use crate::groups::{import_cases, phone_digits, upload_in_process, ACTOR};
+use crate::groups::{import_generated, phone_digits, upload_in_process, ACTOR};
+
+/// Case `i`'s ID: a UUID (version 4 in form, derived from `i` so that the sheets written apart
+/// agree), as real case IDs are.
+fn case_id(i: usize) -> String {
+    fn mix(mut z: u64) -> u64 {
+        // splitmix64
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let x = mix(i as u64);
+    let y = mix(x);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        x >> 32,
+        (x >> 16) & 0xffff,
+        x & 0xfff,
+        0x8000 | ((y >> 48) & 0x3fff),
+        y & 0xffff_ffff_ffff
+    )
+}
+
+/// Cases `from..to` of the bench's project: UUID case IDs, a number each, one in five in Swahili.
+fn write_cases(path: &std::path::Path, from: usize, to: usize) -> anyhow::Result<()> {
+    let mut out = String::from("case_id,external_id,name,phone_number,district,language_code\n");
+    for i in from..to {
+        out.push_str(&format!(
+            "{},BX-{i:07},Participant {i},+256{},Gulu,{}\n",
+            case_id(i),
+            phone_digits(i),
+            if i % 5 == 0 { "sw" } else { "en" }
+        ));
+    }
+    std::fs::write(path, out)?;
+    Ok(())
+}
 
 /// Sets up the project (cases, group, gateway, survey), then runs the timed start and replies
 /// in child processes.
@@ -39,13 +76,26 @@ pub async fn run(
     let engine = db.dialect().name();
     let project = new_project(&db).await?;
     let started = Instant::now();
-    let created = import_cases(&db, &project.slug, cases).await?;
+    let created = import_generated(&db, &project.slug, cases, write_cases).await?;
+    // The project already holds other groups, with their upload reports, as a real one does.
+    for (name, every) in [("Kitgum follow-up", 5), ("Former participants", 7)] {
+        let other = db
+            .create_group(project.id, &GroupName::parse(name)?, ACTOR)
+            .await?;
+        let mut csv = String::from("case_identifier\n");
+        for i in (0..cases).step_by(every) {
+            csv.push_str(&case_id(i));
+            csv.push('\n');
+        }
+        upload_in_process(&db, project.id, other.id, "other.csv", csv.into_bytes()).await?;
+    }
     let group = db
         .create_group(project.id, &GroupName::parse("Everyone")?, ACTOR)
         .await?;
     let mut csv = String::from("case_id\n");
     for i in 0..cases {
-        csv.push_str(&format!("bc-{i:07}\n"));
+        csv.push_str(&case_id(i));
+        csv.push('\n');
     }
     upload_in_process(&db, project.id, group.id, "everyone.csv", csv.into_bytes()).await?;
     db.create_gateway(
@@ -64,7 +114,7 @@ pub async fn run(
     .await?;
     let survey = db.create_survey(project.id, &survey()?, None).await?;
     println!(
-        "[{engine}] setup: {created} cases in one group in {:.1} s",
+        "[{engine}] setup: {created} cases (UUID case IDs), the survey's group and two other groups with their upload reports, in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let project = db.project_by_id(project.id).await?;
