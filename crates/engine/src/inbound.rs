@@ -193,9 +193,15 @@ pub async fn handle_unhandled_with_faults(
     let mut done = 0;
     for (project_id, phone) in numbers {
         let project = db.project_by_id(project_id).await?;
-        done += handle_number_with_faults(db, clock, faults, &project, &phone)
-            .await?
-            .len();
+        // One number's failure (logged) does not hold up the others'.
+        match handle_number_with_faults(db, clock, faults, &project, &phone).await {
+            Ok(handled) => done += handled.len(),
+            Err(e) => tracing::error!(
+                project.id = project_id,
+                error = %e,
+                "handling a number's waiting inbound messages failed"
+            ),
+        }
     }
     Ok(done)
 }
@@ -276,7 +282,20 @@ pub async fn handle_inbound(
     tx.commit().await?;
     // Stored: from here a process that dies leaves it to a worker's sweep
     // ([`handle_unhandled`]). Handled now, with any earlier message of the number still waiting.
-    let handled = handle_number(db, clock, &project, &phone).await?;
+    // A failure to handle it is logged, not answered as a failure: the message is stored (a
+    // gateway that retried would store it twice) and the sweep handles it later.
+    let handled = match handle_number(db, clock, &project, &phone).await {
+        Ok(handled) => handled,
+        Err(e) => {
+            tracing::error!(
+                project.id = project.id,
+                message.id = id,
+                error = %e,
+                "handling an inbound message failed; a worker will try again"
+            );
+            Vec::new()
+        }
+    };
     let ours = handled.into_iter().find(|h| h.message_id == id);
     let (intent, session_id) = ours.map_or((None, None), |h| (h.intent, h.session_id));
     Ok(InboundOutcome {

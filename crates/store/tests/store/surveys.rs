@@ -20,7 +20,7 @@ use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use serde_json::{json, Value};
 
 use crate::gateways::log;
-use crate::{case_with, project};
+use crate::{case_with, project, raw_pool};
 
 on_both_engines!(
     a_survey_runs_from_first_question_to_end_text_and_saves_answers,
@@ -32,6 +32,7 @@ on_both_engines!(
     a_burst_of_replies_is_handled_once_each_in_order,
     starting_refuses_cases_that_cannot_receive,
     a_case_closed_mid_survey_is_sent_nothing_more,
+    a_reply_that_cannot_be_handled_stays_stored_for_the_sweep,
 );
 
 fn survey_body() -> Value {
@@ -615,4 +616,88 @@ async fn a_case_closed_mid_survey_is_sent_nothing_more(engine: Dialect) {
     assert!(send_all(db, s.g.id).await.is_empty());
     let case = db.get_case(s.p.id, c.case_id.as_str()).await.unwrap();
     assert!(!case.properties.contains_key("anc_visits"));
+}
+
+async fn a_reply_that_cannot_be_handled_stays_stored_for_the_sweep(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let s = setup(db, survey_body()).await;
+    let c = case_with(db, s.p.id, None, "Ka", None, Some("0772000011")).await;
+    let other = case_with(db, s.p.id, None, "Lu", None, Some("0772000012")).await;
+    let broken = db
+        .start_survey(&s.p, s.survey_id, c.case_id.as_str())
+        .await
+        .unwrap();
+    send_all(db, s.g.id).await;
+    // The survey cannot be read back (as if its row were damaged).
+    let pool = raw_pool(&t.url).await;
+    sqlx::query("UPDATE surveys SET definition = '{' WHERE id = $1")
+        .bind(s.survey_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // The gateway is answered: the reply is stored, though it could not be handled.
+    let r = db
+        .record_inbound(&s.g, &mo("+256772000011", "4"))
+        .await
+        .unwrap();
+    assert!(r.recorded);
+    assert_eq!(r.session_id, None);
+    // Another number's reply waiting behind it is not held up by it in the sweep.
+    let second = Survey::parse(&json!({
+        "name": "Other", "questions": [{"key": "ok", "type": "yes_no", "text": "OK?"}]
+    }))
+    .unwrap();
+    let second = db.create_survey(s.p.id, &second, None).await.unwrap();
+    let fine = db
+        .start_survey(&s.p, second.id, other.case_id.as_str())
+        .await
+        .unwrap();
+    let stored_at = casecast_core::time::now_ms();
+    let mut tx = db.begin_write().await.unwrap();
+    Db::insert_inbound(
+        &mut tx,
+        &NewInbound {
+            project_id: s.p.id,
+            case_pk: None,
+            phone: "+256772000012",
+            text: "yes",
+            gateway_id: s.g.id,
+            gateway_message_id: None,
+            now: stored_at,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let clock = ManualClock::new(stored_at + casecast_engine::inbound::UNHANDLED_AFTER_MS + 1);
+    assert_eq!(
+        casecast_engine::inbound::handle_unhandled(db, &clock)
+            .await
+            .unwrap(),
+        1,
+        "the other number's reply is handled"
+    );
+    assert_eq!(
+        session(db, &s.p, fine.id).await.status,
+        SessionStatus::Completed
+    );
+    // Once the survey reads again, the sweep handles the stored reply, once.
+    let definition = serde_json::to_string(&Survey::parse(&survey_body()).unwrap()).unwrap();
+    sqlx::query("UPDATE surveys SET definition = $1 WHERE id = $2")
+        .bind(definition)
+        .bind(s.survey_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        casecast_engine::inbound::handle_unhandled(db, &clock)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        Value::Object(session(db, &s.p, broken.id).await.answers),
+        json!({"visits": 4})
+    );
 }
