@@ -28,16 +28,10 @@ use casecast_store::survey_sessions::{NewSession, SessionWrite, SurveySession, T
 use casecast_store::{Db, StoreError, StoreResult, Tx};
 
 use crate::clock::Clock;
+use crate::send::{reachable_case, still_reachable};
 
 /// Due sessions handled per call of [`fire_due_timers`].
 pub const TIMERS_PER_ROUND: i64 = 500;
-
-fn conflict(code: &'static str, message: &str) -> StoreError {
-    StoreError::Conflict {
-        code,
-        message: message.into(),
-    }
-}
 
 /// Where and when a transition happens: the database, the session's project, now.
 #[derive(Clone, Copy)]
@@ -157,31 +151,8 @@ pub async fn start_for_case(
     if let Err(StoreError::NotFound(_)) = db.survey(project.id, survey_id).await {
         return Err(FieldError::new("survey_id", "no such survey in this project").into());
     }
-    let case = db
-        .case_recipient(project.id, case_id)
-        .await?
-        .filter(|c| !c.deleted)
-        .ok_or(StoreError::NotFound("case"))?;
-    if case.closed {
-        return Err(conflict(
-            "case_closed",
-            "the case is closed: closed cases receive no messages",
-        ));
-    }
-    let Some(phone) = case.phone else {
-        return Err(conflict("no_phone_number", "the case has no phone number"));
-    };
+    let to = reachable_case(db, project, case_id, None).await?;
     let language = db.get_case(project.id, case_id).await?.language_code;
-    let router = db
-        .router_for(project.id, None)
-        .await?
-        .ok_or(StoreError::NotFound("gateway"))?;
-    let gateway_id = router.route(&phone).ok_or_else(|| {
-        conflict(
-            "no_gateway",
-            "no SMS gateway is set up: an admin can add one under Messaging → Gateways",
-        )
-    })?;
     let now = clock.now_ms();
     let mut tx = db.begin_write().await?;
     // Read inside the transaction (share-locked on PostgreSQL): a change of its questions waits
@@ -192,21 +163,10 @@ pub async fn start_for_case(
         }
         other => other?,
     };
-    db.lock_number(&mut tx, project.id, &phone).await?;
-    if !Db::gateway_is_live(&mut tx, project.id, gateway_id).await? {
-        return Err(conflict(
-            "no_gateway",
-            "the gateway was just deleted: try again",
-        ));
-    }
-    if db.is_opted_out_tx(&mut tx, project.id, &phone).await? {
-        return Err(conflict(
-            "opted_out",
-            "this phone number has opted out: it is sent nothing until it texts a start keyword",
-        ));
-    }
+    db.lock_number(&mut tx, project.id, &to.phone).await?;
+    still_reachable(db, &mut tx, project, &to).await?;
     if let Some(old) = db
-        .active_session_of_case(&mut tx, project.id, case.case_pk)
+        .active_session_of_case(&mut tx, project.id, to.case_pk)
         .await?
     {
         let old_survey = db.survey_tx(&mut tx, project.id, old.survey_id).await?;
@@ -230,10 +190,10 @@ pub async fn start_for_case(
         &NewSession {
             project_id: project.id,
             survey_id,
-            case_pk: case.case_pk,
-            phone: &phone,
+            case_pk: to.case_pk,
+            phone: &to.phone,
             language_code: language.as_deref(),
-            gateway_id,
+            gateway_id: to.gateway_id,
             occurrence_id: None,
             started_by: user_id,
             now,
@@ -251,7 +211,7 @@ pub async fn start_for_case(
         &stored.survey,
         &session,
         Event::Start,
-        Some(gateway_id),
+        Some(to.gateway_id),
     )
     .await?;
     tx.commit().await?;
