@@ -99,8 +99,9 @@ enum Command {
         /// Replies, each from another recipient (0: the start only).
         #[arg(long, default_value_t = 20_000)]
         replies: usize,
-        /// Tasks sending replies at once.
-        #[arg(long, default_value_t = 8)]
+        /// Replies in flight at once (as a gateway delivers them: Kannel's smsbox keeps up to
+        /// 512 requests open; the router takes those that arrive together as one batch).
+        #[arg(long, default_value_t = 32)]
         concurrency: usize,
     },
     /// Case-export figures: CSV and .xlsx exports of N cases through `casecast serve`, and the

@@ -124,6 +124,17 @@ pub async fn process_fanout(
         occurrence.id = occurrence_id,
         "fan-out done"
     );
+    // A large fan-out changes the tables at once: the planner learns it now rather than at the
+    // next automatic analyse (a minute on), so that the replies that follow at once use the
+    // right indexes (without it, PostgreSQL read every active session of the project for each
+    // batch of survey replies: 200-300 replies/s instead of about 1,000).
+    if let Ok(o) = db.occurrence(project.id, occurrence_id).await {
+        let rows = usize::try_from(o.queued).unwrap_or_default();
+        db.refresh_statistics("messages", rows).await;
+        if target.survey.is_some() {
+            db.refresh_statistics("survey_sessions", rows).await;
+        }
+    }
     Ok(())
 }
 

@@ -1,21 +1,29 @@
 //! The inbound router: what happens to an SMS a gateway delivers. It becomes a row first, in
 //! its own transaction (nothing is lost if the process dies) under the number's lock (so that
 //! its id follows the order in which the number's messages were stored), matched to the case
-//! with that number; then it is handled with the number's other waiting messages, one at a time in
-//! arrival order under the number's lock ([`handle_number`]): stop/start keywords (the opt-out
-//! list changes, queued messages are cancelled, a stop ends the number's survey sessions, one
-//! confirmation is queued through the same gateway); else the reply to the number's active
-//! survey session (`crate::surveys`); otherwise it is only logged on the case. A message whose
-//! process died before handling it is handled by a worker's sweep ([`handle_unhandled`]).
-//! Keywords (a later issue) add their step here.
+//! with that number; then it is handled with the number's other waiting messages, in arrival
+//! order under the number's lock: stop/start keywords (the opt-out list changes, queued
+//! messages are cancelled, a stop ends the number's survey sessions, one confirmation is queued
+//! through the same gateway); else the reply to the number's active survey session
+//! (`crate::surveys`); otherwise it is only logged on the case. A message whose process died
+//! before handling it is handled by a worker's sweep ([`handle_unhandled`]). Keywords (a later
+//! issue) add their step here.
+//!
+//! Throughput: messages that arrive while the process is busy with others are taken together
+//! ([`handle_inbound`]): stored in one transaction, then handled in one more, with one statement
+//! per table for the whole batch ([`handle_numbers`]); what does not fit that (a keyword,
+//! several messages of one number waiting) is handled number by number ([`handle_number`]),
+//! one message per transaction.
 
 use casecast_core::opt_out::Intent;
 use casecast_core::states::MessageKind;
+use casecast_core::survey::session::Event;
 use casecast_core::PhoneNumber;
 use casecast_gateways::InboundSms;
 use casecast_store::gateways::Gateway;
 use casecast_store::messages::{Message, NewInbound, NewOutbound, MAX_INBOUND_CHARS};
 use casecast_store::projects::Project;
+use casecast_store::survey_sessions::SurveySession;
 use casecast_store::{Db, StoreError, StoreResult};
 
 use crate::clock::Clock;
@@ -215,15 +223,111 @@ fn clean(s: &str, max: usize) -> String {
         .collect()
 }
 
-/// Records an inbound message from `gateway` and acts on it (see the module's description).
-/// A message the gateway delivers again (same gateway message id) is recorded once.
+/// Records an inbound message from `gateway` and acts on it (see the module's description),
+/// returning once it is stored and handled. A message the gateway delivers again (same gateway
+/// message id) is recorded once.
+///
+/// Messages that arrive while this process is storing others wait and are then taken together,
+/// as one batch (at most [`MAX_BATCH`]): stored in one transaction, then handled in another,
+/// with one statement per table for the whole batch (see [`handle_numbers`]). One caller at a
+/// time leads: it takes what is waiting, runs it in a task of its own (so that a caller whose
+/// client hangs up does not abandon the others' messages) and answers every caller of the
+/// batch. A batch that fails is done again message by message, each with its own error.
 pub async fn handle_inbound(
     db: &Db,
     clock: &dyn Clock,
     gateway: &Gateway,
     sms: &InboundSms,
 ) -> StoreResult<InboundOutcome> {
-    let project = db.project_by_id(gateway.project_id).await?;
+    let batcher = db.local::<Batcher>();
+    let now = clock.now_ms();
+    let (reply, mut answer) = tokio::sync::oneshot::channel();
+    batcher.push(Pending {
+        gateway: gateway.clone(),
+        sms: sms.clone(),
+        now,
+        reply,
+    });
+    loop {
+        tokio::select! {
+            biased;
+            outcome = &mut answer => {
+                return match outcome {
+                    Ok(outcome) => outcome,
+                    // Its batch's task died (a panic, logged by the runtime) before answering:
+                    // done again on its own, where a failure is this message's alone.
+                    Err(_) => handle_one(db, gateway, sms, now).await,
+                };
+            }
+            lead = batcher.leader.lock() => {
+                // Leads until its own message is done (the next caller waiting takes over, so
+                // that no caller leads for ever while others keep coming).
+                while let Some(batch) = batcher.take() {
+                    let task = tokio::spawn(process_batch(db.clone(), batch));
+                    if let Err(e) = task.await {
+                        tracing::error!(error = %e, "a batch of inbound messages stopped");
+                    }
+                    match answer.try_recv() {
+                        Ok(outcome) => return outcome,
+                        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+                        Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                            drop(lead);
+                            return handle_one(db, gateway, sms, now).await;
+                        }
+                    }
+                }
+                drop(lead);
+            }
+        }
+    }
+}
+
+/// Most inbound messages stored and handled together.
+pub const MAX_BATCH: usize = 200;
+
+/// An inbound message waiting for its batch, and where its outcome goes.
+struct Pending {
+    gateway: Gateway,
+    sms: InboundSms,
+    now: i64,
+    reply: tokio::sync::oneshot::Sender<StoreResult<InboundOutcome>>,
+}
+
+/// This process's inbound messages waiting to be stored, per database ([`Db::local`]).
+#[derive(Default)]
+struct Batcher {
+    pending: std::sync::Mutex<Vec<Pending>>,
+    /// Held by the caller that runs the batches.
+    leader: tokio::sync::Mutex<()>,
+}
+
+impl Batcher {
+    fn push(&self, pending: Pending) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pending);
+    }
+
+    /// The next batch: the oldest waiting messages, at most [`MAX_BATCH`].
+    fn take(&self) -> Option<Vec<Pending>> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.is_empty() {
+            return None;
+        }
+        let n = pending.len().min(MAX_BATCH);
+        Some(pending.drain(..n).collect())
+    }
+}
+
+/// A message ready to store: its sender's number as stored, its text cleaned.
+struct Prepared {
+    phone: String,
+    text: String,
+    gateway_message_id: Option<String>,
+}
+
+fn prepare(project: &Project, sms: &InboundSms) -> Prepared {
     let number = PhoneNumber::parse(&sms.from, project.country_code().as_ref()).ok();
     let phone = number
         .as_ref()
@@ -233,9 +337,308 @@ pub async fn handle_inbound(
     if sms.text.chars().count() > MAX_INBOUND_CHARS {
         text.push_str(" […]");
     }
-    let phone = clean(&phone, 64);
-    let gateway_message_id = sms.gateway_message_id.as_deref().map(|id| clean(id, 128));
-    let now = clock.now_ms();
+    Prepared {
+        phone: clean(&phone, 64),
+        text,
+        gateway_message_id: sms.gateway_message_id.as_deref().map(|id| clean(id, 128)),
+    }
+}
+
+/// Stores and handles one batch, answering each of its callers.
+async fn process_batch(db: Db, batch: Vec<Pending>) {
+    let mut by_project: std::collections::BTreeMap<i64, Vec<Pending>> = Default::default();
+    for p in batch {
+        by_project.entry(p.gateway.project_id).or_default().push(p);
+    }
+    for (project_id, items) in by_project {
+        let project = match db.project_by_id(project_id).await {
+            Ok(project) => project,
+            Err(e) => {
+                tracing::warn!(project.id = project_id, error = %e, "reading a batch's project failed; storing its messages one by one");
+                one_by_one(&db, items).await;
+                continue;
+            }
+        };
+        let prepared: Vec<Prepared> = items.iter().map(|p| prepare(&project, &p.sms)).collect();
+        let stored = match store_batch(&db, &project, &items, &prepared).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(project.id = project_id, error = %e, "storing a batch of inbound messages failed; storing them one by one");
+                one_by_one(&db, items).await;
+                continue;
+            }
+        };
+        let mut phones: Vec<&str> = prepared.iter().map(|p| p.phone.as_str()).collect();
+        phones.sort_unstable();
+        phones.dedup();
+        let now = items.iter().map(|p| p.now).max().unwrap_or_default();
+        let handled = handle_numbers(&db, &project, &phones, now).await;
+        let ids: Vec<i64> = stored.iter().map(|(id, _)| *id).collect();
+        let messages = match db.messages_by_ids(project.id, &ids).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                for p in items {
+                    let _ = p.reply.send(Err(StoreError::internal(format!(
+                        "reading back stored inbound messages failed: {e}"
+                    ))));
+                }
+                continue;
+            }
+        };
+        let messages: std::collections::HashMap<i64, Message> =
+            messages.into_iter().map(|m| (m.id, m)).collect();
+        for (p, (id, recorded)) in items.into_iter().zip(stored) {
+            let ours = handled
+                .iter()
+                .find(|h| h.message_id == id)
+                .filter(|_| recorded);
+            let outcome = messages
+                .get(&id)
+                .cloned()
+                .ok_or(StoreError::NotFound("message"))
+                .map(|message| InboundOutcome {
+                    message,
+                    intent: ours.and_then(|h| h.intent),
+                    session_id: ours.and_then(|h| h.session_id),
+                    recorded,
+                });
+            let _ = p.reply.send(outcome);
+        }
+    }
+}
+
+/// Stores and handles a batch's messages one at a time (a batch that failed).
+async fn one_by_one(db: &Db, items: Vec<Pending>) {
+    for p in items {
+        let outcome = handle_one(db, &p.gateway, &p.sms, p.now).await;
+        let _ = p.reply.send(outcome);
+    }
+}
+
+/// Stores a batch's messages in one transaction, under their numbers' locks (so that a number's
+/// ids follow the order in which its messages were stored, in every process): each is
+/// `(message id, whether it was stored now)`, in the batch's order; a message delivered again
+/// (its gateway message id already stored, or twice in the batch) is the one stored first.
+/// (Seen ones are not looked up beforehand in one statement: with the table's statistics
+/// behind a burst of replies, PostgreSQL read every inbound message of the gateway for it.)
+async fn store_batch(
+    db: &Db,
+    project: &Project,
+    items: &[Pending],
+    prepared: &[Prepared],
+) -> StoreResult<Vec<(i64, bool)>> {
+    let mut phones: Vec<&str> = prepared.iter().map(|p| p.phone.as_str()).collect();
+    phones.sort_unstable();
+    phones.dedup();
+    let mut tx = db.begin_write().await?;
+    db.lock_numbers(&mut tx, project.id, &phones).await?;
+    let cases = db.cases_for_phones(&mut tx, project.id, &phones).await?;
+    let mut stored = Vec::with_capacity(items.len());
+    for (item, p) in items.iter().zip(prepared) {
+        let inserted = Db::insert_inbound(
+            &mut tx,
+            &NewInbound {
+                project_id: project.id,
+                case_pk: cases.get(&p.phone).copied(),
+                phone: &p.phone,
+                text: &p.text,
+                gateway_id: item.gateway.id,
+                gateway_message_id: p.gateway_message_id.as_deref(),
+                now: item.now,
+            },
+        )
+        .await?;
+        match (inserted, &p.gateway_message_id) {
+            (Some(id), _) => stored.push((id, true)),
+            // Its gateway message id is stored already (before, or earlier in this batch).
+            (None, Some(gid)) => {
+                let id = Db::inbound_seen(&mut tx, item.gateway.id, gid)
+                    .await?
+                    .ok_or(StoreError::NotFound("message"))?;
+                stored.push((id, false));
+            }
+            (None, None) => {
+                return Err(StoreError::internal(
+                    "an inbound message without a gateway message id was refused",
+                ))
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// Handles the waiting inbound messages of these numbers of `project`; returns what each did.
+/// The numbers whose only waiting message answers a survey session, or is for no session, are
+/// handled together in one transaction under all their locks, with one statement per table
+/// ([`reply_batch`]); the others (a stop or start keyword, several messages waiting) and, if
+/// that transaction fails, all of them, are handled number by number ([`handle_number`]). A
+/// failure is logged: the messages stay stored, for the sweep.
+pub async fn handle_numbers(db: &Db, project: &Project, phones: &[&str], now: i64) -> Vec<Handled> {
+    let (mut handled, rest) = match reply_batch(db, project, phones, now).await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::warn!(project.id = project.id, error = %e, "handling a batch of inbound messages failed; handling them number by number");
+            (Vec::new(), phones.iter().map(|p| p.to_string()).collect())
+        }
+    };
+    let clock = Fixed(now);
+    for phone in rest {
+        match handle_number(db, &clock, project, &phone).await {
+            Ok(more) => handled.extend(more),
+            Err(e) => tracing::error!(
+                project.id = project.id,
+                error = %e,
+                "handling an inbound message failed; a worker will try again"
+            ),
+        }
+    }
+    handled
+}
+
+/// A clock that says the instant a batch is handled at.
+#[derive(Debug)]
+struct Fixed(i64);
+
+impl Clock for Fixed {
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+}
+
+/// [`handle_numbers`]' one transaction: returns what it handled and the numbers it left for
+/// [`handle_number`].
+async fn reply_batch(
+    db: &Db,
+    project: &Project,
+    phones: &[&str],
+    now: i64,
+) -> StoreResult<(Vec<Handled>, Vec<String>)> {
+    let keywords = project.inbound_settings().keywords().unwrap_or_default();
+    let country = project.country_code();
+    let mut tx = db.begin_write().await?;
+    db.lock_numbers(&mut tx, project.id, phones).await?;
+    // A number with more waiting than this batch reads is left whole to `handle_number`.
+    let limit = phones.len() * 2 + 1;
+    let waiting = db
+        .unhandled_inbound_of(&mut tx, project.id, phones, limit)
+        .await?;
+    if waiting.len() >= limit {
+        tx.rollback().await?;
+        return Ok((Vec::new(), phones.iter().map(|p| p.to_string()).collect()));
+    }
+    let mut count: std::collections::HashMap<&str, usize> = Default::default();
+    for m in &waiting {
+        *count.entry(m.phone.as_str()).or_default() += 1;
+    }
+    let mut rest: Vec<String> = Vec::new();
+    let mut replies = Vec::new();
+    for m in &waiting {
+        let keyword = PhoneNumber::parse(&m.phone, country.as_ref()).is_ok()
+            && casecast_core::opt_out::intent(&m.text, &keywords).is_some();
+        if count[m.phone.as_str()] > 1 || keyword {
+            if !rest.contains(&m.phone) {
+                rest.push(m.phone.clone());
+            }
+        } else {
+            replies.push(m);
+        }
+    }
+    if replies.is_empty() {
+        tx.rollback().await?;
+        return Ok((Vec::new(), rest));
+    }
+    let reply_phones: Vec<&str> = replies.iter().map(|m| m.phone.as_str()).collect();
+    let mut sessions: std::collections::HashMap<String, SurveySession> = Default::default();
+    for s in db
+        .active_sessions_of_phones(&mut tx, project.id, &reply_phones)
+        .await?
+    {
+        // The first of a number's is the one asked most recently: the one its reply answers.
+        sessions.entry(s.phone_number.clone()).or_insert(s);
+    }
+    let mut survey_ids: Vec<i64> = sessions.values().map(|s| s.survey_id).collect();
+    survey_ids.sort_unstable();
+    survey_ids.dedup();
+    let surveys: std::collections::HashMap<i64, _> = if survey_ids.is_empty() {
+        Default::default()
+    } else {
+        db.surveys_tx(&mut tx, project.id, &survey_ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect()
+    };
+    let mut handled = Vec::with_capacity(replies.len());
+    let mut marks = Vec::with_capacity(replies.len());
+    let mut sends = Vec::new();
+    let mut properties = Vec::new();
+    let mut states = Vec::new();
+    for m in replies {
+        let mut outcome = Handled {
+            message_id: m.id,
+            intent: None,
+            session_id: None,
+        };
+        match sessions.get(&m.phone) {
+            Some(session) => {
+                let survey = surveys
+                    .get(&session.survey_id)
+                    .ok_or(StoreError::NotFound("survey"))?;
+                let planned = crate::surveys::plan(
+                    &survey.survey,
+                    session,
+                    Event::Reply(m.text.clone()),
+                    m.gateway_id,
+                    now,
+                )?;
+                if planned.changed {
+                    sends.extend(planned.sends);
+                    if !planned.properties.is_empty() {
+                        properties.push((session.case_pk, planned.properties));
+                    }
+                    states.push((session.id, planned.next, planned.write));
+                }
+                outcome.session_id = Some(session.id);
+                marks.push((m.id, Some(session.case_pk), Some(session.id)));
+            }
+            None => marks.push((m.id, None, None)),
+        }
+        handled.push(outcome);
+    }
+    if !sends.is_empty() {
+        db.queue_outbound_many(&mut tx, project, &sends).await?;
+    }
+    if !properties.is_empty() {
+        db.set_properties_of_cases_tx(&mut tx, &properties, now)
+            .await?;
+    }
+    if !states.is_empty() {
+        let states: Vec<_> = states.iter().map(|(id, s, w)| (*id, s, *w)).collect();
+        db.write_sessions(&mut tx, &states).await?;
+    }
+    db.mark_inbound_handled_many(&mut tx, &marks, now).await?;
+    tx.commit().await?;
+    if !sends.is_empty() {
+        db.wake_dispatchers();
+    }
+    Ok((handled, rest))
+}
+
+/// Stores one inbound message and handles its number's waiting messages: what a batch that
+/// failed does for each of its messages.
+async fn handle_one(
+    db: &Db,
+    gateway: &Gateway,
+    sms: &InboundSms,
+    now: i64,
+) -> StoreResult<InboundOutcome> {
+    let project = db.project_by_id(gateway.project_id).await?;
+    let Prepared {
+        phone,
+        text,
+        gateway_message_id,
+    } = prepare(&project, sms);
     let seen = |id: i64| async move {
         Ok(InboundOutcome {
             message: db.message(project.id, id).await?,
@@ -284,7 +687,7 @@ pub async fn handle_inbound(
     // ([`handle_unhandled`]). Handled now, with any earlier message of the number still waiting.
     // A failure to handle it is logged, not answered as a failure: the message is stored (a
     // gateway that retried would store it twice) and the sweep handles it later.
-    let handled = match handle_number(db, clock, &project, &phone).await {
+    let handled = match handle_number(db, &Fixed(now), &project, &phone).await {
         Ok(handled) => handled,
         Err(e) => {
             tracing::error!(

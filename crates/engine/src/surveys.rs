@@ -50,18 +50,32 @@ pub struct Transition {
     pub changed: bool,
 }
 
-/// Runs `event` on `session` (whose survey is `survey`) and carries out the actions in `tx`:
-/// messages queued through `gateway_id` (else the session's gateway), answers saved to the
-/// case's properties, the state and timers written.
-pub(crate) async fn transition(
-    at: &At<'_>,
-    tx: &mut Tx,
+/// What a transition is to write: computed by [`plan`] without touching the database, carried
+/// out by [`transition`] (one session) or by the inbound router's batch (many at once).
+#[derive(Clone, Debug)]
+pub(crate) struct Planned {
+    /// The session's state after it.
+    pub next: SessionState,
+    /// Messages to queue, in order.
+    pub sends: Vec<NewOutbound>,
+    /// Case properties the answers set, in order.
+    pub properties: Vec<(String, String)>,
+    /// What to write beside the state.
+    pub write: SessionWrite,
+    /// Whether anything changes (an ignored event changes nothing).
+    pub changed: bool,
+}
+
+/// Runs `event` on `session` (whose survey is `survey`) through the core's step function and
+/// says what to write: messages through `gateway_id` (else the session's gateway), answers to
+/// the case's properties, the state and timers.
+pub(crate) fn plan(
     survey: &Survey,
     session: &SurveySession,
     event: Event,
     gateway_id: Option<i64>,
-) -> StoreResult<Transition> {
-    let At { db, project, now } = *at;
+    now: i64,
+) -> StoreResult<Planned> {
     // A case closed or deleted mid-survey is sent nothing more: whatever comes, it ends.
     let event = match event {
         Event::Reply(_) | Event::ReminderDue { .. } if session.case_deleted => {
@@ -74,64 +88,85 @@ pub(crate) async fn transition(
     };
     let language = session.language_code.as_deref();
     let (next, actions) = session::step(survey, language, &session.state, event);
-    if next == session.state && actions.is_empty() {
-        return Ok(Transition::default());
-    }
-    let mut write = SessionWrite {
-        now,
-        ..SessionWrite::default()
+    let changed = !(next == session.state && actions.is_empty());
+    let mut planned = Planned {
+        next,
+        sends: Vec::new(),
+        properties: Vec::new(),
+        write: SessionWrite {
+            now,
+            ..SessionWrite::default()
+        },
+        changed,
     };
-    let mut properties = Vec::new();
-    let mut queued = 0;
+    if !changed {
+        return Ok(planned);
+    }
+    let step = i64::try_from(planned.next.step).unwrap_or(i64::MAX);
     for action in actions {
         match action {
             Action::Send(text) => {
                 let Some(gateway) = gateway_id.or(session.gateway_id) else {
                     return Err(StoreError::internal("a survey session without a gateway"));
                 };
-                Db::queue_outbound(
-                    tx,
-                    project,
-                    &NewOutbound {
-                        case_pk: Some(session.case_pk),
-                        phone: PhoneNumber::from_stored(session.phone_number.clone()),
-                        text,
-                        gateway_id: gateway,
-                        user_id: None,
-                        kind: MessageKind::Normal,
-                        survey: Some((session.id, i64::try_from(next.step).unwrap_or(i64::MAX))),
-                    },
-                )
-                .await?;
-                queued += 1;
-                write.asked_at = Some(now);
-                write.gateway_id = Some(gateway);
+                planned.sends.push(NewOutbound {
+                    case_pk: Some(session.case_pk),
+                    phone: PhoneNumber::from_stored(session.phone_number.clone()),
+                    text,
+                    gateway_id: gateway,
+                    user_id: None,
+                    kind: MessageKind::Normal,
+                    survey: Some((session.id, step)),
+                });
+                planned.write.asked_at = Some(now);
+                planned.write.gateway_id = Some(gateway);
             }
             Action::SaveAnswer {
                 value,
                 case_property: Some(property),
                 ..
-            } => properties.push((property, property_text(&value))),
+            } => planned.properties.push((property, property_text(&value))),
             Action::SaveAnswer { .. } | Action::End { .. } => {}
             Action::SetTimers {
                 reminder_in,
                 expiry_in,
                 ..
             } => {
-                write.timers = Some(Timers {
+                planned.write.timers = Some(Timers {
                     reminder_in_ms: reminder_in.map(|d| d.as_millis() as i64),
                     expiry_in_ms: expiry_in.as_millis() as i64,
                 });
             }
         }
     }
-    if !properties.is_empty() {
-        db.set_case_properties_tx(tx, session.case_pk, &properties, now)
+    Ok(planned)
+}
+
+/// Runs `event` on `session` (whose survey is `survey`) and carries out what [`plan`] says in
+/// `tx`.
+pub(crate) async fn transition(
+    at: &At<'_>,
+    tx: &mut Tx,
+    survey: &Survey,
+    session: &SurveySession,
+    event: Event,
+    gateway_id: Option<i64>,
+) -> StoreResult<Transition> {
+    let At { db, project, now } = *at;
+    let planned = plan(survey, session, event, gateway_id, now)?;
+    if !planned.changed {
+        return Ok(Transition::default());
+    }
+    for send in &planned.sends {
+        Db::queue_outbound(tx, project, send).await?;
+    }
+    if !planned.properties.is_empty() {
+        db.set_case_properties_tx(tx, session.case_pk, &planned.properties, now)
             .await?;
     }
-    Db::write_session(tx, session.id, &next, &write).await?;
+    Db::write_session(tx, session.id, &planned.next, &planned.write).await?;
     Ok(Transition {
-        queued,
+        queued: planned.sends.len(),
         changed: true,
     })
 }

@@ -267,13 +267,13 @@ fn case_from_json(r: JsonCase) -> (i64, Case) {
     )
 }
 
-fn properties_json(case: &Case) -> String {
+pub(crate) fn properties_json(case: &Case) -> String {
     serde_json::to_string(&case.properties).expect("a map of strings serialises")
 }
 
 /// The names of a case's properties, sorted and comma-separated (its `property_keys` column):
 /// exports learn their columns from these.
-fn property_keys(case: &Case) -> String {
+pub(crate) fn property_keys(case: &Case) -> String {
     let keys: Vec<&str> = case.properties.keys().map(String::as_str).collect();
     keys.join(",")
 }

@@ -42,7 +42,13 @@ pub struct Db {
     outbox: std::sync::Arc<tokio::sync::Notify>,
     /// Write transactions of this process waiting to begin (see `writers_waiting`).
     waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// What the other crates keep per database in this process (see [`Db::local`]).
+    locals: std::sync::Arc<std::sync::Mutex<Locals>>,
 }
+
+/// [`Db::local`]'s values, one per type.
+type Locals =
+    std::collections::HashMap<std::any::TypeId, std::sync::Arc<dyn std::any::Any + Send + Sync>>;
 
 /// Counts a writer waiting for its transaction while it lives.
 struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -176,6 +182,7 @@ impl Db {
             key: None,
             outbox: Default::default(),
             waiting: Default::default(),
+            locals: Default::default(),
         })
     }
 
@@ -202,6 +209,21 @@ impl Db {
     /// Resolves when this process queues an outbound message.
     pub async fn message_queued(&self) {
         self.outbox.notified().await;
+    }
+
+    /// This process's value of type `T` for this database (made with `T::default()` the first
+    /// time; shared by every clone of this handle): state a workflow keeps beside the database,
+    /// such as the engine's batch of inbound messages being stored.
+    pub fn local<T: std::any::Any + Send + Sync + Default>(&self) -> std::sync::Arc<T> {
+        let mut locals = self.locals.lock().unwrap_or_else(|e| e.into_inner());
+        let value = locals
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| std::sync::Arc::new(T::default()))
+            .clone();
+        drop(locals);
+        value
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("stored under its own type id"))
     }
 
     /// Wakes this process's dispatchers (after queueing messages).

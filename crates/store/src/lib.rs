@@ -13,6 +13,7 @@ pub mod error;
 pub mod fanout;
 pub mod gateways;
 pub mod import_jobs;
+pub mod inbound_batch;
 pub mod jobs;
 pub mod membership;
 pub mod messages;

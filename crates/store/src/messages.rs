@@ -50,12 +50,12 @@ pub struct Message {
     pub expires_at: i64,
 }
 
-const COLUMNS: &str = "m.id, m.project_id, m.direction, m.kind, c.case_id AS case_public_id, \
+pub(crate) const COLUMNS: &str = "m.id, m.project_id, m.direction, m.kind, c.case_id AS case_public_id, \
     c.name AS case_name, c.external_id AS case_external_id, m.phone, m.text, \
     m.status, m.encoding, m.segments, m.gateway_id, m.broadcast_id, m.attempts, m.error, m.created_at, \
     m.sent_at, m.delivered_at, m.expires_at";
 
-fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
+pub(crate) fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
     Ok(Message {
         id: row.try_get("id")?,
         project_id: row.try_get("project_id")?,
@@ -458,18 +458,19 @@ impl Db {
         .await?)
     }
 
-    /// Logs an inbound message as `received`; `None` when the unique index on the gateway's
-    /// message id refused it (the same message delivered twice at the same instant: the
-    /// transaction must then be rolled back).
+    /// Logs an inbound message as `received`; `None` when the gateway's message id is already
+    /// stored (the same message delivered again, at the same instant or within the same
+    /// transaction): nothing is written then, and the transaction goes on.
     pub async fn insert_inbound(
         tx: &mut Transaction<'static, Any>,
         new: &NewInbound<'_>,
     ) -> StoreResult<Option<i64>> {
         let info = sms::analyse(new.text);
-        let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
+        Ok(sqlx::query_scalar(
             "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
                 gateway_id, gateway_message_id, next_attempt_at, created_at, expires_at, updated_at)
-             VALUES ($1, 'inbound', 'normal', $2, $3, $4, 'received', $5, $6, $7, $8, $9, $9, $9, $9) RETURNING id",
+             VALUES ($1, 'inbound', 'normal', $2, $3, $4, 'received', $5, $6, $7, $8, $9, $9, $9, $9)
+             ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(new.project_id)
         .bind(new.case_pk)
@@ -480,12 +481,8 @@ impl Db {
         .bind(new.gateway_id)
         .bind(new.gateway_message_id)
         .bind(new.now)
-        .fetch_one(&mut **tx)
-        .await;
-        match id {
-            Err(e) if crate::error::is_unique_violation(&e) => Ok(None),
-            other => Ok(Some(other?)),
-        }
+        .fetch_optional(&mut **tx)
+        .await?)
     }
 }
 

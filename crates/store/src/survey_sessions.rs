@@ -167,9 +167,20 @@ pub struct DueSession {
 #[derive(Clone, Debug)]
 pub struct Unhandled {
     pub id: i64,
+    pub phone: String,
     pub case_pk: Option<i64>,
     pub text: String,
     pub gateway_id: Option<i64>,
+}
+
+pub(crate) fn unhandled_from_row(row: &AnyRow) -> StoreResult<Unhandled> {
+    Ok(Unhandled {
+        id: row.try_get("id")?,
+        phone: row.try_get("phone")?,
+        case_pk: row.try_get("case_pk")?,
+        text: row.try_get("text")?,
+        gateway_id: row.try_get("gateway_id")?,
+    })
 }
 
 fn status_text(status: SessionStatus) -> &'static str {
@@ -459,7 +470,7 @@ impl Db {
         limit: i64,
     ) -> StoreResult<Vec<Unhandled>> {
         let rows = sqlx::query(
-            "SELECT id, case_pk, text, gateway_id FROM messages
+            "SELECT id, phone, case_pk, text, gateway_id FROM messages
              WHERE project_id = $1 AND phone = $2 AND direction = 'inbound' AND handled_at IS NULL
              ORDER BY id LIMIT $3",
         )
@@ -468,16 +479,7 @@ impl Db {
         .bind(limit)
         .fetch_all(&mut **tx)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Unhandled {
-                    id: row.try_get("id")?,
-                    case_pk: row.try_get("case_pk")?,
-                    text: row.try_get("text")?,
-                    gateway_id: row.try_get("gateway_id")?,
-                })
-            })
-            .collect()
+        rows.iter().map(unhandled_from_row).collect()
     }
 
     /// Marks an inbound message handled, with the case and session it turned out to be for.

@@ -25,6 +25,7 @@ mod membership;
 mod outbox;
 mod projects;
 mod schema;
+mod survey_batches;
 mod survey_broadcasts;
 mod survey_definitions;
 mod survey_order;

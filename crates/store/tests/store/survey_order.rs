@@ -2,8 +2,9 @@
 //! ids, on PostgreSQL (where several processes share the database): a reply that took its id
 //! first but commits second must not be overtaken. Made deterministic by holding the first
 //! reply's insert (another transaction holds its gateway message id, uncommitted) while the
-//! second is recorded. Before the inbound router stored replies under the number's lock, the
-//! second reply was committed and answered the question first.
+//! second is recorded by another process (another handle). Before the inbound router stored
+//! replies under the number's lock, the second reply was committed and answered the question
+//! first.
 
 use casecast_core::gateway::InboundSms;
 use casecast_core::survey::Survey;
@@ -106,9 +107,14 @@ async fn replies_committed_out_of_order_are_answered_in_id_order() {
         tokio::spawn(async move { db.record_inbound(&g, &mo("one", "first")).await.unwrap() })
     };
     wait_until(&mut watcher, "the first reply waits", |waits| waits >= 1).await;
-    // The second reply: recorded and handled at once, or waiting for the number's lock.
+    // The second reply, from another process (a handle of its own: one process batches the
+    // replies that arrive together, so they would not race there): recorded and handled at
+    // once, or waiting for the number's lock.
+    let other = Db::open(&casecast_store::db::normalise_url(&t.url).1)
+        .await
+        .unwrap();
     let second = {
-        let (db, g) = (db.clone(), g.clone());
+        let (db, g) = (other.clone(), g.clone());
         tokio::spawn(async move { db.record_inbound(&g, &mo("two", "second")).await.unwrap() })
     };
     wait_until(

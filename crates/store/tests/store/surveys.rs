@@ -35,7 +35,7 @@ on_both_engines!(
     a_reply_that_cannot_be_handled_stays_stored_for_the_sweep,
 );
 
-fn survey_body() -> Value {
+pub(crate) fn survey_body() -> Value {
     json!({
         "name": "ANC follow-up",
         "intro": {"*": "Hello, 3 questions.", "sw": "Habari, maswali 3."},
@@ -57,13 +57,13 @@ fn survey_body() -> Value {
     })
 }
 
-struct Setup {
-    p: Project,
-    g: Gateway,
-    survey_id: i64,
+pub(crate) struct Setup {
+    pub p: Project,
+    pub g: Gateway,
+    pub survey_id: i64,
 }
 
-async fn setup(db: &Db, body: Value) -> Setup {
+pub(crate) async fn setup(db: &Db, body: Value) -> Setup {
     let p = project(db, "alpha", Some("UG")).await;
     let g = db.create_gateway(p.id, &log("L", &[])).await.unwrap();
     let survey = Survey::parse(&body).unwrap();
@@ -71,7 +71,7 @@ async fn setup(db: &Db, body: Value) -> Setup {
     Setup { p, g, survey_id }
 }
 
-fn mo(from: &str, text: &str) -> InboundSms {
+pub(crate) fn mo(from: &str, text: &str) -> InboundSms {
     InboundSms {
         from: from.into(),
         to: "8080".into(),
@@ -82,7 +82,7 @@ fn mo(from: &str, text: &str) -> InboundSms {
 
 /// Hands every queued message of the gateway to "the gateway" (recorded as sent now), as the
 /// dispatcher does; returns their texts in order.
-async fn send_all(db: &Db, gateway_id: i64) -> Vec<String> {
+pub(crate) async fn send_all(db: &Db, gateway_id: i64) -> Vec<String> {
     let mut texts = Vec::new();
     loop {
         let claim = db
@@ -116,7 +116,7 @@ async fn send_all(db: &Db, gateway_id: i64) -> Vec<String> {
     }
 }
 
-async fn session(db: &Db, p: &Project, id: i64) -> SurveySession {
+pub(crate) async fn session(db: &Db, p: &Project, id: i64) -> SurveySession {
     db.survey_session(p.id, id).await.unwrap()
 }
 
