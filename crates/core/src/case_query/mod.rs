@@ -17,7 +17,7 @@
 //! - **Fields**: the built-ins `case_id`, `name`, `external_id`, `phone_number`, `case_type`,
 //!   `language_code`, `owner_id`, `closed`, `created_at`, `modified_at` and `group` (written in
 //!   any case), and any other word is a case property. A property whose name is also one of
-//!   those words (`group`, or `Closed`), or `and`/`or`, or begins with `properties.`, is written
+//!   those words (`group`, `GROUP`), or `and`/`or`, or begins with `properties.`, is written
 //!   `properties.NAME`. Property names are compared exactly (they are case-sensitive keys);
 //!   a name must be a valid property name (1 to 64 letters, digits, `_`, `-` or `.`, and not
 //!   a standard case field: [`crate::case::parse_property_name`]). `deleted` is refused:
@@ -30,8 +30,8 @@
 //!
 //! # How a condition compares (one rule, in [`compare_text`])
 //!
-//! The built-in text fields (`case_id`, `name`, `external_id`, `phone_number` (E.164, as
-//! stored), `case_type`, `language_code`, `owner_id`) and properties all follow these rules.
+//! The built-in text fields (`case_id`, `name`, `external_id`, `phone_number` (compared as stored,
+//! E.164: `phone_number = +256772123456`, not `0772 123456`), `case_type`, `language_code`, `owner_id`) and properties all follow these rules.
 //! The SQL compiler in `store` must follow them too, and is tested against [`compare_text`]:
 //!
 //! 1. A missing value (a property the case does not have, an empty optional field) is the
@@ -177,6 +177,18 @@ impl CaseQuery {
         })
     }
 
+    /// The same query with every group reference replaced by `resolve`'s answer (a name by
+    /// the group's id, say, so that renaming the group does not change a smart group), or
+    /// `resolve`'s first error ("no case group named …").
+    pub fn try_map_groups<E>(
+        &self,
+        mut resolve: impl FnMut(&GroupRef) -> Result<GroupRef, E>,
+    ) -> Result<Self, E> {
+        let mut expr = self.expr.clone();
+        map_groups(&mut expr, &mut resolve)?;
+        Ok(Self { expr })
+    }
+
     /// The property names the query reads, in the order written (may repeat).
     pub fn properties_referenced(&self) -> impl Iterator<Item = &str> {
         self.conditions().filter_map(|c| match c {
@@ -186,6 +198,22 @@ impl CaseQuery {
             } => Some(name.as_str()),
             _ => None,
         })
+    }
+}
+
+fn map_groups<E>(
+    expr: &mut Expr,
+    resolve: &mut impl FnMut(&GroupRef) -> Result<GroupRef, E>,
+) -> Result<(), E> {
+    match expr {
+        Expr::And(parts) | Expr::Or(parts) => {
+            parts.iter_mut().try_for_each(|p| map_groups(p, resolve))
+        }
+        Expr::Cond(Condition::Group { group, .. }) => {
+            *group = resolve(group)?;
+            Ok(())
+        }
+        Expr::Cond(_) => Ok(()),
     }
 }
 

@@ -222,6 +222,24 @@ fn walking_the_tree() {
 }
 
 #[test]
+fn resolving_group_names() {
+    let q = CaseQuery::parse("group = Gulu OR (group != 4 AND group = \"Arm B\")").expect("parses");
+    let ids = q.try_map_groups(|g| match g {
+        GroupRef::Name(n) if n == "Gulu" => Ok(GroupRef::Id(7)),
+        GroupRef::Name(n) => Err(format!("no case group named '{n}'")),
+        GroupRef::Id(id) => Ok(GroupRef::Id(*id)),
+    });
+    assert_eq!(ids, Err("no case group named 'Arm B'".to_string()));
+    let ids = q
+        .try_map_groups(|g| match g {
+            GroupRef::Name(n) => Ok::<_, ()>(GroupRef::Id(n.len() as i64)),
+            GroupRef::Id(id) => Ok(GroupRef::Id(*id)),
+        })
+        .expect("resolves");
+    assert_eq!(ids.to_string(), "group = 4 OR group != 4 AND group = 5");
+}
+
+#[test]
 fn blank_queries() {
     assert_eq!(CaseQuery::parse_optional(" \n "), Ok(None));
     assert!(matches!(CaseQuery::parse_optional("a = 1"), Ok(Some(_))));
