@@ -2,6 +2,7 @@
 
 pub mod broadcast;
 pub mod case;
+pub mod case_query;
 pub mod case_sheet;
 pub mod gateway;
 pub mod identifier;
