@@ -240,7 +240,9 @@ fn parse_recipients(value: Option<&Value>) -> Result<Recipients, FieldError> {
 const CONTENT_SHAPE: &str =
     "must be {\"sms\": {\"*\": \"text\", \"<language>\": \"text\"}} or {\"survey\": id}";
 
-fn parse_content(value: Option<&Value>) -> Result<BroadcastContent, FieldError> {
+/// Reads a CONTRACT `content` object (`None` when absent), naming the field at fault
+/// (`content.sms.sw`, `content.survey`); reminders take the same content.
+pub fn parse_content(value: Option<&Value>) -> Result<BroadcastContent, FieldError> {
     let obj = match value {
         Some(Value::Object(o)) => o,
         None | Some(Value::Null) => return Err(FieldError::new("content", "write the message")),

@@ -12,6 +12,7 @@ pub mod password;
 pub mod phone;
 pub mod quiet_hours;
 pub mod recurrence;
+pub mod reminder;
 pub mod settings;
 pub mod sheet;
 pub mod sheet_out;

@@ -571,7 +571,7 @@ fn parse_stop(value: Option<&Value>) -> Result<Stop, ScheduleError> {
 }
 
 /// `YYYY-MM-DD`, nothing else (jiff alone would also take `20260302` and signed years).
-fn parse_date(text: &str) -> Option<Date> {
+pub(crate) fn parse_date(text: &str) -> Option<Date> {
     let b = text.as_bytes();
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) {
