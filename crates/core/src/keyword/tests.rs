@@ -885,3 +885,45 @@ proptest! {
         }
     }
 }
+
+/// Any JSON value, small.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "\\PC{0,12}|\\{(case|field)\\.[a-z_]{0,6}\\}|(name|birth_date|reply|start_survey|add_to_group|set_properties|create_case|\\*|sw)"
+            .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map(
+                "type|text|survey_id|case_group_id|dates|\\*|sw|x",
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn parsing_never_panics_and_what_it_accepts_round_trips(
+        word in any_json(), fields in any_json(), actions in any_json(),
+        sender in any_json(), reply in any_json(), case_type in any_json(),
+    ) {
+        let body = json!({"keyword": word, "fields": fields, "actions": actions,
+                          "unknown_sender": sender, "unknown_reply": reply, "case_type": case_type});
+        match Keyword::parse(&body, &RESERVED) {
+            Ok(k) => prop_assert_eq!(Keyword::from_stored(&k.to_json()).unwrap(), k),
+            Err(problems) => {
+                prop_assert!(!problems.is_empty());
+                for p in problems {
+                    prop_assert!(!p.field.is_empty() && !p.message.is_empty());
+                }
+            }
+        }
+    }
+}
