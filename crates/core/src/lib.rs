@@ -7,6 +7,7 @@ pub mod case_sheet;
 pub mod gateway;
 pub mod identifier;
 pub mod ids;
+pub mod keyword;
 pub mod opt_out;
 pub mod password;
 pub mod phone;

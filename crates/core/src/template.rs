@@ -4,6 +4,9 @@
 //! A placeholder is `{case.name}`, `{case.external_id}`, `{case.phone_number}`, `{case.case_id}`,
 //! `{case.case_type}`, `{case.language_code}`, `{case.owner_id}` or `{case.<property>}`; `{{` and
 //! `}}` write a literal brace. Everything else is copied as written.
+//!
+//! A keyword's reply ([`Template::parse_with_fields`]) may also use `{field.NAME}`: the value of
+//! one of the keyword's fields, read from the inbound message. Other templates refuse it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -141,6 +144,12 @@ pub enum Problem {
     Nested,
     /// A `}` that closes nothing.
     LoneClose,
+    /// `{field.NAME}` where NAME is not one of the fields the template may use (none outside a
+    /// keyword's reply); with the closest field name, if one is close.
+    UnknownField {
+        name: String,
+        closest: Option<String>,
+    },
 }
 
 /// Why a text is not a valid template.
@@ -185,6 +194,11 @@ fn describe(snippet: &str, problem: &Problem) -> String {
         }
         Problem::Nested => format!("`{snippet}` has a brace inside a placeholder; {literal}"),
         Problem::LoneClose => format!("`}}` closes no placeholder; {literal}"),
+        Problem::UnknownField { name, closest } => match closest {
+            Some(c) => format!("`{snippet}` names no field: did you mean `{{field.{c}}}`?"),
+            None if name.is_empty() => format!("`{snippet}` has no field name"),
+            None => format!("`{snippet}` names no field of this keyword"),
+        },
     }
 }
 
@@ -204,6 +218,8 @@ enum Part {
     Literal(String),
     /// An index into `Template::placeholders`.
     Field(usize),
+    /// An index into `Template::fields`: a `{field.NAME}`.
+    Value(usize),
 }
 
 /// A checked message template.
@@ -212,6 +228,8 @@ pub struct Template {
     source: String,
     parts: Vec<Part>,
     placeholders: Vec<Placeholder>,
+    /// The names of the `{field.NAME}` placeholders, each once, in order of appearance.
+    fields: Vec<String>,
 }
 
 /// A template rendered for one case.
@@ -226,12 +244,29 @@ pub struct Rendered {
 impl Template {
     /// Checks a template, naming the first malformed placeholder and where it is.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        Template::parse_in(text, None)
+    }
+
+    /// Checks a template that may also use `{field.NAME}` for each NAME of `fields` (exact
+    /// names): a keyword's reply. A `{field.…}` naming anything else is an error.
+    pub fn parse_with_fields<S: AsRef<str>>(
+        text: &str,
+        fields: &[S],
+    ) -> Result<Template, TemplateError> {
+        let names: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
+        Template::parse_in(text, Some(&names))
+    }
+
+    /// Checks a template; `fields` are the names `{field.NAME}` may use, `None` where that
+    /// namespace does not exist (a broadcast).
+    fn parse_in(text: &str, fields: Option<&[&str]>) -> Result<Template, TemplateError> {
         let chars: Vec<char> = text.chars().collect();
         if chars.len() > MAX_CHARS {
             return Err(TemplateError::TooLong { chars: chars.len() });
         }
         let mut parts = Vec::new();
         let mut placeholders: Vec<Placeholder> = Vec::new();
+        let mut field_names: Vec<String> = Vec::new();
         let mut literal = String::new();
         let mut count = 0;
         let mut i = 0;
@@ -247,19 +282,17 @@ impl Template {
                 }
                 '}' => return Err(malformed(&chars, i, i + 1, Problem::LoneClose)),
                 '{' => {
-                    let (placeholder, end) = placeholder_at(&chars, i)?;
+                    let (found, end) = placeholder_at(&chars, i, fields)?;
                     count += 1;
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }
-                    let index = match placeholders.iter().position(|p| *p == placeholder) {
-                        Some(index) => index,
-                        None => {
-                            placeholders.push(placeholder);
-                            placeholders.len() - 1
+                    parts.push(match found {
+                        Found::Case(placeholder) => {
+                            Part::Field(index_of(&mut placeholders, placeholder))
                         }
-                    };
-                    parts.push(Part::Field(index));
+                        Found::Field(name) => Part::Value(index_of(&mut field_names, name)),
+                    });
                     i = end;
                 }
                 c => {
@@ -278,6 +311,7 @@ impl Template {
             source: text.to_string(),
             parts,
             placeholders,
+            fields: field_names,
         })
     }
 
@@ -292,6 +326,7 @@ impl Template {
                 vec![Part::Literal(text.to_string())]
             },
             placeholders: Vec::new(),
+            fields: Vec::new(),
         }
     }
 
@@ -305,6 +340,11 @@ impl Template {
         &self.placeholders
     }
 
+    /// The `{field.NAME}` names used, each once, in the order they first appear.
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+
     /// The message for one case; a value the case lacks renders empty and is listed as missing.
     pub fn render(&self, case: &Case) -> Rendered {
         self.render_with(|p| p.value(case))
@@ -313,6 +353,16 @@ impl Template {
     /// The message with each placeholder's value from `value` (a case read in another shape
     /// than [`Case`]); `None` or an empty value renders empty and is listed as missing.
     pub fn render_with<'v>(&self, value: impl Fn(&Placeholder) -> Option<&'v str>) -> Rendered {
+        self.render_with_fields(value, |_| None)
+    }
+
+    /// The message with `{case.…}` values from `value` and `{field.NAME}` values from `field`
+    /// (by name); `None` or an empty value renders empty and is listed as missing.
+    pub fn render_with_fields<'v>(
+        &self,
+        value: impl Fn(&Placeholder) -> Option<&'v str>,
+        field: impl Fn(&str) -> Option<&'v str>,
+    ) -> Rendered {
         let mut text = String::with_capacity(self.source.len() + 16);
         let mut missing: Vec<String> = Vec::new();
         for part in &self.parts {
@@ -330,14 +380,50 @@ impl Template {
                         }
                     }
                 }
+                Part::Value(index) => {
+                    let name = &self.fields[*index];
+                    match field(name).filter(|v| !v.is_empty()) {
+                        Some(v) => text.push_str(v),
+                        None => {
+                            let name = format!("{{field.{name}}}");
+                            if !missing.contains(&name) {
+                                missing.push(name);
+                            }
+                        }
+                    }
+                }
             }
         }
         Rendered { text, missing }
     }
 }
 
+/// The index of `item` in `list`, added at the end if it is not there.
+fn index_of<T: PartialEq>(list: &mut Vec<T>, item: T) -> usize {
+    match list.iter().position(|p| *p == item) {
+        Some(index) => index,
+        None => {
+            list.push(item);
+            list.len() - 1
+        }
+    }
+}
+
+/// What a well-formed placeholder names.
+enum Found {
+    /// `{case.…}`.
+    Case(Placeholder),
+    /// `{field.NAME}`, one of the fields the template may use.
+    Field(String),
+}
+
 /// Reads the placeholder whose `{` is at `open`; returns it and the index just past its `}`.
-fn placeholder_at(chars: &[char], open: usize) -> Result<(Placeholder, usize), TemplateError> {
+/// `fields` are the names a `{field.NAME}` may use (`None` outside a keyword's reply).
+fn placeholder_at(
+    chars: &[char],
+    open: usize,
+    fields: Option<&[&str]>,
+) -> Result<(Found, usize), TemplateError> {
     let mut j = open + 1;
     while j < chars.len() && chars[j] != '}' {
         if chars[j] == '{' {
@@ -363,9 +449,25 @@ fn placeholder_at(chars: &[char], open: usize) -> Result<(Placeholder, usize), T
             Problem::NoProperty
         } else {
             match Placeholder::parse(name) {
-                Ok(p) => return Ok((p, j + 1)),
+                Ok(p) => return Ok((Found::Case(p), j + 1)),
                 Err(problem) => problem,
             }
+        }
+    } else if let (Some(fields), Some(name)) = (fields, inner.strip_prefix("field.")) {
+        if fields.contains(&name) {
+            return Ok((Found::Field(name.to_string()), j + 1));
+        }
+        Problem::UnknownField {
+            name: name.to_string(),
+            closest: closest_name(name, fields.iter().copied())
+                .filter(|_| !name.is_empty())
+                .map(str::to_string),
+        }
+    } else if let Some(field) = fields.and_then(|f| f.iter().find(|f| **f == inner)) {
+        // `{name}` where `name` is a field: the `field.` prefix was forgotten.
+        Problem::UnknownField {
+            name: inner.clone(),
+            closest: Some(field.to_string()),
         }
     } else {
         Problem::NoPrefix
@@ -460,6 +562,32 @@ impl Content {
         K: AsRef<str>,
         V: AsRef<str>,
     {
+        Content::parse_in(texts, None)
+    }
+
+    /// As [`Content::parse`], the texts also allowed `{field.NAME}` for each NAME of `fields`
+    /// (see [`Template::parse_with_fields`]): a keyword's reply.
+    pub fn parse_with_fields<K, V, S>(
+        texts: impl IntoIterator<Item = (K, V)>,
+        fields: &[S],
+    ) -> Result<Content, ContentError>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+        S: AsRef<str>,
+    {
+        let names: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
+        Content::parse_in(texts, Some(&names))
+    }
+
+    fn parse_in<K, V>(
+        texts: impl IntoIterator<Item = (K, V)>,
+        fields: Option<&[&str]>,
+    ) -> Result<Content, ContentError>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
         let mut default = None;
         let mut translations: Vec<(String, Template)> = Vec::new();
         // Sorted so the first error reported does not depend on the map's order.
@@ -490,7 +618,7 @@ impl Content {
             if text.trim().is_empty() {
                 return Err(ContentError::Empty { language });
             }
-            let template = match Template::parse(&text) {
+            let template = match Template::parse_in(&text, fields) {
                 Ok(t) => t,
                 Err(error) => return Err(ContentError::Template { language, error }),
             };
@@ -752,6 +880,66 @@ mod tests {
         assert_eq!(e, TemplateError::TooManyPlaceholders { count: 51 });
         assert!(e.to_string().contains("at most 50"), "{e}");
         assert_eq!(e.column(), None);
+    }
+
+    #[test]
+    fn field_placeholders_only_where_fields_are_given() {
+        let fields = ["name", "birth_date"];
+        let t = Template::parse_with_fields(
+            "Hi {field.name} ({case.district}), born {field.birth_date}; {field.name}",
+            &fields,
+        )
+        .unwrap();
+        assert_eq!(t.fields(), ["name", "birth_date"]);
+        assert_eq!(t.placeholders(), [Placeholder::Property("district".into())]);
+        let c = case();
+        let r = t.render_with_fields(|p| p.value(&c), |f| (f == "name").then_some("Amina"));
+        assert_eq!(r.text, "Hi Amina (Gulu), born ; Amina");
+        assert_eq!(r.missing, ["{field.birth_date}"]);
+        // Rendering without field values lists them as missing; case values still render.
+        assert_eq!(
+            t.render(&case()).missing,
+            ["{field.name}", "{field.birth_date}"]
+        );
+
+        // Names are exact, and a near miss is suggested.
+        let e = Template::parse_with_fields("Hi {field.birth_dat}", &fields).unwrap_err();
+        assert_eq!(e.column(), Some(4));
+        assert!(
+            e.to_string().contains("did you mean `{field.birth_date}`?"),
+            "{e}"
+        );
+        let e = Template::parse_with_fields("{field.Name}", &fields).unwrap_err();
+        assert!(
+            e.to_string().contains("did you mean `{field.name}`?"),
+            "{e}"
+        );
+        let e = Template::parse_with_fields("{field.village}", &fields).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "column 1: `{field.village}` names no field of this keyword"
+        );
+        let e = Template::parse_with_fields("{field.}", &fields).unwrap_err();
+        assert!(e.to_string().contains("has no field name"), "{e}");
+        // Without fields (a broadcast), `{field.…}` is not a placeholder of its own.
+        let e = Template::parse("Hi {field.name}").unwrap_err();
+        assert!(e.to_string().contains("needs the `case.` prefix"), "{e}");
+        assert!(Template::parse("{field.x y}").is_err());
+        // Escaped braces stay literal.
+        let t = Template::parse_with_fields("{{field.name}}", &fields).unwrap();
+        assert!(t.fields().is_empty());
+        assert_eq!(t.render(&case()).text, "{field.name}");
+
+        let c = Content::parse_with_fields(
+            [("*", "Hi {field.name}"), ("sw", "Habari {field.name}")],
+            &fields,
+        )
+        .unwrap();
+        assert_eq!(c.for_language(Some("sw")).fields(), ["name"]);
+        let e =
+            Content::parse_with_fields([("*", "Hi"), ("sw", "{field.x}")], &fields).unwrap_err();
+        assert_eq!(e.language(), Some("sw"));
+        assert!(Content::parse([("*", "Hi {field.name}")]).is_err());
     }
 
     fn content(pairs: &[(&str, &str)]) -> Result<Content, ContentError> {
