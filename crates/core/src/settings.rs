@@ -35,6 +35,12 @@ pub struct MessagingSettings {
     pub opt_in_reply: String,
     /// Seconds a message may wait (retries, quiet hours, a gateway down) before it expires.
     pub validity_seconds: i64,
+    /// The reply to an inbound message that matches no keyword and answers no survey; none
+    /// (the default): no reply. Never sent to an opted-out number.
+    pub default_reply: Option<String>,
+    /// Most automatic replies (keywords' replies, the default reply) to one number in a window,
+    /// as `"5/10m"` (see `crate::keyword::ReplyLimit`), so that two auto-responders stop.
+    pub keyword_reply_limit: String,
 }
 
 impl Default for MessagingSettings {
@@ -48,6 +54,8 @@ impl Default for MessagingSettings {
             opt_out_reply: "You have been unsubscribed and will get no more messages. Reply START to subscribe again.".into(),
             opt_in_reply: "You have been subscribed again. Reply STOP to unsubscribe.".into(),
             validity_seconds: DEFAULT_VALIDITY_SECONDS,
+            default_reply: None,
+            keyword_reply_limit: crate::keyword::ReplyLimit::default().to_string(),
         }
     }
 }
@@ -62,6 +70,8 @@ pub enum SettingsField {
     OptOutReply,
     OptInReply,
     ValiditySeconds,
+    DefaultReply,
+    KeywordReplyLimit,
 }
 
 impl SettingsField {
@@ -75,6 +85,8 @@ impl SettingsField {
             SettingsField::OptOutReply => "opt_out_reply",
             SettingsField::OptInReply => "opt_in_reply",
             SettingsField::ValiditySeconds => "validity_seconds",
+            SettingsField::DefaultReply => "default_reply",
+            SettingsField::KeywordReplyLimit => "keyword_reply_limit",
         }
     }
 }
@@ -167,7 +179,25 @@ impl MessagingSettings {
                 format!("must be from {MIN_VALIDITY_SECONDS} to {MAX_VALIDITY_SECONDS} seconds"),
             ));
         }
+        if let Some(reply) = &self.default_reply {
+            if reply.trim().is_empty() || reply.chars().count() > MAX_REPLY_CHARS {
+                return Err(SettingsFieldError::new(
+                    SettingsField::DefaultReply,
+                    format!("must be 1 to {MAX_REPLY_CHARS} characters, or none (no reply)"),
+                ));
+            }
+        }
+        self.reply_limit()?;
         Ok(())
+    }
+
+    /// The per-number limit of automatic replies; an error says the form expected.
+    pub fn reply_limit(&self) -> Result<crate::keyword::ReplyLimit, SettingsFieldError> {
+        self.keyword_reply_limit
+            .parse()
+            .map_err(|e: crate::keyword::LimitError| {
+                SettingsFieldError::new(SettingsField::KeywordReplyLimit, e.to_string())
+            })
     }
 
     /// The quiet hours, if set; an error names the end that is not a time, or the missing end.

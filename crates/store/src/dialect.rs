@@ -154,6 +154,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 "surveys",
                 include_str!("../migrations/sqlite/0009_surveys.sql"),
             ),
+            (
+                10,
+                "keywords",
+                include_str!("../migrations/sqlite/0010_keywords.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -200,6 +205,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 9,
                 "surveys",
                 include_str!("../migrations/postgres/0009_surveys.sql"),
+            ),
+            (
+                10,
+                "keywords",
+                include_str!("../migrations/postgres/0010_keywords.sql"),
             ),
         ],
     }

@@ -39,6 +39,12 @@ pub struct MessagingSettingsJson {
     /// Seconds a message may wait (retries, quiet hours, a gateway down) before it expires
     /// instead of going out late: 10 to 604,800.
     pub validity_seconds: i64,
+    /// The reply to an inbound message that matches no keyword and answers no survey (1–480
+    /// characters); null (the default): no reply. Never sent to an opted-out number.
+    pub default_reply: Option<String>,
+    /// Most automatic replies (keywords', the default reply) to one number in a window:
+    /// `"5/10m"` (the default) is five in ten minutes; units `s`, `m`, `h`.
+    pub keyword_reply_limit: String,
 }
 
 /// The messaging settings as read: the settings, and why the stored ones cannot be used when
@@ -96,6 +102,8 @@ impl From<MessagingSettings> for MessagingSettingsJson {
             opt_out_reply: s.opt_out_reply,
             opt_in_reply: s.opt_in_reply,
             validity_seconds: s.validity_seconds,
+            default_reply: s.default_reply,
+            keyword_reply_limit: s.keyword_reply_limit,
         }
     }
 }
@@ -110,6 +118,8 @@ impl From<MessagingSettingsJson> for MessagingSettings {
             opt_out_reply: s.opt_out_reply,
             opt_in_reply: s.opt_in_reply,
             validity_seconds: s.validity_seconds,
+            default_reply: s.default_reply,
+            keyword_reply_limit: s.keyword_reply_limit,
         }
     }
 }

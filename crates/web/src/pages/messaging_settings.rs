@@ -30,6 +30,11 @@ pub(super) struct SettingsForm {
     validity: String,
     /// `hours`, `minutes` or `seconds`.
     validity_unit: String,
+    /// Empty: no default reply.
+    #[serde(default)]
+    default_reply: String,
+    #[serde(default)]
+    keyword_reply_limit: String,
 }
 
 fn unit_seconds(unit: &str) -> Option<i64> {
@@ -66,6 +71,8 @@ impl SettingsForm {
             opt_in_reply: s.opt_in_reply.clone(),
             validity: validity.to_string(),
             validity_unit: unit.to_string(),
+            default_reply: s.default_reply.clone().unwrap_or_default(),
+            keyword_reply_limit: s.keyword_reply_limit.clone(),
         }
     }
 
@@ -86,6 +93,11 @@ impl SettingsForm {
             opt_out_reply: self.opt_out_reply.trim().to_string(),
             opt_in_reply: self.opt_in_reply.trim().to_string(),
             validity_seconds: amount.saturating_mul(unit),
+            default_reply: opt(&self.default_reply),
+            keyword_reply_limit: match self.keyword_reply_limit.trim() {
+                "" => MessagingSettings::default().keyword_reply_limit,
+                given => given.to_string(),
+            },
         })
     }
 }
@@ -100,6 +112,8 @@ fn form_field(field: SettingsField) -> &'static str {
         SettingsField::OptOutReply => "opt_out_reply",
         SettingsField::OptInReply => "opt_in_reply",
         SettingsField::ValiditySeconds => "validity",
+        SettingsField::DefaultReply => "default_reply",
+        SettingsField::KeywordReplyLimit => "keyword_reply_limit",
     }
 }
 
@@ -111,6 +125,8 @@ fn label(field: &str) -> &'static str {
         "start_keywords" => "Start keywords",
         "opt_out_reply" => "Reply to an opt-out",
         "opt_in_reply" => "Reply to an opt-in",
+        "default_reply" => "Default reply",
+        "keyword_reply_limit" => "Automatic replies per number",
         _ => "Validity",
     }
 }
