@@ -48,8 +48,10 @@ pub struct Handled {
     pub message_id: i64,
     /// The opt-out or opt-in it asked for, and whether that changed the list.
     pub intent: Option<(Intent, bool)>,
-    /// The survey session it answered (or, with a stop keyword, none).
+    /// The survey session it answered or (a keyword) started; none with a stop keyword.
     pub session_id: Option<i64>,
+    /// The keyword it matched.
+    pub keyword_id: Option<i64>,
 }
 
 /// Most inbound messages of one number handled per call of [`handle_number`] (the rest wait
@@ -103,6 +105,7 @@ pub async fn handle_number_with_faults(
             message_id: message.id,
             intent: None,
             session_id: None,
+            keyword_id: None,
         };
         let mut case_pk = None;
         match (asked, number.as_ref()) {
@@ -136,6 +139,7 @@ pub async fn handle_number_with_faults(
                                 user_id: None,
                                 kind: MessageKind::Confirmation,
                                 survey: None,
+                                reply_to: None,
                             },
                         )
                         .await?;
@@ -145,7 +149,35 @@ pub async fn handle_number_with_faults(
                 outcome.intent = Some((asked, changed));
             }
             _ => {
-                if let Some((session, done)) = crate::surveys::answer(
+                // Keywords come after a survey's answer, unless the keyword overrides an open
+                // survey (its sessions are cancelled first).
+                let keyword = match casecast_core::keyword::first_word(&message.text) {
+                    Some((word, _)) => {
+                        db.keyword_by_word_tx(
+                            &mut tx,
+                            project.id,
+                            &casecast_core::keyword::fold(word),
+                        )
+                        .await?
+                    }
+                    None => None,
+                };
+                let overrides = keyword.as_ref().filter(|k| {
+                    k.keyword.override_open_survey
+                        && casecast_core::keyword::match_message(
+                            &message.text,
+                            std::iter::once(&k.keyword),
+                        )
+                        .is_some()
+                });
+                let mut answered = false;
+                if let Some(k) = overrides {
+                    let why = format!("the keyword {} was sent", k.keyword.keyword);
+                    crate::surveys::cancel_sessions_of_phone(
+                        db, &mut tx, project, phone, now, &why,
+                    )
+                    .await?;
+                } else if let Some((session, done)) = crate::surveys::answer(
                     db,
                     &mut tx,
                     project,
@@ -159,11 +191,44 @@ pub async fn handle_number_with_faults(
                     outcome.session_id = Some(session.id);
                     case_pk = Some(session.case_pk);
                     wake |= done.queued > 0;
+                    answered = true;
+                }
+                if !answered {
+                    let acted = match &keyword {
+                        Some(k) => {
+                            crate::keywords::act(db, &mut tx, project, &message, k, now).await?
+                        }
+                        None => None,
+                    };
+                    match (acted, &keyword) {
+                        (Some(acted), Some(k)) => {
+                            outcome.keyword_id = Some(k.id);
+                            outcome.session_id = acted.session_id;
+                            case_pk = acted.case_pk;
+                            wake |= acted.queued > 0;
+                        }
+                        _ => {
+                            let queued = crate::keywords::default_reply(
+                                db,
+                                &mut tx,
+                                project,
+                                &message,
+                                message.case_pk,
+                                now,
+                            )
+                            .await?;
+                            wake |= queued > 0;
+                        }
+                    }
                 }
             }
         }
-        Db::mark_inbound_handled(&mut tx, message.id, case_pk, outcome.session_id, now).await?;
-        if outcome.session_id.is_some() {
+        if let Some(keyword_id) = outcome.keyword_id {
+            Db::mark_keyword_handled(&mut tx, message.id, case_pk, keyword_id, now).await?;
+        } else {
+            Db::mark_inbound_handled(&mut tx, message.id, case_pk, outcome.session_id, now).await?;
+        }
+        if outcome.session_id.is_some() && outcome.keyword_id.is_none() {
             // A test's kill -9 lands here: everything written, nothing committed.
             faults.survey_reply().await;
         }
@@ -515,6 +580,7 @@ async fn reply_batch(
     now: i64,
 ) -> StoreResult<(Vec<Handled>, Vec<String>)> {
     let keywords = project.inbound_settings().keywords().unwrap_or_default();
+    let default_reply = project.inbound_settings().default_reply.is_some();
     let country = project.country_code();
     let mut tx = db.begin_write().await?;
     db.lock_numbers(&mut tx, project.id, phones).await?;
@@ -531,11 +597,21 @@ async fn reply_batch(
     for m in &waiting {
         *count.entry(m.phone.as_str()).or_default() += 1;
     }
+    // The first words that are keywords of the project: their messages are left to
+    // `handle_number` (a keyword's actions are one message's transaction).
+    let words: Vec<String> = waiting
+        .iter()
+        .filter_map(|m| casecast_core::keyword::first_word(&m.text))
+        .map(|(word, _)| casecast_core::keyword::fold(word))
+        .collect();
+    let keyword_words = db.keyword_words_tx(&mut tx, project.id, &words).await?;
     let mut rest: Vec<String> = Vec::new();
     let mut replies = Vec::new();
     for m in &waiting {
-        let keyword = PhoneNumber::parse(&m.phone, country.as_ref()).is_ok()
-            && casecast_core::opt_out::intent(&m.text, &keywords).is_some();
+        let keyword = (PhoneNumber::parse(&m.phone, country.as_ref()).is_ok()
+            && casecast_core::opt_out::intent(&m.text, &keywords).is_some())
+            || casecast_core::keyword::first_word(&m.text)
+                .is_some_and(|(w, _)| keyword_words.contains(&casecast_core::keyword::fold(w)));
         if count[m.phone.as_str()] > 1 || keyword {
             if !rest.contains(&m.phone) {
                 rest.push(m.phone.clone());
@@ -579,6 +655,7 @@ async fn reply_batch(
             message_id: m.id,
             intent: None,
             session_id: None,
+            keyword_id: None,
         };
         match sessions.get(&m.phone) {
             Some(session) => {
@@ -601,6 +678,11 @@ async fn reply_batch(
                 }
                 outcome.session_id = Some(session.id);
                 marks.push((m.id, Some(session.case_pk), Some(session.id)));
+            }
+            None if default_reply => {
+                // The default reply (its limit, the opt-out) is `handle_number`'s.
+                rest.push(m.phone.clone());
+                continue;
             }
             None => marks.push((m.id, None, None)),
         }

@@ -11,6 +11,7 @@ pub mod fanout;
 pub mod faults;
 pub mod import;
 pub mod inbound;
+pub mod keywords;
 pub mod pace;
 pub mod permits;
 pub mod preview;

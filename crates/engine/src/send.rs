@@ -109,6 +109,7 @@ pub async fn send_to_case(
             user_id,
             kind: MessageKind::Normal,
             survey: None,
+            reply_to: None,
         },
     )
     .await?;

@@ -25,10 +25,11 @@ use casecast_core::PhoneNumber;
 use casecast_store::messages::NewOutbound;
 use casecast_store::projects::Project;
 use casecast_store::survey_sessions::{NewSession, SessionWrite, SurveySession, Timers};
+use casecast_store::surveys::StoredSurvey;
 use casecast_store::{Db, StoreError, StoreResult, Tx};
 
 use crate::clock::Clock;
-use crate::send::{reachable_case, still_reachable};
+use crate::send::{reachable_case, still_reachable, Reachable};
 
 /// Due sessions handled per call of [`fire_due_timers`].
 pub const TIMERS_PER_ROUND: i64 = 500;
@@ -117,6 +118,7 @@ pub(crate) fn plan(
                     user_id: None,
                     kind: MessageKind::Normal,
                     survey: Some((session.id, step)),
+                    reply_to: None,
                 });
                 planned.write.asked_at = Some(now);
                 planned.write.gateway_id = Some(gateway);
@@ -199,35 +201,58 @@ pub async fn start_for_case(
         other => other?,
     };
     db.lock_number(&mut tx, project.id, &to.phone).await?;
-    still_reachable(db, &mut tx, project, &to).await?;
+    let id = start_in_tx(
+        db,
+        &mut tx,
+        project,
+        &stored,
+        &to,
+        language.as_deref(),
+        user_id,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    db.wake_dispatchers();
+    db.survey_session(project.id, id).await
+}
+
+/// Starts `stored` for the case `to` inside `tx`, which holds the case's number lock (a start
+/// from the case page, or a keyword's action): the gateway must still be live and the number
+/// not opted out; the case's active session (of any survey) ends as `cancelled`; the intro and
+/// first question are queued. Returns the new session's id.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn start_in_tx(
+    db: &Db,
+    tx: &mut Tx,
+    project: &Project,
+    stored: &StoredSurvey,
+    to: &Reachable,
+    language: Option<&str>,
+    user_id: Option<i64>,
+    now: i64,
+) -> StoreResult<i64> {
+    still_reachable(db, tx, project, to).await?;
+    let at = At { db, project, now };
     if let Some(old) = db
-        .active_session_of_case(&mut tx, project.id, to.case_pk)
+        .active_session_of_case(tx, project.id, to.case_pk)
         .await?
     {
-        let old_survey = db.survey_tx(&mut tx, project.id, old.survey_id).await?;
+        let old_survey = db.survey_tx(tx, project.id, old.survey_id).await?;
         let why = format!(
             "a new survey was started for the case ({})",
             stored.survey.name
         );
-        let at = At { db, project, now };
-        transition(
-            &at,
-            &mut tx,
-            &old_survey.survey,
-            &old,
-            Event::Cancel(why),
-            None,
-        )
-        .await?;
+        transition(&at, tx, &old_survey.survey, &old, Event::Cancel(why), None).await?;
     }
     let id = Db::insert_session(
-        &mut tx,
+        tx,
         &NewSession {
             project_id: project.id,
-            survey_id,
+            survey_id: stored.id,
             case_pk: to.case_pk,
             phone: &to.phone,
-            language_code: language.as_deref(),
+            language_code: language,
             gateway_id: to.gateway_id,
             occurrence_id: None,
             started_by: user_id,
@@ -236,22 +261,19 @@ pub async fn start_for_case(
     )
     .await?;
     let session = db
-        .survey_session_tx(&mut tx, project.id, id)
+        .survey_session_tx(tx, project.id, id)
         .await?
         .ok_or(StoreError::NotFound("survey session"))?;
-    let at = At { db, project, now };
     transition(
         &at,
-        &mut tx,
+        tx,
         &stored.survey,
         &session,
         Event::Start,
         Some(to.gateway_id),
     )
     .await?;
-    tx.commit().await?;
-    db.wake_dispatchers();
-    db.survey_session(project.id, id).await
+    Ok(id)
 }
 
 /// Ends every active session of a number as `cancelled` because it opted out (inside the
@@ -263,11 +285,38 @@ pub(crate) async fn stop_sessions_of_phone(
     phone: &str,
     now: i64,
 ) -> StoreResult<usize> {
+    end_sessions_of_phone(db, tx, project, phone, now, || Event::Stop).await
+}
+
+/// Ends every active session of a number as `cancelled` with the reason given (a keyword that
+/// overrides an open survey), inside the caller's transaction, which holds the number's lock.
+pub(crate) async fn cancel_sessions_of_phone(
+    db: &Db,
+    tx: &mut Tx,
+    project: &Project,
+    phone: &str,
+    now: i64,
+    reason: &str,
+) -> StoreResult<usize> {
+    end_sessions_of_phone(db, tx, project, phone, now, || {
+        Event::Cancel(reason.to_string())
+    })
+    .await
+}
+
+async fn end_sessions_of_phone(
+    db: &Db,
+    tx: &mut Tx,
+    project: &Project,
+    phone: &str,
+    now: i64,
+    event: impl Fn() -> Event,
+) -> StoreResult<usize> {
     let sessions = db.active_sessions_of_phone(tx, project.id, phone).await?;
     for s in &sessions {
         let survey = db.survey_tx(tx, project.id, s.survey_id).await?;
         let at = At { db, project, now };
-        transition(&at, tx, &survey.survey, s, Event::Stop, None).await?;
+        transition(&at, tx, &survey.survey, s, event(), None).await?;
     }
     Ok(sessions.len())
 }

@@ -122,6 +122,32 @@ impl Db {
         Ok(out)
     }
 
+    /// Which of these folded words are keywords of the project.
+    pub async fn keyword_words_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        project_id: i64,
+        words: &[String],
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in words.chunks(MAX_BATCH_ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let first = p.next();
+            let sql = format!(
+                "SELECT word_key FROM keywords WHERE project_id = {first} AND word_key IN ({})",
+                p.list(chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(project_id);
+            for w in chunk {
+                q = q.bind(w.as_str());
+            }
+            for row in q.persistent(false).fetch_all(&mut **tx).await? {
+                found.insert(row.try_get("word_key")?);
+            }
+        }
+        Ok(found)
+    }
+
     /// The inbound messages not handled yet of these numbers, oldest first, at most `limit`
     /// (which ones, when there are more, is not said).
     pub async fn unhandled_inbound_of(
@@ -233,14 +259,14 @@ impl Db {
                         "({}, 'outbound', {}, 'queued', {})",
                         p.next(),
                         p.list(4),
-                        p.list(10)
+                        p.list(12)
                     )
                 })
                 .collect();
             let sql = format!(
                 "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status,
                     encoding, segments, gateway_id, user_id, next_attempt_at, created_at, expires_at,
-                    updated_at, survey_session_id, survey_step)
+                    updated_at, survey_session_id, survey_step, reply_to, keyword_id)
                  VALUES {}",
                 rows.join(", ")
             );
@@ -262,7 +288,9 @@ impl Db {
                     .bind(expires)
                     .bind(now)
                     .bind(new.survey.map(|(session, _)| session))
-                    .bind(new.survey.map(|(_, step)| step));
+                    .bind(new.survey.map(|(_, step)| step))
+                    .bind(new.reply_to.map(|(to, _)| to))
+                    .bind(new.reply_to.and_then(|(_, keyword)| keyword));
             }
             q.persistent(false).execute(&mut **tx).await?;
         }

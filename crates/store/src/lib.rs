@@ -15,6 +15,7 @@ pub mod gateways;
 pub mod import_jobs;
 pub mod inbound_batch;
 pub mod jobs;
+pub mod keyword_actions;
 pub mod keywords;
 pub mod membership;
 pub mod messages;

@@ -116,6 +116,9 @@ pub struct NewOutbound {
     pub kind: MessageKind,
     /// The survey session that sends it and the session's step when it is queued.
     pub survey: Option<(i64, i64)>,
+    /// An automatic reply: the inbound message it answers and the keyword that sends it (none:
+    /// the default reply). Counted by the per-number reply limit.
+    pub reply_to: Option<(i64, Option<i64>)>,
 }
 
 /// Checks the text of a message a user writes.
@@ -155,8 +158,8 @@ impl Db {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
                 gateway_id, user_id, next_attempt_at, created_at, expires_at, updated_at,
-                survey_session_id, survey_step)
-             VALUES ($1, 'outbound', $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $10, $11, $10, $12, $13)
+                survey_session_id, survey_step, reply_to, keyword_id)
+             VALUES ($1, 'outbound', $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $10, $11, $10, $12, $13, $14, $15)
              RETURNING id",
         )
         .bind(project.id)
@@ -172,6 +175,8 @@ impl Db {
         .bind(expires)
         .bind(new.survey.map(|(session, _)| session))
         .bind(new.survey.map(|(_, step)| step))
+        .bind(new.reply_to.map(|(to, _)| to))
+        .bind(new.reply_to.and_then(|(_, keyword)| keyword))
         .fetch_one(&mut **tx)
         .await?;
         Ok(id)

@@ -1,0 +1,345 @@
+//! What an inbound message that selects a keyword does (issue 14), inside the inbound router's
+//! transaction, which holds the sender's number lock: every action of one message commits
+//! together with the message marked handled, or none does.
+//!
+//! Rules:
+//! - The sender is the live case with the number. Several open cases with it: the keyword acts
+//!   on all of them only when every action means the same for each (group actions, replies
+//!   without `{case.…}`: `Keyword::acts_on_every_case`; each reply is sent once); otherwise the
+//!   sender is told that the number is shared and nothing else happens (no guessing). A number
+//!   whose only cases are closed gets nothing (closed cases receive no messages).
+//! - A number with no case: `unknown_sender` says what happens (`ignore`: logged; `reply`: the
+//!   keyword's `unknown_reply`; `create_case`: a case is made from the fields, then the actions
+//!   run for it).
+//! - A missing or invalid field: the sender is told what to send, and no action runs.
+//! - Every automatic reply goes through the inbound message's gateway, carries the inbound
+//!   message's id and the keyword's (`reply_to`, `keyword_id`), is never queued for an opted-out
+//!   number, and counts toward the per-number limit (`keyword_reply_limit`, default 5 in 10
+//!   minutes): beyond it the reply is skipped, the other actions still run.
+//! - An action whose target is gone (a survey or group deleted since the keyword was saved) or
+//!   that cannot apply (a survey to an opted-out number) is skipped and logged; the others run.
+
+use casecast_core::case::{Case, FieldError};
+use casecast_core::keyword::{match_message, reply_text, Action, Match, UnknownSender, Values};
+use casecast_core::states::MessageKind;
+use casecast_core::template::Content;
+use casecast_core::PhoneNumber;
+use casecast_store::keywords::StoredKeyword;
+use casecast_store::messages::NewOutbound;
+use casecast_store::projects::Project;
+use casecast_store::survey_sessions::Unhandled;
+use casecast_store::{Db, StoreError, StoreResult, Tx};
+
+use crate::send::Reachable;
+
+/// The reply to a number several open cases share, when the keyword's actions differ by case.
+pub const AMBIGUOUS_REPLY: &str = "Your number belongs to more than one person in our records, \
+so we could not act on your message. Please contact the program.";
+
+/// Open cases of one number looked at (more means the number is shared anyway).
+const MAX_CASES: i64 = 20;
+
+/// What a keyword did with one message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Acted {
+    /// The case the message was for (the first, when several), or the case it made.
+    pub case_pk: Option<i64>,
+    /// Messages queued (replies, a survey's first question).
+    pub queued: usize,
+    /// The survey session it started, if any.
+    pub session_id: Option<i64>,
+}
+
+/// The automatic replies a message may still get: the number's opt-out and the reply limit.
+struct Replies<'a> {
+    project: &'a Project,
+    message: &'a Unhandled,
+    keyword_id: Option<i64>,
+    opted_out: bool,
+    sent: Vec<i64>,
+    limit: casecast_core::keyword::ReplyLimit,
+    now: i64,
+    queued: usize,
+}
+
+impl<'a> Replies<'a> {
+    async fn new(
+        db: &'a Db,
+        tx: &mut Tx,
+        project: &'a Project,
+        message: &'a Unhandled,
+        keyword_id: Option<i64>,
+        now: i64,
+    ) -> StoreResult<Replies<'a>> {
+        let limit = project.inbound_settings().reply_limit().unwrap_or_default();
+        let sent = db
+            .auto_replies_since_tx(tx, project.id, &message.phone, limit.window_start(now))
+            .await?;
+        let opted_out = db.is_opted_out_tx(tx, project.id, &message.phone).await?;
+        Ok(Replies {
+            project,
+            message,
+            keyword_id,
+            opted_out,
+            sent,
+            limit,
+            now,
+            queued: 0,
+        })
+    }
+
+    /// Queues `text` to the sender, unless the number opted out, the limit is reached, the
+    /// message came through no gateway, or the text is empty.
+    async fn send(&mut self, tx: &mut Tx, case_pk: Option<i64>, text: String) -> StoreResult<()> {
+        let Some(gateway_id) = self.message.gateway_id else {
+            return Ok(());
+        };
+        if self.opted_out || text.trim().is_empty() {
+            return Ok(());
+        }
+        if !self.limit.allows(self.sent.iter().copied(), self.now) {
+            tracing::info!(
+                message.id = self.message.id,
+                "automatic reply skipped: the number reached the reply limit"
+            );
+            return Ok(());
+        }
+        Db::queue_outbound(
+            tx,
+            self.project,
+            &NewOutbound {
+                case_pk,
+                phone: PhoneNumber::from_stored(self.message.phone.clone()),
+                text,
+                gateway_id,
+                user_id: None,
+                kind: MessageKind::Normal,
+                survey: None,
+                reply_to: Some((self.message.id, self.keyword_id)),
+            },
+        )
+        .await?;
+        self.sent.push(self.now);
+        self.queued += 1;
+        Ok(())
+    }
+}
+
+/// Runs `stored`'s actions for `message` (see the module's rules). `None` when the message does
+/// not select the keyword after all (its first word is glued to more text).
+pub(crate) async fn act(
+    db: &Db,
+    tx: &mut Tx,
+    project: &Project,
+    message: &Unhandled,
+    stored: &StoredKeyword,
+    now: i64,
+) -> StoreResult<Option<Acted>> {
+    let keyword = &stored.keyword;
+    let Some(matched) = match_message(&message.text, std::iter::once(keyword)) else {
+        return Ok(None);
+    };
+    let mut replies = Replies::new(db, tx, project, message, Some(stored.id), now).await?;
+    let cases = db
+        .cases_of_phone_tx(tx, project.id, &message.phone, MAX_CASES)
+        .await?;
+    let open: Vec<&(i64, Case)> = cases.iter().filter(|(_, c)| !c.closed).collect();
+    let mut acted = Acted::default();
+    let targets: Vec<(i64, Case)> = match (open.len(), cases.first()) {
+        (0, Some((pk, _))) => {
+            // Only closed cases: they receive nothing, and no case is made beside them.
+            acted.case_pk = Some(*pk);
+            return Ok(Some(acted));
+        }
+        (0, None) => {
+            match (keyword.unknown_sender, &matched) {
+                (UnknownSender::Ignore, _) => return Ok(Some(acted)),
+                (UnknownSender::Reply, Match::Matched { values, .. }) => {
+                    if let Some(content) = &keyword.unknown_reply {
+                        let text = reply_text(content, None, values).text;
+                        replies.send(tx, None, text).await?;
+                    }
+                    acted.queued = replies.queued;
+                    return Ok(Some(acted));
+                }
+                (_, Match::Missing { reply, .. } | Match::Invalid { reply, .. }) => {
+                    if keyword.unknown_sender == UnknownSender::Reply {
+                        if let Some(content) = &keyword.unknown_reply {
+                            let text = reply_text(content, None, &Values::default()).text;
+                            replies.send(tx, None, text).await?;
+                        }
+                    } else {
+                        replies.send(tx, None, reply.clone()).await?;
+                    }
+                    acted.queued = replies.queued;
+                    return Ok(Some(acted));
+                }
+                (UnknownSender::CreateCase, Match::Matched { values, .. }) => {
+                    let phone = PhoneNumber::from_stored(message.phone.clone());
+                    let changes = keyword.new_case(values, &phone);
+                    match db.create_case_tx(tx, project.id, &changes, now).await {
+                        Ok(made) => vec![made],
+                        Err(StoreError::Invalid(e)) => {
+                            // The fields passed their checks but the case does not (a rule of
+                            // cases beyond the keyword's): say what, make nothing.
+                            replies.send(tx, None, invalid_reply(&e)).await?;
+                            acted.queued = replies.queued;
+                            return Ok(Some(acted));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        (1, _) => vec![open[0].clone()],
+        (_, _) if keyword.acts_on_every_case() => open.into_iter().cloned().collect(),
+        (_, _) => {
+            acted.case_pk = Some(open[0].0);
+            replies
+                .send(tx, Some(open[0].0), AMBIGUOUS_REPLY.to_string())
+                .await?;
+            acted.queued = replies.queued;
+            return Ok(Some(acted));
+        }
+    };
+    acted.case_pk = targets.first().map(|(pk, _)| *pk);
+    let values = match &matched {
+        Match::Matched { values, .. } => values,
+        Match::Missing { reply, .. } | Match::Invalid { reply, .. } => {
+            replies.send(tx, acted.case_pk, reply.clone()).await?;
+            acted.queued = replies.queued;
+            return Ok(Some(acted));
+        }
+    };
+    let mut queued_elsewhere = 0;
+    let mut replied: Vec<usize> = Vec::new();
+    for (pk, case) in &targets {
+        let mut case = case.clone();
+        for (i, action) in keyword.actions.iter().enumerate() {
+            match action {
+                Action::Reply { text } => {
+                    // Sent once however many cases share the number.
+                    if replied.contains(&i) {
+                        continue;
+                    }
+                    replied.push(i);
+                    let text = reply_for(text, &case, values);
+                    replies.send(tx, Some(*pk), text).await?;
+                }
+                Action::StartSurvey { survey_id } => {
+                    let Some(gateway_id) = message.gateway_id else {
+                        continue;
+                    };
+                    let survey = match db.survey_tx(tx, project.id, *survey_id).await {
+                        Ok(s) => s,
+                        Err(StoreError::NotFound(_)) => {
+                            tracing::warn!(
+                                keyword.id = stored.id,
+                                survey.id = survey_id,
+                                "a keyword's survey no longer exists: action skipped"
+                            );
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let to = Reachable {
+                        case_pk: *pk,
+                        phone: message.phone.clone(),
+                        gateway_id,
+                    };
+                    match crate::surveys::start_in_tx(
+                        db,
+                        tx,
+                        project,
+                        &survey,
+                        &to,
+                        case.language_code.as_deref(),
+                        None,
+                        now,
+                    )
+                    .await
+                    {
+                        Ok(id) => {
+                            acted.session_id = Some(id);
+                            queued_elsewhere += 1;
+                        }
+                        Err(StoreError::Conflict { code, .. }) => {
+                            tracing::info!(
+                                keyword.id = stored.id,
+                                reason = code,
+                                "a keyword's survey was not started"
+                            );
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Action::AddToGroup { case_group_id }
+                | Action::RemoveFromGroup { case_group_id } => {
+                    let add = matches!(action, Action::AddToGroup { .. });
+                    match db
+                        .change_membership_tx(
+                            tx,
+                            project.id,
+                            *case_group_id,
+                            (*pk, case.case_id.as_str()),
+                            add,
+                            now,
+                        )
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(StoreError::NotFound(_)) => tracing::warn!(
+                            keyword.id = stored.id,
+                            case_group.id = case_group_id,
+                            "a keyword's group no longer exists: action skipped"
+                        ),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Action::SetProperties { .. } => {
+                    match db
+                        .update_case_tx(tx, *pk, &values.case_changes(), now)
+                        .await
+                    {
+                        Ok(updated) => case = updated,
+                        Err(StoreError::Invalid(e)) => {
+                            replies.send(tx, Some(*pk), invalid_reply(&e)).await?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+    acted.queued = replies.queued + queued_elsewhere;
+    Ok(Some(acted))
+}
+
+/// A reply's text for a case.
+fn reply_for(content: &Content, case: &Case, values: &Values) -> String {
+    reply_text(content, Some(case), values).text
+}
+
+/// What a sender is told when the case its fields would make or change breaks a rule of cases.
+fn invalid_reply(e: &FieldError) -> String {
+    format!("Not saved: {} {}.", e.field.replace('_', " "), e.message)
+}
+
+/// The default reply (`default_reply` of the messaging settings) to a message that matched no
+/// keyword and answered no survey, within the reply limit and never to an opted-out number.
+/// Returns how many messages it queued (0 or 1).
+pub(crate) async fn default_reply(
+    db: &Db,
+    tx: &mut Tx,
+    project: &Project,
+    message: &Unhandled,
+    case_pk: Option<i64>,
+    now: i64,
+) -> StoreResult<usize> {
+    let Some(text) = project.inbound_settings().default_reply.clone() else {
+        return Ok(0);
+    };
+    let mut replies = Replies::new(db, tx, project, message, None, now).await?;
+    replies.send(tx, case_pk, text).await?;
+    Ok(replies.queued)
+}
