@@ -12,6 +12,7 @@ mod export;
 mod groups;
 mod hardening;
 mod import;
+mod keywords;
 mod survey_export;
 mod surveys;
 
@@ -104,6 +105,21 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
     },
+    /// Keyword figures (issue 14): M inbound keyword messages from M numbers, half REG from
+    /// unknown numbers (each makes a case and gets a reply), half JOIN from known cases (each
+    /// joins a group and gets a reply), through the inbound router (messages/s, p99 latency,
+    /// peak RSS)
+    Keywords {
+        /// Known cases in the project (the JOIN senders).
+        #[arg(long, default_value_t = 25_000)]
+        cases: usize,
+        /// Messages, each from its own number.
+        #[arg(long, default_value_t = 50_000)]
+        messages: usize,
+        /// Messages in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     /// Case-export figures: CSV and .xlsx exports of N cases through `casecast serve`, and the
     /// background .xlsx export.
     Export {
@@ -156,6 +172,18 @@ enum Command {
         replies: usize,
         #[arg(long)]
         cases: usize,
+        #[arg(long)]
+        concurrency: usize,
+    },
+    /// (internal) The measured messages of `keywords`.
+    #[command(hide = true)]
+    RunKeywords {
+        #[arg(long)]
+        project_id: i64,
+        #[arg(long)]
+        group_id: i64,
+        #[arg(long)]
+        messages: usize,
         #[arg(long)]
         concurrency: usize,
     },
@@ -222,6 +250,25 @@ async fn run(bench: &Bench, command: Command) -> anyhow::Result<()> {
                 concurrency,
             };
             surveys::run_replies(bench, r).await
+        }
+        Command::Keywords {
+            cases,
+            messages,
+            concurrency,
+        } => keywords::run(bench, cases, messages, concurrency).await,
+        Command::RunKeywords {
+            project_id,
+            group_id,
+            messages,
+            concurrency,
+        } => {
+            let m = keywords::Messages {
+                project_id,
+                group_id,
+                messages,
+                concurrency,
+            };
+            keywords::run_messages(bench, m).await
         }
         Command::Export { cases } => export::run(bench, cases).await,
         Command::SurveyExport { sessions } => survey_export::run(bench, sessions).await,

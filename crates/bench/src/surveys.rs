@@ -26,7 +26,7 @@ use crate::groups::{import_generated, phone_digits, upload_in_process, ACTOR};
 
 /// Case `i`'s ID: a UUID (version 4 in form, derived from `i` so that the sheets written apart
 /// agree), as real case IDs are.
-fn case_id(i: usize) -> String {
+pub(crate) fn case_id(i: usize) -> String {
     fn mix(mut z: u64) -> u64 {
         // splitmix64
         z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -47,7 +47,7 @@ fn case_id(i: usize) -> String {
 }
 
 /// Cases `from..to` of the bench's project: UUID case IDs, a number each, one in five in Swahili.
-fn write_cases(path: &std::path::Path, from: usize, to: usize) -> anyhow::Result<()> {
+pub(crate) fn write_cases(path: &std::path::Path, from: usize, to: usize) -> anyhow::Result<()> {
     let mut out = String::from("case_id,external_id,name,phone_number,district,language_code\n");
     for i in from..to {
         out.push_str(&format!(

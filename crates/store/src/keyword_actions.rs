@@ -184,6 +184,17 @@ impl Db {
             .collect()
     }
 
+    /// How many automatic replies (to keywords, the default reply) the project has queued or
+    /// sent.
+    pub async fn count_auto_replies(&self, project_id: i64) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE project_id = $1 AND reply_to IS NOT NULL",
+        )
+        .bind(project_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// Marks an inbound message handled as one that matched keyword `keyword_id`, with the
     /// case it was for.
     pub async fn mark_keyword_handled(
