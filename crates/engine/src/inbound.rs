@@ -23,7 +23,7 @@ use casecast_gateways::InboundSms;
 use casecast_store::gateways::Gateway;
 use casecast_store::messages::{Message, NewInbound, NewOutbound, MAX_INBOUND_CHARS};
 use casecast_store::projects::Project;
-use casecast_store::survey_sessions::SurveySession;
+use casecast_store::survey_sessions::{SurveySession, Unhandled};
 use casecast_store::{Db, StoreError, StoreResult};
 
 use crate::clock::Clock;
@@ -196,7 +196,11 @@ pub async fn handle_number_with_faults(
                 if !answered {
                     let acted = match &keyword {
                         Some(k) => {
-                            crate::keywords::act(db, &mut tx, project, &message, k, now).await?
+                            let sender =
+                                crate::keywords::Sender::load(db, &mut tx, project, phone, now)
+                                    .await?;
+                            crate::keywords::act(db, &mut tx, project, &message, k, &sender, now)
+                                .await?
                         }
                         None => None,
                     };
@@ -597,22 +601,27 @@ async fn reply_batch(
     for m in &waiting {
         *count.entry(m.phone.as_str()).or_default() += 1;
     }
-    // The first words that are keywords of the project: their messages are left to
-    // `handle_number` (a keyword's actions are one message's transaction).
+    // The project's keywords among the messages' first words.
     let words: Vec<String> = waiting
         .iter()
         .filter_map(|m| casecast_core::keyword::first_word(&m.text))
         .map(|(word, _)| casecast_core::keyword::fold(word))
         .collect();
-    let keyword_words = db.keyword_words_tx(&mut tx, project.id, &words).await?;
+    let found = if words.is_empty() {
+        Default::default()
+    } else {
+        db.keywords_by_words_tx(&mut tx, project.id, &words).await?
+    };
+    let keyword_of = |m: &Unhandled| {
+        casecast_core::keyword::first_word(&m.text)
+            .and_then(|(w, _)| found.get(&casecast_core::keyword::fold(w)))
+    };
     let mut rest: Vec<String> = Vec::new();
     let mut replies = Vec::new();
     for m in &waiting {
-        let keyword = (PhoneNumber::parse(&m.phone, country.as_ref()).is_ok()
-            && casecast_core::opt_out::intent(&m.text, &keywords).is_some())
-            || casecast_core::keyword::first_word(&m.text)
-                .is_some_and(|(w, _)| keyword_words.contains(&casecast_core::keyword::fold(w)));
-        if count[m.phone.as_str()] > 1 || keyword {
+        let stop_or_start = PhoneNumber::parse(&m.phone, country.as_ref()).is_ok()
+            && casecast_core::opt_out::intent(&m.text, &keywords).is_some();
+        if count[m.phone.as_str()] > 1 || stop_or_start {
             if !rest.contains(&m.phone) {
                 rest.push(m.phone.clone());
             }
@@ -633,6 +642,36 @@ async fn reply_batch(
         // The first of a number's is the one asked most recently: the one its reply answers.
         sessions.entry(s.phone_number.clone()).or_insert(s);
     }
+    // What keywords need of their senders, read for all of them at once.
+    let keyword_phones: Vec<&str> = replies
+        .iter()
+        .filter(|m| keyword_of(m).is_some())
+        .map(|m| m.phone.as_str())
+        .collect();
+    let mut senders: std::collections::HashMap<String, crate::keywords::Sender> =
+        Default::default();
+    if !keyword_phones.is_empty() {
+        let since = crate::keywords::reply_limit(project).window_start(now);
+        let mut cases = db
+            .cases_of_phones_tx(&mut tx, project.id, &keyword_phones)
+            .await?;
+        let opted_out = db
+            .opted_out_of_tx(&mut tx, project.id, &keyword_phones)
+            .await?;
+        let mut sent = db
+            .auto_replies_of_tx(&mut tx, project.id, &keyword_phones, since)
+            .await?;
+        for phone in &keyword_phones {
+            senders.insert(
+                phone.to_string(),
+                crate::keywords::Sender {
+                    cases: cases.remove(*phone).unwrap_or_default(),
+                    opted_out: opted_out.contains(*phone),
+                    replies_sent: sent.remove(*phone).unwrap_or_default(),
+                },
+            );
+        }
+    }
     let mut survey_ids: Vec<i64> = sessions.values().map(|s| s.survey_id).collect();
     survey_ids.sort_unstable();
     survey_ids.dedup();
@@ -650,6 +689,7 @@ async fn reply_batch(
     let mut sends = Vec::new();
     let mut properties = Vec::new();
     let mut states = Vec::new();
+    let mut woken = false;
     for m in replies {
         let mut outcome = Handled {
             message_id: m.id,
@@ -657,8 +697,14 @@ async fn reply_batch(
             session_id: None,
             keyword_id: None,
         };
-        match sessions.get(&m.phone) {
-            Some(session) => {
+        let keyword = keyword_of(m);
+        match (sessions.get(&m.phone), keyword) {
+            (Some(_), Some(k)) if k.keyword.override_open_survey => {
+                // Cancelling the open session first is `handle_number`'s.
+                rest.push(m.phone.clone());
+                continue;
+            }
+            (Some(session), _) => {
                 let survey = surveys
                     .get(&session.survey_id)
                     .ok_or(StoreError::NotFound("survey"))?;
@@ -677,14 +723,30 @@ async fn reply_batch(
                     states.push((session.id, planned.next, planned.write));
                 }
                 outcome.session_id = Some(session.id);
-                marks.push((m.id, Some(session.case_pk), Some(session.id)));
+                marks.push((m.id, Some(session.case_pk), Some(session.id), None));
             }
-            None if default_reply => {
+            (None, Some(k)) => {
+                let sender = senders.get(&m.phone).cloned().unwrap_or_default();
+                match crate::keywords::act(db, &mut tx, project, m, k, &sender, now).await? {
+                    Some(acted) => {
+                        woken |= acted.queued > 0;
+                        outcome.keyword_id = Some(k.id);
+                        outcome.session_id = acted.session_id;
+                        marks.push((m.id, acted.case_pk, None, Some(k.id)));
+                    }
+                    None if default_reply => {
+                        rest.push(m.phone.clone());
+                        continue;
+                    }
+                    None => marks.push((m.id, None, None, None)),
+                }
+            }
+            (None, None) if default_reply => {
                 // The default reply (its limit, the opt-out) is `handle_number`'s.
                 rest.push(m.phone.clone());
                 continue;
             }
-            None => marks.push((m.id, None, None)),
+            (None, None) => marks.push((m.id, None, None, None)),
         }
         handled.push(outcome);
     }
@@ -701,7 +763,7 @@ async fn reply_batch(
     }
     db.mark_inbound_handled_many(&mut tx, &marks, now).await?;
     tx.commit().await?;
-    if !sends.is_empty() {
+    if !sends.is_empty() || woken {
         db.wake_dispatchers();
     }
     Ok((handled, rest))

@@ -62,30 +62,61 @@ struct Replies<'a> {
     queued: usize,
 }
 
-impl<'a> Replies<'a> {
-    async fn new(
-        db: &'a Db,
+/// What a keyword needs to know of its sender, read in the router's transaction: the live
+/// cases with the number, whether it opted out, and the automatic replies sent to it within
+/// the reply limit's window. Read for one message ([`Sender::load`]) or for a batch's numbers at
+/// once.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Sender {
+    pub cases: Vec<(i64, Case)>,
+    pub opted_out: bool,
+    pub replies_sent: Vec<i64>,
+}
+
+impl Sender {
+    pub(crate) async fn load(
+        db: &Db,
         tx: &mut Tx,
+        project: &Project,
+        phone: &str,
+        now: i64,
+    ) -> StoreResult<Sender> {
+        let since = reply_limit(project).window_start(now);
+        Ok(Sender {
+            cases: db
+                .cases_of_phone_tx(tx, project.id, phone, MAX_CASES)
+                .await?,
+            opted_out: db.is_opted_out_tx(tx, project.id, phone).await?,
+            replies_sent: db
+                .auto_replies_since_tx(tx, project.id, phone, since)
+                .await?,
+        })
+    }
+}
+
+/// The project's per-number limit of automatic replies.
+pub(crate) fn reply_limit(project: &Project) -> casecast_core::keyword::ReplyLimit {
+    project.inbound_settings().reply_limit().unwrap_or_default()
+}
+
+impl<'a> Replies<'a> {
+    fn new(
         project: &'a Project,
         message: &'a Unhandled,
         keyword_id: Option<i64>,
+        sender: &Sender,
         now: i64,
-    ) -> StoreResult<Replies<'a>> {
-        let limit = project.inbound_settings().reply_limit().unwrap_or_default();
-        let sent = db
-            .auto_replies_since_tx(tx, project.id, &message.phone, limit.window_start(now))
-            .await?;
-        let opted_out = db.is_opted_out_tx(tx, project.id, &message.phone).await?;
-        Ok(Replies {
+    ) -> Replies<'a> {
+        Replies {
             project,
             message,
             keyword_id,
-            opted_out,
-            sent,
-            limit,
+            opted_out: sender.opted_out,
+            sent: sender.replies_sent.clone(),
+            limit: reply_limit(project),
             now,
             queued: 0,
-        })
+        }
     }
 
     /// Queues `text` to the sender, unless the number opted out, the limit is reached, the
@@ -125,7 +156,7 @@ impl<'a> Replies<'a> {
     }
 }
 
-/// Runs `stored`'s actions for `message` (see the module's rules). `None` when the message does
+/// Runs `stored`'s actions for `message` from `sender` (see the module's rules). `None` when the message does
 /// not select the keyword after all (its first word is glued to more text).
 pub(crate) async fn act(
     db: &Db,
@@ -133,16 +164,15 @@ pub(crate) async fn act(
     project: &Project,
     message: &Unhandled,
     stored: &StoredKeyword,
+    sender: &Sender,
     now: i64,
 ) -> StoreResult<Option<Acted>> {
     let keyword = &stored.keyword;
     let Some(matched) = match_message(&message.text, std::iter::once(keyword)) else {
         return Ok(None);
     };
-    let mut replies = Replies::new(db, tx, project, message, Some(stored.id), now).await?;
-    let cases = db
-        .cases_of_phone_tx(tx, project.id, &message.phone, MAX_CASES)
-        .await?;
+    let mut replies = Replies::new(project, message, Some(stored.id), sender, now);
+    let cases = &sender.cases;
     let open: Vec<&(i64, Case)> = cases.iter().filter(|(_, c)| !c.closed).collect();
     let mut acted = Acted::default();
     let targets: Vec<(i64, Case)> = match (open.len(), cases.first()) {
@@ -339,7 +369,8 @@ pub(crate) async fn default_reply(
     let Some(text) = project.inbound_settings().default_reply.clone() else {
         return Ok(0);
     };
-    let mut replies = Replies::new(db, tx, project, message, None, now).await?;
+    let sender = Sender::load(db, tx, project, &message.phone, now).await?;
+    let mut replies = Replies::new(project, message, None, &sender, now);
     replies.send(tx, case_pk, text).await?;
     Ok(replies.queued)
 }

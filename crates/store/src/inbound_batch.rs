@@ -122,19 +122,20 @@ impl Db {
         Ok(out)
     }
 
-    /// Which of these folded words are keywords of the project.
-    pub async fn keyword_words_tx(
+    /// The project's keywords among these folded words, by folded word.
+    pub async fn keywords_by_words_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         project_id: i64,
         words: &[String],
-    ) -> StoreResult<std::collections::HashSet<String>> {
-        let mut found = std::collections::HashSet::new();
+    ) -> StoreResult<HashMap<String, crate::keywords::StoredKeyword>> {
+        let mut found = HashMap::new();
         for chunk in words.chunks(MAX_BATCH_ROWS) {
             let mut p = Placeholders::new(self.dialect());
             let first = p.next();
             let sql = format!(
-                "SELECT word_key FROM keywords WHERE project_id = {first} AND word_key IN ({})",
+                "SELECT word_key, {} FROM keywords WHERE project_id = {first} AND word_key IN ({})",
+                crate::keywords::KEYWORD_COLUMNS,
                 p.list(chunk.len())
             );
             let mut q = sqlx::query(&sql).bind(project_id);
@@ -142,7 +143,100 @@ impl Db {
                 q = q.bind(w.as_str());
             }
             for row in q.persistent(false).fetch_all(&mut **tx).await? {
-                found.insert(row.try_get("word_key")?);
+                found.insert(
+                    row.try_get("word_key")?,
+                    crate::keywords::keyword_from_row(&row)?,
+                );
+            }
+        }
+        Ok(found)
+    }
+
+    /// The live cases of each of these numbers, as [`Db::cases_of_phone_tx`] orders them.
+    pub async fn cases_of_phones_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        project_id: i64,
+        phones: &[&str],
+    ) -> StoreResult<HashMap<String, Vec<(i64, Case)>>> {
+        let mut found: HashMap<String, Vec<(i64, Case)>> = HashMap::new();
+        for chunk in phones.chunks(MAX_BATCH_ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let first = p.next();
+            let sql = format!(
+                "SELECT {} FROM cases WHERE project_id = {first} AND deleted = 0 AND phone_number IN ({})",
+                crate::cases::CASE_COLUMNS,
+                p.list(chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(project_id);
+            for phone in chunk {
+                q = q.bind(*phone);
+            }
+            for row in q.persistent(false).fetch_all(&mut **tx).await? {
+                let (pk, case) = crate::cases::case_from_row(&row)?;
+                if let Some(phone) = case.phone_number.as_ref().map(|n| n.as_str().to_string()) {
+                    found.entry(phone).or_default().push((pk, case));
+                }
+            }
+        }
+        for cases in found.values_mut() {
+            cases.sort_by_key(|(pk, c)| (c.closed, -c.modified_at, -pk));
+        }
+        Ok(found)
+    }
+
+    /// Which of these numbers are opted out of the project.
+    pub async fn opted_out_of_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        project_id: i64,
+        phones: &[&str],
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in phones.chunks(MAX_BATCH_ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let first = p.next();
+            let sql = format!(
+                "SELECT phone FROM opt_outs WHERE project_id = {first} AND phone IN ({})",
+                p.list(chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(project_id);
+            for phone in chunk {
+                q = q.bind(*phone);
+            }
+            for row in q.persistent(false).fetch_all(&mut **tx).await? {
+                found.insert(row.try_get("phone")?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// When the automatic replies queued for each of these numbers since `since` were queued.
+    pub async fn auto_replies_of_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        project_id: i64,
+        phones: &[&str],
+        since: i64,
+    ) -> StoreResult<HashMap<String, Vec<i64>>> {
+        let mut found: HashMap<String, Vec<i64>> = HashMap::new();
+        for chunk in phones.chunks(MAX_BATCH_ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let (first, second) = (p.next(), p.next());
+            let sql = format!(
+                "SELECT phone, created_at FROM messages WHERE project_id = {first}
+                   AND reply_to IS NOT NULL AND created_at >= {second} AND phone IN ({})",
+                p.list(chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(project_id).bind(since);
+            for phone in chunk {
+                q = q.bind(*phone);
+            }
+            for row in q.persistent(false).fetch_all(&mut **tx).await? {
+                found
+                    .entry(row.try_get("phone")?)
+                    .or_default()
+                    .push(row.try_get("created_at")?);
             }
         }
         Ok(found)
@@ -404,27 +498,31 @@ impl Db {
         Ok(())
     }
 
-    /// Marks many inbound messages handled, each with the case and session it turned out to be
-    /// for, as [`Db::mark_inbound_handled`] does each.
+    /// Marks many inbound messages handled, each with the case, session and keyword it turned
+    /// out to be for, as [`Db::mark_inbound_handled`] does each.
     pub async fn mark_inbound_handled_many(
         &self,
         tx: &mut Transaction<'static, Any>,
-        handled: &[(i64, Option<i64>, Option<i64>)],
+        handled: &[(i64, Option<i64>, Option<i64>, Option<i64>)],
         now: i64,
     ) -> StoreResult<()> {
         for chunk in handled.chunks(MAX_BATCH_ROWS) {
             let mut p = Placeholders::new(self.dialect());
             let (at1, at2) = (p.next(), p.next());
-            let values: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(3))).collect();
+            let values: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(4))).collect();
             let sql = format!(
                 "UPDATE messages SET handled_at = {at1}, case_pk = COALESCE(v.column2, messages.case_pk),
-                    survey_session_id = v.column3, updated_at = {at2}
+                    survey_session_id = v.column3, keyword_id = v.column4, updated_at = {at2}
                  FROM (VALUES {}) AS v WHERE messages.id = v.column1 AND messages.handled_at IS NULL",
                 values.join(", ")
             );
             let mut q = sqlx::query(&sql).bind(now).bind(now);
-            for (id, case_pk, session_id) in chunk {
-                q = q.bind(*id).bind(*case_pk).bind(*session_id);
+            for (id, case_pk, session_id, keyword_id) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(*case_pk)
+                    .bind(*session_id)
+                    .bind(*keyword_id);
             }
             q.persistent(false).execute(&mut **tx).await?;
         }
