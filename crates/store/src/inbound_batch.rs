@@ -22,6 +22,10 @@ use crate::survey_sessions::{
 use crate::surveys::{survey_from_row, StoredSurvey, SURVEY_COLUMNS};
 use crate::{Db, Dialect};
 
+/// An inbound message handled: (its id, its case, the session it answered, the keyword it
+/// matched).
+pub type HandledMark = (i64, Option<i64>, Option<i64>, Option<i64>);
+
 /// Most rows one multi-row statement takes (the widest has 14 parameters a row: well under
 /// SQLite's 32,766).
 pub const MAX_BATCH_ROWS: usize = 500;
@@ -498,12 +502,12 @@ impl Db {
         Ok(())
     }
 
-    /// Marks many inbound messages handled, each with the case, session and keyword it turned
+    /// Marks many inbound messages handled ([`HandledMark`]s), each with the case, session and keyword it turned
     /// out to be for, as [`Db::mark_inbound_handled`] does each.
     pub async fn mark_inbound_handled_many(
         &self,
         tx: &mut Transaction<'static, Any>,
-        handled: &[(i64, Option<i64>, Option<i64>, Option<i64>)],
+        handled: &[HandledMark],
         now: i64,
     ) -> StoreResult<()> {
         for chunk in handled.chunks(MAX_BATCH_ROWS) {
