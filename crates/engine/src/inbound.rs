@@ -199,8 +199,20 @@ pub async fn handle_number_with_faults(
                             let sender =
                                 crate::keywords::Sender::load(db, &mut tx, project, phone, now)
                                     .await?;
-                            crate::keywords::act(db, &mut tx, project, &message, k, &sender, now)
-                                .await?
+                            let mut deferred = crate::keywords::Deferred::default();
+                            let acted = crate::keywords::act(
+                                db,
+                                &mut tx,
+                                project,
+                                &message,
+                                k,
+                                &sender,
+                                &mut deferred,
+                                now,
+                            )
+                            .await?;
+                            deferred.flush(db, &mut tx, project, now).await?;
+                            acted
                         }
                         None => None,
                     };
@@ -690,6 +702,7 @@ async fn reply_batch(
     let mut properties = Vec::new();
     let mut states = Vec::new();
     let mut woken = false;
+    let mut deferred = crate::keywords::Deferred::default();
     for m in replies {
         let mut outcome = Handled {
             message_id: m.id,
@@ -727,7 +740,9 @@ async fn reply_batch(
             }
             (None, Some(k)) => {
                 let sender = senders.get(&m.phone).cloned().unwrap_or_default();
-                match crate::keywords::act(db, &mut tx, project, m, k, &sender, now).await? {
+                match crate::keywords::act(db, &mut tx, project, m, k, &sender, &mut deferred, now)
+                    .await?
+                {
                     Some(acted) => {
                         woken |= acted.queued > 0;
                         outcome.keyword_id = Some(k.id);
@@ -750,6 +765,7 @@ async fn reply_batch(
         }
         handled.push(outcome);
     }
+    woken |= deferred.flush(db, &mut tx, project, now).await? > 0;
     if !sends.is_empty() {
         db.queue_outbound_many(&mut tx, project, &sends).await?;
     }

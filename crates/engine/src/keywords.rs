@@ -52,7 +52,6 @@ pub struct Acted {
 
 /// The automatic replies a message may still get: the number's opt-out and the reply limit.
 struct Replies<'a> {
-    project: &'a Project,
     message: &'a Unhandled,
     keyword_id: Option<i64>,
     opted_out: bool,
@@ -60,6 +59,8 @@ struct Replies<'a> {
     limit: casecast_core::keyword::ReplyLimit,
     now: i64,
     queued: usize,
+    /// The replies to queue (with the transaction's other writes: [`Deferred::flush`]).
+    out: Vec<NewOutbound>,
 }
 
 /// What a keyword needs to know of its sender, read in the router's transaction: the live
@@ -101,14 +102,13 @@ pub(crate) fn reply_limit(project: &Project) -> casecast_core::keyword::ReplyLim
 
 impl<'a> Replies<'a> {
     fn new(
-        project: &'a Project,
+        project: &Project,
         message: &'a Unhandled,
         keyword_id: Option<i64>,
         sender: &Sender,
         now: i64,
     ) -> Replies<'a> {
         Replies {
-            project,
             message,
             keyword_id,
             opted_out: sender.opted_out,
@@ -116,48 +116,83 @@ impl<'a> Replies<'a> {
             limit: reply_limit(project),
             now,
             queued: 0,
+            out: Vec::new(),
         }
     }
 
     /// Queues `text` to the sender, unless the number opted out, the limit is reached, the
     /// message came through no gateway, or the text is empty.
-    async fn send(&mut self, tx: &mut Tx, case_pk: Option<i64>, text: String) -> StoreResult<()> {
+    fn send(&mut self, case_pk: Option<i64>, text: String) {
         let Some(gateway_id) = self.message.gateway_id else {
-            return Ok(());
+            return;
         };
         if self.opted_out || text.trim().is_empty() {
-            return Ok(());
+            return;
         }
         if !self.limit.allows(self.sent.iter().copied(), self.now) {
             tracing::info!(
                 message.id = self.message.id,
                 "automatic reply skipped: the number reached the reply limit"
             );
-            return Ok(());
+            return;
         }
-        Db::queue_outbound(
-            tx,
-            self.project,
-            &NewOutbound {
-                case_pk,
-                phone: PhoneNumber::from_stored(self.message.phone.clone()),
-                text,
-                gateway_id,
-                user_id: None,
-                kind: MessageKind::Normal,
-                survey: None,
-                reply_to: Some((self.message.id, self.keyword_id)),
-            },
-        )
-        .await?;
+        self.out.push(NewOutbound {
+            case_pk,
+            phone: PhoneNumber::from_stored(self.message.phone.clone()),
+            text,
+            gateway_id,
+            user_id: None,
+            kind: MessageKind::Normal,
+            survey: None,
+            reply_to: Some((self.message.id, self.keyword_id)),
+        });
         self.sent.push(self.now);
         self.queued += 1;
-        Ok(())
+    }
+}
+
+/// Writes keywords' actions leave to the end of the transaction, to be made for many messages
+/// at once: replies queued in one statement, group changes in one statement per group and
+/// table. [`Deferred::flush`] before the transaction commits.
+#[derive(Default)]
+pub(crate) struct Deferred {
+    sends: Vec<NewOutbound>,
+    /// (group, add) → the cases (row id, case ID).
+    groups: std::collections::BTreeMap<(i64, bool), Vec<(i64, String)>>,
+}
+
+impl Deferred {
+    /// Makes the writes; returns how many messages it queued.
+    pub(crate) async fn flush(
+        self,
+        db: &Db,
+        tx: &mut Tx,
+        project: &Project,
+        now: i64,
+    ) -> StoreResult<usize> {
+        for ((group_id, add), cases) in &self.groups {
+            match db
+                .change_memberships_tx(tx, project.id, *group_id, cases, *add, now)
+                .await
+            {
+                Ok(_) => {}
+                Err(StoreError::NotFound(_)) => tracing::warn!(
+                    case_group.id = group_id,
+                    "a keyword's group no longer exists: action skipped"
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.sends.is_empty() {
+            db.queue_outbound_many(tx, project, &self.sends).await?;
+        }
+        Ok(self.sends.len())
     }
 }
 
 /// Runs `stored`'s actions for `message` from `sender` (see the module's rules). `None` when the message does
 /// not select the keyword after all (its first word is glued to more text).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn act(
     db: &Db,
     tx: &mut Tx,
@@ -165,56 +200,91 @@ pub(crate) async fn act(
     message: &Unhandled,
     stored: &StoredKeyword,
     sender: &Sender,
+    deferred: &mut Deferred,
     now: i64,
 ) -> StoreResult<Option<Acted>> {
-    let keyword = &stored.keyword;
-    let Some(matched) = match_message(&message.text, std::iter::once(keyword)) else {
+    let Some(matched) = match_message(&message.text, std::iter::once(&stored.keyword)) else {
         return Ok(None);
     };
     let mut replies = Replies::new(project, message, Some(stored.id), sender, now);
+    let acted = act_with(
+        db,
+        tx,
+        project,
+        message,
+        stored,
+        matched,
+        sender,
+        &mut replies,
+        deferred,
+        now,
+    )
+    .await;
+    deferred.sends.append(&mut replies.out);
+    acted.map(Some)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn act_with(
+    db: &Db,
+    tx: &mut Tx,
+    project: &Project,
+    message: &Unhandled,
+    stored: &StoredKeyword,
+    matched: Match<'_>,
+    sender: &Sender,
+    replies: &mut Replies<'_>,
+    deferred: &mut Deferred,
+    now: i64,
+) -> StoreResult<Acted> {
+    let keyword = &stored.keyword;
     let cases = &sender.cases;
+    let mut made_now = false;
     let open: Vec<&(i64, Case)> = cases.iter().filter(|(_, c)| !c.closed).collect();
     let mut acted = Acted::default();
     let targets: Vec<(i64, Case)> = match (open.len(), cases.first()) {
         (0, Some((pk, _))) => {
             // Only closed cases: they receive nothing, and no case is made beside them.
             acted.case_pk = Some(*pk);
-            return Ok(Some(acted));
+            return Ok(acted);
         }
         (0, None) => {
             match (keyword.unknown_sender, &matched) {
-                (UnknownSender::Ignore, _) => return Ok(Some(acted)),
+                (UnknownSender::Ignore, _) => return Ok(acted),
                 (UnknownSender::Reply, Match::Matched { values, .. }) => {
                     if let Some(content) = &keyword.unknown_reply {
                         let text = reply_text(content, None, values).text;
-                        replies.send(tx, None, text).await?;
+                        replies.send(None, text);
                     }
                     acted.queued = replies.queued;
-                    return Ok(Some(acted));
+                    return Ok(acted);
                 }
                 (_, Match::Missing { reply, .. } | Match::Invalid { reply, .. }) => {
                     if keyword.unknown_sender == UnknownSender::Reply {
                         if let Some(content) = &keyword.unknown_reply {
                             let text = reply_text(content, None, &Values::default()).text;
-                            replies.send(tx, None, text).await?;
+                            replies.send(None, text);
                         }
                     } else {
-                        replies.send(tx, None, reply.clone()).await?;
+                        replies.send(None, reply.clone());
                     }
                     acted.queued = replies.queued;
-                    return Ok(Some(acted));
+                    return Ok(acted);
                 }
                 (UnknownSender::CreateCase, Match::Matched { values, .. }) => {
                     let phone = PhoneNumber::from_stored(message.phone.clone());
                     let changes = keyword.new_case(values, &phone);
                     match db.create_case_tx(tx, project.id, &changes, now).await {
-                        Ok(made) => vec![made],
+                        Ok(made) => {
+                            made_now = true;
+                            vec![made]
+                        }
                         Err(StoreError::Invalid(e)) => {
                             // The fields passed their checks but the case does not (a rule of
                             // cases beyond the keyword's): say what, make nothing.
-                            replies.send(tx, None, invalid_reply(&e)).await?;
+                            replies.send(None, invalid_reply(&e));
                             acted.queued = replies.queued;
-                            return Ok(Some(acted));
+                            return Ok(acted);
                         }
                         Err(e) => return Err(e),
                     }
@@ -225,20 +295,18 @@ pub(crate) async fn act(
         (_, _) if keyword.acts_on_every_case() => open.into_iter().cloned().collect(),
         (_, _) => {
             acted.case_pk = Some(open[0].0);
-            replies
-                .send(tx, Some(open[0].0), AMBIGUOUS_REPLY.to_string())
-                .await?;
+            replies.send(Some(open[0].0), AMBIGUOUS_REPLY.to_string());
             acted.queued = replies.queued;
-            return Ok(Some(acted));
+            return Ok(acted);
         }
     };
     acted.case_pk = targets.first().map(|(pk, _)| *pk);
     let values = match &matched {
         Match::Matched { values, .. } => values,
         Match::Missing { reply, .. } | Match::Invalid { reply, .. } => {
-            replies.send(tx, acted.case_pk, reply.clone()).await?;
+            replies.send(acted.case_pk, reply.clone());
             acted.queued = replies.queued;
-            return Ok(Some(acted));
+            return Ok(acted);
         }
     };
     let mut queued_elsewhere = 0;
@@ -254,7 +322,7 @@ pub(crate) async fn act(
                     }
                     replied.push(i);
                     let text = reply_for(text, &case, values);
-                    replies.send(tx, Some(*pk), text).await?;
+                    replies.send(Some(*pk), text);
                 }
                 Action::StartSurvey { survey_id } => {
                     let Some(gateway_id) = message.gateway_id else {
@@ -306,26 +374,14 @@ pub(crate) async fn act(
                 Action::AddToGroup { case_group_id }
                 | Action::RemoveFromGroup { case_group_id } => {
                     let add = matches!(action, Action::AddToGroup { .. });
-                    match db
-                        .change_membership_tx(
-                            tx,
-                            project.id,
-                            *case_group_id,
-                            (*pk, case.case_id.as_str()),
-                            add,
-                            now,
-                        )
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(StoreError::NotFound(_)) => tracing::warn!(
-                            keyword.id = stored.id,
-                            case_group.id = case_group_id,
-                            "a keyword's group no longer exists: action skipped"
-                        ),
-                        Err(e) => return Err(e),
-                    }
+                    deferred
+                        .groups
+                        .entry((*case_group_id, add))
+                        .or_default()
+                        .push((*pk, case.case_id.to_string()));
                 }
+                // A case the message made has its fields already.
+                Action::SetProperties { .. } if made_now => {}
                 Action::SetProperties { .. } => {
                     match db
                         .update_case_tx(tx, *pk, &values.case_changes(), now)
@@ -333,7 +389,7 @@ pub(crate) async fn act(
                     {
                         Ok(updated) => case = updated,
                         Err(StoreError::Invalid(e)) => {
-                            replies.send(tx, Some(*pk), invalid_reply(&e)).await?;
+                            replies.send(Some(*pk), invalid_reply(&e));
                         }
                         Err(e) => return Err(e),
                     }
@@ -342,7 +398,7 @@ pub(crate) async fn act(
         }
     }
     acted.queued = replies.queued + queued_elsewhere;
-    Ok(Some(acted))
+    Ok(acted)
 }
 
 /// A reply's text for a case.
@@ -371,6 +427,10 @@ pub(crate) async fn default_reply(
     };
     let sender = Sender::load(db, tx, project, &message.phone, now).await?;
     let mut replies = Replies::new(project, message, None, &sender, now);
-    replies.send(tx, case_pk, text).await?;
-    Ok(replies.queued)
+    replies.send(case_pk, text);
+    let deferred = Deferred {
+        sends: replies.out,
+        ..Deferred::default()
+    };
+    deferred.flush(db, tx, project, now).await
 }

@@ -7,7 +7,7 @@ use casecast_core::case::{Case, CaseChanges};
 use casecast_core::CaseId;
 use sqlx::{Any, Row, Transaction};
 
-use crate::case_groups::{lock_group, record, Actor};
+use crate::case_groups::{lock_group, Actor};
 use crate::cases::{case_from_row, insert_cases, update_case_row, CASE_COLUMNS};
 use crate::error::{is_unique_violation, StoreError, StoreResult};
 use crate::Db;
@@ -94,20 +94,20 @@ impl Db {
         Ok(case)
     }
 
-    /// Adds (`add`) or removes a case of the project to or from one of its groups inside the
-    /// caller's transaction, with the group's count and history kept as a single add keeps
-    /// them; returns whether membership changed (already a member, or not one: false).
-    /// `NotFound` when the group is not the project's.
-    pub async fn change_membership_tx(
+    /// Adds (`add`) or removes many cases of the project to or from one of its groups inside
+    /// the caller's transaction, with the group's count kept and one history row a case changed
+    /// (as a single add records it), one statement per table; returns how many memberships
+    /// changed (already a member, or not one: unchanged). `NotFound` when the group is not the
+    /// project's.
+    pub async fn change_memberships_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         project_id: i64,
         group_id: i64,
-        case: (i64, &str),
+        cases: &[(i64, String)],
         add: bool,
         now: i64,
-    ) -> StoreResult<bool> {
-        let (case_pk, case_id) = case;
+    ) -> StoreResult<u64> {
         let found: Option<i64> =
             sqlx::query_scalar("SELECT id FROM case_groups WHERE id = $1 AND project_id = $2")
                 .bind(group_id)
@@ -118,47 +118,77 @@ impl Db {
             return Err(StoreError::NotFound("case group"));
         }
         lock_group(tx, self.dialect(), group_id).await?;
-        let changed = if add {
-            sqlx::query(
-                "INSERT INTO case_group_members (group_id, case_pk, added_at) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(group_id)
-            .bind(case_pk)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-        } else {
-            sqlx::query("DELETE FROM case_group_members WHERE group_id = $1 AND case_pk = $2")
-                .bind(group_id)
-                .bind(case_pk)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
-        };
-        if changed == 0 {
-            return Ok(false);
+        let mut changed: Vec<i64> = Vec::new();
+        for chunk in cases.chunks(crate::inbound_batch::MAX_BATCH_ROWS) {
+            let mut p = crate::dialect::Placeholders::new(self.dialect());
+            let sql = if add {
+                let rows: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(3))).collect();
+                format!(
+                    "INSERT INTO case_group_members (group_id, case_pk, added_at) VALUES {}
+                     ON CONFLICT DO NOTHING RETURNING case_pk",
+                    rows.join(", ")
+                )
+            } else {
+                let first = p.next();
+                format!(
+                    "DELETE FROM case_group_members WHERE group_id = {first} AND case_pk IN ({})
+                     RETURNING case_pk",
+                    p.list(chunk.len())
+                )
+            };
+            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            if add {
+                for (pk, _) in chunk {
+                    q = q.bind(group_id).bind(*pk).bind(now);
+                }
+            } else {
+                q = q.bind(group_id);
+                for (pk, _) in chunk {
+                    q = q.bind(*pk);
+                }
+            }
+            changed.extend(q.persistent(false).fetch_all(&mut **tx).await?);
         }
-        let delta: i64 = if add { 1 } else { -1 };
-        sqlx::query("UPDATE case_groups SET member_count = member_count + $1 WHERE id = $2")
-            .bind(delta)
-            .bind(group_id)
-            .execute(&mut **tx)
-            .await?;
-        let (action, added, removed) = if add { ("add", 1, 0) } else { ("remove", 0, 1) };
-        record(
-            tx,
-            group_id,
-            KEYWORD_ACTOR,
-            action,
-            added,
-            removed,
-            case_id,
-            Some(case_pk),
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        let n = changed.len() as i64;
+        sqlx::query(
+            "UPDATE case_groups SET member_count = member_count + $1, modified_at = $2 WHERE id = $3",
         )
+        .bind(if add { n } else { -n })
+        .bind(now)
+        .bind(group_id)
+        .execute(&mut **tx)
         .await?;
-        Ok(true)
+        // One history row a case, as a single add records.
+        let (action, added, removed) = if add { ("add", 1, 0) } else { ("remove", 0, 1) };
+        let ids: std::collections::HashMap<i64, &str> =
+            cases.iter().map(|(pk, id)| (*pk, id.as_str())).collect();
+        for chunk in changed.chunks(crate::inbound_batch::MAX_BATCH_ROWS) {
+            let mut p = crate::dialect::Placeholders::new(self.dialect());
+            let rows: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(9))).collect();
+            let sql = format!(
+                "INSERT INTO case_group_history (group_id, user_id, at, action, via, added, removed, detail, case_pk)
+                 VALUES {}",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for pk in chunk {
+                q = q
+                    .bind(group_id)
+                    .bind(KEYWORD_ACTOR.user_id)
+                    .bind(now)
+                    .bind(action)
+                    .bind(KEYWORD_ACTOR.via)
+                    .bind(added)
+                    .bind(removed)
+                    .bind(ids.get(pk).copied().unwrap_or_default())
+                    .bind(*pk);
+            }
+            q.persistent(false).execute(&mut **tx).await?;
+        }
+        Ok(changed.len() as u64)
     }
 
     /// When the automatic replies (to keywords, the default reply) queued for a number since
