@@ -344,9 +344,16 @@ pub async fn handle_inbound(
                 // Leads until its own message is done (the next caller waiting takes over, so
                 // that no caller leads for ever while others keep coming).
                 while let Some(batch) = batcher.take() {
+                    let n = batch.len();
                     let task = tokio::spawn(process_batch(db.clone(), batch));
                     if let Err(e) = task.await {
                         tracing::error!(error = %e, "a batch of inbound messages stopped");
+                    }
+                    let stored = batcher.stored.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+                    if stored >= REFRESH_EVERY {
+                        batcher.stored.store(0, std::sync::atomic::Ordering::Relaxed);
+                        db.refresh_statistics("messages", stored).await;
+                        db.refresh_statistics("cases", stored).await;
                     }
                     match answer.try_recv() {
                         Ok(outcome) => return outcome,
@@ -380,7 +387,15 @@ struct Batcher {
     pending: std::sync::Mutex<Vec<Pending>>,
     /// Held by the caller that runs the batches.
     leader: tokio::sync::Mutex<()>,
+    /// Inbound messages this process stored since it last refreshed the planner's statistics.
+    stored: std::sync::atomic::AtomicUsize,
 }
+
+/// Inbound messages stored by a process between two refreshes of the planner's statistics of
+/// `messages` and `cases`: a burst of replies or keywords (each may make a case) changes them
+/// faster than PostgreSQL's automatic analyse follows, and plans made for the tables' old
+/// size read whole projects (see `Db::refresh_statistics`).
+const REFRESH_EVERY: usize = 10_000;
 
 impl Batcher {
     fn push(&self, pending: Pending) {

@@ -107,20 +107,24 @@ impl Db {
     pub async fn messages_by_ids(&self, project_id: i64, ids: &[i64]) -> StoreResult<Vec<Message>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(MAX_BATCH_ROWS) {
+            // By id alone (the project checked on each row): with statistics that a burst left
+            // behind, PostgreSQL read the project's every message for `project_id = …`.
             let mut p = Placeholders::new(self.dialect());
-            let first = p.next();
             let sql = format!(
                 "SELECT {} FROM messages m LEFT JOIN cases c ON c.id = m.case_pk AND c.project_id = m.project_id
-                 WHERE m.project_id = {first} AND m.id IN ({}) ORDER BY m.id",
+                 WHERE m.id IN ({}) ORDER BY m.id",
                 crate::messages::COLUMNS,
                 p.list(chunk.len())
             );
-            let mut q = sqlx::query(&sql).bind(project_id);
+            let mut q = sqlx::query(&sql);
             for id in chunk {
                 q = q.bind(*id);
             }
             for row in q.persistent(false).fetch_all(self.pool()).await? {
-                out.push(crate::messages::from_row(&row)?);
+                let message = crate::messages::from_row(&row)?;
+                if message.project_id == project_id {
+                    out.push(message);
+                }
             }
         }
         Ok(out)
