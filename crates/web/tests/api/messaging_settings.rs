@@ -51,6 +51,8 @@ async fn settings_round_trip(engine: Dialect) {
         .unwrap()
         .contains(&json!("START")));
     assert!(!defaults["opt_out_reply"].as_str().unwrap().is_empty());
+    assert_eq!(defaults["default_reply"], Value::Null, "no default reply unless set");
+    assert_eq!(defaults["keyword_reply_limit"], "5/10m");
 
     let wanted = json!({
         "quiet_hours_start": "21:00",
@@ -60,6 +62,8 @@ async fn settings_round_trip(engine: Dialect) {
         "opt_out_reply": "Umejiondoa. Tuma ANZA kujiunga tena.",
         "opt_in_reply": "Karibu tena.",
         "validity_seconds": 3600,
+        "default_reply": "Tuma HELP kwa msaada.",
+        "keyword_reply_limit": "3/1h",
     });
     let (status, got) = put(&app, &app.alpha_admin.token, wanted.clone()).await;
     assert_eq!((status, &got), (200, &wanted));
@@ -118,6 +122,9 @@ async fn bad_settings_name_the_field(engine: Dialect) {
             "stop_keywords:",
         ),
         (json!({"stop_keywords": "STOP"}), "stop_keywords:"),
+        (json!({"default_reply": "  "}), "default_reply:"),
+        (json!({"keyword_reply_limit": "often"}), "keyword_reply_limit:"),
+        (json!({"keyword_reply_limit": "0/10m"}), "keyword_reply_limit:"),
         (
             json!({"quiet_hours": "21-07"}),
             "unknown field `quiet_hours`",
