@@ -215,20 +215,22 @@ impl Db {
     }
 
     /// How often each keyword of the project was used up to `now` (epoch ms): inbound
-    /// messages that matched it in the last 7 and 30 days, in one grouped query over the
-    /// `messages_keyword` index. Keywords without use are absent.
+    /// messages that matched it in the last 7 and 30 days, in one grouped query that reads
+    /// each keyword's messages through the `messages_keyword` index (keyword, time), so its
+    /// cost follows the keywords' use, not the size of the project's log. Keywords without
+    /// use are absent.
     pub async fn keyword_uses(
         &self,
         project_id: i64,
         now: i64,
     ) -> StoreResult<std::collections::HashMap<i64, KeywordUse>> {
         let rows = sqlx::query(
-            "SELECT m.keyword_id, COUNT(*) AS d30,
+            "SELECT k.id AS keyword_id, COUNT(*) AS d30,
                     CAST(SUM(CASE WHEN m.created_at >= $3 THEN 1 ELSE 0 END) AS BIGINT) AS d7
-             FROM messages m
-             WHERE m.keyword_id IN (SELECT id FROM keywords WHERE project_id = $1)
-               AND m.created_at >= $2 AND m.project_id = $1 AND m.direction = 'inbound'
-             GROUP BY m.keyword_id",
+             FROM keywords k
+             JOIN messages m ON m.keyword_id = k.id AND m.project_id = k.project_id
+             WHERE k.project_id = $1 AND m.created_at >= $2 AND m.direction = 'inbound'
+             GROUP BY k.id",
         )
         .bind(project_id)
         .bind(now - 30 * DAY_MS)
