@@ -119,7 +119,8 @@ impl KeywordForm {
         }
     }
 
-    /// A stored keyword as the form shows it, with blank rows up to [`ROWS`].
+    /// A stored keyword as the form shows it, with blank rows: up to [`ROWS`] rows, and at
+    /// least one blank row while it has fewer than [`MAX_ACTIONS`] actions.
     pub fn of(k: &Keyword) -> Self {
         let json = k.to_json();
         let (unknown_reply, unknown_reply_translations) = texts_of(&json["unknown_reply"]);
@@ -149,7 +150,9 @@ impl KeywordForm {
                 }
             })
             .collect();
-        while actions.len() < ROWS {
+        // A blank row to add one more, up to the limit.
+        let rows = (actions.len() + 1).clamp(ROWS, MAX_ACTIONS);
+        while actions.len() < rows {
             actions.push(ActionForm::default());
         }
         KeywordForm {
@@ -423,6 +426,20 @@ mod tests {
             again.actions[0].translations,
             "fr: Bienvenue\nsw: Karibu {field.name}"
         );
+        assert_eq!(again.actions.len(), ROWS);
+        // A keyword of five actions gets a sixth row, one of ten none.
+        let replies = |n: usize| {
+            let actions: Vec<Value> = (0..n)
+                .map(|i| serde_json::json!({"type": "reply", "text": format!("r{i}")}))
+                .collect();
+            Keyword::parse(
+                &serde_json::json!({"keyword": "X", "actions": actions}),
+                &["STOP"],
+            )
+            .unwrap()
+        };
+        assert_eq!(KeywordForm::of(&replies(5)).actions.len(), 6);
+        assert_eq!(KeywordForm::of(&replies(10)).actions.len(), MAX_ACTIONS);
     }
 
     #[test]
