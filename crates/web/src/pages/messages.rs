@@ -160,6 +160,8 @@ struct MessagePage {
     chrome: Chrome,
     slug: String,
     m: MessageRow,
+    /// The word of the keyword it matched or answers; none when that keyword was deleted.
+    keyword: Option<String>,
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -356,10 +358,19 @@ pub(super) async fn show(
 ) -> PageResult<Response> {
     let m = state.db.message(page.project.id, p.id).await?;
     let names = gateway_names(&state, page.project.id).await?;
+    let keyword = match m.keyword_id {
+        Some(id) => match state.db.keyword(page.project.id, id).await {
+            Ok(k) => Some(k.keyword.keyword),
+            Err(casecast_store::StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
     let view = MessagePage {
         chrome: Chrome::project(&page, "messages"),
         slug: page.project.slug.clone(),
         m: MessageRow::new(m, &page.project.zone(), &names, page.role),
+        keyword,
     };
     Ok(html(&view)?.into_response())
 }

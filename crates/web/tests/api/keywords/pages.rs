@@ -456,7 +456,7 @@ async fn the_message_log_filters_by_keyword(engine: Dialect) {
         .as_i64()
         .unwrap();
     let now = casecast_core::time::now_ms();
-    matched(&app, reg, None, "REG first", now).await;
+    let first = matched(&app, reg, None, "REG first", now).await;
     matched(&app, join, None, "JOIN second", now).await;
     let session = login(&app, &app.alpha_viewer).await;
     let log = "/a/alpha/messaging/messages";
@@ -479,6 +479,35 @@ async fn the_message_log_filters_by_keyword(engine: Dialect) {
         html.contains(&format!("<option value=\"{reg}\" selected>REG</option>")),
         "{html}"
     );
+    // A message's page names its keyword, and says when it was deleted.
+    let (status, html) = get_page(&app, &session, &format!("{log}/{first}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!(
+            "<a href=\"/a/alpha/messaging/keywords/{reg}\">REG</a>"
+        )),
+        "{html}"
+    );
+    let (status, _) = call(
+        &app,
+        Method::DELETE,
+        &app.api("alpha", &format!("/keywords/{reg}")),
+        Some(&app.alpha_editor.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, html) = get_page(&app, &session, &format!("{log}/{first}")).await;
+    assert!(html.contains("a deleted keyword"), "{html}");
+    let (status, html) = get_page(&app, &session, &format!("{log}?keyword_id={reg}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!(
+            "<option value=\"{reg}\" selected>deleted keyword #{reg}</option>"
+        )),
+        "{html}"
+    );
+    assert!(html.contains("REG first"), "{html}");
     let (status, html) = get_page(&app, &session, &format!("{log}?keyword_id=REG")).await;
     assert_eq!(status, 422);
     assert!(
