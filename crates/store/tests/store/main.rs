@@ -21,6 +21,7 @@ mod cases;
 mod gateways;
 mod inbound;
 mod jobs;
+mod keyword_reads;
 mod membership;
 mod outbox;
 mod projects;
