@@ -42,6 +42,8 @@ pub struct Message {
     pub segments: i64,
     pub gateway_id: Option<i64>,
     pub broadcast_id: Option<i64>,
+    /// The keyword an inbound message matched, or whose reply an outbound one is.
+    pub keyword_id: Option<i64>,
     pub attempts: i64,
     pub error: Option<String>,
     pub created_at: i64,
@@ -52,7 +54,7 @@ pub struct Message {
 
 pub(crate) const COLUMNS: &str = "m.id, m.project_id, m.direction, m.kind, c.case_id AS case_public_id, \
     c.name AS case_name, c.external_id AS case_external_id, m.phone, m.text, \
-    m.status, m.encoding, m.segments, m.gateway_id, m.broadcast_id, m.attempts, m.error, m.created_at, \
+    m.status, m.encoding, m.segments, m.gateway_id, m.broadcast_id, m.keyword_id, m.attempts, m.error, m.created_at, \
     m.sent_at, m.delivered_at, m.expires_at";
 
 pub(crate) fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
@@ -71,6 +73,7 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
         segments: row.try_get("segments")?,
         gateway_id: row.try_get("gateway_id")?,
         broadcast_id: row.try_get("broadcast_id")?,
+        keyword_id: row.try_get("keyword_id")?,
         attempts: row.try_get("attempts")?,
         error: row.try_get("error")?,
         created_at: row.try_get("created_at")?,
@@ -90,6 +93,8 @@ pub struct MessageFilter {
     pub broadcast_id: Option<i64>,
     /// One occurrence of a broadcast.
     pub occurrence_id: Option<i64>,
+    /// Messages that matched this keyword (inbound) or are its replies (outbound).
+    pub keyword_id: Option<i64>,
     /// Created at or after (epoch ms).
     pub since: Option<i64>,
     /// Created before (epoch ms).
@@ -300,6 +305,9 @@ impl Db {
         if filter.occurrence_id.is_some() {
             next(&mut sql, " AND m.occurrence_id = ?");
         }
+        if filter.keyword_id.is_some() {
+            next(&mut sql, " AND m.keyword_id = ?");
+        }
         if filter.since.is_some() {
             next(&mut sql, " AND m.created_at >= ?");
         }
@@ -327,6 +335,7 @@ impl Db {
         for v in [
             filter.broadcast_id,
             filter.occurrence_id,
+            filter.keyword_id,
             filter.since,
             filter.until,
             cursor,

@@ -22,6 +22,7 @@ mod gateways;
 mod inbound;
 mod jobs;
 mod keyword_actions;
+mod keyword_reads;
 mod membership;
 mod outbox;
 mod projects;

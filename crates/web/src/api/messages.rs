@@ -47,6 +47,8 @@ pub struct MessageJson {
     pub segments: i64,
     pub gateway_id: Option<i64>,
     pub broadcast_id: Option<i64>,
+    /// The keyword an inbound message matched, or whose automatic reply an outbound one is.
+    pub keyword_id: Option<i64>,
     /// Attempts made to hand it to the gateway.
     pub attempts: i64,
     /// Why it failed, expired or was cancelled.
@@ -86,6 +88,7 @@ impl MessageJson {
             segments: m.segments,
             gateway_id: m.gateway_id,
             broadcast_id: m.broadcast_id,
+            keyword_id: m.keyword_id,
             attempts: m.attempts,
             error: shown_error(m.error, role),
             created_at: time(m.created_at),
@@ -114,6 +117,9 @@ pub struct MessageQuery {
     pub case_id: Option<String>,
     /// Messages of this broadcast.
     pub broadcast_id: Option<i64>,
+    /// Messages that matched this keyword (inbound) or are its replies (outbound); a deleted
+    /// keyword's messages too.
+    pub keyword_id: Option<i64>,
     /// Any common way of writing the number; a national number takes the project's country.
     pub phone_number: Option<String>,
     /// Created at or after: RFC 3339 (`2026-03-01T08:00:00Z`) or a date (`2026-03-01`, the
@@ -204,6 +210,7 @@ impl MessageQuery {
             phone_number,
             broadcast_id: self.broadcast_id,
             occurrence_id: None,
+            keyword_id: self.keyword_id,
             since,
             until,
         })

@@ -6,6 +6,7 @@ pub mod case_groups;
 pub mod case_import;
 pub mod cases;
 pub mod gateways;
+pub mod keywords;
 pub mod messages;
 pub mod messaging_settings;
 pub mod opt_outs;
@@ -133,7 +134,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(opt_outs::router())
         .merge(messaging_settings::router())
         .merge(surveys::router())
-        .merge(survey_sessions::router());
+        .merge(survey_sessions::router())
+        .merge(keywords::router());
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1/projects/{project}", project)
         .split_for_parts();

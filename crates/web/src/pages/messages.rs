@@ -44,6 +44,8 @@ pub(crate) struct MessageRow {
     pub(crate) sent: String,
     pub(crate) delivered: String,
     pub(crate) kind: MessageKind,
+    /// The keyword an inbound message matched, or whose reply an outbound one is.
+    pub(crate) keyword_id: Option<i64>,
 }
 
 impl MessageRow {
@@ -90,6 +92,7 @@ impl MessageRow {
             sent: local(m.sent_at),
             delivered: local(m.delivered_at),
             kind: m.kind,
+            keyword_id: m.keyword_id,
         }
     }
 }
@@ -118,6 +121,7 @@ pub(super) struct LogQuery {
     phone: String,
     from: String,
     to: String,
+    keyword_id: String,
     cursor: String,
 }
 
@@ -135,6 +139,19 @@ struct LogPage {
     next_cursor: Option<i64>,
     first_page: bool,
     time_zone: String,
+    /// The project's keywords (id, word) by word; a deleted one filtered on is added.
+    keywords: Vec<(i64, String)>,
+}
+
+impl LogPage {
+    /// The word of a keyword (its id when it was deleted).
+    fn keyword_word(&self, id: &i64) -> String {
+        self.keywords
+            .iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, w)| w.clone())
+            .unwrap_or_else(|| format!("deleted keyword #{id}"))
+    }
 }
 
 #[derive(Template)]
@@ -143,6 +160,8 @@ struct MessagePage {
     chrome: Chrome,
     slug: String,
     m: MessageRow,
+    /// The word of the keyword it matched or answers; none when that keyword was deleted.
+    keyword: Option<String>,
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -175,6 +194,7 @@ impl LogQuery {
             &mut self.phone,
             &mut self.from,
             &mut self.to,
+            &mut self.keyword_id,
             &mut self.cursor,
         ] {
             *v = cut(v, 255);
@@ -209,6 +229,13 @@ impl LogQuery {
             ),
             None => None,
         };
+        let keyword_id = match some(&self.keyword_id) {
+            Some(k) => Some(
+                k.parse::<i64>()
+                    .map_err(|_| FieldError::new("keyword_id", "choose one of the keywords"))?,
+            ),
+            None => None,
+        };
         let zone = page.project.zone();
         let since = match some(&self.from) {
             Some(d) => Some(local_midnight("from", &d, 0, &zone)?),
@@ -226,6 +253,7 @@ impl LogQuery {
             phone_number: phone,
             broadcast_id: None,
             occurrence_id: None,
+            keyword_id,
             since,
             until,
         })
@@ -239,6 +267,7 @@ impl LogQuery {
             ("phone", &self.phone),
             ("from", &self.from),
             ("to", &self.to),
+            ("keyword_id", &self.keyword_id),
         ]
         .iter()
         .filter(|(_, v)| !v.is_empty())
@@ -255,6 +284,7 @@ fn filter_label(field: &str) -> &'static str {
         "phone" => "Phone number",
         "from" => "From (date)",
         "to" => "To (date)",
+        "keyword_id" => "Keyword",
         _ => "Filter",
     }
 }
@@ -284,6 +314,16 @@ pub(super) async fn list(
     };
     let zone = page.project.zone();
     let names = gateway_names(&state, page.project.id).await?;
+    let mut keywords: Vec<(i64, String)> = super::keywords::keyword_words(&state, page.project.id)
+        .await?
+        .into_iter()
+        .collect();
+    keywords.sort_by_key(|(id, w)| (casecast_core::keyword::fold(w), *id));
+    if let Ok(id) = q.keyword_id.parse::<i64>() {
+        if !keywords.iter().any(|(k, _)| *k == id) {
+            keywords.push((id, format!("deleted keyword #{id}")));
+        }
+    }
     let view = LogPage {
         chrome: Chrome::project(&page, "messages"),
         slug: page.project.slug.clone(),
@@ -298,6 +338,7 @@ pub(super) async fn list(
         next_cursor,
         first_page: cursor.is_none(),
         time_zone: page.project.time_zone.clone(),
+        keywords,
     };
     Ok((status, html(&view)?).into_response())
 }
@@ -317,10 +358,19 @@ pub(super) async fn show(
 ) -> PageResult<Response> {
     let m = state.db.message(page.project.id, p.id).await?;
     let names = gateway_names(&state, page.project.id).await?;
+    let keyword = match m.keyword_id {
+        Some(id) => match state.db.keyword(page.project.id, id).await {
+            Ok(k) => Some(k.keyword.keyword),
+            Err(casecast_store::StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
     let view = MessagePage {
         chrome: Chrome::project(&page, "messages"),
         slug: page.project.slug.clone(),
         m: MessageRow::new(m, &page.project.zone(), &names, page.role),
+        keyword,
     };
     Ok(html(&view)?.into_response())
 }

@@ -12,6 +12,8 @@ mod case_surveys;
 mod cases;
 mod gateway_form;
 mod gateways;
+mod keyword_form;
+mod keywords;
 mod login;
 mod messages;
 mod messaging_settings;
@@ -39,6 +41,7 @@ const UPLOAD_BODY_LIMIT: usize = 50 * 1024 * 1024 + 64 * 1024;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(surveys::router())
+        .merge(keywords::router())
         .route("/", get(login::projects))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(to_form_page).post(login::logout))

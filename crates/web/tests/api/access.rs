@@ -87,6 +87,8 @@ async fn every_route_checks_token_project_and_role(engine: Dialect) {
     let broadcast_id = broadcast["id"].as_i64().unwrap().to_string();
     let survey = crate::surveys::new_survey(&app, "Follow-up").await;
     let survey_id = survey["id"].as_i64().unwrap().to_string();
+    let keyword = crate::keywords::new_keyword(&app, crate::keywords::reply_only("REG")).await;
+    let keyword_id = keyword["id"].as_i64().unwrap().to_string();
     let doc: serde_json::Value = app
         .http
         .get(app.url("/api/v1/openapi.json"))
@@ -122,6 +124,7 @@ async fn every_route_checks_token_project_and_role(engine: Dialect) {
             t if t.starts_with("/messages/") => &message_id,
             t if t.starts_with("/broadcasts/") => &broadcast_id,
             t if t.starts_with("/surveys/") => &survey_id,
+            t if t.starts_with("/keywords/") => &keyword_id,
             _ => &group_id,
         };
         for (method, operation) in item.as_object().unwrap() {

@@ -18,6 +18,7 @@ mod gateways;
 mod group_pages;
 mod health;
 mod hooks;
+mod keywords;
 mod limits;
 mod message_pages;
 mod messages;
