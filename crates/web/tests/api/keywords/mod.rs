@@ -109,17 +109,11 @@ pub async fn reply(app: &TestApp, keyword_id: i64, reply_to: i64) -> i64 {
             user_id: None,
             kind: MessageKind::Normal,
             survey: None,
+            reply_to: Some((reply_to, Some(keyword_id))),
         },
     )
     .await
     .unwrap();
-    sqlx::query("UPDATE messages SET keyword_id = $1, reply_to = $2 WHERE id = $3")
-        .bind(keyword_id)
-        .bind(reply_to)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
     tx.commit().await.unwrap();
     id
 }
