@@ -11,6 +11,7 @@ mod browser;
 pub mod capture;
 pub mod cli;
 pub mod kannel;
+mod pg_locks;
 pub mod seed;
 mod workflows;
 
@@ -20,6 +21,7 @@ use sqlx::{Connection, Executor};
 
 pub use app::{test_dispatch_options, Fixture, TestApp};
 pub use browser::Browser;
+pub use pg_locks::PgLock;
 pub use workflows::Workflows;
 
 /// Runs each named `async fn(Dialect)` as two tests, `name::sqlite` and `name::postgres`.
