@@ -4,8 +4,8 @@
 //! listed with its actions and its use, opens its page, and finds a JOIN sent in through a
 //! gateway's inbound webhook in the message log.
 //!
-//! [`sms_in`] posts an inbound SMS the way an aggregator forwards one, so that the use counts
-//! after real messages can be checked here once the inbound router acts on keywords.
+//! [`sms_in`] posts an inbound SMS the way an aggregator forwards one: the router acts on it
+//! (the sender joins the group) and the keyword's page counts it.
 
 // Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
 // spares only #[test] functions and #[cfg(test)] modules.
@@ -249,8 +249,7 @@ async fn browser_keyword_with_two_actions(engine: Dialect) {
         ])
     );
 
-    // Aber texts JOIN in; the message log has it. (Once the inbound router acts on keywords,
-    // the keyword's page counts it: check `#keyword-use [data-use='7']` here.)
+    // Aber texts JOIN in: the keyword acts (she joins the group) and its page counts the use.
     sms_in(&inbound, "+256772100001", "join").await;
     b.click(&b.find(&format!("#keyword-{id} a.keyword-link")).await)
         .await;
@@ -259,6 +258,21 @@ async fn browser_keyword_with_two_actions(engine: Dialect) {
     })
     .await;
     assert_eq!(b.text(&b.find("#keyword-usage").await).await, "JOIN");
+    assert_eq!(
+        b.text(&b.find("#keyword-use [data-use='7']").await).await,
+        "1",
+        "the JOIN is counted"
+    );
+    let members: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/projects/gulu/case-groups/{group}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(members["case_count"], 1, "Aber joined ANC: {members}");
     b.click(&b.find("#keyword-messages-link").await).await;
     b.wait_for_url("the message log", |u| {
         u.contains(&format!("/messaging/messages?keyword_id={id}"))

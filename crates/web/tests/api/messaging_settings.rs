@@ -51,7 +51,11 @@ async fn settings_round_trip(engine: Dialect) {
         .unwrap()
         .contains(&json!("START")));
     assert!(!defaults["opt_out_reply"].as_str().unwrap().is_empty());
-    assert_eq!(defaults["default_reply"], Value::Null, "no default reply unless set");
+    assert_eq!(
+        defaults["default_reply"],
+        Value::Null,
+        "no default reply unless set"
+    );
     assert_eq!(defaults["keyword_reply_limit"], "5/10m");
 
     let wanted = json!({
@@ -123,8 +127,14 @@ async fn bad_settings_name_the_field(engine: Dialect) {
         ),
         (json!({"stop_keywords": "STOP"}), "stop_keywords:"),
         (json!({"default_reply": "  "}), "default_reply:"),
-        (json!({"keyword_reply_limit": "often"}), "keyword_reply_limit:"),
-        (json!({"keyword_reply_limit": "0/10m"}), "keyword_reply_limit:"),
+        (
+            json!({"keyword_reply_limit": "often"}),
+            "keyword_reply_limit:",
+        ),
+        (
+            json!({"keyword_reply_limit": "0/10m"}),
+            "keyword_reply_limit:",
+        ),
         (
             json!({"quiet_hours": "21-07"}),
             "unknown field `quiet_hours`",
