@@ -142,7 +142,8 @@ async fn compose_preview_send_and_follow(engine: Dialect) {
     let b = until_status(&app, id, "completed").await;
     assert_eq!(
         (b["name"].as_str(), b["counts"]["sent"].as_i64()),
-        (Some(name.as_str()), Some(2))
+        (Some(name.as_str()), Some(2)),
+        "{b}"
     );
 
     // The page and its progress JSON.
