@@ -13,16 +13,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use casecast_core::gateway::config::GatewayKind;
 use casecast_core::gateway::InboundSms;
 use casecast_core::identifier::GroupName;
 use casecast_core::keyword::Keyword;
-use casecast_store::gateways::NewGateway;
 use serde_json::json;
 
-use crate::common::{new_project, peak_rss_mib, Bench, Stopwatch};
-use crate::groups::{import_generated, phone_digits, upload_in_process, ACTOR};
-use crate::surveys::{case_id, write_cases};
+use crate::common::{peak_rss_mib, Bench, Stopwatch};
+use crate::groups::{phone_digits, ACTOR};
+use crate::surveys::realistic_project;
 
 /// Numbers of no case start here (the known cases' are `phone_digits(0..K)`).
 const UNKNOWN: usize = 5_000_000;
@@ -39,37 +37,11 @@ pub async fn run(
     }
     let db = bench.open().await?;
     let engine = db.dialect().name();
-    let project = new_project(&db).await?;
     let started = Instant::now();
-    let created = import_generated(&db, &project.slug, cases, write_cases).await?;
-    for (name, every) in [("Kitgum follow-up", 5), ("Former participants", 7)] {
-        let other = db
-            .create_group(project.id, &GroupName::parse(name)?, ACTOR)
-            .await?;
-        let mut csv = String::from("case_identifier\n");
-        for i in (0..cases).step_by(every) {
-            csv.push_str(&case_id(i));
-            csv.push('\n');
-        }
-        upload_in_process(&db, project.id, other.id, "other.csv", csv.into_bytes()).await?;
-    }
+    let (project, created) = realistic_project(&db, cases).await?;
     let anc = db
         .create_group(project.id, &GroupName::parse("ANC")?, ACTOR)
         .await?;
-    db.create_gateway(
-        project.id,
-        &NewGateway {
-            name: "Bench log".into(),
-            kind: GatewayKind::Log,
-            config: json!({}),
-            callback_base_url: "http://127.0.0.1:8080".into(),
-            max_segments_per_second: None,
-            max_attempts: None,
-            prefixes: Vec::new(),
-            is_default: true,
-        },
-    )
-    .await?;
     let reserved = ["STOP", "START"];
     let parse = |body: serde_json::Value| {
         Keyword::parse(&body, &reserved).map_err(|problems| {

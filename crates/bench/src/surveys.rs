@@ -61,23 +61,15 @@ pub(crate) fn write_cases(path: &std::path::Path, from: usize, to: usize) -> any
     Ok(())
 }
 
-/// Sets up the project (cases, group, gateway, survey), then runs the timed start and replies
-/// in child processes.
-pub async fn run(
-    bench: &Bench,
+/// A new project as the survey and keyword benchmarks find one: `cases` cases with UUID case
+/// IDs, two groups with their upload reports (as a real project holds), and a default `log`
+/// gateway. Returns it and how many cases were made.
+pub(crate) async fn realistic_project(
+    db: &casecast_store::Db,
     cases: usize,
-    replies: usize,
-    concurrency: usize,
-) -> anyhow::Result<()> {
-    if replies > cases {
-        bail!("--replies ({replies}) must not be more than --cases ({cases}): one reply a session");
-    }
-    let db = bench.open().await?;
-    let engine = db.dialect().name();
-    let project = new_project(&db).await?;
-    let started = Instant::now();
-    let created = import_generated(&db, &project.slug, cases, write_cases).await?;
-    // The project already holds other groups, with their upload reports, as a real one does.
+) -> anyhow::Result<(casecast_store::projects::Project, usize)> {
+    let project = new_project(db).await?;
+    let created = import_generated(db, &project.slug, cases, write_cases).await?;
     for (name, every) in [("Kitgum follow-up", 5), ("Former participants", 7)] {
         let other = db
             .create_group(project.id, &GroupName::parse(name)?, ACTOR)
@@ -87,17 +79,8 @@ pub async fn run(
             csv.push_str(&case_id(i));
             csv.push('\n');
         }
-        upload_in_process(&db, project.id, other.id, "other.csv", csv.into_bytes()).await?;
+        upload_in_process(db, project.id, other.id, "other.csv", csv.into_bytes()).await?;
     }
-    let group = db
-        .create_group(project.id, &GroupName::parse("Everyone")?, ACTOR)
-        .await?;
-    let mut csv = String::from("case_id\n");
-    for i in 0..cases {
-        csv.push_str(&case_id(i));
-        csv.push('\n');
-    }
-    upload_in_process(&db, project.id, group.id, "everyone.csv", csv.into_bytes()).await?;
     db.create_gateway(
         project.id,
         &NewGateway {
@@ -112,6 +95,33 @@ pub async fn run(
         },
     )
     .await?;
+    Ok((project, created))
+}
+
+/// Sets up the project (cases, group, gateway, survey), then runs the timed start and replies
+/// in child processes.
+pub async fn run(
+    bench: &Bench,
+    cases: usize,
+    replies: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    if replies > cases {
+        bail!("--replies ({replies}) must not be more than --cases ({cases}): one reply a session");
+    }
+    let db = bench.open().await?;
+    let engine = db.dialect().name();
+    let started = Instant::now();
+    let (project, created) = realistic_project(&db, cases).await?;
+    let group = db
+        .create_group(project.id, &GroupName::parse("Everyone")?, ACTOR)
+        .await?;
+    let mut csv = String::from("case_id\n");
+    for i in 0..cases {
+        csv.push_str(&case_id(i));
+        csv.push('\n');
+    }
+    upload_in_process(&db, project.id, group.id, "everyone.csv", csv.into_bytes()).await?;
     let survey = db.create_survey(project.id, &survey()?, None).await?;
     println!(
         "[{engine}] setup: {created} cases (UUID case IDs), the survey's group and two other groups with their upload reports, in {:.1} s",
