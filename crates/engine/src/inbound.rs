@@ -240,7 +240,8 @@ pub async fn handle_number_with_faults(
             }
         }
         if let Some(keyword_id) = outcome.keyword_id {
-            Db::mark_keyword_handled(&mut tx, message.id, case_pk, keyword_id, now).await?;
+            let mark = (message.id, case_pk, None, Some(keyword_id));
+            db.mark_inbound_handled_many(&mut tx, &[mark], now).await?;
         } else {
             Db::mark_inbound_handled(&mut tx, message.id, case_pk, outcome.session_id, now).await?;
         }
@@ -675,30 +676,8 @@ async fn reply_batch(
         .filter(|m| keyword_of(m).is_some())
         .map(|m| m.phone.as_str())
         .collect();
-    let mut senders: std::collections::HashMap<String, crate::keywords::Sender> =
-        Default::default();
-    if !keyword_phones.is_empty() {
-        let since = crate::keywords::reply_limit(project).window_start(now);
-        let mut cases = db
-            .cases_of_phones_tx(&mut tx, project.id, &keyword_phones)
-            .await?;
-        let opted_out = db
-            .opted_out_of_tx(&mut tx, project.id, &keyword_phones)
-            .await?;
-        let mut sent = db
-            .auto_replies_of_tx(&mut tx, project.id, &keyword_phones, since)
-            .await?;
-        for phone in &keyword_phones {
-            senders.insert(
-                phone.to_string(),
-                crate::keywords::Sender {
-                    cases: cases.remove(*phone).unwrap_or_default(),
-                    opted_out: opted_out.contains(*phone),
-                    replies_sent: sent.remove(*phone).unwrap_or_default(),
-                },
-            );
-        }
-    }
+    let senders =
+        crate::keywords::Sender::load_many(db, &mut tx, project, &keyword_phones, now).await?;
     let mut survey_ids: Vec<i64> = sessions.values().map(|s| s.survey_id).collect();
     survey_ids.sort_unstable();
     survey_ids.dedup();

@@ -37,7 +37,7 @@ pub const AMBIGUOUS_REPLY: &str = "Your number belongs to more than one person i
 so we could not act on your message. Please contact the program.";
 
 /// Open cases of one number looked at (more means the number is shared anyway).
-const MAX_CASES: i64 = 20;
+const MAX_CASES: usize = 20;
 
 /// What a keyword did with one message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -75,6 +75,7 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
+    /// The sender of one message.
     pub(crate) async fn load(
         db: &Db,
         tx: &mut Tx,
@@ -82,16 +83,39 @@ impl Sender {
         phone: &str,
         now: i64,
     ) -> StoreResult<Sender> {
+        let mut senders = Sender::load_many(db, tx, project, &[phone], now).await?;
+        Ok(senders.remove(phone).unwrap_or_default())
+    }
+
+    /// The senders of many numbers, in three statements; each number's cases open ones first,
+    /// then the one changed last, at most [`MAX_CASES`] (more means the number is shared anyway).
+    pub(crate) async fn load_many(
+        db: &Db,
+        tx: &mut Tx,
+        project: &Project,
+        phones: &[&str],
+        now: i64,
+    ) -> StoreResult<std::collections::HashMap<String, Sender>> {
+        if phones.is_empty() {
+            return Ok(Default::default());
+        }
         let since = reply_limit(project).window_start(now);
-        Ok(Sender {
-            cases: db
-                .cases_of_phone_tx(tx, project.id, phone, MAX_CASES)
-                .await?,
-            opted_out: db.is_opted_out_tx(tx, project.id, phone).await?,
-            replies_sent: db
-                .auto_replies_since_tx(tx, project.id, phone, since)
-                .await?,
-        })
+        let mut cases = db.cases_of_phones_tx(tx, project.id, phones).await?;
+        let opted_out = db.opted_out_of_tx(tx, project.id, phones).await?;
+        let mut sent = db.auto_replies_of_tx(tx, project.id, phones, since).await?;
+        Ok(phones
+            .iter()
+            .map(|phone| {
+                let mut cases = cases.remove(*phone).unwrap_or_default();
+                cases.truncate(MAX_CASES);
+                let sender = Sender {
+                    cases,
+                    opted_out: opted_out.contains(*phone),
+                    replies_sent: sent.remove(*phone).unwrap_or_default(),
+                };
+                (phone.to_string(), sender)
+            })
+            .collect())
     }
 }
 

@@ -54,7 +54,7 @@ impl Db {
             );
             let mut q = sqlx::query(&sql);
             for phone in chunk {
-                q = q.bind(format!("casecast-number:{project_id}:{phone}"));
+                q = q.bind(crate::survey_sessions::number_lock_key(project_id, phone));
             }
             q.persistent(false).execute(&mut **tx).await?;
         }

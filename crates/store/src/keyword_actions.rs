@@ -1,11 +1,11 @@
 //! The statements a keyword's actions run inside the inbound router's transaction (which holds
-//! the sender's number lock): the sender's cases, a case made or changed, a plain group joined
-//! or left, and the automatic replies already sent to a number (the reply limit). What runs
+//! the sender's number lock): a case made or changed, plain groups joined or left. (What a
+//! keyword reads of its senders, a batch's numbers at once, is in `inbound_batch.rs`.) What runs
 //! when is the engine's (`casecast_engine::keywords`).
 
 use casecast_core::case::{Case, CaseChanges};
 use casecast_core::CaseId;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use crate::case_groups::{lock_group, Actor};
 use crate::cases::{case_from_row, insert_cases, update_case_row, CASE_COLUMNS};
@@ -19,27 +19,6 @@ pub const KEYWORD_ACTOR: Actor = Actor {
 };
 
 impl Db {
-    /// The live (not deleted) cases with this number, open ones first, then the one changed
-    /// last (the order `Db::case_for_phone` picks by); at most `limit`.
-    pub async fn cases_of_phone_tx(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        project_id: i64,
-        phone: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<(i64, Case)>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CASE_COLUMNS} FROM cases WHERE project_id = $1 AND phone_number = $2 AND deleted = 0
-             ORDER BY closed, modified_at DESC, id DESC LIMIT $3"
-        ))
-        .bind(project_id)
-        .bind(phone)
-        .bind(limit)
-        .fetch_all(&mut **tx)
-        .await?;
-        rows.iter().map(case_from_row).collect()
-    }
-
     /// Creates a case inside the caller's transaction; returns its row id and the case.
     pub async fn create_case_tx(
         &self,
@@ -191,29 +170,6 @@ impl Db {
         Ok(changed.len() as u64)
     }
 
-    /// When the automatic replies (to keywords, the default reply) queued for a number since
-    /// `since` were queued.
-    pub async fn auto_replies_since_tx(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        project_id: i64,
-        phone: &str,
-        since: i64,
-    ) -> StoreResult<Vec<i64>> {
-        let rows = sqlx::query(
-            "SELECT created_at FROM messages
-             WHERE project_id = $1 AND phone = $2 AND reply_to IS NOT NULL AND created_at >= $3",
-        )
-        .bind(project_id)
-        .bind(phone)
-        .bind(since)
-        .fetch_all(&mut **tx)
-        .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get::<i64, _>("created_at")?))
-            .collect()
-    }
-
     /// How many automatic replies (to keywords, the default reply) the project has queued or
     /// sent.
     pub async fn count_auto_replies(&self, project_id: i64) -> StoreResult<i64> {
@@ -223,28 +179,5 @@ impl Db {
         .bind(project_id)
         .fetch_one(self.pool())
         .await?)
-    }
-
-    /// Marks an inbound message handled as one that matched keyword `keyword_id`, with the
-    /// case it was for.
-    pub async fn mark_keyword_handled(
-        tx: &mut Transaction<'static, Any>,
-        id: i64,
-        case_pk: Option<i64>,
-        keyword_id: i64,
-        now: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE messages SET handled_at = $1, case_pk = COALESCE($2, case_pk), keyword_id = $3,
-                updated_at = $1
-             WHERE id = $4 AND handled_at IS NULL",
-        )
-        .bind(now)
-        .bind(case_pk)
-        .bind(keyword_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
     }
 }

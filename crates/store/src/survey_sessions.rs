@@ -183,6 +183,12 @@ pub(crate) fn unhandled_from_row(row: &AnyRow) -> StoreResult<Unhandled> {
     })
 }
 
+/// The key of a project's number's lock on PostgreSQL (hashed into an advisory lock): the one
+/// key [`Db::lock_number`] and [`Db::lock_numbers`] take, and tests that hold it.
+pub fn number_lock_key(project_id: i64, phone: &str) -> String {
+    format!("casecast-number:{project_id}:{phone}")
+}
+
 fn status_text(status: SessionStatus) -> &'static str {
     status.as_str()
 }
@@ -199,7 +205,7 @@ impl Db {
     ) -> StoreResult<()> {
         if self.dialect() == crate::Dialect::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(format!("casecast-number:{project_id}:{phone}"))
+                .bind(number_lock_key(project_id, phone))
                 .execute(&mut **tx)
                 .await?;
         }

@@ -39,7 +39,7 @@ impl TestDb {
     /// `Db::lock_number`) in a transaction of a connection of its own.
     pub async fn lock_number(&self, project_id: i64, phone: &str) -> PgLock {
         let mut conn = self.pg_transaction().await;
-        let key = format!("casecast-number:{project_id}:{phone}");
+        let key = casecast_store::survey_sessions::number_lock_key(project_id, phone);
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(&key)
             .execute(&mut conn)
