@@ -274,7 +274,7 @@ async fn a_worker_killed_inside_a_reply_leaves_the_session_consistent(engine: Di
     let started = db.start_survey(&p, survey_id, &case_id).await.unwrap();
     // The reply was stored by a process that died before handling it: a worker's sweep takes it.
     let mut tx = db.begin_write().await.unwrap();
-    Db::insert_inbound(
+    db.insert_inbound(
         &mut tx,
         &NewInbound {
             project_id: p.id,

@@ -200,17 +200,22 @@ pub async fn handle_number_with_faults(
                                 crate::keywords::Sender::load(db, &mut tx, project, phone, now)
                                     .await?;
                             let mut deferred = crate::keywords::Deferred::default();
+                            let job = crate::keywords::Job {
+                                message: &message,
+                                keyword: k,
+                                sender: &sender,
+                            };
                             let acted = crate::keywords::act(
                                 db,
                                 &mut tx,
                                 project,
-                                &message,
-                                k,
-                                &sender,
+                                std::slice::from_ref(&job),
                                 &mut deferred,
                                 now,
                             )
-                            .await?;
+                            .await?
+                            .pop()
+                            .flatten();
                             deferred.flush(db, &mut tx, project, now).await?;
                             acted
                         }
@@ -353,8 +358,12 @@ pub async fn handle_inbound(
                     let stored = batcher.stored.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
                     if stored >= REFRESH_EVERY {
                         batcher.stored.store(0, std::sync::atomic::Ordering::Relaxed);
-                        db.refresh_statistics("messages", stored).await;
-                        db.refresh_statistics("cases", stored).await;
+                        // Beside the batches, not in their way (an analyse takes a while).
+                        let db = db.clone();
+                        tokio::spawn(async move {
+                            db.refresh_statistics("messages", stored).await;
+                            db.refresh_statistics("cases", stored).await;
+                        });
                     }
                     match answer.try_recv() {
                         Ok(outcome) => return outcome,
@@ -530,26 +539,27 @@ async fn store_batch(
     let mut tx = db.begin_write().await?;
     db.lock_numbers(&mut tx, project.id, &phones).await?;
     let cases = db.cases_for_phones(&mut tx, project.id, &phones).await?;
+    let news: Vec<NewInbound> = items
+        .iter()
+        .zip(prepared)
+        .map(|(item, p)| NewInbound {
+            project_id: project.id,
+            case_pk: cases.get(&p.phone).copied(),
+            phone: &p.phone,
+            text: &p.text,
+            gateway_id: item.gateway.id,
+            gateway_message_id: p.gateway_message_id.as_deref(),
+            now: item.now,
+        })
+        .collect();
+    let inserted = db.insert_inbound_many(&mut tx, &news).await?;
     let mut stored = Vec::with_capacity(items.len());
-    for (item, p) in items.iter().zip(prepared) {
-        let inserted = Db::insert_inbound(
-            &mut tx,
-            &NewInbound {
-                project_id: project.id,
-                case_pk: cases.get(&p.phone).copied(),
-                phone: &p.phone,
-                text: &p.text,
-                gateway_id: item.gateway.id,
-                gateway_message_id: p.gateway_message_id.as_deref(),
-                now: item.now,
-            },
-        )
-        .await?;
-        match (inserted, &p.gateway_message_id) {
+    for (new, inserted) in news.iter().zip(inserted) {
+        match (inserted, new.gateway_message_id) {
             (Some(id), _) => stored.push((id, true)),
             // Its gateway message id is stored already (before, or earlier in this batch).
             (None, Some(gid)) => {
-                let id = Db::inbound_seen(&mut tx, item.gateway.id, gid)
+                let id = Db::inbound_seen(&mut tx, new.gateway_id, gid)
                     .await?
                     .ok_or(StoreError::NotFound("message"))?;
                 stored.push((id, false));
@@ -697,6 +707,7 @@ async fn reply_batch(
     let mut states = Vec::new();
     let mut woken = false;
     let mut deferred = crate::keywords::Deferred::default();
+    let mut keyworded = Vec::new();
     for m in replies {
         let mut outcome = Handled {
             message_id: m.id,
@@ -733,22 +744,9 @@ async fn reply_batch(
                 marks.push((m.id, Some(session.case_pk), Some(session.id), None));
             }
             (None, Some(k)) => {
-                let sender = senders.get(&m.phone).cloned().unwrap_or_default();
-                match crate::keywords::act(db, &mut tx, project, m, k, &sender, &mut deferred, now)
-                    .await?
-                {
-                    Some(acted) => {
-                        woken |= acted.queued > 0;
-                        outcome.keyword_id = Some(k.id);
-                        outcome.session_id = acted.session_id;
-                        marks.push((m.id, acted.case_pk, None, Some(k.id)));
-                    }
-                    None if default_reply => {
-                        rest.push(m.phone.clone());
-                        continue;
-                    }
-                    None => marks.push((m.id, None, None, None)),
-                }
+                // Acted on below, all together.
+                keyworded.push((m, k));
+                continue;
             }
             (None, None) if default_reply => {
                 // The default reply (its limit, the opt-out) is `handle_number`'s.
@@ -756,6 +754,40 @@ async fn reply_batch(
                 continue;
             }
             (None, None) => marks.push((m.id, None, None, None)),
+        }
+        handled.push(outcome);
+    }
+    // The messages that select a keyword, acted on together (the cases they make, in one
+    // statement).
+    let no_sender = crate::keywords::Sender::default();
+    let jobs: Vec<crate::keywords::Job> = keyworded
+        .iter()
+        .map(|(m, k)| crate::keywords::Job {
+            message: m,
+            keyword: k,
+            sender: senders.get(&m.phone).unwrap_or(&no_sender),
+        })
+        .collect();
+    let acted = crate::keywords::act(db, &mut tx, project, &jobs, &mut deferred, now).await?;
+    for ((m, k), acted) in keyworded.iter().zip(acted) {
+        let mut outcome = Handled {
+            message_id: m.id,
+            intent: None,
+            session_id: None,
+            keyword_id: None,
+        };
+        match acted {
+            Some(acted) => {
+                woken |= acted.queued > 0;
+                outcome.keyword_id = Some(k.id);
+                outcome.session_id = acted.session_id;
+                marks.push((m.id, acted.case_pk, None, Some(k.id)));
+            }
+            None if default_reply => {
+                rest.push(m.phone.clone());
+                continue;
+            }
+            None => marks.push((m.id, None, None, None)),
         }
         handled.push(outcome);
     }
@@ -814,19 +846,20 @@ async fn handle_one(
         }
     }
     let case_pk = Db::case_for_phone(&mut tx, project.id, &phone).await?;
-    let inserted = Db::insert_inbound(
-        &mut tx,
-        &NewInbound {
-            project_id: project.id,
-            case_pk,
-            phone: &phone,
-            text: &text,
-            gateway_id: gateway.id,
-            gateway_message_id: gateway_message_id.as_deref(),
-            now,
-        },
-    )
-    .await?;
+    let inserted = db
+        .insert_inbound(
+            &mut tx,
+            &NewInbound {
+                project_id: project.id,
+                case_pk,
+                phone: &phone,
+                text: &text,
+                gateway_id: gateway.id,
+                gateway_message_id: gateway_message_id.as_deref(),
+                now,
+            },
+        )
+        .await?;
     let Some(id) = inserted else {
         // Two deliveries of one message at the same instant: the unique index let one in.
         tx.rollback().await?;

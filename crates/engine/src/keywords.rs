@@ -214,38 +214,74 @@ impl Deferred {
     }
 }
 
-/// Runs `stored`'s actions for `message` from `sender` (see the module's rules). `None` when the message does
-/// not select the keyword after all (its first word is glued to more text).
-#[allow(clippy::too_many_arguments)]
+/// A message that selects a keyword, and what the keyword knows of its sender.
+pub(crate) struct Job<'a> {
+    pub message: &'a Unhandled,
+    pub keyword: &'a StoredKeyword,
+    pub sender: &'a Sender,
+}
+
+/// Runs each job's keyword actions for its message (see the module's rules), in the order
+/// given; `None` for a message that does not select its keyword after all (its first word is
+/// glued to more text). The cases unknown senders make are made first, in one statement for
+/// all the jobs; the replies and group changes go to `deferred`.
 pub(crate) async fn act(
     db: &Db,
     tx: &mut Tx,
     project: &Project,
-    message: &Unhandled,
-    stored: &StoredKeyword,
-    sender: &Sender,
+    jobs: &[Job<'_>],
     deferred: &mut Deferred,
     now: i64,
-) -> StoreResult<Option<Acted>> {
-    let Some(matched) = match_message(&message.text, std::iter::once(&stored.keyword)) else {
-        return Ok(None);
-    };
-    let mut replies = Replies::new(project, message, Some(stored.id), sender, now);
-    let acted = act_with(
-        db,
-        tx,
-        project,
-        message,
-        stored,
-        matched,
-        sender,
-        &mut replies,
-        deferred,
-        now,
-    )
-    .await;
-    deferred.sends.append(&mut replies.out);
-    acted.map(Some)
+) -> StoreResult<Vec<Option<Acted>>> {
+    let matched: Vec<Option<Match>> = jobs
+        .iter()
+        .map(|j| match_message(&j.message.text, std::iter::once(&j.keyword.keyword)))
+        .collect();
+    // The cases to make: senders of no case whose fields a `create_case` keyword accepts.
+    let mut making: Vec<usize> = Vec::new();
+    let mut changes = Vec::new();
+    for (i, (job, matched)) in jobs.iter().zip(&matched).enumerate() {
+        let keyword = &job.keyword.keyword;
+        if let (true, UnknownSender::CreateCase, Some(Match::Matched { values, .. })) =
+            (job.sender.cases.is_empty(), keyword.unknown_sender, matched)
+        {
+            let phone = PhoneNumber::from_stored(job.message.phone.clone());
+            making.push(i);
+            changes.push(keyword.new_case(values, &phone));
+        }
+    }
+    let mut made: std::collections::HashMap<usize, Result<(i64, Case), FieldError>> =
+        if changes.is_empty() {
+            Default::default()
+        } else {
+            making
+                .into_iter()
+                .zip(db.create_cases_tx(tx, project.id, &changes, now).await?)
+                .collect()
+        };
+    let mut acted = Vec::with_capacity(jobs.len());
+    for (i, (job, matched)) in jobs.iter().zip(matched).enumerate() {
+        let Some(matched) = matched else {
+            acted.push(None);
+            continue;
+        };
+        let mut replies = Replies::new(project, job.message, Some(job.keyword.id), job.sender, now);
+        let done = act_with(
+            db,
+            tx,
+            project,
+            job,
+            matched,
+            made.remove(&i),
+            &mut replies,
+            deferred,
+            now,
+        )
+        .await;
+        deferred.sends.append(&mut replies.out);
+        acted.push(Some(done?));
+    }
+    Ok(acted)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -253,14 +289,18 @@ async fn act_with(
     db: &Db,
     tx: &mut Tx,
     project: &Project,
-    message: &Unhandled,
-    stored: &StoredKeyword,
+    job: &Job<'_>,
     matched: Match<'_>,
-    sender: &Sender,
+    made: Option<Result<(i64, Case), FieldError>>,
     replies: &mut Replies<'_>,
     deferred: &mut Deferred,
     now: i64,
 ) -> StoreResult<Acted> {
+    let Job {
+        message,
+        keyword: stored,
+        sender,
+    } = job;
     let keyword = &stored.keyword;
     let cases = &sender.cases;
     let mut made_now = false;
@@ -295,24 +335,20 @@ async fn act_with(
                     acted.queued = replies.queued;
                     return Ok(acted);
                 }
-                (UnknownSender::CreateCase, Match::Matched { values, .. }) => {
-                    let phone = PhoneNumber::from_stored(message.phone.clone());
-                    let changes = keyword.new_case(values, &phone);
-                    match db.create_case_tx(tx, project.id, &changes, now).await {
-                        Ok(made) => {
-                            made_now = true;
-                            vec![made]
-                        }
-                        Err(StoreError::Invalid(e)) => {
-                            // The fields passed their checks but the case does not (a rule of
-                            // cases beyond the keyword's): say what, make nothing.
-                            replies.send(None, invalid_reply(&e));
-                            acted.queued = replies.queued;
-                            return Ok(acted);
-                        }
-                        Err(e) => return Err(e),
+                (UnknownSender::CreateCase, Match::Matched { .. }) => match made {
+                    Some(Ok(made)) => {
+                        made_now = true;
+                        vec![made]
                     }
-                }
+                    Some(Err(e)) => {
+                        // The fields passed their checks but the case does not (a rule of
+                        // cases beyond the keyword's): say what, make nothing.
+                        replies.send(None, invalid_reply(&e));
+                        acted.queued = replies.queued;
+                        return Ok(acted);
+                    }
+                    None => return Err(StoreError::internal("a keyword's new case was not made")),
+                },
             }
         }
         (1, _) => vec![open[0].clone()],

@@ -313,7 +313,8 @@ impl ImportWriter {
                 },
             }
         }
-        Ok(insert_cases(tx, self.engine, self.project_id, &new_cases).await?)
+        insert_cases(tx, self.engine, self.project_id, &new_cases).await?;
+        Ok(())
     }
 
     /// Refuses a second row for the same case ID or external ID in one file.

@@ -313,7 +313,8 @@ pub(crate) async fn insert_cases(
     engine: Dialect,
     project_id: i64,
     cases: &[Case],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(cases.len());
     for chunk in cases.chunks(MAX_BIND_PARAMS / INSERT_WIDTH) {
         let mut params = Placeholders::new(engine);
         let rows: Vec<String> = chunk
@@ -321,10 +322,10 @@ pub(crate) async fn insert_cases(
             .map(|_| format!("({})", params.list(INSERT_WIDTH)))
             .collect();
         let sql = format!(
-            "INSERT INTO cases ({INSERT_COLUMNS}) VALUES {}",
+            "INSERT INTO cases ({INSERT_COLUMNS}) VALUES {} RETURNING case_id, id",
             rows.join(",")
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
         for c in chunk {
             q = q
                 .bind(project_id)
@@ -343,9 +344,9 @@ pub(crate) async fn insert_cases(
                 .bind(c.created_at)
                 .bind(c.modified_at);
         }
-        q.execute(&mut **tx).await?;
+        ids.extend(q.persistent(false).fetch_all(&mut **tx).await?);
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// Writes a case's fields back to its row (never `deleted`: only `delete_case` changes that).

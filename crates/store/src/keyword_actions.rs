@@ -3,7 +3,7 @@
 //! keyword reads of its senders, a batch's numbers at once, is in `inbound_batch.rs`.) What runs
 //! when is the engine's (`casecast_engine::keywords`).
 
-use casecast_core::case::{Case, CaseChanges};
+use casecast_core::case::{Case, CaseChanges, FieldError};
 use casecast_core::CaseId;
 use sqlx::{Any, Transaction};
 
@@ -19,32 +19,50 @@ pub const KEYWORD_ACTOR: Actor = Actor {
 };
 
 impl Db {
-    /// Creates a case inside the caller's transaction; returns its row id and the case.
-    pub async fn create_case_tx(
+    /// Creates cases inside the caller's transaction, in one statement (a few for thousands):
+    /// for each changes, its row id and the case, or why the changes make no valid case
+    /// (nothing is written for those).
+    pub async fn create_cases_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         project_id: i64,
-        changes: &CaseChanges,
+        changes: &[CaseChanges],
         now: i64,
-    ) -> StoreResult<(i64, Case)> {
-        let case = changes.create(CaseId::default(), now)?;
-        CaseChanges::check_result(&case)?;
-        insert_cases(tx, self.dialect(), project_id, std::slice::from_ref(&case))
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::internal("a new case's ID was taken")
-                } else {
-                    e.into()
-                }
-            })?;
-        let pk: i64 =
-            sqlx::query_scalar("SELECT id FROM cases WHERE project_id = $1 AND case_id = $2")
-                .bind(project_id)
-                .bind(case.case_id.as_str())
-                .fetch_one(&mut **tx)
-                .await?;
-        Ok((pk, case))
+    ) -> StoreResult<Vec<Result<(i64, Case), FieldError>>> {
+        let made: Vec<Result<Case, FieldError>> = changes
+            .iter()
+            .map(|c| {
+                let case = c.create(CaseId::default(), now)?;
+                CaseChanges::check_result(&case)?;
+                Ok(case)
+            })
+            .collect();
+        let valid: Vec<Case> = made
+            .iter()
+            .filter_map(|m| m.as_ref().ok())
+            .cloned()
+            .collect();
+        let mut ids: std::collections::HashMap<String, i64> =
+            insert_cases(tx, self.dialect(), project_id, &valid)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::internal("a new case's ID was taken")
+                    } else {
+                        e.into()
+                    }
+                })?
+                .into_iter()
+                .collect();
+        made.into_iter()
+            .map(|m| match m {
+                Ok(case) => match ids.remove(case.case_id.as_str()) {
+                    Some(pk) => Ok(Ok((pk, case))),
+                    None => Err(StoreError::internal("a new case was not written")),
+                },
+                Err(e) => Ok(Err(e)),
+            })
+            .collect()
     }
 
     /// Applies changes to a live case inside the caller's transaction; `NotFound` for a deleted

@@ -476,29 +476,126 @@ impl Db {
     /// stored (the same message delivered again, at the same instant or within the same
     /// transaction): nothing is written then, and the transaction goes on.
     pub async fn insert_inbound(
+        &self,
         tx: &mut Transaction<'static, Any>,
         new: &NewInbound<'_>,
     ) -> StoreResult<Option<i64>> {
-        let info = sms::analyse(new.text);
-        Ok(sqlx::query_scalar(
-            "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
-                gateway_id, gateway_message_id, next_attempt_at, created_at, expires_at, updated_at)
-             VALUES ($1, 'inbound', 'normal', $2, $3, $4, 'received', $5, $6, $7, $8, $9, $9, $9, $9)
-             ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(new.project_id)
-        .bind(new.case_pk)
-        .bind(new.phone)
-        .bind(new.text)
-        .bind(info.encoding.as_str())
-        .bind(info.segments as i64)
-        .bind(new.gateway_id)
-        .bind(new.gateway_message_id)
-        .bind(new.now)
-        .fetch_optional(&mut **tx)
-        .await?)
+        let mut ids = self
+            .insert_inbound_many(tx, std::slice::from_ref(new))
+            .await?;
+        Ok(ids.pop().flatten())
+    }
+
+    /// Logs inbound messages as `received`, in one statement a [`MAX_INBOUND_ROWS`]; returns
+    /// each one's row id, in order, `None` for one whose gateway message id is stored already
+    /// (before, or earlier in `news`): nothing is written for it.
+    ///
+    /// The rows written get increasing ids in the order of `news` (a multi-row insert takes
+    /// its ids in order on both engines); which were written is read from the gateway message
+    /// ids returned, and a returned row that does not match its message (number, gateway
+    /// message id) is an error, never a wrong id.
+    pub async fn insert_inbound_many(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        news: &[NewInbound<'_>],
+    ) -> StoreResult<Vec<Option<i64>>> {
+        let mut ids = Vec::with_capacity(news.len());
+        for chunk in news.chunks(MAX_INBOUND_ROWS) {
+            let mut p = crate::dialect::Placeholders::new(self.dialect());
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|_| {
+                    let v: Vec<String> = (0..12).map(|_| p.next()).collect();
+                    format!(
+                        "({}, 'inbound', 'normal', {}, 'received', {})",
+                        v[0],
+                        v[1..4].join(", "),
+                        v[4..].join(", ")
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
+                    gateway_id, gateway_message_id, next_attempt_at, created_at, expires_at, updated_at)
+                 VALUES {} ON CONFLICT DO NOTHING RETURNING id, phone, gateway_id, gateway_message_id",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for new in chunk {
+                let info = sms::analyse(new.text);
+                q = q
+                    .bind(new.project_id)
+                    .bind(new.case_pk)
+                    .bind(new.phone)
+                    .bind(new.text)
+                    .bind(info.encoding.as_str())
+                    .bind(info.segments as i64)
+                    .bind(new.gateway_id)
+                    .bind(new.gateway_message_id)
+                    .bind(new.now)
+                    .bind(new.now)
+                    .bind(new.now)
+                    .bind(new.now);
+            }
+            let mut written: Vec<(i64, String, i64, Option<String>)> = q
+                .persistent(false)
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("id")?,
+                        r.try_get("phone")?,
+                        r.try_get("gateway_id")?,
+                        r.try_get("gateway_message_id")?,
+                    ))
+                })
+                .collect::<Result<_, sqlx::Error>>()?;
+            written.sort_unstable_by_key(|w| w.0);
+            let returned: std::collections::HashSet<(i64, &str)> = written
+                .iter()
+                .filter_map(|(_, _, g, m)| m.as_deref().map(|m| (*g, m)))
+                .collect();
+            let mut seen: std::collections::HashSet<(i64, &str)> = Default::default();
+            let mut written = written.iter();
+            for new in chunk {
+                let stored_now = match new.gateway_message_id {
+                    None => true,
+                    Some(m) => {
+                        seen.insert((new.gateway_id, m)) && returned.contains(&(new.gateway_id, m))
+                    }
+                };
+                if !stored_now {
+                    ids.push(None);
+                    continue;
+                }
+                match written.next() {
+                    Some((id, phone, g, m))
+                        if phone == new.phone
+                            && *g == new.gateway_id
+                            && m.as_deref() == new.gateway_message_id =>
+                    {
+                        ids.push(Some(*id))
+                    }
+                    _ => {
+                        return Err(StoreError::internal(
+                            "the inbound messages written do not match the messages given",
+                        ))
+                    }
+                }
+            }
+            if written.next().is_some() {
+                return Err(StoreError::internal(
+                    "more inbound messages were written than given",
+                ));
+            }
+        }
+        Ok(ids)
     }
 }
+
+/// Rows per multi-row insert of [`Db::insert_inbound_many`] (12 parameters each).
+pub const MAX_INBOUND_ROWS: usize = 500;
 
 /// An inbound message to log.
 #[derive(Clone, Debug)]

@@ -25,6 +25,8 @@ on_both_engines!(
     replies_to_one_number_stop_at_the_limit,
     the_default_reply_goes_to_unmatched_messages_of_numbers_not_opted_out,
     a_keyword_message_is_acted_on_once_by_racing_handlers,
+    keyword_messages_handled_together_each_get_their_own_outcome,
+    cases_made_together_are_each_checked_alone,
 );
 
 async fn keyword(db: &Db, p: &Project, body: Value) -> i64 {
@@ -394,7 +396,7 @@ async fn a_keyword_message_is_acted_on_once_by_racing_handlers(engine: Dialect) 
     .await;
     // Stored, then handled by eight handlers (two "processes") at once.
     let mut tx = db.begin_write().await.unwrap();
-    Db::insert_inbound(
+    db.insert_inbound(
         &mut tx,
         &NewInbound {
             project_id: p.id,
@@ -435,4 +437,162 @@ async fn a_keyword_message_is_acted_on_once_by_racing_handlers(engine: Dialect) 
     assert_eq!(handled, 1, "handled once");
     assert_eq!(db.count_cases(p.id).await.unwrap(), 1, "one case made");
     assert_eq!(outbound_to(db, &p, "+256772000109").await.len(), 1);
+}
+
+async fn keyword_messages_handled_together_each_get_their_own_outcome(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let Setup { p, g, .. } = setup(db, survey_body()).await;
+    let anc = crate::group(db, p.id, "ANC").await;
+    let reg = keyword(
+        db,
+        &p,
+        json!({"keyword": "REG", "fields": ["name", "birth_date"], "unknown_sender": "create_case",
+               "actions": [{"type": "set_properties"},
+                           {"type": "reply", "text": "Welcome {case.name}."}]}),
+    )
+    .await;
+    let join = keyword(
+        db,
+        &p,
+        json!({"keyword": "JOIN", "actions": [{"type": "add_to_group", "case_group_id": anc.id},
+               {"type": "reply", "text": "You joined ANC reminders."}]}),
+    )
+    .await;
+    let known: Vec<String> = (0..3).map(|i| format!("+25677200030{i}")).collect();
+    let mut known_cases = Vec::new();
+    for (i, phone) in known.iter().enumerate() {
+        known_cases.push(case_with(db, p.id, None, &format!("K{i}"), None, Some(phone)).await);
+    }
+    let unknown: Vec<String> = (0..5).map(|i| format!("+25677200040{i}")).collect();
+    // Stored together, as a batch of the router is: three REGs from numbers of no case, one
+    // REG missing its birth date, a JOIN from a number of no case (ignored), three JOINs.
+    let texts: Vec<(&str, String)> = vec![
+        (&unknown[0], "REG Amina 1990-03-01".into()),
+        (&known[0], "JOIN".into()),
+        (&unknown[1], "reg Bea 1991-04-02".into()),
+        (&unknown[2], "REG Cleo".into()),
+        (&known[1], "join".into()),
+        (&unknown[3], "#REG Dora 1992-05-03".into()),
+        (&unknown[4], "JOIN".into()),
+        (&known[2], "JOIN!".into()),
+    ];
+    let now = casecast_core::time::now_ms();
+    let news: Vec<NewInbound> = texts
+        .iter()
+        .map(|(phone, text)| NewInbound {
+            project_id: p.id,
+            case_pk: None,
+            phone,
+            text,
+            gateway_id: g.id,
+            gateway_message_id: None,
+            now,
+        })
+        .collect();
+    let mut tx = db.begin_write().await.unwrap();
+    let ids: Vec<i64> = db
+        .insert_inbound_many(&mut tx, &news)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    tx.commit().await.unwrap();
+    let phones: Vec<&str> = texts.iter().map(|(phone, _)| *phone).collect();
+    let handled = casecast_engine::inbound::handle_numbers(db, &p, &phones, now).await;
+    let mut got: Vec<i64> = handled.iter().map(|h| h.message_id).collect();
+    got.sort();
+    assert_eq!(got, ids, "each message handled once");
+    for h in &handled {
+        let i = ids.iter().position(|id| *id == h.message_id).unwrap();
+        let expected = if texts[i].1.to_lowercase().contains("reg") {
+            reg
+        } else {
+            join
+        };
+        assert_eq!(h.keyword_id, Some(expected), "message {i}");
+    }
+    // One case a complete REG, with its fields, and the message logged on it.
+    assert_eq!(db.count_cases(p.id).await.unwrap(), 6);
+    for (n, (phone, name)) in [(0, "Amina"), (1, "Bea"), (3, "Dora")]
+        .iter()
+        .map(|(i, name)| (&unknown[*i], *name))
+        .enumerate()
+    {
+        let cases = db
+            .list_cases(p.id, &Default::default(), 20, None)
+            .await
+            .unwrap()
+            .items;
+        let made: Vec<_> = cases
+            .iter()
+            .filter(|c| c.phone_number.as_ref().map(|n| n.as_str()) == Some(phone.as_str()))
+            .collect();
+        assert_eq!(made.len(), 1, "{name}: one case");
+        assert_eq!(made[0].name, name);
+        assert_eq!(
+            made[0].properties.get("birth_date").map(String::as_str),
+            Some(["1990-03-01", "1991-04-02", "1992-05-03"][n])
+        );
+        let out = outbound_to(db, &p, phone).await;
+        assert_eq!(out.len(), 1, "{name}: one reply");
+        assert_eq!(out[0].text, format!("Welcome {name}."));
+        assert_eq!(out[0].case_id.as_deref(), Some(made[0].case_id.as_str()));
+    }
+    let out = outbound_to(db, &p, &unknown[2]).await;
+    assert_eq!(out.len(), 1);
+    assert!(
+        out[0].text.starts_with("Missing birth date"),
+        "{}",
+        out[0].text
+    );
+    assert!(outbound_to(db, &p, &unknown[4]).await.is_empty(), "ignored");
+    // Every JOIN of a known case joined, with its reply.
+    assert_eq!(db.get_group(p.id, anc.id).await.unwrap().case_count, 3);
+    for phone in &known {
+        let out = outbound_to(db, &p, phone).await;
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].text, "You joined ANC reminders.");
+    }
+}
+
+async fn cases_made_together_are_each_checked_alone(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let Setup { p, .. } = setup(db, survey_body()).await;
+    let named = |name: &str| casecast_core::case::CaseChanges {
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    let changes = vec![
+        named("Amina"),
+        casecast_core::case::CaseChanges::default(),
+        named("Bea"),
+    ];
+    let mut tx = db.begin_write().await.unwrap();
+    let made = db
+        .create_cases_tx(&mut tx, p.id, &changes, casecast_core::time::now_ms())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(made.len(), 3);
+    let (a, b) = (made[0].as_ref().unwrap(), made[2].as_ref().unwrap());
+    assert_eq!(
+        made[1].as_ref().unwrap_err().field,
+        "name",
+        "no name, no case"
+    );
+    assert_eq!(db.count_cases(p.id).await.unwrap(), 2);
+    for (pk, case) in [a, b] {
+        let stored = db.get_case(p.id, case.case_id.as_str()).await.unwrap();
+        assert_eq!(stored.name, case.name);
+        let pool = raw_pool(&t.url).await;
+        let row: i64 = sqlx::query_scalar("SELECT id FROM cases WHERE case_id = $1")
+            .bind(case.case_id.as_str())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(row, *pk, "{}: its row id", case.name);
+    }
 }

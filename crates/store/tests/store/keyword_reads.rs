@@ -106,21 +106,22 @@ async fn keywords_are_listed_changed_and_deleted_within_their_project(engine: Di
 /// Logs an inbound message of the project at `at` that matched `keyword_id`.
 async fn matched(db: &Db, project_id: i64, gateway_id: i64, keyword_id: i64, at: i64) -> i64 {
     let mut tx = db.begin_write().await.unwrap();
-    let id = Db::insert_inbound(
-        &mut tx,
-        &NewInbound {
-            project_id,
-            case_pk: None,
-            phone: "+256772000001",
-            text: "REG",
-            gateway_id,
-            gateway_message_id: None,
-            now: at,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let id = db
+        .insert_inbound(
+            &mut tx,
+            &NewInbound {
+                project_id,
+                case_pk: None,
+                phone: "+256772000001",
+                text: "REG",
+                gateway_id,
+                gateway_message_id: None,
+                now: at,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
     sqlx::query("UPDATE messages SET keyword_id = $1 WHERE id = $2")
         .bind(keyword_id)
         .bind(id)

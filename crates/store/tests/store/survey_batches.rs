@@ -21,6 +21,7 @@ on_both_engines!(
     replies_arriving_together_are_each_stored_and_handled_once,
     many_numbers_are_handled_in_one_go_and_each_number_in_order,
     a_number_that_fails_a_batch_does_not_hold_up_the_others,
+    messages_written_together_are_each_stored_once_in_order,
 );
 
 fn phone(i: usize) -> String {
@@ -138,21 +139,22 @@ async fn replies_arriving_together_are_each_stored_and_handled_once(engine: Dial
 /// Stores an inbound message without handling it (as a process that died after storing it).
 async fn store(db: &Db, project_id: i64, gateway_id: i64, phone: &str, text: &str) -> i64 {
     let mut tx = db.begin_write().await.unwrap();
-    let id = Db::insert_inbound(
-        &mut tx,
-        &NewInbound {
-            project_id,
-            case_pk: None,
-            phone,
-            text,
-            gateway_id,
-            gateway_message_id: None,
-            now: casecast_core::time::now_ms(),
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let id = db
+        .insert_inbound(
+            &mut tx,
+            &NewInbound {
+                project_id,
+                case_pk: None,
+                phone,
+                text,
+                gateway_id,
+                gateway_message_id: None,
+                now: casecast_core::time::now_ms(),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
     tx.commit().await.unwrap();
     id
 }
@@ -290,4 +292,70 @@ async fn a_number_that_fails_a_batch_does_not_hold_up_the_others(engine: Dialect
     .await
     .unwrap();
     assert_eq!(answered, 1);
+}
+
+async fn messages_written_together_are_each_stored_once_in_order(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let s = setup(db, survey_body()).await;
+    let now = casecast_core::time::now_ms();
+    let new = |phone: &'static str, text: &'static str, gid: Option<&'static str>| NewInbound {
+        project_id: s.p.id,
+        case_pk: None,
+        phone,
+        text,
+        gateway_id: s.g.id,
+        gateway_message_id: gid,
+        now,
+    };
+    let mut tx = db.begin_write().await.unwrap();
+    let first = db
+        .insert_inbound(&mut tx, &new("+256772000500", "before", Some("mo-0")))
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    // A delivery stored before, one delivered twice in the list, two without an id with the
+    // same text, each written once.
+    let news = vec![
+        new("+256772000501", "one", Some("mo-1")),
+        new("+256772000500", "before", Some("mo-0")),
+        new("+256772000502", "same", None),
+        new("+256772000501", "one", Some("mo-1")),
+        new("+256772000502", "same", None),
+        new("+256772000503", "three", Some("mo-3")),
+    ];
+    let mut tx = db.begin_write().await.unwrap();
+    let ids = db.insert_inbound_many(&mut tx, &news).await.unwrap();
+    tx.commit().await.unwrap();
+    let written: Vec<i64> = ids.iter().flatten().copied().collect();
+    assert_eq!(
+        ids.iter().map(Option::is_some).collect::<Vec<_>>(),
+        [true, false, true, false, true, true]
+    );
+    assert!(
+        written.windows(2).all(|w| w[0] < w[1]),
+        "ids in order: {ids:?}"
+    );
+    assert!(written[0] > first);
+    let pool = raw_pool(&t.url).await;
+    for (new, id) in news.iter().zip(&ids) {
+        let Some(id) = id else { continue };
+        let (phone, text, gid): (String, String, Option<String>) =
+            sqlx::query_as("SELECT phone, text, gateway_message_id FROM messages WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            (phone.as_str(), text.as_str(), gid.as_deref()),
+            (new.phone, new.text, new.gateway_message_id)
+        );
+    }
+    let count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE direction = 'inbound'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(count, 5);
 }

@@ -85,7 +85,7 @@ async fn replies_committed_out_of_order_are_answered_in_id_order() {
     // Another transaction holds the gateway message id "first" (inserted, not committed): the
     // first reply's insert takes its id, then waits for that transaction.
     let mut holder = db.begin_write().await.unwrap();
-    Db::insert_inbound(
+    db.insert_inbound(
         &mut holder,
         &NewInbound {
             project_id: p.id,

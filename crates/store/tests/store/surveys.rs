@@ -421,7 +421,7 @@ async fn a_stored_message_left_unhandled_is_handled_by_the_sweep(engine: Dialect
     // A process stored the reply and died before handling it.
     let stored_at = casecast_core::time::now_ms();
     let mut tx = db.begin_write().await.unwrap();
-    Db::insert_inbound(
+    db.insert_inbound(
         &mut tx,
         &NewInbound {
             project_id: s.p.id,
@@ -481,21 +481,22 @@ async fn a_burst_of_replies_is_handled_once_each_in_order(engine: Dialect) {
     let mut ids = Vec::new();
     for text in replies {
         let mut tx = db.begin_write().await.unwrap();
-        let id = Db::insert_inbound(
-            &mut tx,
-            &NewInbound {
-                project_id: s.p.id,
-                case_pk: None,
-                phone: "+256772000007",
-                text,
-                gateway_id: s.g.id,
-                gateway_message_id: None,
-                now: casecast_core::time::now_ms(),
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let id = db
+            .insert_inbound(
+                &mut tx,
+                &NewInbound {
+                    project_id: s.p.id,
+                    case_pk: None,
+                    phone: "+256772000007",
+                    text,
+                    gateway_id: s.g.id,
+                    gateway_message_id: None,
+                    now: casecast_core::time::now_ms(),
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
         tx.commit().await.unwrap();
         ids.push(id);
     }
@@ -655,7 +656,7 @@ async fn a_reply_that_cannot_be_handled_stays_stored_for_the_sweep(engine: Diale
         .unwrap();
     let stored_at = casecast_core::time::now_ms();
     let mut tx = db.begin_write().await.unwrap();
-    Db::insert_inbound(
+    db.insert_inbound(
         &mut tx,
         &NewInbound {
             project_id: s.p.id,

@@ -69,21 +69,23 @@ pub async fn matched(
 ) -> i64 {
     let gateway_id = log_gateway(app).await;
     let mut tx = app.db.begin_write().await.unwrap();
-    let id = Db::insert_inbound(
-        &mut tx,
-        &NewInbound {
-            project_id: app.alpha.id,
-            case_pk,
-            phone: "+256772000001",
-            text,
-            gateway_id,
-            gateway_message_id: None,
-            now: at,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let id = app
+        .db
+        .insert_inbound(
+            &mut tx,
+            &NewInbound {
+                project_id: app.alpha.id,
+                case_pk,
+                phone: "+256772000001",
+                text,
+                gateway_id,
+                gateway_message_id: None,
+                now: at,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
     sqlx::query("UPDATE messages SET keyword_id = $1 WHERE id = $2")
         .bind(keyword_id)
         .bind(id)
