@@ -140,6 +140,7 @@ pub async fn handle_number_with_faults(
                                 kind: MessageKind::Confirmation,
                                 survey: None,
                                 reply_to: None,
+                                reminder_id: None,
                             },
                         )
                         .await?;

@@ -169,6 +169,7 @@ impl<'a> Replies<'a> {
             kind: MessageKind::Normal,
             survey: None,
             reply_to: Some((self.message.id, self.keyword_id)),
+            reminder_id: None,
         });
         self.sent.push(self.now);
         self.queued += 1;

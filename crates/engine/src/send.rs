@@ -110,6 +110,7 @@ pub async fn send_to_case(
             kind: MessageKind::Normal,
             survey: None,
             reply_to: None,
+            reminder_id: None,
         },
     )
     .await?;

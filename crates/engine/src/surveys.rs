@@ -119,6 +119,7 @@ pub(crate) fn plan(
                     kind: MessageKind::Normal,
                     survey: Some((session.id, step)),
                     reply_to: None,
+                    reminder_id: None,
                 });
                 planned.write.asked_at = Some(now);
                 planned.write.gateway_id = Some(gateway);

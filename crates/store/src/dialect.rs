@@ -159,6 +159,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 "keywords",
                 include_str!("../migrations/sqlite/0010_keywords.sql"),
             ),
+            (
+                11,
+                "reminders",
+                include_str!("../migrations/sqlite/0011_reminders.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -210,6 +215,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 10,
                 "keywords",
                 include_str!("../migrations/postgres/0010_keywords.sql"),
+            ),
+            (
+                11,
+                "reminders",
+                include_str!("../migrations/postgres/0011_reminders.sql"),
             ),
         ],
     }

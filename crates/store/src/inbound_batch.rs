@@ -361,14 +361,14 @@ impl Db {
                         "({}, 'outbound', {}, 'queued', {})",
                         p.next(),
                         p.list(4),
-                        p.list(12)
+                        p.list(13)
                     )
                 })
                 .collect();
             let sql = format!(
                 "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status,
                     encoding, segments, gateway_id, user_id, next_attempt_at, created_at, expires_at,
-                    updated_at, survey_session_id, survey_step, reply_to, keyword_id)
+                    updated_at, survey_session_id, survey_step, reply_to, keyword_id, reminder_id)
                  VALUES {}",
                 rows.join(", ")
             );
@@ -392,7 +392,8 @@ impl Db {
                     .bind(new.survey.map(|(session, _)| session))
                     .bind(new.survey.map(|(_, step)| step))
                     .bind(new.reply_to.map(|(to, _)| to))
-                    .bind(new.reply_to.and_then(|(_, keyword)| keyword));
+                    .bind(new.reply_to.and_then(|(_, keyword)| keyword))
+                    .bind(new.reminder_id);
             }
             q.persistent(false).execute(&mut **tx).await?;
         }

@@ -17,6 +17,7 @@ pub mod inbound_batch;
 pub mod jobs;
 pub mod keyword_actions;
 pub mod keywords;
+pub mod reminders;
 pub mod membership;
 pub mod messages;
 mod migrate;

@@ -124,6 +124,8 @@ pub struct NewOutbound {
     /// An automatic reply: the inbound message it answers and the keyword that sends it (none:
     /// the default reply). Counted by the per-number reply limit.
     pub reply_to: Option<(i64, Option<i64>)>,
+    /// The reminder rule that sends it.
+    pub reminder_id: Option<i64>,
 }
 
 /// Checks the text of a message a user writes.
@@ -163,8 +165,8 @@ impl Db {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO messages (project_id, direction, kind, case_pk, phone, text, status, encoding, segments,
                 gateway_id, user_id, next_attempt_at, created_at, expires_at, updated_at,
-                survey_session_id, survey_step, reply_to, keyword_id)
-             VALUES ($1, 'outbound', $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $10, $11, $10, $12, $13, $14, $15)
+                survey_session_id, survey_step, reply_to, keyword_id, reminder_id)
+             VALUES ($1, 'outbound', $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $10, $11, $10, $12, $13, $14, $15, $16)
              RETURNING id",
         )
         .bind(project.id)
@@ -182,6 +184,7 @@ impl Db {
         .bind(new.survey.map(|(_, step)| step))
         .bind(new.reply_to.map(|(to, _)| to))
         .bind(new.reply_to.and_then(|(_, keyword)| keyword))
+        .bind(new.reminder_id)
         .fetch_one(&mut **tx)
         .await?;
         Ok(id)

@@ -112,6 +112,7 @@ pub async fn reply(app: &TestApp, keyword_id: i64, reply_to: i64) -> i64 {
             kind: MessageKind::Normal,
             survey: None,
             reply_to: Some((reply_to, Some(keyword_id))),
+            reminder_id: None,
         },
     )
     .await

@@ -1,0 +1,641 @@
+//! Reminder rules as written, each case's schedule under a rule, the record of each occurrence
+//! handled, and the queue of cases whose rules need a new look (issue 15). What is due when,
+//! and what is sent, is the engine's (`casecast_engine::reminders`); this module only keeps
+//! the rows.
+//!
+//! Rules kept here:
+//! - A rule's edit bumps its `version` and clears its evaluation progress: the engine's
+//!   background evaluation of the rule's cases runs for one version.
+//! - `reminder_pending` is filled by triggers (migration 11) whenever a case or a group
+//!   membership is written in a project with an active rule, by every write path alike.
+//! - An occurrence is recorded once: (rule, case, scheduled instant) is the table's key, so
+//!   two workers racing for it cannot both record it, and only the one that did sends.
+
+use casecast_core::reminder::ReminderRule;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::cases::{case_from_row, CASE_COLUMNS};
+use crate::dialect::Placeholders;
+use crate::Dialect;
+use crate::error::{StoreError, StoreResult};
+use crate::Db;
+
+/// A stored reminder rule.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoredReminder {
+    pub id: i64,
+    #[serde(skip)]
+    pub project_id: i64,
+    #[serde(skip)]
+    pub rule: ReminderRule,
+    /// Bumped by every edit.
+    pub version: i64,
+    /// The last case row id the background evaluation of this version did.
+    #[serde(skip)]
+    pub evaluated_through: Option<i64>,
+    /// When the evaluation of this version finished (`None`: running).
+    pub evaluated_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const REMINDER_COLUMNS: &str =
+    "id, project_id, definition, version, evaluated_through, evaluated_at, created_at, updated_at";
+
+fn reminder_from_row(row: &AnyRow) -> StoreResult<StoredReminder> {
+    let text: String = row.try_get("definition")?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| StoreError::corrupt_json("reminder", &e))?;
+    // Stored rules were checked when saved (their queries too): read back as they are.
+    let rule = ReminderRule::parse(&value, &|_| Ok(())).map_err(|problems| {
+        StoreError::corrupt(
+            "reminder",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    Ok(StoredReminder {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        rule,
+        version: row.try_get("version")?,
+        evaluated_through: row.try_get("evaluated_through")?,
+        evaluated_at: row.try_get("evaluated_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Where a case stands under a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleState {
+    /// An occurrence is due at `next_at`.
+    Scheduled,
+    /// Every occurrence was handled.
+    Done,
+    /// The case matches but has no usable date or zone (`skip_reason`).
+    Skipped,
+    /// The case no longer matches, matches the stop query, or is closed or deleted.
+    Stopped,
+}
+
+impl ScheduleState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScheduleState::Scheduled => "scheduled",
+            ScheduleState::Done => "done",
+            ScheduleState::Skipped => "skipped",
+            ScheduleState::Stopped => "stopped",
+        }
+    }
+
+    fn parse(s: &str) -> Result<ScheduleState, sqlx::Error> {
+        Ok(match s {
+            "scheduled" => ScheduleState::Scheduled,
+            "done" => ScheduleState::Done,
+            "skipped" => ScheduleState::Skipped,
+            "stopped" => ScheduleState::Stopped,
+            other => {
+                return Err(sqlx::Error::Decode(
+                    format!("unknown reminder schedule state {other:?}").into(),
+                ))
+            }
+        })
+    }
+}
+
+/// A (rule, case) row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleRow {
+    pub reminder_id: i64,
+    pub case_pk: i64,
+    pub state: ScheduleState,
+    pub skip_reason: Option<String>,
+    pub matched_since: i64,
+    pub handled_through: Option<i64>,
+    pub next_occurrence: Option<i64>,
+    pub next_at: Option<i64>,
+}
+
+const SCHEDULE_COLUMNS: &str = "reminder_id, case_pk, state, skip_reason, matched_since, \
+     handled_through, next_occurrence, next_at";
+
+fn schedule_from_row(row: &AnyRow) -> Result<ScheduleRow, sqlx::Error> {
+    Ok(ScheduleRow {
+        reminder_id: row.try_get("reminder_id")?,
+        case_pk: row.try_get("case_pk")?,
+        state: ScheduleState::parse(&row.try_get::<String, _>("state")?)?,
+        skip_reason: row.try_get("skip_reason")?,
+        matched_since: row.try_get("matched_since")?,
+        handled_through: row.try_get("handled_through")?,
+        next_occurrence: row.try_get("next_occurrence")?,
+        next_at: row.try_get("next_at")?,
+    })
+}
+
+/// An occurrence handled, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OccurrenceRecord {
+    pub case_pk: i64,
+    pub due_at: i64,
+    pub occurrence: i64,
+    /// `queued`, `missed`, `opted_out`, `no_phone`, `same_phone`, `survey_refused`.
+    pub outcome: String,
+    pub recorded_at: i64,
+}
+
+/// Counts of a rule's cases by state (skipped ones by reason) and of its occurrences by
+/// outcome, for its page.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReminderCounts {
+    pub states: std::collections::BTreeMap<String, i64>,
+    pub skipped: std::collections::BTreeMap<String, i64>,
+    pub outcomes: std::collections::BTreeMap<String, i64>,
+}
+
+/// Rows a multi-row statement of this module writes at once.
+const ROWS: usize = 500;
+
+impl Db {
+    /// Stores a checked rule (its evaluation not started).
+    pub async fn create_reminder(
+        &self,
+        project_id: i64,
+        rule: &ReminderRule,
+        user_id: Option<i64>,
+    ) -> StoreResult<StoredReminder> {
+        let now = casecast_core::time::now_ms();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO reminders (project_id, definition, active, case_type, created_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+        )
+        .bind(project_id)
+        .bind(rule.to_json().to_string())
+        .bind(i64::from(rule.active))
+        .bind(&rule.case_type)
+        .bind(user_id)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        self.reminder(project_id, id).await
+    }
+
+    /// One rule of the project.
+    pub async fn reminder(&self, project_id: i64, id: i64) -> StoreResult<StoredReminder> {
+        let row = sqlx::query(&format!(
+            "SELECT {REMINDER_COLUMNS} FROM reminders WHERE project_id = $1 AND id = $2"
+        ))
+        .bind(project_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound("reminder"))?;
+        reminder_from_row(&row)
+    }
+
+    /// The project's rules, oldest first.
+    pub async fn list_reminders(&self, project_id: i64) -> StoreResult<Vec<StoredReminder>> {
+        sqlx::query(&format!(
+            "SELECT {REMINDER_COLUMNS} FROM reminders WHERE project_id = $1 ORDER BY id"
+        ))
+        .bind(project_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(reminder_from_row)
+        .collect()
+    }
+
+    /// The project's active rules, read inside the caller's transaction.
+    pub async fn active_reminders_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        project_id: i64,
+    ) -> StoreResult<Vec<StoredReminder>> {
+        sqlx::query(&format!(
+            "SELECT {REMINDER_COLUMNS} FROM reminders WHERE project_id = $1 AND active = 1 ORDER BY id"
+        ))
+        .bind(project_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(reminder_from_row)
+        .collect()
+    }
+
+    /// Replaces a rule; its version goes up and its evaluation starts again.
+    pub async fn update_reminder(
+        &self,
+        project_id: i64,
+        id: i64,
+        rule: &ReminderRule,
+    ) -> StoreResult<StoredReminder> {
+        let now = casecast_core::time::now_ms();
+        let n = sqlx::query(
+            "UPDATE reminders SET definition = $1, active = $2, case_type = $3, version = version + 1,
+                evaluated_through = NULL, evaluated_at = NULL, updated_at = $4
+             WHERE project_id = $5 AND id = $6",
+        )
+        .bind(rule.to_json().to_string())
+        .bind(i64::from(rule.active))
+        .bind(&rule.case_type)
+        .bind(now)
+        .bind(project_id)
+        .bind(id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("reminder"));
+        }
+        self.reminder(project_id, id).await
+    }
+
+    /// Deletes a rule with its schedules and records (its messages stay in the log).
+    pub async fn delete_reminder(&self, project_id: i64, id: i64) -> StoreResult<()> {
+        let n = sqlx::query("DELETE FROM reminders WHERE project_id = $1 AND id = $2")
+            .bind(project_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("reminder"));
+        }
+        Ok(())
+    }
+
+    /// Records how far the evaluation of `version` of a rule went (`done`: finished); nothing
+    /// when the rule was edited since (another version's evaluation has the rule now).
+    pub async fn set_reminder_progress_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: i64,
+        version: i64,
+        through: Option<i64>,
+        done_at: Option<i64>,
+    ) -> StoreResult<bool> {
+        Ok(sqlx::query(
+            "UPDATE reminders SET evaluated_through = $1, evaluated_at = $2 WHERE id = $3 AND version = $4",
+        )
+        .bind(through)
+        .bind(done_at)
+        .bind(id)
+        .bind(version)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Up to `limit` live and deleted cases of the project of one type with a row id after
+    /// `after`, in row id order: a page of a rule's evaluation.
+    pub async fn cases_of_type_after_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        project_id: i64,
+        case_type: &str,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(i64, casecast_core::case::Case)>> {
+        sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE project_id = $1 AND case_type = $2 AND id > $3
+             ORDER BY id LIMIT $4"
+        ))
+        .bind(project_id)
+        .bind(case_type)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(case_from_row)
+        .collect()
+    }
+
+    /// The cases with these row ids (deleted ones included), read inside the caller's
+    /// transaction.
+    pub async fn cases_by_pks_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        pks: &[i64],
+    ) -> StoreResult<Vec<(i64, casecast_core::case::Case)>> {
+        let mut out = Vec::with_capacity(pks.len());
+        for chunk in pks.chunks(ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let sql = format!(
+                "SELECT {CASE_COLUMNS} FROM cases WHERE id IN ({})",
+                p.list(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for pk in chunk {
+                q = q.bind(*pk);
+            }
+            for row in q.persistent(false).fetch_all(&mut **tx).await? {
+                out.push(case_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The groups (id, name) each of these cases belongs to.
+    pub async fn groups_of_cases_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        pks: &[i64],
+    ) -> StoreResult<std::collections::HashMap<i64, Vec<(i64, String)>>> {
+        let mut out: std::collections::HashMap<i64, Vec<(i64, String)>> = Default::default();
+        for chunk in pks.chunks(ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let sql = format!(
+                "SELECT m.case_pk, g.id, g.name FROM case_group_members m
+                 JOIN case_groups g ON g.id = m.group_id WHERE m.case_pk IN ({})",
+                p.list(chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, (i64, i64, String)>(&sql);
+            for pk in chunk {
+                q = q.bind(*pk);
+            }
+            for (case_pk, id, name) in q.persistent(false).fetch_all(&mut **tx).await? {
+                out.entry(case_pk).or_default().push((id, name));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The schedule rows of these cases under any rule of the given ones.
+    pub async fn schedules_of_cases_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        reminder_ids: &[i64],
+        pks: &[i64],
+    ) -> StoreResult<Vec<ScheduleRow>> {
+        if reminder_ids.is_empty() || pks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for chunk in pks.chunks(ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let rules = p.list(reminder_ids.len());
+            let sql = format!(
+                "SELECT {SCHEDULE_COLUMNS} FROM reminder_schedules
+                 WHERE reminder_id IN ({rules}) AND case_pk IN ({})",
+                p.list(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in reminder_ids {
+                q = q.bind(*id);
+            }
+            for pk in chunk {
+                q = q.bind(*pk);
+            }
+            for row in q.persistent(false).fetch_all(&mut **tx).await? {
+                out.push(schedule_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes schedule rows (inserted, or replacing the (rule, case) row), releasing any claim.
+    pub async fn write_schedules_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        rows: &[ScheduleRow],
+        now: i64,
+    ) -> StoreResult<()> {
+        for chunk in rows.chunks(ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let values: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(9))).collect();
+            let sql = format!(
+                "INSERT INTO reminder_schedules (reminder_id, case_pk, state, skip_reason, matched_since,
+                    handled_through, next_occurrence, next_at, updated_at)
+                 VALUES {}
+                 ON CONFLICT (reminder_id, case_pk) DO UPDATE SET state = excluded.state,
+                    skip_reason = excluded.skip_reason, matched_since = excluded.matched_since,
+                    handled_through = excluded.handled_through,
+                    next_occurrence = excluded.next_occurrence, next_at = excluded.next_at,
+                    locked_until = NULL, updated_at = excluded.updated_at",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.reminder_id)
+                    .bind(r.case_pk)
+                    .bind(r.state.as_str())
+                    .bind(r.skip_reason.clone())
+                    .bind(r.matched_since)
+                    .bind(r.handled_through)
+                    .bind(r.next_occurrence)
+                    .bind(r.next_at)
+                    .bind(now);
+            }
+            q.persistent(false).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes up to `limit` cases waiting for their rules' new look, oldest first, removing them
+    /// from the queue inside the caller's transaction (a failure puts them back). Two workers
+    /// take different cases (PostgreSQL skips the rows another holds; SQLite writes one at a
+    /// time). Returns (case row id, project).
+    pub async fn take_pending_cases_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        limit: usize,
+    ) -> StoreResult<Vec<(i64, i64)>> {
+        let skip = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        Ok(sqlx::query_as(&format!(
+            "DELETE FROM reminder_pending WHERE case_pk IN
+               (SELECT case_pk FROM reminder_pending ORDER BY case_pk LIMIT $1{skip})
+             RETURNING case_pk, project_id"
+        ))
+        .bind(limit as i64)
+        .fetch_all(&mut **tx)
+        .await?)
+    }
+
+    /// How many cases wait for their rules' new look.
+    pub async fn count_pending_cases(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM reminder_pending")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// Claims up to `limit` (rule, case) rows due at `now` of active rules for `lease_ms`
+    /// (another worker skips them until then); returns (rule, case, project), soonest first.
+    pub async fn claim_due_schedules(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(i64, i64, i64)>> {
+        let skip = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE OF s SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let mut tx = self.begin_write().await?;
+        let due: Vec<(i64, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT s.reminder_id, s.case_pk, r.project_id FROM reminder_schedules s
+             JOIN reminders r ON r.id = s.reminder_id
+             WHERE s.next_at <= $1 AND r.active = 1 AND (s.locked_until IS NULL OR s.locked_until < $1)
+             ORDER BY s.next_at LIMIT $2{skip}"
+        ))
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        for chunk in due.chunks(ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let until = p.next();
+            let pairs: Vec<String> = chunk
+                .iter()
+                .map(|_| format!("(reminder_id = {} AND case_pk = {})", p.next(), p.next()))
+                .collect();
+            let sql = format!(
+                "UPDATE reminder_schedules SET locked_until = {until} WHERE {}",
+                pairs.join(" OR ")
+            );
+            let mut q = sqlx::query(&sql).bind(now + lease_ms);
+            for (reminder_id, case_pk, _) in chunk {
+                q = q.bind(*reminder_id).bind(*case_pk);
+            }
+            q.persistent(false).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(due)
+    }
+
+    /// Records an occurrence handled; `false` when it was recorded already (by another worker,
+    /// or before): then nothing may be sent for it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_occurrence_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        reminder_id: i64,
+        case_pk: i64,
+        due_at: i64,
+        occurrence: i64,
+        outcome: &str,
+        phone: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        Ok(sqlx::query(
+            "INSERT INTO reminder_occurrences (reminder_id, case_pk, due_at, occurrence, outcome, phone, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(reminder_id)
+        .bind(case_pk)
+        .bind(due_at)
+        .bind(occurrence)
+        .bind(outcome)
+        .bind(phone)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Whether a message of this rule's occurrence at `due_at` was queued to `phone` already
+    /// (for another case with the number).
+    pub async fn occurrence_sent_to_phone_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        reminder_id: i64,
+        due_at: i64,
+        phone: &str,
+    ) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM reminder_occurrences WHERE reminder_id = $1 AND due_at = $2 AND phone = $3
+             AND outcome = 'queued' LIMIT 1",
+        )
+        .bind(reminder_id)
+        .bind(due_at)
+        .bind(phone)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// A rule's occurrences handled, newest first (at most `limit`).
+    pub async fn reminder_occurrences(
+        &self,
+        reminder_id: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OccurrenceRecord>> {
+        Ok(sqlx::query_as::<_, (i64, i64, i64, String, i64)>(
+            "SELECT case_pk, due_at, occurrence, outcome, recorded_at FROM reminder_occurrences
+             WHERE reminder_id = $1 ORDER BY recorded_at DESC, case_pk LIMIT $2",
+        )
+        .bind(reminder_id)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(
+            |(case_pk, due_at, occurrence, outcome, recorded_at)| OccurrenceRecord {
+                case_pk,
+                due_at,
+                occurrence,
+                outcome,
+                recorded_at,
+            },
+        )
+        .collect())
+    }
+
+    /// A rule's schedule rows that are due next, soonest first (at most `limit`).
+    pub async fn reminder_next_due(
+        &self,
+        reminder_id: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ScheduleRow>> {
+        sqlx::query(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM reminder_schedules
+             WHERE reminder_id = $1 AND next_at IS NOT NULL ORDER BY next_at, case_pk LIMIT $2"
+        ))
+        .bind(reminder_id)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| schedule_from_row(r).map_err(StoreError::from))
+        .collect()
+    }
+
+    /// A rule's counts for its page.
+    pub async fn reminder_counts(&self, reminder_id: i64) -> StoreResult<ReminderCounts> {
+        let mut counts = ReminderCounts::default();
+        let states: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT state, skip_reason, COUNT(*) FROM reminder_schedules WHERE reminder_id = $1
+             GROUP BY state, skip_reason",
+        )
+        .bind(reminder_id)
+        .fetch_all(self.pool())
+        .await?;
+        for (state, reason, n) in states {
+            *counts.states.entry(state).or_default() += n;
+            if let Some(reason) = reason {
+                *counts.skipped.entry(reason).or_default() += n;
+            }
+        }
+        let outcomes: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT outcome, COUNT(*) FROM reminder_occurrences WHERE reminder_id = $1 GROUP BY outcome",
+        )
+        .bind(reminder_id)
+        .fetch_all(self.pool())
+        .await?;
+        counts.outcomes.extend(outcomes);
+        Ok(counts)
+    }
+}
