@@ -16,6 +16,7 @@ pub mod pace;
 pub mod permits;
 pub mod preview;
 pub mod recipients;
+pub mod reminders;
 pub mod scheduler;
 pub mod send;
 pub mod supervise;

@@ -76,6 +76,7 @@ pub async fn run_worker(db: Db, cx: WorkerContext, mut stop: watch::Receiver<boo
             {
                 tracing::error!(error = %e, "handling left-over inbound messages failed");
             }
+            reminders_tick(&db, &*cx.clock).await;
         }
         if last_timer_sweep.is_none_or(|t| t.elapsed() >= TIMER_SWEEP_EVERY) {
             last_timer_sweep = Some(std::time::Instant::now());
@@ -223,5 +224,37 @@ impl Heartbeat {
 impl Drop for Heartbeat {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Most time a tick spends evaluating reminder rules' cases (the rest waits for the next tick).
+const RULE_EVALUATION_BUDGET: Duration = Duration::from_secs(2);
+
+/// Reminders' share of a tick: cases written since re-evaluated, pages of rules saved since
+/// evaluated (within a time budget), due occurrences sent.
+async fn reminders_tick(db: &Db, clock: &dyn crate::clock::Clock) {
+    if let Err(e) = crate::reminders::evaluate_pending(db, clock).await {
+        tracing::error!(error = %e, "re-evaluating reminders of written cases failed");
+    }
+    let started = std::time::Instant::now();
+    while started.elapsed() < RULE_EVALUATION_BUDGET {
+        match crate::reminders::evaluate_rules(db, clock).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "evaluating a reminder rule's cases failed");
+                break;
+            }
+        }
+    }
+    loop {
+        match crate::reminders::fire_due(db, clock).await {
+            Ok(n) if n >= crate::reminders::FIRE_PAGE => {}
+            Ok(_) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "sending due reminders failed");
+                break;
+            }
+        }
     }
 }

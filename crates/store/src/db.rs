@@ -255,6 +255,11 @@ impl Db {
         (self.pool.size(), self.pool.num_idle())
     }
 
+    /// A transaction that only reads: one consistent view for several statements.
+    pub async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
+        self.pool.begin().await
+    }
+
     /// A transaction that will write (see `dialect::begin_write`): the unit in which a
     /// workflow composes several statements atomically.
     pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {

@@ -18,9 +18,9 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::cases::{case_from_row, CASE_COLUMNS};
 use crate::dialect::Placeholders;
-use crate::Dialect;
 use crate::error::{StoreError, StoreResult};
 use crate::Db;
+use crate::Dialect;
 
 /// A stored reminder rule.
 #[derive(Clone, Debug, Serialize)]
@@ -637,5 +637,56 @@ impl Db {
         .await?;
         counts.outcomes.extend(outcomes);
         Ok(counts)
+    }
+    /// A rule whose evaluation has not finished (the oldest), as (rule, project).
+    pub async fn next_unevaluated_reminder(&self) -> StoreResult<Option<(i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, project_id FROM reminders WHERE evaluated_at IS NULL ORDER BY updated_at, id LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The rule, if its evaluation has not finished, locked for the caller's transaction
+    /// (PostgreSQL: `None` when another worker holds it; SQLite writes one at a time).
+    pub async fn lock_unevaluated_reminder_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: i64,
+    ) -> StoreResult<Option<StoredReminder>> {
+        let skip = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        sqlx::query(&format!(
+            "SELECT {REMINDER_COLUMNS} FROM reminders WHERE id = $1 AND evaluated_at IS NULL{skip}"
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(reminder_from_row)
+        .transpose()
+    }
+
+    /// Changes the outcome recorded for an occurrence (a message that could not go after all).
+    pub async fn set_occurrence_outcome_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        reminder_id: i64,
+        case_pk: i64,
+        due_at: i64,
+        outcome: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE reminder_occurrences SET outcome = $1 WHERE reminder_id = $2 AND case_pk = $3 AND due_at = $4",
+        )
+        .bind(outcome)
+        .bind(reminder_id)
+        .bind(case_pk)
+        .bind(due_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 }

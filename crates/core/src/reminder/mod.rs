@@ -200,6 +200,15 @@ impl ReminderRule {
         })
     }
 
+    /// Reads and checks a rule body, its `query` and `stop_query` with the case query parser.
+    pub fn parse_checked(body: &Value) -> Result<ReminderRule, Vec<FieldError>> {
+        ReminderRule::parse(body, &|text| {
+            crate::case_query::CaseQuery::parse(text)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
     /// How late an occurrence of this rule may still be sent: its own limit, else the
     /// project's (`project`, normally [`DEFAULT_LATE_LIMIT`]).
     pub fn late_limit(&self, project: SignedDuration) -> SignedDuration {

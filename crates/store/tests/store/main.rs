@@ -26,6 +26,7 @@ mod keyword_reads;
 mod membership;
 mod outbox;
 mod projects;
+mod reminders;
 mod schema;
 mod survey_batches;
 mod survey_broadcasts;

@@ -1,0 +1,660 @@
+//! Reminders from case data (issue 15): which cases a rule takes, what is due for each and when,
+//! and sending it once.
+//!
+//! How it runs:
+//! - Saving a rule ([`create`], [`update`]) stores it; the workers then look at the rule's cases
+//!   in pages of [`PAGE`] in the background ([`evaluate_rules`]), recording the progress on the
+//!   rule, and write one schedule row per case the rule takes.
+//! - Any write of a case (API, import, group upload, survey answer, keyword) or of a group
+//!   membership in a project with an active rule puts the case in `reminder_pending` (database
+//!   triggers, so no write path can forget it); the workers re-evaluate those cases against every
+//!   active rule of their project within a tick ([`evaluate_pending`]).
+//! - [`fire_due`] claims due rows, evaluates the case again (a case written since is judged as it
+//!   is now), records the occurrence under its unique key and only then queues its message, in
+//!   one transaction: a crash before the commit leaves the row due again, and two workers never
+//!   both record one occurrence.
+//!
+//! Rules of what is due ([`evaluate`]):
+//! - A case is taken while it is live, open, of the rule's type, matches `query` and does not
+//!   match `stop_query`; otherwise its row (if any) is `stopped` and nothing more is sent.
+//! - Occurrences due before the case started matching (`matched_since`) were never due for it;
+//!   after it, every occurrence is handled once, in order (`handled_through`). A date moved
+//!   moves what has not been handled; a case that stops and starts matching again starts anew
+//!   from then, without repeating an occurrence already handled.
+//! - An occurrence found more than the late limit late is recorded `missed`, not sent.
+//! - At firing: no number → `no_phone`; an opted-out number → `opted_out`; another case with
+//!   the number already sent this occurrence (same rule, same instant) → `same_phone`; else the
+//!   message (the case's language, its placeholders) or the survey is queued (`queued`).
+
+use std::collections::HashMap;
+
+use casecast_core::case::Case;
+use casecast_core::case_query::{CaseQuery, Context, GroupRef};
+use casecast_core::reminder::{CaseTiming, Firing, ReminderRule, DEFAULT_LATE_LIMIT};
+use casecast_core::states::MessageKind;
+use casecast_core::PhoneNumber;
+use casecast_store::messages::NewOutbound;
+use casecast_store::projects::Project;
+use casecast_store::reminders::{ScheduleRow, ScheduleState, StoredReminder};
+use casecast_store::{Db, StoreError, StoreResult, Tx};
+use jiff::Timestamp;
+
+use crate::clock::Clock;
+
+/// Cases looked at in one transaction of a rule's evaluation.
+pub const PAGE: usize = 2_000;
+/// Waiting cases re-evaluated in one transaction.
+pub const PENDING_PAGE: usize = 1_000;
+/// Due rows claimed at once.
+pub const FIRE_PAGE: usize = 500;
+/// How long a claim on a due row lasts.
+const LEASE_MS: i64 = 60_000;
+
+/// Stores a new rule; the workers evaluate its cases in the background.
+pub async fn create(
+    db: &Db,
+    project_id: i64,
+    rule: &ReminderRule,
+    user_id: Option<i64>,
+) -> StoreResult<StoredReminder> {
+    let stored = db.create_reminder(project_id, rule, user_id).await?;
+    db.wake_workers();
+    Ok(stored)
+}
+
+/// Replaces a rule; the workers evaluate its cases again in the background.
+pub async fn update(
+    db: &Db,
+    project_id: i64,
+    id: i64,
+    rule: &ReminderRule,
+) -> StoreResult<StoredReminder> {
+    let stored = db.update_reminder(project_id, id, rule).await?;
+    db.wake_workers();
+    Ok(stored)
+}
+
+/// A rule ready to judge cases: its queries parsed.
+pub struct Compiled {
+    pub stored: StoredReminder,
+    query: Option<CaseQuery>,
+    stop: Option<CaseQuery>,
+}
+
+impl Compiled {
+    pub fn new(stored: StoredReminder) -> StoreResult<Compiled> {
+        let parse = |text: Option<&str>| -> StoreResult<Option<CaseQuery>> {
+            match text.map(str::trim).filter(|t| !t.is_empty()) {
+                None => Ok(None),
+                Some(t) => CaseQuery::parse(t)
+                    .map(Some)
+                    .map_err(|e| StoreError::corrupt("reminder", e.to_string())),
+            }
+        };
+        Ok(Compiled {
+            query: parse(Some(&stored.rule.query))?,
+            stop: parse(stored.rule.stop_query.as_deref())?,
+            stored,
+        })
+    }
+
+    /// Whether the rule takes the case now (`groups`: the case's groups, id and name).
+    pub fn takes(&self, case: &Case, groups: &[(i64, String)], zone: &jiff::tz::TimeZone) -> bool {
+        if case.deleted || case.closed || case.case_type != self.stored.rule.case_type {
+            return false;
+        }
+        let ctx = Context {
+            time_zone: zone.clone(),
+            is_member: |g: &GroupRef| match g {
+                GroupRef::Id(id) => groups.iter().any(|(gid, _)| gid == id),
+                GroupRef::Name(name) => groups
+                    .iter()
+                    .any(|(_, n)| n.trim().eq_ignore_ascii_case(name.trim())),
+            },
+        };
+        self.query.as_ref().is_none_or(|q| q.matches(case, &ctx))
+            && !self.stop.as_ref().is_some_and(|q| q.matches(case, &ctx))
+    }
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The case's row under the rule at `now`, from the row it had (`None`: the rule does not take
+/// the case and never did, so no row).
+pub fn evaluate(
+    rule: &Compiled,
+    case_pk: i64,
+    case: &Case,
+    groups: &[(i64, String)],
+    existing: Option<&ScheduleRow>,
+    zone: &jiff::tz::TimeZone,
+    now: i64,
+) -> Option<ScheduleRow> {
+    let reminder_id = rule.stored.id;
+    let handled_through = existing.and_then(|r| r.handled_through);
+    if !rule.takes(case, groups, zone) {
+        return existing.map(|r| ScheduleRow {
+            state: ScheduleState::Stopped,
+            skip_reason: None,
+            next_occurrence: None,
+            next_at: None,
+            ..r.clone()
+        });
+    }
+    let matched_since = existing
+        .filter(|r| r.state != ScheduleState::Stopped)
+        .map_or(now, |r| r.matched_since);
+    let mut row = ScheduleRow {
+        reminder_id,
+        case_pk,
+        state: ScheduleState::Done,
+        skip_reason: None,
+        matched_since,
+        handled_through,
+        next_occurrence: None,
+        next_at: None,
+    };
+    let timing = &rule.stored.rule.timing;
+    match timing.for_case(&CaseTiming::of(case, timing, ts(matched_since)), zone) {
+        Err(skip) => {
+            row.state = ScheduleState::Skipped;
+            row.skip_reason = Some(skip.code().to_string());
+        }
+        Ok(schedule) => {
+            let cursor = handled_through.unwrap_or(i64::MIN).max(matched_since - 1);
+            if let Some(next) = schedule.next_due(ts(cursor)) {
+                row.state = ScheduleState::Scheduled;
+                row.next_occurrence = Some(i64::from(next.index));
+                row.next_at = Some(next.at.as_millisecond());
+            }
+        }
+    }
+    Some(row)
+}
+
+/// Judges `cases` against `rules` and writes the rows that changed, inside `tx`.
+async fn judge(
+    db: &Db,
+    tx: &mut Tx,
+    project: &Project,
+    rules: &[Compiled],
+    cases: &[(i64, Case)],
+    now: i64,
+) -> StoreResult<usize> {
+    if rules.is_empty() || cases.is_empty() {
+        return Ok(0);
+    }
+    let pks: Vec<i64> = cases.iter().map(|(pk, _)| *pk).collect();
+    let ids: Vec<i64> = rules.iter().map(|r| r.stored.id).collect();
+    let groups = db.groups_of_cases_tx(tx, &pks).await?;
+    let existing: HashMap<(i64, i64), ScheduleRow> = db
+        .schedules_of_cases_tx(tx, &ids, &pks)
+        .await?
+        .into_iter()
+        .map(|r| ((r.reminder_id, r.case_pk), r))
+        .collect();
+    let zone = project.zone();
+    let mut writes = Vec::new();
+    for (pk, case) in cases {
+        let groups = groups.get(pk).map(Vec::as_slice).unwrap_or_default();
+        for rule in rules {
+            let old = existing.get(&(rule.stored.id, *pk));
+            if let Some(row) = evaluate(rule, *pk, case, groups, old, &zone, now) {
+                if old != Some(&row) {
+                    writes.push(row);
+                }
+            }
+        }
+    }
+    db.write_schedules_tx(tx, &writes, now).await?;
+    Ok(writes.len())
+}
+
+/// Re-evaluates cases written since the rules last looked at them (up to [`PENDING_PAGE`] a
+/// transaction, until none wait); returns how many cases it looked at.
+pub async fn evaluate_pending(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
+    let mut total = 0;
+    loop {
+        let now = clock.now_ms();
+        let mut tx = db.begin_write().await?;
+        let taken = db.take_pending_cases_tx(&mut tx, PENDING_PAGE).await?;
+        if taken.is_empty() {
+            tx.rollback().await?;
+            return Ok(total);
+        }
+        let mut by_project: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (pk, project_id) in &taken {
+            by_project.entry(*project_id).or_default().push(*pk);
+        }
+        for (project_id, pks) in by_project {
+            let project = match db.project_by_id(project_id).await {
+                Ok(p) => p,
+                Err(StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let rules = db
+                .active_reminders_tx(&mut tx, project_id)
+                .await?
+                .into_iter()
+                .map(Compiled::new)
+                .collect::<StoreResult<Vec<_>>>()?;
+            let cases = db.cases_by_pks_tx(&mut tx, &pks).await?;
+            judge(db, &mut tx, &project, &rules, &cases, now).await?;
+        }
+        tx.commit().await?;
+        total += taken.len();
+        if taken.len() < PENDING_PAGE {
+            return Ok(total);
+        }
+    }
+}
+
+/// Evaluates one page of one rule whose evaluation has not finished (the rule is locked for
+/// the page on PostgreSQL); returns whether it did any (call again until it returns false).
+pub async fn evaluate_rules(db: &Db, clock: &dyn Clock) -> StoreResult<bool> {
+    let Some((reminder_id, project_id)) = db.next_unevaluated_reminder().await? else {
+        return Ok(false);
+    };
+    let now = clock.now_ms();
+    let project = db.project_by_id(project_id).await?;
+    let mut tx = db.begin_write().await?;
+    let Some(stored) = db
+        .lock_unevaluated_reminder_tx(&mut tx, reminder_id)
+        .await?
+    else {
+        // Another worker has it, or it finished meanwhile.
+        tx.rollback().await?;
+        return Ok(false);
+    };
+    let after = stored.evaluated_through.unwrap_or(0);
+    let version = stored.version;
+    let active = stored.rule.active;
+    let case_type = stored.rule.case_type.clone();
+    let cases = db
+        .cases_of_type_after_tx(&mut tx, project_id, &case_type, after, PAGE)
+        .await?;
+    if active {
+        let rule = Compiled::new(stored)?;
+        judge(
+            db,
+            &mut tx,
+            &project,
+            std::slice::from_ref(&rule),
+            &cases,
+            now,
+        )
+        .await?;
+    }
+    let done = cases.len() < PAGE || !active;
+    let through = cases.last().map_or(after, |(pk, _)| *pk);
+    db.set_reminder_progress_tx(
+        &mut tx,
+        reminder_id,
+        version,
+        Some(through),
+        done.then_some(now),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Sends what is due (up to [`FIRE_PAGE`] rows a call); returns how many occurrences it
+/// recorded.
+pub async fn fire_due(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
+    let now = clock.now_ms();
+    let due = db.claim_due_schedules(now, LEASE_MS, FIRE_PAGE).await?;
+    let mut projects: HashMap<i64, Project> = HashMap::new();
+    let mut rules: HashMap<i64, Option<Compiled>> = HashMap::new();
+    let mut recorded = 0;
+    let mut queued = false;
+    for (reminder_id, case_pk, project_id) in due {
+        let project = match projects.get(&project_id) {
+            Some(p) => p.clone(),
+            None => {
+                let p = db.project_by_id(project_id).await?;
+                projects.insert(project_id, p.clone());
+                p
+            }
+        };
+        if let std::collections::hash_map::Entry::Vacant(entry) = rules.entry(reminder_id) {
+            entry.insert(match db.reminder(project_id, reminder_id).await {
+                Ok(stored) => Some(Compiled::new(stored)?),
+                Err(StoreError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            });
+        }
+        let Some(rule) = rules.get(&reminder_id).and_then(Option::as_ref) else {
+            continue;
+        };
+        let mut tx = db.begin_write().await?;
+        let (n, q) = fire_one(db, &mut tx, &project, rule, case_pk, now).await?;
+        tx.commit().await?;
+        recorded += n;
+        queued |= q;
+    }
+    if queued {
+        db.wake_dispatchers();
+    }
+    Ok(recorded)
+}
+
+/// Handles the due occurrence of one (rule, case) inside `tx`: (occurrences recorded, whether
+/// a message was queued).
+async fn fire_one(
+    db: &Db,
+    tx: &mut Tx,
+    project: &Project,
+    rule: &Compiled,
+    case_pk: i64,
+    now: i64,
+) -> StoreResult<(usize, bool)> {
+    let reminder_id = rule.stored.id;
+    let Some((_, case)) = db.cases_by_pks_tx(tx, &[case_pk]).await?.pop() else {
+        return Ok((0, false));
+    };
+    let groups = db.groups_of_cases_tx(tx, &[case_pk]).await?;
+    let groups = groups.get(&case_pk).map(Vec::as_slice).unwrap_or_default();
+    let existing = db
+        .schedules_of_cases_tx(tx, &[reminder_id], &[case_pk])
+        .await?
+        .pop();
+    let zone = project.zone();
+    let Some(mut row) = evaluate(rule, case_pk, &case, groups, existing.as_ref(), &zone, now)
+    else {
+        return Ok((0, false));
+    };
+    let (Some(k), Some(at)) = (row.next_occurrence, row.next_at) else {
+        db.write_schedules_tx(tx, std::slice::from_ref(&row), now)
+            .await?;
+        return Ok((0, false));
+    };
+    if at > now {
+        // Moved later since it was claimed.
+        db.write_schedules_tx(tx, std::slice::from_ref(&row), now)
+            .await?;
+        return Ok((0, false));
+    }
+    let late_limit = rule.stored.rule.late_limit(DEFAULT_LATE_LIMIT);
+    let occurrence = casecast_core::reminder::Occurrence {
+        index: k as u32,
+        local: zone.to_datetime(ts(at)),
+        at: ts(at),
+    };
+    let phone = case.phone_number.as_ref().map(|p| p.as_str().to_string());
+    let mut queued = false;
+    let outcome = match occurrence.firing(ts(now), late_limit) {
+        Firing::NotDue => unreachable!("at <= now"),
+        Firing::Missed => "missed",
+        Firing::Send => match &phone {
+            None => "no_phone",
+            Some(p) if db.is_opted_out_tx(tx, project.id, p).await? => "opted_out",
+            Some(p)
+                if db
+                    .occurrence_sent_to_phone_tx(tx, reminder_id, at, p)
+                    .await? =>
+            {
+                "same_phone"
+            }
+            Some(_) => "queued",
+        },
+    };
+    let first = db
+        .record_occurrence_tx(
+            tx,
+            reminder_id,
+            case_pk,
+            at,
+            k,
+            outcome,
+            phone.as_deref(),
+            now,
+        )
+        .await?;
+    let mut outcome_recorded = outcome;
+    if first && outcome == "queued" {
+        let phone = phone.unwrap_or_default();
+        match send(db, tx, project, rule, case_pk, &case, &phone, now).await? {
+            true => queued = true,
+            false => {
+                outcome_recorded = "survey_refused";
+                db.set_occurrence_outcome_tx(tx, reminder_id, case_pk, at, outcome_recorded)
+                    .await?;
+            }
+        }
+    }
+    tracing::debug!(
+        reminder.id = reminder_id,
+        case.pk = case_pk,
+        occurrence = k,
+        outcome = outcome_recorded,
+        "reminder occurrence handled"
+    );
+    // The next occurrence after this one.
+    row.handled_through = Some(at);
+    let next = evaluate(rule, case_pk, &case, groups, Some(&row), &zone, now);
+    if let Some(next) = next {
+        row = next;
+    }
+    db.write_schedules_tx(tx, std::slice::from_ref(&row), now)
+        .await?;
+    Ok((usize::from(first), queued))
+}
+
+/// Queues the rule's content for the case; `false` when a survey could not start.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    db: &Db,
+    tx: &mut Tx,
+    project: &Project,
+    rule: &Compiled,
+    case_pk: i64,
+    case: &Case,
+    phone: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let Some(gateway_id) = db
+        .router_for(project.id, None)
+        .await?
+        .and_then(|r| r.route(phone))
+    else {
+        tracing::warn!(
+            reminder.id = rule.stored.id,
+            "no gateway: a reminder was not sent"
+        );
+        return Ok(false);
+    };
+    match &rule.stored.rule.content {
+        casecast_core::broadcast::BroadcastContent::Sms(content) => {
+            let text = content
+                .for_language(case.language_code.as_deref())
+                .render(case)
+                .text;
+            if text.trim().is_empty() {
+                return Ok(false);
+            }
+            db.queue_outbound_many(
+                tx,
+                project,
+                &[NewOutbound {
+                    case_pk: Some(case_pk),
+                    phone: PhoneNumber::from_stored(phone.to_string()),
+                    text,
+                    gateway_id,
+                    user_id: None,
+                    kind: MessageKind::Normal,
+                    survey: None,
+                    reply_to: None,
+                    reminder_id: Some(rule.stored.id),
+                }],
+            )
+            .await?;
+            Ok(true)
+        }
+        casecast_core::broadcast::BroadcastContent::Survey(survey_id) => {
+            let survey = match db.survey_tx(tx, project.id, *survey_id).await {
+                Ok(s) => s,
+                Err(StoreError::NotFound(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            let to = crate::send::Reachable {
+                case_pk,
+                phone: phone.to_string(),
+                gateway_id,
+            };
+            match crate::surveys::start_in_tx(
+                db,
+                tx,
+                project,
+                &survey,
+                &to,
+                case.language_code.as_deref(),
+                None,
+                now,
+            )
+            .await
+            {
+                Ok(_) => Ok(true),
+                Err(StoreError::Conflict { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// One line of the upcoming list.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UpcomingItem {
+    pub case_id: String,
+    pub case_name: String,
+    /// When it is due (ms since the epoch).
+    pub at: i64,
+    /// The local date and time in the case's zone, as scheduled.
+    pub local: String,
+    pub occurrence: u32,
+    /// The message as it would be sent (SMS content), for the first few.
+    pub text: Option<String>,
+}
+
+/// What a rule would send in the next days.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Upcoming {
+    /// Soonest first, at most the limit asked.
+    pub upcoming: Vec<UpcomingItem>,
+    /// How many occurrences in all fall in the window.
+    pub total: usize,
+    /// Cases the rule takes but cannot schedule or send to, by reason (`no_phone`, `opted_out`,
+    /// `no_date`, `date_unreadable`, `time_zone_invalid`).
+    pub skipped: std::collections::BTreeMap<String, usize>,
+    /// Cases the rule takes.
+    pub cases: usize,
+}
+
+/// Texts rendered in the upcoming list.
+const RENDERED: usize = 20;
+
+/// What `rule` (saved or not; `stored` gives its id to exclude what was handled) would send in
+/// the `days` from `now`: every live case of its type is judged (in pages), as a case would be
+/// when it first matched now.
+pub async fn upcoming(
+    db: &Db,
+    project: &Project,
+    rule: &ReminderRule,
+    now: i64,
+    days: u32,
+    limit: usize,
+) -> StoreResult<Upcoming> {
+    let stored = StoredReminder {
+        id: 0,
+        project_id: project.id,
+        rule: rule.clone(),
+        version: 0,
+        evaluated_through: None,
+        evaluated_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let compiled = Compiled::new(stored)?;
+    let zone = project.zone();
+    let to = now + i64::from(days) * 86_400_000;
+    let mut out = Upcoming::default();
+    let mut after = 0;
+    let mut found: Vec<(i64, u32, String, String, Option<String>, String)> = Vec::new();
+    loop {
+        let mut tx = db.begin_read().await?;
+        let cases = db
+            .cases_of_type_after_tx(&mut tx, project.id, &rule.case_type, after, PAGE)
+            .await?;
+        let pks: Vec<i64> = cases.iter().map(|(pk, _)| *pk).collect();
+        let groups = db.groups_of_cases_tx(&mut tx, &pks).await?;
+        let phones: Vec<&str> = cases
+            .iter()
+            .filter_map(|(_, c)| c.phone_number.as_ref().map(|p| p.as_str()))
+            .collect();
+        let opted_out = db.opted_out_of_tx(&mut tx, project.id, &phones).await?;
+        tx.rollback().await?;
+        for (pk, case) in &cases {
+            let groups = groups.get(pk).map(Vec::as_slice).unwrap_or_default();
+            if !compiled.takes(case, groups, &zone) {
+                continue;
+            }
+            out.cases += 1;
+            let timing = &rule.timing;
+            let schedule = match timing.for_case(&CaseTiming::of(case, timing, ts(now)), &zone) {
+                Ok(s) => s,
+                Err(skip) => {
+                    *out.skipped.entry(skip.code().to_string()).or_default() += 1;
+                    continue;
+                }
+            };
+            let Some(phone) = case.phone_number.as_ref() else {
+                *out.skipped.entry("no_phone".into()).or_default() += 1;
+                continue;
+            };
+            if opted_out.contains(phone.as_str()) {
+                *out.skipped.entry("opted_out".into()).or_default() += 1;
+                continue;
+            }
+            for o in schedule.upcoming(ts(now), ts(to)) {
+                out.total += 1;
+                let text = rule.content.sms().map(|c| {
+                    c.for_language(case.language_code.as_deref())
+                        .render(case)
+                        .text
+                });
+                found.push((
+                    o.at.as_millisecond(),
+                    o.index,
+                    case.case_id.to_string(),
+                    case.name.clone(),
+                    text,
+                    o.local.to_string(),
+                ));
+            }
+        }
+        // Keep the soonest `limit`.
+        found.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+        found.truncate(limit);
+        if cases.len() < PAGE {
+            break;
+        }
+        after = pks.last().copied().unwrap_or(after);
+    }
+    out.upcoming = found
+        .into_iter()
+        .enumerate()
+        .map(
+            |(i, (at, occurrence, case_id, case_name, text, local))| UpcomingItem {
+                case_id,
+                case_name,
+                at,
+                local,
+                occurrence,
+                text: text.filter(|_| i < RENDERED),
+            },
+        )
+        .collect();
+    Ok(out)
+}
