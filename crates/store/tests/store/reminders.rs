@@ -22,6 +22,7 @@ on_both_engines!(
     a_rule_sends_each_case_its_occurrence_once_at_its_local_time,
     case_writes_move_and_stop_what_is_due,
     late_occurrences_are_missed_and_a_shared_number_gets_one_message,
+    the_upcoming_list_shows_what_would_go_and_who_is_skipped,
 );
 
 /// Kampala (the test project's zone) is UTC+3 all year.
@@ -280,4 +281,38 @@ async fn late_occurrences_are_missed_and_a_shared_number_gets_one_message(engine
     assert!(rows.is_empty());
     let counts = db.reminder_counts(r.id).await.unwrap();
     assert_eq!(counts.states.get(ScheduleState::Done.as_str()), Some(&2));
+}
+
+async fn the_upcoming_list_shows_what_would_go_and_who_is_skipped(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let Setup { p, .. } = setup(db, survey_body()).await;
+    let now = kampala(2026, 3, 1, 8, 0);
+    let visits = [
+        ("Amina", Some("0772000731"), Some("2026-03-20")),
+        ("Bea", Some("0772000732"), Some("2026-03-05")),
+        ("Cleo", None, Some("2026-03-06")),
+        ("Dora", Some("0772000734"), None),
+        ("Eve", Some("0772000735"), Some("2026-06-01")),
+    ];
+    for (name, phone, visit) in visits {
+        let c = case_with(db, p.id, None, name, None, phone).await;
+        set(db, &p, c.case_id.as_str(), &[("next_visit", visit)]).await;
+    }
+    let r = rule(json!({"query": "name != Eve"}));
+    let up = reminders::upcoming(db, &p, &r, now, 30, 10).await.unwrap();
+    assert_eq!(up.cases, 4, "Eve does not match");
+    assert_eq!(up.total, 2);
+    let names: Vec<&str> = up.upcoming.iter().map(|u| u.case_name.as_str()).collect();
+    assert_eq!(names, ["Bea", "Amina"], "soonest first");
+    assert_eq!(up.upcoming[0].at, kampala(2026, 3, 3, 9, 0));
+    assert_eq!(
+        up.upcoming[0].text.as_deref(),
+        Some("Bea: your visit is on 2026-03-05.")
+    );
+    assert_eq!(up.skipped.get("no_phone"), Some(&1));
+    assert_eq!(up.skipped.get("no_date"), Some(&1));
+    let one = reminders::upcoming(db, &p, &r, now, 30, 1).await.unwrap();
+    assert_eq!(one.upcoming.len(), 1, "the limit");
+    assert_eq!(one.total, 2);
 }
