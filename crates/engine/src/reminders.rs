@@ -366,29 +366,14 @@ async fn fire_one(
     else {
         return Ok((0, false));
     };
-    let (Some(k), Some(at)) = (row.next_occurrence, row.next_at) else {
-        db.write_schedules_tx(tx, std::slice::from_ref(&row), now)
-            .await?;
-        return Ok((0, false));
-    };
-    if at > now {
-        // Moved later since it was claimed.
-        db.write_schedules_tx(tx, std::slice::from_ref(&row), now)
-            .await?;
-        return Ok((0, false));
-    }
     let late_limit = rule.stored.rule.late_limit(DEFAULT_LATE_LIMIT);
-    let occurrence = casecast_core::reminder::Occurrence {
-        index: k as u32,
-        local: zone.to_datetime(ts(at)),
-        at: ts(at),
-    };
     let phone = case.phone_number.as_ref().map(|p| p.as_str().to_string());
-    let mut queued = false;
-    let outcome = match occurrence.firing(ts(now), late_limit) {
-        Firing::NotDue => unreachable!("at <= now"),
-        Firing::Missed => "missed",
-        Firing::Send => match &phone {
+    let due = row.next_occurrence.zip(row.next_at);
+    let outcome = match due.map(|(_, at)| (at, Firing::of(ts(at), ts(now), late_limit))) {
+        // Nothing due any more (the case changed since the row was claimed).
+        None | Some((_, Firing::NotDue)) => None,
+        Some((_, Firing::Missed)) => Some("missed"),
+        Some((at, Firing::Send)) => Some(match &phone {
             None => "no_phone",
             Some(p) if db.is_opted_out_tx(tx, project.id, p).await? => "opted_out",
             Some(p)
@@ -399,8 +384,15 @@ async fn fire_one(
                 "same_phone"
             }
             Some(_) => "queued",
-        },
+        }),
     };
+    let (Some((k, at)), Some(outcome)) = (due, outcome) else {
+        // The row as it is now, its claim released.
+        db.write_schedules_tx(tx, std::slice::from_ref(&row), now)
+            .await?;
+        return Ok((0, false));
+    };
+    let mut queued = false;
     let first = db
         .record_occurrence_tx(
             tx,

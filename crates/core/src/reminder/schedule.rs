@@ -112,6 +112,20 @@ pub enum Firing {
     Missed,
 }
 
+impl Firing {
+    /// What to do at `now` with an occurrence due at `at`: not yet, send, or missed when `now`
+    /// is more than `late_limit` after `at` (exactly `late_limit` late is still sent).
+    pub fn of(at: Timestamp, now: Timestamp, late_limit: SignedDuration) -> Firing {
+        if now < at {
+            Firing::NotDue
+        } else if now.duration_since(at) > late_limit {
+            Firing::Missed
+        } else {
+            Firing::Send
+        }
+    }
+}
+
 /// One occurrence of a rule for a case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Occurrence {
@@ -129,13 +143,7 @@ impl Occurrence {
     /// Whether to send it at `now`: not yet, send, or missed when `now` is more than
     /// `late_limit` after its instant (exactly `late_limit` late is still sent).
     pub fn firing(&self, now: Timestamp, late_limit: SignedDuration) -> Firing {
-        if now < self.at {
-            Firing::NotDue
-        } else if now.duration_since(self.at) > late_limit {
-            Firing::Missed
-        } else {
-            Firing::Send
-        }
+        Firing::of(self.at, now, late_limit)
     }
 }
 
