@@ -33,6 +33,7 @@ use casecast_core::case_query::{CaseQuery, Context, GroupRef};
 use casecast_core::reminder::{CaseTiming, Firing, ReminderRule, DEFAULT_LATE_LIMIT};
 use casecast_core::states::MessageKind;
 use casecast_core::PhoneNumber;
+use casecast_store::gateways::Router;
 use casecast_store::messages::NewOutbound;
 use casecast_store::projects::Project;
 use casecast_store::reminders::{ScheduleRow, ScheduleState, StoredReminder};
@@ -306,19 +307,18 @@ pub async fn evaluate_rules(db: &Db, clock: &dyn Clock) -> StoreResult<bool> {
 pub async fn fire_due(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
     let now = clock.now_ms();
     let due = db.claim_due_schedules(now, LEASE_MS, FIRE_PAGE).await?;
-    let mut projects: HashMap<i64, Project> = HashMap::new();
+    // Each project's settings and gateway routes, read once for the rows claimed.
+    let mut projects: HashMap<i64, (Project, Option<Router>)> = HashMap::new();
     let mut rules: HashMap<i64, Option<Compiled>> = HashMap::new();
     let mut recorded = 0;
     let mut queued = false;
     for (reminder_id, case_pk, project_id) in due {
-        let project = match projects.get(&project_id) {
-            Some(p) => p.clone(),
-            None => {
-                let p = db.project_by_id(project_id).await?;
-                projects.insert(project_id, p.clone());
-                p
-            }
-        };
+        if let std::collections::hash_map::Entry::Vacant(entry) = projects.entry(project_id) {
+            let project = db.project_by_id(project_id).await?;
+            let router = db.router_for(project_id, None).await?;
+            entry.insert((project, router));
+        }
+        let (project, router) = &projects[&project_id];
         if let std::collections::hash_map::Entry::Vacant(entry) = rules.entry(reminder_id) {
             entry.insert(match db.reminder(project_id, reminder_id).await {
                 Ok(stored) => Some(Compiled::new(stored)?),
@@ -330,7 +330,7 @@ pub async fn fire_due(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
             continue;
         };
         let mut tx = db.begin_write().await?;
-        let (n, q) = fire_one(db, &mut tx, &project, rule, case_pk, now).await?;
+        let (n, q) = fire_one(db, &mut tx, project, router.as_ref(), rule, case_pk, now).await?;
         tx.commit().await?;
         recorded += n;
         queued |= q;
@@ -347,6 +347,7 @@ async fn fire_one(
     db: &Db,
     tx: &mut Tx,
     project: &Project,
+    router: Option<&Router>,
     rule: &Compiled,
     case_pk: i64,
     now: i64,
@@ -408,7 +409,7 @@ async fn fire_one(
     let mut outcome_recorded = outcome;
     if first && outcome == "queued" {
         let phone = phone.unwrap_or_default();
-        match send(db, tx, project, rule, case_pk, &case, &phone, now).await? {
+        match send(db, tx, project, router, rule, case_pk, &case, &phone, now).await? {
             true => queued = true,
             false => {
                 outcome_recorded = "survey_refused";
@@ -441,17 +442,14 @@ async fn send(
     db: &Db,
     tx: &mut Tx,
     project: &Project,
+    router: Option<&Router>,
     rule: &Compiled,
     case_pk: i64,
     case: &Case,
     phone: &str,
     now: i64,
 ) -> StoreResult<bool> {
-    let Some(gateway_id) = db
-        .router_for(project.id, None)
-        .await?
-        .and_then(|r| r.route(phone))
-    else {
+    let Some(gateway_id) = router.and_then(|r| r.route(phone)) else {
         tracing::warn!(
             reminder.id = rule.stored.id,
             "no gateway: a reminder was not sent"
