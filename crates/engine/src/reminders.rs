@@ -217,6 +217,9 @@ async fn judge(
 /// transaction, until none wait); returns how many cases it looked at.
 pub async fn evaluate_pending(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
     let mut total = 0;
+    if !db.has_pending_cases().await? {
+        return Ok(total);
+    }
     loop {
         let now = clock.now_ms();
         let mut tx = db.begin_write().await?;

@@ -464,11 +464,13 @@ impl Db {
         .await?)
     }
 
-    /// How many cases wait for their rules' new look.
-    pub async fn count_pending_cases(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM reminder_pending")
-            .fetch_one(self.pool())
-            .await?)
+    /// Whether any case waits for its rules' new look (a read, so that an idle worker's tick
+    /// takes no write lock).
+    pub async fn has_pending_cases(&self) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM reminder_pending LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Claims up to `limit` (rule, case) rows due at `now` of active rules for `lease_ms`
@@ -479,6 +481,15 @@ impl Db {
         lease_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<(i64, i64, i64)>> {
+        // A read first, so that an idle worker's tick takes no write lock.
+        let any: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM reminder_schedules WHERE next_at <= $1 LIMIT 1")
+                .bind(now)
+                .fetch_optional(self.pool())
+                .await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
         let skip = match self.dialect() {
             Dialect::Postgres => " FOR UPDATE OF s SKIP LOCKED",
             Dialect::Sqlite => "",
