@@ -139,6 +139,21 @@ fn schedule_from_row(row: &AnyRow) -> Result<ScheduleRow, sqlx::Error> {
     })
 }
 
+/// An occurrence handled, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OccurrenceRecord {
+    #[serde(skip)]
+    pub case_pk: i64,
+    /// The case's public id and name.
+    pub case_id: String,
+    pub case_name: String,
+    pub due_at: i64,
+    pub occurrence: i64,
+    /// `queued`, `missed`, `opted_out`, `no_phone`, `same_phone`, `survey_refused`.
+    pub outcome: String,
+    pub recorded_at: i64,
+}
+
 /// Counts of a rule's cases by state (skipped ones by reason) and of its occurrences by
 /// outcome, for its page.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -188,6 +203,19 @@ impl Db {
         reminder_from_row(&row)
     }
 
+    /// The project's rules, oldest first.
+    pub async fn list_reminders(&self, project_id: i64) -> StoreResult<Vec<StoredReminder>> {
+        sqlx::query(&format!(
+            "SELECT {REMINDER_COLUMNS} FROM reminders WHERE project_id = $1 ORDER BY id"
+        ))
+        .bind(project_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(reminder_from_row)
+        .collect()
+    }
+
     /// The project's active rules, read inside the caller's transaction.
     pub async fn active_reminders_tx(
         &self,
@@ -231,6 +259,20 @@ impl Db {
             return Err(StoreError::NotFound("reminder"));
         }
         self.reminder(project_id, id).await
+    }
+
+    /// Deletes a rule with its schedules and records (its messages stay in the log).
+    pub async fn delete_reminder(&self, project_id: i64, id: i64) -> StoreResult<()> {
+        let n = sqlx::query("DELETE FROM reminders WHERE project_id = $1 AND id = $2")
+            .bind(project_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("reminder"));
+        }
+        Ok(())
     }
 
     /// Records how far the evaluation of `version` of a rule went (`done`: finished); nothing
@@ -538,6 +580,36 @@ impl Db {
         .fetch_optional(&mut **tx)
         .await?;
         Ok(found.is_some())
+    }
+
+    /// A rule's occurrences handled, newest first (at most `limit`).
+    pub async fn reminder_occurrences(
+        &self,
+        reminder_id: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OccurrenceRecord>> {
+        Ok(sqlx::query_as::<_, (i64, String, String, i64, i64, String, i64)>(
+            "SELECT o.case_pk, c.case_id, c.name, o.due_at, o.occurrence, o.outcome, o.recorded_at
+             FROM reminder_occurrences o JOIN cases c ON c.id = o.case_pk
+             WHERE o.reminder_id = $1 ORDER BY o.recorded_at DESC, o.due_at DESC, o.case_pk LIMIT $2",
+        )
+        .bind(reminder_id)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(
+            |(case_pk, case_id, case_name, due_at, occurrence, outcome, recorded_at)| OccurrenceRecord {
+                case_pk,
+                case_id,
+                case_name,
+                due_at,
+                occurrence,
+                outcome,
+                recorded_at,
+            },
+        )
+        .collect())
     }
 
     /// A rule's schedule rows that are due next, soonest first (at most `limit`).

@@ -5,7 +5,7 @@
 
 use casecast_core::case::CaseChanges;
 use casecast_core::reminder::ReminderRule;
-use casecast_engine::clock::{Clock, ManualClock};
+use casecast_engine::clock::ManualClock;
 use casecast_engine::reminders;
 use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::projects::Project;
@@ -149,7 +149,38 @@ async fn a_rule_sends_each_case_its_occurrence_once_at_its_local_time(engine: Di
     let counts = db.reminder_counts(r.id).await.unwrap();
     assert_eq!(counts.outcomes.get("queued"), Some(&2));
     assert_eq!(counts.states.get("done"), Some(&2));
-    let _ = clock.now_ms();
+    // The rule's page: what was sent, newest first, with each case's id and name.
+    let log = db.reminder_occurrences(r.id, 10).await.unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|o| (o.case_name.as_str(), o.occurrence, o.outcome.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("Bea", 1, "queued"), ("Amina", 1, "queued")]
+    );
+    assert_eq!(log[1].case_id, a.case_id.as_str());
+    assert_eq!(log[1].due_at, kampala(2026, 3, 3, 9, 0));
+    assert_eq!(db.reminder_occurrences(r.id, 1).await.unwrap().len(), 1);
+    // The list, and a delete that takes the rule's rows with it but leaves its messages.
+    let second = reminders::create(db, p.id, &rule(json!({"name": "Second"})), None)
+        .await
+        .unwrap();
+    let listed = db.list_reminders(p.id).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![r.id, second.id]
+    );
+    db.delete_reminder(p.id, r.id).await.unwrap();
+    assert!(matches!(
+        db.delete_reminder(p.id, r.id).await,
+        Err(casecast_store::StoreError::NotFound(_))
+    ));
+    assert!(db.reminder(p.id, r.id).await.is_err());
+    assert!(db.reminder_occurrences(r.id, 10).await.unwrap().is_empty());
+    assert!(db.reminder_counts(r.id).await.unwrap().states.is_empty());
+    assert_eq!(reminder_messages(db, &p).await.len(), 2);
+    // Another project's rule is not this project's to read or delete.
+    assert!(db.delete_reminder(p.id + 1000, second.id).await.is_err());
+    assert_eq!(db.list_reminders(p.id).await.unwrap().len(), 1);
 }
 
 async fn case_writes_move_and_stop_what_is_due(engine: Dialect) {
