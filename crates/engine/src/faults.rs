@@ -17,6 +17,9 @@ pub enum Fault {
     /// 1): the answer saved, the next message queued, the inbound message marked handled, not
     /// yet committed.
     SurveyReply(u64),
+    /// Inside the transaction of the Nth page of due reminder occurrences this process fires
+    /// (from 1): the occurrences recorded and their messages queued, not yet committed.
+    ReminderBatch(u64),
 }
 
 impl fmt::Display for Fault {
@@ -25,13 +28,17 @@ impl fmt::Display for Fault {
             Fault::FanoutBatchWritten(n) => write!(f, "fanout-batch={n}"),
             Fault::UploadBatchWritten(n) => write!(f, "upload-batch={n}"),
             Fault::SurveyReply(n) => write!(f, "survey-reply={n}"),
+            Fault::ReminderBatch(n) => write!(f, "reminder-batch={n}"),
         }
     }
 }
 
-/// A fault point that is not `fanout-batch=N`, `upload-batch=N` or `survey-reply=N`.
+/// A fault point that is not `fanout-batch=N`, `upload-batch=N`, `survey-reply=N` or
+/// `reminder-batch=N`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0:?} is not a fault point (fanout-batch=N, upload-batch=N or survey-reply=N, N from 1)")]
+#[error(
+    "{0:?} is not a fault point (fanout-batch=N, upload-batch=N, survey-reply=N or reminder-batch=N, N from 1)"
+)]
 pub struct BadFault(pub String);
 
 impl std::str::FromStr for Fault {
@@ -45,6 +52,7 @@ impl std::str::FromStr for Fault {
             "fanout-batch" => Ok(Fault::FanoutBatchWritten(n)),
             "upload-batch" => Ok(Fault::UploadBatchWritten(n)),
             "survey-reply" => Ok(Fault::SurveyReply(n)),
+            "reminder-batch" => Ok(Fault::ReminderBatch(n)),
             _ => Err(bad()),
         }
     }
@@ -59,6 +67,8 @@ struct Points {
     points: Vec<Fault>,
     /// Survey replies this process handled, for [`Fault::SurveyReply`].
     survey_replies: AtomicU64,
+    /// Pages of reminder occurrences this process fired, for [`Fault::ReminderBatch`].
+    reminder_batches: AtomicU64,
 }
 
 impl Faults {
@@ -72,6 +82,7 @@ impl Faults {
         Faults(Arc::new(Points {
             points,
             survey_replies: AtomicU64::new(0),
+            reminder_batches: AtomicU64::new(0),
         }))
     }
 
@@ -83,6 +94,16 @@ impl Faults {
         }
         let n = self.0.survey_replies.fetch_add(1, Ordering::SeqCst) + 1;
         self.reached(Fault::SurveyReply(n)).await;
+    }
+
+    /// Called by the reminder firing inside the transaction of each page it fires: counts it,
+    /// and holds there if this is the Nth and `reminder-batch=N` is set.
+    pub async fn reminder_batch(&self) {
+        if self.0.points.is_empty() {
+            return;
+        }
+        let n = self.0.reminder_batches.fetch_add(1, Ordering::SeqCst) + 1;
+        self.reached(Fault::ReminderBatch(n)).await;
     }
 
     /// Called by a workflow at `point`: if this process holds there, it says so on standard
@@ -102,7 +123,12 @@ mod tests {
 
     #[test]
     fn fault_points_parse_and_print() {
-        for text in ["fanout-batch=3", "upload-batch=1", "survey-reply=2"] {
+        for text in [
+            "fanout-batch=3",
+            "upload-batch=1",
+            "survey-reply=2",
+            "reminder-batch=4",
+        ] {
             let f: Fault = text.parse().unwrap();
             assert_eq!(f.to_string(), text);
         }

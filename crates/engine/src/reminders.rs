@@ -9,10 +9,10 @@
 //!   membership in a project with an active rule puts the case in `reminder_pending` (database
 //!   triggers, so no write path can forget it); the workers re-evaluate those cases against every
 //!   active rule of their project within a tick ([`evaluate_pending`]).
-//! - [`fire_due`] claims due rows, evaluates the case again (a case written since is judged as it
-//!   is now), records the occurrence under its unique key and only then queues its message, in
-//!   one transaction: a crash before the commit leaves the row due again, and two workers never
-//!   both record one occurrence.
+//! - [`fire_due`] takes a page of due rows, evaluates their cases again (a case written since is
+//!   judged as it is now), records the occurrences under their unique keys and only then queues
+//!   the messages of those it recorded, all in one transaction: a crash before the commit leaves
+//!   the rows due again, and two workers never both record one occurrence.
 //!
 //! Rules of what is due ([`evaluate`]):
 //! - A case is taken while it is live, open, of the rule's type, matches `query` and does not
@@ -23,24 +23,27 @@
 //!   from then, without repeating an occurrence already handled.
 //! - An occurrence found more than the late limit late is recorded `missed`, not sent.
 //! - At firing: no number → `no_phone`; an opted-out number → `opted_out`; another case with
-//!   the number already sent this occurrence (same rule, same instant) → `same_phone`; else the
-//!   message (the case's language, its placeholders) or the survey is queued (`queued`).
+//!   the number already sent this occurrence (same rule, same instant) → `same_phone`; no
+//!   gateway routes the number → `no_gateway`; the text renders empty → `empty_text`; else the
+//!   message (the case's language, its placeholders) or the survey is queued (`queued`), and a
+//!   survey that cannot start for the case (it is in another session) is `survey_refused`.
 
 use std::collections::HashMap;
 
+use casecast_core::broadcast::BroadcastContent;
 use casecast_core::case::Case;
 use casecast_core::case_query::{CaseQuery, Context, GroupRef};
-use casecast_core::reminder::{CaseTiming, Firing, ReminderRule, DEFAULT_LATE_LIMIT};
+use casecast_core::reminder::{CaseTiming, Firing, ReminderRule};
 use casecast_core::states::MessageKind;
 use casecast_core::PhoneNumber;
-use casecast_store::gateways::Router;
 use casecast_store::messages::NewOutbound;
 use casecast_store::projects::Project;
-use casecast_store::reminders::{ScheduleRow, ScheduleState, StoredReminder};
+use casecast_store::reminders::{NewOccurrence, ScheduleRow, ScheduleState, StoredReminder};
 use casecast_store::{Db, StoreError, StoreResult, Tx};
 use jiff::Timestamp;
 
 use crate::clock::Clock;
+use crate::faults::Faults;
 
 /// Cases looked at in one transaction of a rule's evaluation.
 pub const PAGE: usize = 2_000;
@@ -48,8 +51,6 @@ pub const PAGE: usize = 2_000;
 pub const PENDING_PAGE: usize = 1_000;
 /// Due rows claimed at once.
 pub const FIRE_PAGE: usize = 500;
-/// How long a claim on a due row lasts.
-const LEASE_MS: i64 = 60_000;
 
 /// Stores a new rule; the workers evaluate its cases in the background.
 pub async fn create(
@@ -308,212 +309,293 @@ pub async fn evaluate_rules(db: &Db, clock: &dyn Clock) -> StoreResult<bool> {
 /// Sends what is due (up to [`FIRE_PAGE`] rows a call); returns how many occurrences it
 /// recorded.
 pub async fn fire_due(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
+    fire_due_with_faults(db, clock, &Faults::none()).await
+}
+
+/// [`fire_due`], holding at the fault points a test names (see `crate::faults`).
+///
+/// A page is one transaction: the due rows are taken (locked on PostgreSQL, so another worker
+/// takes other rows), their cases read and judged again as they are now, every occurrence
+/// recorded under its unique key in one statement, the messages of those recorded now queued
+/// in one statement, and the rows moved on to their next occurrence. A crash before the commit
+/// leaves it all as it was, due again; an occurrence another worker recorded first is not sent.
+pub async fn fire_due_with_faults(
+    db: &Db,
+    clock: &dyn Clock,
+    faults: &Faults,
+) -> StoreResult<usize> {
     let now = clock.now_ms();
-    let due = db.claim_due_schedules(now, LEASE_MS, FIRE_PAGE).await?;
-    // Each project's settings and gateway routes, read once for the rows claimed.
-    let mut projects: HashMap<i64, (Project, Option<Router>)> = HashMap::new();
-    let mut rules: HashMap<i64, Option<Compiled>> = HashMap::new();
+    if !db.has_due_schedules(now).await? {
+        return Ok(0);
+    }
+    let mut tx = db.begin_write().await?;
+    let due = db.claim_due_schedules_tx(&mut tx, now, FIRE_PAGE).await?;
+    let mut by_project: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    for (reminder_id, case_pk, project_id) in &due {
+        by_project
+            .entry(*project_id)
+            .or_default()
+            .push((*reminder_id, *case_pk));
+    }
     let mut recorded = 0;
     let mut queued = false;
-    for (reminder_id, case_pk, project_id) in due {
-        if let std::collections::hash_map::Entry::Vacant(entry) = projects.entry(project_id) {
-            let project = db.project_by_id(project_id).await?;
-            let router = db.router_for(project_id, None).await?;
-            entry.insert((project, router));
-        }
-        let (project, router) = &projects[&project_id];
-        if let std::collections::hash_map::Entry::Vacant(entry) = rules.entry(reminder_id) {
-            entry.insert(match db.reminder(project_id, reminder_id).await {
-                Ok(stored) => Some(Compiled::new(stored)?),
-                Err(StoreError::NotFound(_)) => None,
-                Err(e) => return Err(e),
-            });
-        }
-        let Some(rule) = rules.get(&reminder_id).and_then(Option::as_ref) else {
-            continue;
-        };
-        let mut tx = db.begin_write().await?;
-        let (n, q) = fire_one(db, &mut tx, project, router.as_ref(), rule, case_pk, now).await?;
-        tx.commit().await?;
+    for (project_id, rows) in by_project {
+        let (n, q) = fire_page(db, &mut tx, project_id, &rows, now).await?;
         recorded += n;
         queued |= q;
     }
+    if !due.is_empty() {
+        faults.reminder_batch().await;
+    }
+    tx.commit().await?;
     if queued {
         db.wake_dispatchers();
     }
     Ok(recorded)
 }
 
-/// Handles the due occurrence of one (rule, case) inside `tx`: (occurrences recorded, whether
-/// a message was queued).
-async fn fire_one(
+/// What became of one due row.
+struct Decision {
+    row: ScheduleRow,
+    /// The occurrence to record (none: nothing due any more).
+    record: Option<NewOccurrence>,
+}
+
+/// Fires one project's due rows inside `tx`: (occurrences recorded, whether a message was
+/// queued).
+async fn fire_page(
     db: &Db,
     tx: &mut Tx,
-    project: &Project,
-    router: Option<&Router>,
-    rule: &Compiled,
-    case_pk: i64,
+    project_id: i64,
+    due: &[(i64, i64)],
     now: i64,
 ) -> StoreResult<(usize, bool)> {
-    let reminder_id = rule.stored.id;
-    let Some((_, case)) = db.cases_by_pks_tx(tx, &[case_pk]).await?.pop() else {
-        return Ok((0, false));
+    let project = match db.project_by_id(project_id).await {
+        Ok(p) => p,
+        Err(StoreError::NotFound(_)) => return Ok((0, false)),
+        Err(e) => return Err(e),
     };
-    let groups = db.groups_of_cases_tx(tx, &[case_pk]).await?;
-    let groups = groups.get(&case_pk).map(Vec::as_slice).unwrap_or_default();
-    let existing = db
-        .schedules_of_cases_tx(tx, &[reminder_id], &[case_pk])
+    let router = db.router_for(project_id, None).await?;
+    let mut rules: HashMap<i64, Compiled> = HashMap::new();
+    for stored in db.active_reminders_tx(tx, project_id).await? {
+        rules.insert(stored.id, Compiled::new(stored)?);
+    }
+    let mut pks: Vec<i64> = due.iter().map(|(_, pk)| *pk).collect();
+    pks.sort_unstable();
+    pks.dedup();
+    let rule_ids: Vec<i64> = rules.keys().copied().collect();
+    let cases: HashMap<i64, Case> = db.cases_by_pks_tx(tx, &pks).await?.into_iter().collect();
+    let groups = db.groups_of_cases_tx(tx, &pks).await?;
+    let existing: HashMap<(i64, i64), ScheduleRow> = db
+        .schedules_of_cases_tx(tx, &rule_ids, &pks)
         .await?
-        .pop();
+        .into_iter()
+        .map(|r| ((r.reminder_id, r.case_pk), r))
+        .collect();
+    let phones: Vec<&str> = cases
+        .values()
+        .filter_map(|c| c.phone_number.as_ref().map(|p| p.as_str()))
+        .collect();
+    let opted_out = db.opted_out_of_tx(tx, project_id, &phones).await?;
     let zone = project.zone();
-    let Some(mut row) = evaluate(rule, case_pk, &case, groups, existing.as_ref(), &zone, now)
-    else {
-        return Ok((0, false));
-    };
-    let late_limit = rule.stored.rule.late_limit(DEFAULT_LATE_LIMIT);
-    let phone = case.phone_number.as_ref().map(|p| p.as_str().to_string());
-    let due = row.next_occurrence.zip(row.next_at);
-    let outcome = match due.map(|(_, at)| (at, Firing::of(ts(at), ts(now), late_limit))) {
-        // Nothing due any more (the case changed since the row was claimed).
-        None | Some((_, Firing::NotDue)) => None,
-        Some((_, Firing::Missed)) => Some("missed"),
-        Some((at, Firing::Send)) => Some(match &phone {
-            None => "no_phone",
-            Some(p) if db.is_opted_out_tx(tx, project.id, p).await? => "opted_out",
-            Some(p)
-                if db
-                    .occurrence_sent_to_phone_tx(tx, reminder_id, at, p)
-                    .await? =>
-            {
-                "same_phone"
+    let project_limit = casecast_core::reminder::DEFAULT_LATE_LIMIT;
+
+    // Judge each row as its case is now.
+    let mut decisions: Vec<Decision> = Vec::with_capacity(due.len());
+    for (reminder_id, case_pk) in due {
+        let (Some(rule), Some(case)) = (rules.get(reminder_id), cases.get(case_pk)) else {
+            continue;
+        };
+        let case_groups = groups.get(case_pk).map(Vec::as_slice).unwrap_or_default();
+        let old = existing.get(&(*reminder_id, *case_pk));
+        let Some(row) = evaluate(rule, *case_pk, case, case_groups, old, &zone, now) else {
+            continue;
+        };
+        let late_limit = rule.stored.rule.late_limit(project_limit);
+        let phone = case.phone_number.as_ref().map(|p| p.as_str().to_string());
+        let record = match row.next_occurrence.zip(row.next_at) {
+            None => None,
+            Some((k, at)) => {
+                let outcome = match Firing::of(ts(at), ts(now), late_limit) {
+                    Firing::NotDue => None,
+                    Firing::Missed => Some("missed"),
+                    Firing::Send => Some(match &phone {
+                        None => "no_phone",
+                        Some(p) if opted_out.contains(p.as_str()) => "opted_out",
+                        Some(p) if router.as_ref().and_then(|r| r.route(p)).is_none() => {
+                            "no_gateway"
+                        }
+                        Some(_) if rendered(rule, case).is_some_and(|t| t.trim().is_empty()) => {
+                            "empty_text"
+                        }
+                        Some(_) => "queued",
+                    }),
+                };
+                outcome.map(|outcome| NewOccurrence {
+                    reminder_id: *reminder_id,
+                    case_pk: *case_pk,
+                    due_at: at,
+                    occurrence: k,
+                    outcome,
+                    phone: phone.clone(),
+                })
             }
-            Some(_) => "queued",
-        }),
-    };
-    let (Some((k, at)), Some(outcome)) = (due, outcome) else {
-        // The row as it is now, its claim released.
-        db.write_schedules_tx(tx, std::slice::from_ref(&row), now)
-            .await?;
-        return Ok((0, false));
-    };
-    let mut queued = false;
-    let first = db
-        .record_occurrence_tx(
-            tx,
-            reminder_id,
-            case_pk,
-            at,
-            k,
-            outcome,
-            phone.as_deref(),
-            now,
-        )
-        .await?;
-    let mut outcome_recorded = outcome;
-    if first && outcome == "queued" {
-        let phone = phone.unwrap_or_default();
-        match send(db, tx, project, router, rule, case_pk, &case, &phone, now).await? {
-            true => queued = true,
-            false => {
-                outcome_recorded = "survey_refused";
-                db.set_occurrence_outcome_tx(tx, reminder_id, case_pk, at, outcome_recorded)
-                    .await?;
+        };
+        decisions.push(Decision { row, record });
+    }
+
+    // One message a number an occurrence: numbers sent this occurrence before, and earlier in
+    // this page.
+    let mut sent_before: HashMap<(i64, i64), std::collections::HashSet<String>> = HashMap::new();
+    {
+        let mut asked: HashMap<(i64, i64), Vec<&str>> = HashMap::new();
+        for d in &decisions {
+            if let Some(o) = d.record.as_ref().filter(|o| o.outcome == "queued") {
+                if let Some(p) = o.phone.as_deref() {
+                    asked.entry((o.reminder_id, o.due_at)).or_default().push(p);
+                }
             }
+        }
+        for ((reminder_id, at), phones) in asked {
+            let found = db
+                .occurrence_phones_sent_tx(tx, reminder_id, at, &phones)
+                .await?;
+            sent_before.insert((reminder_id, at), found);
+        }
+    }
+    for d in &mut decisions {
+        if let Some(o) = d.record.as_mut().filter(|o| o.outcome == "queued") {
+            let phone = o.phone.clone().unwrap_or_default();
+            let seen = sent_before.entry((o.reminder_id, o.due_at)).or_default();
+            if !seen.insert(phone) {
+                o.outcome = "same_phone";
+            }
+        }
+    }
+
+    // Record, then queue what was recorded now.
+    let to_record: Vec<NewOccurrence> = decisions.iter().filter_map(|d| d.record.clone()).collect();
+    let first = db.record_occurrences_tx(tx, &to_record, now).await?;
+    let mut messages = Vec::new();
+    let mut surveys = Vec::new();
+    for o in &to_record {
+        if o.outcome != "queued" || !first.contains(&(o.reminder_id, o.case_pk, o.due_at)) {
+            continue;
+        }
+        let (Some(rule), Some(case), Some(phone)) = (
+            rules.get(&o.reminder_id),
+            cases.get(&o.case_pk),
+            o.phone.as_deref(),
+        ) else {
+            continue;
+        };
+        let Some(gateway_id) = router.as_ref().and_then(|r| r.route(phone)) else {
+            continue;
+        };
+        match &rule.stored.rule.content {
+            BroadcastContent::Sms(_) => messages.push(NewOutbound {
+                case_pk: Some(o.case_pk),
+                phone: PhoneNumber::from_stored(phone.to_string()),
+                text: rendered(rule, case).unwrap_or_default(),
+                gateway_id,
+                user_id: None,
+                kind: MessageKind::Normal,
+                survey: None,
+                reply_to: None,
+                reminder_id: Some(o.reminder_id),
+            }),
+            BroadcastContent::Survey(survey_id) => surveys.push((o, *survey_id, gateway_id)),
+        }
+    }
+    let mut queued = !messages.is_empty();
+    db.queue_outbound_many(tx, &project, &messages).await?;
+    for (o, survey_id, gateway_id) in surveys {
+        let case = &cases[&o.case_pk];
+        let started = start_survey(db, tx, &project, survey_id, o, case, gateway_id, now).await?;
+        if started {
+            queued = true;
+        } else {
+            db.set_occurrence_outcome_tx(tx, o.reminder_id, o.case_pk, o.due_at, "survey_refused")
+                .await?;
         }
     }
     tracing::debug!(
-        reminder.id = reminder_id,
-        case.pk = case_pk,
-        occurrence = k,
-        outcome = outcome_recorded,
-        "reminder occurrence handled"
+        project.id = project_id,
+        due = due.len(),
+        recorded = first.len(),
+        "reminder occurrences handled"
     );
-    // The next occurrence after this one.
-    row.handled_through = Some(at);
-    let next = evaluate(rule, case_pk, &case, groups, Some(&row), &zone, now);
-    if let Some(next) = next {
-        row = next;
+
+    // Each row moves on to the occurrence after the one handled.
+    let mut rows = Vec::with_capacity(decisions.len());
+    for d in decisions {
+        let mut row = d.row;
+        if let Some(o) = &d.record {
+            row.handled_through = Some(o.due_at);
+            let rule = &rules[&o.reminder_id];
+            let case = &cases[&o.case_pk];
+            let case_groups = groups
+                .get(&o.case_pk)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if let Some(next) = evaluate(rule, o.case_pk, case, case_groups, Some(&row), &zone, now)
+            {
+                row = next;
+            }
+        }
+        rows.push(row);
     }
-    db.write_schedules_tx(tx, std::slice::from_ref(&row), now)
-        .await?;
-    Ok((usize::from(first), queued))
+    db.write_schedules_tx(tx, &rows, now).await?;
+    Ok((first.len(), queued))
 }
 
-/// Queues the rule's content for the case; `false` when a survey could not start.
+/// The rule's SMS text for the case (its language, its placeholders); `None` for a survey.
+fn rendered(rule: &Compiled, case: &Case) -> Option<String> {
+    rule.stored.rule.content.sms().map(|c| {
+        c.for_language(case.language_code.as_deref())
+            .render(case)
+            .text
+    })
+}
+
+/// Starts the rule's survey for the case; `false` when it could not start (the survey is gone,
+/// or the case cannot take it now).
 #[allow(clippy::too_many_arguments)]
-async fn send(
+async fn start_survey(
     db: &Db,
     tx: &mut Tx,
     project: &Project,
-    router: Option<&Router>,
-    rule: &Compiled,
-    case_pk: i64,
+    survey_id: i64,
+    o: &NewOccurrence,
     case: &Case,
-    phone: &str,
+    gateway_id: i64,
     now: i64,
 ) -> StoreResult<bool> {
-    let Some(gateway_id) = router.and_then(|r| r.route(phone)) else {
-        tracing::warn!(
-            reminder.id = rule.stored.id,
-            "no gateway: a reminder was not sent"
-        );
-        return Ok(false);
+    let survey = match db.survey_tx(tx, project.id, survey_id).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound(_)) => return Ok(false),
+        Err(e) => return Err(e),
     };
-    match &rule.stored.rule.content {
-        casecast_core::broadcast::BroadcastContent::Sms(content) => {
-            let text = content
-                .for_language(case.language_code.as_deref())
-                .render(case)
-                .text;
-            if text.trim().is_empty() {
-                return Ok(false);
-            }
-            db.queue_outbound_many(
-                tx,
-                project,
-                &[NewOutbound {
-                    case_pk: Some(case_pk),
-                    phone: PhoneNumber::from_stored(phone.to_string()),
-                    text,
-                    gateway_id,
-                    user_id: None,
-                    kind: MessageKind::Normal,
-                    survey: None,
-                    reply_to: None,
-                    reminder_id: Some(rule.stored.id),
-                }],
-            )
-            .await?;
-            Ok(true)
-        }
-        casecast_core::broadcast::BroadcastContent::Survey(survey_id) => {
-            let survey = match db.survey_tx(tx, project.id, *survey_id).await {
-                Ok(s) => s,
-                Err(StoreError::NotFound(_)) => return Ok(false),
-                Err(e) => return Err(e),
-            };
-            let to = crate::send::Reachable {
-                case_pk,
-                phone: phone.to_string(),
-                gateway_id,
-            };
-            match crate::surveys::start_in_tx(
-                db,
-                tx,
-                project,
-                &survey,
-                &to,
-                case.language_code.as_deref(),
-                None,
-                now,
-            )
-            .await
-            {
-                Ok(_) => Ok(true),
-                Err(StoreError::Conflict { .. }) => Ok(false),
-                Err(e) => Err(e),
-            }
-        }
+    let to = crate::send::Reachable {
+        case_pk: o.case_pk,
+        phone: o.phone.clone().unwrap_or_default(),
+        gateway_id,
+    };
+    match crate::surveys::start_in_tx(
+        db,
+        tx,
+        project,
+        &survey,
+        &to,
+        case.language_code.as_deref(),
+        None,
+        now,
+    )
+    .await
+    {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -76,7 +76,7 @@ pub async fn run_worker(db: Db, cx: WorkerContext, mut stop: watch::Receiver<boo
             {
                 tracing::error!(error = %e, "handling left-over inbound messages failed");
             }
-            reminders_tick(&db, &*cx.clock).await;
+            reminders_tick(&db, &*cx.clock, &cx.faults).await;
         }
         if last_timer_sweep.is_none_or(|t| t.elapsed() >= TIMER_SWEEP_EVERY) {
             last_timer_sweep = Some(std::time::Instant::now());
@@ -232,7 +232,7 @@ const RULE_EVALUATION_BUDGET: Duration = Duration::from_secs(2);
 
 /// Reminders' share of a tick: cases written since re-evaluated, pages of rules saved since
 /// evaluated (within a time budget), due occurrences sent.
-async fn reminders_tick(db: &Db, clock: &dyn crate::clock::Clock) {
+async fn reminders_tick(db: &Db, clock: &dyn crate::clock::Clock, faults: &Faults) {
     if let Err(e) = crate::reminders::evaluate_pending(db, clock).await {
         tracing::error!(error = %e, "re-evaluating reminders of written cases failed");
     }
@@ -248,7 +248,7 @@ async fn reminders_tick(db: &Db, clock: &dyn crate::clock::Clock) {
         }
     }
     loop {
-        match crate::reminders::fire_due(db, clock).await {
+        match crate::reminders::fire_due_with_faults(db, clock, faults).await {
             Ok(n) if n >= crate::reminders::FIRE_PAGE => {}
             Ok(_) => break,
             Err(e) => {

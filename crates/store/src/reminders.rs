@@ -163,6 +163,20 @@ pub struct ReminderCounts {
     pub outcomes: std::collections::BTreeMap<String, i64>,
 }
 
+/// An occurrence to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewOccurrence {
+    pub reminder_id: i64,
+    pub case_pk: i64,
+    /// The instant it was due: with the rule and the case, the record's key.
+    pub due_at: i64,
+    pub occurrence: i64,
+    /// `queued`, `missed`, `opted_out`, `no_phone`, `same_phone`, `no_gateway`, `empty_text`.
+    pub outcome: &'static str,
+    /// The number it went (or would have gone) to.
+    pub phone: Option<String>,
+}
+
 /// Rows a multi-row statement of this module writes at once.
 const ROWS: usize = 500;
 
@@ -477,109 +491,104 @@ impl Db {
         Ok(found.is_some())
     }
 
-    /// Claims up to `limit` (rule, case) rows due at `now` of active rules for `lease_ms`
-    /// (another worker skips them until then); returns (rule, case, project), soonest first.
-    pub async fn claim_due_schedules(
-        &self,
-        now: i64,
-        lease_ms: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<(i64, i64, i64)>> {
-        // A read first, so that an idle worker's tick takes no write lock.
+    /// Whether any (rule, case) row is due at `now` (a read, so that an idle worker's tick takes
+    /// no write lock).
+    pub async fn has_due_schedules(&self, now: i64) -> StoreResult<bool> {
         let any: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM reminder_schedules WHERE next_at <= $1 LIMIT 1")
                 .bind(now)
                 .fetch_optional(self.pool())
                 .await?;
-        if any.is_none() {
-            return Ok(Vec::new());
-        }
+        Ok(any.is_some())
+    }
+
+    /// Takes up to `limit` (rule, case) rows due at `now` of active rules, soonest first, for
+    /// the caller's transaction: on PostgreSQL the rows are locked until it ends and another
+    /// worker skips them (and, once it commits, finds them no longer due); SQLite writes one
+    /// transaction at a time. Returns (rule, case, project).
+    pub async fn claim_due_schedules_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(i64, i64, i64)>> {
         let skip = match self.dialect() {
             Dialect::Postgres => " FOR UPDATE OF s SKIP LOCKED",
             Dialect::Sqlite => "",
         };
-        let mut tx = self.begin_write().await?;
-        let due: Vec<(i64, i64, i64)> = sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT s.reminder_id, s.case_pk, r.project_id FROM reminder_schedules s
              JOIN reminders r ON r.id = s.reminder_id
-             WHERE s.next_at <= $1 AND r.active = 1 AND (s.locked_until IS NULL OR s.locked_until < $1)
-             ORDER BY s.next_at LIMIT $2{skip}"
+             WHERE s.next_at <= $1 AND r.active = 1
+             ORDER BY s.next_at, s.reminder_id, s.case_pk LIMIT $2{skip}"
         ))
         .bind(now)
         .bind(limit as i64)
-        .fetch_all(&mut *tx)
-        .await?;
-        for chunk in due.chunks(ROWS) {
-            let mut p = Placeholders::new(self.dialect());
-            let until = p.next();
-            let pairs: Vec<String> = chunk
-                .iter()
-                .map(|_| format!("(reminder_id = {} AND case_pk = {})", p.next(), p.next()))
-                .collect();
-            let sql = format!(
-                "UPDATE reminder_schedules SET locked_until = {until} WHERE {}",
-                pairs.join(" OR ")
-            );
-            let mut q = sqlx::query(&sql).bind(now + lease_ms);
-            for (reminder_id, case_pk, _) in chunk {
-                q = q.bind(*reminder_id).bind(*case_pk);
-            }
-            q.persistent(false).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(due)
+        .fetch_all(&mut **tx)
+        .await?)
     }
 
-    /// Records an occurrence handled; `false` when it was recorded already (by another worker,
-    /// or before): then nothing may be sent for it.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_occurrence_tx(
+    /// Records occurrences handled; returns those recorded now, as (rule, case, due instant).
+    /// One recorded already (by another worker, or before) is not returned: nothing may be sent
+    /// for it.
+    pub async fn record_occurrences_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
-        reminder_id: i64,
-        case_pk: i64,
-        due_at: i64,
-        occurrence: i64,
-        outcome: &str,
-        phone: Option<&str>,
+        rows: &[NewOccurrence],
         now: i64,
-    ) -> StoreResult<bool> {
-        Ok(sqlx::query(
-            "INSERT INTO reminder_occurrences (reminder_id, case_pk, due_at, occurrence, outcome, phone, recorded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(reminder_id)
-        .bind(case_pk)
-        .bind(due_at)
-        .bind(occurrence)
-        .bind(outcome)
-        .bind(phone)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-            == 1)
+    ) -> StoreResult<std::collections::HashSet<(i64, i64, i64)>> {
+        let mut recorded = std::collections::HashSet::new();
+        for chunk in rows.chunks(ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let values: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(7))).collect();
+            let sql = format!(
+                "INSERT INTO reminder_occurrences (reminder_id, case_pk, due_at, occurrence, outcome, phone, recorded_at)
+                 VALUES {} ON CONFLICT DO NOTHING RETURNING reminder_id, case_pk, due_at",
+                values.join(", ")
+            );
+            let mut q = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
+            for o in chunk {
+                q = q
+                    .bind(o.reminder_id)
+                    .bind(o.case_pk)
+                    .bind(o.due_at)
+                    .bind(o.occurrence)
+                    .bind(o.outcome)
+                    .bind(o.phone.clone())
+                    .bind(now);
+            }
+            recorded.extend(q.persistent(false).fetch_all(&mut **tx).await?);
+        }
+        Ok(recorded)
     }
 
-    /// Whether a message of this rule's occurrence at `due_at` was queued to `phone` already
+    /// Which of `phones` a message of this rule's occurrence at `due_at` was queued to already
     /// (for another case with the number).
-    pub async fn occurrence_sent_to_phone_tx(
+    pub async fn occurrence_phones_sent_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         reminder_id: i64,
         due_at: i64,
-        phone: &str,
-    ) -> StoreResult<bool> {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM reminder_occurrences WHERE reminder_id = $1 AND due_at = $2 AND phone = $3
-             AND outcome = 'queued' LIMIT 1",
-        )
-        .bind(reminder_id)
-        .bind(due_at)
-        .bind(phone)
-        .fetch_optional(&mut **tx)
-        .await?;
-        Ok(found.is_some())
+        phones: &[&str],
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in phones.chunks(ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let (rule, at) = (p.next(), p.next());
+            let sql = format!(
+                "SELECT phone FROM reminder_occurrences WHERE reminder_id = {rule} AND due_at = {at}
+                 AND outcome = 'queued' AND phone IN ({})",
+                p.list(chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql)
+                .bind(reminder_id)
+                .bind(due_at);
+            for phone in chunk {
+                q = q.bind(*phone);
+            }
+            found.extend(q.persistent(false).fetch_all(&mut **tx).await?);
+        }
+        Ok(found)
     }
 
     /// A rule's occurrences handled, newest first (at most `limit`).

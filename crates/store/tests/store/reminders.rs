@@ -5,7 +5,7 @@
 
 use casecast_core::case::CaseChanges;
 use casecast_core::reminder::ReminderRule;
-use casecast_engine::clock::ManualClock;
+use casecast_engine::clock::{Clock, ManualClock};
 use casecast_engine::reminders;
 use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::projects::Project;
@@ -15,14 +15,15 @@ use casecast_testkit::{on_both_engines, Dialect, TestDb};
 use jiff::civil::date;
 use serde_json::json;
 
-use crate::case_with;
 use crate::surveys::{setup, survey_body, Setup};
+use crate::{case_with, project};
 
 on_both_engines!(
     a_rule_sends_each_case_its_occurrence_once_at_its_local_time,
     case_writes_move_and_stop_what_is_due,
     late_occurrences_are_missed_and_a_shared_number_gets_one_message,
     the_upcoming_list_shows_what_would_go_and_who_is_skipped,
+    due_rows_fire_a_page_at_a_time_each_once,
 );
 
 /// Kampala (the test project's zone) is UTC+3 all year.
@@ -66,14 +67,22 @@ async fn tick(db: &Db, clock: &ManualClock) -> usize {
 }
 
 async fn reminder_messages(db: &Db, p: &Project) -> Vec<Message> {
-    let mut m = db
-        .list_messages(p.id, &MessageFilter::default(), 500, None)
-        .await
-        .unwrap()
-        .0;
-    m.retain(|m| m.direction.as_str() == "outbound");
-    m.sort_by_key(|m| m.id);
-    m
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = db
+            .list_messages(p.id, &MessageFilter::default(), 500, cursor)
+            .await
+            .unwrap();
+        all.extend(page);
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    all.retain(|m| m.direction.as_str() == "outbound");
+    all.sort_by_key(|m| m.id);
+    all
 }
 
 async fn a_rule_sends_each_case_its_occurrence_once_at_its_local_time(engine: Dialect) {
@@ -346,4 +355,76 @@ async fn the_upcoming_list_shows_what_would_go_and_who_is_skipped(engine: Dialec
     let one = reminders::upcoming(db, &p, &r, now, 30, 1).await.unwrap();
     assert_eq!(one.upcoming.len(), 1, "the limit");
     assert_eq!(one.total, 2);
+}
+
+async fn due_rows_fire_a_page_at_a_time_each_once(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let Setup { p, .. } = setup(db, survey_body()).await;
+    // A second project with a rule and no gateway: its case's occurrence is recorded as
+    // `no_gateway`, in the same pages as the first project's.
+    let beta = project(db, "beta", Some("UG")).await;
+    let clock = ManualClock::new(kampala(2026, 3, 1, 8, 0));
+    let r = reminders::create(db, p.id, &rule(json!({})), None)
+        .await
+        .unwrap();
+    let rb = reminders::create(db, beta.id, &rule(json!({})), None)
+        .await
+        .unwrap();
+    let n = reminders::FIRE_PAGE * 2 + 34;
+    let changes: Vec<CaseChanges> = (0..n)
+        .map(|i| CaseChanges {
+            name: Some(format!("Case {i}")),
+            phone_number: Some(Some(
+                casecast_core::PhoneNumber::parse(&format!("+25677{i:07}"), None).unwrap(),
+            )),
+            properties: [("next_visit".to_string(), Some("2026-03-05".to_string()))].into(),
+            ..Default::default()
+        })
+        .collect();
+    let mut tx = db.begin_write().await.unwrap();
+    let made = db
+        .create_cases_tx(&mut tx, p.id, &changes, clock.now_ms())
+        .await
+        .unwrap();
+    assert!(made.iter().all(Result::is_ok));
+    tx.commit().await.unwrap();
+    let bc = case_with(db, beta.id, None, "Beta case", None, Some("0772000799")).await;
+    set(
+        db,
+        &beta,
+        bc.case_id.as_str(),
+        &[("next_visit", Some("2026-03-05"))],
+    )
+    .await;
+    tick(db, &clock).await;
+    assert_eq!(db.reminder_next_due(r.id, 10).await.unwrap().len(), 10);
+    clock.set(kampala(2026, 3, 3, 9, 0));
+    // Soonest first, then by rule and case: two full pages, then the rest with beta's case.
+    assert_eq!(
+        reminders::fire_due(db, &clock).await.unwrap(),
+        reminders::FIRE_PAGE
+    );
+    assert_eq!(
+        reminders::fire_due(db, &clock).await.unwrap(),
+        reminders::FIRE_PAGE
+    );
+    assert_eq!(reminders::fire_due(db, &clock).await.unwrap(), 35);
+    assert_eq!(reminders::fire_due(db, &clock).await.unwrap(), 0);
+    let sent = reminder_messages(db, &p).await;
+    assert_eq!(sent.len(), n);
+    let phones: std::collections::BTreeSet<&str> =
+        sent.iter().map(|m| m.phone_number.as_str()).collect();
+    assert_eq!(phones.len(), n, "one message to each case's number");
+    assert!(sent.iter().all(|m| m.text
+        == format!(
+            "{}: your visit is on 2026-03-05.",
+            m.case_name.as_deref().unwrap_or("?")
+        )));
+    let counts = db.reminder_counts(r.id).await.unwrap();
+    assert_eq!(counts.outcomes.get("queued"), Some(&(n as i64)));
+    assert_eq!(counts.states.get("done"), Some(&(n as i64)));
+    let counts = db.reminder_counts(rb.id).await.unwrap();
+    assert_eq!(counts.outcomes.get("no_gateway"), Some(&1), "{counts:?}");
+    assert!(reminder_messages(db, &beta).await.is_empty());
 }
