@@ -11,12 +11,12 @@ use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::projects::Project;
 use casecast_store::reminders::ScheduleState;
 use casecast_store::Db;
-use casecast_testkit::{on_both_engines, Dialect, TestDb};
+use casecast_testkit::{on_both_engines, Dialect, TestDb, Workflows};
 use jiff::civil::date;
 use serde_json::json;
 
-use crate::surveys::{setup, survey_body, Setup};
-use crate::{case_with, project};
+use crate::surveys::{mo, setup, survey_body, Setup};
+use crate::{case_with, change, group, import, project};
 
 on_both_engines!(
     a_rule_sends_each_case_its_occurrence_once_at_its_local_time,
@@ -24,6 +24,7 @@ on_both_engines!(
     late_occurrences_are_missed_and_a_shared_number_gets_one_message,
     the_upcoming_list_shows_what_would_go_and_who_is_skipped,
     due_rows_fire_a_page_at_a_time_each_once,
+    every_write_path_puts_the_case_before_its_rules_again,
 );
 
 /// Kampala (the test project's zone) is UTC+3 all year.
@@ -427,4 +428,162 @@ async fn due_rows_fire_a_page_at_a_time_each_once(engine: Dialect) {
     let counts = db.reminder_counts(rb.id).await.unwrap();
     assert_eq!(counts.outcomes.get("no_gateway"), Some(&1), "{counts:?}");
     assert!(reminder_messages(db, &beta).await.is_empty());
+}
+
+/// The rule's rows due next as (case name, due instant), soonest first.
+async fn due_next(db: &Db, reminder_id: i64) -> Vec<(String, i64)> {
+    let rows = db.reminder_next_due(reminder_id, 50).await.unwrap();
+    let pks: Vec<i64> = rows.iter().map(|r| r.case_pk).collect();
+    let mut tx = db.begin_read().await.unwrap();
+    let cases: std::collections::HashMap<i64, String> = db
+        .cases_by_pks_tx(&mut tx, &pks)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(pk, c)| (pk, c.name))
+        .collect();
+    tx.rollback().await.unwrap();
+    rows.iter()
+        .map(|r| (cases[&r.case_pk].clone(), r.next_at.unwrap()))
+        .collect()
+}
+
+/// A write, then: the case waits for its rules' new look (the trigger put it there, not the
+/// rule's own evaluation, which is finished), and a tick gives it.
+async fn written_then_ticked(db: &Db, clock: &ManualClock, what: &str) {
+    assert!(
+        db.has_pending_cases().await.unwrap(),
+        "{what}: the written case waits for its rules"
+    );
+    tick(db, clock).await;
+    assert!(!db.has_pending_cases().await.unwrap(), "{what}");
+}
+
+async fn every_write_path_puts_the_case_before_its_rules_again(engine: Dialect) {
+    use casecast_core::keyword::Keyword;
+    use casecast_store::membership::Change;
+
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let Setup { p, g, survey_id } = setup(db, survey_body()).await;
+    let clock = ManualClock::new(kampala(2026, 3, 1, 8, 0));
+    let anc = group(db, p.id, "ANC").await;
+    // A: members of ANC, two days before next_visit. B: two days before the due date a survey
+    // answer saves. C: new participants, at once.
+    let a = reminders::create(
+        db,
+        p.id,
+        &rule(json!({"name": "A", "query": format!("group = {}", anc.id)})),
+        None,
+    )
+    .await
+    .unwrap();
+    let b = reminders::create(
+        db,
+        p.id,
+        &rule(json!({"name": "B", "start": {"property": "edd", "offset_days": -2}})),
+        None,
+    )
+    .await
+    .unwrap();
+    let c = reminders::create(
+        db,
+        p.id,
+        &rule(
+            json!({"name": "C", "case_type": "participant", "start": {"immediately": true},
+                     "time": null, "content": {"sms": {"*": "Welcome {case.name}."}}}),
+        ),
+        None,
+    )
+    .await
+    .unwrap();
+    tick(db, &clock).await;
+    assert!(!db.has_pending_cases().await.unwrap());
+
+    // An import makes a case: B looks at it (no due date: skipped), A does not take it.
+    let csv = "external_id,name,phone_number,next_visit\nP-1,Imani,0772000741,2026-03-10\n";
+    import(db, &p, csv.as_bytes(), "cases.csv").await.unwrap();
+    written_then_ticked(db, &clock, "import (new case)").await;
+    assert!(due_next(db, a.id).await.is_empty());
+    assert_eq!(
+        db.reminder_counts(b.id)
+            .await
+            .unwrap()
+            .skipped
+            .get("no_date"),
+        Some(&1)
+    );
+
+    // Added to ANC (the one-case form, the API and the sheet upload share this path): A takes it.
+    change(db, p.id, anc.id, Change::Add, &["P-1"]).await;
+    written_then_ticked(db, &clock, "group add").await;
+    assert_eq!(
+        due_next(db, a.id).await,
+        vec![("Imani".to_string(), kampala(2026, 3, 8, 9, 0))]
+    );
+
+    // An import that changes the date moves it.
+    let csv = "external_id,name,next_visit\nP-1,Imani,2026-03-12\n";
+    import(db, &p, csv.as_bytes(), "cases.csv").await.unwrap();
+    written_then_ticked(db, &clock, "import (changed case)").await;
+    assert_eq!(
+        due_next(db, a.id).await,
+        vec![("Imani".to_string(), kampala(2026, 3, 10, 9, 0))]
+    );
+
+    // Removed from ANC: A stops.
+    change(db, p.id, anc.id, Change::Remove, &["P-1"]).await;
+    written_then_ticked(db, &clock, "group remove").await;
+    assert!(due_next(db, a.id).await.is_empty());
+    assert_eq!(
+        db.reminder_counts(a.id)
+            .await
+            .unwrap()
+            .states
+            .get("stopped"),
+        Some(&1)
+    );
+
+    // A survey answer saves the due date: B schedules from it.
+    let amina = case_with(db, p.id, None, "Amina", None, Some("0772000742")).await;
+    tick(db, &clock).await;
+    db.start_survey(&p, survey_id, amina.case_id.as_str())
+        .await
+        .unwrap();
+    tick(db, &clock).await;
+    for answer in ["4", "Fine", "31/12/2026"] {
+        db.record_inbound(&g, &mo("+256772000742", answer))
+            .await
+            .unwrap();
+    }
+    written_then_ticked(db, &clock, "survey answer").await;
+    assert_eq!(
+        due_next(db, b.id).await,
+        vec![("Amina".to_string(), kampala(2026, 12, 29, 9, 0))]
+    );
+
+    // A keyword makes a participant: C has its welcome due at once, and sends it.
+    let reg = Keyword::parse(
+        &json!({"keyword": "REG", "fields": ["name"], "unknown_sender": "create_case",
+                "case_type": "participant", "actions": [{"type": "set_properties"}]}),
+        &["STOP", "START"],
+    )
+    .unwrap();
+    db.create_keyword(p.id, &reg, None).await.unwrap();
+    db.record_inbound(&g, &mo("+256772000743", "REG Fay"))
+        .await
+        .unwrap();
+    assert!(db.has_pending_cases().await.unwrap(), "keyword");
+    assert_eq!(tick(db, &clock).await, 1, "the welcome fired");
+    let sent = reminder_messages(db, &p).await;
+    assert_eq!(sent.last().unwrap().text, "Welcome Fay.");
+    assert_eq!(sent.last().unwrap().phone_number, "+256772000743");
+    assert_eq!(
+        db.reminder_counts(c.id)
+            .await
+            .unwrap()
+            .outcomes
+            .get("queued"),
+        Some(&1)
+    );
 }
