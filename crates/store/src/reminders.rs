@@ -118,13 +118,19 @@ pub struct ScheduleRow {
     pub state: ScheduleState,
     pub skip_reason: Option<String>,
     pub matched_since: i64,
+    /// The instant of the last occurrence handled (sent or missed).
     pub handled_through: Option<i64>,
+    /// The series of that occurrence: the case's start date, or `since:<ms>` for an
+    /// `immediately` rule (see migration 12).
+    pub handled_series: Option<String>,
+    /// The number of that occurrence in its series.
+    pub handled_occurrence: Option<i64>,
     pub next_occurrence: Option<i64>,
     pub next_at: Option<i64>,
 }
 
 const SCHEDULE_COLUMNS: &str = "reminder_id, case_pk, state, skip_reason, matched_since, \
-     handled_through, next_occurrence, next_at";
+     handled_through, handled_series, handled_occurrence, next_occurrence, next_at";
 
 fn schedule_from_row(row: &AnyRow) -> Result<ScheduleRow, sqlx::Error> {
     Ok(ScheduleRow {
@@ -134,6 +140,8 @@ fn schedule_from_row(row: &AnyRow) -> Result<ScheduleRow, sqlx::Error> {
         skip_reason: row.try_get("skip_reason")?,
         matched_since: row.try_get("matched_since")?,
         handled_through: row.try_get("handled_through")?,
+        handled_series: row.try_get("handled_series")?,
+        handled_occurrence: row.try_get("handled_occurrence")?,
         next_occurrence: row.try_get("next_occurrence")?,
         next_at: row.try_get("next_at")?,
     })
@@ -429,14 +437,17 @@ impl Db {
     ) -> StoreResult<()> {
         for chunk in rows.chunks(ROWS) {
             let mut p = Placeholders::new(self.dialect());
-            let values: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(9))).collect();
+            let values: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(11))).collect();
             let sql = format!(
                 "INSERT INTO reminder_schedules (reminder_id, case_pk, state, skip_reason, matched_since,
-                    handled_through, next_occurrence, next_at, updated_at)
+                    handled_through, handled_series, handled_occurrence, next_occurrence, next_at,
+                    updated_at)
                  VALUES {}
                  ON CONFLICT (reminder_id, case_pk) DO UPDATE SET state = excluded.state,
                     skip_reason = excluded.skip_reason, matched_since = excluded.matched_since,
                     handled_through = excluded.handled_through,
+                    handled_series = excluded.handled_series,
+                    handled_occurrence = excluded.handled_occurrence,
                     next_occurrence = excluded.next_occurrence, next_at = excluded.next_at,
                     locked_until = NULL, updated_at = excluded.updated_at",
                 values.join(", ")
@@ -450,6 +461,8 @@ impl Db {
                     .bind(r.skip_reason.clone())
                     .bind(r.matched_since)
                     .bind(r.handled_through)
+                    .bind(r.handled_series.clone())
+                    .bind(r.handled_occurrence)
                     .bind(r.next_occurrence)
                     .bind(r.next_at)
                     .bind(now);
