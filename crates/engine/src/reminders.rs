@@ -664,9 +664,8 @@ pub struct Upcoming {
 /// Texts rendered in the upcoming list.
 const RENDERED: usize = 20;
 
-/// What `rule` (saved or not; `stored` gives its id to exclude what was handled) would send in
-/// the `days` from `now`: every live case of its type is judged (in pages), as a case would be
-/// when it first matched now.
+/// What `rule`, not saved yet, would send in the `days` from `now`: every live case of its type
+/// is judged (in pages), as a case would be when it first matched now.
 pub async fn upcoming(
     db: &Db,
     project: &Project,
@@ -685,6 +684,34 @@ pub async fn upcoming(
         created_at: now,
         updated_at: now,
     };
+    upcoming_of(db, project, stored, false, now, days, limit).await
+}
+
+/// What a saved rule will send in the `days` from `now`: as [`upcoming`], each case judged from
+/// its schedule row (what was handled is not listed again; a stopped or finished case shows
+/// nothing; a case without a row as if it matched now).
+pub async fn upcoming_saved(
+    db: &Db,
+    project: &Project,
+    stored: &StoredReminder,
+    now: i64,
+    days: u32,
+    limit: usize,
+) -> StoreResult<Upcoming> {
+    upcoming_of(db, project, stored.clone(), true, now, days, limit).await
+}
+
+async fn upcoming_of(
+    db: &Db,
+    project: &Project,
+    stored: StoredReminder,
+    saved: bool,
+    now: i64,
+    days: u32,
+    limit: usize,
+) -> StoreResult<Upcoming> {
+    let rule = stored.rule.clone();
+    let rule = &rule;
     let compiled = Compiled::new(stored)?;
     let zone = project.zone();
     let to = now + i64::from(days) * 86_400_000;
@@ -703,6 +730,15 @@ pub async fn upcoming(
             .filter_map(|(_, c)| c.phone_number.as_ref().map(|p| p.as_str()))
             .collect();
         let opted_out = db.opted_out_of_tx(&mut tx, project.id, &phones).await?;
+        let rows: HashMap<i64, ScheduleRow> = if saved {
+            db.schedules_of_cases_tx(&mut tx, &[compiled.stored.id], &pks)
+                .await?
+                .into_iter()
+                .map(|r| (r.case_pk, r))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         tx.rollback().await?;
         for (pk, case) in &cases {
             let groups = groups.get(pk).map(Vec::as_slice).unwrap_or_default();
@@ -711,7 +747,11 @@ pub async fn upcoming(
             }
             out.cases += 1;
             let timing = &rule.timing;
-            let schedule = match timing.for_case(&CaseTiming::of(case, timing, ts(now)), &zone) {
+            let since = rows
+                .get(pk)
+                .filter(|r| r.state != ScheduleState::Stopped)
+                .map_or(now, |r| r.matched_since);
+            let schedule = match timing.for_case(&CaseTiming::of(case, timing, ts(since)), &zone) {
                 Ok(s) => s,
                 Err(skip) => {
                     *out.skipped.entry(skip.code().to_string()).or_default() += 1;
@@ -726,7 +766,22 @@ pub async fn upcoming(
                 *out.skipped.entry("opted_out".into()).or_default() += 1;
                 continue;
             }
-            for o in schedule.upcoming(ts(now), ts(to)) {
+            // From the occurrence the case's row has next (none: nothing more for it).
+            let from_occurrence = match rows.get(pk) {
+                None => 1,
+                Some(_) => {
+                    match evaluate(&compiled, *pk, case, groups, rows.get(pk), &zone, now)
+                        .and_then(|r| r.next_occurrence)
+                    {
+                        Some(k) => u32::try_from(k).unwrap_or(u32::MAX),
+                        None => continue,
+                    }
+                }
+            };
+            for o in schedule
+                .upcoming(ts(now), ts(to))
+                .filter(|o| o.index >= from_occurrence)
+            {
                 out.total += 1;
                 let text = rule.content.sms().map(|c| {
                     c.for_language(case.language_code.as_deref())

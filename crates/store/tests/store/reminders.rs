@@ -657,6 +657,19 @@ async fn a_rule_edit_looks_again_in_pages_and_sends_nothing_twice(engine: Dialec
     let counts = db.reminder_counts(r.id).await.unwrap();
     assert_eq!(counts.states.get("stopped"), Some(&1), "{counts:?}");
     assert_eq!(counts.states.get("scheduled"), Some(&(n as i64 - 1)));
+    // The upcoming list of the saved rule leaves out what was sent; the same rule unsaved (a
+    // form's preview) would send occurrence 1 again, as to cases new to it.
+    let now = clock.now_ms();
+    let stored = db.reminder(p.id, r.id).await.unwrap();
+    let saved = reminders::upcoming_saved(db, &p, &stored, now, 30, 5_000)
+        .await
+        .unwrap();
+    assert_eq!(saved.total, n - 1);
+    assert!(saved.upcoming.iter().all(|u| u.occurrence == 2));
+    let fresh = reminders::upcoming(db, &p, &stored.rule, now, 30, 5_000)
+        .await
+        .unwrap();
+    assert_eq!(fresh.total, 2 * (n - 1));
 
     // Occurrence 1 went at 09:00: it does not go again at 10:00, nor at 10:00 in London.
     clock.set(kampala(2026, 3, 3, 10, 0));
