@@ -420,6 +420,7 @@ async fn a_reminder_is_edited_deactivated_activated_and_deleted(engine: Dialect)
     assert!(html.contains("id=\"activate-reminder\""));
     assert!(!html.contains("id=\"deactivate-reminder\""));
     assert!(html.contains("id=\"reminder-state\">inactive"), "{html}");
+    assert!(html.contains("id=\"inactive-hint\""));
     let (_, html) = get_page(&app, &session, LIST).await;
     let row = &html[html.find(&format!("id=\"reminder-{id}\"")).unwrap()..];
     assert!(
