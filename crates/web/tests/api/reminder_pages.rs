@@ -487,6 +487,13 @@ async fn viewers_read_csrf_roles_and_projects_are_checked(engine: Dialect) {
         assert_eq!(status, 403, "{c}");
     }
 
+    // A form past the size limit (1 MB) is refused whole.
+    let long = "x".repeat(1_100_000);
+    let mut huge = visit_rule(&csrf, "Huge");
+    huge.push(("query", &long));
+    let (status, _, _) = post(&app, &editor, NEW, &huge).await;
+    assert_eq!(status, 413);
+
     // A viewer sees the list and the page without the controls, and cannot post.
     let viewer = login(&app, &app.alpha_viewer).await;
     let (status, html) = get_page(&app, &viewer, LIST).await;
