@@ -185,6 +185,18 @@ pub struct NewOccurrence {
     pub phone: Option<String>,
 }
 
+/// A case's next occurrence under a rule, with the case's public id and name (a rule's page
+/// lists what is due next).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NextDue {
+    pub case_id: String,
+    pub case_name: String,
+    /// The occurrence's number (1 is the first).
+    pub occurrence: i64,
+    /// When it is due (ms since the epoch).
+    pub at: i64,
+}
+
 /// Rows a multi-row statement of this module writes at once.
 const ROWS: usize = 500;
 
@@ -728,5 +740,51 @@ impl Db {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// A rule's cases due next with their public ids and names, soonest first (at most
+    /// `limit`).
+    pub async fn reminder_next_due_cases(
+        &self,
+        reminder_id: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<NextDue>> {
+        Ok(sqlx::query_as::<_, (String, String, i64, i64)>(
+            "SELECT c.case_id, c.name, s.next_occurrence, s.next_at
+             FROM reminder_schedules s JOIN cases c ON c.id = s.case_pk
+             WHERE s.reminder_id = $1 AND s.next_at IS NOT NULL AND s.next_occurrence IS NOT NULL
+             ORDER BY s.next_at, s.case_pk LIMIT $2",
+        )
+        .bind(reminder_id)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(|(case_id, case_name, occurrence, at)| NextDue {
+            case_id,
+            case_name,
+            occurrence,
+            at,
+        })
+        .collect())
+    }
+
+    /// How far a rule's background evaluation went: (cases of its type up to the row id
+    /// `through`, all cases of its type), deleted ones included as the evaluation takes them.
+    pub async fn reminder_evaluation_progress(
+        &self,
+        project_id: i64,
+        case_type: &str,
+        through: Option<i64>,
+    ) -> StoreResult<(i64, i64)> {
+        Ok(sqlx::query_as::<_, (i64, i64)>(
+            "SELECT COALESCE(SUM(CASE WHEN id <= $3 THEN 1 ELSE 0 END), 0), COUNT(*)
+             FROM cases WHERE project_id = $1 AND case_type = $2",
+        )
+        .bind(project_id)
+        .bind(case_type)
+        .bind(through.unwrap_or(0))
+        .fetch_one(self.pool())
+        .await?)
     }
 }

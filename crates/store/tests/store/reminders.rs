@@ -691,3 +691,62 @@ async fn a_rule_edit_looks_again_in_pages_and_sends_nothing_twice(engine: Dialec
     let counts = db.reminder_counts(r.id).await.unwrap();
     assert_eq!(counts.outcomes.get("queued"), Some(&(2 * n as i64 - 1)));
 }
+
+on_both_engines!(the_page_reads_name_who_is_due_next_and_how_far_the_evaluation_went);
+
+async fn the_page_reads_name_who_is_due_next_and_how_far_the_evaluation_went(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let Setup { p, .. } = setup(db, survey_body()).await;
+    let clock = ManualClock::new(kampala(2026, 3, 1, 8, 0));
+    let visits = [
+        ("Amina", "2026-03-20"),
+        ("Bea", "2026-03-05"),
+        ("Cleo", "not a date"),
+    ];
+    for (name, visit) in visits {
+        let c = case_with(db, p.id, None, name, None, Some("0772000741")).await;
+        set(db, &p, c.case_id.as_str(), &[("next_visit", Some(visit))]).await;
+    }
+    let r = reminders::create(db, p.id, &rule(json!({})), None)
+        .await
+        .unwrap();
+    let before = db
+        .reminder_evaluation_progress(p.id, "case", r.evaluated_through)
+        .await
+        .unwrap();
+    assert_eq!(before, (0, 3), "nothing looked at yet");
+    tick(db, &clock).await;
+    let stored = db.reminder(p.id, r.id).await.unwrap();
+    let after = db
+        .reminder_evaluation_progress(p.id, "case", stored.evaluated_through)
+        .await
+        .unwrap();
+    assert_eq!(after, (3, 3));
+    let other = db
+        .reminder_evaluation_progress(p.id, "mother", stored.evaluated_through)
+        .await
+        .unwrap();
+    assert_eq!(other, (0, 0), "counted by case type");
+    let next = db.reminder_next_due_cases(r.id, 10).await.unwrap();
+    let named: Vec<(&str, i64, i64)> = next
+        .iter()
+        .map(|n| (n.case_name.as_str(), n.occurrence, n.at))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("Bea", 1, kampala(2026, 3, 3, 9, 0)),
+            ("Amina", 1, kampala(2026, 3, 18, 9, 0)),
+        ],
+        "soonest first; the unreadable date is not due"
+    );
+    assert!(next.iter().all(|n| !n.case_id.is_empty()));
+    assert_eq!(db.reminder_next_due_cases(r.id, 1).await.unwrap().len(), 1);
+    // Another rule's id reads nothing of this one.
+    assert!(db
+        .reminder_next_due_cases(r.id + 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
