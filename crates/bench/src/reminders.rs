@@ -69,6 +69,8 @@ pub struct Sizes {
 const ZONE: &str = "Africa/Kampala";
 /// Sheets are written and imported in parts of this many rows (the import's size limit).
 const SHEET_ROWS: usize = 200_000;
+/// Most cases of a part (their numbers must differ).
+const MAX_CASES: usize = 10_000_000;
 /// How far in the past the firing part's project lives.
 const FIRE_PAST_DAYS: i64 = 100;
 /// The day, after the firing part's set-up, of every case's `next_visit`.
@@ -225,6 +227,20 @@ async fn schedule_rows(db: &Db, reminder_id: i64) -> anyhow::Result<i64> {
 
 /// Runs the parts asked.
 pub async fn run(bench: &Bench, part: Part, sizes: Sizes) -> anyhow::Result<()> {
+    for (flag, n) in [
+        ("--cases", sizes.cases),
+        ("--due", sizes.due),
+        ("--import", sizes.import),
+        ("--existing", sizes.existing),
+    ] {
+        // Case numbers `+25677` and 7 digits are distinct below 10,000,000.
+        if !(1..=MAX_CASES).contains(&n) {
+            bail!("{flag} must be from 1 to {MAX_CASES}, not {n}");
+        }
+    }
+    if sizes.existing + sizes.import > MAX_CASES {
+        bail!("--existing and --import together must be at most {MAX_CASES}");
+    }
     if matches!(part, Part::All | Part::Eval) {
         eval(bench, sizes.cases).await?;
     }
