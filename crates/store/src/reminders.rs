@@ -690,6 +690,21 @@ impl Db {
         counts.outcomes.extend(outcomes);
         Ok(counts)
     }
+    /// How many messages of the project a rule has queued (whatever became of them since).
+    pub async fn count_reminder_messages(
+        &self,
+        project_id: i64,
+        reminder_id: i64,
+    ) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE reminder_id = $1 AND project_id = $2",
+        )
+        .bind(reminder_id)
+        .bind(project_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// A rule whose evaluation has not finished (the oldest), as (rule, project).
     pub async fn next_unevaluated_reminder(&self) -> StoreResult<Option<(i64, i64)>> {
         Ok(sqlx::query_as(

@@ -157,6 +157,11 @@ async fn a_rule_sends_each_case_its_occurrence_once_at_its_local_time(engine: Di
     let sent = reminder_messages(db, &p).await;
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[1].text, "Bea: your visit is on 2026-03-07.");
+    assert_eq!(db.count_reminder_messages(p.id, r.id).await.unwrap(), 2);
+    assert_eq!(
+        db.count_reminder_messages(p.id + 1000, r.id).await.unwrap(),
+        0
+    );
     let counts = db.reminder_counts(r.id).await.unwrap();
     assert_eq!(counts.outcomes.get("queued"), Some(&2));
     assert_eq!(counts.states.get("done"), Some(&2));
