@@ -321,6 +321,7 @@ impl UpcomingView {
     }
 }
 
+/// The preview of a rule not saved yet (the form).
 async fn upcoming_view(
     state: &AppState,
     page: &ProjectPage,
@@ -532,7 +533,17 @@ async fn show(
                 .collect()
         })
         .unwrap_or_default();
-    let up = upcoming_view(&state, &page, rule).await?;
+    // What the saved rule will send: each case from its schedule (what was sent is not listed).
+    let up = reminders::upcoming_saved(
+        &state.db,
+        &page.project,
+        &stored,
+        casecast_core::time::now_ms(),
+        UPCOMING_DAYS,
+        UPCOMING_ROWS,
+    )
+    .await?;
+    let up = UpcomingView::of(up, rule);
     let view = RulePage {
         chrome: Chrome::project(&page, "reminders"),
         slug: page.project.slug.clone(),
