@@ -28,6 +28,7 @@ mod openapi;
 mod opt_outs;
 mod pages;
 mod people_pages;
+mod reminders;
 mod survey_results;
 mod surveys;
 mod upload_bad_input;
