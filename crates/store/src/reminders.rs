@@ -250,6 +250,35 @@ impl Db {
         .collect()
     }
 
+    /// A page of the project's rules, oldest first: up to `limit` with an id after `after`, and
+    /// the cursor of the next page (the last id) when there are more.
+    pub async fn reminders_page(
+        &self,
+        project_id: i64,
+        after: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<(Vec<StoredReminder>, Option<i64>)> {
+        let mut items = sqlx::query(&format!(
+            "SELECT {REMINDER_COLUMNS} FROM reminders WHERE project_id = $1 AND id > $2
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(project_id)
+        .bind(after.unwrap_or(0))
+        .bind(limit as i64 + 1)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(reminder_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
     /// The project's active rules, read inside the caller's transaction.
     pub async fn active_reminders_tx(
         &self,
