@@ -429,7 +429,7 @@ async fn fire_page(
         .collect();
     let opted_out = db.opted_out_of_tx(tx, project_id, &phones).await?;
     let zone = project.zone();
-    let project_limit = casecast_core::reminder::DEFAULT_LATE_LIMIT;
+    let project_limit = project.reminder_late_limit();
 
     // Judge each row as its case is now.
     let mut decisions: Vec<Decision> = Vec::with_capacity(due.len());

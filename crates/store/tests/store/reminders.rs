@@ -26,6 +26,7 @@ on_both_engines!(
     due_rows_fire_a_page_at_a_time_each_once,
     every_write_path_puts_the_case_before_its_rules_again,
     a_rule_edit_looks_again_in_pages_and_sends_nothing_twice,
+    the_projects_late_limit_holds_unless_the_rule_has_its_own,
 );
 
 /// Kampala (the test project's zone) is UTC+3 all year.
@@ -754,4 +755,52 @@ async fn the_page_reads_name_who_is_due_next_and_how_far_the_evaluation_went(eng
         .await
         .unwrap()
         .is_empty());
+}
+
+async fn the_projects_late_limit_holds_unless_the_rule_has_its_own(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let Setup { p, .. } = setup(db, survey_body()).await;
+    let settings = casecast_core::settings::MessagingSettings {
+        reminder_late_limit_hours: 1,
+        ..Default::default()
+    };
+    db.set_messaging_settings(p.id, &settings).await.unwrap();
+    let clock = ManualClock::new(kampala(2026, 3, 1, 8, 0));
+    let project_limit = reminders::create(db, p.id, &rule(json!({"name": "Project's"})), None)
+        .await
+        .unwrap();
+    let own_limit = reminders::create(
+        db,
+        p.id,
+        &rule(json!({"name": "Own", "late_limit_hours": 24})),
+        None,
+    )
+    .await
+    .unwrap();
+    let c = case_with(db, p.id, None, "Amina", None, Some("0772000751")).await;
+    set(
+        db,
+        &p,
+        c.case_id.as_str(),
+        &[("next_visit", Some("2026-03-05"))],
+    )
+    .await;
+    tick(db, &clock).await;
+    // The workers were down from 08:30 to 11:00 on the day: two hours late.
+    clock.set(kampala(2026, 3, 3, 11, 0));
+    assert_eq!(tick(db, &clock).await, 2);
+    let counts = db.reminder_counts(project_limit.id).await.unwrap();
+    assert_eq!(
+        counts.outcomes.get("missed"),
+        Some(&1),
+        "over the project's hour"
+    );
+    let counts = db.reminder_counts(own_limit.id).await.unwrap();
+    assert_eq!(
+        counts.outcomes.get("queued"),
+        Some(&1),
+        "within the rule's 24 hours"
+    );
+    assert_eq!(reminder_messages(db, &p).await.len(), 1);
 }

@@ -372,17 +372,26 @@ async fn answer(db: &Db, stored: &StoredReminder) -> StoreResult<ReminderJson> {
     Ok(ReminderJson::new(stored, Some(counts)))
 }
 
-/// What `rule` would send from now, in the checked window.
+/// What `rule` (unsaved) or the saved rule `stored` would send from now, in the checked window:
+/// a saved rule's cases are judged from their schedules (what was sent is not listed again).
 async fn upcoming_of(
     state: &AppState,
     project: &Project,
-    rule: &ReminderRule,
+    rule: Result<&ReminderRule, &StoredReminder>,
     query: &UpcomingQuery,
 ) -> ReminderResult<UpcomingJson> {
     let (days, limit) = query.checked()?;
     let now = state.clock.now_ms();
-    let upcoming =
-        casecast_engine::reminders::upcoming(&state.db, project, rule, now, days, limit).await?;
+    let db = &state.db;
+    let upcoming = match rule {
+        Ok(rule) => {
+            casecast_engine::reminders::upcoming(db, project, rule, now, days, limit).await?
+        }
+        Err(stored) => {
+            casecast_engine::reminders::upcoming_saved(db, project, stored, now, days, limit)
+                .await?
+        }
+    };
     Ok(UpcomingJson::new(upcoming, days))
 }
 
@@ -446,7 +455,7 @@ async fn preview_reminder(
     query.checked()?;
     let rule = checked(&state.db, auth.project.id, parse_new(&body)).await?;
     Ok(Json(
-        upcoming_of(&state, &auth.project, &rule, &query).await?,
+        upcoming_of(&state, &auth.project, Ok(&rule), &query).await?,
     ))
 }
 
@@ -523,6 +532,6 @@ async fn upcoming_reminder(
     query.checked()?;
     let stored = state.db.reminder(auth.project.id, p.id).await?;
     Ok(Json(
-        upcoming_of(&state, &auth.project, &stored.rule, &query).await?,
+        upcoming_of(&state, &auth.project, Err(&stored), &query).await?,
     ))
 }
