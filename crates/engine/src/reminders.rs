@@ -701,6 +701,10 @@ pub async fn upcoming_saved(
     upcoming_of(db, project, stored.clone(), true, now, days, limit).await
 }
 
+/// Upcoming lists computed at once by this process: each reads every case of the rule's type,
+/// so more requests wait their turn rather than add reads.
+static UPCOMING_AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 async fn upcoming_of(
     db: &Db,
     project: &Project,
@@ -710,6 +714,10 @@ async fn upcoming_of(
     days: u32,
     limit: usize,
 ) -> StoreResult<Upcoming> {
+    let _turn = UPCOMING_AT_ONCE
+        .acquire()
+        .await
+        .map_err(|_| StoreError::Internal("the upcoming lists' semaphore is closed".into()))?;
     let rule = stored.rule.clone();
     let rule = &rule;
     let compiled = Compiled::new(stored)?;
