@@ -304,6 +304,7 @@ impl Db {
         rule: &ReminderRule,
     ) -> StoreResult<StoredReminder> {
         let now = casecast_core::time::now_ms();
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE reminders SET definition = $1, active = $2, case_type = $3, version = version + 1,
                 evaluated_through = NULL, evaluated_at = NULL, updated_at = $4
@@ -315,12 +316,21 @@ impl Db {
         .bind(now)
         .bind(project_id)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound("reminder"));
         }
+        if !rule.active {
+            // Nothing of an inactive rule is due; its cases are judged again (their next
+            // occurrences found again) when it is activated.
+            sqlx::query("UPDATE reminder_schedules SET next_at = NULL WHERE reminder_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         self.reminder(project_id, id).await
     }
 

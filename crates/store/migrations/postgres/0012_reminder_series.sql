@@ -5,3 +5,9 @@
 -- new series.
 ALTER TABLE reminder_schedules ADD COLUMN handled_series TEXT;
 ALTER TABLE reminder_schedules ADD COLUMN handled_occurrence BIGINT;
+
+-- Due rows are taken in the order of this index (soonest first, then by rule and case), so a
+-- page of them is read off the index instead of sorting every due row for each page.
+DROP INDEX reminder_schedules_due;
+CREATE INDEX reminder_schedules_due ON reminder_schedules(next_at, reminder_id, case_pk)
+  WHERE next_at IS NOT NULL;

@@ -677,6 +677,17 @@ async fn a_rule_edit_looks_again_in_pages_and_sends_nothing_twice(engine: Dialec
         .unwrap();
     assert_eq!(fresh.total, 2 * (n - 1));
 
+    // Deactivated, nothing of the rule is due; activated again, its cases are judged again
+    // from their rows.
+    let mut off = edited.clone();
+    off.active = false;
+    reminders::update(db, p.id, r.id, &off).await.unwrap();
+    assert!(db.reminder_next_due(r.id, 10).await.unwrap().is_empty());
+    assert!(!db.has_due_schedules(i64::MAX).await.unwrap());
+    while reminders::evaluate_rules(db, &clock).await.unwrap() {}
+    reminders::update(db, p.id, r.id, &edited).await.unwrap();
+    while reminders::evaluate_rules(db, &clock).await.unwrap() {}
+    assert_eq!(db.reminder_next_due(r.id, 10).await.unwrap().len(), 10);
     // Occurrence 1 went at 09:00: it does not go again at 10:00, nor at 10:00 in London.
     clock.set(kampala(2026, 3, 3, 10, 0));
     assert_eq!(tick(db, &clock).await, 0);
