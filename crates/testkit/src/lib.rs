@@ -12,6 +12,7 @@ pub mod capture;
 pub mod cli;
 pub mod kannel;
 mod pg_locks;
+pub mod reminders;
 pub mod seed;
 mod workflows;
 

@@ -1,0 +1,245 @@
+//! Three `casecast worker` processes on one PostgreSQL database share a reminder rule (issue
+//! 15, exactly once): "2 days before `next_visit` at 09:00, then every day, 3 times" over 300
+//! cases whose visits fall on four days, so that up to three quarters of the cases are due at
+//! the same instant. On one fake clock that runs four hours a second (a claim's one-minute
+//! lease lasts a few real milliseconds: the workers' claims overlap all the time) the workers
+//! live through the eight days. In the end every (case, occurrence) has exactly one record,
+//! due at its instant, and exactly one message, and the operator got each message once.
+//!
+//! PostgreSQL only: several processes sharing one database is the PostgreSQL deployment (a
+//! SQLite file is served by one process). The test's name ends in `::postgres`.
+
+// Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
+// spares only #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use casecast_core::gateway::config::GatewayKind;
+use casecast_core::reminder::ReminderRule;
+use casecast_core::time::{now_ms, parse_rfc3339};
+use casecast_core::{CountryCode, ProjectSlug, TimeZoneName};
+use casecast_engine::clock::{Clock, ScaledClock};
+use casecast_engine::reminders;
+use casecast_store::gateways::NewGateway;
+use casecast_store::projects::{NewProject, Project};
+use casecast_testkit::capture::Capture;
+use casecast_testkit::cli::Worker;
+use casecast_testkit::kannel::url_decode;
+use casecast_testkit::{eventually, seed, Dialect, TestDb};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_casecast");
+const CASES: usize = 300;
+/// Days the visits fall on, and occurrences a case gets.
+const VISIT_DAYS: usize = 4;
+const TIMES: usize = 3;
+/// Fake milliseconds per real one: a real second is four fake hours.
+const SPEED: i64 = 4 * 3600;
+/// Where the fake clock starts: 54 fake hours before the first reminder.
+const START: &str = "2027-03-01T00:00:00Z";
+const SENDSMS: &str = "/cgi-bin/sendsms";
+const WITHIN: Duration = Duration::from_secs(300);
+
+mod three_workers_send_each_occurrence_of_a_repeating_rule_once {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::three_workers_send_each_occurrence_of_a_repeating_rule_once().await
+    }
+}
+
+fn case_id(i: usize) -> String {
+    format!("r-{i:04}")
+}
+
+fn name(i: usize) -> String {
+    format!("Person {i}")
+}
+
+fn phone(i: usize) -> String {
+    format!("+2567722{i:05}")
+}
+
+/// Case `i`'s visit: 5 to 8 March.
+fn visit_day(i: usize) -> usize {
+    5 + i % VISIT_DAYS
+}
+
+fn visit(i: usize) -> String {
+    format!("2027-03-{:02}", visit_day(i))
+}
+
+/// When case `i`'s occurrence `k` (from 1) is due: 09:00 in Kampala (UTC+3), two days before
+/// the visit, then each day.
+fn due(i: usize, k: usize) -> i64 {
+    let day = visit_day(i) - 2 + (k - 1);
+    parse_rfc3339(&format!("2027-03-{day:02}T06:00:00Z")).unwrap()
+}
+
+fn text(i: usize) -> String {
+    format!("{}: your visit is on {}.", name(i), visit(i))
+}
+
+/// One query parameter of a raw query string, decoded.
+fn param(query: &str, name: &str) -> String {
+    let raw = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {query}"));
+    String::from_utf8(url_decode(raw)).unwrap()
+}
+
+/// A Kampala project whose Kannel gateway's sendsms is `sendsms`, with the cases.
+async fn setup(t: &TestDb, sendsms: &Capture) -> Project {
+    let db = &t.db;
+    let p = db
+        .create_project(&NewProject {
+            slug: ProjectSlug::parse("gulu").unwrap(),
+            name: "Gulu".into(),
+            time_zone: TimeZoneName::parse("Africa/Kampala").unwrap(),
+            country: Some(CountryCode::parse("UG").unwrap()),
+        })
+        .await
+        .unwrap();
+    let gateway = NewGateway {
+        name: "Kannel".into(),
+        kind: GatewayKind::Kannel,
+        config: json!({"sendsms_url": format!("{}{SENDSMS}", sendsms.base),
+            "username": "u", "password": "p", "from": "1234"}),
+        callback_base_url: "http://127.0.0.1:9".into(),
+        max_segments_per_second: None,
+        max_attempts: None,
+        prefixes: vec![],
+        is_default: true,
+    };
+    db.create_gateway(p.id, &gateway).await.unwrap();
+    let mut csv = String::from("case_id,name,phone_number,next_visit\n");
+    for i in 0..CASES {
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            case_id(i),
+            name(i),
+            phone(i),
+            visit(i)
+        ));
+    }
+    assert_eq!(seed::import_cases(db, &p, csv).await, CASES);
+    p
+}
+
+async fn three_workers_send_each_occurrence_of_a_repeating_rule_once() {
+    let test_db = TestDb::new(Dialect::Postgres).await;
+    let (t, db) = (&test_db, &test_db.db);
+    let sendsms = Capture::start();
+    let p = setup(t, &sendsms).await;
+    let rule = ReminderRule::parse_checked(&json!({
+        "name": "Visit reminder", "case_type": "case", "query": "",
+        "start": {"property": "next_visit", "offset_days": -2}, "time": "09:00",
+        "repeat": {"every_days": 1, "times": TIMES},
+        "content": {"sms": {"*": "{case.name}: your visit is on {case.next_visit}."}}
+    }))
+    .unwrap();
+    let r = reminders::create(db, p.id, &rule, None).await.unwrap();
+
+    // One fake clock for every process. The test evaluates the rule's cases on it first (as a
+    // worker would), so that they match from the clock's start however long the workers take
+    // to start.
+    let clock = ScaledClock {
+        anchor_ms: now_ms(),
+        start_ms: parse_rfc3339(START).unwrap(),
+        speed: SPEED as f64,
+    };
+    while reminders::evaluate_rules(db, &clock).await.unwrap() {}
+    let first_due = (0..CASES).map(|i| due(i, 1)).min().unwrap();
+    assert!(
+        clock.now_ms() < first_due,
+        "the machine took more than 54 fake hours to evaluate {CASES} cases"
+    );
+    let scheduled = db.reminder_counts(r.id).await.unwrap().states;
+    assert_eq!(
+        scheduled.get("scheduled"),
+        Some(&(CASES as i64)),
+        "{scheduled:?}"
+    );
+
+    let spec = format!("{}:{}:{SPEED}", clock.anchor_ms, clock.start_ms);
+    let args = ["--test-clock", spec.as_str()];
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|_| Worker::start_with(BIN, &t.url, &args, &[]))
+        .collect();
+
+    // Past the last occurrence by more than a tick: everything recorded and sent.
+    let last = (0..CASES).map(|i| due(i, TIMES)).max().unwrap();
+    let all = CASES * TIMES;
+    let rid = r.id;
+    let records = eventually("every occurrence recorded and sent", WITHIN, || {
+        workers.iter_mut().for_each(Worker::check_alive);
+        let past = clock.now_ms() > last + 12 * 3_600_000;
+        async move {
+            let records = db.reminder_occurrences(rid, 10 * all).await.unwrap();
+            let messages = t.reminder_messages(rid).await;
+            let sent = messages.iter().all(|m| m.status == "sent");
+            (past && records.len() >= all && messages.len() >= all && sent).then_some(records)
+        }
+    })
+    .await;
+    let got = sendsms.wait_for(SENDSMS, all).await;
+    workers.iter_mut().for_each(Worker::check_alive);
+
+    // Exactly one record per (case, occurrence), due at its instant, queued.
+    assert_eq!(records.len(), all);
+    let mut recorded: BTreeMap<(String, i64), Vec<(i64, &str)>> = BTreeMap::new();
+    for o in &records {
+        (recorded
+            .entry((o.case_id.clone(), o.occurrence))
+            .or_default())
+        .push((o.due_at, o.outcome.as_str()));
+    }
+    let mut late = 0;
+    for i in 0..CASES {
+        for k in 1..=TIMES {
+            let key = (case_id(i), k as i64);
+            let found = recorded.remove(&key).unwrap_or_default();
+            assert_eq!(found, [(due(i, k), "queued")], "{key:?}");
+        }
+    }
+    assert!(recorded.is_empty(), "{recorded:?}");
+    for o in &records {
+        assert!(o.recorded_at >= o.due_at, "{o:?}");
+        late = late.max(o.recorded_at - o.due_at);
+    }
+    eprintln!(
+        "the latest occurrence was recorded {:.1} fake hours after its instant",
+        late as f64 / 3_600_000.0
+    );
+
+    // Exactly one message per (case, occurrence): three per case, each queued once.
+    let messages = t.reminder_messages(rid).await;
+    assert_eq!(messages.len(), all);
+    let mut per_case: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for m in &messages {
+        (per_case.entry(m.case_id.clone().unwrap()).or_default())
+            .push((m.phone.clone(), m.text.clone()));
+    }
+    for i in 0..CASES {
+        let expected = vec![(phone(i), text(i)); TIMES];
+        assert_eq!(per_case.remove(&case_id(i)), Some(expected), "case {i}");
+    }
+    assert!(per_case.is_empty(), "{per_case:?}");
+
+    // And the operator got each once.
+    assert_eq!(got.len(), all);
+    let mut per_number: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for q in &got {
+        per_number
+            .entry(param(q, "to"))
+            .or_default()
+            .push(param(q, "text"));
+    }
+    for i in 0..CASES {
+        let texts = per_number.remove(&phone(i)).unwrap_or_default();
+        assert_eq!(texts, vec![text(i); TIMES], "case {i}");
+    }
+    assert!(per_number.is_empty(), "{per_number:?}");
+}
