@@ -1,13 +1,20 @@
 //! Three `casecast worker` processes on one PostgreSQL database share a reminder rule (issue
 //! 15, exactly once): "2 days before `next_visit` at 09:00, then every day, 3 times" over 300
 //! cases whose visits fall on four days, so that up to three quarters of the cases are due at
-//! the same instant. On one fake clock that runs four hours a second (a claim's one-minute
-//! lease lasts a few real milliseconds: the workers' claims overlap all the time) the workers
-//! live through the eight days. In the end every (case, occurrence) has exactly one record,
+//! the same instant. On one fake clock that runs four hours a second the workers live through
+//! the eight days, each firing pages of the due rows the others have not taken. In the end every (case, occurrence) has exactly one record,
 //! due at its instant, and exactly one message, and the operator got each message once.
 //!
 //! PostgreSQL only: several processes sharing one database is the PostgreSQL deployment (a
 //! SQLite file is served by one process). The test's name ends in `::postgres`.
+//!
+//! And a crash between recording occurrences and queueing their messages, on both engines: a
+//! worker held at the fault point `reminder-batch=2` (inside the transaction of the second page
+//! of due occurrences it fires: the occurrences recorded and their messages queued, not
+//! committed) is killed with SIGKILL. The first page (every case's first occurrence) stays, sent
+//! once; nothing of the second shows, no record and no message; another worker (on PostgreSQL
+//! running meanwhile, its page skipping the held rows; on SQLite started after the kill) sends
+//! each second occurrence once.
 
 // Helpers of a test crate are test code too, though clippy's allow-unwrap-in-tests (clippy.toml)
 // spares only #[test] functions and #[cfg(test)] modules.
@@ -27,7 +34,7 @@ use casecast_store::projects::{NewProject, Project};
 use casecast_testkit::capture::Capture;
 use casecast_testkit::cli::Worker;
 use casecast_testkit::kannel::url_decode;
-use casecast_testkit::{eventually, seed, Dialect, TestDb};
+use casecast_testkit::{eventually, on_both_engines, seed, Dialect, TestDb};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_casecast");
@@ -48,6 +55,8 @@ mod three_workers_send_each_occurrence_of_a_repeating_rule_once {
         super::three_workers_send_each_occurrence_of_a_repeating_rule_once().await
     }
 }
+
+on_both_engines!(a_worker_killed_inside_a_page_of_reminders_leaves_it_to_be_sent_once);
 
 fn case_id(i: usize) -> String {
     format!("r-{i:04}")
@@ -78,7 +87,11 @@ fn due(i: usize, k: usize) -> i64 {
 }
 
 fn text(i: usize) -> String {
-    format!("{}: your visit is on {}.", name(i), visit(i))
+    text_on(i, &visit(i))
+}
+
+fn text_on(i: usize, visit: &str) -> String {
+    format!("{}: your visit is on {visit}.", name(i))
 }
 
 /// One query parameter of a raw query string, decoded.
@@ -90,8 +103,9 @@ fn param(query: &str, name: &str) -> String {
     String::from_utf8(url_decode(raw)).unwrap()
 }
 
-/// A Kampala project whose Kannel gateway's sendsms is `sendsms`, with the cases.
-async fn setup(t: &TestDb, sendsms: &Capture) -> Project {
+/// A Kampala project whose Kannel gateway's sendsms is `sendsms`, with `cases` cases, case
+/// `i`'s visit on `visit(i)`.
+async fn setup(t: &TestDb, sendsms: &Capture, cases: usize, visit: fn(usize) -> String) -> Project {
     let db = &t.db;
     let p = db
         .create_project(&NewProject {
@@ -115,7 +129,7 @@ async fn setup(t: &TestDb, sendsms: &Capture) -> Project {
     };
     db.create_gateway(p.id, &gateway).await.unwrap();
     let mut csv = String::from("case_id,name,phone_number,next_visit\n");
-    for i in 0..CASES {
+    for i in 0..cases {
         csv.push_str(&format!(
             "{},{},{},{}\n",
             case_id(i),
@@ -124,32 +138,45 @@ async fn setup(t: &TestDb, sendsms: &Capture) -> Project {
             visit(i)
         ));
     }
-    assert_eq!(seed::import_cases(db, &p, csv).await, CASES);
+    assert_eq!(seed::import_cases(db, &p, csv).await, cases);
     p
+}
+
+/// The rule: two days before the visit at 09:00, then every day, `times` times.
+fn rule(times: usize) -> ReminderRule {
+    ReminderRule::parse_checked(&json!({
+        "name": "Visit reminder", "case_type": "case", "query": "",
+        "start": {"property": "next_visit", "offset_days": -2}, "time": "09:00",
+        "repeat": {"every_days": 1, "times": times},
+        "content": {"sms": {"*": "{case.name}: your visit is on {case.next_visit}."}}
+    }))
+    .unwrap()
+}
+
+/// A fake clock that reads `start` now and runs `speed` times faster, and its `--test-clock`.
+fn clock(start: &str, speed: i64) -> (ScaledClock, String) {
+    let clock = ScaledClock {
+        anchor_ms: now_ms(),
+        start_ms: parse_rfc3339(start).unwrap(),
+        speed: speed as f64,
+    };
+    let spec = format!("{}:{}:{speed}", clock.anchor_ms, clock.start_ms);
+    (clock, spec)
 }
 
 async fn three_workers_send_each_occurrence_of_a_repeating_rule_once() {
     let test_db = TestDb::new(Dialect::Postgres).await;
     let (t, db) = (&test_db, &test_db.db);
     let sendsms = Capture::start();
-    let p = setup(t, &sendsms).await;
-    let rule = ReminderRule::parse_checked(&json!({
-        "name": "Visit reminder", "case_type": "case", "query": "",
-        "start": {"property": "next_visit", "offset_days": -2}, "time": "09:00",
-        "repeat": {"every_days": 1, "times": TIMES},
-        "content": {"sms": {"*": "{case.name}: your visit is on {case.next_visit}."}}
-    }))
-    .unwrap();
-    let r = reminders::create(db, p.id, &rule, None).await.unwrap();
+    let p = setup(t, &sendsms, CASES, visit).await;
+    let r = reminders::create(db, p.id, &rule(TIMES), None)
+        .await
+        .unwrap();
 
     // One fake clock for every process. The test evaluates the rule's cases on it first (as a
     // worker would), so that they match from the clock's start however long the workers take
     // to start.
-    let clock = ScaledClock {
-        anchor_ms: now_ms(),
-        start_ms: parse_rfc3339(START).unwrap(),
-        speed: SPEED as f64,
-    };
+    let (clock, spec) = clock(START, SPEED);
     while reminders::evaluate_rules(db, &clock).await.unwrap() {}
     let first_due = (0..CASES).map(|i| due(i, 1)).min().unwrap();
     assert!(
@@ -163,7 +190,6 @@ async fn three_workers_send_each_occurrence_of_a_repeating_rule_once() {
         "{scheduled:?}"
     );
 
-    let spec = format!("{}:{}:{SPEED}", clock.anchor_ms, clock.start_ms);
     let args = ["--test-clock", spec.as_str()];
     let mut workers: Vec<Worker> = (0..3)
         .map(|_| Worker::start_with(BIN, &t.url, &args, &[]))
@@ -242,4 +268,136 @@ async fn three_workers_send_each_occurrence_of_a_repeating_rule_once() {
         assert_eq!(texts, vec![text(i); TIMES], "case {i}");
     }
     assert!(per_number.is_empty(), "{per_number:?}");
+}
+
+/// Cases of the crash test, all with their visit on one day.
+const KILL_CASES: usize = 12;
+const KILL_VISIT: &str = "2027-03-05";
+/// The crash test's clock: an hour a second, from six fake hours before the first occurrence;
+/// the second comes a day (24 real seconds) after the first.
+const KILL_START: &str = "2027-03-03T00:00:00Z";
+const KILL_SPEED: i64 = 3600;
+const HELD: &str = "held at fault point reminder-batch=2";
+
+async fn a_worker_killed_inside_a_page_of_reminders_leaves_it_to_be_sent_once(engine: Dialect) {
+    let test_db = TestDb::new(engine).await;
+    let (t, db) = (&test_db, &test_db.db);
+    let sendsms = Capture::start();
+    let p = setup(t, &sendsms, KILL_CASES, |_| KILL_VISIT.to_string()).await;
+    let r = reminders::create(db, p.id, &rule(2), None).await.unwrap();
+    // Occurrence k at 09:00 in Kampala on 3 and 4 March.
+    let due_at = |k: i64| parse_rfc3339(&format!("2027-03-0{}T06:00:00Z", 2 + k)).unwrap();
+    let (clock, spec) = clock(KILL_START, KILL_SPEED);
+    while reminders::evaluate_rules(db, &clock).await.unwrap() {}
+    assert!(
+        clock.now_ms() < due_at(1),
+        "the machine took more than 6 fake hours to evaluate {KILL_CASES} cases"
+    );
+    let rid = r.id;
+
+    // The worker fires the first occurrences in its first page and holds inside its second.
+    let held_args = [
+        "--test-clock",
+        spec.as_str(),
+        "--test-fault",
+        "reminder-batch=2",
+    ];
+    let mut held = Worker::start_with(BIN, &t.url, &held_args, &[]);
+    eventually("the worker held at its fault point", WITHIN, || {
+        held.check_alive();
+        let stderr = held.stderr();
+        async move { stderr.contains(HELD).then_some(()) }
+    })
+    .await;
+    // The first page committed, its messages sent once; nothing of the second shows.
+    let first_page = || async {
+        let records = db.reminder_occurrences(rid, 100).await.unwrap();
+        let mut found: Vec<(String, i64, i64, String)> = (records.iter())
+            .map(|o| (o.case_id.clone(), o.occurrence, o.due_at, o.outcome.clone()))
+            .collect();
+        found.sort();
+        let expected: Vec<(String, i64, i64, String)> = (0..KILL_CASES)
+            .map(|i| (case_id(i), 1, due_at(1), "queued".to_string()))
+            .collect();
+        assert_eq!(found, expected, "only the first page's records");
+        let messages = t.reminder_messages(rid).await;
+        let mut texts: Vec<(Option<String>, String, String)> = (messages.iter())
+            .map(|m| (m.case_id.clone(), m.phone.clone(), m.text.clone()))
+            .collect();
+        texts.sort();
+        let expected: Vec<(Option<String>, String, String)> = (0..KILL_CASES)
+            .map(|i| (Some(case_id(i)), phone(i), text_on(i, KILL_VISIT)))
+            .collect();
+        assert_eq!(texts, expected, "only the first page's messages");
+        messages
+    };
+    first_page().await;
+    eventually("the first page's messages sent", WITHIN, || async {
+        let messages = t.reminder_messages(rid).await;
+        messages.iter().all(|m| m.status == "sent").then_some(())
+    })
+    .await;
+    sendsms.wait_for(SENDSMS, KILL_CASES).await;
+
+    // On PostgreSQL another worker runs meanwhile: its pages skip the held rows until the kill,
+    // then take them. On SQLite the held write transaction would keep every other writer
+    // waiting: a new worker starts after the kill.
+    let args = ["--test-clock", spec.as_str()];
+    let other = (engine == Dialect::Postgres).then(|| Worker::start_with(BIN, &t.url, &args, &[]));
+    first_page().await;
+    held.kill();
+    let mut worker = match other {
+        Some(w) => w,
+        None => {
+            first_page().await;
+            Worker::start_with(BIN, &t.url, &args, &[])
+        }
+    };
+    let all = 2 * KILL_CASES;
+    let records = eventually("the second page fired again and sent", WITHIN, || {
+        worker.check_alive();
+        async move {
+            let records = db.reminder_occurrences(rid, 100).await.unwrap();
+            let messages = t.reminder_messages(rid).await;
+            let sent = messages.iter().all(|m| m.status == "sent");
+            (records.len() >= all && messages.len() >= all && sent).then_some(records)
+        }
+    })
+    .await;
+
+    // Each (case, occurrence) recorded once, each message queued once and sent once.
+    let mut found: Vec<(String, i64, i64, String)> = (records.iter())
+        .map(|o| (o.case_id.clone(), o.occurrence, o.due_at, o.outcome.clone()))
+        .collect();
+    found.sort();
+    let expected: Vec<(String, i64, i64, String)> = (0..KILL_CASES)
+        .flat_map(|i| [1, 2].map(|k| (case_id(i), k, due_at(k), "queued".to_string())))
+        .collect();
+    assert_eq!(found, expected);
+    let messages = t.reminder_messages(rid).await;
+    let mut per_case: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for m in &messages {
+        (per_case.entry(m.case_id.clone().unwrap()).or_default())
+            .push((m.phone.clone(), m.text.clone()));
+    }
+    for i in 0..KILL_CASES {
+        let expected = vec![(phone(i), text_on(i, KILL_VISIT)); 2];
+        assert_eq!(per_case.remove(&case_id(i)), Some(expected), "case {i}");
+    }
+    assert!(per_case.is_empty(), "{per_case:?}");
+    let got = sendsms.wait_for(SENDSMS, all).await;
+    let mut per_number: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for q in &got {
+        per_number
+            .entry(param(q, "to"))
+            .or_default()
+            .push(param(q, "text"));
+    }
+    for i in 0..KILL_CASES {
+        let texts = per_number.remove(&phone(i)).unwrap_or_default();
+        assert_eq!(texts, vec![text_on(i, KILL_VISIT); 2], "case {i}");
+    }
+    assert!(per_number.is_empty(), "{per_number:?}");
+    assert_eq!(got.len(), all);
+    worker.check_alive();
 }
