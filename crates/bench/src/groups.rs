@@ -103,7 +103,7 @@ pub(crate) async fn import_generated(
     db: &Db,
     slug: &str,
     cases: usize,
-    write: fn(&Path, usize, usize) -> anyhow::Result<()>,
+    write: impl Fn(&Path, usize, usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     let dir = tempfile::tempdir()?;
     // Imported in parts of 200,000: a single file of a million cases is over the 50 MB limit.

@@ -1,5 +1,5 @@
 //! `casecast-bench`: speed and memory figures of Casecast on data it makes: imports, case
-//! groups, delivery, broadcasts, surveys and case exports. Where a figure is a `casecast serve` or
+//! groups, delivery, broadcasts, surveys, keywords, reminders and case exports. Where a figure is a `casecast serve` or
 //! `casecast worker` process's, it starts the `casecast` binary (`--casecast PATH`, by default
 //! the one beside this program); `scripts/bench` builds both and runs every benchmark on SQLite
 //! and PostgreSQL.
@@ -13,6 +13,7 @@ mod groups;
 mod hardening;
 mod import;
 mod keywords;
+mod reminders;
 mod survey_export;
 mod surveys;
 
@@ -120,6 +121,29 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
     },
+    /// Reminder figures (issue 15), each part on a project of its own: a rule over N cases
+    /// created and evaluated (seconds, cases/s, schedule rows, peak RSS); D occurrences due in
+    /// one minute queued into the outbox by `fire_due` (occurrences/s, checked against the
+    /// outbox); an import of I cases into a project with 10 active rules (rows/s) and the
+    /// re-evaluation it queues (cases/s).
+    Reminders {
+        /// The part to run.
+        #[arg(long, value_enum, default_value_t = reminders::Part::All)]
+        part: reminders::Part,
+        /// Cases of the evaluation part, every one taken by the rule.
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: usize,
+        /// Cases of the firing part, each with an occurrence due in the same minute.
+        #[arg(long, default_value_t = 100_000)]
+        due: usize,
+        /// New cases imported in the import part.
+        #[arg(long, default_value_t = 100_000)]
+        import: usize,
+        /// Cases of the import part's project before the import (its 10 rules evaluated over
+        /// them).
+        #[arg(long, default_value_t = 100_000)]
+        existing: usize,
+    },
     /// Case-export figures: CSV and .xlsx exports of N cases through `casecast serve`, and the
     /// background .xlsx export.
     Export {
@@ -186,6 +210,39 @@ enum Command {
         messages: usize,
         #[arg(long)]
         concurrency: usize,
+    },
+    /// (internal) The measured evaluation of `reminders`.
+    #[command(hide = true)]
+    RunRemindersEval {
+        #[arg(long)]
+        project_id: i64,
+        #[arg(long)]
+        now_ms: i64,
+    },
+    /// (internal) The measured firing of `reminders`.
+    #[command(hide = true)]
+    RunRemindersFire {
+        #[arg(long)]
+        project_id: i64,
+        #[arg(long)]
+        reminder_id: i64,
+        #[arg(long)]
+        at_ms: i64,
+        #[arg(long)]
+        due: usize,
+    },
+    /// (internal) The measured import and re-evaluation of `reminders`.
+    #[command(hide = true)]
+    RunRemindersImport {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        plain_project: String,
+        #[arg(long)]
+        rows: usize,
+        #[arg(long, value_delimiter = ',')]
+        reminder_ids: Vec<i64>,
+        files: Vec<PathBuf>,
     },
     /// (internal) The measured fan-out of `broadcast`.
     #[command(hide = true)]
@@ -269,6 +326,54 @@ async fn run(bench: &Bench, command: Command) -> anyhow::Result<()> {
                 concurrency,
             };
             keywords::run_messages(bench, m).await
+        }
+        Command::Reminders {
+            part,
+            cases,
+            due,
+            import,
+            existing,
+        } => {
+            let sizes = reminders::Sizes {
+                cases,
+                due,
+                import,
+                existing,
+            };
+            reminders::run(bench, part, sizes).await
+        }
+        Command::RunRemindersEval { project_id, now_ms } => {
+            reminders::run_eval(bench, project_id, now_ms).await
+        }
+        Command::RunRemindersFire {
+            project_id,
+            reminder_id,
+            at_ms,
+            due,
+        } => {
+            let f = reminders::Fire {
+                project_id,
+                reminder_id,
+                at_ms,
+                due,
+            };
+            reminders::run_fire(bench, f).await
+        }
+        Command::RunRemindersImport {
+            project,
+            plain_project,
+            rows,
+            reminder_ids,
+            files,
+        } => {
+            let i = reminders::Import {
+                project,
+                plain_project,
+                rows,
+                reminder_ids,
+                files,
+            };
+            reminders::run_import(bench, i).await
         }
         Command::Export { cases } => export::run(bench, cases).await,
         Command::SurveyExport { sessions } => survey_export::run(bench, sessions).await,

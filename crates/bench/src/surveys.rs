@@ -68,8 +68,18 @@ pub(crate) async fn realistic_project(
     db: &casecast_store::Db,
     cases: usize,
 ) -> anyhow::Result<(casecast_store::projects::Project, usize)> {
+    realistic_project_with(db, cases, write_cases).await
+}
+
+/// [`realistic_project`] with its cases from the sheets `write` makes (rows `from..to` into a
+/// file; case `i`'s ID must be [`case_id`]`(i)`).
+pub(crate) async fn realistic_project_with(
+    db: &casecast_store::Db,
+    cases: usize,
+    write: impl Fn(&std::path::Path, usize, usize) -> anyhow::Result<()>,
+) -> anyhow::Result<(casecast_store::projects::Project, usize)> {
     let project = new_project(db).await?;
-    let created = import_generated(db, &project.slug, cases, write_cases).await?;
+    let created = import_generated(db, &project.slug, cases, write).await?;
     for (name, every) in [("Kitgum follow-up", 5), ("Former participants", 7)] {
         let other = db
             .create_group(project.id, &GroupName::parse(name)?, ACTOR)

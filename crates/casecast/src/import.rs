@@ -53,6 +53,9 @@ pub enum CasesCommand {
         /// RFC 3339 time.
         #[arg(long)]
         modified_since: Option<String>,
+        /// Only cases this case query selects: `--query 'district = Gulu AND age >= 18'`.
+        #[arg(long)]
+        query: Option<String>,
         file: PathBuf,
     },
 }
@@ -72,9 +75,11 @@ pub async fn cases(cfg: &Config, command: CasesCommand) -> anyhow::Result<()> {
             group,
             has_phone,
             modified_since,
+            query: case_query,
             file,
         } => {
             let query = CaseQuery {
+                query: case_query,
                 q: search,
                 case_type,
                 closed: closed.map(|b| b.to_string()),

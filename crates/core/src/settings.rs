@@ -16,6 +16,10 @@ pub const MIN_VALIDITY_SECONDS: i64 = 10;
 pub const MAX_VALIDITY_SECONDS: i64 = 7 * 24 * 3600;
 /// Longest confirmation reply.
 const MAX_REPLY_CHARS: usize = 480;
+/// Default reminder late limit: an occurrence more than 2 days late is recorded as missed.
+pub const DEFAULT_REMINDER_LATE_LIMIT_HOURS: i64 = 48;
+/// Longest reminder late limit accepted: 30 days (as a rule's own `late_limit_hours`).
+pub const MAX_REMINDER_LATE_LIMIT_HOURS: i64 = crate::reminder::MAX_LATE_LIMIT_HOURS as i64;
 
 /// Messaging settings of a project; every field has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +45,9 @@ pub struct MessagingSettings {
     /// Most automatic replies (keywords' replies, the default reply) to one number in a window,
     /// as `"5/10m"` (see `crate::keyword::ReplyLimit`), so that two auto-responders stop.
     pub keyword_reply_limit: String,
+    /// Hours a reminder occurrence may be late (after an outage) and still be sent; later it
+    /// is recorded as missed. A rule's own `late_limit_hours` replaces it.
+    pub reminder_late_limit_hours: i64,
 }
 
 impl Default for MessagingSettings {
@@ -56,6 +63,7 @@ impl Default for MessagingSettings {
             validity_seconds: DEFAULT_VALIDITY_SECONDS,
             default_reply: None,
             keyword_reply_limit: crate::keyword::ReplyLimit::default().to_string(),
+            reminder_late_limit_hours: DEFAULT_REMINDER_LATE_LIMIT_HOURS,
         }
     }
 }
@@ -72,6 +80,7 @@ pub enum SettingsField {
     ValiditySeconds,
     DefaultReply,
     KeywordReplyLimit,
+    ReminderLateLimitHours,
 }
 
 impl SettingsField {
@@ -87,6 +96,7 @@ impl SettingsField {
             SettingsField::ValiditySeconds => "validity_seconds",
             SettingsField::DefaultReply => "default_reply",
             SettingsField::KeywordReplyLimit => "keyword_reply_limit",
+            SettingsField::ReminderLateLimitHours => "reminder_late_limit_hours",
         }
     }
 }
@@ -188,6 +198,15 @@ impl MessagingSettings {
             }
         }
         self.reply_limit()?;
+        if !(1..=MAX_REMINDER_LATE_LIMIT_HOURS).contains(&self.reminder_late_limit_hours) {
+            return Err(SettingsFieldError::new(
+                SettingsField::ReminderLateLimitHours,
+                format!(
+                    "must be a whole number of hours from 1 to {MAX_REMINDER_LATE_LIMIT_HOURS} \
+                     (30 days)"
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -323,6 +342,29 @@ mod tests {
         assert_eq!(field_of(&short), SettingsField::ValiditySeconds);
         let f = FieldError::from(short.check().unwrap_err());
         assert_eq!(f.field, "validity_seconds");
+        for hours in [0, -1, 721] {
+            let late = with(|s| s.reminder_late_limit_hours = hours);
+            let e = late.check().unwrap_err();
+            assert_eq!(
+                (e.field, e.to_string().as_str()),
+                (
+                    SettingsField::ReminderLateLimitHours,
+                    "reminder_late_limit_hours: must be a whole number of hours from 1 to 720 \
+                     (30 days)"
+                ),
+                "{hours}"
+            );
+        }
+        assert_eq!(
+            jiff::SignedDuration::from_hours(DEFAULT_REMINDER_LATE_LIMIT_HOURS),
+            crate::reminder::DEFAULT_LATE_LIMIT
+        );
+        for hours in [1, 48, 720] {
+            assert_eq!(
+                with(|s| s.reminder_late_limit_hours = hours).check(),
+                Ok(())
+            );
+        }
     }
 
     #[test]

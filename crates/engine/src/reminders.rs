@@ -18,8 +18,11 @@
 //! - A case is taken while it is live, open, of the rule's type, matches `query` and does not
 //!   match `stop_query`; otherwise its row (if any) is `stopped` and nothing more is sent.
 //! - Occurrences due before the case started matching (`matched_since`) were never due for it;
-//!   after it, every occurrence is handled once, in order (`handled_through`). A date moved
-//!   moves what has not been handled; a case that stops and starts matching again starts anew
+//!   after it, every occurrence is handled once, in order. Occurrences are numbered within a
+//!   series (the case's start date; for an `immediately` rule, when it started matching): a
+//!   number handled is not due again in its series, even if the rule's time or the case's zone
+//!   changed since. A date moved starts a new series from the last instant handled, which moves
+//!   what has not been handled; a case that stops and starts matching again starts anew
 //!   from then, without repeating an occurrence already handled.
 //! - An occurrence found more than the late limit late is recorded `missed`, not sent.
 //! - At firing: no number → `no_phone`; an opted-out number → `opted_out`; another case with
@@ -119,6 +122,17 @@ impl Compiled {
     }
 }
 
+/// The series an occurrence belongs to: the case's start date for a date rule (a moved date
+/// starts a new one), when the case started matching for an `immediately` rule.
+fn series_of(rule: &Compiled, timing: &CaseTiming, matched_since: i64) -> String {
+    match &rule.stored.rule.timing.start {
+        casecast_core::reminder::Start::Date { .. } => {
+            timing.date.map(str::trim).unwrap_or_default().to_string()
+        }
+        casecast_core::reminder::Start::Immediately { .. } => format!("since:{matched_since}"),
+    }
+}
+
 fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -155,18 +169,35 @@ pub fn evaluate(
         skip_reason: None,
         matched_since,
         handled_through,
+        handled_series: existing.and_then(|r| r.handled_series.clone()),
+        handled_occurrence: existing.and_then(|r| r.handled_occurrence),
         next_occurrence: None,
         next_at: None,
     };
     let timing = &rule.stored.rule.timing;
-    match timing.for_case(&CaseTiming::of(case, timing, ts(matched_since)), zone) {
+    let case_timing = CaseTiming::of(case, timing, ts(matched_since));
+    match timing.for_case(&case_timing, zone) {
         Err(skip) => {
             row.state = ScheduleState::Skipped;
             row.skip_reason = Some(skip.code().to_string());
         }
         Ok(schedule) => {
-            let cursor = handled_through.unwrap_or(i64::MIN).max(matched_since - 1);
-            if let Some(next) = schedule.next_due(ts(cursor)) {
+            // In the series handled last, what comes after the number handled (whatever time it
+            // fell at then: the rule's time or the case's zone may have changed); in a new
+            // series (a moved date), what falls after the last occurrence handled.
+            let series = series_of(rule, &case_timing, matched_since);
+            let handled = existing
+                .filter(|r| r.handled_series.as_deref() == Some(series.as_str()))
+                .and_then(|r| r.handled_occurrence);
+            let next = match handled {
+                Some(k) => {
+                    schedule.next_after(ts(matched_since - 1), u32::try_from(k).unwrap_or(u32::MAX))
+                }
+                None => schedule.next_due(ts(handled_through
+                    .unwrap_or(i64::MIN)
+                    .max(matched_since - 1))),
+            };
+            if let Some(next) = next {
                 row.state = ScheduleState::Scheduled;
                 row.next_occurrence = Some(i64::from(next.index));
                 row.next_at = Some(next.at.as_millisecond());
@@ -531,9 +562,12 @@ async fn fire_page(
     for d in decisions {
         let mut row = d.row;
         if let Some(o) = &d.record {
-            row.handled_through = Some(o.due_at);
             let rule = &rules[&o.reminder_id];
             let case = &cases[&o.case_pk];
+            let timing = CaseTiming::of(case, &rule.stored.rule.timing, ts(row.matched_since));
+            row.handled_through = Some(o.due_at);
+            row.handled_series = Some(series_of(rule, &timing, row.matched_since));
+            row.handled_occurrence = Some(o.occurrence);
             let case_groups = groups
                 .get(&o.case_pk)
                 .map(Vec::as_slice)
@@ -630,9 +664,8 @@ pub struct Upcoming {
 /// Texts rendered in the upcoming list.
 const RENDERED: usize = 20;
 
-/// What `rule` (saved or not; `stored` gives its id to exclude what was handled) would send in
-/// the `days` from `now`: every live case of its type is judged (in pages), as a case would be
-/// when it first matched now.
+/// What `rule`, not saved yet, would send in the `days` from `now`: every live case of its type
+/// is judged (in pages), as a case would be when it first matched now.
 pub async fn upcoming(
     db: &Db,
     project: &Project,
@@ -651,6 +684,34 @@ pub async fn upcoming(
         created_at: now,
         updated_at: now,
     };
+    upcoming_of(db, project, stored, false, now, days, limit).await
+}
+
+/// What a saved rule will send in the `days` from `now`: as [`upcoming`], each case judged from
+/// its schedule row (what was handled is not listed again; a stopped or finished case shows
+/// nothing; a case without a row as if it matched now).
+pub async fn upcoming_saved(
+    db: &Db,
+    project: &Project,
+    stored: &StoredReminder,
+    now: i64,
+    days: u32,
+    limit: usize,
+) -> StoreResult<Upcoming> {
+    upcoming_of(db, project, stored.clone(), true, now, days, limit).await
+}
+
+async fn upcoming_of(
+    db: &Db,
+    project: &Project,
+    stored: StoredReminder,
+    saved: bool,
+    now: i64,
+    days: u32,
+    limit: usize,
+) -> StoreResult<Upcoming> {
+    let rule = stored.rule.clone();
+    let rule = &rule;
     let compiled = Compiled::new(stored)?;
     let zone = project.zone();
     let to = now + i64::from(days) * 86_400_000;
@@ -669,6 +730,15 @@ pub async fn upcoming(
             .filter_map(|(_, c)| c.phone_number.as_ref().map(|p| p.as_str()))
             .collect();
         let opted_out = db.opted_out_of_tx(&mut tx, project.id, &phones).await?;
+        let rows: HashMap<i64, ScheduleRow> = if saved {
+            db.schedules_of_cases_tx(&mut tx, &[compiled.stored.id], &pks)
+                .await?
+                .into_iter()
+                .map(|r| (r.case_pk, r))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         tx.rollback().await?;
         for (pk, case) in &cases {
             let groups = groups.get(pk).map(Vec::as_slice).unwrap_or_default();
@@ -677,7 +747,11 @@ pub async fn upcoming(
             }
             out.cases += 1;
             let timing = &rule.timing;
-            let schedule = match timing.for_case(&CaseTiming::of(case, timing, ts(now)), &zone) {
+            let since = rows
+                .get(pk)
+                .filter(|r| r.state != ScheduleState::Stopped)
+                .map_or(now, |r| r.matched_since);
+            let schedule = match timing.for_case(&CaseTiming::of(case, timing, ts(since)), &zone) {
                 Ok(s) => s,
                 Err(skip) => {
                     *out.skipped.entry(skip.code().to_string()).or_default() += 1;
@@ -692,7 +766,22 @@ pub async fn upcoming(
                 *out.skipped.entry("opted_out".into()).or_default() += 1;
                 continue;
             }
-            for o in schedule.upcoming(ts(now), ts(to)) {
+            // From the occurrence the case's row has next (none: nothing more for it).
+            let from_occurrence = match rows.get(pk) {
+                None => 1,
+                Some(_) => {
+                    match evaluate(&compiled, *pk, case, groups, rows.get(pk), &zone, now)
+                        .and_then(|r| r.next_occurrence)
+                    {
+                        Some(k) => u32::try_from(k).unwrap_or(u32::MAX),
+                        None => continue,
+                    }
+                }
+            };
+            for o in schedule
+                .upcoming(ts(now), ts(to))
+                .filter(|o| o.index >= from_occurrence)
+            {
                 out.total += 1;
                 let text = rule.content.sms().map(|c| {
                     c.for_language(case.language_code.as_deref())

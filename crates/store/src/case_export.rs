@@ -258,6 +258,7 @@ impl Db {
         // The job reads national numbers in the project's country: so does the count.
         let filter = &CaseFilter {
             country: project.country_code(),
+            time_zone: Some(project.zone()),
             ..filter.clone()
         };
         let total = self.count_for_export(project.id, filter, format).await?;
@@ -379,7 +380,9 @@ impl Db {
         let export = export_from_row(&row)?;
         let mut filter: CaseFilter = serde_json::from_str(&row.try_get::<String, _>("filter")?)
             .map_err(|e| StoreError::corrupt_json("export filter", &e))?;
-        filter.country = self.project_by_id(export.project_id).await?.country_code();
+        let project = self.project_by_id(export.project_id).await?;
+        filter.country = project.country_code();
+        filter.time_zone = Some(project.zone());
         let run: Option<i64> = sqlx::query_scalar(
             "UPDATE exports SET status = 'running', processed_rows = 0, error = NULL, run = run + 1
              WHERE id = $1 AND status IN ('queued', 'running') RETURNING run",

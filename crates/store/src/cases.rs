@@ -38,6 +38,14 @@ pub struct CaseFilter {
     /// Cases changed at or after this instant (epoch ms).
     #[serde(default)]
     pub modified_since: Option<i64>,
+    /// A case query (`district = Gulu AND age >= 18`), checked by the caller; text that does
+    /// not parse matches nothing.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The project's time zone, for the query's `created_at`/`modified_at` days (UTC when
+    /// unset; not stored with a background export: its job reads the project's).
+    #[serde(skip)]
+    pub time_zone: Option<jiff::tz::TimeZone>,
 }
 
 /// A value bound to a filtered query.
@@ -45,6 +53,7 @@ pub struct CaseFilter {
 pub(crate) enum Bind {
     Int(i64),
     Text(String),
+    Real(f64),
 }
 
 /// A filtered case query: `FROM … WHERE …` with the cases as `c`, the column to page and
@@ -65,6 +74,7 @@ impl FilterSql {
             q = match b {
                 Bind::Int(v) => q.bind(*v),
                 Bind::Text(v) => q.bind(v.clone()),
+                Bind::Real(v) => q.bind(*v),
             };
         }
         q
@@ -175,6 +185,27 @@ impl CaseFilter {
                 " OR c.name_lower LIKE $? ESCAPE '\\')",
                 Bind::Text(like_contains(q)),
             );
+        }
+        if let Some(text) = self
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+        {
+            match casecast_core::case_query::CaseQuery::parse(text) {
+                Ok(query) => {
+                    let zone = self.time_zone.clone().unwrap_or(jiff::tz::TimeZone::UTC);
+                    let e = crate::case_query_sql::matches(&query, engine, &mut p, &zone);
+                    sql.push_str(" AND ");
+                    sql.push_str(&e.sql);
+                    binds.extend(e.binds.into_iter().map(|b| match b {
+                        crate::case_query_sql::Bind::Int(v) => Bind::Int(v),
+                        crate::case_query_sql::Bind::Text(v) => Bind::Text(v),
+                        crate::case_query_sql::Bind::Real(v) => Bind::Real(v),
+                    }));
+                }
+                Err(_) => sql.push_str(" AND 1 = 0"),
+            }
         }
         FilterSql {
             from_where: sql,

@@ -164,6 +164,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 "reminders",
                 include_str!("../migrations/sqlite/0011_reminders.sql"),
             ),
+            (
+                12,
+                "reminder series",
+                include_str!("../migrations/sqlite/0012_reminder_series.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -220,6 +225,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 11,
                 "reminders",
                 include_str!("../migrations/postgres/0011_reminders.sql"),
+            ),
+            (
+                12,
+                "reminder series",
+                include_str!("../migrations/postgres/0012_reminder_series.sql"),
             ),
         ],
     }

@@ -6,6 +6,7 @@ pub mod broadcasts;
 pub mod case_export;
 pub mod case_groups;
 pub mod case_import;
+pub mod case_query_sql;
 pub mod cases;
 pub mod db;
 mod dialect;

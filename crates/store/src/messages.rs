@@ -44,6 +44,8 @@ pub struct Message {
     pub broadcast_id: Option<i64>,
     /// The keyword an inbound message matched, or whose reply an outbound one is.
     pub keyword_id: Option<i64>,
+    /// The reminder rule that sent it.
+    pub reminder_id: Option<i64>,
     pub attempts: i64,
     pub error: Option<String>,
     pub created_at: i64,
@@ -54,7 +56,7 @@ pub struct Message {
 
 pub(crate) const COLUMNS: &str = "m.id, m.project_id, m.direction, m.kind, c.case_id AS case_public_id, \
     c.name AS case_name, c.external_id AS case_external_id, m.phone, m.text, \
-    m.status, m.encoding, m.segments, m.gateway_id, m.broadcast_id, m.keyword_id, m.attempts, m.error, m.created_at, \
+    m.status, m.encoding, m.segments, m.gateway_id, m.broadcast_id, m.keyword_id, m.reminder_id, m.attempts, m.error, m.created_at, \
     m.sent_at, m.delivered_at, m.expires_at";
 
 pub(crate) fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
@@ -74,6 +76,7 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
         gateway_id: row.try_get("gateway_id")?,
         broadcast_id: row.try_get("broadcast_id")?,
         keyword_id: row.try_get("keyword_id")?,
+        reminder_id: row.try_get("reminder_id")?,
         attempts: row.try_get("attempts")?,
         error: row.try_get("error")?,
         created_at: row.try_get("created_at")?,
@@ -95,6 +98,8 @@ pub struct MessageFilter {
     pub occurrence_id: Option<i64>,
     /// Messages that matched this keyword (inbound) or are its replies (outbound).
     pub keyword_id: Option<i64>,
+    /// Messages this reminder rule sent.
+    pub reminder_id: Option<i64>,
     /// Created at or after (epoch ms).
     pub since: Option<i64>,
     /// Created before (epoch ms).
@@ -311,6 +316,9 @@ impl Db {
         if filter.keyword_id.is_some() {
             next(&mut sql, " AND m.keyword_id = ?");
         }
+        if filter.reminder_id.is_some() {
+            next(&mut sql, " AND m.reminder_id = ?");
+        }
         if filter.since.is_some() {
             next(&mut sql, " AND m.created_at >= ?");
         }
@@ -339,6 +347,7 @@ impl Db {
             filter.broadcast_id,
             filter.occurrence_id,
             filter.keyword_id,
+            filter.reminder_id,
             filter.since,
             filter.until,
             cursor,

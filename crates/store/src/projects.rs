@@ -49,6 +49,16 @@ impl Project {
         }
     }
 
+    /// How late a reminder occurrence may be sent (after an outage) before it is recorded as
+    /// missed, unless its rule sets its own. While the stored settings cannot be used, the
+    /// default (2 days): nothing of the project is sent then anyway.
+    pub fn reminder_late_limit(&self) -> jiff::SignedDuration {
+        match &self.messaging {
+            Ok(m) => jiff::SignedDuration::from_hours(m.reminder_late_limit_hours),
+            Err(_) => casecast_core::reminder::DEFAULT_LATE_LIMIT,
+        }
+    }
+
     /// The settings an inbound message is read with. While the stored ones cannot be used,
     /// the defaults, so that STOP still stops (logged as an error each time; the replies wait
     /// in the outbox like every other message of the project).

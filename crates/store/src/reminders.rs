@@ -118,13 +118,19 @@ pub struct ScheduleRow {
     pub state: ScheduleState,
     pub skip_reason: Option<String>,
     pub matched_since: i64,
+    /// The instant of the last occurrence handled (sent or missed).
     pub handled_through: Option<i64>,
+    /// The series of that occurrence: the case's start date, or `since:<ms>` for an
+    /// `immediately` rule (see migration 12).
+    pub handled_series: Option<String>,
+    /// The number of that occurrence in its series.
+    pub handled_occurrence: Option<i64>,
     pub next_occurrence: Option<i64>,
     pub next_at: Option<i64>,
 }
 
 const SCHEDULE_COLUMNS: &str = "reminder_id, case_pk, state, skip_reason, matched_since, \
-     handled_through, next_occurrence, next_at";
+     handled_through, handled_series, handled_occurrence, next_occurrence, next_at";
 
 fn schedule_from_row(row: &AnyRow) -> Result<ScheduleRow, sqlx::Error> {
     Ok(ScheduleRow {
@@ -134,6 +140,8 @@ fn schedule_from_row(row: &AnyRow) -> Result<ScheduleRow, sqlx::Error> {
         skip_reason: row.try_get("skip_reason")?,
         matched_since: row.try_get("matched_since")?,
         handled_through: row.try_get("handled_through")?,
+        handled_series: row.try_get("handled_series")?,
+        handled_occurrence: row.try_get("handled_occurrence")?,
         next_occurrence: row.try_get("next_occurrence")?,
         next_at: row.try_get("next_at")?,
     })
@@ -175,6 +183,18 @@ pub struct NewOccurrence {
     pub outcome: &'static str,
     /// The number it went (or would have gone) to.
     pub phone: Option<String>,
+}
+
+/// A case's next occurrence under a rule, with the case's public id and name (a rule's page
+/// lists what is due next).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NextDue {
+    pub case_id: String,
+    pub case_name: String,
+    /// The occurrence's number (1 is the first).
+    pub occurrence: i64,
+    /// When it is due (ms since the epoch).
+    pub at: i64,
 }
 
 /// Rows a multi-row statement of this module writes at once.
@@ -228,6 +248,35 @@ impl Db {
         .iter()
         .map(reminder_from_row)
         .collect()
+    }
+
+    /// A page of the project's rules, oldest first: up to `limit` with an id after `after`, and
+    /// the cursor of the next page (the last id) when there are more.
+    pub async fn reminders_page(
+        &self,
+        project_id: i64,
+        after: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<(Vec<StoredReminder>, Option<i64>)> {
+        let mut items = sqlx::query(&format!(
+            "SELECT {REMINDER_COLUMNS} FROM reminders WHERE project_id = $1 AND id > $2
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(project_id)
+        .bind(after.unwrap_or(0))
+        .bind(limit as i64 + 1)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(reminder_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok((items, next))
     }
 
     /// The project's active rules, read inside the caller's transaction.
@@ -429,14 +478,17 @@ impl Db {
     ) -> StoreResult<()> {
         for chunk in rows.chunks(ROWS) {
             let mut p = Placeholders::new(self.dialect());
-            let values: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(9))).collect();
+            let values: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(11))).collect();
             let sql = format!(
                 "INSERT INTO reminder_schedules (reminder_id, case_pk, state, skip_reason, matched_since,
-                    handled_through, next_occurrence, next_at, updated_at)
+                    handled_through, handled_series, handled_occurrence, next_occurrence, next_at,
+                    updated_at)
                  VALUES {}
                  ON CONFLICT (reminder_id, case_pk) DO UPDATE SET state = excluded.state,
                     skip_reason = excluded.skip_reason, matched_since = excluded.matched_since,
                     handled_through = excluded.handled_through,
+                    handled_series = excluded.handled_series,
+                    handled_occurrence = excluded.handled_occurrence,
                     next_occurrence = excluded.next_occurrence, next_at = excluded.next_at,
                     locked_until = NULL, updated_at = excluded.updated_at",
                 values.join(", ")
@@ -450,6 +502,8 @@ impl Db {
                     .bind(r.skip_reason.clone())
                     .bind(r.matched_since)
                     .bind(r.handled_through)
+                    .bind(r.handled_series.clone())
+                    .bind(r.handled_occurrence)
                     .bind(r.next_occurrence)
                     .bind(r.next_at)
                     .bind(now);
@@ -665,6 +719,21 @@ impl Db {
         counts.outcomes.extend(outcomes);
         Ok(counts)
     }
+    /// How many messages of the project a rule has queued (whatever became of them since).
+    pub async fn count_reminder_messages(
+        &self,
+        project_id: i64,
+        reminder_id: i64,
+    ) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE reminder_id = $1 AND project_id = $2",
+        )
+        .bind(reminder_id)
+        .bind(project_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// A rule whose evaluation has not finished (the oldest), as (rule, project).
     pub async fn next_unevaluated_reminder(&self) -> StoreResult<Option<(i64, i64)>> {
         Ok(sqlx::query_as(
@@ -715,5 +784,51 @@ impl Db {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// A rule's cases due next with their public ids and names, soonest first (at most
+    /// `limit`).
+    pub async fn reminder_next_due_cases(
+        &self,
+        reminder_id: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<NextDue>> {
+        Ok(sqlx::query_as::<_, (String, String, i64, i64)>(
+            "SELECT c.case_id, c.name, s.next_occurrence, s.next_at
+             FROM reminder_schedules s JOIN cases c ON c.id = s.case_pk
+             WHERE s.reminder_id = $1 AND s.next_at IS NOT NULL AND s.next_occurrence IS NOT NULL
+             ORDER BY s.next_at, s.case_pk LIMIT $2",
+        )
+        .bind(reminder_id)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(|(case_id, case_name, occurrence, at)| NextDue {
+            case_id,
+            case_name,
+            occurrence,
+            at,
+        })
+        .collect())
+    }
+
+    /// How far a rule's background evaluation went: (cases of its type up to the row id
+    /// `through`, all cases of its type), deleted ones included as the evaluation takes them.
+    pub async fn reminder_evaluation_progress(
+        &self,
+        project_id: i64,
+        case_type: &str,
+        through: Option<i64>,
+    ) -> StoreResult<(i64, i64)> {
+        Ok(sqlx::query_as::<_, (i64, i64)>(
+            "SELECT COALESCE(SUM(CASE WHEN id <= $3 THEN 1 ELSE 0 END), 0), COUNT(*)
+             FROM cases WHERE project_id = $1 AND case_type = $2",
+        )
+        .bind(project_id)
+        .bind(case_type)
+        .bind(through.unwrap_or(0))
+        .fetch_one(self.pool())
+        .await?)
     }
 }

@@ -41,6 +41,10 @@ pub struct CaseQuery {
     /// Any common way of writing the number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_number: Option<String>,
+    /// A case query: `district = Gulu AND age >= 18` (the language is in the README). An error
+    /// says where: `query: at 14: expected a value after '>='`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
     /// Include soft-deleted cases (not with exports, which hold live cases only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[param(value_type = Option<bool>)]
@@ -75,9 +79,10 @@ const MAX_TEXT: usize = 255;
 
 impl CaseQuery {
     /// Every parameter with its name, in the order of query strings.
-    fn fields(&self) -> [(&'static str, &Option<String>); 9] {
+    fn fields(&self) -> [(&'static str, &Option<String>); 10] {
         [
             ("q", &self.q),
+            ("query", &self.query),
             ("case_type", &self.case_type),
             ("closed", &self.closed),
             ("group_id", &self.group_id),
@@ -108,6 +113,14 @@ impl CaseQuery {
                 )));
             }
         }
+        let query = match given(&self.query) {
+            Some(text) => {
+                casecast_core::case_query::CaseQuery::parse(text)
+                    .map_err(|e| QueryError::Invalid(format!("query: {e}")))?;
+                Some(text.to_string())
+            }
+            None => None,
+        };
         let country = project.country_code();
         let phone_number = match given(&self.phone_number) {
             Some(p) => Some(
@@ -152,6 +165,8 @@ impl CaseQuery {
             group_id,
             has_phone: yes_no("has_phone", &self.has_phone)?,
             modified_since,
+            query,
+            time_zone: Some(project.zone()),
         })
     }
 

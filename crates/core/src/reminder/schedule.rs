@@ -295,7 +295,14 @@ impl CaseSchedule {
     /// The first occurrence due strictly after `after` (the next to send once everything up to
     /// `after` is handled), if any is left.
     pub fn next_due(&self, after: Timestamp) -> Option<Occurrence> {
-        self.first_where(|at| at > after)
+        self.first_where(|_, at| at > after)
+    }
+
+    /// The first occurrence numbered after `handled` and due strictly after `after`: the next
+    /// to send in a series whose occurrences up to number `handled` were handled (at whatever
+    /// times they then fell).
+    pub fn next_after(&self, after: Timestamp, handled: u32) -> Option<Occurrence> {
+        self.first_where(|k, at| k > handled && at > after)
     }
 
     /// The occurrences due from `from` (included) to `to` (excluded), in order: what the
@@ -306,7 +313,7 @@ impl CaseSchedule {
         to: Timestamp,
     ) -> impl Iterator<Item = Occurrence> + '_ {
         let first = self
-            .first_where(|at| at >= from)
+            .first_where(|_, at| at >= from)
             .map_or(self.times + 1, |o| o.index);
         (first..=self.times)
             .map_while(|k| self.occurrence(k))
@@ -315,11 +322,13 @@ impl CaseSchedule {
 
     /// The first occurrence whose instant satisfies `wanted`, which must be false up to some
     /// occurrence and true from there on (instants increase, so `at > t` and `at >= t` are).
-    fn first_where(&self, wanted: impl Fn(Timestamp) -> bool) -> Option<Occurrence> {
+    /// The first occurrence for which `wanted(number, instant)` holds; `wanted` must be false
+    /// then true along the occurrences (instants grow with the number).
+    fn first_where(&self, wanted: impl Fn(u32, Timestamp) -> bool) -> Option<Occurrence> {
         let (mut lo, mut hi) = (1, self.times + 1);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.occurrence(mid).is_none_or(|o| wanted(o.at)) {
+            if self.occurrence(mid).is_none_or(|o| wanted(o.index, o.at)) {
                 hi = mid;
             } else {
                 lo = mid + 1;

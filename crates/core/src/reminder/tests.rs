@@ -940,6 +940,25 @@ fn next_due_and_upcoming() {
         Some((4, "2026-03-14T06:00:00Z".into()))
     );
     assert_eq!(next("2026-03-14T06:00Z"), None);
+    // By number: occurrences up to 2 handled (at other times, say before the rule's time was
+    // moved); the next is 3 even when 2 would now fall later than `after`.
+    let after = |at: &str, handled: u32| {
+        s.next_after(ts(at), handled)
+            .map(|o| (o.index, o.at.to_string()))
+    };
+    assert_eq!(
+        after("2026-03-08T00:00Z", 2),
+        Some((3, "2026-03-12T06:00:00Z".into()))
+    );
+    assert_eq!(
+        after("2026-03-12T06:00Z", 2),
+        Some((4, "2026-03-14T06:00:00Z".into()))
+    );
+    assert_eq!(
+        after("2026-01-01T00:00Z", 0),
+        Some((1, "2026-03-08T06:00:00Z".into()))
+    );
+    assert_eq!(after("2026-01-01T00:00Z", 4), None);
     let upcoming = |from: &str, to: &str| {
         s.upcoming(ts(from), ts(to))
             .map(|o| o.index)

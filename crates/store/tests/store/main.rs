@@ -17,6 +17,7 @@ mod case_groups;
 mod case_import;
 mod case_import_files;
 mod case_import_row_errors;
+mod case_queries;
 mod cases;
 mod gateways;
 mod inbound;

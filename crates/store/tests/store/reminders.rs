@@ -25,6 +25,7 @@ on_both_engines!(
     the_upcoming_list_shows_what_would_go_and_who_is_skipped,
     due_rows_fire_a_page_at_a_time_each_once,
     every_write_path_puts_the_case_before_its_rules_again,
+    a_rule_edit_looks_again_in_pages_and_sends_nothing_twice,
 );
 
 /// Kampala (the test project's zone) is UTC+3 all year.
@@ -156,6 +157,11 @@ async fn a_rule_sends_each_case_its_occurrence_once_at_its_local_time(engine: Di
     let sent = reminder_messages(db, &p).await;
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[1].text, "Bea: your visit is on 2026-03-07.");
+    assert_eq!(db.count_reminder_messages(p.id, r.id).await.unwrap(), 2);
+    assert_eq!(
+        db.count_reminder_messages(p.id + 1000, r.id).await.unwrap(),
+        0
+    );
     let counts = db.reminder_counts(r.id).await.unwrap();
     assert_eq!(counts.outcomes.get("queued"), Some(&2));
     assert_eq!(counts.states.get("done"), Some(&2));
@@ -373,23 +379,7 @@ async fn due_rows_fire_a_page_at_a_time_each_once(engine: Dialect) {
         .await
         .unwrap();
     let n = reminders::FIRE_PAGE * 2 + 34;
-    let changes: Vec<CaseChanges> = (0..n)
-        .map(|i| CaseChanges {
-            name: Some(format!("Case {i}")),
-            phone_number: Some(Some(
-                casecast_core::PhoneNumber::parse(&format!("+25677{i:07}"), None).unwrap(),
-            )),
-            properties: [("next_visit".to_string(), Some("2026-03-05".to_string()))].into(),
-            ..Default::default()
-        })
-        .collect();
-    let mut tx = db.begin_write().await.unwrap();
-    let made = db
-        .create_cases_tx(&mut tx, p.id, &changes, clock.now_ms())
-        .await
-        .unwrap();
-    assert!(made.iter().all(Result::is_ok));
-    tx.commit().await.unwrap();
+    many_cases(db, &p, n, &[("next_visit", "2026-03-05")], clock.now_ms()).await;
     let bc = case_with(db, beta.id, None, "Beta case", None, Some("0772000799")).await;
     set(
         db,
@@ -586,4 +576,182 @@ async fn every_write_path_puts_the_case_before_its_rules_again(engine: Dialect) 
             .get("queued"),
         Some(&1)
     );
+}
+
+/// `n` cases of the default type, numbers +25677000000i, with these properties.
+async fn many_cases(db: &Db, p: &Project, n: usize, props: &[(&str, &str)], now: i64) {
+    let changes: Vec<CaseChanges> = (0..n)
+        .map(|i| CaseChanges {
+            name: Some(format!("Case {i}")),
+            phone_number: Some(Some(
+                casecast_core::PhoneNumber::parse(&format!("+25677{i:07}"), None).unwrap(),
+            )),
+            properties: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    let mut tx = db.begin_write().await.unwrap();
+    let made = db
+        .create_cases_tx(&mut tx, p.id, &changes, now)
+        .await
+        .unwrap();
+    assert!(made.iter().all(Result::is_ok));
+    tx.commit().await.unwrap();
+}
+
+async fn fire_all(db: &Db, clock: &ManualClock) -> usize {
+    let mut total = 0;
+    loop {
+        let n = reminders::fire_due(db, clock).await.unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n;
+    }
+}
+
+async fn a_rule_edit_looks_again_in_pages_and_sends_nothing_twice(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let Setup { p, .. } = setup(db, survey_body()).await;
+    let clock = ManualClock::new(kampala(2026, 3, 1, 8, 0));
+    let n = reminders::PAGE + 100;
+    many_cases(db, &p, n, &[("next_visit", "2026-03-05")], clock.now_ms()).await;
+    let body = json!({"repeat": {"every_days": 1, "times": 2}});
+    let r = reminders::create(db, p.id, &rule(body.clone()), None)
+        .await
+        .unwrap();
+    tick(db, &clock).await;
+    clock.set(kampala(2026, 3, 3, 9, 0));
+    assert_eq!(fire_all(db, &clock).await, n, "occurrence 1 of every case");
+
+    // One case's visit is done; another case moves to London (3 hours behind Kampala).
+    let listed = db
+        .list_cases(p.id, &Default::default(), 2, None)
+        .await
+        .unwrap()
+        .items;
+    let (done, london) = (listed[0].case_id.to_string(), listed[1].case_id.to_string());
+    set(db, &p, &done, &[("visit_done", Some("yes"))]).await;
+    set(db, &p, &london, &[("time_zone", Some("Europe/London"))]).await;
+    tick(db, &clock).await;
+
+    // The edit: 10:00 instead of 09:00, and a stop query.
+    let mut edited = rule(body);
+    edited.timing = rule(json!({"time": "10:00", "repeat": {"every_days": 1, "times": 2}})).timing;
+    edited.stop_query = Some("visit_done = yes".into());
+    let v = reminders::update(db, p.id, r.id, &edited).await.unwrap();
+    assert_eq!(v.version, r.version + 1);
+    assert!(v.evaluated_at.is_none(), "its evaluation starts again");
+    // In pages, with progress, in the background.
+    assert!(reminders::evaluate_rules(db, &clock).await.unwrap());
+    let half = db.reminder(p.id, r.id).await.unwrap();
+    assert!(half.evaluated_at.is_none());
+    assert!(half.evaluated_through.is_some());
+    assert!(reminders::evaluate_rules(db, &clock).await.unwrap());
+    assert!(db
+        .reminder(p.id, r.id)
+        .await
+        .unwrap()
+        .evaluated_at
+        .is_some());
+    assert!(!reminders::evaluate_rules(db, &clock).await.unwrap());
+    let counts = db.reminder_counts(r.id).await.unwrap();
+    assert_eq!(counts.states.get("stopped"), Some(&1), "{counts:?}");
+    assert_eq!(counts.states.get("scheduled"), Some(&(n as i64 - 1)));
+    // The upcoming list of the saved rule leaves out what was sent; the same rule unsaved (a
+    // form's preview) would send occurrence 1 again, as to cases new to it.
+    let now = clock.now_ms();
+    let stored = db.reminder(p.id, r.id).await.unwrap();
+    let saved = reminders::upcoming_saved(db, &p, &stored, now, 30, 5_000)
+        .await
+        .unwrap();
+    assert_eq!(saved.total, n - 1);
+    assert!(saved.upcoming.iter().all(|u| u.occurrence == 2));
+    let fresh = reminders::upcoming(db, &p, &stored.rule, now, 30, 5_000)
+        .await
+        .unwrap();
+    assert_eq!(fresh.total, 2 * (n - 1));
+
+    // Occurrence 1 went at 09:00: it does not go again at 10:00, nor at 10:00 in London.
+    clock.set(kampala(2026, 3, 3, 10, 0));
+    assert_eq!(tick(db, &clock).await, 0);
+    clock.set(kampala(2026, 3, 3, 13, 0));
+    assert_eq!(tick(db, &clock).await, 0);
+    // Occurrence 2 at the new time: every case but the stopped one, London's three hours later.
+    clock.set(kampala(2026, 3, 4, 10, 0));
+    assert_eq!(fire_all(db, &clock).await, n - 2);
+    clock.set(kampala(2026, 3, 4, 13, 0));
+    assert_eq!(fire_all(db, &clock).await, 1);
+    let sent = reminder_messages(db, &p).await;
+    assert_eq!(sent.len(), 2 * n - 1);
+    let mut per_phone = std::collections::HashMap::new();
+    for m in &sent {
+        *per_phone.entry(m.phone_number.clone()).or_insert(0) += 1;
+    }
+    assert!(per_phone.values().all(|k| *k <= 2));
+    let counts = db.reminder_counts(r.id).await.unwrap();
+    assert_eq!(counts.outcomes.get("queued"), Some(&(2 * n as i64 - 1)));
+}
+
+on_both_engines!(the_page_reads_name_who_is_due_next_and_how_far_the_evaluation_went);
+
+async fn the_page_reads_name_who_is_due_next_and_how_far_the_evaluation_went(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let Setup { p, .. } = setup(db, survey_body()).await;
+    let clock = ManualClock::new(kampala(2026, 3, 1, 8, 0));
+    let visits = [
+        ("Amina", "2026-03-20"),
+        ("Bea", "2026-03-05"),
+        ("Cleo", "not a date"),
+    ];
+    for (name, visit) in visits {
+        let c = case_with(db, p.id, None, name, None, Some("0772000741")).await;
+        set(db, &p, c.case_id.as_str(), &[("next_visit", Some(visit))]).await;
+    }
+    let r = reminders::create(db, p.id, &rule(json!({})), None)
+        .await
+        .unwrap();
+    let before = db
+        .reminder_evaluation_progress(p.id, "case", r.evaluated_through)
+        .await
+        .unwrap();
+    assert_eq!(before, (0, 3), "nothing looked at yet");
+    tick(db, &clock).await;
+    let stored = db.reminder(p.id, r.id).await.unwrap();
+    let after = db
+        .reminder_evaluation_progress(p.id, "case", stored.evaluated_through)
+        .await
+        .unwrap();
+    assert_eq!(after, (3, 3));
+    let other = db
+        .reminder_evaluation_progress(p.id, "mother", stored.evaluated_through)
+        .await
+        .unwrap();
+    assert_eq!(other, (0, 0), "counted by case type");
+    let next = db.reminder_next_due_cases(r.id, 10).await.unwrap();
+    let named: Vec<(&str, i64, i64)> = next
+        .iter()
+        .map(|n| (n.case_name.as_str(), n.occurrence, n.at))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("Bea", 1, kampala(2026, 3, 3, 9, 0)),
+            ("Amina", 1, kampala(2026, 3, 18, 9, 0)),
+        ],
+        "soonest first; the unreadable date is not due"
+    );
+    assert!(next.iter().all(|n| !n.case_id.is_empty()));
+    assert_eq!(db.reminder_next_due_cases(r.id, 1).await.unwrap().len(), 1);
+    // Another rule's id reads nothing of this one.
+    assert!(db
+        .reminder_next_due_cases(r.id + 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }

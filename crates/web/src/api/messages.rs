@@ -49,6 +49,8 @@ pub struct MessageJson {
     pub broadcast_id: Option<i64>,
     /// The keyword an inbound message matched, or whose automatic reply an outbound one is.
     pub keyword_id: Option<i64>,
+    /// The reminder rule that sent it (outbound only); kept when the rule is deleted.
+    pub reminder_id: Option<i64>,
     /// Attempts made to hand it to the gateway.
     pub attempts: i64,
     /// Why it failed, expired or was cancelled.
@@ -89,6 +91,7 @@ impl MessageJson {
             gateway_id: m.gateway_id,
             broadcast_id: m.broadcast_id,
             keyword_id: m.keyword_id,
+            reminder_id: m.reminder_id,
             attempts: m.attempts,
             error: shown_error(m.error, role),
             created_at: time(m.created_at),
@@ -120,6 +123,8 @@ pub struct MessageQuery {
     /// Messages that matched this keyword (inbound) or are its replies (outbound); a deleted
     /// keyword's messages too.
     pub keyword_id: Option<i64>,
+    /// Messages this reminder rule sent; a deleted rule's messages too.
+    pub reminder_id: Option<i64>,
     /// Any common way of writing the number; a national number takes the project's country.
     pub phone_number: Option<String>,
     /// Created at or after: RFC 3339 (`2026-03-01T08:00:00Z`) or a date (`2026-03-01`, the
@@ -211,6 +216,7 @@ impl MessageQuery {
             broadcast_id: self.broadcast_id,
             occurrence_id: None,
             keyword_id: self.keyword_id,
+            reminder_id: self.reminder_id,
             since,
             until,
         })

@@ -1,5 +1,6 @@
-//! `/settings/messaging`: quiet hours, opt-out and opt-in keywords and replies, and how long a
-//! message may wait. Anyone in the project may read them; admins change them.
+//! `/settings/messaging`: quiet hours, opt-out and opt-in keywords and replies, how long a
+//! message may wait, and how late a reminder may still go. Anyone in the project may read
+//! them; admins change them.
 
 use axum::extract::State;
 use axum::Json;
@@ -45,6 +46,10 @@ pub struct MessagingSettingsJson {
     /// Most automatic replies (keywords', the default reply) to one number in a window:
     /// `"5/10m"` (the default) is five in ten minutes; units `s`, `m`, `h`.
     pub keyword_reply_limit: String,
+    /// Hours a reminder occurrence may be late (after an outage) and still be sent: 1 to 720
+    /// (30 days), 48 by default; later ones are recorded as missed. A rule's own
+    /// `late_limit_hours` replaces it.
+    pub reminder_late_limit_hours: i64,
 }
 
 /// The messaging settings as read: the settings, and why the stored ones cannot be used when
@@ -104,6 +109,7 @@ impl From<MessagingSettings> for MessagingSettingsJson {
             validity_seconds: s.validity_seconds,
             default_reply: s.default_reply,
             keyword_reply_limit: s.keyword_reply_limit,
+            reminder_late_limit_hours: s.reminder_late_limit_hours,
         }
     }
 }
@@ -120,6 +126,7 @@ impl From<MessagingSettingsJson> for MessagingSettings {
             validity_seconds: s.validity_seconds,
             default_reply: s.default_reply,
             keyword_reply_limit: s.keyword_reply_limit,
+            reminder_late_limit_hours: s.reminder_late_limit_hours,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod keywords;
 pub mod messages;
 pub mod messaging_settings;
 pub mod opt_outs;
+pub mod reminders;
 pub mod survey_sessions;
 pub mod surveys;
 pub mod uploads;
@@ -135,7 +136,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(messaging_settings::router())
         .merge(surveys::router())
         .merge(survey_sessions::router())
-        .merge(keywords::router());
+        .merge(keywords::router())
+        .merge(reminders::router());
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1/projects/{project}", project)
         .split_for_parts();

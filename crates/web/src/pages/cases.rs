@@ -71,6 +71,7 @@ pub(crate) struct FilterForm {
     group_id: String,
     has_phone: String,
     modified_since: String,
+    query: String,
 }
 
 impl FilterForm {
@@ -83,6 +84,7 @@ impl FilterForm {
             group_id: text(&query.group_id),
             has_phone: text(&query.has_phone),
             modified_since: text(&query.modified_since),
+            query: text(&query.query),
         }
     }
 }

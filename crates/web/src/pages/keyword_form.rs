@@ -55,7 +55,7 @@ pub struct KeywordForm {
 
 /// Texts by language (`{"*": …, "sw": …}`) as the form shows them: the default text, and the
 /// translations as `sw: text` lines.
-fn texts_of(value: &Value) -> (String, String) {
+pub(super) fn texts_of(value: &Value) -> (String, String) {
     let Some(map) = value.as_object() else {
         return (
             value.as_str().unwrap_or_default().to_string(),
@@ -78,7 +78,7 @@ fn texts_of(value: &Value) -> (String, String) {
 
 /// The texts' JSON from the default text and `sw: text` lines; a problem with a line is the
 /// form's own (reported at `field`). `None` when nothing was written.
-fn texts_json(
+pub(super) fn texts_json(
     default: &str,
     translations: &str,
     field: &str,

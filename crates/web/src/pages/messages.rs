@@ -46,6 +46,8 @@ pub(crate) struct MessageRow {
     pub(crate) kind: MessageKind,
     /// The keyword an inbound message matched, or whose reply an outbound one is.
     pub(crate) keyword_id: Option<i64>,
+    /// The reminder rule that sent it.
+    pub(crate) reminder_id: Option<i64>,
 }
 
 impl MessageRow {
@@ -93,6 +95,7 @@ impl MessageRow {
             delivered: local(m.delivered_at),
             kind: m.kind,
             keyword_id: m.keyword_id,
+            reminder_id: m.reminder_id,
         }
     }
 }
@@ -162,6 +165,8 @@ struct MessagePage {
     m: MessageRow,
     /// The word of the keyword it matched or answers; none when that keyword was deleted.
     keyword: Option<String>,
+    /// The name of the reminder rule that sent it; none when that rule was deleted.
+    reminder: Option<String>,
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -254,6 +259,7 @@ impl LogQuery {
             broadcast_id: None,
             occurrence_id: None,
             keyword_id,
+            reminder_id: None,
             since,
             until,
         })
@@ -366,11 +372,20 @@ pub(super) async fn show(
         },
         None => None,
     };
+    let reminder = match m.reminder_id {
+        Some(id) => match state.db.reminder(page.project.id, id).await {
+            Ok(r) => Some(r.rule.name),
+            Err(casecast_store::StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
     let view = MessagePage {
         chrome: Chrome::project(&page, "messages"),
         slug: page.project.slug.clone(),
         m: MessageRow::new(m, &page.project.zone(), &names, page.role),
         keyword,
+        reminder,
     };
     Ok(html(&view)?.into_response())
 }

@@ -1,5 +1,5 @@
 //! The project's messaging settings page: quiet hours, stop and start keywords and their
-//! replies, and how long a message may wait. Admins change them; everyone else reads them.
+//! replies, how long a message may wait, and how late a reminder may still go. Admins change them; everyone else reads them.
 //! Stored settings that cannot be used are shown as they are stored, with what is wrong.
 
 use askama::Template;
@@ -35,6 +35,9 @@ pub(super) struct SettingsForm {
     default_reply: String,
     #[serde(default)]
     keyword_reply_limit: String,
+    /// Empty: the default (48).
+    #[serde(default)]
+    reminder_late_limit_hours: String,
 }
 
 fn unit_seconds(unit: &str) -> Option<i64> {
@@ -73,6 +76,7 @@ impl SettingsForm {
             validity_unit: unit.to_string(),
             default_reply: s.default_reply.clone().unwrap_or_default(),
             keyword_reply_limit: s.keyword_reply_limit.clone(),
+            reminder_late_limit_hours: s.reminder_late_limit_hours.to_string(),
         }
     }
 
@@ -85,6 +89,15 @@ impl SettingsForm {
             .map_err(|_| FieldError::new("validity", "must be a whole number"))?;
         let unit = unit_seconds(&self.validity_unit)
             .ok_or_else(|| FieldError::new("validity", "choose hours, minutes or seconds"))?;
+        let late_limit = match self.reminder_late_limit_hours.trim() {
+            "" => MessagingSettings::default().reminder_late_limit_hours,
+            given => given.parse().map_err(|_| {
+                FieldError::new(
+                    "reminder_late_limit_hours",
+                    "must be a whole number of hours",
+                )
+            })?,
+        };
         Ok(MessagingSettings {
             quiet_hours_start: opt(&self.quiet_hours_start),
             quiet_hours_end: opt(&self.quiet_hours_end),
@@ -98,6 +111,7 @@ impl SettingsForm {
                 "" => MessagingSettings::default().keyword_reply_limit,
                 given => given.to_string(),
             },
+            reminder_late_limit_hours: late_limit,
         })
     }
 }
@@ -114,6 +128,7 @@ fn form_field(field: SettingsField) -> &'static str {
         SettingsField::ValiditySeconds => "validity",
         SettingsField::DefaultReply => "default_reply",
         SettingsField::KeywordReplyLimit => "keyword_reply_limit",
+        SettingsField::ReminderLateLimitHours => "reminder_late_limit_hours",
     }
 }
 
@@ -127,6 +142,7 @@ fn label(field: &str) -> &'static str {
         "opt_in_reply" => "Reply to an opt-in",
         "default_reply" => "Default reply",
         "keyword_reply_limit" => "Automatic replies per number",
+        "reminder_late_limit_hours" => "Reminder late limit",
         _ => "Validity",
     }
 }
@@ -217,11 +233,17 @@ pub(super) async fn save(
 ) -> PageResult<Response> {
     page.me.check_csrf(&form.csrf)?;
     page.require_admin()?;
-    // The form's own checks are all about the validity; the settings are checked here as the
+    // The form's own checks are about the numbers typed; the settings are checked here as the
     // store checks them, for the field at fault (the store checks again).
     let checked = form
         .settings()
-        .map_err(|f| ("validity", f.message))
+        .map_err(|f| {
+            let field = match f.field.as_str() {
+                "reminder_late_limit_hours" => "reminder_late_limit_hours",
+                _ => "validity",
+            };
+            (field, f.message)
+        })
         .and_then(|s| {
             s.check().map_err(|e| (form_field(e.field), e.message))?;
             Ok(s)

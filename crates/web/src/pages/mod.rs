@@ -1,6 +1,6 @@
 //! Server-rendered pages (askama templates, escaped by default): login, projects, cases, case
-//! groups, messaging (broadcasts, gateways, the message log, opt-outs, settings), and a
-//! project's users and API tokens.
+//! groups, messaging (broadcasts, keywords, reminders, gateways, the message log, opt-outs,
+//! settings), and a project's users and API tokens.
 
 mod broadcast_compose;
 mod broadcast_controls;
@@ -18,6 +18,8 @@ mod login;
 mod messages;
 mod messaging_settings;
 mod opt_outs;
+mod reminder_form;
+mod reminders;
 mod schedule_words;
 mod settings_tokens;
 mod settings_users;
@@ -42,6 +44,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(surveys::router())
         .merge(keywords::router())
+        .merge(reminders::router())
         .route("/", get(login::projects))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(to_form_page).post(login::logout))

@@ -89,6 +89,20 @@ async fn every_route_checks_token_project_and_role(engine: Dialect) {
     let survey_id = survey["id"].as_i64().unwrap().to_string();
     let keyword = crate::keywords::new_keyword(&app, crate::keywords::reply_only("REG")).await;
     let keyword_id = keyword["id"].as_i64().unwrap().to_string();
+    let (status, reminder) = call(
+        &app,
+        Method::POST,
+        &app.api("alpha", "/reminders"),
+        admin,
+        // Inactive: it sends nothing to the case above.
+        Some(
+            json!({"name": "Visit", "active": false, "case_type": "case",
+            "start": {"immediately": true}, "content": {"sms": "Hello"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{reminder}");
+    let reminder_id = reminder["id"].as_i64().unwrap().to_string();
     let doc: serde_json::Value = app
         .http
         .get(app.url("/api/v1/openapi.json"))
@@ -125,6 +139,7 @@ async fn every_route_checks_token_project_and_role(engine: Dialect) {
             t if t.starts_with("/broadcasts/") => &broadcast_id,
             t if t.starts_with("/surveys/") => &survey_id,
             t if t.starts_with("/keywords/") => &keyword_id,
+            t if t.starts_with("/reminders/") => &reminder_id,
             _ => &group_id,
         };
         for (method, operation) in item.as_object().unwrap() {

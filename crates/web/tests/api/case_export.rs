@@ -307,6 +307,28 @@ async fn filters_select_the_same_cases_in_list_and_export(engine: Dialect) {
             "q=%20&case_type=&closed=&group_id=&has_phone=".into(),
             every.clone(),
         ),
+        // Case queries (issue 16), alone and with the other filters.
+        (query(&[("query", "district = gulu")]), vec![aber, okello]),
+        (query(&[("query", "district != Gulu")]), vec![auma, nakato]),
+        (query(&[("query", "visits >= 2")]), vec![okello]),
+        (
+            query(&[("query", "hiv_status = negative OR name ~ sarah")]),
+            vec![auma, nakato],
+        ),
+        (
+            query(&[("query", &format!("group = {g} AND closed = false"))]),
+            vec![aber, auma],
+        ),
+        (
+            query(&[("query", "group = study")]),
+            vec![aber, auma, nakato],
+        ),
+        (
+            query(&[("query", "case_type = patient"), ("closed", "false")]),
+            vec![aber],
+        ),
+        (query(&[("query", "only_gone = x")]), vec![]),
+        (query(&[("query", "  ")]), every.clone()),
     ];
     for (query, want) in checks {
         let got = list_and_export(&app, &query).await;
@@ -691,6 +713,13 @@ async fn bad_filters_are_422_naming_the_parameter(engine: Dialect) {
         (format!("q={long}"), "q"),
         (format!("external_id={long}"), "external_id"),
         (format!("case_type={long}"), "case_type"),
+        (
+            query(&[("query", "age >= ")]),
+            "query: at 7: expected a value after",
+        ),
+        (query(&[("query", "district = Gulu AND (")]), "query: at "),
+        (query(&[("query", "age > eighteen")]), "query: at "),
+        (query(&[("query", &"a = 1 AND ".repeat(1_100))]), "query: "),
     ];
     let token = Some(app.alpha_viewer.token.as_str());
     for (q, field) in &bad {
@@ -705,9 +734,14 @@ async fn bad_filters_are_422_naming_the_parameter(engine: Dialect) {
             .await;
             assert_eq!((status, code(&err)), (422, "invalid"), "{path}?{q}: {err}");
             let message = err["error"]["message"].as_str().unwrap();
+            let want = if field.contains(':') {
+                field.to_string()
+            } else {
+                format!("{field}:")
+            };
             assert!(
-                message.starts_with(&format!("{field}:")),
-                "{path}?{q}: '{message}' should name {field}"
+                message.starts_with(&want),
+                "{path}?{q}: '{message}' should start with {want}"
             );
         }
     }

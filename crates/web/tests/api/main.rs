@@ -28,6 +28,8 @@ mod openapi;
 mod opt_outs;
 mod pages;
 mod people_pages;
+mod reminder_pages;
+mod reminders;
 mod survey_results;
 mod surveys;
 mod upload_bad_input;

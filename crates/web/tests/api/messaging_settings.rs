@@ -57,6 +57,11 @@ async fn settings_round_trip(engine: Dialect) {
         "no default reply unless set"
     );
     assert_eq!(defaults["keyword_reply_limit"], "5/10m");
+    assert_eq!(defaults["reminder_late_limit_hours"], 48);
+    assert_eq!(
+        app.alpha.reminder_late_limit(),
+        jiff::SignedDuration::from_hours(48)
+    );
 
     let wanted = json!({
         "quiet_hours_start": "21:00",
@@ -68,6 +73,7 @@ async fn settings_round_trip(engine: Dialect) {
         "validity_seconds": 3600,
         "default_reply": "Tuma HELP kwa msaada.",
         "keyword_reply_limit": "3/1h",
+        "reminder_late_limit_hours": 72,
     });
     let (status, got) = put(&app, &app.alpha_admin.token, wanted.clone()).await;
     assert_eq!((status, &got), (200, &wanted));
@@ -81,6 +87,11 @@ async fn settings_round_trip(engine: Dialect) {
             .unwrap()
             .validity_seconds,
         3600
+    );
+    let project = app.db.project_by_id(app.alpha.id).await.unwrap();
+    assert_eq!(
+        project.reminder_late_limit(),
+        jiff::SignedDuration::from_hours(72)
     );
     // Editors and viewers read but do not change them.
     for token in [&app.alpha_editor.token, &app.alpha_viewer.token] {
@@ -134,6 +145,18 @@ async fn bad_settings_name_the_field(engine: Dialect) {
         (
             json!({"keyword_reply_limit": "0/10m"}),
             "keyword_reply_limit:",
+        ),
+        (
+            json!({"reminder_late_limit_hours": 0}),
+            "reminder_late_limit_hours: must be a whole number of hours from 1 to 720",
+        ),
+        (
+            json!({"reminder_late_limit_hours": 721}),
+            "reminder_late_limit_hours:",
+        ),
+        (
+            json!({"reminder_late_limit_hours": "two days"}),
+            "reminder_late_limit_hours:",
         ),
         (
             json!({"quiet_hours": "21-07"}),

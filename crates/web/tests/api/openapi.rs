@@ -85,6 +85,27 @@ async fn every_operation_declares_its_parameters() {
             "messages list: {name}"
         );
     }
+    // The reminders' operations, the upcoming list with its window.
+    let prefix = "/api/v1/projects/{project}";
+    for (path, methods) in [
+        ("/reminders", &["get", "post"][..]),
+        ("/reminders/preview", &["post"]),
+        ("/reminders/{id}", &["get", "patch", "delete"]),
+        ("/reminders/{id}/upcoming", &["get"]),
+    ] {
+        for method in methods {
+            assert!(
+                paths[&format!("{prefix}{path}")][*method].is_object(),
+                "{method} {path}"
+            );
+        }
+    }
+    let upcoming = &paths[&format!("{prefix}/reminders/{{id}}/upcoming")]["get"]["parameters"];
+    assert!(upcoming
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "days" && p["in"] == "query"));
     let bearer = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(bearer["scheme"], "bearer");
     let help = bearer["description"].as_str().unwrap_or_default();

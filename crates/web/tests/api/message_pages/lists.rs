@@ -114,6 +114,22 @@ async fn opt_out_and_settings_pages(engine: Dialect) {
             form("21:00", "STOP", "two", "hours"),
             "Validity: must be a whole number",
         ),
+        (
+            with(
+                form("21:00", "STOP", "2", "hours"),
+                "reminder_late_limit_hours",
+                "0",
+            ),
+            "Reminder late limit: must be a whole number of hours from 1 to 720",
+        ),
+        (
+            with(
+                form("21:00", "STOP", "2", "hours"),
+                "reminder_late_limit_hours",
+                "soon",
+            ),
+            "Reminder late limit: must be a whole number of hours",
+        ),
     ] {
         let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (status, _, body) = post(&app, &admin, "/a/alpha/messaging/settings", &refs).await;
@@ -124,7 +140,11 @@ async fn opt_out_and_settings_pages(engine: Dialect) {
             "typed values kept, escaped"
         );
     }
-    let fields = form("21:00", "STOP, HALT", "90", "minutes");
+    let fields = with(
+        form("21:00", "STOP, HALT", "90", "minutes"),
+        "reminder_late_limit_hours",
+        "72",
+    );
     let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (status, location, _) = post(&app, &admin, "/a/alpha/messaging/settings", &refs).await;
     assert_eq!(
@@ -154,8 +174,20 @@ async fn opt_out_and_settings_pages(engine: Dialect) {
         )
     );
     assert_eq!(saved.opt_out_reply, "Bye <b>now</b>");
+    assert_eq!(saved.reminder_late_limit_hours, 72);
     let after = page(&app, &admin, &location).await;
     assert!(after.contains("value=\"90\"") && after.contains("The settings were saved."));
+    assert!(label_of(&after, "reminder_late_limit_hours").contains("value=\"72\""));
+}
+
+/// `fields` with one more.
+fn with(
+    mut fields: Vec<(&'static str, String)>,
+    name: &'static str,
+    value: &str,
+) -> Vec<(&'static str, String)> {
+    fields.push((name, value.to_string()));
+    fields
 }
 
 /// The text of the `<label>` holding the input `name`.
