@@ -24,6 +24,7 @@ use casecast_core::{CountryCode, PhoneNumber, ProjectSlug, TimeZoneName};
 use casecast_engine::clock::{Clock, ScaledClock};
 use casecast_engine::reminders;
 use casecast_store::gateways::NewGateway;
+use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::projects::{NewProject, Project};
 use casecast_store::Db;
 use casecast_testkit::cli::Worker;
@@ -128,6 +129,21 @@ async fn kannel_sent(kannel: &Kannel) -> (usize, usize) {
     (n.trim().parse().unwrap(), queued.parse().unwrap())
 }
 
+/// The messages rule `reminder_id` queued, oldest first.
+async fn reminder_messages(db: &Db, project_id: i64, reminder_id: i64) -> Vec<Message> {
+    let filter = MessageFilter {
+        reminder_id: Some(reminder_id),
+        ..Default::default()
+    };
+    let (mut all, more) = db
+        .list_messages(project_id, &filter, 10_000, None)
+        .await
+        .unwrap();
+    assert!(more.is_none());
+    all.sort_by_key(|m| m.id);
+    all
+}
+
 /// The instants the rule's cases are due at next, soonest first.
 async fn next_due(db: &Db, reminder_id: i64) -> Vec<i64> {
     (db.reminder_next_due(reminder_id, 100).await.unwrap().iter())
@@ -201,7 +217,7 @@ async fn each_case_gets_its_reminder_at_its_local_time_once(engine: Dialect) {
     let spec = format!("{}:{}:{SPEED}", clock.anchor_ms, clock.start_ms);
     let args = ["--test-clock", spec.as_str()];
     let mut worker = Worker::start_with(BIN, &t.url, &args, &[]);
-    let rid = r.id;
+    let (pid, rid) = (p.id, r.id);
 
     // Once the first reminder is recorded, Esha's visit moves a day later; the worker
     // moves her reminder (its old instant is still days ahead on the fake clock).
@@ -240,8 +256,8 @@ async fn each_case_gets_its_reminder_at_its_local_time_once(engine: Dialect) {
         let past = clock.now_ms() > last + 12 * 3_600_000;
         async move {
             let records = db.reminder_occurrences(rid, 100).await.unwrap();
-            let messages = t.reminder_messages(rid).await;
-            let sent = messages.iter().all(|m| m.status == "sent");
+            let messages = reminder_messages(db, pid, rid).await;
+            let sent = messages.iter().all(|m| m.status.as_str() == "sent");
             (past && records.len() >= VISITS.len() && messages.len() >= VISITS.len() && sent)
                 .then_some(records)
         }
@@ -283,7 +299,7 @@ async fn each_case_gets_its_reminder_at_its_local_time_once(engine: Dialect) {
     assert!(by_case.is_empty(), "{by_case:?}");
 
     // Each case's message once, with its text, queued no earlier than its instant.
-    let messages = t.reminder_messages(rid).await;
+    let messages = reminder_messages(db, pid, rid).await;
     assert_eq!(messages.len(), VISITS.len(), "{messages:#?}");
     for (i, v) in VISITS.iter().enumerate() {
         let (visit, due) = if i == MOVED {
@@ -296,7 +312,7 @@ async fn each_case_gets_its_reminder_at_its_local_time_once(engine: Dialect) {
             .collect();
         assert_eq!(mine.len(), 1, "{}: {messages:#?}", v.name);
         assert_eq!(
-            (mine[0].phone.as_str(), mine[0].text.clone()),
+            (mine[0].phone_number.as_str(), mine[0].text.clone()),
             (v.phone, text(v.name, visit))
         );
         assert!(

@@ -30,7 +30,9 @@ use casecast_core::{CountryCode, ProjectSlug, TimeZoneName};
 use casecast_engine::clock::{Clock, ScaledClock};
 use casecast_engine::reminders;
 use casecast_store::gateways::NewGateway;
+use casecast_store::messages::{Message, MessageFilter};
 use casecast_store::projects::{NewProject, Project};
+use casecast_store::Db;
 use casecast_testkit::capture::Capture;
 use casecast_testkit::cli::Worker;
 use casecast_testkit::kannel::url_decode;
@@ -92,6 +94,21 @@ fn text(i: usize) -> String {
 
 fn text_on(i: usize, visit: &str) -> String {
     format!("{}: your visit is on {visit}.", name(i))
+}
+
+/// The messages rule `reminder_id` queued, oldest first.
+async fn reminder_messages(db: &Db, project_id: i64, reminder_id: i64) -> Vec<Message> {
+    let filter = MessageFilter {
+        reminder_id: Some(reminder_id),
+        ..Default::default()
+    };
+    let (mut all, more) = db
+        .list_messages(project_id, &filter, 10_000, None)
+        .await
+        .unwrap();
+    assert!(more.is_none());
+    all.sort_by_key(|m| m.id);
+    all
 }
 
 /// One query parameter of a raw query string, decoded.
@@ -198,14 +215,14 @@ async fn three_workers_send_each_occurrence_of_a_repeating_rule_once() {
     // Past the last occurrence by more than a tick: everything recorded and sent.
     let last = (0..CASES).map(|i| due(i, TIMES)).max().unwrap();
     let all = CASES * TIMES;
-    let rid = r.id;
+    let (pid, rid) = (p.id, r.id);
     let records = eventually("every occurrence recorded and sent", WITHIN, || {
         workers.iter_mut().for_each(Worker::check_alive);
         let past = clock.now_ms() > last + 12 * 3_600_000;
         async move {
             let records = db.reminder_occurrences(rid, 10 * all).await.unwrap();
-            let messages = t.reminder_messages(rid).await;
-            let sent = messages.iter().all(|m| m.status == "sent");
+            let messages = reminder_messages(db, pid, rid).await;
+            let sent = messages.iter().all(|m| m.status.as_str() == "sent");
             (past && records.len() >= all && messages.len() >= all && sent).then_some(records)
         }
     })
@@ -241,12 +258,12 @@ async fn three_workers_send_each_occurrence_of_a_repeating_rule_once() {
     );
 
     // Exactly one message per (case, occurrence): three per case, each queued once.
-    let messages = t.reminder_messages(rid).await;
+    let messages = reminder_messages(db, pid, rid).await;
     assert_eq!(messages.len(), all);
     let mut per_case: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for m in &messages {
         (per_case.entry(m.case_id.clone().unwrap()).or_default())
-            .push((m.phone.clone(), m.text.clone()));
+            .push((m.phone_number.clone(), m.text.clone()));
     }
     for i in 0..CASES {
         let expected = vec![(phone(i), text(i)); TIMES];
@@ -293,7 +310,7 @@ async fn a_worker_killed_inside_a_page_of_reminders_leaves_it_to_be_sent_once(en
         clock.now_ms() < due_at(1),
         "the machine took more than 6 fake hours to evaluate {KILL_CASES} cases"
     );
-    let rid = r.id;
+    let (pid, rid) = (p.id, r.id);
 
     // The worker fires the first occurrences in its first page and holds inside its second.
     let held_args = [
@@ -320,9 +337,9 @@ async fn a_worker_killed_inside_a_page_of_reminders_leaves_it_to_be_sent_once(en
             .map(|i| (case_id(i), 1, due_at(1), "queued".to_string()))
             .collect();
         assert_eq!(found, expected, "only the first page's records");
-        let messages = t.reminder_messages(rid).await;
+        let messages = reminder_messages(db, pid, rid).await;
         let mut texts: Vec<(Option<String>, String, String)> = (messages.iter())
-            .map(|m| (m.case_id.clone(), m.phone.clone(), m.text.clone()))
+            .map(|m| (m.case_id.clone(), m.phone_number.clone(), m.text.clone()))
             .collect();
         texts.sort();
         let expected: Vec<(Option<String>, String, String)> = (0..KILL_CASES)
@@ -333,8 +350,11 @@ async fn a_worker_killed_inside_a_page_of_reminders_leaves_it_to_be_sent_once(en
     };
     first_page().await;
     eventually("the first page's messages sent", WITHIN, || async {
-        let messages = t.reminder_messages(rid).await;
-        messages.iter().all(|m| m.status == "sent").then_some(())
+        let messages = reminder_messages(db, pid, rid).await;
+        messages
+            .iter()
+            .all(|m| m.status.as_str() == "sent")
+            .then_some(())
     })
     .await;
     sendsms.wait_for(SENDSMS, KILL_CASES).await;
@@ -358,8 +378,8 @@ async fn a_worker_killed_inside_a_page_of_reminders_leaves_it_to_be_sent_once(en
         worker.check_alive();
         async move {
             let records = db.reminder_occurrences(rid, 100).await.unwrap();
-            let messages = t.reminder_messages(rid).await;
-            let sent = messages.iter().all(|m| m.status == "sent");
+            let messages = reminder_messages(db, pid, rid).await;
+            let sent = messages.iter().all(|m| m.status.as_str() == "sent");
             (records.len() >= all && messages.len() >= all && sent).then_some(records)
         }
     })
@@ -374,11 +394,11 @@ async fn a_worker_killed_inside_a_page_of_reminders_leaves_it_to_be_sent_once(en
         .flat_map(|i| [1, 2].map(|k| (case_id(i), k, due_at(k), "queued".to_string())))
         .collect();
     assert_eq!(found, expected);
-    let messages = t.reminder_messages(rid).await;
+    let messages = reminder_messages(db, pid, rid).await;
     let mut per_case: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for m in &messages {
         (per_case.entry(m.case_id.clone().unwrap()).or_default())
-            .push((m.phone.clone(), m.text.clone()));
+            .push((m.phone_number.clone(), m.text.clone()));
     }
     for i in 0..KILL_CASES {
         let expected = vec![(phone(i), text_on(i, KILL_VISIT)); 2];

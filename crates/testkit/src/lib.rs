@@ -12,7 +12,6 @@ pub mod capture;
 pub mod cli;
 pub mod kannel;
 mod pg_locks;
-pub mod reminders;
 pub mod seed;
 mod workflows;
 
