@@ -55,6 +55,25 @@ pub const PENDING_PAGE: usize = 1_000;
 /// Due rows claimed at once.
 pub const FIRE_PAGE: usize = 500;
 
+/// Rows this process wrote to a table since its planner statistics were last refreshed.
+static SCHEDULES_WRITTEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static OCCURRENCES_RECORDED: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+/// Rows after which a table's planner statistics are refreshed (PostgreSQL plans these reads
+/// from them: stale, a lookup of 500 keys became a scan of the table).
+const STATISTICS_EVERY: usize = 50_000;
+
+/// Counts `rows` written to `table`; every [`STATISTICS_EVERY`], refreshes its statistics in
+/// the background (PostgreSQL; nothing on SQLite).
+fn statistics(db: &Db, counter: &std::sync::atomic::AtomicUsize, table: &'static str, rows: usize) {
+    use std::sync::atomic::Ordering;
+    let before = counter.fetch_add(rows, Ordering::Relaxed);
+    if before / STATISTICS_EVERY != (before + rows) / STATISTICS_EVERY {
+        let db = db.clone();
+        tokio::spawn(async move { db.refresh_statistics(table, STATISTICS_EVERY).await });
+    }
+}
+
 /// Stores a new rule; the workers evaluate its cases in the background.
 pub async fn create(
     db: &Db,
@@ -101,6 +120,15 @@ impl Compiled {
             stop: parse(stored.rule.stop_query.as_deref())?,
             stored,
         })
+    }
+
+    /// Whether the rule's queries ask about group membership (otherwise the cases' groups
+    /// need not be read).
+    pub fn uses_groups(&self) -> bool {
+        [&self.query, &self.stop]
+            .into_iter()
+            .flatten()
+            .any(|q| q.groups_referenced().next().is_some())
     }
 
     /// Whether the rule takes the case now (`groups`: the case's groups, id and name).
@@ -207,13 +235,16 @@ pub fn evaluate(
     Some(row)
 }
 
-/// Judges `cases` against `rules` and writes the rows that changed, inside `tx`.
+/// Judges `cases` against `rules` and writes the rows that changed, inside `tx`. `page`: the
+/// cases are every case of the rule's type in a range of row ids, in order (one rule's
+/// evaluation), so its rows are read as that range.
 async fn judge(
     db: &Db,
     tx: &mut Tx,
     project: &Project,
     rules: &[Compiled],
     cases: &[(i64, Case)],
+    page: bool,
     now: i64,
 ) -> StoreResult<usize> {
     if rules.is_empty() || cases.is_empty() {
@@ -221,13 +252,21 @@ async fn judge(
     }
     let pks: Vec<i64> = cases.iter().map(|(pk, _)| *pk).collect();
     let ids: Vec<i64> = rules.iter().map(|r| r.stored.id).collect();
-    let groups = db.groups_of_cases_tx(tx, &pks).await?;
-    let existing: HashMap<(i64, i64), ScheduleRow> = db
-        .schedules_of_cases_tx(tx, &ids, &pks)
-        .await?
-        .into_iter()
-        .map(|r| ((r.reminder_id, r.case_pk), r))
-        .collect();
+    let groups = if rules.iter().any(Compiled::uses_groups) {
+        db.groups_of_cases_tx(tx, &pks).await?
+    } else {
+        HashMap::new()
+    };
+    let existing: HashMap<(i64, i64), ScheduleRow> = match (&ids[..], pks.first(), pks.last()) {
+        // One rule over a page of consecutive cases (a rule's evaluation): a range.
+        ([id], Some(first), Some(last)) if page => {
+            db.schedules_in_range_tx(tx, *id, *first, *last).await?
+        }
+        _ => db.schedules_of_cases_tx(tx, &ids, &pks).await?,
+    }
+    .into_iter()
+    .map(|r| ((r.reminder_id, r.case_pk), r))
+    .collect();
     let zone = project.zone();
     let mut writes = Vec::new();
     for (pk, case) in cases {
@@ -242,6 +281,7 @@ async fn judge(
         }
     }
     db.write_schedules_tx(tx, &writes, now).await?;
+    statistics(db, &SCHEDULES_WRITTEN, "reminder_schedules", writes.len());
     Ok(writes.len())
 }
 
@@ -277,7 +317,7 @@ pub async fn evaluate_pending(db: &Db, clock: &dyn Clock) -> StoreResult<usize> 
                 .map(Compiled::new)
                 .collect::<StoreResult<Vec<_>>>()?;
             let cases = db.cases_by_pks_tx(&mut tx, &pks).await?;
-            judge(db, &mut tx, &project, &rules, &cases, now).await?;
+            judge(db, &mut tx, &project, &rules, &cases, false, now).await?;
         }
         tx.commit().await?;
         total += taken.len();
@@ -319,6 +359,7 @@ pub async fn evaluate_rules(db: &Db, clock: &dyn Clock) -> StoreResult<bool> {
             &project,
             std::slice::from_ref(&rule),
             &cases,
+            true,
             now,
         )
         .await?;
@@ -361,12 +402,9 @@ pub async fn fire_due_with_faults(
     }
     let mut tx = db.begin_write().await?;
     let due = db.claim_due_schedules_tx(&mut tx, now, FIRE_PAGE).await?;
-    let mut by_project: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
-    for (reminder_id, case_pk, project_id) in &due {
-        by_project
-            .entry(*project_id)
-            .or_default()
-            .push((*reminder_id, *case_pk));
+    let mut by_project: HashMap<i64, Vec<ScheduleRow>> = HashMap::new();
+    for (row, project_id) in &due {
+        by_project.entry(*project_id).or_default().push(row.clone());
     }
     let mut recorded = 0;
     let mut queued = false;
@@ -398,7 +436,7 @@ async fn fire_page(
     db: &Db,
     tx: &mut Tx,
     project_id: i64,
-    due: &[(i64, i64)],
+    due: &[ScheduleRow],
     now: i64,
 ) -> StoreResult<(usize, bool)> {
     let project = match db.project_by_id(project_id).await {
@@ -411,18 +449,15 @@ async fn fire_page(
     for stored in db.active_reminders_tx(tx, project_id).await? {
         rules.insert(stored.id, Compiled::new(stored)?);
     }
-    let mut pks: Vec<i64> = due.iter().map(|(_, pk)| *pk).collect();
+    let mut pks: Vec<i64> = due.iter().map(|r| r.case_pk).collect();
     pks.sort_unstable();
     pks.dedup();
-    let rule_ids: Vec<i64> = rules.keys().copied().collect();
     let cases: HashMap<i64, Case> = db.cases_by_pks_tx(tx, &pks).await?.into_iter().collect();
-    let groups = db.groups_of_cases_tx(tx, &pks).await?;
-    let existing: HashMap<(i64, i64), ScheduleRow> = db
-        .schedules_of_cases_tx(tx, &rule_ids, &pks)
-        .await?
-        .into_iter()
-        .map(|r| ((r.reminder_id, r.case_pk), r))
-        .collect();
+    let groups = if rules.values().any(Compiled::uses_groups) {
+        db.groups_of_cases_tx(tx, &pks).await?
+    } else {
+        HashMap::new()
+    };
     let phones: Vec<&str> = cases
         .values()
         .filter_map(|c| c.phone_number.as_ref().map(|p| p.as_str()))
@@ -433,13 +468,13 @@ async fn fire_page(
 
     // Judge each row as its case is now.
     let mut decisions: Vec<Decision> = Vec::with_capacity(due.len());
-    for (reminder_id, case_pk) in due {
+    for old in due {
+        let (reminder_id, case_pk) = (&old.reminder_id, &old.case_pk);
         let (Some(rule), Some(case)) = (rules.get(reminder_id), cases.get(case_pk)) else {
             continue;
         };
         let case_groups = groups.get(case_pk).map(Vec::as_slice).unwrap_or_default();
-        let old = existing.get(&(*reminder_id, *case_pk));
-        let Some(row) = evaluate(rule, *case_pk, case, case_groups, old, &zone, now) else {
+        let Some(row) = evaluate(rule, *case_pk, case, case_groups, Some(old), &zone, now) else {
             continue;
         };
         let late_limit = rule.stored.rule.late_limit(project_limit);
@@ -580,6 +615,12 @@ async fn fire_page(
         rows.push(row);
     }
     db.write_schedules_tx(tx, &rows, now).await?;
+    statistics(
+        db,
+        &OCCURRENCES_RECORDED,
+        "reminder_occurrences",
+        first.len(),
+    );
     Ok((first.len(), queued))
 }
 

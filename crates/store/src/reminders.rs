@@ -558,38 +558,71 @@ impl Db {
     /// Whether any (rule, case) row is due at `now` (a read, so that an idle worker's tick takes
     /// no write lock).
     pub async fn has_due_schedules(&self, now: i64) -> StoreResult<bool> {
-        let any: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM reminder_schedules WHERE next_at <= $1 LIMIT 1")
-                .bind(now)
-                .fetch_optional(self.pool())
-                .await?;
+        // In index order, so that the plan reads the index whatever the statistics say.
+        let any: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM reminder_schedules WHERE next_at <= $1 ORDER BY next_at LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
         Ok(any.is_some())
     }
 
     /// Takes up to `limit` (rule, case) rows due at `now` of active rules, soonest first, for
     /// the caller's transaction: on PostgreSQL the rows are locked until it ends and another
     /// worker skips them (and, once it commits, finds them no longer due); SQLite writes one
-    /// transaction at a time. Returns (rule, case, project).
+    /// transaction at a time. Returns each row with its rule's project.
     pub async fn claim_due_schedules_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         now: i64,
         limit: usize,
-    ) -> StoreResult<Vec<(i64, i64, i64)>> {
+    ) -> StoreResult<Vec<(ScheduleRow, i64)>> {
         let skip = match self.dialect() {
             Dialect::Postgres => " FOR UPDATE OF s SKIP LOCKED",
             Dialect::Sqlite => "",
         };
-        Ok(sqlx::query_as(&format!(
-            "SELECT s.reminder_id, s.case_pk, r.project_id FROM reminder_schedules s
+        let columns: Vec<String> = SCHEDULE_COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{}", c.trim()))
+            .collect();
+        sqlx::query(&format!(
+            "SELECT {}, r.project_id FROM reminder_schedules s
              JOIN reminders r ON r.id = s.reminder_id
              WHERE s.next_at <= $1 AND r.active = 1
-             ORDER BY s.next_at, s.reminder_id, s.case_pk LIMIT $2{skip}"
+             ORDER BY s.next_at, s.reminder_id, s.case_pk LIMIT $2{skip}",
+            columns.join(", ")
         ))
         .bind(now)
         .bind(limit as i64)
         .fetch_all(&mut **tx)
-        .await?)
+        .await?
+        .iter()
+        .map(|row| Ok((schedule_from_row(row)?, row.try_get("project_id")?)))
+        .collect()
+    }
+
+    /// The rows of one rule for the cases with a row id in `first..=last` (a page of the rule's
+    /// evaluation, read as one range of the key).
+    pub async fn schedules_in_range_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        reminder_id: i64,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<Vec<ScheduleRow>> {
+        sqlx::query(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM reminder_schedules
+             WHERE reminder_id = $1 AND case_pk >= $2 AND case_pk <= $3"
+        ))
+        .bind(reminder_id)
+        .bind(first)
+        .bind(last)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| schedule_from_row(r).map_err(StoreError::from))
+        .collect()
     }
 
     /// Records occurrences handled; returns those recorded now, as (rule, case, due instant).
