@@ -668,7 +668,12 @@ async fn start_survey(
     )
     .await
     {
-        Ok(_) => Ok(true),
+        Ok(session_id) => {
+            // The survey's first message names the rule, as an SMS reminder's does.
+            db.set_session_messages_reminder_tx(tx, session_id, o.reminder_id)
+                .await?;
+            Ok(true)
+        }
         Err(StoreError::Conflict { .. }) => Ok(false),
         Err(e) => Err(e),
     }

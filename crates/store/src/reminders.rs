@@ -808,6 +808,21 @@ impl Db {
         .transpose()
     }
 
+    /// Marks the messages a survey session queued so far (its start) as sent for a rule.
+    pub async fn set_session_messages_reminder_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        session_id: i64,
+        reminder_id: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE messages SET reminder_id = $1 WHERE survey_session_id = $2")
+            .bind(reminder_id)
+            .bind(session_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     /// Changes the outcome recorded for an occurrence (a message that could not go after all).
     pub async fn set_occurrence_outcome_tx(
         &self,

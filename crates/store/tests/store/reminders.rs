@@ -27,6 +27,7 @@ on_both_engines!(
     every_write_path_puts_the_case_before_its_rules_again,
     a_rule_edit_looks_again_in_pages_and_sends_nothing_twice,
     the_projects_late_limit_holds_unless_the_rule_has_its_own,
+    a_survey_reminder_starts_the_survey_once_and_names_the_rule,
 );
 
 /// Kampala (the test project's zone) is UTC+3 all year.
@@ -814,4 +815,40 @@ async fn the_projects_late_limit_holds_unless_the_rule_has_its_own(engine: Diale
         "within the rule's 24 hours"
     );
     assert_eq!(reminder_messages(db, &p).await.len(), 1);
+}
+
+async fn a_survey_reminder_starts_the_survey_once_and_names_the_rule(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let Setup { p, survey_id, .. } = setup(db, survey_body()).await;
+    let clock = ManualClock::new(kampala(2026, 3, 1, 8, 0));
+    let r = reminders::create(
+        db,
+        p.id,
+        &rule(json!({"content": {"survey": survey_id}})),
+        None,
+    )
+    .await
+    .unwrap();
+    let c = case_with(db, p.id, None, "Amina", None, Some("0772000761")).await;
+    set(
+        db,
+        &p,
+        c.case_id.as_str(),
+        &[("next_visit", Some("2026-03-05"))],
+    )
+    .await;
+    tick(db, &clock).await;
+    clock.set(kampala(2026, 3, 3, 9, 0));
+    assert_eq!(tick(db, &clock).await, 1);
+    assert_eq!(tick(db, &clock).await, 0);
+    let filter = MessageFilter {
+        reminder_id: Some(r.id),
+        ..Default::default()
+    };
+    let sent = db.list_messages(p.id, &filter, 10, None).await.unwrap().0;
+    assert_eq!(sent.len(), 1, "the survey's first message, once");
+    assert_eq!(sent[0].text, "Hello, 3 questions.\nHow many visits?");
+    let counts = db.reminder_counts(r.id).await.unwrap();
+    assert_eq!(counts.outcomes.get("queued"), Some(&1));
 }
