@@ -105,6 +105,8 @@ struct CasesPage {
     total: i64,
     /// How many cases the filters select (when any is set).
     matching: Option<i64>,
+    /// Cases with a value the query could not compare (a number or date was wanted).
+    uncomparable: i64,
     /// The project's groups (id, name), for the group filter.
     groups: Vec<(i64, String)>,
     cases: Vec<CaseView>,
@@ -160,9 +162,21 @@ pub(super) async fn list(
 ) -> PageResult<Response> {
     let cursor = query.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
     let filters = query.filters;
+    let mut uncomparable = 0;
     let (found, matching, include_deleted, error) =
         match filters.filter(&state.db, &page.project).await {
             Ok(filter) => {
+                // How many cases met a value the query could not compare (`age > 18` where age
+                // is `eighteen`): shown, so that such cases can be found and fixed.
+                if let Some(text) = filter.query.as_deref() {
+                    if let Ok(q) = casecast_core::case_query::CaseQuery::parse(text) {
+                        uncomparable = state
+                            .db
+                            .count_matching(page.project.id, &q, &page.project.zone())
+                            .await?
+                            .uncomparable;
+                    }
+                }
                 let found = state
                     .db
                     .list_cases(page.project.id, &filter, PAGE_SIZE, cursor)
@@ -207,6 +221,7 @@ pub(super) async fn list(
         can_write: page.role.can_write(),
         total: state.db.count_cases(page.project.id).await?,
         matching,
+        uncomparable,
         groups,
         cases: found
             .items

@@ -126,6 +126,38 @@ async fn login_flow_and_pages(engine: Dialect) {
     let (status, page) = get_page(&app, &session, &format!("/a/alpha/cases/{id}")).await;
     assert_eq!(status, 200);
     assert!(page.contains("KLA-9") && page.contains("district") && page.contains("Kampala"));
+    // A case query: what matches, a value it could not compare, and an error saying where.
+    for (name, age) in [("Okello Ann", "34"), ("Auma Joy", "eighteen")] {
+        let (status, _) = call(
+            &app,
+            Method::POST,
+            &app.api("alpha", "/cases"),
+            Some(&app.alpha_admin.token),
+            Some(json!({"name": name, "properties": {"age": age}})),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    let (status, list) = get_page(&app, &session, "/a/alpha/cases?query=age+%3E+18").await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains("Okello Ann") && !list.contains("Auma Joy") && !list.contains("Nakato"),
+        "{list}"
+    );
+    assert!(
+        list.contains("1 case has a value the query could not compare"),
+        "{list}"
+    );
+    assert!(
+        list.contains("value=\"age &#62; 18\""),
+        "the query stays in its box: {list}"
+    );
+    let (status, list) = get_page(&app, &session, "/a/alpha/cases?query=age+%3E").await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains("query: at 6: expected a value after"),
+        "{list}"
+    );
 
     // Logging out needs the CSRF token and ends the session.
     let resp = app
