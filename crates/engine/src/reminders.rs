@@ -428,6 +428,9 @@ struct Decision {
     row: ScheduleRow,
     /// The occurrence to record (none: nothing due any more).
     record: Option<NewOccurrence>,
+    /// For an occurrence to send: the gateway that routes the number, and the SMS text as
+    /// rendered for the case (`None` for a survey), worked out once while judging.
+    send: Option<(i64, Option<String>)>,
 }
 
 /// Fires one project's due rows inside `tx`: (occurrences recorded, whether a message was
@@ -479,6 +482,7 @@ async fn fire_page(
         };
         let late_limit = rule.stored.rule.late_limit(project_limit);
         let phone = case.phone_number.as_ref().map(|p| p.as_str().to_string());
+        let mut send = None;
         let record = match row.next_occurrence.zip(row.next_at) {
             None => None,
             Some((k, at)) => {
@@ -488,13 +492,18 @@ async fn fire_page(
                     Firing::Send => Some(match &phone {
                         None => "no_phone",
                         Some(p) if opted_out.contains(p.as_str()) => "opted_out",
-                        Some(p) if router.as_ref().and_then(|r| r.route(p)).is_none() => {
-                            "no_gateway"
-                        }
-                        Some(_) if rendered(rule, case).is_some_and(|t| t.trim().is_empty()) => {
-                            "empty_text"
-                        }
-                        Some(_) => "queued",
+                        Some(p) => match router.as_ref().and_then(|r| r.route(p)) {
+                            None => "no_gateway",
+                            Some(gateway_id) => {
+                                let text = rendered(rule, case);
+                                if text.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                                    "empty_text"
+                                } else {
+                                    send = Some((gateway_id, text));
+                                    "queued"
+                                }
+                            }
+                        },
                     }),
                 };
                 outcome.map(|outcome| NewOccurrence {
@@ -507,7 +516,7 @@ async fn fire_page(
                 })
             }
         };
-        decisions.push(Decision { row, record });
+        decisions.push(Decision { row, record, send });
     }
 
     // One message a number an occurrence: numbers sent this occurrence before, and earlier in
@@ -544,33 +553,30 @@ async fn fire_page(
     let first = db.record_occurrences_tx(tx, &to_record, now).await?;
     let mut messages = Vec::new();
     let mut surveys = Vec::new();
-    for o in &to_record {
+    for d in &decisions {
+        let (Some(o), Some((gateway_id, text))) = (&d.record, &d.send) else {
+            continue;
+        };
+        // Still to send after the one-message-a-number check, and recorded by this worker.
         if o.outcome != "queued" || !first.contains(&(o.reminder_id, o.case_pk, o.due_at)) {
             continue;
         }
-        let (Some(rule), Some(case), Some(phone)) = (
-            rules.get(&o.reminder_id),
-            cases.get(&o.case_pk),
-            o.phone.as_deref(),
-        ) else {
-            continue;
-        };
-        let Some(gateway_id) = router.as_ref().and_then(|r| r.route(phone)) else {
+        let (Some(rule), Some(phone)) = (rules.get(&o.reminder_id), o.phone.as_deref()) else {
             continue;
         };
         match &rule.stored.rule.content {
             BroadcastContent::Sms(_) => messages.push(NewOutbound {
                 case_pk: Some(o.case_pk),
                 phone: PhoneNumber::from_stored(phone.to_string()),
-                text: rendered(rule, case).unwrap_or_default(),
-                gateway_id,
+                text: text.clone().unwrap_or_default(),
+                gateway_id: *gateway_id,
                 user_id: None,
                 kind: MessageKind::Normal,
                 survey: None,
                 reply_to: None,
                 reminder_id: Some(o.reminder_id),
             }),
-            BroadcastContent::Survey(survey_id) => surveys.push((o, *survey_id, gateway_id)),
+            BroadcastContent::Survey(survey_id) => surveys.push((o, *survey_id, *gateway_id)),
         }
     }
     let mut queued = !messages.is_empty();
