@@ -122,6 +122,26 @@ impl FromRequestParts<AppState> for AdminAuth {
     }
 }
 
+/// A JSON object body without the read-only fields a resource answers but is not written
+/// with (`id`, `created_at`, …), for a create or a patch; anything but an object is a field
+/// error on `body`.
+pub(super) fn writable_fields(
+    body: &serde_json::Value,
+    read_only: &[&str],
+) -> Result<serde_json::Map<String, serde_json::Value>, Vec<casecast_core::case::FieldError>> {
+    let Some(obj) = body.as_object() else {
+        return Err(vec![casecast_core::case::FieldError::new(
+            "body",
+            "send a JSON object",
+        )]);
+    };
+    let mut obj = obj.clone();
+    for k in read_only {
+        obj.remove(*k);
+    }
+    Ok(obj)
+}
+
 /// The API router and its OpenAPI document.
 pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     let project = OpenApiRouter::new()

@@ -304,14 +304,7 @@ pub struct ReminderPath {
 
 /// A body without the fields a reminder answers but is not written with.
 fn writable(body: &Value) -> Result<Map<String, Value>, Vec<FieldError>> {
-    let Some(obj) = body.as_object() else {
-        return Err(vec![FieldError::new("body", "send a JSON object")]);
-    };
-    let mut obj = obj.clone();
-    for k in READ_ONLY {
-        obj.remove(k);
-    }
-    Ok(obj)
+    super::writable_fields(body, &READ_ONLY)
 }
 
 /// Reads a new rule's body.
