@@ -30,6 +30,8 @@ pub async fn process_fanout(
     };
     let broadcast = work.broadcast;
     let project = db.project_by_id(broadcast.project_id).await?;
+    // Smart groups' members as the cases are now.
+    crate::smart_groups::settle(db, &crate::clock::SystemClock, project.id).await?;
     let expires = work.due_at + project.validity_seconds() * 1000;
     let now = casecast_core::time::now_ms();
     if now >= expires {

@@ -205,6 +205,13 @@ impl Deferred {
                     case_group.id = group_id,
                     "a keyword's group no longer exists: action skipped"
                 ),
+                Err(StoreError::Conflict {
+                    code: "smart_group",
+                    ..
+                }) => tracing::warn!(
+                    case_group.id = group_id,
+                    "a keyword's group is a smart group (its members follow its query): action skipped"
+                ),
                 Err(e) => return Err(e),
             }
         }

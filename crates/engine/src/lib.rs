@@ -19,6 +19,7 @@ pub mod recipients;
 pub mod reminders;
 pub mod scheduler;
 pub mod send;
+pub mod smart_groups;
 pub mod supervise;
 pub mod survey_export;
 pub mod surveys;

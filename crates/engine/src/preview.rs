@@ -84,6 +84,8 @@ pub async fn preview_broadcast(
     draft: &Draft,
 ) -> StoreResult<Preview> {
     db.check_draft_refs(project, draft).await?;
+    // Smart groups' members as the cases are now.
+    crate::smart_groups::settle(db, clock, project.id).await?;
     // A survey's recipients get its first message (intro and first question) in their language.
     let content = match (
         &draft.content,

@@ -5,10 +5,11 @@
 //! - Saving a rule ([`create`], [`update`]) stores it; the workers then look at the rule's cases
 //!   in pages of [`PAGE`] in the background ([`evaluate_rules`]), recording the progress on the
 //!   rule, and write one schedule row per case the rule takes.
-//! - Any write of a case (API, import, group upload, survey answer, keyword) or of a group
-//!   membership in a project with an active rule puts the case in `reminder_pending` (database
-//!   triggers, so no write path can forget it); the workers re-evaluate those cases against every
-//!   active rule of their project within a tick ([`evaluate_pending`]).
+//! - Any write of a case (API, import, group upload, survey answer, keyword) or of a plain
+//!   group's membership in a project with an active rule or a smart group puts the case in
+//!   `reminder_pending` (database triggers, so no write path can forget it); the workers bring
+//!   the project's smart groups up to date with those cases and then re-evaluate them against
+//!   every active rule of their project within a tick ([`evaluate_pending`]).
 //! - [`fire_due`] takes a page of due rows, evaluates their cases again (a case written since is
 //!   judged as it is now), records the occurrences under their unique keys and only then queues
 //!   the messages of those it recorded, all in one transaction: a crash before the commit leaves
@@ -288,14 +289,29 @@ async fn judge(
 /// Re-evaluates cases written since the rules last looked at them (up to [`PENDING_PAGE`] a
 /// transaction, until none wait); returns how many cases it looked at.
 pub async fn evaluate_pending(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
-    let mut total = 0;
     if !db.has_pending_cases().await? {
-        return Ok(total);
+        return Ok(0);
     }
-    loop {
+    evaluate_pending_in(db, clock, None, usize::MAX).await
+}
+
+/// [`evaluate_pending`] over one project's waiting cases (`project_id`) or every project's,
+/// for at most `pages` transactions. Each page brings the smart groups up to date first
+/// ([`crate::smart_groups::keep_current`]), then judges the rules, which so read the groups'
+/// members as they now are.
+pub async fn evaluate_pending_in(
+    db: &Db,
+    clock: &dyn Clock,
+    project_id: Option<i64>,
+    pages: usize,
+) -> StoreResult<usize> {
+    let mut total = 0;
+    for _ in 0..pages {
         let now = clock.now_ms();
         let mut tx = db.begin_write().await?;
-        let taken = db.take_pending_cases_tx(&mut tx, PENDING_PAGE).await?;
+        let taken = db
+            .take_pending_cases_tx(&mut tx, PENDING_PAGE, project_id)
+            .await?;
         if taken.is_empty() {
             tx.rollback().await?;
             return Ok(total);
@@ -317,6 +333,7 @@ pub async fn evaluate_pending(db: &Db, clock: &dyn Clock) -> StoreResult<usize> 
                 .map(Compiled::new)
                 .collect::<StoreResult<Vec<_>>>()?;
             let cases = db.cases_by_pks_tx(&mut tx, &pks).await?;
+            crate::smart_groups::keep_current(db, &mut tx, &project, &cases, now).await?;
             judge(db, &mut tx, &project, &rules, &cases, false, now).await?;
         }
         tx.commit().await?;
@@ -325,6 +342,7 @@ pub async fn evaluate_pending(db: &Db, clock: &dyn Clock) -> StoreResult<usize> 
             return Ok(total);
         }
     }
+    Ok(total)
 }
 
 /// Evaluates one page of one rule whose evaluation has not finished (the rule is locked for

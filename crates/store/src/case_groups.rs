@@ -18,6 +18,10 @@ pub struct CaseGroup {
     pub project_id: i64,
     pub name: String,
     pub case_count: i64,
+    /// A smart group's saved query (group references by id); `None` for a plain group.
+    pub query: Option<String>,
+    /// A smart group's last upkeep.
+    pub evaluated_at: Option<i64>,
     pub created_at: i64,
     pub modified_at: i64,
 }
@@ -45,7 +49,7 @@ pub struct HistoryEntry {
 }
 
 const GROUP_COLUMNS: &str =
-    "g.id, g.project_id, g.name, g.created_at, g.modified_at, g.member_count AS case_count";
+    "g.id, g.project_id, g.name, g.created_at, g.modified_at, g.member_count AS case_count, g.query, g.evaluated_at";
 
 fn group_from_row(row: &AnyRow) -> Result<CaseGroup, sqlx::Error> {
     Ok(CaseGroup {
@@ -53,6 +57,8 @@ fn group_from_row(row: &AnyRow) -> Result<CaseGroup, sqlx::Error> {
         project_id: row.try_get("project_id")?,
         name: row.try_get("name")?,
         case_count: row.try_get("case_count")?,
+        query: row.try_get("query")?,
+        evaluated_at: row.try_get("evaluated_at")?,
         created_at: row.try_get("created_at")?,
         modified_at: row.try_get("modified_at")?,
     })
@@ -82,7 +88,7 @@ fn member_page(rows: &[AnyRow], limit: usize) -> StoreResult<Page<Case>> {
     Ok(Page { items, next_cursor })
 }
 
-fn name_taken(name: &GroupName) -> StoreError {
+pub(crate) fn name_taken(name: &GroupName) -> StoreError {
     StoreError::Conflict {
         code: "name_taken",
         message: format!("a case group named '{}' already exists in this project (names are compared ignoring case)", name.as_str()),
@@ -221,6 +227,16 @@ impl Db {
         Ok(group_from_row(&row)?)
     }
 
+    /// One group of the project that is a plain group (its members kept by hand): a smart
+    /// group is `Conflict` `smart_group`.
+    pub async fn plain_group(&self, project_id: i64, group_id: i64) -> StoreResult<CaseGroup> {
+        let group = self.get_group(project_id, group_id).await?;
+        if group.query.is_some() {
+            return Err(crate::smart_groups::smart_group_conflict(&group.name));
+        }
+        Ok(group)
+    }
+
     /// Renames a group.
     pub async fn rename_group(
         &self,
@@ -265,7 +281,20 @@ impl Db {
     }
 
     /// Deletes a group and its memberships; its cases stay.
+    /// `Conflict` `group_in_use` while a smart group's query names it.
     pub async fn delete_group(&self, project_id: i64, group_id: i64) -> StoreResult<()> {
+        let naming = self.smart_groups_naming(project_id, group_id).await?;
+        if !naming.is_empty() {
+            return Err(StoreError::Conflict {
+                code: "group_in_use",
+                message: format!(
+                    "this group is named in the query of the smart group{} {}: change {} first",
+                    if naming.len() == 1 { "" } else { "s" },
+                    naming.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "),
+                    if naming.len() == 1 { "that query" } else { "those queries" },
+                ),
+            });
+        }
         let mut tx = self.begin_write().await?;
         let exists: Option<i64> =
             sqlx::query_scalar("SELECT id FROM case_groups WHERE project_id = $1 AND id = $2")
@@ -385,7 +414,7 @@ impl Db {
         case_id: &str,
         actor: Actor,
     ) -> StoreResult<()> {
-        self.get_group(project_id, group_id).await?;
+        self.plain_group(project_id, group_id).await?;
         let mut tx = self.begin_write().await?;
         lock_group(&mut tx, self.dialect(), group_id).await?;
         let case_pk: i64 = sqlx::query_scalar(
@@ -425,7 +454,7 @@ impl Db {
         group_id: i64,
         actor: Actor,
     ) -> StoreResult<u64> {
-        self.get_group(project_id, group_id).await?;
+        self.plain_group(project_id, group_id).await?;
         let mut tx = self.begin_write().await?;
         lock_group(&mut tx, self.dialect(), group_id).await?;
         let live: i64 = sqlx::query_scalar("SELECT member_count FROM case_groups WHERE id = $1")

@@ -65,6 +65,14 @@ impl SqlExpr {
         bind_all!(q, &self.binds)
     }
 
+    /// Binds the values to a `query`, likewise.
+    pub(crate) fn bind_query<'q>(
+        &'q self,
+        q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
+        bind_all!(q, &self.binds)
+    }
+
     /// Binds the values to a `query_scalar`, likewise.
     pub(crate) fn bind_scalar<'q, O>(
         &'q self,

@@ -169,6 +169,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 "reminder series",
                 include_str!("../migrations/sqlite/0012_reminder_series.sql"),
             ),
+            (
+                13,
+                "smart groups",
+                include_str!("../migrations/sqlite/0013_smart_groups.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -230,6 +235,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 12,
                 "reminder series",
                 include_str!("../migrations/postgres/0012_reminder_series.sql"),
+            ),
+            (
+                13,
+                "smart groups",
+                include_str!("../migrations/postgres/0013_smart_groups.sql"),
             ),
         ],
     }

@@ -29,6 +29,7 @@ pub mod reminders;
 pub mod sealed;
 pub mod secrets;
 pub mod settings;
+pub mod smart_groups;
 pub mod survey_responses;
 pub mod survey_sessions;
 pub mod surveys;

@@ -453,7 +453,7 @@ impl Db {
         identifiers: &[String],
         actor: Actor,
     ) -> StoreResult<Vec<ItemResult>> {
-        self.get_group(project_id, group_id).await?;
+        self.plain_group(project_id, group_id).await?;
         let project = self.project_by_id(project_id).await?;
         let entries: Vec<Entry> = identifiers
             .iter()

@@ -526,24 +526,32 @@ impl Db {
     /// Takes up to `limit` cases waiting for their rules' new look, oldest first, removing them
     /// from the queue inside the caller's transaction (a failure puts them back). Two workers
     /// take different cases (PostgreSQL skips the rows another holds; SQLite writes one at a
-    /// time). Returns (case row id, project).
+    /// time). Returns (case row id, project). `project_id`: only that project's.
     pub async fn take_pending_cases_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         limit: usize,
+        project_id: Option<i64>,
     ) -> StoreResult<Vec<(i64, i64)>> {
         let skip = match self.dialect() {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
-        Ok(sqlx::query_as(&format!(
+        let only = if project_id.is_some() {
+            "WHERE project_id = $2"
+        } else {
+            ""
+        };
+        let sql = format!(
             "DELETE FROM reminder_pending WHERE case_pk IN
-               (SELECT case_pk FROM reminder_pending ORDER BY case_pk LIMIT $1{skip})
+               (SELECT case_pk FROM reminder_pending {only} ORDER BY case_pk LIMIT $1{skip})
              RETURNING case_pk, project_id"
-        ))
-        .bind(limit as i64)
-        .fetch_all(&mut **tx)
-        .await?)
+        );
+        let mut q = sqlx::query_as(&sql).bind(limit as i64);
+        if let Some(id) = project_id {
+            q = q.bind(id);
+        }
+        Ok(q.fetch_all(&mut **tx).await?)
     }
 
     /// Whether any case waits for its rules' new look (a read, so that an idle worker's tick

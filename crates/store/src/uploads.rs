@@ -134,7 +134,7 @@ impl Db {
         bytes: Vec<u8>,
         user_id: Option<i64>,
     ) -> Result<Upload, ImportError> {
-        self.get_group(project_id, group_id).await?;
+        self.plain_group(project_id, group_id).await?;
         let limits = Limits::default();
         if bytes.len() as u64 > limits.max_file_bytes {
             return Err(SheetError::TooLarge {

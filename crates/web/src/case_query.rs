@@ -55,6 +55,8 @@ pub struct CaseQuery {
 #[derive(Debug)]
 pub enum QueryError {
     Invalid(String),
+    /// The case query is wrong (the API's `invalid_query`).
+    BadQuery(String),
     GroupNotFound,
     Store(StoreError),
 }
@@ -116,7 +118,7 @@ impl CaseQuery {
         let query = match given(&self.query) {
             Some(text) => {
                 casecast_core::case_query::CaseQuery::parse(text)
-                    .map_err(|e| QueryError::Invalid(format!("query: {e}")))?;
+                    .map_err(|e| QueryError::BadQuery(format!("query: {e}")))?;
                 Some(text.to_string())
             }
             None => None,

@@ -29,6 +29,7 @@ mod outbox;
 mod projects;
 mod reminders;
 mod schema;
+mod smart_groups;
 mod survey_batches;
 mod survey_broadcasts;
 mod survey_definitions;

@@ -8,6 +8,7 @@ use axum::response::Response;
 use axum::Json;
 use casecast_core::identifier::GroupName;
 use casecast_core::sheet_out;
+use casecast_engine::smart_groups;
 use casecast_store::case_groups::{Actor, CaseGroup};
 use casecast_store::membership::{count_outcomes, Change, ItemResult};
 use serde::{Deserialize, Serialize};
@@ -45,18 +46,50 @@ pub struct GroupJson {
     pub name: String,
     /// Live (not deleted) member cases.
     pub case_count: i64,
+    /// A smart group's case query (the groups it names by their current names); null for a
+    /// plain group.
+    pub query: Option<String>,
+    /// A smart group's members follow every case write up to this instant (null for a plain
+    /// group).
+    pub as_of: Option<String>,
     pub created_at: String,
     pub modified_at: String,
 }
 
-impl From<CaseGroup> for GroupJson {
-    fn from(g: CaseGroup) -> Self {
-        GroupJson {
+impl GroupJson {
+    /// The group as the API shows it (a smart group's query with group names, its "as of").
+    pub async fn of(state: &AppState, g: CaseGroup) -> ApiResult<GroupJson> {
+        let (query, as_of) = match &g.query {
+            Some(saved) => (
+                Some(smart_groups::display_query(&state.db, g.project_id, saved).await?),
+                smart_groups::as_of(&state.db, state.clock.as_ref(), &g)
+                    .await?
+                    .map(casecast_core::time::rfc3339),
+            ),
+            None => (None, None),
+        };
+        Ok(GroupJson {
             id: g.id,
             name: g.name,
             case_count: g.case_count,
+            query,
+            as_of,
             created_at: casecast_core::time::rfc3339(g.created_at),
             modified_at: casecast_core::time::rfc3339(g.modified_at),
+        })
+    }
+}
+
+/// A smart group's error as the API answers it: a query that is wrong is 422 `invalid_query`.
+impl From<smart_groups::SaveError> for ApiError {
+    fn from(e: smart_groups::SaveError) -> Self {
+        match e {
+            smart_groups::SaveError::Query(m) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_query",
+                format!("query: {m}"),
+            ),
+            smart_groups::SaveError::Store(e) => e.into(),
         }
     }
 }
@@ -68,12 +101,28 @@ pub struct GroupList {
     pub next_cursor: Option<String>,
 }
 
-/// A group's name.
+/// A new group: a name, and for a smart group its query.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupBody {
     /// Trimmed; 1–255 characters; unique in the project ignoring case.
     pub name: String,
+    /// A case query (`district = Gulu AND age >= 18`): makes a smart group, whose members are
+    /// the live cases matching it, kept current.
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+/// Changes to a group: its name, and for a smart group its query.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPatch {
+    /// Trimmed; 1–255 characters; unique in the project ignoring case.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A smart group's new query (a plain group takes none: 409 `not_smart`).
+    #[serde(default)]
+    pub query: Option<String>,
 }
 
 /// Identifiers to add or remove.
@@ -195,8 +244,12 @@ async fn list_groups(
         .db
         .list_groups_page(auth.project.id, limit, cursor)
         .await?;
+    let mut case_groups = Vec::with_capacity(page.items.len());
+    for g in page.items {
+        case_groups.push(GroupJson::of(&state, g).await?);
+    }
     Ok(Json(GroupList {
-        case_groups: page.items.into_iter().map(Into::into).collect(),
+        case_groups,
         next_cursor: page.next_cursor,
     }))
 }
@@ -209,11 +262,27 @@ async fn create_group(
     WriteAuth(auth): WriteAuth,
     ApiJson(body): ApiJson<GroupBody>,
 ) -> ApiResult<(StatusCode, Json<GroupJson>)> {
-    let group = state
-        .db
-        .create_group(auth.project.id, &group_name(&body.name)?, api_actor(&auth))
-        .await?;
-    Ok((StatusCode::CREATED, Json(group.into())))
+    let name = group_name(&body.name)?;
+    let group = match body.query.as_deref() {
+        Some(query) => {
+            smart_groups::create(
+                &state.db,
+                state.clock.as_ref(),
+                &auth.project,
+                &name,
+                query,
+                api_actor(&auth),
+            )
+            .await?
+        }
+        None => {
+            state
+                .db
+                .create_group(auth.project.id, &name, api_actor(&auth))
+                .await?
+        }
+    };
+    Ok((StatusCode::CREATED, Json(GroupJson::of(&state, group).await?)))
 }
 
 /// Read a case group.
@@ -224,28 +293,40 @@ async fn get_group(
     auth: ApiAuth,
     ApiPath(p): ApiPath<GroupPath>,
 ) -> ApiResult<Json<GroupJson>> {
-    Ok(Json(
-        state.db.get_group(auth.project.id, p.id).await?.into(),
-    ))
+    let group = state.db.get_group(auth.project.id, p.id).await?;
+    Ok(Json(GroupJson::of(&state, group).await?))
 }
 
-/// Rename a case group.
-#[utoipa::path(patch, path = "/case-groups/{id}", tag = "case groups", params(("id" = i64, Path)), request_body = GroupBody,
+/// Rename a case group, or change a smart group's query.
+#[utoipa::path(patch, path = "/case-groups/{id}", tag = "case groups", params(("id" = i64, Path)), request_body = GroupPatch,
     responses((status = 200, body = GroupJson), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn rename_group(
     State(state): State<AppState>,
     WriteAuth(auth): WriteAuth,
     ApiPath(p): ApiPath<GroupPath>,
-    ApiJson(body): ApiJson<GroupBody>,
+    ApiJson(body): ApiJson<GroupPatch>,
 ) -> ApiResult<Json<GroupJson>> {
-    let name = group_name(&body.name)?;
-    Ok(Json(
+    let name = body.name.as_deref().map(group_name).transpose()?;
+    let group = state.db.get_group(auth.project.id, p.id).await?;
+    if let Some(query) = body.query.as_deref() {
+        smart_groups::set_query(
+            &state.db,
+            state.clock.as_ref(),
+            &auth.project,
+            group.id,
+            query,
+            api_actor(&auth),
+        )
+        .await?;
+    }
+    if let Some(name) = name {
         state
             .db
             .rename_group(auth.project.id, p.id, &name, api_actor(&auth))
-            .await?
-            .into(),
-    ))
+            .await?;
+    }
+    let group = state.db.get_group(auth.project.id, p.id).await?;
+    Ok(Json(GroupJson::of(&state, group).await?))
 }
 
 /// Delete a case group: its memberships go, its cases stay.

@@ -203,6 +203,11 @@ pub(crate) async fn case_filter(
         .await
         .map_err(|e| match e {
             QueryError::Invalid(m) => ApiError::invalid(m),
+            QueryError::BadQuery(m) => ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_query",
+                m,
+            ),
             QueryError::GroupNotFound => ApiError::not_found("case group"),
             QueryError::Store(e) => e.into(),
         })

@@ -179,6 +179,10 @@ pub async fn check_references(
             },
             Action::AddToGroup { case_group_id } | Action::RemoveFromGroup { case_group_id } => {
                 match db.get_group(project_id, *case_group_id).await {
+                    Ok(g) if g.query.is_some() => problems.push(FieldError::new(
+                        format!("actions[{i}].case_group_id"),
+                        "is a smart group: its members follow its query, so a keyword cannot add or remove them",
+                    )),
                     Ok(_) => {}
                     Err(StoreError::NotFound(_)) => problems.push(FieldError::new(
                         format!("actions[{i}].case_group_id"),

@@ -10,6 +10,7 @@ use axum::{Form, Json};
 use casecast_core::identifier::{GroupName, Outcome};
 use casecast_core::sheet_out;
 use casecast_core::states::JobStatus;
+use casecast_engine::smart_groups::{self, SaveError};
 use casecast_store::case_groups::{Actor, CaseGroup};
 use casecast_store::membership::{Change, ItemResult};
 use casecast_store::uploads::{ResultRow, Upload};
@@ -31,6 +32,8 @@ struct GroupRow {
     id: i64,
     name: String,
     case_count: i64,
+    /// Whether it is a smart group (its members follow its query).
+    smart: bool,
     created: String,
     modified: String,
 }
@@ -40,9 +43,20 @@ fn group_row(g: CaseGroup, zone: &jiff::tz::TimeZone) -> GroupRow {
         id: g.id,
         name: g.name,
         case_count: g.case_count,
+        smart: g.query.is_some(),
         created: casecast_core::time::local_minute(g.created_at, zone),
         modified: casecast_core::time::local_minute(g.modified_at, zone),
     }
+}
+
+/// A smart group's query and freshness, as its page shows them.
+struct SmartView {
+    /// The query with group names (what the edit box holds unless a refused edit is shown).
+    query: String,
+    /// "as of" in the project's zone, or `None` when it is current.
+    as_of: Option<String>,
+    /// Cases waiting to be looked at: the members may be a few seconds behind.
+    behind: bool,
 }
 
 #[derive(Template)]
@@ -53,6 +67,8 @@ struct GroupsPage {
     can_write: bool,
     groups: Vec<GroupRow>,
     name: String,
+    /// The create form's query (a smart group), kept when it was refused.
+    query: String,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -165,6 +181,8 @@ struct GroupOutcome {
     identifier: String,
     /// The name typed in the rename form, kept when it was refused.
     name: Option<String>,
+    /// The query typed in a smart group's query form, kept when it was refused.
+    query: Option<String>,
 }
 
 impl GroupOutcome {
@@ -187,7 +205,20 @@ impl GroupOutcome {
                 o.error = f.get("error").map(str::to_string);
                 o.name = f.get("name").map(str::to_string);
             }
-            Some("upload-refused") => o.error = f.get("error").map(str::to_string),
+            Some("upload-refused") | Some("refused") => {
+                o.error = f.get("error").map(str::to_string)
+            }
+            Some("query-changed") => {
+                o.notice = Some(format!(
+                    "The query was changed: {} matched, {} no longer matched.",
+                    f.get("matched").unwrap_or("0"),
+                    f.get("left").unwrap_or("0")
+                ))
+            }
+            Some("query-refused") => {
+                o.error = f.get("error").map(str::to_string);
+                o.query = f.get("query").map(str::to_string);
+            }
             _ => {}
         }
         o
@@ -223,6 +254,9 @@ struct GroupPage {
     slug: String,
     can_write: bool,
     group: GroupRow,
+    smart: Option<SmartView>,
+    /// The query form's text.
+    query_text: String,
     error: Option<String>,
     notice: Option<String>,
     result: Option<AddResult>,
@@ -269,7 +303,7 @@ async fn render_list(
     state: &AppState,
     page: &ProjectPage,
     status: StatusCode,
-    name: String,
+    (name, query): (String, String),
     error: Option<String>,
     notice: Option<String>,
 ) -> PageResult<Response> {
@@ -287,6 +321,7 @@ async fn render_list(
         can_write: page.role.can_write(),
         groups,
         name,
+        query,
         error,
         notice,
     };
@@ -307,7 +342,7 @@ pub(super) async fn list(
         )),
         _ => None,
     };
-    render_list(&state, &page, StatusCode::OK, String::new(), None, notice).await
+    render_list(&state, &page, StatusCode::OK, Default::default(), None, notice).await
 }
 
 #[derive(Deserialize)]
@@ -317,9 +352,13 @@ pub(super) struct NameForm {
     #[serde(default)]
     csrf: String,
     name: String,
+    /// A case query: makes a smart group (from the groups page or the case list's "Save as a
+    /// smart group").
+    #[serde(default)]
+    query: String,
 }
 
-/// `POST …/messaging/case-groups`: create.
+/// `POST …/messaging/case-groups`: create a plain group, or with a query a smart group.
 pub(super) async fn create(
     State(state): State<AppState>,
     page: ProjectPage,
@@ -334,32 +373,47 @@ pub(super) async fn create(
                 &state,
                 &page,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                form.name,
+                (form.name, form.query),
                 Some(e.0.trim_start_matches("name: ").to_string()),
                 None,
             )
             .await
         }
     };
-    match state
-        .db
-        .create_group(page.project.id, &name, actor(&page))
-        .await
-    {
-        Ok(g) => Ok(Redirect::to(&group_url(&page, g.id)).into_response()),
-        Err(StoreError::Conflict { message, .. }) => {
-            render_list(
-                &state,
-                &page,
-                StatusCode::CONFLICT,
-                form.name,
-                Some(message),
-                None,
-            )
+    let created = if form.query.trim().is_empty() {
+        state
+            .db
+            .create_group(page.project.id, &name, actor(&page))
             .await
+            .map_err(SaveError::Store)
+    } else {
+        smart_groups::create(
+            &state.db,
+            state.clock.as_ref(),
+            &page.project,
+            &name,
+            &form.query,
+            actor(&page),
+        )
+        .await
+    };
+    let (status, message) = match created {
+        Ok(g) => return Ok(Redirect::to(&group_url(&page, g.id)).into_response()),
+        Err(SaveError::Query(m)) => (StatusCode::UNPROCESSABLE_ENTITY, format!("Query: {m}")),
+        Err(SaveError::Store(StoreError::Conflict { message, .. })) => {
+            (StatusCode::CONFLICT, message)
         }
-        Err(e) => Err(e.into()),
-    }
+        Err(SaveError::Store(e)) => return Err(e.into()),
+    };
+    render_list(
+        &state,
+        &page,
+        status,
+        (form.name, form.query),
+        Some(message),
+        None,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -385,6 +439,23 @@ async fn render_group(
 ) -> PageResult<Response> {
     let zone = page.project.zone();
     let group = state.db.get_group(page.project.id, group_id).await?;
+    let smart = match &group.query {
+        Some(saved) => {
+            let behind = state
+                .db
+                .project_has_pending_cases(page.project.id)
+                .await?;
+            Some(SmartView {
+                query: smart_groups::display_query(&state.db, page.project.id, saved).await?,
+                as_of: group
+                    .evaluated_at
+                    .filter(|_| behind)
+                    .map(|at| casecast_core::time::local_minute(at, &zone)),
+                behind,
+            })
+        }
+        None => None,
+    };
     let q: String = query
         .q
         .unwrap_or_default()
@@ -419,8 +490,16 @@ async fn render_group(
         .into_iter()
         .map(|h| HistoryRow {
             at: casecast_core::time::local_minute(h.at, &zone),
-            who: h.user_email.unwrap_or_else(|| "command line".into()),
-            action: h.action.replace('_', " "),
+            who: match (h.user_email, h.via.as_str()) {
+                (Some(email), _) => email,
+                (None, "upkeep") => "kept current".into(),
+                (None, _) => "command line".into(),
+            },
+            action: match h.action.as_str() {
+                "matched" => "members kept current".into(),
+                "query" => "query changed".into(),
+                other => other.replace('_', " "),
+            },
             via: h.via,
             added: h.added,
             removed: h.removed,
@@ -434,6 +513,11 @@ async fn render_group(
         can_write: page.role.can_write(),
         rename_open: outcome.name.is_some(),
         rename_to: outcome.name.unwrap_or_else(|| group.name.clone()),
+        query_text: outcome
+            .query
+            .or_else(|| smart.as_ref().map(|s| s.query.clone()))
+            .unwrap_or_default(),
+        smart,
         group: group_row(group, &zone),
         error: outcome.error,
         notice: outcome.notice,
@@ -596,6 +680,49 @@ pub(super) async fn rename(
     }
 }
 
+#[derive(Deserialize)]
+pub(super) struct QueryForm {
+    #[serde(default)]
+    csrf: String,
+    query: String,
+}
+
+/// `POST …/case-groups/{id}/query`: a smart group's new query.
+pub(super) async fn change_query(
+    State(state): State<AppState>,
+    page: ProjectPage,
+    Path(p): Path<GroupPath>,
+    Form(form): Form<QueryForm>,
+) -> PageResult<Response> {
+    page.me.check_csrf(&form.csrf)?;
+    page.require_write()?;
+    let url = group_url(&page, p.id);
+    let refused = |error: String| {
+        Ok(Flash::new("query-refused")
+            .with("query", &form.query.chars().take(10_000).collect::<String>())
+            .with("error", &error)
+            .redirect(&page.me, &url))
+    };
+    match smart_groups::set_query(
+        &state.db,
+        state.clock.as_ref(),
+        &page.project,
+        p.id,
+        &form.query,
+        actor(&page),
+    )
+    .await
+    {
+        Ok(change) => Ok(Flash::new("query-changed")
+            .with("matched", &change.matched.to_string())
+            .with("left", &change.no_longer_matched.to_string())
+            .redirect(&page.me, &url)),
+        Err(SaveError::Query(m)) => refused(format!("Query: {m}")),
+        Err(SaveError::Store(StoreError::Conflict { message, .. })) => refused(sentence(&message)),
+        Err(SaveError::Store(e)) => Err(e.into()),
+    }
+}
+
 /// A store message as a sentence: capital first letter, full stop.
 fn sentence(message: &str) -> String {
     let mut chars = message.chars();
@@ -619,7 +746,15 @@ pub(super) async fn delete(
     page.me.check_csrf(&form.csrf)?;
     page.require_write()?;
     let group = state.db.get_group(page.project.id, p.id).await?;
-    state.db.delete_group(page.project.id, p.id).await?;
+    match state.db.delete_group(page.project.id, p.id).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { message, .. }) => {
+            return Ok(Flash::new("refused")
+                .with("error", &sentence(&message))
+                .redirect(&page.me, &group_url(&page, p.id)))
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(Flash::new("deleted").with("name", &group.name).redirect(
         &page.me,
         &format!("/a/{}/messaging/case-groups", page.project.slug),

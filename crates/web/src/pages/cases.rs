@@ -193,7 +193,9 @@ pub(super) async fn list(
                 };
                 (found, matching, filter.include_deleted, None)
             }
-            Err(QueryError::Invalid(m)) => (Page::empty(), None, false, Some(m)),
+            Err(QueryError::Invalid(m) | QueryError::BadQuery(m)) => {
+                (Page::empty(), None, false, Some(m))
+            }
             Err(QueryError::GroupNotFound) => (
                 Page::empty(),
                 None,
@@ -245,7 +247,7 @@ async fn export_filter(
         .filter(&state.db, &page.project)
         .await
         .map_err(|e| match e {
-            QueryError::Invalid(m) => PageError::bad_request(m),
+            QueryError::Invalid(m) | QueryError::BadQuery(m) => PageError::bad_request(m),
             QueryError::GroupNotFound => PageError::not_found(),
             QueryError::Store(e) => e.into(),
         })?;

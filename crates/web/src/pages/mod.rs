@@ -124,6 +124,10 @@ pub fn router() -> Router<AppState> {
             get(to_form_page).post(case_groups::rename),
         )
         .route(
+            "/a/{project}/messaging/case-groups/{id}/query",
+            get(to_form_page).post(case_groups::change_query),
+        )
+        .route(
             "/a/{project}/messaging/case-groups/{id}/delete",
             get(to_form_page).post(case_groups::delete),
         )
