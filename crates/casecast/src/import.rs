@@ -112,7 +112,7 @@ async fn export_file(
         .await
         .with_context(|| format!("project '{slug}'"))?;
     let filter = query.filter(db, &p).await.map_err(|e| match e {
-        QueryError::Invalid(m) => anyhow!("{m}"),
+        QueryError::Invalid(m) | QueryError::BadQuery(m) => anyhow!("{m}"),
         QueryError::GroupNotFound => anyhow!(
             "case group {} not found in project '{slug}'",
             query.group_id.as_deref().unwrap_or_default()

@@ -88,10 +88,8 @@ async fn check_cycle(
 ) -> Result<(), SaveError> {
     let smart = db.smart_groups(project_id).await?;
     let names: HashMap<i64, &str> = smart.iter().map(|g| (g.id, g.name.as_str())).collect();
-    let mut edges: HashMap<i64, Vec<i64>> = smart
-        .iter()
-        .map(|g| (g.id, references(&g.query)))
-        .collect();
+    let mut edges: HashMap<i64, Vec<i64>> =
+        smart.iter().map(|g| (g.id, references(&g.query))).collect();
     edges.insert(this, ids_of(query));
     // Depth-first from `this`, keeping the path for the message.
     let mut stack: Vec<(i64, Vec<i64>)> = vec![(this, vec![this])];

@@ -290,8 +290,16 @@ impl Db {
                 message: format!(
                     "this group is named in the query of the smart group{} {}: change {} first",
                     if naming.len() == 1 { "" } else { "s" },
-                    naming.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "),
-                    if naming.len() == 1 { "that query" } else { "those queries" },
+                    naming
+                        .iter()
+                        .map(|n| format!("'{n}'"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if naming.len() == 1 {
+                        "that query"
+                    } else {
+                        "those queries"
+                    },
                 ),
             });
         }

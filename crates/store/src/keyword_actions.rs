@@ -105,13 +105,12 @@ impl Db {
         add: bool,
         now: i64,
     ) -> StoreResult<u64> {
-        let found: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT name, query FROM case_groups WHERE id = $1 AND project_id = $2",
-        )
-        .bind(group_id)
-        .bind(project_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let found: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT name, query FROM case_groups WHERE id = $1 AND project_id = $2")
+                .bind(group_id)
+                .bind(project_id)
+                .fetch_optional(&mut **tx)
+                .await?;
         match found {
             None => return Err(StoreError::NotFound("case group")),
             Some((name, Some(_))) => return Err(crate::smart_groups::smart_group_conflict(&name)),

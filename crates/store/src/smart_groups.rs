@@ -105,11 +105,13 @@ impl Db {
             return Ok(None);
         };
         Ok(
-            sqlx::query_scalar("SELECT id FROM case_groups WHERE project_id = $1 AND name_key = $2")
-                .bind(project_id)
-                .bind(name.key())
-                .fetch_optional(self.pool())
-                .await?,
+            sqlx::query_scalar(
+                "SELECT id FROM case_groups WHERE project_id = $1 AND name_key = $2",
+            )
+            .bind(project_id)
+            .bind(name.key())
+            .fetch_optional(self.pool())
+            .await?,
         )
     }
 
@@ -230,11 +232,7 @@ impl Db {
         }
         let delete = format!("DELETE {leaving}");
         let q = bind_expr(sqlx::query(&delete).bind(group_id), &cond);
-        let removed = q
-            .persistent(false)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let removed = q.persistent(false).execute(&mut *tx).await?.rows_affected();
         let added = self
             .add_matching_tx(&mut tx, project_id, group_id, query, zone, now)
             .await?;
@@ -289,7 +287,10 @@ impl Db {
         );
         let q = sqlx::query(&sql).bind(group_id).bind(now).bind(project_id);
         let q = bind_expr(q, &cond).bind(group_id);
-        Ok(q.persistent(false).execute(&mut **tx).await?.rows_affected())
+        Ok(q.persistent(false)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected())
     }
 
     /// After a query change: the stored count from the members, and (`enqueue`) the changes
@@ -355,7 +356,11 @@ impl Db {
             for pk in chunk {
                 q = q.bind(group_id).bind(*pk).bind(now);
             }
-            added += q.persistent(false).execute(&mut **tx).await?.rows_affected() as i64;
+            added += q
+                .persistent(false)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected() as i64;
         }
         let mut removed = 0i64;
         let mut removed_live = 0i64;

@@ -39,15 +39,7 @@ async fn smart(
     name: &str,
     query: &str,
 ) -> Result<CaseGroup, SaveError> {
-    smart_groups::create(
-        db,
-        clock,
-        p,
-        &GroupName::parse(name).unwrap(),
-        query,
-        ACTOR,
-    )
-    .await
+    smart_groups::create(db, clock, p, &GroupName::parse(name).unwrap(), query, ACTOR).await
 }
 
 async fn set(db: &Db, p: &Project, case_id: &str, props: &[(&str, Option<&str>)]) {
@@ -78,7 +70,11 @@ async fn members(db: &Db, p: &Project, group_id: i64) -> Vec<String> {
     let mut names: Vec<String> = page.items.into_iter().map(|c| c.name).collect();
     names.sort();
     let count = db.get_group(p.id, group_id).await.unwrap().case_count;
-    assert_eq!(count, names.len() as i64, "the stored count follows the members");
+    assert_eq!(
+        count,
+        names.len() as i64,
+        "the stored count follows the members"
+    );
     names
 }
 
@@ -97,18 +93,66 @@ async fn a_smart_group_holds_the_live_cases_matching_its_query(engine: Dialect) 
     let db = &t.db;
     let clock = ManualClock::new(1_800_000_000_000);
     let p = project(db, "alpha", Some("UG")).await;
-    person(db, &p, "Amina", "0772000801", &[("district", "Gulu"), ("age", "34")]).await;
-    person(db, &p, "Bea", "0772000802", &[("district", "gulu"), ("age", "17")]).await;
-    person(db, &p, "Cleo", "0772000803", &[("district", "Gulu"), ("age", "eighteen")]).await;
-    let dan = person(db, &p, "Dan", "0772000804", &[("district", "Gulu"), ("age", "40")]).await;
-    person(db, &p, "Eve", "0772000805", &[("district", "Lira"), ("age", "50")]).await;
-    let fay = person(db, &p, "Fay", "0772000806", &[("district", "Gulu"), ("age", "22")]).await;
+    person(
+        db,
+        &p,
+        "Amina",
+        "0772000801",
+        &[("district", "Gulu"), ("age", "34")],
+    )
+    .await;
+    person(
+        db,
+        &p,
+        "Bea",
+        "0772000802",
+        &[("district", "gulu"), ("age", "17")],
+    )
+    .await;
+    person(
+        db,
+        &p,
+        "Cleo",
+        "0772000803",
+        &[("district", "Gulu"), ("age", "eighteen")],
+    )
+    .await;
+    let dan = person(
+        db,
+        &p,
+        "Dan",
+        "0772000804",
+        &[("district", "Gulu"), ("age", "40")],
+    )
+    .await;
+    person(
+        db,
+        &p,
+        "Eve",
+        "0772000805",
+        &[("district", "Lira"), ("age", "50")],
+    )
+    .await;
+    let fay = person(
+        db,
+        &p,
+        "Fay",
+        "0772000806",
+        &[("district", "Gulu"), ("age", "22")],
+    )
+    .await;
     db.delete_case(p.id, &dan).await.unwrap();
     db.close_case(p.id, &fay).await.unwrap();
 
-    let g = smart(db, &clock, &p, "Gulu adults", "district = Gulu AND age >= 18")
-        .await
-        .unwrap();
+    let g = smart(
+        db,
+        &clock,
+        &p,
+        "Gulu adults",
+        "district = Gulu AND age >= 18",
+    )
+    .await
+    .unwrap();
     assert_eq!(
         g.query.as_deref(),
         Some("district = Gulu AND age >= 18"),
@@ -125,13 +169,26 @@ async fn a_smart_group_holds_the_live_cases_matching_its_query(engine: Dialect) 
     assert_eq!(actions, vec![("matched", 2, 0), ("create", 0, 0)]);
 
     // A new query: who joins and who leaves, counted once in the history.
-    let change = smart_groups::set_query(db, &clock, &p, g.id, "district = Gulu AND closed = false", ACTOR)
-        .await
-        .unwrap();
+    let change = smart_groups::set_query(
+        db,
+        &clock,
+        &p,
+        g.id,
+        "district = Gulu AND closed = false",
+        ACTOR,
+    )
+    .await
+    .unwrap();
     assert_eq!((change.matched, change.no_longer_matched), (2, 1));
-    assert_eq!(members(db, &p, g.id).await, names(&["Amina", "Bea", "Cleo"]));
+    assert_eq!(
+        members(db, &p, g.id).await,
+        names(&["Amina", "Bea", "Cleo"])
+    );
     let last = &db.group_history(p.id, g.id, 1).await.unwrap()[0];
-    assert_eq!((last.action.as_str(), last.added, last.removed), ("query", 2, 1));
+    assert_eq!(
+        (last.action.as_str(), last.added, last.removed),
+        ("query", 2, 1)
+    );
     assert_eq!(last.detail, "district = Gulu AND closed = false");
 
     // A plain group takes no query; a wrong query says where.
@@ -168,21 +225,35 @@ async fn every_write_path_keeps_the_members_current(engine: Dialect) {
     let clock = ManualClock::new(1_800_000_000_000);
     let anc = group(db, p.id, "ANC").await;
     // Members of ANC with two visits or more, open.
-    let s = smart(db, &clock, &p, "Engaged", "group = ANC AND anc_visits >= 2 AND closed = false")
+    let s = smart(
+        db,
+        &clock,
+        &p,
+        "Engaged",
+        "group = ANC AND anc_visits >= 2 AND closed = false",
+    )
+    .await
+    .unwrap();
+    // Registered by keyword.
+    let r = smart(db, &clock, &p, "Registered", "registered = yes")
         .await
         .unwrap();
-    // Registered by keyword.
-    let r = smart(db, &clock, &p, "Registered", "registered = yes").await.unwrap();
     assert!(members(db, &p, s.id).await.is_empty());
     assert!(!db.has_pending_cases().await.unwrap());
 
     // An import makes a case and a plain group add puts it in ANC: not yet two visits.
     let csv = "external_id,name,phone_number,anc_visits\nP-1,Imani,0772000811,1\n";
     import(db, &p, csv.as_bytes(), "cases.csv").await.unwrap();
-    assert!(db.has_pending_cases().await.unwrap(), "the import's case waits");
+    assert!(
+        db.has_pending_cases().await.unwrap(),
+        "the import's case waits"
+    );
     tick(db, &clock).await;
     crate::change(db, p.id, anc.id, Change::Add, &["P-1"]).await;
-    assert!(db.has_pending_cases().await.unwrap(), "the plain group's member waits");
+    assert!(
+        db.has_pending_cases().await.unwrap(),
+        "the plain group's member waits"
+    );
     tick(db, &clock).await;
     assert!(members(db, &p, s.id).await.is_empty());
 
@@ -221,7 +292,9 @@ async fn every_write_path_keeps_the_members_current(engine: Dialect) {
     tick(db, &clock).await;
     assert!(members(db, &p, s.id).await.is_empty());
     db.start_survey(&p, survey_id, &amina).await.unwrap();
-    db.record_inbound(&g, &mo("+256772000812", "4")).await.unwrap();
+    db.record_inbound(&g, &mo("+256772000812", "4"))
+        .await
+        .unwrap();
     tick(db, &clock).await;
     assert_eq!(members(db, &p, s.id).await, names(&["Amina"]));
 
@@ -269,7 +342,10 @@ async fn every_write_path_keeps_the_members_current(engine: Dialect) {
         .iter()
         .filter(|h| h.action == "matched" && h.via == "upkeep")
         .count();
-    assert_eq!(upkeep, 1, "closed Imani still does not match: nothing to record");
+    assert_eq!(
+        upkeep, 1,
+        "closed Imani still does not match: nothing to record"
+    );
 }
 
 fn smart_groups_merge() -> i64 {
@@ -281,7 +357,9 @@ async fn groups_naming_groups_follow_in_one_pass_and_cycles_are_refused(engine: 
     let db = &t.db;
     let clock = ManualClock::new(1_800_000_000_000);
     let p = project(db, "alpha", Some("UG")).await;
-    let gulu = smart(db, &clock, &p, "Gulu", "district = Gulu").await.unwrap();
+    let gulu = smart(db, &clock, &p, "Gulu", "district = Gulu")
+        .await
+        .unwrap();
     // Named by name; saved by id, so a rename changes nothing.
     let adults = smart(db, &clock, &p, "Gulu adults", "group = Gulu AND age >= 18")
         .await
@@ -290,9 +368,14 @@ async fn groups_naming_groups_follow_in_one_pass_and_cycles_are_refused(engine: 
         adults.query.as_deref(),
         Some(format!("group = {} AND age >= 18", gulu.id).as_str())
     );
-    db.rename_group(p.id, gulu.id, &GroupName::parse("Gulu district").unwrap(), ACTOR)
-        .await
-        .unwrap();
+    db.rename_group(
+        p.id,
+        gulu.id,
+        &GroupName::parse("Gulu district").unwrap(),
+        ACTOR,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         smart_groups::display_query(db, p.id, adults.query.as_deref().unwrap())
             .await
@@ -300,10 +383,21 @@ async fn groups_naming_groups_follow_in_one_pass_and_cycles_are_refused(engine: 
         "group = \"Gulu district\" AND age >= 18"
     );
 
-    let a = person(db, &p, "Amina", "0772000821", &[("district", "Gulu"), ("age", "30")]).await;
+    let a = person(
+        db,
+        &p,
+        "Amina",
+        "0772000821",
+        &[("district", "Gulu"), ("age", "30")],
+    )
+    .await;
     tick(db, &clock).await;
     assert_eq!(members(db, &p, gulu.id).await, names(&["Amina"]));
-    assert_eq!(members(db, &p, adults.id).await, names(&["Amina"]), "in the same pass");
+    assert_eq!(
+        members(db, &p, adults.id).await,
+        names(&["Amina"]),
+        "in the same pass"
+    );
     set(db, &p, &a, &[("district", Some("Lira"))]).await;
     tick(db, &clock).await;
     assert!(members(db, &p, gulu.id).await.is_empty());
@@ -314,7 +408,15 @@ async fn groups_naming_groups_follow_in_one_pass_and_cycles_are_refused(engine: 
         Err(SaveError::Query(m)) => assert!(m.contains("cycle"), "{m}"),
         other => panic!("expected a cycle, got {other:?}"),
     }
-    match smart_groups::set_query(db, &clock, &p, gulu.id, &format!("group = {}", gulu.id), ACTOR).await
+    match smart_groups::set_query(
+        db,
+        &clock,
+        &p,
+        gulu.id,
+        &format!("group = {}", gulu.id),
+        ACTOR,
+    )
+    .await
     {
         Err(SaveError::Query(m)) => assert!(m.contains("itself"), "{m}"),
         other => panic!("expected a self reference, got {other:?}"),
@@ -338,7 +440,9 @@ async fn hand_changes_to_a_smart_group_are_refused(engine: Dialect) {
     let p = project(db, "alpha", Some("UG")).await;
     let a = person(db, &p, "Amina", "0772000831", &[("district", "Gulu")]).await;
     person(db, &p, "Bea", "0772000832", &[("district", "Lira")]).await;
-    let s = smart(db, &clock, &p, "Gulu", "district = Gulu").await.unwrap();
+    let s = smart(db, &clock, &p, "Gulu", "district = Gulu")
+        .await
+        .unwrap();
     let is_smart_group = |r: Result<(), StoreError>| match r {
         Err(StoreError::Conflict { code, message }) => {
             assert_eq!(code, "smart_group");
@@ -354,7 +458,14 @@ async fn hand_changes_to_a_smart_group_are_refused(engine: Dialect) {
     is_smart_group(db.remove_member(p.id, s.id, &a, ACTOR).await);
     is_smart_group(db.remove_all_members(p.id, s.id, ACTOR).await.map(drop));
     match db
-        .create_upload(p.id, s.id, Change::Add, "ids.csv", b"case_identifier\n0772000832\n".to_vec(), None)
+        .create_upload(
+            p.id,
+            s.id,
+            Change::Add,
+            "ids.csv",
+            b"case_identifier\n0772000832\n".to_vec(),
+            None,
+        )
         .await
     {
         Err(casecast_store::case_import::ImportError::Store(e)) => is_smart_group(Err(e)),
@@ -378,7 +489,9 @@ async fn a_broadcast_and_a_reminder_read_a_smart_group_as_the_cases_are_now(engi
     let clock = clock.as_ref();
     person(db, &p, "Amina", "0772000841", &[("district", "Gulu")]).await;
     let bea = person(db, &p, "Bea", "0772000842", &[("district", "Lira")]).await;
-    let s = smart(db, clock, &p, "Gulu", "district = Gulu").await.unwrap();
+    let s = smart(db, clock, &p, "Gulu", "district = Gulu")
+        .await
+        .unwrap();
     // Bea moves to Gulu; no worker has looked yet, but the preview reads the group as it is.
     set(db, &p, &bea, &[("district", Some("Gulu"))]).await;
     assert!(db.has_pending_cases().await.unwrap());
@@ -401,5 +514,8 @@ async fn a_broadcast_and_a_reminder_read_a_smart_group_as_the_cases_are_now(engi
     person(db, &p, "Cleo", "0772000843", &[("district", "Gulu")]).await;
     reminders::evaluate_pending(db, clock).await.unwrap();
     assert_eq!(reminders::fire_due(db, clock).await.unwrap(), 1);
-    assert_eq!(members(db, &p, s.id).await, names(&["Amina", "Bea", "Cleo"]));
+    assert_eq!(
+        members(db, &p, s.id).await,
+        names(&["Amina", "Bea", "Cleo"])
+    );
 }

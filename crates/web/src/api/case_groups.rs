@@ -282,7 +282,10 @@ async fn create_group(
                 .await?
         }
     };
-    Ok((StatusCode::CREATED, Json(GroupJson::of(&state, group).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(GroupJson::of(&state, group).await?),
+    ))
 }
 
 /// Read a case group.

@@ -342,7 +342,15 @@ pub(super) async fn list(
         )),
         _ => None,
     };
-    render_list(&state, &page, StatusCode::OK, Default::default(), None, notice).await
+    render_list(
+        &state,
+        &page,
+        StatusCode::OK,
+        Default::default(),
+        None,
+        notice,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -441,10 +449,7 @@ async fn render_group(
     let group = state.db.get_group(page.project.id, group_id).await?;
     let smart = match &group.query {
         Some(saved) => {
-            let behind = state
-                .db
-                .project_has_pending_cases(page.project.id)
-                .await?;
+            let behind = state.db.project_has_pending_cases(page.project.id).await?;
             Some(SmartView {
                 query: smart_groups::display_query(&state.db, page.project.id, saved).await?,
                 as_of: group
@@ -699,7 +704,10 @@ pub(super) async fn change_query(
     let url = group_url(&page, p.id);
     let refused = |error: String| {
         Ok(Flash::new("query-refused")
-            .with("query", &form.query.chars().take(10_000).collect::<String>())
+            .with(
+                "query",
+                &form.query.chars().take(10_000).collect::<String>(),
+            )
             .with("error", &error)
             .redirect(&page.me, &url))
     };
