@@ -46,7 +46,9 @@ pub async fn resolve(
     text: &str,
     group: Option<i64>,
 ) -> Result<CaseQuery, SaveError> {
-    let query = CaseQuery::parse(text).map_err(|e| SaveError::Query(e.to_string()))?;
+    // Trailing blanks are dropped (as the case list's box does), so a position points where
+    // the text ends.
+    let query = CaseQuery::parse(text.trim_end()).map_err(|e| SaveError::Query(e.to_string()))?;
     let mut ids = HashMap::new();
     for r in query.groups_referenced() {
         let id = match r {

@@ -160,14 +160,22 @@ impl Db {
                 e.into()
             }
         })?;
-        crate::case_groups::record(&mut tx, id, actor, "create", 0, 0, name.as_str(), None).await?;
         let added = self
             .add_matching_tx(&mut tx, project_id, id, query, zone, now)
             .await?;
         self.finish_query_change(&mut tx, project_id, id, enqueue)
             .await?;
-        crate::case_groups::record(&mut tx, id, actor, "matched", added as i64, 0, "", None)
-            .await?;
+        crate::case_groups::record(
+            &mut tx,
+            id,
+            actor,
+            "create",
+            added as i64,
+            0,
+            name.as_str(),
+            None,
+        )
+        .await?;
         tx.commit().await?;
         self.get_group(project_id, id).await
     }

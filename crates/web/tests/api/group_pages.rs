@@ -92,6 +92,7 @@ fn every_post(project: &str, g: i64, member: &str, outsider: &str) -> Vec<Post> 
         Post::Form(at("rename"), vec![("name", "Renamed".into())]),
         Post::Form(at("delete"), vec![]),
         Post::Upload(at("upload")),
+        Post::Form(at("query"), vec![("query", "district = Gulu".into())]),
     ]
 }
 

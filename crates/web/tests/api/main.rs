@@ -30,6 +30,7 @@ mod pages;
 mod people_pages;
 mod reminder_pages;
 mod reminders;
+mod smart_groups;
 mod survey_results;
 mod surveys;
 mod upload_bad_input;
