@@ -38,11 +38,15 @@ pub enum GroupsCommand {
         #[arg(long)]
         project: String,
     },
-    /// Create a case group.
+    /// Create a case group; with `--query`, a smart group (its members are the cases matching
+    /// the query, kept current).
     Create {
         #[arg(long)]
         project: String,
         name: String,
+        /// A case query, e.g. "district = Gulu AND age >= 18".
+        #[arg(long)]
+        query: Option<String>,
     },
     /// Rename a case group.
     Rename {
@@ -140,11 +144,35 @@ async fn run(db: &Db, command: GroupsCommand) -> anyhow::Result<()> {
                 println!("{}\t{}\t{}", g.id, g.name, g.case_count);
             }
         }
-        GroupsCommand::Create { project, name } => {
+        GroupsCommand::Create {
+            project,
+            name,
+            query,
+        } => {
             let name = GroupName::parse(&name)?;
             let p = project_of(db, &project).await?;
-            let g = db.create_group(p.id, &name, CLI).await?;
-            println!("created case group {} '{}'", g.id, g.name);
+            match query {
+                None => {
+                    let g = db.create_group(p.id, &name, CLI).await?;
+                    println!("created case group {} '{}'", g.id, g.name);
+                }
+                Some(query) => {
+                    let clock = casecast_engine::clock::SystemClock;
+                    let g =
+                        casecast_engine::smart_groups::create(db, &clock, &p, &name, &query, CLI)
+                            .await
+                            .map_err(|e| match e {
+                                casecast_engine::smart_groups::SaveError::Query(m) => {
+                                    anyhow!("query: {m}")
+                                }
+                                casecast_engine::smart_groups::SaveError::Store(e) => e.into(),
+                            })?;
+                    println!(
+                        "created smart group {} '{}' with {} cases",
+                        g.id, g.name, g.case_count
+                    );
+                }
+            }
         }
         GroupsCommand::Rename { project, id, name } => {
             let name = GroupName::parse(&name)?;

@@ -807,7 +807,48 @@ async fn serve_demo_makes_the_demo_group(engine: Dialect) {
     db.close().await;
 }
 
+/// `groups create --query` makes a smart group: the cases matching, hand changes refused, a
+/// wrong query refused with its position.
+async fn groups_create_smart(engine: Dialect) {
+    let f = Fixture::new(engine).await;
+    let out = f
+        .run(&[
+            "groups",
+            "create",
+            "--project",
+            "clinic",
+            "Shared phone",
+            "--query",
+            "phone_number = +256772000001 AND closed = false",
+        ])
+        .await;
+    let line = out.ok().trim_end().to_string();
+    let id = line
+        .strip_prefix("created smart group ")
+        .and_then(|rest| rest.split_once(' '))
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(line.ends_with("'Shared phone' with 2 cases"), "{line}");
+    assert_eq!(f.members(f.clinic, &id).await, ["E2", "E3"]);
+    f.run(&["groups", "add", "--project", "clinic", &id, "E1"])
+        .await
+        .fails(&["'Shared phone' is a smart group"]);
+    f.run(&[
+        "groups",
+        "create",
+        "--project",
+        "clinic",
+        "Broken",
+        "--query",
+        "name ~",
+    ])
+    .await
+    .fails(&["query: at 7: expected a value after '~'"]);
+    assert_eq!(f.members(f.clinic, &id).await, ["E2", "E3"]);
+}
+
 on_both_engines!(
+    groups_create_smart,
     groups_create_list_rename_delete,
     groups_add_and_remove,
     groups_upload,
