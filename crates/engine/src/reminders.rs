@@ -82,9 +82,21 @@ pub async fn create(
     rule: &ReminderRule,
     user_id: Option<i64>,
 ) -> StoreResult<StoredReminder> {
+    index_properties(db, rule).await;
     let stored = db.create_reminder(project_id, rule, user_id).await?;
     db.wake_workers();
     Ok(stored)
+}
+
+/// Indexes the properties the rule's queries compare (see `store::property_index`).
+async fn index_properties(db: &Db, rule: &ReminderRule) {
+    let queries: Vec<CaseQuery> = [Some(rule.query.as_str()), rule.stop_query.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|t| CaseQuery::parse_optional(t).ok().flatten())
+        .collect();
+    let refs: Vec<&CaseQuery> = queries.iter().collect();
+    crate::smart_groups::index_properties(db, &refs).await;
 }
 
 /// Replaces a rule; the workers evaluate its cases again in the background.
@@ -94,6 +106,7 @@ pub async fn update(
     id: i64,
     rule: &ReminderRule,
 ) -> StoreResult<StoredReminder> {
+    index_properties(db, rule).await;
     let stored = db.update_reminder(project_id, id, rule).await?;
     db.wake_workers();
     Ok(stored)

@@ -139,6 +139,23 @@ fn references(text: &str) -> Vec<i64> {
         .unwrap_or_default()
 }
 
+/// Indexes the properties `queries` compare in a way an index serves (saved queries only: a
+/// smart group's, a reminder rule's). A failure is logged, not returned: the query works
+/// without its index, only slower.
+pub async fn index_properties(db: &Db, queries: &[&CaseQuery]) {
+    let mut names: Vec<String> = Vec::new();
+    for q in queries {
+        for name in casecast_store::property_index::indexable_properties(q) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    if let Err(e) = db.ensure_property_indexes(&names).await {
+        tracing::warn!(error = %e, "making a case property index failed");
+    }
+}
+
 /// Whether anything else reads group `group_id`'s members through a query (an active rule
 /// naming any group, another smart group naming this one), so that its changes must be
 /// looked at again.
@@ -167,6 +184,7 @@ pub async fn create(
     actor: Actor,
 ) -> Result<CaseGroup, SaveError> {
     let query = resolve(db, project.id, query, None).await?;
+    index_properties(db, &[&query]).await;
     let enqueue = named_elsewhere(db, project.id, None).await?;
     Ok(db
         .create_smart_group(
@@ -199,6 +217,7 @@ pub async fn set_query(
         .into());
     }
     let query = resolve(db, project.id, query, Some(group_id)).await?;
+    index_properties(db, &[&query]).await;
     let enqueue = named_elsewhere(db, project.id, Some(group_id)).await?;
     Ok(db
         .set_group_query(

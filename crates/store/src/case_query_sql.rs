@@ -20,7 +20,7 @@ use casecast_core::case_query::{
 };
 use jiff::tz::TimeZone;
 use sqlx::any::AnyArguments;
-use sqlx::query::{QueryAs, QueryScalar};
+use sqlx::query::QueryScalar;
 use sqlx::Any;
 
 use crate::dialect::{ascii_lower, Placeholders};
@@ -57,15 +57,7 @@ macro_rules! bind_all {
 }
 
 impl SqlExpr {
-    /// Binds the values to a `query_as` whose placeholders before these are bound already.
-    pub(crate) fn bind_as<'q, O>(
-        &'q self,
-        q: QueryAs<'q, Any, O, AnyArguments<'q>>,
-    ) -> QueryAs<'q, Any, O, AnyArguments<'q>> {
-        bind_all!(q, &self.binds)
-    }
-
-    /// Binds the values to a `query`, likewise.
+    /// Binds the values to a `query` whose placeholders before these are bound already.
     pub(crate) fn bind_query<'q>(
         &'q self,
         q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
@@ -167,18 +159,8 @@ impl Compiler<'_> {
             TextField::LanguageCode => "c.language_code",
             TextField::OwnerId => "c.owner_id",
             TextField::Property(name) => {
-                // Inlined, not bound: the expression is repeated in a condition's SQL, and
-                // SQLite's `?` placeholders cannot be repeated. A property name is letters,
-                // digits, `_`, `-` and `.` (the core checks it); quotes are doubled anyway.
-                let quoted = name.replace('\'', "''").replace('"', "");
-                return match self.engine {
-                    Dialect::Sqlite => {
-                        format!("COALESCE(json_extract(c.properties, '$.\"{quoted}\"'), '')")
-                    }
-                    Dialect::Postgres => {
-                        format!("COALESCE(c.properties::jsonb ->> '{quoted}', '')")
-                    }
-                };
+                // Written as `property_index` indexes it, so that its indexes serve it.
+                return crate::property_index::property_text(self.engine, "c.", name);
             }
         };
         format!("COALESCE({column}, '')")
@@ -255,9 +237,17 @@ impl Compiler<'_> {
                                 )
                             }
                             ValueKind::Date => {
+                                // First a test a property index serves (its lower-case text
+                                // against the date: a date has no letters, so every date that
+                                // passes the exact test passes this one), then the exact one.
+                                let lower = ascii_lower(self.engine, &v);
+                                let coarse = self.bind(Bind::Text(value.as_str().to_string()));
                                 let d = self.bind(Bind::Text(value.as_str().to_string()));
                                 let collate = self.collate_c();
-                                format!("({} AND {v}{collate} {sign} {d})", self.is_date(&v))
+                                format!(
+                                    "({lower} {sign} {coarse} AND {} AND {v}{collate} {sign} {d})",
+                                    self.is_date(&v)
+                                )
                             }
                             // The parser refuses it; built by hand, it matches nothing.
                             ValueKind::Text => "(1 = 0)".to_string(),
@@ -396,6 +386,53 @@ impl crate::Db {
         Ok(q.persistent(false).fetch_all(self.pool()).await?)
     }
 
+    /// The plan the database chooses for counting the query's matches (SQLite's `EXPLAIN QUERY
+    /// PLAN`, PostgreSQL's `EXPLAIN`), one line per step; `no_scans` asks PostgreSQL to avoid a
+    /// sequential scan if it can (to see whether an index can serve the query on a small
+    /// table). For tests and benchmarks.
+    pub async fn count_plan(
+        &self,
+        project_id: i64,
+        query: &CaseQuery,
+        zone: &TimeZone,
+        no_scans: bool,
+    ) -> crate::StoreResult<Vec<String>> {
+        let mut p = Placeholders::new(self.dialect());
+        let project = p.next();
+        let m = matches(query, self.dialect(), &mut p, zone);
+        let count = format!(
+            "SELECT COUNT(*) FROM cases c WHERE c.project_id = {project} AND {}",
+            m.sql
+        );
+        let mut tx = self.pool().begin().await?;
+        let lines = match self.dialect() {
+            Dialect::Sqlite => {
+                let sql = format!("EXPLAIN QUERY PLAN {count}");
+                let q = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql).bind(project_id);
+                let q = bind_all!(q, &m.binds);
+                q.persistent(false)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.3)
+                    .collect()
+            }
+            Dialect::Postgres => {
+                if no_scans {
+                    sqlx::query("SET LOCAL enable_seqscan = off")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sql = format!("EXPLAIN {count}");
+                let q = sqlx::query_scalar::<_, String>(&sql).bind(project_id);
+                let q = m.bind_scalar(q);
+                q.persistent(false).fetch_all(&mut *tx).await?
+            }
+        };
+        tx.rollback().await?;
+        Ok(lines)
+    }
+
     /// How many of the project's live cases match, and how many met a value that could not be
     /// compared.
     pub async fn count_matching(
@@ -404,20 +441,34 @@ impl crate::Db {
         query: &CaseQuery,
         zone: &TimeZone,
     ) -> crate::StoreResult<QueryCounts> {
-        // Placeholders are made in the order they appear: matched, uncomparable, project.
+        // Two counts, each with its condition in WHERE, so that a property index serves the
+        // first; the second runs only when the query has an ordering (else nothing is ever
+        // uncomparable).
         let mut p = Placeholders::new(self.dialect());
-        let m = matches(query, self.dialect(), &mut p, zone);
-        let u = uncomparable(query, self.dialect(), &mut p, zone);
         let project = p.next();
+        let m = matches(query, self.dialect(), &mut p, zone);
         let sql = format!(
-            "SELECT COALESCE(SUM(CASE WHEN {} THEN 1 ELSE 0 END), 0),
-                    COALESCE(SUM(CASE WHEN {} THEN 1 ELSE 0 END), 0)
-             FROM cases c WHERE c.project_id = {project}",
-            m.sql, u.sql
+            "SELECT COUNT(*) FROM cases c WHERE c.project_id = {project} AND {}",
+            m.sql
         );
-        let q = sqlx::query_as::<_, (i64, i64)>(&sql);
-        let q = u.bind_as(m.bind_as(q)).bind(project_id);
-        let (matched, uncomparable) = q.persistent(false).fetch_one(self.pool()).await?;
+        let q = m.bind_scalar(sqlx::query_scalar::<_, i64>(&sql).bind(project_id));
+        let matched = q.persistent(false).fetch_one(self.pool()).await?;
+        let ordering = query.conditions().any(|c| {
+            matches!(c, casecast_core::case_query::Condition::Text { op, .. } if op.is_ordering())
+        });
+        let uncomparable = if ordering {
+            let mut p = Placeholders::new(self.dialect());
+            let project = p.next();
+            let u = uncomparable(query, self.dialect(), &mut p, zone);
+            let sql = format!(
+                "SELECT COUNT(*) FROM cases c WHERE c.project_id = {project} AND {}",
+                u.sql
+            );
+            let q = u.bind_scalar(sqlx::query_scalar::<_, i64>(&sql).bind(project_id));
+            q.persistent(false).fetch_one(self.pool()).await?
+        } else {
+            0
+        };
         Ok(QueryCounts {
             matched,
             uncomparable,

@@ -24,6 +24,7 @@ mod migrate;
 pub mod opt_outs;
 pub mod outbox;
 pub mod projects;
+pub mod property_index;
 pub mod recipients;
 pub mod reminders;
 pub mod sealed;

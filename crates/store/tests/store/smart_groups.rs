@@ -25,6 +25,7 @@ on_both_engines!(
     groups_naming_groups_follow_in_one_pass_and_cycles_are_refused,
     hand_changes_to_a_smart_group_are_refused,
     a_broadcast_and_a_reminder_read_a_smart_group_as_the_cases_are_now,
+    saved_queries_index_the_properties_they_compare,
 );
 
 const ACTOR: Actor = Actor {
@@ -518,4 +519,115 @@ async fn a_broadcast_and_a_reminder_read_a_smart_group_as_the_cases_are_now(engi
         members(db, &p, s.id).await,
         names(&["Amina", "Bea", "Cleo"])
     );
+}
+
+async fn saved_queries_index_the_properties_they_compare(engine: Dialect) {
+    use casecast_core::case_query::CaseQuery;
+    use casecast_store::property_index::MAX_PROPERTY_INDEXES;
+
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let clock = ManualClock::new(1_800_000_000_000);
+    let p = project(db, "alpha", Some("UG")).await;
+    let zone = p.zone();
+    for (i, (district, enrolled, age)) in [
+        ("Gulu", "2026-02-01", "30"),
+        ("gulu", "2025-12-31", "40"),
+        ("Lira", "2026-03-01", "50"),
+        ("Gulu", "not a date", "60"),
+        ("Gulu", "2026-01-01", "eighteen"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        person(
+            db,
+            &p,
+            &format!("P{i}"),
+            &format!("077200085{i}"),
+            &[("district", district), ("enrolled", enrolled), ("age", age)],
+        )
+        .await;
+    }
+    let plan = |text: &str| {
+        let query = CaseQuery::parse(text).unwrap();
+        let zone = zone.clone();
+        async move {
+            db.count_plan(p.id, &query, &zone, true)
+                .await
+                .unwrap()
+                .join("\n")
+        }
+    };
+    assert!(!plan("district = Gulu")
+        .await
+        .contains("cases_prop_district_"));
+    let g = smart(
+        db,
+        &clock,
+        &p,
+        "Gulu since 2026",
+        "district = Gulu AND enrolled >= 2026-01-01 AND age >= 18",
+    )
+    .await
+    .unwrap();
+    assert_eq!(members(db, &p, g.id).await, names(&["P0"]));
+    // Equality and a date range are served by the new indexes; a number comparison is not.
+    let by_district = plan("district = GULU").await;
+    assert!(
+        by_district.contains("cases_prop_district_"),
+        "{by_district}"
+    );
+    let by_date = plan("enrolled >= 2026-01-01").await;
+    assert!(by_date.contains("cases_prop_enrolled_"), "{by_date}");
+    assert!(!plan("age >= 18").await.contains("cases_prop_age"));
+    // The answers are the evaluator's (the date range's coarse test drops nothing).
+    for (text, want) in [
+        ("district = Gulu", 4),
+        ("enrolled >= 2026-01-01", 3),
+        ("enrolled < 2026-01-01", 1),
+        ("enrolled > 2026-01-01 AND district = gulu", 1),
+    ] {
+        let counts = db
+            .count_matching(p.id, &CaseQuery::parse(text).unwrap(), &zone)
+            .await
+            .unwrap();
+        assert_eq!(counts.matched, want, "{text}");
+    }
+
+    // A reminder rule's queries are indexed when it is saved.
+    let rule = casecast_core::reminder::ReminderRule::parse_checked(&json!({
+        "name": "Arm B", "case_type": "case", "query": "study_arm = B",
+        "start": {"immediately": true}, "time": null,
+        "content": {"sms": {"*": "Hello"}}
+    }))
+    .unwrap();
+    reminders::create(db, p.id, &rule, None).await.unwrap();
+    assert!(plan("study_arm = b")
+        .await
+        .contains("cases_prop_study_arm_"));
+
+    // At most MAX_PROPERTY_INDEXES, whatever is saved.
+    for i in 0..MAX_PROPERTY_INDEXES {
+        smart(db, &clock, &p, &format!("G{i}"), &format!("p{i} = x"))
+            .await
+            .unwrap();
+    }
+    let indexed = {
+        let mut n = 0;
+        for name in ["district", "enrolled", "study_arm"]
+            .into_iter()
+            .map(String::from)
+            .chain((0..MAX_PROPERTY_INDEXES).map(|i| format!("p{i}")))
+        {
+            if plan(&format!("{name} = x"))
+                .await
+                .contains(&format!("cases_prop_{name}_"))
+            {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert_eq!(indexed, MAX_PROPERTY_INDEXES);
 }
