@@ -160,6 +160,11 @@ impl Db {
                     ))
                     .execute(&mut *tx)
                     .await?;
+                    // Statistics for the new index: without them the planner may prefer an
+                    // index the statistics do describe (`PRAGMA optimize` keeps them later).
+                    sqlx::query(&format!("ANALYZE {name}"))
+                        .execute(&mut *tx)
+                        .await?;
                     tx.commit().await?;
                 }
                 Dialect::Postgres => {
@@ -169,6 +174,9 @@ impl Db {
                     ))
                     .execute(self.pool())
                     .await?;
+                    // PostgreSQL keeps statistics of an index's expression only from the next
+                    // ANALYZE (a sample of the table).
+                    sqlx::raw_sql("ANALYZE cases").execute(self.pool()).await?;
                 }
             }
             existing.push(name);

@@ -431,7 +431,9 @@ impl Db {
         Ok(())
     }
 
-    /// Records that the project's smart groups are up to date with its cases as of `now`.
+    /// Records that the project's smart groups are up to date with its cases as of `now` (at
+    /// most once a second: a pass per case written would otherwise rewrite every smart group's
+    /// row each time).
     pub async fn touch_smart_groups_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -439,10 +441,12 @@ impl Db {
         now: i64,
     ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE case_groups SET evaluated_at = $1 WHERE project_id = $2 AND query IS NOT NULL",
+            "UPDATE case_groups SET evaluated_at = $1 WHERE project_id = $2 AND query IS NOT NULL
+               AND (evaluated_at IS NULL OR evaluated_at < $3)",
         )
         .bind(now)
         .bind(project_id)
+        .bind(now - 1000)
         .execute(&mut **tx)
         .await?;
         Ok(())

@@ -603,9 +603,8 @@ async fn saved_queries_index_the_properties_they_compare(engine: Dialect) {
     }))
     .unwrap();
     reminders::create(db, p.id, &rule, None).await.unwrap();
-    assert!(plan("study_arm = b")
-        .await
-        .contains("cases_prop_study_arm_"));
+    let by_arm = plan("study_arm = b").await;
+    assert!(by_arm.contains("cases_prop_study_arm_"), "{by_arm}");
 
     // At most MAX_PROPERTY_INDEXES, whatever is saved.
     for i in 0..MAX_PROPERTY_INDEXES {

@@ -53,7 +53,7 @@ fn group_row(g: CaseGroup, zone: &jiff::tz::TimeZone) -> GroupRow {
 struct SmartView {
     /// The query with group names (what the edit box holds unless a refused edit is shown).
     query: String,
-    /// "as of" in the project's zone, or `None` when it is current.
+    /// Up to when the members follow every case write, in the project's zone.
     as_of: Option<String>,
     /// Cases waiting to be looked at: the members may be a few seconds behind.
     behind: bool,
@@ -450,12 +450,10 @@ async fn render_group(
     let smart = match &group.query {
         Some(saved) => {
             let behind = state.db.project_has_pending_cases(page.project.id).await?;
+            let as_of = smart_groups::as_of(&state.db, state.clock.as_ref(), &group).await?;
             Some(SmartView {
                 query: smart_groups::display_query(&state.db, page.project.id, saved).await?,
-                as_of: group
-                    .evaluated_at
-                    .filter(|_| behind)
-                    .map(|at| casecast_core::time::local_minute(at, &zone)),
+                as_of: as_of.map(|at| casecast_core::time::local_minute(at, &zone)),
                 behind,
             })
         }

@@ -368,6 +368,7 @@ async fn smart_group_pages_show_and_change_the_query(engine: Dialect) {
         html.contains("id=\"smart-query\">district = Gulu<"),
         "{html}"
     );
+    assert!(html.contains("Members as of "), "{html}");
     assert!(!html.contains("id=\"add-case\""));
     assert!(!html.contains("id=\"upload\""));
     assert!(html.contains("Amina") && !html.contains("Bea"));
