@@ -132,13 +132,25 @@ fn guarded(country: Option<CountryId>, text: String) -> Option<PhoneNumber> {
     Some(PhoneNumber(parsed))
 }
 
+/// A parsed number only if it is one Casecast can store and read back: at most 15 digits
+/// (E.164), and read again from its stored text it is valid and the same (issue 18: a German
+/// national number came out with 16 digits, and a Brazilian 0900 number valid only in national
+/// form came out as E.164 text the parser then refused).
+fn storable(number: PhoneNumber) -> Option<PhoneNumber> {
+    if number.0.len() > 16 {
+        return None;
+    }
+    let again = guarded(None, number.0.clone())?;
+    (again == number).then_some(number)
+}
+
 fn international(digits: &str) -> Option<PhoneNumber> {
     // Parsed without a default region: with one, the crate misreads some `+…` numbers.
-    guarded(None, format!("+{digits}"))
+    storable(guarded(None, format!("+{digits}"))?)
 }
 
 fn national(digits: &str, country: &CountryCode) -> Option<PhoneNumber> {
-    guarded(Some(country.id()), digits.to_string())
+    storable(guarded(Some(country.id()), digits.to_string())?)
 }
 
 impl fmt::Display for PhoneNumber {
@@ -175,6 +187,56 @@ impl PhoneNumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        /// Issue 18's invariant over numbers as people type them, in 12 countries and none:
+        /// whatever `parse` accepts has at most 15 digits and reads back from its stored text
+        /// as the same number.
+        #[test]
+        fn parse_round_trips_through_storage(
+            digits in "[0-9]{4,16}",
+            prefix in proptest::sample::select(vec!["", "+", "00", "0"]),
+            country in proptest::sample::select(vec![
+                None, Some("UG"), Some("KE"), Some("TZ"), Some("DE"), Some("BR"), Some("US"),
+                Some("IN"), Some("NG"), Some("GB"), Some("FR"), Some("MX"), Some("ZA"),
+            ]),
+        ) {
+            let country = country.map(|c| CountryCode::parse(c).unwrap());
+            if let Ok(n) = PhoneNumber::parse(&format!("{prefix}{digits}"), country.as_ref()) {
+                proptest::prop_assert!(n.as_str().len() <= 16, "{}", n);
+                proptest::prop_assert_eq!(PhoneNumber::try_from(n.as_str().to_string()), Ok(n));
+            }
+        }
+    }
+
+    /// Issue 18, findings 2 and 3: what `parse` accepts, the stored text reads back as the
+    /// same number, and has at most 15 digits.
+    #[test]
+    fn what_parse_accepts_reads_back_from_storage() {
+        let de = CountryCode::parse("DE").unwrap();
+        let br = CountryCode::parse("BR").unwrap();
+        assert!(matches!(
+            PhoneNumber::parse("54445444544445", Some(&de)),
+            Err(PhoneError::InvalidForCountry(..))
+        ));
+        assert!(matches!(
+            PhoneNumber::parse("09 0.00.09533", Some(&br)),
+            Err(PhoneError::InvalidForCountry(..))
+        ));
+        for (text, country) in [
+            ("0772 123456", "UG"),
+            ("030 1234567", "DE"),
+            ("(11) 91234-5678", "BR"),
+            ("+1 202 555 0143", "US"),
+            ("0712 345678", "KE"),
+        ] {
+            let country = CountryCode::parse(country).unwrap();
+            let n = PhoneNumber::parse(text, Some(&country)).unwrap();
+            assert!(n.as_str().len() <= 16, "{n}");
+            assert_eq!(PhoneNumber::try_from(n.as_str().to_string()).unwrap(), n);
+        }
+    }
 
     fn ug() -> CountryCode {
         CountryCode::parse("UG").unwrap()

@@ -685,9 +685,14 @@ fn read_xlsx<S: RowSink>(bytes: &[u8], out: &mut Emitter<S>) -> Result<(), Sheet
     else {
         return Err(SheetError::Empty { file: file.into() });
     };
-    let mut cells = book
-        .worksheet_cells_reader(&name)
-        .map_err(|e| corrupt(file, e))?;
+    let reader = &mut book;
+    // The closure takes `reader` (moves it), so the cell reader may borrow the book.
+    let mut cells = catch_unwind(AssertUnwindSafe(move || {
+        let book = reader;
+        book.worksheet_cells_reader(&name)
+    }))
+    .map_err(guard("the sheet"))?
+    .map_err(|e| corrupt(file, e))?;
     let mut current: Option<u32> = None;
     let mut row: Vec<String> = Vec::new();
     loop {
@@ -1065,6 +1070,48 @@ mod tests {
         );
         assert!(t.rows[1].is_blank() && !t.rows[0].is_blank());
         assert_eq!((t.rows[2].get(1), t.rows[2].get(9)), ("2.5", ""));
+    }
+
+    /// The workbook of [`xlsx`] with its sheet's `<dimension>` replaced.
+    fn with_dimension(dimension: &str) -> Vec<u8> {
+        let bytes = xlsx();
+        let mut zip = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
+        let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+        for i in 0..zip.len() {
+            let mut entry = zip.by_index(i).unwrap();
+            let mut data = Vec::new();
+            io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            if entry.name() == "xl/worksheets/sheet1.xml" {
+                let text = String::from_utf8(data).unwrap();
+                let start = text.find("<dimension ref=\"").unwrap() + "<dimension ref=\"".len();
+                let end = start + text[start..].find('"').unwrap();
+                data = format!("{}{dimension}{}", &text[..start], &text[end..]).into_bytes();
+            }
+            entries.push((entry.name().to_string(), data));
+        }
+        let refs: Vec<(&str, &[u8])> = entries
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.as_slice()))
+            .collect();
+        zip_of(&refs)
+    }
+
+    /// Issue 18, finding 1: a `<dimension>` that runs backwards or is not a cell reference
+    /// panicked calamine in debug builds (and wrapped in release). The dimension is a hint:
+    /// the cells that are there are read.
+    #[test]
+    fn a_wrong_dimension_reads_the_cells_that_are_there() {
+        let good = read_table(&xlsx(), "good.xlsx", &Limits::default()).unwrap();
+        let want = cells(&good);
+        for dimension in ["B2:A1", "NaNA1:F4", "A1:XFE1048577"] {
+            let got = read_table(&with_dimension(dimension), "odd.xlsx", &Limits::default());
+            match got {
+                Ok(t) => assert_eq!(cells(&t), want, "{dimension}"),
+                // A reference calamine cannot read at all is a corrupt file, said as such.
+                Err(SheetError::Corrupt { .. }) => assert_eq!(dimension, "NaNA1:F4"),
+                Err(e) => panic!("{dimension}: {e}"),
+            }
+        }
     }
 
     #[test]
