@@ -1,4 +1,4 @@
-//! `serve --demo`: the demo project, an admin login, 500 realistic cases and a case group,
+//! `serve --demo`: the demo project, an admin login, 500 realistic cases, a case group, a smart group,
 //! made idempotently.
 
 use anyhow::Context;
@@ -23,6 +23,9 @@ const DEMO_ADMIN: &str = "admin@demo.casecast.example";
 const CASES: usize = 500;
 /// The demo case group: the Gulu participants who are HIV positive.
 const DEMO_GROUP: &str = "Gulu HIV+ participants";
+/// The demo smart group and its query.
+const DEMO_SMART_GROUP: &str = "Intervention arm, open cases";
+const DEMO_SMART_QUERY: &str = "study_arm = intervention AND closed = false";
 
 const FIRST: [&str; 24] = [
     "Aber",
@@ -183,6 +186,9 @@ pub async fn seed(db: &Db, public_url: &str) -> anyhow::Result<DemoLogin> {
     seed_group(db, project.id)
         .await
         .context("creating the demo case group")?;
+    seed_smart_group(db, &project)
+        .await
+        .context("creating the demo smart group")?;
     seed_gateway(db, project.id, public_url)
         .await
         .context("creating the demo log gateway")?;
@@ -259,6 +265,48 @@ async fn seed_survey(db: &Db, project_id: i64) -> anyhow::Result<()> {
         db.create_survey(project_id, &survey, None).await?;
     }
     Ok(())
+}
+
+/// Creates the demo smart group (its members the open cases of study arm B, kept current),
+/// unless a group of that name exists.
+async fn seed_smart_group(
+    db: &Db,
+    project: &casecast_store::projects::Project,
+) -> anyhow::Result<()> {
+    let name = GroupName::parse(DEMO_SMART_GROUP)?;
+    if db
+        .group_id_by_name(project.id, name.as_str())
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let actor = Actor {
+        user_id: None,
+        via: "cli",
+    };
+    match casecast_engine::smart_groups::create(
+        db,
+        &casecast_engine::clock::SystemClock,
+        project,
+        &name,
+        DEMO_SMART_QUERY,
+        actor,
+    )
+    .await
+    {
+        Ok(group) => {
+            tracing::info!(
+                group.id = group.id,
+                members = group.case_count,
+                "demo smart group ready"
+            );
+            Ok(())
+        }
+        // Another process seeding the demo at the same moment made it.
+        Err(casecast_engine::smart_groups::SaveError::Store(StoreError::Conflict { .. })) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Creates the demo group with its members, unless a group of that name exists (then it is
