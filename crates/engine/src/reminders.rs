@@ -346,7 +346,16 @@ pub async fn evaluate_pending_in(
                 .map(Compiled::new)
                 .collect::<StoreResult<Vec<_>>>()?;
             let cases = db.cases_by_pks_tx(&mut tx, &pks).await?;
-            crate::smart_groups::keep_current(db, &mut tx, &project, &cases, now).await?;
+            match crate::smart_groups::keep_current(db, &mut tx, &project, &cases, now).await {
+                Ok(_) => {}
+                // Another transaction holds one of the project's smart groups (a query being
+                // saved, another pass): this page waits for a later tick, whole.
+                Err(e) if casecast_store::error::is_lock_unavailable(&e) => {
+                    tx.rollback().await?;
+                    return Ok(total);
+                }
+                Err(e) => return Err(e),
+            }
             judge(db, &mut tx, &project, &rules, &cases, false, now).await?;
         }
         tx.commit().await?;

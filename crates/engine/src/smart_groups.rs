@@ -74,6 +74,15 @@ pub async fn resolve(
     let query = query
         .try_map_groups(|r| Ok::<_, SaveError>(GroupRef::Id(ids[r])))
         .expect("every reference was resolved above");
+    // The query is saved as written out again (`a=1 b=2` becomes `a = 1 AND b = 2`), which
+    // must still be within the parser's limits to be read back.
+    let saved = query.to_string();
+    if let Err(e) = CaseQuery::parse(&saved) {
+        return Err(SaveError::Query(format!(
+            "as saved (written out in full, {} characters) the query is refused: {e}; shorten it",
+            saved.chars().count()
+        )));
+    }
     if let Some(this) = group {
         check_cycle(db, project_id, this, &query).await?;
     }
@@ -261,15 +270,19 @@ pub async fn display_query(db: &Db, project_id: i64, saved: &str) -> StoreResult
 
 /// The project's smart groups, parsed, in an order where a group comes after every smart
 /// group its query names.
-fn in_order(groups: Vec<SmartGroup>) -> StoreResult<Vec<(SmartGroup, CaseQuery)>> {
+fn in_order(groups: Vec<SmartGroup>) -> Vec<(SmartGroup, CaseQuery)> {
+    // A query that cannot be read back (saved otherwise than through `resolve`) keeps its
+    // group as it is, said in the log, rather than stopping every other group and rule.
     let mut parsed: Vec<(SmartGroup, CaseQuery)> = groups
         .into_iter()
-        .map(|g| {
-            let q = CaseQuery::parse(&g.query)
-                .map_err(|e| StoreError::corrupt("smart group query", e))?;
-            Ok((g, q))
+        .filter_map(|g| match CaseQuery::parse(&g.query) {
+            Ok(q) => Some((g, q)),
+            Err(e) => {
+                tracing::error!(case_group.id = g.id, error = %e, "a smart group's saved query cannot be read: its members are not kept");
+                None
+            }
         })
-        .collect::<StoreResult<_>>()?;
+        .collect();
     let smart: HashSet<i64> = parsed.iter().map(|(g, _)| g.id).collect();
     let mut done: HashSet<i64> = HashSet::new();
     let mut out = Vec::with_capacity(parsed.len());
@@ -295,7 +308,7 @@ fn in_order(groups: Vec<SmartGroup>) -> StoreResult<Vec<(SmartGroup, CaseQuery)>
         }
         parsed = rest;
     }
-    Ok(out)
+    out
 }
 
 fn context<'a>(
@@ -322,7 +335,7 @@ pub async fn keep_current(
     cases: &[(i64, Case)],
     now: i64,
 ) -> StoreResult<usize> {
-    let smart = db.smart_groups_tx(tx, project.id).await?;
+    let smart = db.lock_smart_groups_tx(tx, project.id).await?;
     if smart.is_empty() || cases.is_empty() {
         return Ok(0);
     }
@@ -330,7 +343,7 @@ pub async fn keep_current(
     let mut groups = db.groups_of_cases_tx(tx, &pks).await?;
     let zone = project.zone();
     let mut changed = 0;
-    for (group, query) in in_order(smart)? {
+    for (group, query) in in_order(smart) {
         let mut join = Vec::new();
         let mut leave = Vec::new();
         for (pk, case) in cases {

@@ -97,6 +97,15 @@ pub fn is_busy(err: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether a database error is PostgreSQL's "lock not available" (55P03): a `NOWAIT` lock
+/// another transaction holds. The caller rolls back and tries again later.
+pub fn is_lock_unavailable(err: &StoreError) -> bool {
+    match err {
+        StoreError::Database(sqlx::Error::Database(db)) => db.code().as_deref() == Some("55P03"),
+        _ => false,
+    }
+}
+
 /// Results of storage calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -26,6 +26,8 @@ use crate::{Db, Dialect};
 pub const MAX_PROPERTY_INDEXES: usize = 16;
 
 const PREFIX: &str = "cases_prop_";
+/// The PostgreSQL advisory lock held while property indexes are made ("CCPI").
+const ADVISORY_KEY: i64 = 0x4343_5049;
 
 /// A property's stored text, `''` when missing, over the cases table as `alias` (`c.` or
 /// empty): the expression [`crate::case_query_sql`] compares.
@@ -132,11 +134,33 @@ impl Db {
     }
 
     /// Makes the indexes that `properties` lack, while fewer than [`MAX_PROPERTY_INDEXES`]
-    /// exist; returns the properties it indexed now.
+    /// exist; returns the properties it indexed now. On PostgreSQL one process at a time does
+    /// this (an advisory lock), so an index another is still building (invalid until it is
+    /// done) is never taken for one a failed build left.
     pub async fn ensure_property_indexes(&self, properties: &[String]) -> StoreResult<Vec<String>> {
         if properties.is_empty() {
             return Ok(Vec::new());
         }
+        if self.dialect() == Dialect::Postgres {
+            let mut conn = self.pool().acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(ADVISORY_KEY)
+                .execute(&mut *conn)
+                .await?;
+            let made = self.ensure_property_indexes_locked(properties).await;
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(ADVISORY_KEY)
+                .execute(&mut *conn)
+                .await?;
+            return made;
+        }
+        self.ensure_property_indexes_locked(properties).await
+    }
+
+    async fn ensure_property_indexes_locked(
+        &self,
+        properties: &[String],
+    ) -> StoreResult<Vec<String>> {
         let mut existing = self.property_indexes().await?;
         let mut made = Vec::new();
         for property in properties {

@@ -52,29 +52,50 @@ pub struct QueryChange {
 }
 
 /// On PostgreSQL, waits for the case writes in flight and holds new ones until the transaction
-/// ends, so that the members computed from a snapshot miss no case written meanwhile (such a
-/// write's trigger may not have seen the new smart group). SQLite's write transaction already
-/// excludes every other writer.
-async fn hold_case_writes(tx: &mut Transaction<'static, Any>, engine: Dialect) -> StoreResult<()> {
+/// ends (and the membership writes too when the query names a group), so that the members
+/// computed from a snapshot miss no write made meanwhile (such a write's trigger may not have
+/// seen the new smart group or query). Waits at most 10 s for a lock, then fails. SQLite's
+/// write transaction already excludes every other writer.
+async fn hold_case_writes(
+    tx: &mut Transaction<'static, Any>,
+    engine: Dialect,
+    query: &CaseQuery,
+) -> StoreResult<()> {
     if engine == Dialect::Postgres {
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut **tx)
+            .await?;
         sqlx::query("LOCK TABLE cases IN SHARE MODE")
             .execute(&mut **tx)
             .await?;
+        if query.groups_referenced().next().is_some() {
+            sqlx::query("LOCK TABLE case_group_members IN SHARE MODE")
+                .execute(&mut **tx)
+                .await?;
+        }
     }
     Ok(())
 }
 
 impl Db {
-    /// The project's smart groups, by id.
-    pub async fn smart_groups_tx(
+    /// The project's smart groups, by id, locked for the rest of the transaction on
+    /// PostgreSQL (all of them, in id order, so two passes never wait for each other in a
+    /// circle, and a query saved meanwhile is read as saved). `NOWAIT`: while another
+    /// transaction holds one (a query being saved, another pass), this fails at once with
+    /// [`crate::error::is_lock_unavailable`], and the caller rolls back and tries later.
+    pub async fn lock_smart_groups_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         project_id: i64,
     ) -> StoreResult<Vec<SmartGroup>> {
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        let lock = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE NOWAIT",
+            Dialect::Sqlite => "",
+        };
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(&format!(
             "SELECT id, name, query FROM case_groups
-             WHERE project_id = $1 AND query IS NOT NULL ORDER BY id",
-        )
+             WHERE project_id = $1 AND query IS NOT NULL ORDER BY id{lock}"
+        ))
         .bind(project_id)
         .fetch_all(&mut **tx)
         .await?;
@@ -141,7 +162,7 @@ impl Db {
         now: i64,
     ) -> StoreResult<CaseGroup> {
         let mut tx = self.begin_write().await?;
-        hold_case_writes(&mut tx, self.dialect()).await?;
+        hold_case_writes(&mut tx, self.dialect(), query).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO case_groups (project_id, name, name_key, query, evaluated_at, created_at, modified_at)
              VALUES ($1, $2, $3, $4, $5, $5, $5) RETURNING id",
@@ -195,7 +216,7 @@ impl Db {
         now: i64,
     ) -> StoreResult<QueryChange> {
         let mut tx = self.begin_write().await?;
-        hold_case_writes(&mut tx, self.dialect()).await?;
+        hold_case_writes(&mut tx, self.dialect(), query).await?;
         lock_group(&mut tx, self.dialect(), group_id).await?;
         let old: Option<Option<String>> =
             sqlx::query_scalar("SELECT query FROM case_groups WHERE id = $1 AND project_id = $2")

@@ -15,8 +15,11 @@ CREATE OR REPLACE FUNCTION reminder_pending_case() RETURNS trigger LANGUAGE plpg
 BEGIN
   IF EXISTS (SELECT 1 FROM reminders WHERE project_id = NEW.project_id AND active = 1)
      OR EXISTS (SELECT 1 FROM case_groups WHERE project_id = NEW.project_id AND query IS NOT NULL) THEN
+    -- An update, not DO NOTHING, when the case waits already: the writer then holds the row
+    -- until it commits, so a worker cannot take the case (and read it as it was before this
+    -- write) in between; a worker that holds it makes the writer wait, then queue it anew.
     INSERT INTO reminder_pending (case_pk, project_id) VALUES (NEW.id, NEW.project_id)
-      ON CONFLICT DO NOTHING;
+      ON CONFLICT (case_pk) DO UPDATE SET project_id = EXCLUDED.project_id;
   END IF;
   RETURN NULL;
 END $$;
@@ -32,7 +35,7 @@ BEGIN
       AND (EXISTS (SELECT 1 FROM reminders r WHERE r.project_id = g.project_id AND r.active = 1)
            OR EXISTS (SELECT 1 FROM case_groups s
                       WHERE s.project_id = g.project_id AND s.query IS NOT NULL))
-    ON CONFLICT DO NOTHING;
+    ON CONFLICT (case_pk) DO UPDATE SET project_id = EXCLUDED.project_id;
   RETURN NULL;
 END $$;
 -- A project's waiting cases, for bringing its smart groups up to date before a broadcast reads

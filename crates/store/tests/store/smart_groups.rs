@@ -26,6 +26,7 @@ on_both_engines!(
     hand_changes_to_a_smart_group_are_refused,
     a_broadcast_and_a_reminder_read_a_smart_group_as_the_cases_are_now,
     saved_queries_index_the_properties_they_compare,
+    a_pass_waits_while_a_smart_group_is_held,
 );
 
 const ACTOR: Actor = Actor {
@@ -204,6 +205,16 @@ async fn a_smart_group_holds_the_live_cases_matching_its_query(engine: Dialect) 
     }
     match smart(db, &clock, &p, "Ghost", "group = Nowhere").await {
         Err(SaveError::Query(m)) => assert!(m.contains("no case group is named 'Nowhere'"), "{m}"),
+        other => panic!("expected a query error, got {other:?}"),
+    }
+    // A query within the limits as typed but not as saved (written out in full) is refused.
+    let terse: Vec<String> = (0..100)
+        .map(|i| format!("p{i}={}", "x".repeat(94)))
+        .collect();
+    let terse = terse.join(" ");
+    assert!(terse.chars().count() <= 10_000);
+    match smart(db, &clock, &p, "Terse", &terse).await {
+        Err(SaveError::Query(m)) => assert!(m.contains("as saved"), "{m}"),
         other => panic!("expected a query error, got {other:?}"),
     }
     // A name in use is refused as for a plain group.
@@ -629,4 +640,37 @@ async fn saved_queries_index_the_properties_they_compare(engine: Dialect) {
         n
     };
     assert_eq!(indexed, MAX_PROPERTY_INDEXES);
+}
+
+/// PostgreSQL: while another transaction holds one of the project's smart groups (a query
+/// being saved), the workers' pass leaves the project's written cases waiting, whole, rather
+/// than apply what the old query decided; it takes them once the group is free. (SQLite runs
+/// one write transaction at a time: nothing to wait for.)
+async fn a_pass_waits_while_a_smart_group_is_held(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let clock = ManualClock::new(1_800_000_000_000);
+    let p = project(db, "alpha", Some("UG")).await;
+    let g = smart(db, &clock, &p, "Gulu", "district = Gulu")
+        .await
+        .unwrap();
+    person(db, &p, "Amina", "0772000861", &[("district", "Gulu")]).await;
+    assert!(db.has_pending_cases().await.unwrap());
+    if engine == Dialect::Postgres {
+        let mut holder = db.begin_write().await.unwrap();
+        sqlx::query("SELECT id FROM case_groups WHERE id = $1 FOR UPDATE")
+            .bind(g.id)
+            .fetch_one(&mut *holder)
+            .await
+            .unwrap();
+        assert_eq!(reminders::evaluate_pending(db, &clock).await.unwrap(), 0);
+        assert!(
+            db.has_pending_cases().await.unwrap(),
+            "the case still waits"
+        );
+        assert!(members(db, &p, g.id).await.is_empty());
+        holder.rollback().await.unwrap();
+    }
+    tick(db, &clock).await;
+    assert_eq!(members(db, &p, g.id).await, names(&["Amina"]));
 }

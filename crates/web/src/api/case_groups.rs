@@ -11,6 +11,7 @@ use casecast_core::sheet_out;
 use casecast_engine::smart_groups;
 use casecast_store::case_groups::{Actor, CaseGroup};
 use casecast_store::membership::{count_outcomes, Change, ItemResult};
+use casecast_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -311,6 +312,29 @@ async fn rename_group(
 ) -> ApiResult<Json<GroupJson>> {
     let name = body.name.as_deref().map(group_name).transpose()?;
     let group = state.db.get_group(auth.project.id, p.id).await?;
+    if name.is_none() && body.query.is_none() {
+        return Err(ApiError::invalid(
+            "give a new name, a new query (a smart group's), or both",
+        ));
+    }
+    // A name in use is refused before the query changes, so that a refused rename leaves the
+    // group as it was.
+    if let Some(name) = &name {
+        let other = state
+            .db
+            .group_id_by_name(auth.project.id, name.as_str())
+            .await?;
+        if other.is_some_and(|id| id != group.id) {
+            return Err(StoreError::Conflict {
+                code: "name_taken",
+                message: format!(
+                    "a case group named '{}' already exists in this project (names are compared ignoring case)",
+                    name.as_str()
+                ),
+            }
+            .into());
+        }
+    }
     if let Some(query) = body.query.as_deref() {
         smart_groups::set_query(
             &state.db,

@@ -294,7 +294,34 @@ async fn smart_group_errors_say_what_and_where(engine: Dialect) {
     )
     .await;
     assert_eq!((status, code(&err)), (409, "not_smart"), "{err}");
-    let _ = b;
+    // A rename to a name in use is refused before the query changes; an empty change is 422.
+    let (status, err) = call(
+        &app,
+        Method::PATCH,
+        &app.api("alpha", &format!("/case-groups/{}", b["id"])),
+        Some(&editor),
+        Some(json!({"name": "plain", "query": "age > 5"})),
+    )
+    .await;
+    assert_eq!((status, code(&err)), (409, "name_taken"), "{err}");
+    let (_, b_now) = call(
+        &app,
+        Method::GET,
+        &app.api("alpha", &format!("/case-groups/{}", b["id"])),
+        Some(&editor),
+        None,
+    )
+    .await;
+    assert_eq!(b_now["query"], "group = A", "unchanged");
+    let (status, err) = call(
+        &app,
+        Method::PATCH,
+        &app.api("alpha", &format!("/case-groups/{}", b["id"])),
+        Some(&editor),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!((status, code(&err)), (422, "invalid"), "{err}");
 }
 
 async fn smart_group_pages_show_and_change_the_query(engine: Dialect) {
