@@ -5,7 +5,8 @@
 //!
 //! How each piece is written (`v` is the field's stored text, `''` when missing):
 //! - a property is read from the case's JSON (`json_extract` on SQLite, `->>` on PostgreSQL),
-//!   its path bound as a parameter, so no name ever reaches the SQL text;
+//!   its name inlined (quotes removed; the core allows letters, digits, `_`, `-` and `.`), as
+//!   `property_index` writes it, so that the property indexes match the condition;
 //! - "a number" is the core's `-?(0|[1-9][0-9]*)([.][0-9]+)?`: a regular expression on
 //!   PostgreSQL, `GLOB` tests on SQLite (which has no regular expressions built in);
 //! - "a date" is `YYYY-MM-DD` with month 01–12 and day 01–31, compared as text in the "C"
