@@ -11,14 +11,16 @@
 //! The timed parts run in two child processes, so that the peak memory printed is theirs:
 //! - **read** (`run-queries-read`): `Db::count_matching` of `district = Gulu AND age >= 18`,
 //!   the first page of 50 matching cases through `Db::list_cases` (`CaseFilter.query`), and
-//!   the member search `okello 12` in "Everyone" (`Db::group_members`), each run R times (the
-//!   first, cold, and the median printed); then the smart group `district = Gulu` created
+//!   the member searches `okello 12` (about one name in 900) and `okello 0` (none) in
+//!   "Everyone" (`Db::group_members`), each run R times (the first, cold, and the median
+//!   printed); then the smart group `district = Gulu` created
 //!   through `casecast_engine::smart_groups::create`. Checked against the Rust evaluator run
 //!   over the generated cases: the counts, every case of the page matching, every member found
 //!   holding the text, the smart group's member count.
 //! - **write** (`run-queries-write`): 19 more smart groups over the properties (20 in all);
-//!   then K single-case writes (`Db::update_case` changing `district` and `age`, each followed
-//!   by `reminders::evaluate_pending` as a worker's tick would), first in the project without
+//!   then K single-case writes (`Db::update_case` setting `district`, `age` and a write
+//!   number, each followed by `reminders::evaluate_pending` as a worker's tick would), first in
+//!   the project without
 //!   smart groups, then in the one with 20: the extra time per write; then an import of I new
 //!   cases (100,000 by default, through the `import` benchmark's path) into each, and in the
 //!   one with smart groups `evaluate_pending` draining the queue it filled: rows/s of the
@@ -65,8 +67,10 @@ const MAX_CASES: usize = 10_000_000;
 const COUNT_QUERY: &str = "district = Gulu AND age >= 18";
 /// The query of the timed smart group (about one case in four).
 const GULU_QUERY: &str = "district = Gulu";
-/// The member search.
+/// The member search (about one name in 900 holds it, so a page fills early in a scan).
 const SEARCH: &str = "okello 12";
+/// A member search no name holds (numbers start at 100000): the whole group is looked at.
+const SEARCH_NONE: &str = "okello 0";
 /// The first page's size.
 const PAGE: usize = 50;
 /// The other 19 smart groups' names and queries (the write part's).
@@ -507,6 +511,25 @@ pub async fn run_read(bench: &Bench, r: Read) -> anyhow::Result<()> {
         summary(&times)
     );
 
+    let mut times = Vec::new();
+    for _ in 0..r.repeats {
+        let watch = Stopwatch::start();
+        let page = db
+            .group_members(project.id, r.group_id, Some(SEARCH_NONE), PAGE, None)
+            .await?;
+        times.push(watch.secs() * 1000.0);
+        if !page.items.is_empty() {
+            bail!(
+                "the member search {SEARCH_NONE:?} found {:?}",
+                page.items[0].name
+            );
+        }
+    }
+    println!(
+        "member search {SEARCH_NONE:?} (no name holds it) in the same group: nothing found; {}",
+        summary(&times)
+    );
+
     // 2. A smart group of about a quarter of the cases.
     let watch = Stopwatch::start();
     let group = smart_groups::create(
@@ -542,7 +565,8 @@ pub struct Write {
     pub files: Vec<PathBuf>,
 }
 
-/// The changes of write `k`: another district and age.
+/// The changes of write `k`: a district and age drawn afresh (often the case's own), and a
+/// `write` property that differs every time (a write that changes nothing writes nothing).
 fn change(k: usize) -> CaseChanges {
     let g = generated(k.wrapping_mul(7919) + 1);
     CaseChanges {
@@ -552,6 +576,7 @@ fn change(k: usize) -> CaseChanges {
                 Some(g.properties["district"].clone()),
             ),
             ("age".to_string(), Some(g.properties["age"].clone())),
+            ("write".to_string(), Some(format!("w{k}"))),
         ]
         .into_iter()
         .collect(),
@@ -680,7 +705,7 @@ pub async fn run_write(bench: &Bench, w: Write) -> anyhow::Result<()> {
     let (plain_mean, plain_median) = ms_per(&plain_times);
     let (mean, median) = ms_per(&times);
     println!(
-        "single-case writes (update_case changing district and age, then evaluate_pending), {} each: with 20 smart groups {mean:.2} ms a write (median {median:.2}), without {plain_mean:.2} ms (median {plain_median:.2}): {:.2} ms extra per case",
+        "single-case writes (update_case setting district, age and a write number, then evaluate_pending), {} each: with 20 smart groups {mean:.2} ms a write (median {median:.2}), without {plain_mean:.2} ms (median {plain_median:.2}): {:.2} ms extra per case",
         w.writes,
         mean - plain_mean
     );
