@@ -1,5 +1,5 @@
 //! `casecast-bench`: speed and memory figures of Casecast on data it makes: imports, case
-//! groups, delivery, broadcasts, surveys, keywords, reminders and case exports. Where a figure is a `casecast serve` or
+//! groups, delivery, broadcasts, surveys, keywords, reminders, case queries and case exports. Where a figure is a `casecast serve` or
 //! `casecast worker` process's, it starts the `casecast` binary (`--casecast PATH`, by default
 //! the one beside this program); `scripts/bench` builds both and runs every benchmark on SQLite
 //! and PostgreSQL.
@@ -13,6 +13,7 @@ mod groups;
 mod hardening;
 mod import;
 mod keywords;
+mod queries;
 mod reminders;
 mod survey_export;
 mod surveys;
@@ -144,6 +145,25 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         existing: usize,
     },
+    /// Case-query and smart-group figures (issue 16), on a project of N cases with 10
+    /// properties: a query's count and first page, the member search in a group of every case,
+    /// a smart group of a quarter of the cases created; then with 20 smart groups, K single-case
+    /// writes and an import of I cases with their upkeep, each against a project without smart
+    /// groups.
+    Queries {
+        /// Cases of each of the two projects.
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: usize,
+        /// Single-case writes timed in each project.
+        #[arg(long, default_value_t = 1_000)]
+        writes: usize,
+        /// New cases imported into each project.
+        #[arg(long, default_value_t = 100_000)]
+        import: usize,
+        /// Runs of each read (the first, cold, and the median are printed).
+        #[arg(long, default_value_t = 7)]
+        repeats: usize,
+    },
     /// Case-export figures: CSV and .xlsx exports of N cases through `casecast serve`, and the
     /// background .xlsx export.
     Export {
@@ -242,6 +262,33 @@ enum Command {
         rows: usize,
         #[arg(long, value_delimiter = ',')]
         reminder_ids: Vec<i64>,
+        files: Vec<PathBuf>,
+    },
+    /// (internal) The measured reads and smart group of `queries`.
+    #[command(hide = true)]
+    RunQueriesRead {
+        #[arg(long)]
+        project_id: i64,
+        #[arg(long)]
+        group_id: i64,
+        #[arg(long)]
+        cases: usize,
+        #[arg(long)]
+        repeats: usize,
+    },
+    /// (internal) The measured writes and import of `queries`.
+    #[command(hide = true)]
+    RunQueriesWrite {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        plain_project: String,
+        #[arg(long)]
+        cases: usize,
+        #[arg(long)]
+        writes: usize,
+        #[arg(long)]
+        rows: usize,
         files: Vec<PathBuf>,
     },
     /// (internal) The measured fan-out of `broadcast`.
@@ -374,6 +421,52 @@ async fn run(bench: &Bench, command: Command) -> anyhow::Result<()> {
                 files,
             };
             reminders::run_import(bench, i).await
+        }
+        Command::Queries {
+            cases,
+            writes,
+            import,
+            repeats,
+        } => {
+            let sizes = queries::Sizes {
+                cases,
+                writes,
+                import,
+                repeats,
+            };
+            queries::run(bench, sizes).await
+        }
+        Command::RunQueriesRead {
+            project_id,
+            group_id,
+            cases,
+            repeats,
+        } => {
+            let r = queries::Read {
+                project_id,
+                group_id,
+                cases,
+                repeats,
+            };
+            queries::run_read(bench, r).await
+        }
+        Command::RunQueriesWrite {
+            project,
+            plain_project,
+            cases,
+            writes,
+            rows,
+            files,
+        } => {
+            let w = queries::Write {
+                project,
+                plain_project,
+                cases,
+                writes,
+                rows,
+                files,
+            };
+            queries::run_write(bench, w).await
         }
         Command::Export { cases } => export::run(bench, cases).await,
         Command::SurveyExport { sessions } => survey_export::run(bench, sessions).await,

@@ -202,7 +202,7 @@ fn ten_rules() -> anyhow::Result<Vec<ReminderRule>> {
 
 /// Refuses a database where reminder work is left over (it would be done inside the timed
 /// parts and counted with them).
-async fn nothing_left_over(db: &Db) -> anyhow::Result<()> {
+pub(crate) async fn nothing_left_over(db: &Db) -> anyhow::Result<()> {
     if let Some((id, project)) = db.next_unevaluated_reminder().await? {
         bail!(
             "the database holds a reminder rule whose evaluation has not finished (rule {id} of project {project}): use a database of its own, without workers"
