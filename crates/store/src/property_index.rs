@@ -23,7 +23,7 @@ use crate::error::StoreResult;
 use crate::{Db, Dialect};
 
 /// The most property indexes a database gets.
-pub const MAX_PROPERTY_INDEXES: usize = 16;
+pub const MAX_PROPERTY_INDEXES: usize = 4;
 
 const PREFIX: &str = "cases_prop_";
 /// The PostgreSQL advisory lock held while property indexes are made ("CCPI").
