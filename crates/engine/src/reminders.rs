@@ -36,7 +36,7 @@ use std::collections::HashMap;
 
 use casecast_core::broadcast::BroadcastContent;
 use casecast_core::case::Case;
-use casecast_core::case_query::{CaseQuery, Context, GroupRef};
+use casecast_core::case_query::CaseQuery;
 use casecast_core::reminder::{CaseTiming, Firing, ReminderRule};
 use casecast_core::states::MessageKind;
 use casecast_core::PhoneNumber;
@@ -150,15 +150,7 @@ impl Compiled {
         if case.deleted || case.closed || case.case_type != self.stored.rule.case_type {
             return false;
         }
-        let ctx = Context {
-            time_zone: zone.clone(),
-            is_member: |g: &GroupRef| match g {
-                GroupRef::Id(id) => groups.iter().any(|(gid, _)| gid == id),
-                GroupRef::Name(name) => groups
-                    .iter()
-                    .any(|(_, n)| n.trim().eq_ignore_ascii_case(name.trim())),
-            },
-        };
+        let ctx = crate::smart_groups::context(groups, zone);
         self.query.as_ref().is_none_or(|q| q.matches(case, &ctx))
             && !self.stop.as_ref().is_some_and(|q| q.matches(case, &ctx))
     }

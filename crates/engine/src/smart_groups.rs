@@ -219,11 +219,7 @@ pub async fn set_query(
 ) -> Result<QueryChange, SaveError> {
     let group = db.get_group(project.id, group_id).await?;
     if group.query.is_none() {
-        return Err(StoreError::Conflict {
-            code: "not_smart",
-            message: "this is a plain group: its members are kept by hand, so it cannot take a query (make a new smart group instead)".into(),
-        }
-        .into());
+        return Err(casecast_store::smart_groups::not_smart_conflict().into());
     }
     let query = resolve(db, project.id, query, Some(group_id)).await?;
     index_properties(db, &[&query]).await;
@@ -311,7 +307,9 @@ fn in_order(groups: Vec<SmartGroup>) -> Vec<(SmartGroup, CaseQuery)> {
     out
 }
 
-fn context<'a>(
+/// A query context over a case's groups (id, name): `group =` by id, or by name as group names
+/// compare (trimmed, ignoring ASCII case). The reminder rules judge with it too.
+pub(crate) fn context<'a>(
     groups: &'a [(i64, String)],
     zone: &jiff::tz::TimeZone,
 ) -> Context<impl Fn(&GroupRef) -> bool + 'a> {

@@ -88,7 +88,8 @@ fn member_page(rows: &[AnyRow], limit: usize) -> StoreResult<Page<Case>> {
     Ok(Page { items, next_cursor })
 }
 
-pub(crate) fn name_taken(name: &GroupName) -> StoreError {
+/// The answer to a group name already in use in the project.
+pub fn name_taken(name: &GroupName) -> StoreError {
     StoreError::Conflict {
         code: "name_taken",
         message: format!("a case group named '{}' already exists in this project (names are compared ignoring case)", name.as_str()),

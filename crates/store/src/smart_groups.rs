@@ -42,6 +42,14 @@ pub fn smart_group_conflict(name: &str) -> StoreError {
     }
 }
 
+/// The answer to giving a plain group a query.
+pub fn not_smart_conflict() -> StoreError {
+    StoreError::Conflict {
+        code: "not_smart",
+        message: "this is a plain group: its members are kept by hand, so it cannot take a query (make a new smart group instead)".into(),
+    }
+}
+
 /// What changing a smart group's query did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueryChange {
@@ -226,12 +234,7 @@ impl Db {
                 .await?;
         match old {
             None => return Err(StoreError::NotFound("case group")),
-            Some(None) => {
-                return Err(StoreError::Conflict {
-                    code: "not_smart",
-                    message: "this is a plain group: its members are kept by hand, so it cannot take a query (make a new smart group instead)".into(),
-                })
-            }
+            Some(None) => return Err(not_smart_conflict()),
             Some(Some(_)) => {}
         }
         // Who leaves: members that are not live cases matching the new query.

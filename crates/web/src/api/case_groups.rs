@@ -11,7 +11,6 @@ use casecast_core::sheet_out;
 use casecast_engine::smart_groups;
 use casecast_store::case_groups::{Actor, CaseGroup};
 use casecast_store::membership::{count_outcomes, Change, ItemResult};
-use casecast_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -325,14 +324,7 @@ async fn rename_group(
             .group_id_by_name(auth.project.id, name.as_str())
             .await?;
         if other.is_some_and(|id| id != group.id) {
-            return Err(StoreError::Conflict {
-                code: "name_taken",
-                message: format!(
-                    "a case group named '{}' already exists in this project (names are compared ignoring case)",
-                    name.as_str()
-                ),
-            }
-            .into());
+            return Err(casecast_store::case_groups::name_taken(name).into());
         }
     }
     if let Some(query) = body.query.as_deref() {
