@@ -146,7 +146,14 @@ fn storable(number: PhoneNumber) -> Option<PhoneNumber> {
 
 fn international(digits: &str) -> Option<PhoneNumber> {
     // Parsed without a default region: with one, the crate misreads some `+…` numbers.
-    storable(guarded(None, format!("+{digits}"))?)
+    let text = format!("+{digits}");
+    let number = guarded(None, text.clone())?;
+    if number.0 == text {
+        // Its stored text is what was just parsed, the same way: reading it back would give
+        // the same answer (half of an import's phone parsing).
+        return (number.0.len() <= 16).then_some(number);
+    }
+    storable(number)
 }
 
 fn national(digits: &str, country: &CountryCode) -> Option<PhoneNumber> {
