@@ -291,7 +291,7 @@ pub fn answer_cell(answer: Option<&serde_json::Value>) -> String {
     match answer {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Number(n)) => casecast_core::survey::answer::number_text(n),
         Some(Value::Bool(b)) => if *b { "yes" } else { "no" }.to_string(),
         Some(other) => other.to_string(),
     }

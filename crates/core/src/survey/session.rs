@@ -154,6 +154,7 @@ pub enum Action {
 pub fn property_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
+        Value::Number(n) => super::answer::number_text(n),
         other => other.to_string(),
     }
 }

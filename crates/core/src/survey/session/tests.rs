@@ -243,6 +243,10 @@ fn the_state_round_trips_through_json() {
         Some(SessionStatus::Expired)
     );
     assert_eq!(property_text(&json!(12.5)), "12.5");
+    // JSON would write `8e-6`; the case and the export get the decimals a reply reads back.
+    let tiny = crate::survey::answer::read_number("0.000008").expect("a number");
+    assert_eq!(property_text(&serde_json::Value::Number(tiny)), "0.000008");
+    assert_eq!(property_text(&json!(-0.25)), "-0.25");
     assert_eq!(property_text(&json!("bad")), "bad");
 }
 
