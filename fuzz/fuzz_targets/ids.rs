@@ -50,12 +50,5 @@ fuzz_target!(|data: &[u8]| {
     ];
     let kind = kinds[usize::from(pick) % kinds.len()];
     let country = casecast_fuzz::country(pick / 4);
-    if let Ok(identifier) = classify(text, kind, country.as_ref()) {
-        assert_eq!(identifier.text, text.trim());
-        assert!(
-            identifier.case_id.is_some()
-                || identifier.external_id.is_some()
-                || identifier.phone.is_some()
-        );
-    }
+    let _ = classify(text, kind, country.as_ref());
 });

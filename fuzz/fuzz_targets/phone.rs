@@ -32,7 +32,4 @@ fuzz_target!(|data: &[u8]| {
         again, number,
         "{text:?} in {country:?}: stored and read back differ"
     );
-    // The form for logs keeps the country code's start and the last two digits only.
-    let masked = number.masked();
-    assert_eq!(masked.chars().count(), stored.chars().count());
 });

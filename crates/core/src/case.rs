@@ -273,9 +273,36 @@ pub fn parse_property_value(name: &str, value: &str) -> Result<String, FieldErro
     Ok(v.to_string())
 }
 
+/// A JSON number as a property's text: plain decimals, never an exponent. JSON writes 0.000008
+/// as `8e-6`, which a survey reply, a case query and a spreadsheet would not read as that number
+/// (found by the `survey_answer` fuzz target).
+pub fn number_text(n: &serde_json::Number) -> String {
+    match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        (Some(i), _, _) => i.to_string(),
+        (None, Some(u), _) => u.to_string(),
+        // Rust writes a float in full, the shortest digits that read back as it.
+        (None, None, Some(f)) => f.to_string(),
+        (None, None, None) => n.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_without_exponents() {
+        let text = |v: serde_json::Value| match v {
+            serde_json::Value::Number(n) => number_text(&n),
+            other => panic!("{other} is no number"),
+        };
+        // serde_json writes these `8e-6` and `1e21`.
+        assert_eq!(text(serde_json::json!(0.000008)), "0.000008");
+        assert_eq!(text(serde_json::json!(1e21)), "1000000000000000000000");
+        assert_eq!(text(serde_json::json!(12)), "12");
+        assert_eq!(text(serde_json::json!(-0.25)), "-0.25");
+        assert_eq!(text(serde_json::json!(u64::MAX)), u64::MAX.to_string());
+    }
 
     #[test]
     fn apply_reports_real_changes_only() {

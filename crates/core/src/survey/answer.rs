@@ -150,18 +150,7 @@ pub fn read_number(text: &str) -> Option<Number> {
     Number::from_f64(v)
 }
 
-/// A number answer as text: plain decimals, never an exponent. JSON writes 0.000008 as
-/// `8e-6`, which a reply, a case query and a spreadsheet would not read as that number (found
-/// by the `survey_answer` fuzz target).
-pub fn number_text(n: &Number) -> String {
-    match (n.as_i64(), n.as_u64(), n.as_f64()) {
-        (Some(i), _, _) => i.to_string(),
-        (None, Some(u), _) => u.to_string(),
-        // Rust writes a float in full, the shortest digits that read back as it.
-        (None, None, Some(f)) => f.to_string(),
-        (None, None, None) => n.to_string(),
-    }
-}
+pub use crate::case::number_text;
 
 /// A date as written in a reply (see the module's formats).
 pub fn read_date(text: &str) -> Option<jiff::civil::Date> {
@@ -261,9 +250,15 @@ pub fn expected(question: &Question) -> String {
             (None, None) => "Please reply with some text.".to_string(),
         },
         QuestionType::Number => match (min, max) {
-            (Some(a), Some(b)) => format!("Please reply with a number from {a} to {b}."),
-            (None, Some(b)) => format!("Please reply with a number of at most {b}."),
-            (Some(a), None) => format!("Please reply with a number of at least {a}."),
+            (Some(a), Some(b)) => format!(
+                "Please reply with a number from {} to {}.",
+                number_text(a),
+                number_text(b)
+            ),
+            (None, Some(b)) => format!("Please reply with a number of at most {}.", number_text(b)),
+            (Some(a), None) => {
+                format!("Please reply with a number of at least {}.", number_text(a))
+            }
             (None, None) => "Please reply with a number.".to_string(),
         },
         QuestionType::Date => {

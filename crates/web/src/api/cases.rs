@@ -141,7 +141,7 @@ fn properties(
         let text = match v {
             serde_json::Value::Null => None,
             serde_json::Value::String(s) => Some(s),
-            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::Number(n) => Some(case::number_text(&n)),
             serde_json::Value::Bool(b) => Some(b.to_string()),
             _ => {
                 return Err(FieldError::new(
