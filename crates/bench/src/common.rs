@@ -269,6 +269,36 @@ pub async fn import_sheet(db: &Db, slug: &str, file: &Path) -> anyhow::Result<Im
     .map_err(|e| anyhow!("{e}"))
 }
 
+/// Imports the sheets into the project `slug`, as the `import` benchmark does; returns the
+/// seconds and CPU seconds it took.
+pub async fn import_files(
+    db: &Db,
+    slug: &str,
+    files: &[PathBuf],
+    rows: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let watch = Stopwatch::start();
+    let mut created = 0;
+    for file in files {
+        let report = import_sheet(db, slug, file).await?;
+        if !report.errors.is_empty() || report.created != report.rows {
+            bail!(
+                "{}: expected {} created cases, got {} ({} errors)",
+                file.display(),
+                report.rows,
+                report.created,
+                report.errors.len()
+            );
+        }
+        created += report.created;
+    }
+    let secs = (watch.secs(), watch.cpu_secs());
+    if created != rows {
+        bail!("{rows} rows were to be imported into {slug}, {created} were");
+    }
+    Ok(secs)
+}
+
 /// Wall-clock and CPU time of this process since [`Stopwatch::start`].
 pub struct Stopwatch {
     started: Instant,

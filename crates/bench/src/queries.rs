@@ -38,7 +38,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use casecast_core::case::{Case, CaseChanges};
-use casecast_core::case_query::{CaseQuery, Context, GroupRef};
+use casecast_core::case_query::{CaseQuery, Context, GroupRef, QueryContext};
 use casecast_core::identifier::GroupName;
 use casecast_core::ids::CaseId;
 use casecast_engine::clock::SystemClock;
@@ -46,7 +46,7 @@ use casecast_engine::{reminders, smart_groups};
 use casecast_store::cases::CaseFilter;
 use casecast_store::Db;
 
-use crate::common::{import_sheet, peak_rss_mib, Bench, Stopwatch};
+use crate::common::{import_files, peak_rss_mib, Bench, Stopwatch};
 use crate::groups::{upload_in_process, ACTOR};
 use crate::reminders::nothing_left_over;
 use crate::surveys::{case_id, realistic_project_with};
@@ -419,21 +419,7 @@ pub async fn run_read(bench: &Bench, r: Read) -> anyhow::Result<()> {
     let query = CaseQuery::parse(COUNT_QUERY)?;
 
     // 1. The count.
-    let mut times = Vec::new();
-    for _ in 0..r.repeats {
-        let watch = Stopwatch::start();
-        let counts = db.count_matching(project.id, &query, &zone).await?;
-        times.push(watch.secs() * 1000.0);
-        if (counts.matched, counts.uncomparable) != want_count {
-            bail!(
-                "count_matching of {COUNT_QUERY}: {} matched, {} uncomparable; the Rust evaluator says {} and {}",
-                counts.matched,
-                counts.uncomparable,
-                want_count.0,
-                want_count.1
-            );
-        }
-    }
+    let times = time_count(&db, project.id, &query, &zone, r.repeats, want_count, "").await?;
     println!(
         "query count `{COUNT_QUERY}` over {} cases: {} matched ({:.1}%), {} uncomparable (as the Rust evaluator counts); {}",
         r.cases,
@@ -453,28 +439,17 @@ pub async fn run_read(bench: &Bench, r: Read) -> anyhow::Result<()> {
         time_zone: zone.clone(),
         is_member: |_: &GroupRef| false,
     };
-    let mut times = Vec::new();
-    let mut next = None;
-    for _ in 0..r.repeats {
-        let watch = Stopwatch::start();
-        let page = db.list_cases(project.id, &filter, PAGE, None).await?;
-        times.push(watch.secs() * 1000.0);
-        let full = (want_count.0 as usize).min(PAGE);
-        if page.items.len() != full {
-            bail!(
-                "the first page of {COUNT_QUERY} holds {} cases, not {full}",
-                page.items.len()
-            );
-        }
-        if let Some(bad) = page.items.iter().find(|c| !query.matches(c, &ctx)) {
-            bail!(
-                "the first page of {COUNT_QUERY} holds {} ({:?}), which does not match",
-                bad.case_id,
-                bad.properties
-            );
-        }
-        next = page.next_cursor;
-    }
+    let (times, next) = time_first_page(
+        &db,
+        project.id,
+        &filter,
+        &query,
+        &ctx,
+        r.repeats,
+        want_count.0,
+        "",
+    )
+    .await?;
     println!(
         "query first page of {PAGE} through list_cases (every case matching, next cursor {}): {}",
         next.as_deref().unwrap_or("none"),
@@ -552,30 +527,25 @@ pub async fn run_read(bench: &Bench, r: Read) -> anyhow::Result<()> {
     );
 
     // 3. The count and the first page again: saving the smart group indexed `district`.
-    let mut times = Vec::new();
-    for _ in 0..r.repeats {
-        let watch = Stopwatch::start();
-        let counts = db.count_matching(project.id, &query, &zone).await?;
-        times.push(watch.secs() * 1000.0);
-        if (counts.matched, counts.uncomparable) != want_count {
-            bail!("count_matching of {COUNT_QUERY} after the index: {counts:?}");
-        }
-    }
+    let when = " after the index";
+    let times = time_count(&db, project.id, &query, &zone, r.repeats, want_count, when).await?;
     println!(
         "query count `{COUNT_QUERY}` with the `district` index the smart group made: {}",
         summary(&times)
     );
     let plan = db.count_plan(project.id, &query, &zone, false).await?;
     println!("  its plan: {}", plan.join(" / "));
-    let mut times = Vec::new();
-    for _ in 0..r.repeats {
-        let watch = Stopwatch::start();
-        let page = db.list_cases(project.id, &filter, PAGE, None).await?;
-        times.push(watch.secs() * 1000.0);
-        if page.items.len() != (want_count.0 as usize).min(PAGE) {
-            bail!("the first page after the index holds {}", page.items.len());
-        }
-    }
+    let (times, _) = time_first_page(
+        &db,
+        project.id,
+        &filter,
+        &query,
+        &ctx,
+        r.repeats,
+        want_count.0,
+        when,
+    )
+    .await?;
     println!(
         "query first page of {PAGE} with the `district` index: {}; read part peak RSS {:.0} MiB",
         summary(&times),
@@ -636,28 +606,72 @@ async fn writes(
     Ok((times, looked_at))
 }
 
-/// Imports the sheets into the project `slug`; returns the seconds it took.
-async fn import_files(db: &Db, slug: &str, files: &[PathBuf], rows: usize) -> anyhow::Result<f64> {
-    let watch = Stopwatch::start();
-    let mut created = 0;
-    for file in files {
-        let report = import_sheet(db, slug, file).await?;
-        if !report.errors.is_empty() || report.created != report.rows {
+/// Times `count_matching` of `query` (`COUNT_QUERY`) `repeats` times, in milliseconds, each
+/// count checked against `want` (matched, uncomparable) as the Rust evaluator counts.
+async fn time_count(
+    db: &Db,
+    project_id: i64,
+    query: &CaseQuery,
+    zone: &jiff::tz::TimeZone,
+    repeats: usize,
+    want: (i64, i64),
+    when: &str,
+) -> anyhow::Result<Vec<f64>> {
+    let mut times = Vec::new();
+    for _ in 0..repeats {
+        let watch = Stopwatch::start();
+        let counts = db.count_matching(project_id, query, zone).await?;
+        times.push(watch.secs() * 1000.0);
+        if (counts.matched, counts.uncomparable) != want {
             bail!(
-                "{}: expected {} created cases, got {} ({} errors)",
-                file.display(),
-                report.rows,
-                report.created,
-                report.errors.len()
+                "count_matching of {COUNT_QUERY}{when}: {} matched, {} uncomparable; the Rust evaluator says {} and {}",
+                counts.matched,
+                counts.uncomparable,
+                want.0,
+                want.1
             );
         }
-        created += report.created;
     }
-    let secs = watch.secs();
-    if created != rows {
-        bail!("{rows} rows were to be imported into {slug}, {created} were");
+    Ok(times)
+}
+
+/// Times the first page of `filter`'s cases (`COUNT_QUERY`) `repeats` times, in milliseconds,
+/// each page checked to hold `min(matched, PAGE)` cases that all match `query`; returns the
+/// times and the page's next cursor.
+#[allow(clippy::too_many_arguments)]
+async fn time_first_page(
+    db: &Db,
+    project_id: i64,
+    filter: &CaseFilter,
+    query: &CaseQuery,
+    ctx: &impl QueryContext,
+    repeats: usize,
+    matched: i64,
+    when: &str,
+) -> anyhow::Result<(Vec<f64>, Option<String>)> {
+    let mut times = Vec::new();
+    let mut next = None;
+    let full = (matched as usize).min(PAGE);
+    for _ in 0..repeats {
+        let watch = Stopwatch::start();
+        let page = db.list_cases(project_id, filter, PAGE, None).await?;
+        times.push(watch.secs() * 1000.0);
+        if page.items.len() != full {
+            bail!(
+                "the first page of {COUNT_QUERY}{when} holds {} cases, not {full}",
+                page.items.len()
+            );
+        }
+        if let Some(bad) = page.items.iter().find(|c| !query.matches(c, ctx)) {
+            bail!(
+                "the first page of {COUNT_QUERY}{when} holds {} ({:?}), which does not match",
+                bad.case_id,
+                bad.properties
+            );
+        }
+        next = page.next_cursor;
     }
-    Ok(secs)
+    Ok((times, next))
 }
 
 fn ms_per(times: &[f64]) -> (f64, f64) {
@@ -741,11 +755,11 @@ pub async fn run_write(bench: &Bench, w: Write) -> anyhow::Result<()> {
     );
 
     // 4. An import, without smart groups and with 20, then the upkeep.
-    let plain_secs = import_files(&db, &plain.slug, &w.files, w.rows).await?;
+    let (plain_secs, _) = import_files(&db, &plain.slug, &w.files, w.rows).await?;
     if db.has_pending_cases().await? {
         bail!("an import into a project without smart groups queued cases");
     }
-    let import_secs = import_files(&db, &project.slug, &w.files, w.rows).await?;
+    let (import_secs, _) = import_files(&db, &project.slug, &w.files, w.rows).await?;
     if !db.has_pending_cases().await? {
         bail!("the import queued no case for the smart groups");
     }

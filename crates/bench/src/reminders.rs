@@ -41,7 +41,7 @@ use jiff::civil::Date;
 use jiff::ToSpan;
 use serde_json::json;
 
-use crate::common::{import_sheet, peak_rss_mib, Bench, Stopwatch};
+use crate::common::{import_files, peak_rss_mib, Bench, Stopwatch};
 use crate::surveys::{case_id, realistic_project_with};
 
 /// Which part to run.
@@ -498,36 +498,6 @@ pub struct Import {
     /// The project's rules, the one taking every case first.
     pub reminder_ids: Vec<i64>,
     pub files: Vec<PathBuf>,
-}
-
-/// Imports the sheets into the project `slug`, as the `import` benchmark does; returns the
-/// seconds and CPU seconds it took.
-async fn import_files(
-    db: &Db,
-    slug: &str,
-    files: &[PathBuf],
-    rows: usize,
-) -> anyhow::Result<(f64, f64)> {
-    let watch = Stopwatch::start();
-    let mut created = 0;
-    for file in files {
-        let report = import_sheet(db, slug, file).await?;
-        if !report.errors.is_empty() || report.created != report.rows {
-            bail!(
-                "{}: expected {} created cases, got {} ({} errors)",
-                file.display(),
-                report.rows,
-                report.created,
-                report.errors.len()
-            );
-        }
-        created += report.created;
-    }
-    let secs = (watch.secs(), watch.cpu_secs());
-    if created != rows {
-        bail!("{rows} rows were to be imported into {slug}, {created} were");
-    }
-    Ok(secs)
 }
 
 /// The timed import and re-evaluation: imports the sheets into a project without rules (for
