@@ -7,10 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     casecast_fuzz::init();
-    let Some((&pick, rest)) = data.split_first() else {
-        return;
-    };
-    let Ok(text) = std::str::from_utf8(rest) else {
+    let Some((pick, text)) = casecast_fuzz::pick_and_text(data) else {
         return;
     };
     let country = casecast_fuzz::country(pick);

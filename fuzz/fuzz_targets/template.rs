@@ -36,10 +36,7 @@ fn independent(source: &str, value: &str) -> String {
 
 fuzz_target!(|data: &[u8]| {
     casecast_fuzz::init();
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    let Ok(text) = std::str::from_utf8(rest) else {
+    let Some((mode, text)) = casecast_fuzz::pick_and_text(data) else {
         return;
     };
     let fields = ["name", "birth_date"];

@@ -29,6 +29,13 @@ pub fn init() {
     });
 }
 
+/// The input's first byte, which picks a variant (a country, a mode), and the rest as text;
+/// `None` when there is no byte or the rest is not UTF-8.
+pub fn pick_and_text(data: &[u8]) -> Option<(u8, &str)> {
+    let (&pick, rest) = data.split_first()?;
+    Some((pick, std::str::from_utf8(rest).ok()?))
+}
+
 /// Every ISO 3166 code; those `CountryCode::parse` refuses are skipped by [`country`].
 const COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN \
 BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE \
