@@ -408,6 +408,12 @@ impl crate::Db {
         let mut tx = self.pool().begin().await?;
         let lines = match self.dialect() {
             Dialect::Sqlite => {
+                // An EXPLAIN never opens the database file, so it plans with the schema this
+                // connection last read, without an index another connection has made since.
+                // A read first brings the schema (and the statistics) up to date.
+                sqlx::query("SELECT 1 FROM sqlite_master LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 let sql = format!("EXPLAIN QUERY PLAN {count}");
                 let q = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql).bind(project_id);
                 let q = bind_all!(q, &m.binds);

@@ -46,20 +46,74 @@ pub fn test_key() -> casecast_store::sealed::SecretKey {
     casecast_store::sealed::SecretKey::from_hex(TEST_SECRET_KEY).expect("a valid test key")
 }
 
-/// A migrated, empty database of its own; a SQLite file lives as long as this value.
+/// A migrated, empty database of its own, removed when this value is dropped.
 pub struct TestDb {
     pub db: Db,
     pub url: String,
-    _dir: Option<tempfile::TempDir>,
+    _scratch: Scratch,
 }
 
-/// The URL of a new, empty database on `engine` (not yet migrated), and the folder that holds it.
-pub async fn fresh_url(engine: Dialect) -> (String, Option<tempfile::TempDir>) {
+/// What a test database lives in: a SQLite file's temporary folder, or a PostgreSQL database of
+/// the test cluster. Dropping it removes the folder or drops the database: a test run makes a
+/// thousand databases, and kept they filled gigabytes of the machine's disk (a CI machine with
+/// little room failed every test after the disk was full).
+pub struct Scratch {
+    kind: ScratchKind,
+}
+
+enum ScratchKind {
+    Dir { _dir: tempfile::TempDir },
+    Postgres { admin: String, name: String },
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let ScratchKind::Postgres { admin, name } = &self.kind else {
+            return;
+        };
+        let (admin, name) = (admin.clone(), name.clone());
+        // Its own thread and runtime: a drop cannot wait for the test's runtime, which may be
+        // a current-thread one or shutting down. WITH (FORCE) ends the connections that the
+        // test's pools (or a server it started) still hold. Best effort: a failure is printed,
+        // never a panic (this may run while a failed test unwinds).
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let mut conn = sqlx::AnyConnection::connect(&admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                conn.close().await.ok();
+                Ok::<(), String>(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("dropping a test database failed: {e}"),
+            Err(_) => eprintln!("dropping a test database failed"),
+        }
+    }
+}
+
+/// The URL of a new, empty database on `engine` (not yet migrated), and what holds it: keep
+/// that as long as the database is used.
+pub async fn fresh_url(engine: Dialect) -> (String, Scratch) {
     match engine {
         Dialect::Sqlite => {
             let dir = tempfile::tempdir().expect("a temporary folder");
             let url = dir.path().join("casecast.db").to_string_lossy().to_string();
-            (url, Some(dir))
+            (
+                url,
+                Scratch {
+                    kind: ScratchKind::Dir { _dir: dir },
+                },
+            )
         }
         Dialect::Postgres => {
             let admin = std::env::var("CASECAST_TEST_PG").expect(
@@ -75,7 +129,13 @@ pub async fn fresh_url(engine: Dialect) -> (String, Option<tempfile::TempDir>) {
                 .expect("creating a test database");
             conn.close().await.ok();
             let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            (format!("{base}/{name}"), None)
+            let url = format!("{base}/{name}");
+            (
+                url,
+                Scratch {
+                    kind: ScratchKind::Postgres { admin, name },
+                },
+            )
         }
     }
 }
@@ -83,14 +143,18 @@ pub async fn fresh_url(engine: Dialect) -> (String, Option<tempfile::TempDir>) {
 impl TestDb {
     /// A fresh, migrated database.
     pub async fn new(engine: Dialect) -> TestDb {
-        let (url, dir) = fresh_url(engine).await;
+        let (url, scratch) = fresh_url(engine).await;
         let db = Db::open(&url)
             .await
             .expect("opening the test database")
             .with_secret_key(test_key());
         db.check_secret_key().await.expect("the test key");
         assert_eq!(db.dialect(), engine);
-        TestDb { db, url, _dir: dir }
+        TestDb {
+            db,
+            url,
+            _scratch: scratch,
+        }
     }
 
     /// Stores `text` as a project's messaging settings past every check, as a hand edit of the
