@@ -109,7 +109,7 @@ pub async fn open(cfg: &Config) -> anyhow::Result<Db> {
 /// file `CASECAST_KEY_FILE`, by default `casecast.key` beside a SQLite database file or in the
 /// working directory for PostgreSQL. A missing key file is created with a new random key
 /// (readable by its owner only). Every process sharing a database must use the same key.
-fn secret_key(cfg: &Config) -> anyhow::Result<SecretKey> {
+pub(crate) fn secret_key(cfg: &Config) -> anyhow::Result<SecretKey> {
     if let Some(hex) = &cfg.secret_key {
         return SecretKey::from_hex(hex).map_err(|e| anyhow!("CASECAST_SECRET_KEY: {e}"));
     }

@@ -1,6 +1,7 @@
 //! The `casecast` command: serve, worker, migrate, and the admin and data commands.
 
 mod admin;
+mod backup;
 mod config;
 mod demo;
 mod groups;
@@ -49,6 +50,21 @@ enum Command {
     /// Read surveys and their responses.
     #[command(subcommand)]
     Surveys(surveys::SurveysCommand),
+    /// Copy a SQLite database to FILE while it is in use, with its key in FILE.key
+    /// (PostgreSQL: use pg_dump).
+    Backup {
+        /// The copy to write (must not exist).
+        file: std::path::PathBuf,
+    },
+    /// Put a backup made by `casecast backup` in place of the database (stop every casecast
+    /// process first).
+    Restore {
+        /// The backup to restore (its key is read from FILE.key).
+        file: std::path::PathBuf,
+        /// Replace an existing database (and a key file holding another key).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn init_logging(config: &Config, long_running: bool) {
@@ -92,6 +108,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cases(c) => import::cases(cfg, c).await,
         Command::Groups(c) => groups::groups(cfg, c).await,
         Command::Surveys(c) => surveys::surveys(cfg, c).await,
+        Command::Backup { file } => backup::backup(cfg, &file).await,
+        Command::Restore { file, force } => backup::restore(cfg, &file, force).await,
     }
 }
 

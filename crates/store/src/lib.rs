@@ -1,6 +1,7 @@
 //! Casecast storage: one code path over SQLite and PostgreSQL (sqlx `Any`).
 
 pub mod accounts;
+pub mod backup;
 pub mod broadcast_runs;
 pub mod broadcasts;
 pub mod case_export;
