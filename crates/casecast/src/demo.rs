@@ -195,6 +195,12 @@ pub async fn seed(db: &Db, public_url: &str) -> anyhow::Result<DemoLogin> {
     seed_survey(db, project.id)
         .await
         .context("creating the demo survey")?;
+    seed_keyword(db, &project)
+        .await
+        .context("creating the demo keyword")?;
+    seed_reminder(db, &project)
+        .await
+        .context("creating the demo reminder rule")?;
     Ok(DemoLogin {
         email: DEMO_ADMIN.to_string(),
         password,
@@ -309,6 +315,103 @@ async fn seed_smart_group(
     }
 }
 
+/// The demo keyword: `VISIT 2027-01-15` from a participant's phone saves the date as the
+/// case's `next_visit` (which the demo reminder rule reads) and confirms it.
+const DEMO_KEYWORD: &str = r#"{
+    "keyword": "VISIT",
+    "fields": ["next_visit"],
+    "actions": [
+        {"type": "set_properties", "dates": ["next_visit"]},
+        {"type": "reply", "text": {
+            "*": "Thank you {case.name}: your next visit is on {field.next_visit}. We will remind you two days before.",
+            "lg": "Webale {case.name}: olunaku lwo olw'okudda ku dwaliro ye {field.next_visit}."}}
+    ],
+    "unknown_sender": "reply",
+    "unknown_reply": {"*": "This number is not registered with the study. Please call the clinic."}
+}"#;
+
+/// The demo reminder rule: two days before each open participant's `next_visit`, at 09:00
+/// Kampala time, in the participant's language.
+const DEMO_REMINDER: &str = r#"{
+    "name": "Visit reminder",
+    "case_type": "participant",
+    "query": "closed = false",
+    "start": {"property": "next_visit", "offset_days": -2},
+    "time": "09:00",
+    "stop_query": "visit_done = yes",
+    "content": {"sms": {
+        "*": "Hello {case.name}, your clinic visit is on {case.next_visit}. Reply VISIT and a new date to move it.",
+        "lg": "Gyebale {case.name}, olunaku lwo olw'okudda ku dwaliro ye {case.next_visit}."}}
+}"#;
+
+/// Gives the demo project its keyword, unless it has one of that word (left as it is).
+async fn seed_keyword(db: &Db, project: &casecast_store::projects::Project) -> anyhow::Result<()> {
+    let body: serde_json::Value = serde_json::from_str(DEMO_KEYWORD)?;
+    let keyword = casecast_core::keyword::Keyword::parse(&body, &[] as &[&str])
+        .map_err(|e| anyhow::anyhow!("the demo keyword: {e:?}"))?;
+    let exists = db
+        .list_keywords(project.id)
+        .await?
+        .iter()
+        .any(|k| k.keyword.key() == keyword.key());
+    if exists {
+        return Ok(());
+    }
+    match db.create_keyword(project.id, &keyword, None).await {
+        Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives the demo project its reminder rule, unless it has one of that name; the first time,
+/// one open participant in five with a phone gets a `next_visit` in the coming three weeks, so
+/// that the rule's upcoming list has something to show.
+async fn seed_reminder(db: &Db, project: &casecast_store::projects::Project) -> anyhow::Result<()> {
+    let body: serde_json::Value = serde_json::from_str(DEMO_REMINDER)?;
+    let rule = casecast_core::reminder::ReminderRule::parse_checked(&body)
+        .map_err(|e| anyhow::anyhow!("the demo reminder rule: {e:?}"))?;
+    let exists = db
+        .list_reminders(project.id)
+        .await?
+        .iter()
+        .any(|r| r.rule.name == rule.name);
+    if exists {
+        return Ok(());
+    }
+    let today = jiff::Timestamp::now().to_zoned(project.zone()).date();
+    let mut sheet = String::from("external_id,name,next_visit\n");
+    let mut rng = Lcg(19);
+    for line in demo_sheet().lines().skip(1).step_by(5) {
+        let mut cells = line.split(',');
+        let (Some(external_id), Some(name), Some(phone)) =
+            (cells.next(), cells.next(), cells.next())
+        else {
+            continue;
+        };
+        if phone.is_empty() {
+            continue;
+        }
+        let days = 3 + rng.next(18) as i64;
+        let date = today
+            .checked_add(jiff::Span::new().days(days))
+            .unwrap_or(today);
+        sheet.push_str(&format!("{external_id},{name},{date}\n"));
+    }
+    casecast_engine::import::import_cases(
+        db,
+        project.id,
+        project.country_code(),
+        sheet.into_bytes(),
+        "demo-visits.csv",
+        Limits::default(),
+        &|_| {},
+    )
+    .await
+    .context("giving demo cases their next visit")?;
+    casecast_engine::reminders::create(db, project.id, &rule, None).await?;
+    Ok(())
+}
+
 /// Creates the demo group with its members, unless a group of that name exists (then it is
 /// left as it is, with whatever members it has been given since).
 async fn seed_group(db: &Db, project_id: i64) -> anyhow::Result<()> {
@@ -368,6 +471,16 @@ mod tests {
         let survey = casecast_core::survey::Survey::parse(&body).unwrap();
         assert_eq!(survey.questions.len(), 3);
         assert_eq!(survey.languages(), vec!["lg".to_string()]);
+    }
+
+    #[test]
+    fn the_demo_keyword_and_reminder_rule_are_valid() {
+        let body: serde_json::Value = serde_json::from_str(DEMO_KEYWORD).unwrap();
+        let keyword = casecast_core::keyword::Keyword::parse(&body, &["STOP", "START"]).unwrap();
+        assert_eq!(keyword.key(), "visit");
+        let body: serde_json::Value = serde_json::from_str(DEMO_REMINDER).unwrap();
+        let rule = casecast_core::reminder::ReminderRule::parse_checked(&body).unwrap();
+        assert_eq!(rule.name, "Visit reminder");
     }
 
     #[test]

@@ -1093,13 +1093,77 @@ async fn serve_demo_once(url: &str, engine: Dialect) -> (String, String) {
     (email, password)
 }
 
+/// How many of each feature the demo project has.
+#[derive(Debug, PartialEq, Eq)]
+struct DemoFeatures {
+    groups: usize,
+    smart_groups: usize,
+    gateways: usize,
+    surveys: usize,
+    keywords: usize,
+    reminders: usize,
+    cases_with_next_visit: usize,
+}
+
+async fn demo_features(db: &Db, project_id: i64) -> DemoFeatures {
+    let groups = db.list_groups(project_id).await.unwrap();
+    let mut cases_with_next_visit = 0;
+    let mut cursor = None;
+    loop {
+        let page = db
+            .list_cases(
+                project_id,
+                &casecast_store::cases::CaseFilter::default(),
+                1000,
+                cursor,
+            )
+            .await
+            .unwrap();
+        cases_with_next_visit += page
+            .items
+            .iter()
+            .filter(|c| c.properties.contains_key("next_visit"))
+            .count();
+        match page.next_cursor.and_then(|n| n.parse().ok()) {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    DemoFeatures {
+        groups: groups.len(),
+        smart_groups: groups.iter().filter(|g| g.query.is_some()).count(),
+        gateways: db.list_gateways(project_id).await.unwrap().len(),
+        surveys: db.list_surveys(project_id).await.unwrap().len(),
+        keywords: db.list_keywords(project_id).await.unwrap().len(),
+        reminders: db.list_reminders(project_id).await.unwrap().len(),
+        cases_with_next_visit,
+    }
+}
+
 async fn serve_demo_is_idempotent(engine: Dialect) {
     let (url, _dir) = fresh_url(engine).await;
 
     let (email, first_password) = serve_demo_once(&url, engine).await;
-    let db = Db::open(&url).await.unwrap();
+    let db = Db::open(&url)
+        .await
+        .unwrap()
+        .with_secret_key(casecast_testkit::test_key());
     let demo = db.project_by_slug("demo").await.unwrap();
     assert_eq!(db.count_cases(demo.id).await.unwrap(), 500);
+    let features = demo_features(&db, demo.id).await;
+    assert_eq!(
+        features,
+        DemoFeatures {
+            groups: 2,
+            smart_groups: 1,
+            gateways: 1,
+            surveys: 1,
+            keywords: 1,
+            reminders: 1,
+            cases_with_next_visit: 100,
+        },
+        "every feature has an example"
+    );
     let admin = db.user_by_email(&email).await.unwrap();
     assert_eq!(
         db.role_in_project(admin.id, demo.id).await.unwrap(),
@@ -1115,6 +1179,11 @@ async fn serve_demo_is_idempotent(engine: Dialect) {
     assert_eq!(email_again, email);
     assert_ne!(second_password, first_password);
     assert_eq!(db.count_cases(demo.id).await.unwrap(), 500);
+    assert_eq!(
+        demo_features(&db, demo.id).await,
+        features,
+        "nothing doubled"
+    );
     assert_eq!(
         db.project_by_slug("demo").await.unwrap().id,
         demo.id,
