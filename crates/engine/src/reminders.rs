@@ -27,7 +27,8 @@
 //!   from then, without repeating an occurrence already handled.
 //! - An occurrence found more than the late limit late is recorded `missed`, not sent.
 //! - At firing: no number → `no_phone`; an opted-out number → `opted_out`; another case with
-//!   the number already sent this occurrence (same rule, same instant) → `same_phone`; no
+//!   the number already sent this occurrence (same rule, same instant; a unique index holds
+//!   this across workers) → `same_phone`; no
 //!   gateway routes the number → `no_gateway`; the text renders empty → `empty_text`; else the
 //!   message (the case's language, its placeholders) or the survey is queued (`queued`), and a
 //!   survey that cannot start for the case (it is in another session) is `survey_refused`.

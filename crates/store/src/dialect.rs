@@ -174,6 +174,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 "smart groups",
                 include_str!("../migrations/sqlite/0013_smart_groups.sql"),
             ),
+            (
+                14,
+                "one reminder message a number an occurrence",
+                include_str!("../migrations/sqlite/0014_reminder_phone_once.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -240,6 +245,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 13,
                 "smart groups",
                 include_str!("../migrations/postgres/0013_smart_groups.sql"),
+            ),
+            (
+                14,
+                "one reminder message a number an occurrence",
+                include_str!("../migrations/postgres/0014_reminder_phone_once.sql"),
             ),
         ],
     }

@@ -635,7 +635,9 @@ impl Db {
 
     /// Records occurrences handled; returns those recorded now, as (rule, case, due instant).
     /// One recorded already (by another worker, or before) is not returned: nothing may be sent
-    /// for it.
+    /// for it. Nor is a `queued` one whose number another worker queued a message to for the
+    /// same occurrence (a unique index, which makes this insert wait for that worker's
+    /// commit): it is recorded `same_phone`.
     pub async fn record_occurrences_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -663,6 +665,41 @@ impl Db {
                     .bind(now);
             }
             recorded.extend(q.persistent(false).fetch_all(&mut **tx).await?);
+        }
+        // A 'queued' row that was not recorded met either its own key (another worker recorded
+        // this case's occurrence) or the one-queued-a-number index (another worker queued a
+        // message to the number for this occurrence, and committed while this insert waited).
+        // The second is recorded as 'same_phone'; the first does nothing again.
+        let lost: Vec<NewOccurrence> = rows
+            .iter()
+            .filter(|o| {
+                o.outcome == "queued" && !recorded.contains(&(o.reminder_id, o.case_pk, o.due_at))
+            })
+            .map(|o| NewOccurrence {
+                outcome: "same_phone",
+                ..o.clone()
+            })
+            .collect();
+        for chunk in lost.chunks(ROWS) {
+            let mut p = Placeholders::new(self.dialect());
+            let values: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(7))).collect();
+            let sql = format!(
+                "INSERT INTO reminder_occurrences (reminder_id, case_pk, due_at, occurrence, outcome, phone, recorded_at)
+                 VALUES {} ON CONFLICT DO NOTHING",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for o in chunk {
+                q = q
+                    .bind(o.reminder_id)
+                    .bind(o.case_pk)
+                    .bind(o.due_at)
+                    .bind(o.occurrence)
+                    .bind(o.outcome)
+                    .bind(o.phone.clone())
+                    .bind(now);
+            }
+            q.persistent(false).execute(&mut **tx).await?;
         }
         Ok(recorded)
     }

@@ -852,3 +852,101 @@ async fn a_survey_reminder_starts_the_survey_once_and_names_the_rule(engine: Dia
     let counts = db.reminder_counts(r.id).await.unwrap();
     assert_eq!(counts.outcomes.get("queued"), Some(&1));
 }
+
+on_both_engines!(two_workers_queue_one_message_to_a_shared_number);
+
+/// The one-message-a-number rule held by the database: two cases sharing a number, recorded
+/// 'queued' for the same occurrence by two transactions (on PostgreSQL at the same time, the
+/// second waiting on the first's uncommitted row; on SQLite one after the other, as its
+/// writers go): the second is recorded 'same_phone' and not reported as recorded, so its
+/// worker queues nothing.
+async fn two_workers_queue_one_message_to_a_shared_number(engine: Dialect) {
+    use casecast_store::reminders::NewOccurrence;
+    use sqlx::Connection;
+
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "alpha", Some("UG")).await;
+    let a = case_with(db, p.id, None, "Amina", None, Some("0772000801")).await;
+    let b = case_with(db, p.id, None, "Bea", None, Some("0772000801")).await;
+    let rule = reminders::create(db, p.id, &rule(json!({})), None)
+        .await
+        .unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&casecast_store::db::normalise_url(&t.url).1)
+        .await
+        .unwrap();
+    let mut pks = Vec::new();
+    for case_id in [a.case_id.to_string(), b.case_id.to_string()] {
+        pks.push(
+            sqlx::query_scalar::<_, i64>("SELECT id FROM cases WHERE case_id = $1")
+                .bind(case_id)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap(),
+        );
+    }
+    let (a_pk, b_pk) = (pks[0], pks[1]);
+    let due_at = kampala(2026, 3, 3, 9, 0);
+    let occurrence = |case_pk: i64| NewOccurrence {
+        reminder_id: rule.id,
+        case_pk,
+        due_at,
+        occurrence: 1,
+        outcome: "queued",
+        phone: Some("+256772000801".into()),
+    };
+
+    let mut first = db.begin_write().await.unwrap();
+    let recorded = db
+        .record_occurrences_tx(&mut first, &[occurrence(a_pk)], due_at)
+        .await
+        .unwrap();
+    assert!(recorded.contains(&(rule.id, a_pk, due_at)));
+    let second = {
+        let db = db.clone();
+        let row = occurrence(b_pk);
+        async move {
+            let mut tx = db.begin_write().await.unwrap();
+            let recorded = db
+                .record_occurrences_tx(&mut tx, &[row], due_at)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            recorded
+        }
+    };
+    let second_recorded = match engine {
+        Dialect::Postgres => {
+            let racing = tokio::spawn(second);
+            // The second insert waits on the first's row (a lock, not a guess): give it time
+            // to reach that wait, then commit the first.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            assert!(!racing.is_finished(), "the second waits for the first");
+            first.commit().await.unwrap();
+            racing.await.unwrap()
+        }
+        Dialect::Sqlite => {
+            first.commit().await.unwrap();
+            second.await
+        }
+    };
+    assert!(
+        second_recorded.is_empty(),
+        "the second is not reported as recorded: {second_recorded:?}"
+    );
+    let outcomes: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT case_pk, outcome FROM reminder_occurrences WHERE reminder_id = $1 ORDER BY case_pk",
+    )
+    .bind(rule.id)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            (a_pk, "queued".to_string()),
+            (b_pk, "same_phone".to_string())
+        ]
+    );
+    conn.close().await.unwrap();
+}
