@@ -284,18 +284,26 @@ impl Db {
     /// Deletes a group and its memberships; its cases stay.
     /// `Conflict` `group_in_use` while a smart group's query names it.
     pub async fn delete_group(&self, project_id: i64, group_id: i64) -> StoreResult<()> {
-        let naming = self.smart_groups_naming(project_id, group_id).await?;
+        // A query that names the group would lose its meaning (and a rule's cases would not be
+        // looked at again): the user changes it first.
+        let mut naming: Vec<String> = self
+            .smart_groups_naming(project_id, group_id)
+            .await?
+            .into_iter()
+            .map(|n| format!("the smart group '{n}'"))
+            .collect();
+        naming.extend(
+            self.reminders_naming(project_id, group_id)
+                .await?
+                .into_iter()
+                .map(|n| format!("the reminder rule '{n}'")),
+        );
         if !naming.is_empty() {
             return Err(StoreError::Conflict {
                 code: "group_in_use",
                 message: format!(
-                    "this group is named in the query of the smart group{} {}: change {} first",
-                    if naming.len() == 1 { "" } else { "s" },
-                    naming
-                        .iter()
-                        .map(|n| format!("'{n}'"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    "this group is named in the query of {}: change {} first",
+                    naming.join(", "),
                     if naming.len() == 1 {
                         "that query"
                     } else {

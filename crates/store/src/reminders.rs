@@ -633,6 +633,43 @@ impl Db {
         .collect()
     }
 
+    /// The names of the project's reminder rules (active or not) whose query or stop query
+    /// names group `group_id`, by id or by its name.
+    pub async fn reminders_naming(
+        &self,
+        project_id: i64,
+        group_id: i64,
+    ) -> StoreResult<Vec<String>> {
+        use casecast_core::case_query::{CaseQuery, GroupRef};
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT name FROM case_groups WHERE project_id = $1 AND id = $2")
+                .bind(project_id)
+                .bind(group_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(name) = name else {
+            return Ok(Vec::new());
+        };
+        let key = name.trim().to_lowercase();
+        let mut names = Vec::new();
+        for r in self.list_reminders(project_id).await? {
+            let names_it = [Some(r.rule.query.as_str()), r.rule.stop_query.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|text| CaseQuery::parse_optional(text).ok().flatten())
+                .any(|q| {
+                    q.groups_referenced().any(|g| match g {
+                        GroupRef::Id(id) => *id == group_id,
+                        GroupRef::Name(n) => n.trim().to_lowercase() == key,
+                    })
+                });
+            if names_it {
+                names.push(r.rule.name.clone());
+            }
+        }
+        Ok(names)
+    }
+
     /// Records occurrences handled; returns those recorded now, as (rule, case, due instant).
     /// One recorded already (by another worker, or before) is not returned: nothing may be sent
     /// for it. Nor is a `queued` one whose number another worker queued a message to for the

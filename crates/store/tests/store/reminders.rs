@@ -950,3 +950,56 @@ async fn two_workers_queue_one_message_to_a_shared_number(engine: Dialect) {
     );
     conn.close().await.unwrap();
 }
+
+on_both_engines!(a_group_a_rule_names_is_not_deleted_until_the_rule_is_changed);
+
+/// Deleting a group that a rule's query names (by id or by name) would leave the rule meaning
+/// something else and its cases not looked at again: refused, naming the rule, until the rule
+/// no longer names it.
+async fn a_group_a_rule_names_is_not_deleted_until_the_rule_is_changed(engine: Dialect) {
+    use casecast_store::StoreError;
+
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let p = project(db, "alpha", Some("UG")).await;
+    let by_id = group(db, p.id, "Cohort A").await;
+    let by_name = group(db, p.id, "Cohort B").await;
+    let first = reminders::create(
+        db,
+        p.id,
+        &rule(json!({"name": "Arm A", "query": format!("group = {}", by_id.id)})),
+        None,
+    )
+    .await
+    .unwrap();
+    reminders::create(
+        db,
+        p.id,
+        &rule(json!({"name": "Arm B", "query": "district = Gulu", "stop_query": "group = \"cohort b\""})),
+        None,
+    )
+    .await
+    .unwrap();
+    for (g, rule_name) in [(&by_id, "Arm A"), (&by_name, "Arm B")] {
+        match db.delete_group(p.id, g.id).await {
+            Err(StoreError::Conflict { code, message }) => {
+                assert_eq!(code, "group_in_use");
+                assert!(
+                    message.contains(&format!("the reminder rule '{rule_name}'")),
+                    "{message}"
+                );
+            }
+            other => panic!("expected group_in_use, got {other:?}"),
+        }
+    }
+    reminders::update(
+        db,
+        p.id,
+        first.id,
+        &rule(json!({"name": "Arm A", "query": "district = Gulu"})),
+    )
+    .await
+    .unwrap();
+    db.delete_group(p.id, by_id.id).await.unwrap();
+    assert!(db.delete_group(p.id, by_name.id).await.is_err());
+}
