@@ -41,7 +41,7 @@ pub struct CaseQuery {
     /// Any common way of writing the number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_number: Option<String>,
-    /// A case query: `district = Gulu AND age >= 18` (the language is in the README). An error
+    /// A case query: `district = Gulu AND age >= 18` (the language is in docs/cases.md, Case queries). An error
     /// says where: `query: at 14: expected a value after '>='`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
