@@ -69,7 +69,7 @@ impl What {
             (kind, self),
             (GatewayKind::Kannel, What::Dlr | What::Mo)
                 | (GatewayKind::Twilio, What::Status | What::Inbound)
-                | (GatewayKind::Http, What::Inbound)
+                | (GatewayKind::Http | GatewayKind::Log, What::Inbound)
         )
     }
 }
@@ -281,7 +281,10 @@ async fn handle(
             )
                 .into_response())
         }
-        (GatewayKind::Http, What::Inbound) => {
+        // A log gateway takes inbound messages in an HTTP gateway's form, so that keywords and
+        // survey replies can be tried before a real gateway is set up (the replies go out
+        // through the log gateway: recorded as sent, sent nowhere).
+        (GatewayKind::Http | GatewayKind::Log, What::Inbound) => {
             let sms = http::parse_inbound(&params.all_fields()).map_err(bad_request)?;
             record(state, &gateway, &sms, what).await?;
             Ok(StatusCode::OK.into_response())

@@ -64,7 +64,8 @@ pub struct WebhookUrls {
     pub delivery_reports: Option<String>,
     /// Inbound messages. Kannel: the `get-url` of smsbox's `sms-service`; Twilio: the
     /// number's "A message comes in" webhook (HTTP POST); HTTP gateways: where the aggregator
-    /// forwards messages. Null for `log` gateways.
+    /// forwards messages; `log` gateways: where to POST `from`, `to` and `text` to try
+    /// keywords and surveys (an HTTP gateway's form).
     pub inbound: Option<String>,
 }
 
@@ -86,7 +87,7 @@ impl WebhookUrls {
             },
             GatewayKind::Log => WebhookUrls {
                 delivery_reports: None,
-                inbound: None,
+                inbound: Some(callbacks.url("inbound")),
             },
         }
     }

@@ -264,7 +264,10 @@ async fn render_gateway(
                 what: "Incoming messages, if the aggregator forwards them",
                 url: callbacks.url("inbound"),
             }),
-            GatewayKind::Log => {}
+            GatewayKind::Log => hooks.push(Hook {
+                what: "Incoming messages, to try keywords and surveys: POST the fields from, to and text",
+                url: callbacks.url("inbound"),
+            }),
         }
     }
     let view = GatewayPage {

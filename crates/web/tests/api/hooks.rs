@@ -418,4 +418,46 @@ on_both_engines!(
     twilio_inbound_is_recorded_only_when_signed,
     kannel_hooks_refuse_wrong_secrets_and_bad_input,
     http_inbound_keeps_the_secret_out_of_metrics,
+    log_gateways_take_inbound_messages_to_try_things,
 );
+
+/// A log gateway takes inbound messages in an HTTP gateway's form (so that keywords and
+/// surveys can be tried before a real gateway exists), and says where in its JSON.
+async fn log_gateways_take_inbound_messages_to_try_things(engine: Dialect) {
+    let app = TestApp::spawn(engine).await;
+    let g = gateway(&app, "Try-out", GatewayKind::Log, json!({})).await;
+    let inbound = g.callbacks().url("inbound");
+    let (status, _, body) = post_form(
+        &app,
+        &inbound,
+        &[("from", PHONE), ("to", "8080"), ("text", "STOP")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(app.db.is_opted_out(app.alpha.id, PHONE).await.unwrap());
+    let got = messages(&app).await;
+    let received: Vec<&Message> = got.iter().filter(|m| m.direction == "inbound").collect();
+    assert_eq!(received.len(), 1, "{got:?}");
+    assert_eq!(received[0].gateway_id, Some(g.id));
+    // Its other webhooks do not exist, and a wrong secret is refused.
+    for what in ["dlr", "mo", "status"] {
+        let url = g.callbacks().url(what);
+        let fields = [("from", PHONE), ("to", "8080"), ("text", "x")];
+        assert_eq!(post_form(&app, &url, &fields, None).await.0, 404, "{what}");
+    }
+    let wrong = inbound.replace(&g.webhook_secret, &"0".repeat(g.webhook_secret.len()));
+    let fields = [("from", PHONE), ("to", "8080"), ("text", "x")];
+    assert_eq!(post_form(&app, &wrong, &fields, None).await.0, 403);
+    // The admin's view of the gateway names the address.
+    let (status, json) = crate::call(
+        &app,
+        axum::http::Method::GET,
+        &app.api("alpha", &format!("/gateways/{}", g.id)),
+        Some(&app.alpha_admin.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["webhook_urls"]["inbound"], inbound.as_str());
+}
