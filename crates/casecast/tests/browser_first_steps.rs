@@ -547,6 +547,29 @@ async fn browser_first_steps(engine: Dialect) {
     scroll_to(&b, "#upcoming-count").await;
     screenshot(&b, "reminder-upcoming", engine).await;
 
+    // Beyond the walk, for the guides' pictures: STOP texted in through the same webhook puts
+    // the number on Opt-outs; the messaging settings hold the quiet hours.
+    let resp = reqwest::Client::new()
+        .post(&inbound)
+        .form(&[("from", VISIT_FROM), ("to", "8080"), ("text", "STOP")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    menu(&b, "/messaging/opt-outs").await;
+    let opt_outs = b.text(&b.find("table.opt-outs").await).await;
+    assert!(
+        opt_outs.contains("+256708725520")
+            && opt_outs.contains("Ivan Opio")
+            && opt_outs.contains("texted a stop keyword"),
+        "{opt_outs}"
+    );
+    screenshot(&b, "opt-outs", engine).await;
+    menu(&b, "/messaging/settings").await;
+    b.find("#messaging-settings input[name=quiet_hours_start]")
+        .await;
+    screenshot(&b, "messaging-settings", engine).await;
+
     b.quit().await;
     drop(server);
     eprintln!(

@@ -261,6 +261,11 @@ async fn browser_case_group_workflow(engine: Dialect) {
         .await;
     b.wait_for_text("#group-name", |t| t.contains("5 cases"))
         .await;
+    // The group's page with its members: the guide's picture.
+    if let Ok(shots) = std::env::var("CASECAST_SCREENSHOTS") {
+        b.screenshot(&std::path::Path::new(&shots).join(format!("groups-{}.png", engine.name())))
+            .await;
+    }
 
     // Remove all, after confirming.
     b.click(&b.find("#remove-all summary").await).await;
@@ -290,10 +295,6 @@ async fn browser_case_group_workflow(engine: Dialect) {
         .await;
     b.goto(&format!("{base}/a/gulu/cases")).await;
     assert!(b.text(&b.find("h1").await).await.contains("7 cases in all"));
-    if let Ok(shots) = std::env::var("CASECAST_SCREENSHOTS") {
-        b.screenshot(&std::path::Path::new(&shots).join(format!("groups-{}.png", engine.name())))
-            .await;
-    }
     b.quit().await;
     drop(server);
 }
