@@ -155,6 +155,57 @@ async fn send_previewed(b: &Browser, n: &str) {
         .await;
 }
 
+/// The README's "First 10 minutes" section.
+fn readme_walk() -> String {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let start = readme
+        .find("## First 10 minutes")
+        .expect("the README has its First 10 minutes");
+    let rest = &readme[start + 3..];
+    let end = rest.find("\n## ").map_or(rest.len(), |i| i + 1);
+    rest[..end].to_string()
+}
+
+/// What this test types, clicks and expects is what the README's walk says: a change to one
+/// without the other fails here.
+#[test]
+fn the_readme_walk_says_what_this_test_does() {
+    let walk = readme_walk();
+    for needle in [
+        QUERY,
+        &format!("*{QUERY_MATCHES} match*"),
+        BROADCAST,
+        VISIT_TEXT,
+        &format!("from={VISIT_FROM}"),
+        "docs/examples/new-participants.csv",
+        "docs/examples/follow-up.csv",
+        "*created 4*, *error 1*",
+        "*added 10*, *no such case 1*",
+        "`Follow-up`",
+        "`Try-out`",
+        "*9 recipients*",
+        "**Clinic visit follow-up**",
+        "*9 active*",
+        "**Demo log gateway**",
+        "your next visit is on 2027-01-20",
+        "**Visit reminder**",
+        "*2 days before next_visit at 09:00*",
+    ] {
+        assert!(
+            walk.contains(needle),
+            "the README's walk does not say {needle:?}"
+        );
+    }
+    let steps = walk
+        .lines()
+        .filter(|l| l.len() > 3 && l.as_bytes()[0].is_ascii_digit() && l[1..].starts_with(". **"))
+        .count();
+    assert_eq!(steps, 9, "nine steps");
+}
+
 async fn browser_first_steps(engine: Dialect) {
     let started = std::time::Instant::now();
     let (url, _db) = casecast_testkit::fresh_url(engine).await;
