@@ -8,10 +8,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
-use casecast_store::backup::check_copy;
+use casecast_store::backup::{check_copy, key_opens_copy, quiesce};
 use casecast_store::db::{normalise_url, sqlite_file};
 use casecast_store::sealed::{self, SecretKey};
-use casecast_store::{Db, Dialect};
+use casecast_store::Dialect;
 
 use crate::config::Config;
 
@@ -146,7 +146,8 @@ pub async fn restore(cfg: &Config, file: &Path, force: bool) -> anyhow::Result<(
                 SecretKey::from_hex(&text)
                     .map_err(|e| anyhow!("{} is not a key file: {e}", key_path.display()))?,
             ),
-            Err(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => bail!("cannot read {}: {e}", key_path.display()),
         },
     };
     let write_key = match (&backup_key, &installed_key) {
@@ -170,9 +171,27 @@ pub async fn restore(cfg: &Config, file: &Path, force: bool) -> anyhow::Result<(
             key_path.display()
         )
     })?;
-    // The copy is written beside the target, checked, made durable, then renamed over it: a
-    // crash leaves the old database or the new one, never a mix. The old one's WAL belongs to
-    // it and goes with it.
+    // The key must open what the backup sealed, before anything is replaced.
+    let opens = key_opens_copy(file, key)
+        .await
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    if !opens {
+        bail!(
+            "the key does not open this backup's gateway credentials: give this installation the key the backup was made with (its FILE.key)"
+        );
+    }
+
+    // The database in place is brought to one file first: its WAL checkpointed, and out of WAL
+    // mode, which SQLite allows only when no other connection has it open, so a running
+    // casecast process is found here and nothing is touched.
+    if target.exists() && !quiesce(&target).await {
+        bail!(
+            "{} is in use by another process: stop every casecast process that uses it, then run again",
+            target.display()
+        );
+    }
+    // The copy is written beside the target, made durable, then renamed over it: a crash
+    // leaves the old database or the new one, never a mix.
     let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -192,35 +211,39 @@ pub async fn restore(cfg: &Config, file: &Path, force: bool) -> anyhow::Result<(
             .and_then(|_| to.sync_all())
             .with_context(|| format!("cannot write {}", partial.display()))?;
     }
-    // The key must open the backup's gateway credentials, before anything is replaced.
-    let opened = async {
-        let probe = Db::connect(&partial.to_string_lossy())
-            .await
-            .with_context(|| format!("cannot open {}", partial.display()))?
-            .with_secret_key(SecretKey::from_hex(&key.to_hex())?);
-        let checked = probe.check_secret_key().await;
-        probe.close().await;
-        checked.map_err(|e| anyhow!("the key does not open this backup's gateway credentials: {e}"))
-    }
-    .await;
-    if let Err(e) = opened {
-        let _ = remove_database_files(&partial);
-        return Err(e);
-    }
+    // A -wal or -shm left beside the target would be read as the new file's.
     for suffix in ["-wal", "-shm"] {
         remove_if_there(&with_suffix(&target, suffix))?;
     }
     std::fs::rename(&partial, &target)
         .with_context(|| format!("cannot move the copy to {}", target.display()))?;
-    if write_key {
-        let partial_key = with_suffix(&key_path, ".restoring");
-        remove_if_there(&partial_key)?;
-        write_new_private(&partial_key, &format!("{}\n", key.to_hex()))?;
-        std::fs::rename(&partial_key, &key_path)
-            .with_context(|| format!("cannot move the key to {}", key_path.display()))?;
-    }
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
+    }
+    if write_key {
+        let written = (|| {
+            let partial_key = with_suffix(&key_path, ".restoring");
+            remove_if_there(&partial_key)?;
+            write_new_private(&partial_key, &format!("{}\n", key.to_hex()))?;
+            std::fs::rename(&partial_key, &key_path)
+                .with_context(|| format!("cannot move the key to {}", key_path.display()))
+        })();
+        if let Err(e) = written {
+            bail!(
+                "{} is restored, but its key could not be installed ({e:#}): copy {} to {} before starting casecast",
+                target.display(),
+                backup_key_path.display(),
+                key_path.display()
+            );
+        }
+        if let Ok(d) = std::fs::File::open(
+            key_path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        ) {
+            let _ = d.sync_all();
+        }
     }
 
     // Brought up to this build's schema, as every command does.

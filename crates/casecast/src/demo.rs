@@ -363,9 +363,10 @@ async fn seed_keyword(db: &Db, project: &casecast_store::projects::Project) -> a
     }
 }
 
-/// Gives the demo project its reminder rule, unless it has one of that name; the first time,
-/// one open participant in five with a phone gets a `next_visit` in the coming three weeks, so
-/// that the rule's upcoming list has something to show.
+/// Gives the demo project its reminder rule, unless it has one of that name; then one demo
+/// participant in five with a phone and no `next_visit` gets one in the coming three weeks, so
+/// that the rule's upcoming list has something to show. (Two processes seeding the demo at the
+/// same moment can both make the rule: rule names are not unique.)
 async fn seed_reminder(db: &Db, project: &casecast_store::projects::Project) -> anyhow::Result<()> {
     let body: serde_json::Value = serde_json::from_str(DEMO_REMINDER)?;
     let rule = casecast_core::reminder::ReminderRule::parse_checked(&body)
@@ -379,35 +380,49 @@ async fn seed_reminder(db: &Db, project: &casecast_store::projects::Project) -> 
         return Ok(());
     }
     let today = jiff::Timestamp::now().to_zoned(project.zone()).date();
-    let mut sheet = String::from("external_id,name,next_visit\n");
+    // One participant in five of the demo sheet, if the case is still there, has a phone and
+    // no next_visit yet: nothing a user wrote is overwritten, no deleted case comes back.
+    let chosen: std::collections::HashSet<String> = demo_sheet()
+        .lines()
+        .skip(1)
+        .step_by(5)
+        .filter_map(|line| line.split(',').next().map(str::to_string))
+        .collect();
     let mut rng = Lcg(19);
-    for line in demo_sheet().lines().skip(1).step_by(5) {
-        let mut cells = line.split(',');
-        let (Some(external_id), Some(name), Some(phone)) =
-            (cells.next(), cells.next(), cells.next())
-        else {
-            continue;
-        };
-        if phone.is_empty() {
-            continue;
+    let mut cursor = None;
+    loop {
+        let page = db
+            .list_cases(project.id, &CaseFilter::default(), 1000, cursor)
+            .await?;
+        for case in &page.items {
+            let wanted = case
+                .external_id
+                .as_ref()
+                .is_some_and(|x| chosen.contains(x))
+                && case.phone_number.is_some()
+                && !case.properties.contains_key("next_visit");
+            if !wanted {
+                continue;
+            }
+            let days = 3 + rng.next(18) as i64;
+            let date = today
+                .checked_add(jiff::Span::new().days(days))
+                .unwrap_or(today);
+            let changes = casecast_core::case::CaseChanges {
+                properties: [("next_visit".to_string(), Some(date.to_string()))]
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            };
+            db.update_case(project.id, case.case_id.as_str(), &changes)
+                .await
+                .context("giving a demo case its next visit")?;
         }
-        let days = 3 + rng.next(18) as i64;
-        let date = today
-            .checked_add(jiff::Span::new().days(days))
-            .unwrap_or(today);
-        sheet.push_str(&format!("{external_id},{name},{date}\n"));
+        match page.next_cursor.and_then(|n| n.parse().ok()) {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
     }
-    casecast_engine::import::import_cases(
-        db,
-        project.id,
-        project.country_code(),
-        sheet.into_bytes(),
-        "demo-visits.csv",
-        Limits::default(),
-        &|_| {},
-    )
-    .await
-    .context("giving demo cases their next visit")?;
     casecast_engine::reminders::create(db, project.id, &rule, None).await?;
     Ok(())
 }

@@ -31,7 +31,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CASECAST_SECURE_COOKIES")]
     secure_cookies: bool,
     /// The address at which SMS gateways reach this server, for their delivery-report and
-    /// inbound URLs (default: http:// and the listen address).
+    /// inbound URLs (default: http:// and the host a request to add a gateway came in by; the
+    /// demo's gateway: http:// and the listen address).
     #[arg(long, env = "CASECAST_PUBLIC_URL")]
     public_url: Option<String>,
     /// Require this token (as `Authorization: Bearer TOKEN`) on `GET /metrics`.

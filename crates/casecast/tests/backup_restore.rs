@@ -326,10 +326,27 @@ async fn restore_refuses_to_overwrite_bad_files_and_wrong_keys() {
     let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "{mode:o}");
 
-    // An existing database is replaced only with --force.
+    // An existing database is replaced only with --force, and never while a process has it
+    // open.
     cli::run(without_env(), &["restore", copy.to_str().unwrap()], None)
         .await
         .fails(&["casecast.db exists", "--force"]);
+    {
+        // The installation's key, over the test key the helper puts in the environment.
+        let _server = Server::start(BIN, &db_url, &["--secret-key", key.trim()]).await;
+        cli::run(
+            without_env(),
+            &["restore", "--force", copy.to_str().unwrap()],
+            None,
+        )
+        .await
+        .fails(&["casecast.db is in use by another process"]);
+    }
+    // A name with `?`, `%41` and a space is a file name, not a URL.
+    let odd = dir.path().join("odd name?%41.db");
+    let out = cli::run(without_env(), &["backup", odd.to_str().unwrap()], None).await;
+    assert!(out.ok().contains("1 projects"), "{out:?}");
+    assert!(odd.is_file() && dir.path().join("odd name?%41.db.key").is_file());
     cli::run(
         without_env(),
         &["project", "create", "beta", "--country", "UG"],

@@ -582,7 +582,18 @@ async fn fire_page(
     }
 
     // Record, then queue what was recorded now.
-    let to_record: Vec<NewOccurrence> = decisions.iter().filter_map(|d| d.record.clone()).collect();
+    let mut to_record: Vec<NewOccurrence> =
+        decisions.iter().filter_map(|d| d.record.clone()).collect();
+    // In one order for every worker: two pages that share numbers wait on each other's rows of
+    // the one-queued-a-number index in the same order, never in a cycle (a deadlock).
+    to_record.sort_by(|a, b| {
+        (a.reminder_id, a.due_at, &a.phone, a.case_pk).cmp(&(
+            b.reminder_id,
+            b.due_at,
+            &b.phone,
+            b.case_pk,
+        ))
+    });
     let first = db.record_occurrences_tx(tx, &to_record, now).await?;
     let mut messages = Vec::new();
     let mut surveys = Vec::new();

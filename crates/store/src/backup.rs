@@ -9,8 +9,10 @@
 
 use std::path::Path;
 
-use sqlx::{AnyConnection, Connection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions, Connection};
 
+use crate::sealed::SecretKey;
 use crate::{Db, Dialect};
 
 /// What a database copy holds.
@@ -79,8 +81,13 @@ impl Db {
                     source,
                 })?;
         }
+        // An absolute path: SQLite reads a name starting `file:` as a URI.
+        let target = std::path::absolute(dest).map_err(|source| BackupError::Create {
+            path: dest.display().to_string(),
+            source,
+        })?;
         let written = sqlx::query("VACUUM INTO $1")
-            .bind(dest.to_string_lossy().to_string())
+            .bind(target.to_string_lossy().to_string())
             .execute(self.pool())
             .await;
         if let Err(e) = written {
@@ -88,8 +95,50 @@ impl Db {
             let _ = std::fs::remove_file(dest);
             return Err(e.into());
         }
+        // VACUUM INTO does not sync what it wrote: a copy reported made must survive a power
+        // cut.
+        let synced = std::fs::File::open(&target).and_then(|f| f.sync_all());
+        if let Some(dir) = target.parent() {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        synced.map_err(|source| BackupError::Create {
+            path: dest.display().to_string(),
+            source,
+        })?;
         Ok(())
     }
+}
+
+/// A read-only connection to the SQLite file at `path`, named as a file, never as a URL (a `?`,
+/// `%` or `:` in the name is part of it).
+async fn read_only(path: &Path) -> Result<SqliteConnection, sqlx::Error> {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+}
+
+/// Whether `key` opens what the copy at `path` sealed, read without writing: its key check and
+/// every gateway's settings and webhook secret. A copy that sealed nothing takes any key.
+pub async fn key_opens_copy(path: &Path, key: &SecretKey) -> Result<bool, sqlx::Error> {
+    let mut conn = read_only(path).await?;
+    let mut sealed: Vec<String> =
+        sqlx::query_scalar("SELECT sealed FROM server_key_check WHERE id = 1")
+            .fetch_all(&mut conn)
+            .await?;
+    let gateways: Vec<(String, String)> =
+        sqlx::query_as("SELECT config_sealed, webhook_secret_sealed FROM gateways")
+            .fetch_all(&mut conn)
+            .await?;
+    conn.close().await.ok();
+    for (config, secret) in gateways {
+        sealed.push(config);
+        sealed.push(secret);
+    }
+    Ok(sealed.iter().all(|s| key.open(s).is_ok()))
 }
 
 /// Opens `path` read-only and checks that it is a whole Casecast database of a schema this
@@ -106,9 +155,7 @@ pub async fn check_copy(path: &Path) -> Result<CopySummary, BadCopy> {
             reason: "there is no such file".into(),
         });
     }
-    sqlx::any::install_default_drivers();
-    let url = format!("sqlite://{}?mode=ro", path.display());
-    let mut conn = AnyConnection::connect(&url).await.map_err(unreadable)?;
+    let mut conn = read_only(path).await.map_err(unreadable)?;
     let check: String = sqlx::query_scalar("PRAGMA quick_check")
         .fetch_one(&mut conn)
         .await
@@ -161,4 +208,43 @@ pub async fn check_copy(path: &Path) -> Result<CopySummary, BadCopy> {
         projects,
         cases,
     })
+}
+
+/// Checkpoints the SQLite database at `path` into its main file and takes it out of WAL mode,
+/// so that no `-wal` holds anything of it; false when another connection has it open (SQLite
+/// leaves WAL mode only for its last connection), which is how a running process is found. A
+/// file SQLite cannot read at all counts as done: it is to be replaced as it is.
+pub async fn quiesce(path: &Path) -> bool {
+    let opened = SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(std::time::Duration::from_millis(200))
+        .connect()
+        .await;
+    let Ok(mut conn) = opened else {
+        return true;
+    };
+    let checkpoint: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&mut conn)
+        .await;
+    let mode: Result<String, _> = sqlx::query_scalar("PRAGMA journal_mode = DELETE")
+        .fetch_one(&mut conn)
+        .await;
+    conn.close().await.ok();
+    match (checkpoint, mode) {
+        (Ok((0, _, _)), Ok(mode)) => mode.eq_ignore_ascii_case("delete"),
+        // The checkpoint could not finish: another connection reads or writes.
+        (Ok(_), Ok(_)) => false,
+        (Err(e), _) | (_, Err(e)) => !is_busy(&e),
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, with their extended codes.
+fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
 }
