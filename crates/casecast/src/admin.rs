@@ -96,7 +96,11 @@ pub enum TokenCommand {
 
 /// Opens and migrates the database, with a one-line reason on failure.
 pub async fn open(cfg: &Config) -> anyhow::Result<Db> {
-    let key = secret_key(cfg)?;
+    open_with_key(cfg, secret_key(cfg)?).await
+}
+
+/// [`open`] with the key already read.
+pub async fn open_with_key(cfg: &Config, key: SecretKey) -> anyhow::Result<Db> {
     let db = Db::open(&cfg.db)
         .await
         .map_err(|e| anyhow!("cannot open the database: {e}"))?

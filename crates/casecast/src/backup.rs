@@ -62,6 +62,17 @@ fn remove_if_there(path: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// Makes a rename in `path`'s folder durable (best effort: some file systems refuse).
+fn sync_folder_of(path: &Path) {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
 /// Removes a SQLite database file and its `-wal` and `-shm`, where they are.
 fn remove_database_files(path: &Path) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
@@ -84,8 +95,8 @@ pub async fn backup(cfg: &Config, file: &Path) -> anyhow::Result<()> {
             );
         }
     }
-    let db = crate::admin::open(cfg).await?;
     let key = crate::admin::secret_key(cfg)?;
+    let db = crate::admin::open_with_key(cfg, key.clone()).await?;
     db.backup_into(file).await?;
     db.close().await;
     let summary = match check_copy(file).await {
@@ -125,14 +136,7 @@ pub async fn restore(cfg: &Config, file: &Path, force: bool) -> anyhow::Result<(
 
     // The key: the backup's, and the one this installation will use.
     let backup_key_path = key_file_of(file);
-    let backup_key = match std::fs::read_to_string(&backup_key_path) {
-        Ok(text) => Some(
-            SecretKey::from_hex(&text)
-                .map_err(|e| anyhow!("{} is not a key file: {e}", backup_key_path.display()))?,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => bail!("cannot read {}: {e}", backup_key_path.display()),
-    };
+    let backup_key = sealed::read_key_file(&backup_key_path)?;
     let key_path = match &cfg.key_file {
         Some(p) => p.clone(),
         None => sealed::default_key_file(&cfg.db),
@@ -141,14 +145,7 @@ pub async fn restore(cfg: &Config, file: &Path, force: bool) -> anyhow::Result<(
         Some(hex) => {
             Some(SecretKey::from_hex(hex).map_err(|e| anyhow!("CASECAST_SECRET_KEY: {e}"))?)
         }
-        None => match std::fs::read_to_string(&key_path) {
-            Ok(text) => Some(
-                SecretKey::from_hex(&text)
-                    .map_err(|e| anyhow!("{} is not a key file: {e}", key_path.display()))?,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => bail!("cannot read {}: {e}", key_path.display()),
-        },
+        None => sealed::read_key_file(&key_path)?,
     };
     let write_key = match (&backup_key, &installed_key) {
         (Some(b), Some(i)) if b.to_hex() == i.to_hex() => false,
@@ -192,10 +189,6 @@ pub async fn restore(cfg: &Config, file: &Path, force: bool) -> anyhow::Result<(
     }
     // The copy is written beside the target, made durable, then renamed over it: a crash
     // leaves the old database or the new one, never a mix.
-    let dir = target
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let partial = with_suffix(&target, ".restoring");
     remove_database_files(&partial)?;
     {
@@ -217,9 +210,7 @@ pub async fn restore(cfg: &Config, file: &Path, force: bool) -> anyhow::Result<(
     }
     std::fs::rename(&partial, &target)
         .with_context(|| format!("cannot move the copy to {}", target.display()))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    sync_folder_of(&target);
     if write_key {
         let written = (|| {
             let partial_key = with_suffix(&key_path, ".restoring");
@@ -236,14 +227,7 @@ pub async fn restore(cfg: &Config, file: &Path, force: bool) -> anyhow::Result<(
                 key_path.display()
             );
         }
-        if let Ok(d) = std::fs::File::open(
-            key_path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new(".")),
-        ) {
-            let _ = d.sync_all();
-        }
+        sync_folder_of(&key_path);
     }
 
     // Brought up to this build's schema, as every command does.

@@ -389,42 +389,49 @@ async fn seed_reminder(db: &Db, project: &casecast_store::projects::Project) -> 
         .filter_map(|line| line.split(',').next().map(str::to_string))
         .collect();
     let mut rng = Lcg(19);
+    for case in all_cases(db, project.id).await? {
+        let wanted = case
+            .external_id
+            .as_ref()
+            .is_some_and(|x| chosen.contains(x))
+            && case.phone_number.is_some()
+            && !case.properties.contains_key("next_visit");
+        if !wanted {
+            continue;
+        }
+        let days = 3 + rng.next(18) as i64;
+        let date = today
+            .checked_add(jiff::Span::new().days(days))
+            .unwrap_or(today);
+        let changes = casecast_core::case::CaseChanges {
+            properties: [("next_visit".to_string(), Some(date.to_string()))]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        db.update_case(project.id, case.case_id.as_str(), &changes)
+            .await
+            .context("giving a demo case its next visit")?;
+    }
+    casecast_engine::reminders::create(db, project.id, &rule, None).await?;
+    Ok(())
+}
+
+/// Every case of the project (the demo has 500), page by page.
+async fn all_cases(db: &Db, project_id: i64) -> anyhow::Result<Vec<casecast_core::case::Case>> {
+    let mut all = Vec::new();
     let mut cursor = None;
     loop {
         let page = db
-            .list_cases(project.id, &CaseFilter::default(), 1000, cursor)
+            .list_cases(project_id, &CaseFilter::default(), 1000, cursor)
             .await?;
-        for case in &page.items {
-            let wanted = case
-                .external_id
-                .as_ref()
-                .is_some_and(|x| chosen.contains(x))
-                && case.phone_number.is_some()
-                && !case.properties.contains_key("next_visit");
-            if !wanted {
-                continue;
-            }
-            let days = 3 + rng.next(18) as i64;
-            let date = today
-                .checked_add(jiff::Span::new().days(days))
-                .unwrap_or(today);
-            let changes = casecast_core::case::CaseChanges {
-                properties: [("next_visit".to_string(), Some(date.to_string()))]
-                    .into_iter()
-                    .collect(),
-                ..Default::default()
-            };
-            db.update_case(project.id, case.case_id.as_str(), &changes)
-                .await
-                .context("giving a demo case its next visit")?;
-        }
+        all.extend(page.items);
         match page.next_cursor.and_then(|n| n.parse().ok()) {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    casecast_engine::reminders::create(db, project.id, &rule, None).await?;
-    Ok(())
+    Ok(all)
 }
 
 /// Creates the demo group with its members, unless a group of that name exists (then it is
@@ -449,22 +456,15 @@ async fn seed_group(db: &Db, project_id: i64) -> anyhow::Result<()> {
         Err(StoreError::Conflict { .. }) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let mut members = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = db
-            .list_cases(project_id, &CaseFilter::default(), 1000, cursor)
-            .await?;
-        members.extend(page.items.into_iter().filter_map(|c| {
+    let members: Vec<String> = all_cases(db, project_id)
+        .await?
+        .into_iter()
+        .filter_map(|c| {
             let wanted = c.properties.get("district").map(String::as_str) == Some("Gulu")
                 && c.properties.get("hiv_status").map(String::as_str) == Some("positive");
             c.external_id.filter(|_| wanted)
-        }));
-        match page.next_cursor.and_then(|n| n.parse().ok()) {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+        })
+        .collect();
     let results = db
         .change_members(project_id, group.id, Change::Add, &members, actor)
         .await?;

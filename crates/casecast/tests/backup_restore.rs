@@ -31,23 +31,25 @@ const BIN: &str = env!("CARGO_BIN_EXE_casecast");
 const ROWS: usize = 100_000;
 const WITHIN: Duration = Duration::from_secs(120);
 
-/// One number from a SQLite file, read as another process would.
-async fn scalar(file: &Path, sql: &str) -> i64 {
+/// One value from a SQLite file, read as another process would.
+async fn one<T>(file: &Path, sql: &str) -> T
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + Unpin,
+{
     let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=ro", file.display()))
         .await
         .unwrap();
-    let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+    let value: T = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
     conn.close().await.unwrap();
-    n
+    value
+}
+
+async fn scalar(file: &Path, sql: &str) -> i64 {
+    one(file, sql).await
 }
 
 async fn text(file: &Path, sql: &str) -> String {
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=ro", file.display()))
-        .await
-        .unwrap();
-    let s: String = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
-    s
+    one(file, sql).await
 }
 
 /// What a copy must hold whatever moment it was taken at: the upload's progress counts its

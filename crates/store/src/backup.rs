@@ -180,9 +180,7 @@ pub async fn check_copy(path: &Path) -> Result<CopySummary, BadCopy> {
             .fetch_one(&mut conn)
             .await
             .map_err(unreadable)?;
-    let known = crate::dialect::migrations(Dialect::Sqlite)
-        .last()
-        .map_or(0, |m| m.0);
+    let known = crate::dialect::latest_migration(Dialect::Sqlite);
     if schema_version > known {
         return Err(BadCopy::Newer {
             path: shown,
@@ -190,18 +188,12 @@ pub async fn check_copy(path: &Path) -> Result<CopySummary, BadCopy> {
             known,
         });
     }
-    let count = |table: &'static str| {
-        // Tables of early schema versions all exist from migration 1.
-        format!("SELECT COUNT(*) FROM {table}")
-    };
-    let projects: i64 = sqlx::query_scalar(&count("projects"))
-        .fetch_one(&mut conn)
-        .await
-        .map_err(unreadable)?;
-    let cases: i64 = sqlx::query_scalar(&count("cases"))
-        .fetch_one(&mut conn)
-        .await
-        .map_err(unreadable)?;
+    // Both tables exist from migration 1.
+    let (projects, cases): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT COUNT(*) FROM projects), (SELECT COUNT(*) FROM cases)")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(unreadable)?;
     conn.close().await.ok();
     Ok(CopySummary {
         schema_version,

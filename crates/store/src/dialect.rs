@@ -105,6 +105,11 @@ pub(crate) fn connection_setup(engine: Dialect) -> &'static [&'static str] {
     }
 }
 
+/// The version of the newest migration this build has.
+pub(crate) fn latest_migration(engine: Dialect) -> i64 {
+    migrations(engine).last().map_or(0, |m| m.0)
+}
+
 /// The migration scripts of an engine, in order.
 pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'static str)] {
     match engine {

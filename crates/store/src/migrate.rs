@@ -51,9 +51,7 @@ impl Db {
 
     /// Whether every migration has been applied (for `/healthz`).
     pub async fn is_migrated(&self) -> Result<bool, sqlx::Error> {
-        let latest = dialect::migrations(self.dialect())
-            .last()
-            .map_or(0, |m| m.0);
+        let latest = dialect::latest_migration(self.dialect());
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM casecast_migrations")
                 .fetch_one(self.pool())

@@ -681,7 +681,34 @@ impl Db {
         rows: &[NewOccurrence],
         now: i64,
     ) -> StoreResult<std::collections::HashSet<(i64, i64, i64)>> {
-        let mut recorded = std::collections::HashSet::new();
+        let recorded = self.insert_occurrences_tx(tx, rows, now).await?;
+        // A 'queued' row that was not recorded met either its own key (another worker recorded
+        // this case's occurrence) or the one-queued-a-number index (another worker queued a
+        // message to the number for this occurrence, and committed while this insert waited).
+        // The second is recorded as 'same_phone'; the first does nothing again.
+        let lost: Vec<NewOccurrence> = rows
+            .iter()
+            .filter(|o| {
+                o.outcome == "queued" && !recorded.contains(&(o.reminder_id, o.case_pk, o.due_at))
+            })
+            .map(|o| NewOccurrence {
+                outcome: "same_phone",
+                ..o.clone()
+            })
+            .collect();
+        self.insert_occurrences_tx(tx, &lost, now).await?;
+        Ok(recorded)
+    }
+
+    /// Inserts occurrences, skipping those a unique key or index already holds; returns those
+    /// inserted, as (rule, case, due instant).
+    async fn insert_occurrences_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        rows: &[NewOccurrence],
+        now: i64,
+    ) -> StoreResult<std::collections::HashSet<(i64, i64, i64)>> {
+        let mut inserted = std::collections::HashSet::new();
         for chunk in rows.chunks(ROWS) {
             let mut p = Placeholders::new(self.dialect());
             let values: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(7))).collect();
@@ -701,44 +728,9 @@ impl Db {
                     .bind(o.phone.clone())
                     .bind(now);
             }
-            recorded.extend(q.persistent(false).fetch_all(&mut **tx).await?);
+            inserted.extend(q.persistent(false).fetch_all(&mut **tx).await?);
         }
-        // A 'queued' row that was not recorded met either its own key (another worker recorded
-        // this case's occurrence) or the one-queued-a-number index (another worker queued a
-        // message to the number for this occurrence, and committed while this insert waited).
-        // The second is recorded as 'same_phone'; the first does nothing again.
-        let lost: Vec<NewOccurrence> = rows
-            .iter()
-            .filter(|o| {
-                o.outcome == "queued" && !recorded.contains(&(o.reminder_id, o.case_pk, o.due_at))
-            })
-            .map(|o| NewOccurrence {
-                outcome: "same_phone",
-                ..o.clone()
-            })
-            .collect();
-        for chunk in lost.chunks(ROWS) {
-            let mut p = Placeholders::new(self.dialect());
-            let values: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(7))).collect();
-            let sql = format!(
-                "INSERT INTO reminder_occurrences (reminder_id, case_pk, due_at, occurrence, outcome, phone, recorded_at)
-                 VALUES {} ON CONFLICT DO NOTHING",
-                values.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for o in chunk {
-                q = q
-                    .bind(o.reminder_id)
-                    .bind(o.case_pk)
-                    .bind(o.due_at)
-                    .bind(o.occurrence)
-                    .bind(o.outcome)
-                    .bind(o.phone.clone())
-                    .bind(now);
-            }
-            q.persistent(false).execute(&mut **tx).await?;
-        }
-        Ok(recorded)
+        Ok(inserted)
     }
 
     /// Which of `phones` a message of this rule's occurrence at `due_at` was queued to already

@@ -138,25 +138,30 @@ pub enum KeyFileError {
     },
 }
 
+/// The key in the key file `path`; `None` when there is no such file.
+pub fn read_key_file(path: &Path) -> Result<Option<SecretKey>, KeyFileError> {
+    let shown = || path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => SecretKey::from_hex(&text)
+            .map(Some)
+            .map_err(|source| KeyFileError::Bad {
+                path: shown(),
+                source,
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(KeyFileError::Read {
+            path: shown(),
+            source,
+        }),
+    }
+}
+
 /// Reads the key in `path`, or creates that file with a new random key (readable by its owner
 /// only) when there is none. The second value says whether the file was created here.
 pub fn read_or_create_key_file(path: &Path) -> Result<(SecretKey, bool), KeyFileError> {
     let shown = || path.display().to_string();
-    let parse = |text: &str| {
-        SecretKey::from_hex(text).map_err(|source| KeyFileError::Bad {
-            path: shown(),
-            source,
-        })
-    };
-    match std::fs::read_to_string(path) {
-        Ok(text) => return parse(&text).map(|key| (key, false)),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(KeyFileError::Read {
-                path: shown(),
-                source: e,
-            })
-        }
-        Err(_) => {}
+    if let Some(key) = read_key_file(path)? {
+        return Ok((key, false));
     }
     // Written beside the target and linked into place: a process starting at the same moment
     // sees either no file or the whole key, and the first link wins.
@@ -182,13 +187,14 @@ pub fn read_or_create_key_file(path: &Path) -> Result<(SecretKey, bool), KeyFile
     }
     match std::fs::hard_link(tmp.path(), path) {
         Ok(()) => Ok((key, true)),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+        // Another process linked its key first: that one is the key.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read_key_file(path)? {
+            Some(key) => Ok((key, false)),
+            None => Err(KeyFileError::Read {
                 path: shown(),
-                source,
-            })?;
-            parse(&text).map(|key| (key, false))
-        }
+                source: e,
+            }),
+        },
         Err(source) => Err(KeyFileError::Create {
             path: shown(),
             source,
