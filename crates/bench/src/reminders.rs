@@ -12,9 +12,9 @@
 //!   returns false; checked: one schedule row a case.
 //! - **fire**: a project of D cases (100,000 by default) with the same `next_visit` and no
 //!   zone of their own, so that every occurrence falls in one minute; the rule is evaluated
-//!   untimed. Timed (`run-reminders-fire`): `reminders::fire_due` with the clock at that minute,
-//!   until it returns 0; checked: D occurrences recorded `queued` and D messages carrying the
-//!   rule's id. The project lives about 100 days in the past (its clock is a `ManualClock`), so
+//!   untimed. Timed (`run-reminders-fire`): `reminders::fire_all_due` (a worker tick's
+//!   firing: two pages at once on PostgreSQL) with the clock at that minute; checked: nothing
+//!   left due, D occurrences recorded `queued` and D messages carrying the rule's id. The project lives about 100 days in the past (its clock is a `ManualClock`), so
 //!   that no row of the other parts, due in the next days, is due at its minute.
 //! - **import**: a project of E cases (100,000 by default) with 10 active rules (queries,
 //!   offsets, repeats, a group, an `immediately`), evaluated untimed. Timed
@@ -34,6 +34,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use casecast_core::reminder::ReminderRule;
 use casecast_engine::clock::{Clock, ManualClock, SystemClock};
+use casecast_engine::faults::Faults;
 use casecast_engine::reminders;
 use casecast_store::Db;
 use clap::ValueEnum;
@@ -378,8 +379,9 @@ pub struct Fire {
     pub due: usize,
 }
 
-/// The timed firing: `fire_due` at the minute every occurrence is due, until it returns 0;
-/// then counts the occurrences recorded and the messages queued.
+/// The timed firing: `fire_all_due` (what a worker's tick calls) at the minute every
+/// occurrence is due; then checks nothing is left due, and counts the occurrences recorded and
+/// the messages queued.
 pub async fn run_fire(bench: &Bench, f: Fire) -> anyhow::Result<()> {
     let db = bench.open().await?;
     let clock = ManualClock::new(f.at_ms);
@@ -389,18 +391,18 @@ pub async fn run_fire(bench: &Bench, f: Fire) -> anyhow::Result<()> {
     if messages_before != 0 {
         bail!("the rule has {messages_before} messages before firing");
     }
+    let lanes = match db.dialect() {
+        casecast_store::Dialect::Postgres => reminders::FIRE_LANES,
+        casecast_store::Dialect::Sqlite => 1,
+    };
     let watch = Stopwatch::start();
-    let mut recorded = 0;
-    let mut calls = 0;
-    loop {
-        let n = reminders::fire_due(&db, &clock).await?;
-        calls += 1;
-        if n == 0 {
-            break;
-        }
-        recorded += n;
-    }
+    let recorded = reminders::fire_all_due(&db, &clock, &Faults::none()).await?;
     let (secs, cpu) = (watch.secs(), watch.cpu_secs());
+    // Nothing may be left due (a lane that stopped early would leave rows for a later tick).
+    let left = reminders::fire_due(&db, &clock).await?;
+    if left != 0 {
+        bail!("fire_all_due left {left} occurrences due");
+    }
     let queued = db
         .reminder_counts(f.reminder_id)
         .await?
@@ -419,8 +421,9 @@ pub async fn run_fire(bench: &Bench, f: Fire) -> anyhow::Result<()> {
         );
     }
     println!(
-        "reminder firing: {recorded} occurrences due in one minute queued into the outbox in {secs:.2} s ({:.0} occurrences/s; CPU {cpu:.2} s; {calls} calls of fire_due); {messages} messages with the rule's id; peak RSS {:.0} MiB",
+        "reminder firing: {recorded} occurrences due in one minute queued into the outbox in {secs:.2} s ({:.0} occurrences/s; CPU {cpu:.2} s; fire_all_due, {} lanes on this engine); {messages} messages with the rule's id; peak RSS {:.0} MiB",
         recorded as f64 / secs,
+        lanes,
         peak_rss_mib().unwrap_or(f64::NAN)
     );
     Ok(())

@@ -417,6 +417,37 @@ pub async fn fire_due(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
     fire_due_with_faults(db, clock, &Faults::none()).await
 }
 
+/// Pages of due rows one process fires at once on PostgreSQL, each in its own transaction on
+/// its own connection: a page's rows are locked by the claim, so two pages never take one row
+/// (as with two workers), and while one page's statements run in the database the other's
+/// cases are judged and rendered here. SQLite writes one transaction at a time: one lane.
+pub const FIRE_LANES: usize = 2;
+
+/// Sends everything due at the clock's now, page after page in [`FIRE_LANES`] lanes, until no
+/// due row is left (a page that claims fewer rows than [`FIRE_PAGE`] ends its lane); returns
+/// the occurrences recorded. What a worker's tick calls.
+pub async fn fire_all_due(db: &Db, clock: &dyn Clock, faults: &Faults) -> StoreResult<usize> {
+    let lanes = match db.dialect() {
+        casecast_store::Dialect::Postgres => FIRE_LANES,
+        casecast_store::Dialect::Sqlite => 1,
+    };
+    let lane = || async {
+        let mut recorded = 0;
+        loop {
+            let (claimed, n) = fire_page_of_due(db, clock, faults).await?;
+            recorded += n;
+            if claimed < FIRE_PAGE {
+                return Ok::<_, StoreError>(recorded);
+            }
+        }
+    };
+    let mut recorded = 0;
+    for lane in futures_util::future::join_all((0..lanes).map(|_| lane())).await {
+        recorded += lane?;
+    }
+    Ok(recorded)
+}
+
 /// [`fire_due`], holding at the fault points a test names (see `crate::faults`).
 ///
 /// A page is one transaction: the due rows are taken (locked on PostgreSQL, so another worker
@@ -429,9 +460,18 @@ pub async fn fire_due_with_faults(
     clock: &dyn Clock,
     faults: &Faults,
 ) -> StoreResult<usize> {
+    Ok(fire_page_of_due(db, clock, faults).await?.1)
+}
+
+/// One page of [`fire_due_with_faults`]: (due rows claimed, occurrences recorded).
+async fn fire_page_of_due(
+    db: &Db,
+    clock: &dyn Clock,
+    faults: &Faults,
+) -> StoreResult<(usize, usize)> {
     let now = clock.now_ms();
     if !db.has_due_schedules(now).await? {
-        return Ok(0);
+        return Ok((0, 0));
     }
     let mut tx = db.begin_write().await?;
     let due = db.claim_due_schedules_tx(&mut tx, now, FIRE_PAGE).await?;
@@ -453,7 +493,7 @@ pub async fn fire_due_with_faults(
     if queued {
         db.wake_dispatchers();
     }
-    Ok(recorded)
+    Ok((due.len(), recorded))
 }
 
 /// What became of one due row.

@@ -247,14 +247,7 @@ async fn reminders_tick(db: &Db, clock: &dyn crate::clock::Clock, faults: &Fault
             }
         }
     }
-    loop {
-        match crate::reminders::fire_due_with_faults(db, clock, faults).await {
-            Ok(n) if n >= crate::reminders::FIRE_PAGE => {}
-            Ok(_) => break,
-            Err(e) => {
-                tracing::error!(error = %e, "sending due reminders failed");
-                break;
-            }
-        }
+    if let Err(e) = crate::reminders::fire_all_due(db, clock, faults).await {
+        tracing::error!(error = %e, "sending due reminders failed");
     }
 }

@@ -184,6 +184,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 "one reminder message a number an occurrence",
                 include_str!("../migrations/sqlite/0014_reminder_phone_once.sql"),
             ),
+            (
+                15,
+                "lighter reminder writes",
+                include_str!("../migrations/sqlite/0015_reminder_writes.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -255,6 +260,11 @@ pub(crate) fn migrations(engine: Dialect) -> &'static [(i64, &'static str, &'sta
                 14,
                 "one reminder message a number an occurrence",
                 include_str!("../migrations/postgres/0014_reminder_phone_once.sql"),
+            ),
+            (
+                15,
+                "lighter reminder writes",
+                include_str!("../migrations/postgres/0015_reminder_writes.sql"),
             ),
         ],
     }

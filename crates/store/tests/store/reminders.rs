@@ -1003,3 +1003,52 @@ async fn a_group_a_rule_names_is_not_deleted_until_the_rule_is_changed(engine: D
     db.delete_group(p.id, by_id.id).await.unwrap();
     assert!(db.delete_group(p.id, by_name.id).await.is_err());
 }
+
+on_both_engines!(a_tick_fires_every_due_page_even_when_pages_share_numbers);
+
+/// What a worker's tick calls (`fire_all_due`) sends everything due in one call, even when
+/// its pages record fewer occurrences than they claim as sent (cases sharing a number are
+/// `same_phone`): the lanes stop on a short claim, not on a short record.
+async fn a_tick_fires_every_due_page_even_when_pages_share_numbers(engine: Dialect) {
+    let t = TestDb::new(engine).await;
+    let db = &t.db;
+    let Setup { p, .. } = setup(db, survey_body()).await;
+    let clock = ManualClock::new(kampala(2026, 3, 1, 8, 0));
+    let r = reminders::create(db, p.id, &rule(json!({})), None)
+        .await
+        .unwrap();
+    // Three pages' worth; every ten cases share a number.
+    let n = reminders::FIRE_PAGE * 2 + 34;
+    let changes: Vec<CaseChanges> = (0..n)
+        .map(|i| CaseChanges {
+            name: Some(format!("Case {i}")),
+            phone_number: Some(Some(
+                casecast_core::PhoneNumber::parse(&format!("+25677{:07}", i / 10), None).unwrap(),
+            )),
+            properties: [("next_visit".to_string(), Some("2026-03-05".to_string()))].into(),
+            ..Default::default()
+        })
+        .collect();
+    let mut tx = db.begin_write().await.unwrap();
+    let made = db
+        .create_cases_tx(&mut tx, p.id, &changes, clock.now_ms())
+        .await
+        .unwrap();
+    assert!(made.iter().all(Result::is_ok));
+    tx.commit().await.unwrap();
+    tick(db, &clock).await;
+    clock.set(kampala(2026, 3, 3, 9, 0));
+    let recorded = reminders::fire_all_due(db, &clock, &casecast_engine::faults::Faults::none())
+        .await
+        .unwrap();
+    assert_eq!(recorded, n, "every due occurrence recorded in one call");
+    assert_eq!(reminders::fire_due(db, &clock).await.unwrap(), 0);
+    let numbers = n.div_ceil(10);
+    assert_eq!(reminder_messages(db, &p).await.len(), numbers);
+    let counts = db.reminder_counts(r.id).await.unwrap();
+    assert_eq!(counts.outcomes.get("queued"), Some(&(numbers as i64)));
+    assert_eq!(
+        counts.outcomes.get("same_phone"),
+        Some(&((n - numbers) as i64))
+    );
+}
