@@ -423,18 +423,22 @@ pub async fn fire_due(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
 /// cases are judged and rendered here. SQLite writes one transaction at a time: one lane.
 pub const FIRE_LANES: usize = 2;
 
-/// Sends everything due at the clock's now, page after page in [`FIRE_LANES`] lanes, until no
-/// due row is left (a page that claims fewer rows than [`FIRE_PAGE`] ends its lane); returns
-/// the occurrences recorded. What a worker's tick calls.
+/// Sends everything due at the clock's now (read once: rows falling due meanwhile wait for the
+/// next tick), page after page in [`FIRE_LANES`] lanes, until no due row is left (a page that
+/// claims fewer rows than [`FIRE_PAGE`] ends its lane); returns the occurrences recorded. What
+/// a worker's tick calls.
 pub async fn fire_all_due(db: &Db, clock: &dyn Clock, faults: &Faults) -> StoreResult<usize> {
     let lanes = match db.dialect() {
         casecast_store::Dialect::Postgres => FIRE_LANES,
         casecast_store::Dialect::Sqlite => 1,
     };
+    let now = clock.now_ms();
+    // The last row claimed by any lane: each claim starts after it.
+    let cursor = Cursor::default();
     let lane = || async {
         let mut recorded = 0;
         loop {
-            let (claimed, n) = fire_page_of_due(db, clock, faults).await?;
+            let (claimed, n) = fire_page_of_due(db, now, faults, Some(&cursor)).await?;
             recorded += n;
             if claimed < FIRE_PAGE {
                 return Ok::<_, StoreError>(recorded);
@@ -460,21 +464,41 @@ pub async fn fire_due_with_faults(
     clock: &dyn Clock,
     faults: &Faults,
 ) -> StoreResult<usize> {
-    Ok(fire_page_of_due(db, clock, faults).await?.1)
+    Ok(fire_page_of_due(db, clock.now_ms(), faults, None).await?.1)
 }
 
-/// One page of [`fire_due_with_faults`]: (due rows claimed, occurrences recorded).
+/// The (due instant, rule, case) of the last row claimed by a run of pages.
+type Cursor = std::sync::Mutex<Option<(i64, i64, i64)>>;
+
+/// One page of [`fire_due_with_faults`] at `now`: (due rows claimed, occurrences recorded). `cursor`:
+/// claims only rows after it, and moves it to the last row claimed.
 async fn fire_page_of_due(
     db: &Db,
-    clock: &dyn Clock,
+    now: i64,
     faults: &Faults,
+    cursor: Option<&Cursor>,
 ) -> StoreResult<(usize, usize)> {
-    let now = clock.now_ms();
-    if !db.has_due_schedules(now).await? {
+    let after = cursor.and_then(|c| *c.lock().unwrap_or_else(|e| e.into_inner()));
+    // A read first, so that an idle tick takes no write lock; a page after a full one (a
+    // cursor) knows there was work.
+    if after.is_none() && !db.has_due_schedules(now).await? {
         return Ok((0, 0));
     }
     let mut tx = db.begin_write().await?;
-    let due = db.claim_due_schedules_tx(&mut tx, now, FIRE_PAGE).await?;
+    let due = db
+        .claim_due_schedules_tx(&mut tx, now, FIRE_PAGE, after)
+        .await?;
+    if let (Some(cursor), Some((last, _))) = (cursor, due.last()) {
+        let key = (
+            last.next_at.unwrap_or(i64::MIN),
+            last.reminder_id,
+            last.case_pk,
+        );
+        let mut c = cursor.lock().unwrap_or_else(|e| e.into_inner());
+        if c.is_none_or(|c| c < key) {
+            *c = Some(key);
+        }
+    }
     let mut by_project: HashMap<i64, Vec<ScheduleRow>> = HashMap::new();
     for (row, project_id) in &due {
         by_project.entry(*project_id).or_default().push(row.clone());
@@ -592,30 +616,15 @@ async fn fire_page(
         decisions.push(Decision { row, record, send });
     }
 
-    // One message a number an occurrence: numbers sent this occurrence before, and earlier in
-    // this page.
-    let mut sent_before: HashMap<(i64, i64), std::collections::HashSet<String>> = HashMap::new();
-    {
-        let mut asked: HashMap<(i64, i64), Vec<&str>> = HashMap::new();
-        for d in &decisions {
-            if let Some(o) = d.record.as_ref().filter(|o| o.outcome == "queued") {
-                if let Some(p) = o.phone.as_deref() {
-                    asked.entry((o.reminder_id, o.due_at)).or_default().push(p);
-                }
-            }
-        }
-        for ((reminder_id, at), phones) in asked {
-            let found = db
-                .occurrence_phones_sent_tx(tx, reminder_id, at, &phones)
-                .await?;
-            sent_before.insert((reminder_id, at), found);
-        }
-    }
+    // One message a number an occurrence. Within the page: the first case with the number is
+    // sent, the others are `same_phone`. Numbers sent for the occurrence before (earlier pages,
+    // ticks, other workers) meet the one-queued-a-number index when recorded, and the store
+    // records those `same_phone` too.
+    let mut seen: std::collections::HashSet<(i64, i64, String)> = Default::default();
     for d in &mut decisions {
         if let Some(o) = d.record.as_mut().filter(|o| o.outcome == "queued") {
             let phone = o.phone.clone().unwrap_or_default();
-            let seen = sent_before.entry((o.reminder_id, o.due_at)).or_default();
-            if !seen.insert(phone) {
+            if !seen.insert((o.reminder_id, o.due_at, phone)) {
                 o.outcome = "same_phone";
             }
         }
@@ -634,7 +643,7 @@ async fn fire_page(
             b.case_pk,
         ))
     });
-    let first = db.record_occurrences_tx(tx, &to_record, now).await?;
+    let (first, same_phone) = db.record_occurrences_tx(tx, &to_record, now).await?;
     let mut messages = Vec::new();
     let mut surveys = Vec::new();
     for d in &decisions {
@@ -678,7 +687,7 @@ async fn fire_page(
     tracing::debug!(
         project.id = project_id,
         due = due.len(),
-        recorded = first.len(),
+        recorded = first.len() + same_phone,
         "reminder occurrences handled"
     );
 
@@ -709,9 +718,9 @@ async fn fire_page(
         db,
         &OCCURRENCES_RECORDED,
         "reminder_occurrences",
-        first.len(),
+        first.len() + same_phone,
     );
-    Ok((first.len(), queued))
+    Ok((first.len() + same_phone, queued))
 }
 
 /// The rule's SMS text for the case (its language, its placeholders); `None` for a survey.

@@ -580,34 +580,47 @@ impl Db {
     /// the caller's transaction: on PostgreSQL the rows are locked until it ends and another
     /// worker skips them (and, once it commits, finds them no longer due); SQLite writes one
     /// transaction at a time. Returns each row with its rule's project.
+    ///
+    /// `after`: only rows after this (due instant, rule, case) in that order, the last row of
+    /// the caller's previous page. Pages taken one after another then start where the last
+    /// ended instead of walking again over the index entries of every row fired before them
+    /// (on PostgreSQL those are dead until a vacuum, and the walk cost a page more each time).
     pub async fn claim_due_schedules_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         now: i64,
         limit: usize,
+        after: Option<(i64, i64, i64)>,
     ) -> StoreResult<Vec<(ScheduleRow, i64)>> {
         let skip = match self.dialect() {
             Dialect::Postgres => " FOR UPDATE OF s SKIP LOCKED",
             Dialect::Sqlite => "",
         };
+        let from = if after.is_some() {
+            " AND (s.next_at, s.reminder_id, s.case_pk) > ($3, $4, $5)"
+        } else {
+            ""
+        };
         let columns: Vec<String> = SCHEDULE_COLUMNS
             .split(", ")
             .map(|c| format!("s.{}", c.trim()))
             .collect();
-        sqlx::query(&format!(
+        let sql = format!(
             "SELECT {}, r.project_id FROM reminder_schedules s
              JOIN reminders r ON r.id = s.reminder_id
-             WHERE s.next_at <= $1 AND r.active = 1
+             WHERE s.next_at <= $1 AND r.active = 1{from}
              ORDER BY s.next_at, s.reminder_id, s.case_pk LIMIT $2{skip}",
             columns.join(", ")
-        ))
-        .bind(now)
-        .bind(limit as i64)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| Ok((schedule_from_row(row)?, row.try_get("project_id")?)))
-        .collect()
+        );
+        let mut q = sqlx::query(&sql).bind(now).bind(limit as i64);
+        if let Some((at, reminder_id, case_pk)) = after {
+            q = q.bind(at).bind(reminder_id).bind(case_pk);
+        }
+        q.fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|row| Ok((schedule_from_row(row)?, row.try_get("project_id")?)))
+            .collect()
     }
 
     /// The rows of one rule for the cases with a row id in `first..=last` (a page of the rule's
@@ -670,22 +683,23 @@ impl Db {
         Ok(names)
     }
 
-    /// Records occurrences handled; returns those recorded now, as (rule, case, due instant).
-    /// One recorded already (by another worker, or before) is not returned: nothing may be sent
-    /// for it. Nor is a `queued` one whose number another worker queued a message to for the
-    /// same occurrence (a unique index, which makes this insert wait for that worker's
-    /// commit): it is recorded `same_phone`.
+    /// Records occurrences handled; returns those recorded now as they were asked, as (rule,
+    /// case, due instant), and how many were recorded `same_phone` instead of `queued`. One
+    /// recorded already (by another worker, or before) is in neither: nothing may be sent for
+    /// it. A `queued` one whose number a message was queued to for the same occurrence already
+    /// (an earlier page or tick, or another worker: a unique index, which makes this insert wait
+    /// for that worker's commit) is recorded `same_phone` and counted, not returned.
     pub async fn record_occurrences_tx(
         &self,
         tx: &mut Transaction<'static, Any>,
         rows: &[NewOccurrence],
         now: i64,
-    ) -> StoreResult<std::collections::HashSet<(i64, i64, i64)>> {
+    ) -> StoreResult<(std::collections::HashSet<(i64, i64, i64)>, usize)> {
         let recorded = self.insert_occurrences_tx(tx, rows, now).await?;
         // A 'queued' row that was not recorded met either its own key (another worker recorded
-        // this case's occurrence) or the one-queued-a-number index (another worker queued a
-        // message to the number for this occurrence, and committed while this insert waited).
-        // The second is recorded as 'same_phone'; the first does nothing again.
+        // this case's occurrence) or the one-queued-a-number index (a message to the number
+        // went for this occurrence already). The second is recorded as 'same_phone'; the first
+        // does nothing again.
         let lost: Vec<NewOccurrence> = rows
             .iter()
             .filter(|o| {
@@ -696,8 +710,8 @@ impl Db {
                 ..o.clone()
             })
             .collect();
-        self.insert_occurrences_tx(tx, &lost, now).await?;
-        Ok(recorded)
+        let same_phone = self.insert_occurrences_tx(tx, &lost, now).await?.len();
+        Ok((recorded, same_phone))
     }
 
     /// Inserts occurrences, skipping those a unique key or index already holds; returns those
@@ -731,35 +745,6 @@ impl Db {
             inserted.extend(q.persistent(false).fetch_all(&mut **tx).await?);
         }
         Ok(inserted)
-    }
-
-    /// Which of `phones` a message of this rule's occurrence at `due_at` was queued to already
-    /// (for another case with the number).
-    pub async fn occurrence_phones_sent_tx(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        reminder_id: i64,
-        due_at: i64,
-        phones: &[&str],
-    ) -> StoreResult<std::collections::HashSet<String>> {
-        let mut found = std::collections::HashSet::new();
-        for chunk in phones.chunks(ROWS) {
-            let mut p = Placeholders::new(self.dialect());
-            let (rule, at) = (p.next(), p.next());
-            let sql = format!(
-                "SELECT phone FROM reminder_occurrences WHERE reminder_id = {rule} AND due_at = {at}
-                 AND outcome = 'queued' AND phone IN ({})",
-                p.list(chunk.len())
-            );
-            let mut q = sqlx::query_scalar::<_, String>(&sql)
-                .bind(reminder_id)
-                .bind(due_at);
-            for phone in chunk {
-                q = q.bind(*phone);
-            }
-            found.extend(q.persistent(false).fetch_all(&mut **tx).await?);
-        }
-        Ok(found)
     }
 
     /// A rule's occurrences handled, newest first (at most `limit`).

@@ -897,11 +897,12 @@ async fn two_workers_queue_one_message_to_a_shared_number(engine: Dialect) {
     };
 
     let mut first = db.begin_write().await.unwrap();
-    let recorded = db
+    let (recorded, same_phone) = db
         .record_occurrences_tx(&mut first, &[occurrence(a_pk)], due_at)
         .await
         .unwrap();
     assert!(recorded.contains(&(rule.id, a_pk, due_at)));
+    assert_eq!(same_phone, 0);
     let second = {
         let db = db.clone();
         let row = occurrence(b_pk);
@@ -931,9 +932,10 @@ async fn two_workers_queue_one_message_to_a_shared_number(engine: Dialect) {
         }
     };
     assert!(
-        second_recorded.is_empty(),
+        second_recorded.0.is_empty(),
         "the second is not reported as recorded: {second_recorded:?}"
     );
+    assert_eq!(second_recorded.1, 1, "the second is counted as same_phone");
     let outcomes: Vec<(i64, String)> = sqlx::query_as(
         "SELECT case_pk, outcome FROM reminder_occurrences WHERE reminder_id = $1 ORDER BY case_pk",
     )
