@@ -413,8 +413,16 @@ pub async fn evaluate_rules(db: &Db, clock: &dyn Clock) -> StoreResult<bool> {
 
 /// Sends what is due (up to [`FIRE_PAGE`] rows a call); returns how many occurrences it
 /// recorded.
+///
+/// A page is one transaction: the due rows are taken (locked on PostgreSQL, so another worker
+/// takes other rows), their cases read and judged again as they are now, every occurrence
+/// recorded under its unique key in one statement, the messages of those recorded now queued
+/// in one statement, and the rows moved on to their next occurrence. A crash before the commit
+/// leaves it all as it was, due again; an occurrence another worker recorded first is not sent.
 pub async fn fire_due(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
-    fire_due_with_faults(db, clock, &Faults::none()).await
+    Ok(fire_page_of_due(db, clock.now_ms(), &Faults::none(), None)
+        .await?
+        .1)
 }
 
 /// Pages of due rows one process fires at once on PostgreSQL, each in its own transaction on
@@ -424,9 +432,10 @@ pub async fn fire_due(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
 pub const FIRE_LANES: usize = 2;
 
 /// Sends everything due at the clock's now (read once: rows falling due meanwhile wait for the
-/// next tick), page after page in [`FIRE_LANES`] lanes, until no due row is left (a page that
-/// claims fewer rows than [`FIRE_PAGE`] ends its lane); returns the occurrences recorded. What
-/// a worker's tick calls.
+/// next tick), page after page in [`FIRE_LANES`] lanes, each claim starting after the last row
+/// any lane claimed (a page that claims fewer rows than [`FIRE_PAGE`] ends its lane), then
+/// once more from the first due row for any left behind; returns the occurrences recorded.
+/// Rows another worker holds are its own. What a worker's tick calls.
 pub async fn fire_all_due(db: &Db, clock: &dyn Clock, faults: &Faults) -> StoreResult<usize> {
     let lanes = match db.dialect() {
         casecast_store::Dialect::Postgres => FIRE_LANES,
@@ -449,28 +458,24 @@ pub async fn fire_all_due(db: &Db, clock: &dyn Clock, faults: &Faults) -> StoreR
     for lane in futures_util::future::join_all((0..lanes).map(|_| lane())).await {
         recorded += lane?;
     }
-    Ok(recorded)
-}
-
-/// [`fire_due`], holding at the fault points a test names (see `crate::faults`).
-///
-/// A page is one transaction: the due rows are taken (locked on PostgreSQL, so another worker
-/// takes other rows), their cases read and judged again as they are now, every occurrence
-/// recorded under its unique key in one statement, the messages of those recorded now queued
-/// in one statement, and the rows moved on to their next occurrence. A crash before the commit
-/// leaves it all as it was, due again; an occurrence another worker recorded first is not sent.
-pub async fn fire_due_with_faults(
-    db: &Db,
-    clock: &dyn Clock,
-    faults: &Faults,
-) -> StoreResult<usize> {
-    Ok(fire_page_of_due(db, clock.now_ms(), faults, None).await?.1)
+    // Rows behind the cursor that are due and were not taken (a page rolled back, or a row
+    // another transaction held while a claim passed it): one more pass from the first due row,
+    // with a cursor of its own, so that it ends even if rows stay due (they are passed once).
+    let sweep = Cursor::default();
+    loop {
+        let (claimed, n) = fire_page_of_due(db, now, faults, Some(&sweep)).await?;
+        recorded += n;
+        if claimed < FIRE_PAGE {
+            return Ok(recorded);
+        }
+    }
 }
 
 /// The (due instant, rule, case) of the last row claimed by a run of pages.
 type Cursor = std::sync::Mutex<Option<(i64, i64, i64)>>;
 
-/// One page of [`fire_due_with_faults`] at `now`: (due rows claimed, occurrences recorded). `cursor`:
+/// One page of [`fire_due`] at `now`, holding at the fault points a test names (see
+/// `crate::faults`): (due rows claimed, occurrences recorded). `cursor`:
 /// claims only rows after it, and moves it to the last row claimed.
 async fn fire_page_of_due(
     db: &Db,
@@ -488,18 +493,21 @@ async fn fire_page_of_due(
     let due = db
         .claim_due_schedules_tx(&mut tx, now, FIRE_PAGE, after)
         .await?;
-    if let (Some(cursor), Some((last, _))) = (cursor, due.last()) {
-        let key = (
-            last.next_at.unwrap_or(i64::MIN),
-            last.reminder_id,
-            last.case_pk,
-        );
+    // The page's greatest key, not its last row's: PostgreSQL may return a locked row out of
+    // order (one another transaction moved while the claim waited).
+    let greatest = due
+        .iter()
+        .map(|(r, _)| (r.next_at.unwrap_or(i64::MIN), r.reminder_id, r.case_pk))
+        .max();
+    if let (Some(cursor), Some(key)) = (cursor, greatest) {
         let mut c = cursor.lock().unwrap_or_else(|e| e.into_inner());
         if c.is_none_or(|c| c < key) {
             *c = Some(key);
         }
     }
-    let mut by_project: HashMap<i64, Vec<ScheduleRow>> = HashMap::new();
+    // Projects in one order (as the rows within each): two pages, of two lanes or workers, that
+    // wait on each other's rows of the one-queued-a-number index never wait in a cycle.
+    let mut by_project: std::collections::BTreeMap<i64, Vec<ScheduleRow>> = Default::default();
     for (row, project_id) in &due {
         by_project.entry(*project_id).or_default().push(row.clone());
     }

@@ -581,10 +581,11 @@ impl Db {
     /// worker skips them (and, once it commits, finds them no longer due); SQLite writes one
     /// transaction at a time. Returns each row with its rule's project.
     ///
-    /// `after`: only rows after this (due instant, rule, case) in that order, the last row of
-    /// the caller's previous page. Pages taken one after another then start where the last
-    /// ended instead of walking again over the index entries of every row fired before them
-    /// (on PostgreSQL those are dead until a vacuum, and the walk cost a page more each time).
+    /// `after`: only rows after this (due instant, rule, case) in that order, the greatest key
+    /// claimed so far by the caller's pages (of any of its lanes). Pages taken one after
+    /// another then start where the last ended instead of walking again over the index entries
+    /// of every row fired before them (on PostgreSQL those are dead until a vacuum, and the walk
+    /// cost a page more each time).
     pub async fn claim_due_schedules_tx(
         &self,
         tx: &mut Transaction<'static, Any>,

@@ -1008,9 +1008,10 @@ async fn a_group_a_rule_names_is_not_deleted_until_the_rule_is_changed(engine: D
 
 on_both_engines!(a_tick_fires_every_due_page_even_when_pages_share_numbers);
 
-/// What a worker's tick calls (`fire_all_due`) sends everything due in one call, even when
-/// its pages record fewer occurrences than they claim as sent (cases sharing a number are
-/// `same_phone`): the lanes stop on a short claim, not on a short record.
+/// What a worker's tick calls (`fire_all_due`) sends everything due in one call, one message a
+/// number: cases sharing a number within a page are `same_phone` before recording, and those
+/// whose number an earlier page sent meet the one-queued-a-number index and are recorded
+/// `same_phone` by the store, and counted.
 async fn a_tick_fires_every_due_page_even_when_pages_share_numbers(engine: Dialect) {
     let t = TestDb::new(engine).await;
     let db = &t.db;
@@ -1019,13 +1020,13 @@ async fn a_tick_fires_every_due_page_even_when_pages_share_numbers(engine: Diale
     let r = reminders::create(db, p.id, &rule(json!({})), None)
         .await
         .unwrap();
-    // Three pages' worth; every ten cases share a number.
+    // Three pages' worth; every seven cases share a number, so some numbers span two pages.
     let n = reminders::FIRE_PAGE * 2 + 34;
     let changes: Vec<CaseChanges> = (0..n)
         .map(|i| CaseChanges {
             name: Some(format!("Case {i}")),
             phone_number: Some(Some(
-                casecast_core::PhoneNumber::parse(&format!("+25677{:07}", i / 10), None).unwrap(),
+                casecast_core::PhoneNumber::parse(&format!("+25677{:07}", i / 7), None).unwrap(),
             )),
             properties: [("next_visit".to_string(), Some("2026-03-05".to_string()))].into(),
             ..Default::default()
@@ -1045,7 +1046,12 @@ async fn a_tick_fires_every_due_page_even_when_pages_share_numbers(engine: Diale
         .unwrap();
     assert_eq!(recorded, n, "every due occurrence recorded in one call");
     assert_eq!(reminders::fire_due(db, &clock).await.unwrap(), 0);
-    let numbers = n.div_ceil(10);
+    assert_ne!(
+        reminders::FIRE_PAGE % 7,
+        0,
+        "a number spans the first two pages"
+    );
+    let numbers = n.div_ceil(7);
     assert_eq!(reminder_messages(db, &p).await.len(), numbers);
     let counts = db.reminder_counts(r.id).await.unwrap();
     assert_eq!(counts.outcomes.get("queued"), Some(&(numbers as i64)));
