@@ -391,10 +391,7 @@ pub async fn run_fire(bench: &Bench, f: Fire) -> anyhow::Result<()> {
     if messages_before != 0 {
         bail!("the rule has {messages_before} messages before firing");
     }
-    let lanes = match db.dialect() {
-        casecast_store::Dialect::Postgres => reminders::FIRE_LANES,
-        casecast_store::Dialect::Sqlite => 1,
-    };
+    let lanes = reminders::fire_lanes(db.dialect());
     let watch = Stopwatch::start();
     let recorded = reminders::fire_all_due(&db, &clock, &Faults::none()).await?;
     let (secs, cpu) = (watch.secs(), watch.cpu_secs());

@@ -431,39 +431,39 @@ pub async fn fire_due(db: &Db, clock: &dyn Clock) -> StoreResult<usize> {
 /// cases are judged and rendered here. SQLite writes one transaction at a time: one lane.
 pub const FIRE_LANES: usize = 2;
 
+/// The lanes [`fire_all_due`] runs on this engine.
+pub fn fire_lanes(engine: casecast_store::Dialect) -> usize {
+    match engine {
+        casecast_store::Dialect::Postgres => FIRE_LANES,
+        casecast_store::Dialect::Sqlite => 1,
+    }
+}
+
 /// Sends everything due at the clock's now (read once: rows falling due meanwhile wait for the
 /// next tick), page after page in [`FIRE_LANES`] lanes, each claim starting after the last row
 /// any lane claimed (a page that claims fewer rows than [`FIRE_PAGE`] ends its lane), then
 /// once more from the first due row for any left behind; returns the occurrences recorded.
 /// Rows another worker holds are its own. What a worker's tick calls.
 pub async fn fire_all_due(db: &Db, clock: &dyn Clock, faults: &Faults) -> StoreResult<usize> {
-    let lanes = match db.dialect() {
-        casecast_store::Dialect::Postgres => FIRE_LANES,
-        casecast_store::Dialect::Sqlite => 1,
-    };
     let now = clock.now_ms();
     // The last row claimed by any lane: each claim starts after it.
     let cursor = Cursor::default();
-    let lane = || async {
-        let mut recorded = 0;
-        loop {
-            let (claimed, n) = fire_page_of_due(db, now, faults, Some(&cursor)).await?;
-            recorded += n;
-            if claimed < FIRE_PAGE {
-                return Ok::<_, StoreError>(recorded);
-            }
-        }
-    };
+    let lanes = (0..fire_lanes(db.dialect())).map(|_| fire_pages(db, now, faults, &cursor));
     let mut recorded = 0;
-    for lane in futures_util::future::join_all((0..lanes).map(|_| lane())).await {
+    for lane in futures_util::future::join_all(lanes).await {
         recorded += lane?;
     }
     // Rows behind the cursor that are due and were not taken (a page rolled back, or a row
     // another transaction held while a claim passed it): one more pass from the first due row,
     // with a cursor of its own, so that it ends even if rows stay due (they are passed once).
-    let sweep = Cursor::default();
+    Ok(recorded + fire_pages(db, now, faults, &Cursor::default()).await?)
+}
+
+/// Pages after `cursor` until a claim comes back short; returns the occurrences recorded.
+async fn fire_pages(db: &Db, now: i64, faults: &Faults, cursor: &Cursor) -> StoreResult<usize> {
+    let mut recorded = 0;
     loop {
-        let (claimed, n) = fire_page_of_due(db, now, faults, Some(&sweep)).await?;
+        let (claimed, n) = fire_page_of_due(db, now, faults, Some(cursor)).await?;
         recorded += n;
         if claimed < FIRE_PAGE {
             return Ok(recorded);

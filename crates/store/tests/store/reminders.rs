@@ -381,7 +381,15 @@ async fn due_rows_fire_a_page_at_a_time_each_once(engine: Dialect) {
         .await
         .unwrap();
     let n = reminders::FIRE_PAGE * 2 + 34;
-    many_cases(db, &p, n, &[("next_visit", "2026-03-05")], clock.now_ms()).await;
+    many_cases(
+        db,
+        &p,
+        n,
+        1,
+        &[("next_visit", "2026-03-05")],
+        clock.now_ms(),
+    )
+    .await;
     let bc = case_with(db, beta.id, None, "Beta case", None, Some("0772000799")).await;
     set(
         db,
@@ -580,13 +588,22 @@ async fn every_write_path_puts_the_case_before_its_rules_again(engine: Dialect) 
     );
 }
 
-/// `n` cases of the default type, numbers +25677000000i, with these properties.
-async fn many_cases(db: &Db, p: &Project, n: usize, props: &[(&str, &str)], now: i64) {
+/// `n` cases of the default type, with these properties; case i has the number
+/// +25677000000k for k = i / `per_number` (so `per_number` cases in a row share one).
+async fn many_cases(
+    db: &Db,
+    p: &Project,
+    n: usize,
+    per_number: usize,
+    props: &[(&str, &str)],
+    now: i64,
+) {
     let changes: Vec<CaseChanges> = (0..n)
         .map(|i| CaseChanges {
             name: Some(format!("Case {i}")),
             phone_number: Some(Some(
-                casecast_core::PhoneNumber::parse(&format!("+25677{i:07}"), None).unwrap(),
+                casecast_core::PhoneNumber::parse(&format!("+25677{:07}", i / per_number), None)
+                    .unwrap(),
             )),
             properties: props
                 .iter()
@@ -621,7 +638,15 @@ async fn a_rule_edit_looks_again_in_pages_and_sends_nothing_twice(engine: Dialec
     let Setup { p, .. } = setup(db, survey_body()).await;
     let clock = ManualClock::new(kampala(2026, 3, 1, 8, 0));
     let n = reminders::PAGE + 100;
-    many_cases(db, &p, n, &[("next_visit", "2026-03-05")], clock.now_ms()).await;
+    many_cases(
+        db,
+        &p,
+        n,
+        1,
+        &[("next_visit", "2026-03-05")],
+        clock.now_ms(),
+    )
+    .await;
     let body = json!({"repeat": {"every_days": 1, "times": 2}});
     let r = reminders::create(db, p.id, &rule(body.clone()), None)
         .await
@@ -1022,23 +1047,15 @@ async fn a_tick_fires_every_due_page_even_when_pages_share_numbers(engine: Diale
         .unwrap();
     // Three pages' worth; every seven cases share a number, so some numbers span two pages.
     let n = reminders::FIRE_PAGE * 2 + 34;
-    let changes: Vec<CaseChanges> = (0..n)
-        .map(|i| CaseChanges {
-            name: Some(format!("Case {i}")),
-            phone_number: Some(Some(
-                casecast_core::PhoneNumber::parse(&format!("+25677{:07}", i / 7), None).unwrap(),
-            )),
-            properties: [("next_visit".to_string(), Some("2026-03-05".to_string()))].into(),
-            ..Default::default()
-        })
-        .collect();
-    let mut tx = db.begin_write().await.unwrap();
-    let made = db
-        .create_cases_tx(&mut tx, p.id, &changes, clock.now_ms())
-        .await
-        .unwrap();
-    assert!(made.iter().all(Result::is_ok));
-    tx.commit().await.unwrap();
+    many_cases(
+        db,
+        &p,
+        n,
+        7,
+        &[("next_visit", "2026-03-05")],
+        clock.now_ms(),
+    )
+    .await;
     tick(db, &clock).await;
     clock.set(kampala(2026, 3, 3, 9, 0));
     let recorded = reminders::fire_all_due(db, &clock, &casecast_engine::faults::Faults::none())
